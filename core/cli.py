@@ -1,0 +1,335 @@
+"""The `chute` command line (DESIGN section 1). Every mode shares one engine."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import humanize
+
+from core import __version__
+from core import config as config_mod
+from core.errors import ChuteError, UsageError
+from core.states import BAD_OUTCOMES, State
+
+log = logging.getLogger("chute")
+
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events")
+EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and exit 2, like every usage error
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("common options")
+    g.add_argument("--clickhouse", metavar="URL", help="chdb:///abs/path or http(s)://user@host:port "
+                   "(env CHUTE_CLICKHOUSE_URL; default: embedded chDB)")
+    g.add_argument("--database", metavar="NAME", help="ClickHouse database (default: default)")
+    g.add_argument("--state-dir", metavar="DIR", help="where the ledger lives (env CHUTE_STATE_DIR)")
+    g.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    g.add_argument("--log-format", choices=["auto", "text", "json"], help="log line format (default: auto)")
+    g.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="chute", description="Watch a folder and load every new file into ClickHouse exactly once.")
+    p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="folder to watch (default ./data)")
+    p.add_argument("--no-ui", action="store_true", help="run headless (daemon)")
+    p.add_argument("--once", action="store_true", help="with --no-ui: load what is present now, then exit")
+    p.add_argument("--require-approval", action="store_true", default=None,
+                   help="every new file waits as held until approved")
+    p.add_argument("--batch-rows", type=int, metavar="N", help="rows per insert (default 200000)")
+    p.add_argument("--settle-seconds", type=float, metavar="S", help="quiet time before a file counts as complete")
+    p.add_argument("--workers", type=int, metavar="N", help="loader threads (default 2)")
+    p.add_argument("--after-load", choices=["keep", "archive", "delete"], help="what to do with a loaded file")
+    p.add_argument("--wait-for-clickhouse", type=float, default=0.0, metavar="S",
+                   help="at start, wait up to S seconds for ClickHouse to answer")
+    p.add_argument("--version", action="version", version=f"chute {__version__}")
+    _common(p)
+    return p
+
+
+def build_sub_parser(name: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=f"chute {name}")
+    if name in ("status", "files", "events"):
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    if name == "files":
+        p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
+        p.add_argument("--limit", type=int, default=0, help="at most N lines (newest first)")
+    if name == "events":
+        p.add_argument("--since", metavar="T", help="seconds ago (e.g. 3600) or an ISO time")
+    if name in ("approve", "retry", "purge"):
+        p.add_argument("path", metavar="PATH", help="file path, relative to DATA_DIR or absolute")
+        p.add_argument("--data-dir", metavar="DIR", help="the data folder (default: the ledger's)")
+        p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a running daemon")
+    if name == "attach":
+        p.add_argument("--data-dir", metavar="DIR", help=argparse.SUPPRESS)
+    _common(p)
+    return p
+
+
+def _config(args: argparse.Namespace, data_dir: str | None) -> config_mod.Config:
+    overrides: dict[str, Any] = {
+        "clickhouse_url": args.clickhouse,
+        "database": args.database,
+        "state_dir": args.state_dir,
+        "log_format": args.log_format,
+        "log_level": args.log_level,
+    }
+    for key in ("require_approval", "batch_rows", "settle_seconds", "workers", "after_load"):
+        overrides[key] = getattr(args, key, None)
+    if data_dir:
+        overrides["data_dir"] = str(Path(data_dir).resolve())
+    cfg = config_mod.load(Path(args.config) if args.config else None, overrides)
+    if not data_dir and cfg.data_dir == Path("data"):
+        cfg = dataclasses.replace(cfg, data_dir=Path("data").resolve())
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return _subcommand(argv[0], argv[1:])
+        return _run(argv)
+    except UsageError as exc:
+        print(f"chute: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ChuteError as exc:
+        print(f"chute: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback; details at debug level
+        log.debug("unexpected error", exc_info=True)
+        print(f"chute: unexpected error: {type(exc).__name__}: {exc} (run with --log-level debug for details)",
+              file=sys.stderr)
+        return EXIT_UNEXPECTED
+
+
+# -- running the engine -------------------------------------------------------------------
+
+
+def _run(argv: list[str]) -> int:
+    from core import logsetup
+    from core.engine import Engine
+
+    args = build_parser().parse_args(argv)
+    if args.once and not args.no_ui:
+        raise UsageError("--once needs --no-ui")
+    cfg = _config(args, args.data_dir)
+    if not args.no_ui:
+        try:
+            from tui.app import run_console  # the console is optional at import time for headless hosts
+        except ImportError as exc:
+            raise UsageError(f"the console is not available ({exc}); use --no-ui") from None
+        return run_console(cfg, wait_for_clickhouse=args.wait_for_clickhouse)
+    logsetup.configure(cfg.log_format, cfg.log_level)
+    engine = Engine(cfg, once=args.once, mode="once" if args.once else "daemon")
+    stop = threading.Event()
+
+    def _signal(signum: int, _frame: object) -> None:
+        log.info("received %s: finishing the batch in flight, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _signal)
+    signal.signal(signal.SIGTERM, _signal)
+    engine.start(wait_for_target=args.wait_for_clickhouse)
+    try:
+        if args.once:
+            from core.progress import ProgressLine
+
+            with ProgressLine(engine):
+                while not stop.is_set() and not engine.wait_idle(timeout=0.5):
+                    pass
+            return _once_exit(engine, interrupted=stop.is_set())
+        while not stop.wait(1.0):
+            pass
+        return EXIT_OK
+    finally:
+        engine.stop()
+        log.info("stopped")
+
+
+def _once_exit(engine: Any, interrupted: bool) -> int:
+    assert engine.ledger is not None and engine.watcher is not None
+    states: dict[str, int] = {}
+    bad = 0
+    for rel in sorted(engine.watcher.scanned_paths):
+        row = engine.ledger.current(rel)
+        if row is None:
+            continue
+        states[row.state] = states.get(row.state, 0) + 1
+        if row.state in BAD_OUTCOMES or row.state not in (State.LOADED, State.DUPLICATE):
+            bad += 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no files"
+    log.info("once: %s", summary)
+    if interrupted:
+        return EXIT_OK
+    return EXIT_BAD_FILES if bad else EXIT_OK
+
+
+# -- subcommands that read or steer through the ledger ---------------------------------------
+
+
+def _subcommand(name: str, argv: list[str]) -> int:
+    args = build_sub_parser(name).parse_args(argv)
+    data_dir = getattr(args, "data_dir", None)
+    cfg = _config(args, data_dir)
+    from core import logsetup
+
+    logsetup.configure(cfg.log_format, cfg.log_level)
+    if name == "attach":
+        from tui.app import run_attached
+
+        return run_attached(cfg)
+    if name in ("approve", "retry", "purge"):
+        return _action(cfg, name, args)
+    ledger = _read_ledger(cfg)
+    try:
+        if name == "status":
+            return _status(cfg, ledger, args.json)
+        if name == "files":
+            return _files(ledger, args.state, args.limit, args.json)
+        if name == "events":
+            return _events(ledger, args.since, args.json)
+    finally:
+        ledger.close()
+    return EXIT_USAGE
+
+
+def _read_ledger(cfg: config_mod.Config):  # noqa: ANN202
+    from core.ledger import Ledger
+
+    if not (cfg.state_dir / Ledger.FILENAME).exists():
+        raise UsageError(f"no ledger in {cfg.state_dir}: chute has not run with this state dir (see --state-dir)")
+    return Ledger(cfg.state_dir, readonly=True)
+
+
+def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
+    from core.engine import StateLock
+
+    now = time.time()
+    counts = ledger.counts()
+    running = StateLock.holder(cfg.state_dir)
+    rows_1m = ledger.rows_acked_since(now - 60)
+    rows_1h = ledger.rows_acked_since(now - 3600)
+    errors = [
+        {"path": r.path, "state": str(r.state), "error": r.last_error, "at": r.updated_at}
+        for r in ledger.recent_errors(10)
+    ]
+    data = {
+        "data_dir": ledger.meta("data_dir"),
+        "running": running,
+        "counts": {s.value: counts.get(s.value, 0) for s in State},
+        "rows_per_s_1m": round(rows_1m / 60, 1),
+        "rows_last_hour": rows_1h,
+        "files_loaded_last_hour": ledger.loaded_since(now - 3600),
+        "recent_errors": errors,
+    }
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print(f"chute {__version__}  data: {data['data_dir']}  engine: {running or 'not running'}")
+    print("  ".join(f"{s}: {n}" for s, n in data["counts"].items() if n) or "no files yet")
+    print(f"rows/s (1 min): {humanize.intcomma(data['rows_per_s_1m'])}   rows last hour: "
+          f"{humanize.intcomma(rows_1h)}   files loaded last hour: {data['files_loaded_last_hour']}")
+    if errors:
+        print("recent errors:")
+        for e in errors:
+            print(f"  {humanize.naturaltime(now - e['at']):>16}  {e['state']:<11} {e['path']}: {e['error']}")
+    return EXIT_OK
+
+
+def _files(ledger: Any, state: str | None, limit: int, as_json: bool) -> int:
+    rows = ledger.list_files(state=state, limit=limit or None)
+    if as_json:
+        for r in rows:
+            print(json.dumps(r.as_dict()))
+        return EXIT_OK
+    for r in rows:
+        reason = r.last_error or r.reason or ""
+        rows_txt = "-" if r.rows is None else str(r.rows)
+        print(f"{r.path}\t{r.table_name}\t{r.state}\t{rows_txt}\t{reason}")
+    return EXIT_OK
+
+
+def _events(ledger: Any, since: str | None, as_json: bool) -> int:
+    start = None
+    if since:
+        try:
+            start = time.time() - float(since)
+        except ValueError:
+            from datetime import datetime
+
+            try:
+                start = datetime.fromisoformat(since).timestamp()
+            except ValueError:
+                raise UsageError(f"--since {since!r}: give seconds ago or an ISO time") from None
+    for ev in ledger.events(since=start, limit=100_000):
+        if as_json:
+            print(json.dumps(ev.__dict__))
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.ts))
+            change = f"{ev.from_state or '-'} -> {ev.to_state}" if ev.to_state else ev.action
+            print(f"{when}  {ev.actor:<10} {change:<24} {ev.path or ''}  {ev.detail or ''}".rstrip())
+    return EXIT_OK
+
+
+def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
+    """Through a running engine's command channel if there is one; otherwise here and now."""
+    from core.engine import StateLock, open_ledger, prepare_dirs
+
+    ledger = _read_ledger(cfg)
+    owner = ledger.meta("data_dir")
+    ledger.close()
+    if owner and not getattr(args, "data_dir", None):
+        cfg = dataclasses.replace(cfg, data_dir=Path(owner))
+    actor = f"cli:{os.environ.get('USER', 'unknown')}"
+    if StateLock.holder(cfg.state_dir):
+        from core.ledger import Ledger
+
+        ledger = Ledger(cfg.state_dir)
+        try:
+            cid = ledger.enqueue_command(name, args.path, actor)
+            deadline = time.monotonic() + args.wait
+            while time.monotonic() < deadline:
+                cmd = ledger.command(cid)
+                if cmd is not None and cmd["status"] != "pending":
+                    print(cmd["result"])
+                    return EXIT_OK if cmd["status"] == "done" else EXIT_USAGE
+                time.sleep(0.1)
+            print(f"chute: the running engine has not answered in {args.wait:.0f}s; the command stays queued",
+                  file=sys.stderr)
+            return EXIT_UNEXPECTED
+        finally:
+            ledger.close()
+    from core import actions
+    from core.engine import StateLock as Lock
+    from core.target import Target
+
+    prepare_dirs(cfg)
+    lock = Lock(cfg.state_dir)
+    lock.acquire("cli")
+    ledger = open_ledger(cfg)
+    target = Target(cfg)
+    try:
+        print(actions.run(cfg, ledger, target, name, args.path, actor))
+        return EXIT_OK
+    finally:
+        target.close()
+        ledger.close()
+        lock.release()

@@ -1,0 +1,375 @@
+"""The engine: watcher + ledger + loader workers, driven by commands, observed by snapshots.
+
+The console, ``chute --no-ui`` and ``chute attach`` all use this one class (or, for attach,
+its ledger and command channel). It never calls UI code: UIs pull :meth:`Engine.snapshot`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.config import Config
+from core.errors import TargetError, UsageError
+from core.ledger import FileRow, Ledger
+from core.loader import Loader, Progress
+from core.states import FINAL, State
+from core.target import Target
+from core.watcher import Watcher
+
+log = logging.getLogger("chute.engine")
+
+ACTIONS = ("approve", "retry", "purge", "pause", "resume")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a UI shows, taken at one instant. Cheap to build; safe to hand to another thread."""
+
+    ts: float
+    data_dir: str
+    target: str
+    target_ok: bool
+    target_error: str | None
+    server_version: str
+    paused: bool
+    counts: dict[str, int]
+    inflight: list[Progress]
+    rows_per_s: float
+    mb_per_s: float
+    files_per_min: float
+    rows_last_hour: int
+    settling: int
+    history: list[tuple[float, int, int]] = field(default_factory=list)  # (second, rows, bytes)
+
+
+class StateLock:
+    """One engine per state dir: an exclusive flock held for the engine's life."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "chute.lock"
+        self._fd: int | None = None
+
+    def acquire(self, mode: str) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 200, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise UsageError(f"another chute is running on this state dir ({other or 'unknown pid'}); "
+                             "use `chute attach`, or a different --state-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} {mode}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @staticmethod
+    def holder(state_dir: Path) -> str | None:
+        """The running engine's 'pid N mode', or None when no engine holds the lock."""
+        path = state_dir / "chute.lock"
+        if not path.exists():
+            return None
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return os.pread(fd, 200, 0).decode(errors="replace").strip() or "running"
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+
+def prepare_dirs(cfg: Config) -> None:
+    if not cfg.data_dir.is_dir():
+        raise UsageError(f"data folder {cfg.data_dir} does not exist (create it, or pass another DATA_DIR)")
+    try:
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        probe = cfg.state_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"state dir {cfg.state_dir} is not writable: {exc.strerror}") from None
+
+
+def open_ledger(cfg: Config) -> Ledger:
+    """The ledger for ``cfg.data_dir``; refuse a state dir that belongs to another data folder."""
+    ledger = Ledger(cfg.state_dir)
+    data = str(Path(cfg.data_dir).resolve())
+    owner = ledger.meta("data_dir")
+    if owner is None:
+        ledger.set_meta("data_dir", data)
+    elif owner != data:
+        ledger.close()
+        raise UsageError(f"state dir {cfg.state_dir} belongs to data folder {owner}; "
+                         f"pass --state-dir for {data}")
+    return ledger
+
+
+class Engine:
+    def __init__(self, cfg: Config, *, once: bool = False, mode: str = "daemon") -> None:
+        self.cfg = cfg
+        self.once = once
+        self.mode = mode
+        self.ledger: Ledger | None = None
+        self.target = Target(cfg)
+        self.paused = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._inflight: dict[int, Progress | None] = {}
+        self._state_lock = StateLock(cfg.state_dir)
+        self._pool: ThreadPoolExecutor | None = None
+        self._threads: list[threading.Thread] = []
+        self.watcher: Watcher | None = None
+        self.loader: Loader | None = None
+        self.target_ok = False
+        self.target_error: str | None = None
+        self._history: deque[tuple[int, int, int]] = deque(maxlen=3600)  # per second: rows, bytes
+        self._loaded_times: deque[float] = deque(maxlen=10_000)
+        self.started_at = time.time()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, wait_for_target: float = 0.0) -> None:
+        cfg = self.cfg
+        prepare_dirs(cfg)
+        self._state_lock.acquire(self.mode)
+        try:
+            self.ledger = open_ledger(cfg)
+            self._connect(wait_for_target)
+            recovered = self.ledger.recover_interrupted()
+            if recovered:
+                log.info("resuming %d file(s) interrupted by the last stop", len(recovered))
+            self.loader = Loader(cfg, self.ledger, self.target, stop=self._stop, on_progress=self._progress,
+                                 exhaust_unreachable=self.once)
+            self.loader.on_unreachable = self._mark_unreachable
+            self.loader.on_batch = self._record_batch
+            self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
+            self.watcher = Watcher(cfg, self.ledger, on_queued=self._wake.set)
+            self.watcher.start(observe=not self.once)
+        except BaseException:
+            self.close()
+            raise
+        self._spawn(self._dispatch_loop, "chute-dispatch")
+        self._spawn(self._health_loop, "chute-health")
+        log.info("watching %s -> %s (database %s), mode %s", cfg.data_dir, cfg.masked_url(), cfg.database, self.mode)
+
+    def _connect(self, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                version = self.target.check()
+                self.target_ok, self.target_error = True, None
+                log.info("ClickHouse %s at %s answers", version, self.cfg.masked_url())
+                return
+            except TargetError as exc:
+                if time.monotonic() >= deadline:
+                    raise UsageError(f"cannot reach ClickHouse at {self.cfg.masked_url()}: {exc}") from None
+                log.warning("waiting for ClickHouse at %s: %s", self.cfg.masked_url(), exc)
+                time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+
+    def _spawn(self, fn, name: str) -> None:  # noqa: ANN001
+        thread = threading.Thread(target=fn, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Finish or safely abandon the batch in flight, then release everything."""
+        self._stop.set()
+        self._wake.set()
+        if self.watcher:
+            self.watcher.stop()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self._pool:
+            self._pool.shutdown(wait=True)
+        self.close()
+
+    def close(self) -> None:
+        if self.loader:
+            self.loader.close()
+        self.target.close()
+        if self.ledger:
+            self.ledger.close()
+            self.ledger = None
+        self._state_lock.release()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        assert self.ledger is not None and self._pool is not None
+        while not self._stop.is_set():
+            self._wake.wait(0.25)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self._run_commands()
+                if self.paused or not self.target_ok:
+                    continue
+                with self._lock:
+                    busy = list(self._inflight)
+                free = self.cfg.workers - len(busy)
+                if free <= 0:
+                    continue
+                for row in self.ledger.runnable(time.time(), exclude=busy, limit=free):
+                    with self._lock:
+                        self._inflight[row.id] = None
+                    self._pool.submit(self._work, row)
+            except Exception:  # noqa: BLE001 - keep dispatching whatever one tick hit
+                log.exception("dispatch tick failed")
+
+    def _work(self, row: FileRow) -> None:
+        try:
+            assert self.loader is not None
+            self.loader.run(row)
+        finally:
+            with self._lock:
+                self._inflight.pop(row.id, None)
+            self._wake.set()
+
+    def _health_loop(self) -> None:
+        """While ClickHouse does not answer, files wait; when it returns, they resume at once."""
+        while not self._stop.wait(1.0 if not self.target_ok else 5.0):
+            if self.target_ok:
+                continue
+            if self.target.ping():
+                self.target_ok, self.target_error = True, None
+                log.info("ClickHouse answers again; resuming")
+                self._resume_waiting()
+                self._wake.set()
+
+    def _mark_unreachable(self, exc: TargetError) -> None:
+        if self.target_ok:
+            log.warning("ClickHouse unreachable: %s; files wait until it answers", exc)
+        self.target_ok, self.target_error = False, str(exc)
+
+    def _resume_waiting(self) -> None:
+        assert self.ledger is not None
+        for row in self.ledger.in_states([State.FAILED]):
+            if row.error_kind == "unreachable" and row.next_attempt is not None:
+                self.ledger.update(row.id, next_attempt=time.time())
+
+    # -- progress and rates ---------------------------------------------------------------
+
+    def _progress(self, progress: Progress | None, file_id: int) -> None:
+        with self._lock:
+            if file_id in self._inflight or progress is not None:
+                self._inflight[file_id] = progress
+
+    def _record_batch(self, table: str, rows: int, nbytes: int, secs: float) -> None:
+        second = int(time.time())
+        with self._lock:
+            if self._history and self._history[-1][0] == second:
+                _, r, b = self._history[-1]
+                self._history[-1] = (second, r + rows, b + nbytes)
+            else:
+                self._history.append((second, rows, nbytes))
+
+    def snapshot(self) -> Snapshot:
+        assert self.ledger is not None
+        now = time.time()
+        with self._lock:
+            inflight = [p for p in self._inflight.values() if p is not None]
+            history = list(self._history)
+        window = 10
+        recent = [h for h in history if h[0] >= now - window]
+        rows_s = sum(h[1] for h in recent) / window
+        mb_s = sum(h[2] for h in recent) / window / 1e6
+        hour = [h for h in history if h[0] >= now - 3600]
+        loaded_last_min = self.ledger.loaded_since(now - 60)
+        return Snapshot(
+            ts=now,
+            data_dir=str(self.cfg.data_dir),
+            target=self.cfg.masked_url(),
+            target_ok=self.target_ok,
+            target_error=self.target_error,
+            server_version=self.target.server_version,
+            paused=self.paused,
+            counts=self.ledger.counts(),
+            inflight=inflight,
+            rows_per_s=rows_s,
+            mb_per_s=mb_s,
+            files_per_min=float(loaded_last_min),
+            rows_last_hour=sum(h[1] for h in hour),
+            settling=self.watcher.settling if self.watcher else 0,
+            history=[(float(s), r, b) for s, r, b in history[-600:]],
+        )
+
+    def idle(self) -> bool:
+        """True when nothing more will happen without new files or an operator."""
+        assert self.ledger is not None
+        if self.watcher and self.watcher.settling:
+            return False
+        with self._lock:
+            if self._inflight:
+                return False
+        for row in self.ledger.in_states([State.SEEN, State.SETTLING, State.QUEUED, State.LOADING, State.FAILED]):
+            if row.state != State.FAILED or row.next_attempt is not None:
+                return False
+        return True
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._stop.is_set():
+            if self.idle():
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return False
+
+    # -- operator commands ----------------------------------------------------------------
+
+    def command(self, action: str, path: str | None = None, actor: str = "operator") -> str:
+        """Run an operator action now (in the caller's thread). Returns a one-line result."""
+        assert self.ledger is not None
+        if action == "pause":
+            self.paused = True
+            self.ledger.log(None, None, actor, "pause", "intake paused")
+            return "intake paused"
+        if action == "resume":
+            self.paused = False
+            self.ledger.log(None, None, actor, "resume", "intake resumed")
+            self._wake.set()
+            return "intake resumed"
+        if action not in ACTIONS or not path:
+            raise UsageError(f"unknown action {action!r}")
+        from core import actions
+
+        result = actions.run(self.cfg, self.ledger, self.target, action, path, actor)
+        if self.watcher:
+            self.watcher.forget(path)
+        self._wake.set()
+        return result
+
+    def _run_commands(self) -> None:
+        """Commands queued by `chute approve|retry|purge` or an attached console."""
+        assert self.ledger is not None
+        for cmd in self.ledger.pending_commands():
+            try:
+                result = self.command(cmd["action"], cmd["path"], cmd["actor"])
+                self.ledger.finish_command(cmd["id"], True, result)
+            except Exception as exc:  # noqa: BLE001 - report back to the caller, keep running
+                self.ledger.finish_command(cmd["id"], False, str(exc))
+
+    def is_final(self, row: FileRow) -> bool:
+        return row.state in FINAL or (row.state == State.FAILED and row.next_attempt is None)

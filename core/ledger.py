@@ -1,0 +1,444 @@
+"""The ledger: every file version, its batches and an append-only audit trail, in SQLite.
+
+One process writes (the engine, serialised by a lock); any number read at once (WAL), so
+``chute status`` works while a daemon runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.states import State
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,            -- relative to DATA_DIR, POSIX separators
+    current INTEGER NOT NULL DEFAULT 1,  -- the newest version at this path
+    dev INTEGER, inode INTEGER, size INTEGER, mtime_ns INTEGER,
+    complete_hint INTEGER NOT NULL DEFAULT 0,  -- close-write or moved-in was seen
+    sha256 TEXT,
+    table_name TEXT NOT NULL,
+    fmt TEXT, compression TEXT,
+    state TEXT NOT NULL,
+    rows INTEGER,                  -- data rows parsed from the file
+    rows_loaded INTEGER NOT NULL DEFAULT 0,
+    batch_rows INTEGER,            -- B, fixed at the first attempt
+    generation INTEGER NOT NULL DEFAULT 0,  -- bumped on replay after purge
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL,
+    error_kind TEXT,
+    last_error TEXT,
+    reason TEXT,
+    moved_to TEXT,
+    approved INTEGER NOT NULL DEFAULT 0,  -- an operator released this version
+    first_seen REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    loaded_at REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS files_current_path ON files(path) WHERE current = 1;
+CREATE INDEX IF NOT EXISTS files_state ON files(state, next_attempt);
+CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
+CREATE INDEX IF NOT EXISTS files_updated ON files(updated_at);
+CREATE TABLE IF NOT EXISTS batches(
+    file_id INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    state TEXT NOT NULL,           -- intent | done
+    sent_at REAL NOT NULL,
+    acked_at REAL,
+    PRIMARY KEY(file_id, generation, idx)
+);
+CREATE INDEX IF NOT EXISTS batches_acked ON batches(acked_at);
+CREATE TABLE IF NOT EXISTS events(
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    file_id INTEGER,
+    path TEXT,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS events_file ON events(file_id);
+CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
+CREATE TRIGGER IF NOT EXISTS events_append_only_u BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS events_append_only_d BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'events is append-only'); END;
+CREATE TABLE IF NOT EXISTS commands(
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    action TEXT NOT NULL,
+    path TEXT,
+    actor TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending | done | error
+    result TEXT,
+    done_at REAL
+);
+"""
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    current: int
+    dev: int | None
+    inode: int | None
+    size: int | None
+    mtime_ns: int | None
+    complete_hint: int
+    sha256: str | None
+    table_name: str
+    fmt: str | None
+    compression: str | None
+    state: State
+    rows: int | None
+    rows_loaded: int
+    batch_rows: int | None
+    generation: int
+    attempts: int
+    next_attempt: float | None
+    error_kind: str | None
+    last_error: str | None
+    reason: str | None
+    moved_to: str | None
+    approved: int
+    first_seen: float
+    updated_at: float
+    loaded_at: float | None
+
+    @classmethod
+    def of(cls, row: sqlite3.Row) -> FileRow:
+        data = dict(row)
+        data["state"] = State(data["state"])
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["state"] = str(self.state)
+        return out
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    ts: float
+    file_id: int | None
+    path: str | None
+    actor: str
+    action: str
+    from_state: str | None
+    to_state: str | None
+    detail: str | None
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 10000")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: an intent or a fixed batch size survives power loss, like the rows chDB fsyncs.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Ledger:
+    """Thread-safe access to the ledger database in ``state_dir``."""
+
+    FILENAME = "ledger.sqlite3"
+
+    def __init__(self, state_dir: Path, readonly: bool = False) -> None:
+        self.path = Path(state_dir) / self.FILENAME
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._conn = connect(self.path, readonly)
+        if not readonly:
+            self._conn.executescript(_SCHEMA)
+            self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _q(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(args)).fetchall()
+
+    def _set_meta_default(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def meta(self, key: str) -> str | None:
+        rows = self._q("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                      (key, value, value))
+
+    @staticmethod
+    def _event(c: sqlite3.Connection, file_id: int | None, path: str | None, actor: str, action: str,
+               from_state: str | None, to_state: str | None, detail: str | None, ts: float) -> None:
+        c.execute(
+            "INSERT INTO events(ts, file_id, path, actor, action, from_state, to_state, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (ts, file_id, path, actor, action, from_state, to_state, detail),
+        )
+
+    # -- files ----------------------------------------------------------------------------
+
+    def get(self, file_id: int) -> FileRow | None:
+        rows = self._q("SELECT * FROM files WHERE id = ?", (file_id,))
+        return FileRow.of(rows[0]) if rows else None
+
+    def current(self, path: str) -> FileRow | None:
+        rows = self._q("SELECT * FROM files WHERE path = ? AND current = 1", (path,))
+        return FileRow.of(rows[0]) if rows else None
+
+    def versions(self, path: str) -> list[FileRow]:
+        return [FileRow.of(r) for r in self._q("SELECT * FROM files WHERE path = ? ORDER BY id", (path,))]
+
+    def observe(self, path: str, st: os.stat_result, table: str, fmt: str | None, compression: str | None,
+                complete: bool, now: float | None = None) -> tuple[FileRow, bool]:
+        """Record a sighting of ``path``. Returns (row, changed).
+
+        A path with no current version, or whose current version is past loading and now
+        has a different identity (dev, inode, size, mtime), gets a new version in state
+        `seen`. A version still waiting (seen/settling/queued/failed) is updated in place.
+        """
+        now = time.time() if now is None else now
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM files WHERE path = ? AND current = 1", (path,)).fetchone()
+            if row is not None:
+                old = FileRow.of(row)
+                same = (old.dev, old.inode, old.size, old.mtime_ns) == ident
+                if same:
+                    if complete and not old.complete_hint:
+                        c.execute("UPDATE files SET complete_hint = 1 WHERE id = ?", (old.id,))
+                    return old, False
+                if old.state in (State.SEEN, State.SETTLING, State.QUEUED):
+                    # Still being written: keep settling on the same version.
+                    c.execute(
+                        "UPDATE files SET dev=?, inode=?, size=?, mtime_ns=?, complete_hint=?, sha256=NULL,"
+                        " updated_at=? WHERE id = ?",
+                        (*ident, int(complete), now, old.id),
+                    )
+                    new = c.execute("SELECT * FROM files WHERE id = ?", (old.id,)).fetchone()
+                    return FileRow.of(new), True
+                if old.state == State.LOADING:
+                    # The loader notices the change itself (it re-stats the open file).
+                    return old, False
+                c.execute("UPDATE files SET current = 0 WHERE id = ?", (old.id,))
+            cur = c.execute(
+                "INSERT INTO files(path, dev, inode, size, mtime_ns, complete_hint, table_name, fmt, compression,"
+                " state, first_seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, *ident, int(complete), table, fmt, compression, State.SEEN, now, now),
+            )
+            fid = cur.lastrowid
+            detail = "new version of a known path" if row is not None else None
+            self._event(c, fid, path, "watcher", "transition", None, State.SEEN, detail, now)
+            new = c.execute("SELECT * FROM files WHERE id = ?", (fid,)).fetchone()
+            return FileRow.of(new), True
+
+    def transition(self, file_id: int, to: State, *, actor: str = "engine", detail: str | None = None,
+                   expect: Iterable[State] | None = None, **fields: Any) -> FileRow | None:
+        """Move a file to ``to`` (optionally only from ``expect``), update fields, log the event.
+
+        Returns the new row, or None when the file was not in an expected state.
+        """
+        now = time.time()
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+            if row is None:
+                return None
+            old = State(row["state"])
+            if expect is not None and old not in set(expect):
+                return None
+            fields["state"] = str(to)
+            fields["updated_at"] = now
+            cols = ", ".join(f"{k} = ?" for k in fields)
+            c.execute(f"UPDATE files SET {cols} WHERE id = ?", (*fields.values(), file_id))
+            if old != to or detail:
+                self._event(c, file_id, row["path"], actor, "transition", old, to, detail, now)
+            return FileRow.of(c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
+
+    def update(self, file_id: int, **fields: Any) -> None:
+        """Change fields without a state transition (sha256, rows, progress)."""
+        fields["updated_at"] = time.time()
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as c:
+            c.execute(f"UPDATE files SET {cols} WHERE id = ?", (*fields.values(), file_id))
+
+    def log(self, file_id: int | None, path: str | None, actor: str, action: str, detail: str | None = None) -> None:
+        """An audit entry that is not a state change (operator command, note)."""
+        with self._tx() as c:
+            self._event(c, file_id, path, actor, action, None, None, detail, time.time())
+
+    def in_states(self, states: Iterable[State], limit: int = 10_000) -> list[FileRow]:
+        names = [str(s) for s in states]
+        marks = ",".join("?" * len(names))
+        rows = self._q(f"SELECT * FROM files WHERE state IN ({marks}) ORDER BY id LIMIT ?", (*names, limit))
+        return [FileRow.of(r) for r in rows]
+
+    def runnable(self, now: float, exclude: Iterable[int] = (), limit: int = 16) -> list[FileRow]:
+        """Queued files, and failed ones whose next attempt is due, oldest first."""
+        ex = list(exclude)
+        # An empty `NOT IN ()` is spelled away: `NOT IN (NULL)` would match nothing.
+        skip = f" AND id NOT IN ({','.join('?' * len(ex))})" if ex else ""
+        rows = self._q(
+            f"SELECT * FROM files WHERE ((state = 'queued' AND (next_attempt IS NULL OR next_attempt <= ?))"
+            f" OR (state = 'failed' AND next_attempt IS NOT NULL AND next_attempt <= ?))"
+            f"{skip} ORDER BY id LIMIT ?",
+            (now, now, *ex, limit),
+        )
+        return [FileRow.of(r) for r in rows]
+
+    def by_sha(self, sha256: str, states: Iterable[State], exclude_id: int) -> FileRow | None:
+        names = [str(s) for s in states]
+        marks = ",".join("?" * len(names))
+        rows = self._q(
+            f"SELECT * FROM files WHERE sha256 = ? AND id != ? AND state IN ({marks}) ORDER BY id LIMIT 1",
+            (sha256, exclude_id, *names),
+        )
+        return FileRow.of(rows[0]) if rows else None
+
+    def list_files(self, state: str | None = None, limit: int | None = None, current_only: bool = False,
+                   search: str | None = None) -> list[FileRow]:
+        where, args = [], []
+        if state:
+            where.append("state = ?")
+            args.append(state)
+        if current_only:
+            where.append("current = 1")
+        if search:
+            where.append("(path LIKE ? OR table_name LIKE ? OR IFNULL(last_error, '') LIKE ?)")
+            args += [f"%{search}%"] * 3
+        sql = "SELECT * FROM files" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY updated_at DESC, id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [FileRow.of(r) for r in self._q(sql, args)]
+
+    def counts(self) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in self._q("SELECT state, count(*) AS n FROM files GROUP BY state")}
+
+    def recover_interrupted(self) -> list[FileRow]:
+        """At start: a version left `loading` by a crash goes back to `queued` (its acks are kept)."""
+        rows = self.in_states([State.LOADING])
+        for row in rows:
+            self.transition(row.id, State.QUEUED, detail="recovered: was loading when chute stopped")
+        return rows
+
+    # -- batches (the exactly-once protocol, DESIGN section 4.5) --------------------------
+
+    def done_batches(self, file_id: int, generation: int) -> dict[int, int]:
+        rows = self._q("SELECT idx, rows FROM batches WHERE file_id = ? AND generation = ? AND state = 'done'",
+                       (file_id, generation))
+        return {r["idx"]: r["rows"] for r in rows}
+
+    def intent(self, file_id: int, generation: int, idx: int, token: str, rows: int) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO batches(file_id, generation, idx, token, rows, state, sent_at) VALUES (?,?,?,?,?,?,?)"
+                " ON CONFLICT(file_id, generation, idx) DO UPDATE SET sent_at = excluded.sent_at",
+                (file_id, generation, idx, token, rows, "intent", time.time()),
+            )
+
+    def ack(self, file_id: int, generation: int, idx: int, rows_loaded: int) -> None:
+        now = time.time()
+        with self._tx() as c:
+            c.execute("UPDATE batches SET state = 'done', acked_at = ? WHERE file_id = ? AND generation = ?"
+                      " AND idx = ?", (now, file_id, generation, idx))
+            c.execute("UPDATE files SET rows_loaded = ?, updated_at = ? WHERE id = ?", (rows_loaded, now, file_id))
+
+    def loaded_since(self, since: float) -> int:
+        rows = self._q("SELECT count(*) AS n FROM files WHERE loaded_at >= ?", (since,))
+        return int(rows[0]["n"])
+
+    def token_generation(self, sha256: str, file_id: int, generation: int) -> int:
+        """A generation whose tokens no earlier version of this content ever used (DESIGN 4.8)."""
+        rows = self._q(
+            "SELECT MAX(b.generation) AS g FROM batches b JOIN files f ON f.id = b.file_id"
+            " WHERE f.sha256 = ? AND f.id != ?", (sha256, file_id))
+        used = rows[0]["g"]
+        return generation if used is None else max(generation, used + 1)
+
+    def rows_acked_since(self, since: float) -> int:
+        rows = self._q("SELECT IFNULL(SUM(rows), 0) AS n FROM batches WHERE acked_at >= ?", (since,))
+        return int(rows[0]["n"])
+
+    # -- events ---------------------------------------------------------------------------
+
+    def events(self, since: float | None = None, file_id: int | None = None, limit: int = 1000) -> list[Event]:
+        where, args = [], []
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        if file_id is not None:
+            where.append("file_id = ?")
+            args.append(file_id)
+        sql = "SELECT * FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY id DESC LIMIT ?"
+        return [Event(**dict(r)) for r in reversed(self._q(sql, (*args, limit)))]
+
+    def recent_errors(self, limit: int = 20) -> list[FileRow]:
+        rows = self._q(
+            "SELECT * FROM files WHERE last_error IS NOT NULL AND state IN ('failed', 'quarantined', 'held')"
+            " ORDER BY updated_at DESC LIMIT ?", (limit,))
+        return [FileRow.of(r) for r in rows]
+
+    # -- commands (the local channel: `chute approve|retry|purge` and `attach`) -----------
+
+    def enqueue_command(self, action: str, path: str | None, actor: str) -> int:
+        with self._tx() as c:
+            cur = c.execute("INSERT INTO commands(ts, action, path, actor) VALUES (?, ?, ?, ?)",
+                            (time.time(), action, path, actor))
+            return int(cur.lastrowid or 0)
+
+    def pending_commands(self) -> list[sqlite3.Row]:
+        return self._q("SELECT * FROM commands WHERE status = 'pending' ORDER BY id")
+
+    def finish_command(self, command_id: int, ok: bool, result: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE commands SET status = ?, result = ?, done_at = ? WHERE id = ?",
+                      ("done" if ok else "error", result, time.time(), command_id))
+
+    def command(self, command_id: int) -> sqlite3.Row | None:
+        rows = self._q("SELECT * FROM commands WHERE id = ?", (command_id,))
+        return rows[0] if rows else None

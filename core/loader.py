@@ -1,0 +1,444 @@
+"""Load one file version into ClickHouse, following the exactly-once protocol (DESIGN section 4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from core import failpoints
+from core.config import Config
+from core.errors import FileChanged, HoldError, InputError, TargetError
+from core.ledger import FileRow, Ledger
+from core.reader import CsvReader, Plan, hash_and_plan, open_source, reader_for, warm_up, with_lineage
+from core.schema import LINEAGE_NAMES, Column, columns_for
+from core.states import RUNNABLE, State
+from core.target import Encoded, Target
+
+log = logging.getLogger("chute.loader")
+
+
+class Interrupted(Exception):
+    """Shutdown was requested between two batches."""
+
+
+def dedup_token(sha256: str, batch_rows: int, idx: int, generation: int) -> str:
+    """``<sha256>:<B>:<i>``, plus ``:<generation>`` once a file was replayed (DESIGN 4.3, 4.8)."""
+    token = f"{sha256}:{batch_rows}:{idx}"
+    return f"{token}:{generation}" if generation else token
+
+
+def backoff(attempts: int, base: float, cap: float) -> float:
+    """Capped exponential backoff with jitter (half to full of the step)."""
+    step = min(cap, base * (2 ** max(0, attempts - 1)))
+    return step * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class Progress:
+    file_id: int
+    path: str
+    table: str
+    rows_done: int
+    rows_total: int
+    bytes_total: int
+    started: float
+
+
+class ShaClaims:
+    """Two versions with the same content must not load at once: the second waits, then is a duplicate."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: dict[str, int] = {}
+
+    def claim(self, sha: str, file_id: int) -> int | None:
+        with self._lock:
+            owner = self._owner.setdefault(sha, file_id)
+            return None if owner == file_id else owner
+
+    def release(self, sha: str, file_id: int) -> None:
+        with self._lock:
+            if self._owner.get(sha) == file_id:
+                del self._owner[sha]
+
+
+class Loader:
+    def __init__(self, cfg: Config, ledger: Ledger, target: Target, *, stop: threading.Event,
+                 on_progress: Callable[[Progress | None, int], None], exhaust_unreachable: bool = False) -> None:
+        self.cfg = cfg
+        self.ledger = ledger
+        self.target = target
+        self.stop = stop
+        self.on_progress = on_progress
+        self.exhaust_unreachable = exhaust_unreachable
+        self.claims = ShaClaims()
+        self._hash_pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-hash")
+        self._batch_pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-parse")
+        self._insert_pool = ThreadPoolExecutor(max_workers=cfg.workers * max(1, cfg.insert_parallel),
+                                               thread_name_prefix="chute-insert")
+        warm_up(target)
+        self._connect_lanes()
+        self.on_unreachable: Callable[[TargetError], None] = lambda exc: None
+        self.on_batch: Callable[[str, int, int, float], None] = lambda table, rows, nbytes, secs: None
+
+    def _connect_lanes(self) -> None:
+        """Open each insert thread's connection now: a handshake costs ~0.1 s, not for the first file."""
+        lanes = self._insert_pool._max_workers
+        barrier = threading.Barrier(lanes)
+
+        def connect() -> None:
+            barrier.wait(timeout=30)  # one task per thread, so every thread gets its own client
+            self.target.client()
+
+        try:
+            for fut in [self._insert_pool.submit(connect) for _ in range(lanes)]:
+                fut.result()
+        except (TargetError, threading.BrokenBarrierError):
+            pass  # they connect on first use instead
+
+    def close(self) -> None:
+        self._hash_pool.shutdown(wait=True)
+        self._batch_pool.shutdown(wait=True)
+        self._insert_pool.shutdown(wait=True)
+
+    # -- one file -------------------------------------------------------------------------
+
+    def run(self, row: FileRow) -> State | None:
+        """Take a runnable version through to its next resting state. Never raises."""
+        started = self.ledger.transition(row.id, State.LOADING, expect=RUNNABLE, attempts=row.attempts + 1,
+                                         next_attempt=None)
+        if started is None:
+            return None
+        row = started
+        try:
+            self._load(row)
+            return State.LOADED
+        except Interrupted:
+            self.ledger.transition(row.id, State.QUEUED, detail="interrupted by shutdown; resumes at next start")
+            return State.QUEUED
+        except _Deferred as exc:
+            self.ledger.transition(row.id, State.QUEUED, detail=str(exc), next_attempt=time.time() + 1.0)
+            return State.QUEUED
+        except _Duplicate as exc:
+            self.ledger.transition(row.id, State.DUPLICATE, reason=str(exc), detail=str(exc))
+            log.info("duplicate %s: %s", row.path, exc)
+            return State.DUPLICATE
+        except HoldError as exc:
+            self.ledger.transition(row.id, State.HELD, reason=str(exc), last_error=str(exc), error_kind="hold",
+                                   detail=str(exc))
+            log.warning("held %s: %s", row.path, exc)
+            return State.HELD
+        except FileChanged as exc:
+            return self._changed(row, str(exc))
+        except InputError as exc:
+            return self._quarantine(row, exc)
+        except TargetError as exc:
+            return self._failed(row, exc)
+        except Exception as exc:  # noqa: BLE001 - the daemon keeps going; the reason is recorded
+            log.exception("unexpected error loading %s", row.path)
+            return self._failed(row, TargetError(f"unexpected {type(exc).__name__}: {exc}"))
+        finally:
+            self.on_progress(None, row.id)
+
+    def _load(self, row: FileRow) -> None:
+        cfg = self.cfg
+        path = cfg.data_dir / row.path
+        _check_inside(cfg.data_dir, path)
+        with open_source(path, row.compression, cfg.max_file_bytes) as src:
+            if (src.st.st_size, src.st.st_mtime_ns) != (row.size, row.mtime_ns):
+                raise FileChanged(f"{row.path} changed since it settled")
+            reader = reader_for(src, row.fmt)
+            t0 = time.perf_counter()
+            plan = hash_and_plan(src, reader, self._hash_pool)
+            timings = {"validate": time.perf_counter() - t0}
+            sha = src.sha256
+            if row.sha256 and row.sha256 != sha and row.rows_loaded:
+                raise HoldError(f"content changed after {row.rows_loaded} rows were loaded; purge, then retry")
+            owner = self.claims.claim(sha, row.id)
+            if owner is not None:
+                raise _Deferred(f"waiting: file #{owner} with the same content is loading")
+            try:
+                self.ledger.update(row.id, sha256=sha, rows=plan.rows)
+                batch_rows = row.batch_rows or cfg.batch_rows
+                done = self.ledger.done_batches(row.id, row.generation)
+                if not done:
+                    self._gatekeep(row, sha)
+                    generation = self.ledger.token_generation(sha, row.id, row.generation)
+                    if generation != row.generation:
+                        self.ledger.update(row.id, generation=generation)
+                        row = replace(row, generation=generation)
+                if not row.batch_rows:
+                    self.ledger.update(row.id, batch_rows=batch_rows)  # fixed before the first insert
+                t0 = time.perf_counter()
+                self._prepare_table(row, plan)
+                t1 = time.perf_counter()
+                self._send(row, reader, plan, sha, batch_rows, done)
+                src.check_unchanged()
+                t2 = time.perf_counter()
+                timings.update(table=t1 - t0, insert=t2 - t1)
+                self._verify(row, sha, plan.rows, timings)
+            finally:
+                self.claims.release(sha, row.id)
+        self._after_load(row, path)
+
+    def _gatekeep(self, row: FileRow, sha: str) -> None:
+        """Duplicate, changed content at a known path, approval mode."""
+        twin = self.ledger.by_sha(sha, [State.LOADED], exclude_id=row.id)
+        if twin is not None:
+            where = "the same path" if twin.path == row.path else twin.path
+            raise _Duplicate(f"same content as {where} (loaded as #{twin.id})")
+        if row.approved:
+            return
+        earlier = [v for v in self.ledger.versions(row.path) if v.id != row.id and v.state == State.LOADED]
+        if earlier:
+            raise HoldError(f"changed content at a known path: version #{earlier[-1].id} was loaded with other "
+                            f"content; approve to load this one as well, or purge the old one first")
+        if self.cfg.require_approval:
+            raise HoldError("waiting for approval (--require-approval)")
+
+    def _prepare_table(self, row: FileRow, plan: Plan) -> None:
+        table = row.table_name
+        wanted = columns_for(plan.schema, plan.null_counts)
+        clash = [c.name for c in wanted if c.name in LINEAGE_NAMES]
+        if clash:
+            raise InputError(f"column name {clash[0]!r} is reserved for chute's lineage columns")
+        existing = self.target.table_columns(table)
+        if existing is None:
+            self.target.create_table(table, wanted)
+            log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted))
+            return
+        self._check_drift(table, wanted, existing)
+        self.target.add_lineage(table, existing)
+
+    def _check_drift(self, table: str, wanted: list[Column], existing: list[Column]) -> None:
+        have = {c.name: c for c in existing}
+        new = [c.name for c in wanted if c.name not in have]
+        if new:
+            raise HoldError(f"schema drift: table {table} has no column(s) {', '.join(new)}")
+        for col in wanted:
+            if col.nullable and not have[col.name].nullable and "Nullable" not in have[col.name].type:
+                raise InputError(f"column {col.name!r} has empty values but {table}.{col.name} is "
+                                 f"{have[col.name].type} (not Nullable)", column=col.name)
+
+    def _send(self, row: FileRow, reader: CsvReader, plan: Plan, sha: str, batch_rows: int,
+              done: dict[int, int]) -> None:
+        """Insert every batch not yet acknowledged.
+
+        A producer thread parses, converts and encodes batches ahead; ``insert_parallel``
+        threads, each with its own connection, send them. Every batch still has its own
+        intent before it is sent and its ack after (DESIGN 4.5), so their order does not matter.
+        """
+        progress = Progress(row.id, row.path, row.table_name, sum(done.values()), plan.rows, row.size or 0,
+                            time.time())
+        self.on_progress(progress, row.id)
+        bytes_per_row = (row.size or 0) / plan.rows if plan.rows else 0
+        lanes = max(1, self.cfg.insert_parallel)
+        ready: queue.Queue[tuple[int, int, Encoded] | None] = queue.Queue(maxsize=lanes)
+        halt = threading.Event()
+        lock = threading.Lock()
+
+        def put(item: tuple[int, int, Encoded] | None) -> bool:
+            while not halt.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce() -> None:
+            try:
+                for idx, df in reader.batches(batch_rows, skip=frozenset(done)):
+                    if not put((idx, df.height, self.target.encode(with_lineage(df, row.path, sha,
+                                                                                  idx * batch_rows)))):
+                        return
+            finally:
+                for _ in range(lanes):
+                    put(None)
+
+        def consume() -> None:
+            while not halt.is_set():
+                try:
+                    item = ready.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is None:
+                    return
+                if self.stop.is_set():
+                    raise Interrupted()
+                idx, rows, encoded = item
+                token = dedup_token(sha, batch_rows, idx, row.generation)
+                self.ledger.intent(row.id, row.generation, idx, token, rows)
+                t0 = time.perf_counter()
+                try:
+                    self.target.insert(row.table_name, encoded, token)
+                except InputError as exc:
+                    raise self._explain(reader, idx, batch_rows, exc) from None
+                secs = time.perf_counter() - t0
+                failpoints.maybe_kill("kill_after_insert")
+                with lock:
+                    progress.rows_done += rows
+                    loaded = progress.rows_done
+                self.ledger.ack(row.id, row.generation, idx, loaded)
+                self.on_batch(row.table_name, rows, int(rows * bytes_per_row), secs)
+                self.on_progress(progress, row.id)
+
+        futures = [self._batch_pool.submit(produce)] + [self._insert_pool.submit(consume) for _ in range(lanes)]
+        try:
+            for fut in futures[1:] + futures[:1]:
+                try:
+                    fut.result()
+                except BaseException:
+                    halt.set()  # one lane failed: the others stop taking batches
+                    raise
+        finally:
+            halt.set()
+            for fut in futures:
+                if not fut.done():
+                    fut.exception()
+
+    @staticmethod
+    def _explain(reader: CsvReader, idx: int, batch_rows: int, exc: InputError) -> InputError:
+        """ClickHouse refused a batch: name the row if it is a date that did not parse."""
+        for i, df in reader.batches(batch_rows):
+            if i == idx:
+                return reader.find_bad_date(df, idx * batch_rows) or InputError(
+                    f"{exc} (in data rows {idx * batch_rows + 1}-{idx * batch_rows + df.height})")
+        return exc
+
+    def _verify(self, row: FileRow, sha: str, rows: int, timings: dict[str, float]) -> None:
+        t0 = time.perf_counter()
+        found = self.target.count_source(row.table_name, sha)
+        timings["verify"] = time.perf_counter() - t0
+        if found != rows:
+            raise _VerifyError(f"verification failed: {row.table_name} holds {found} rows of this file, "
+                               f"expected {rows}")
+        self.ledger.transition(row.id, State.LOADED, rows_loaded=found, loaded_at=time.time(), last_error=None,
+                               error_kind=None, detail=f"{found} rows into {row.table_name}")
+        log.info("loaded %s -> %s: %d rows (%s)", row.path, row.table_name, found,
+                 ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()))
+
+    def _after_load(self, row: FileRow, path: Path) -> None:
+        mode = self.cfg.after_load
+        try:
+            if mode == "delete":
+                path.unlink(missing_ok=True)
+                self.ledger.update(row.id, moved_to="(deleted)")
+            elif mode == "archive":
+                dest = _free_name(self.cfg.archive_dir / row.path)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, dest)
+                self.ledger.update(row.id, moved_to=str(dest.relative_to(self.cfg.data_dir)))
+        except OSError as exc:
+            log.warning("loaded %s but could not %s it: %s", row.path, mode, exc.strerror)
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _changed(self, row: FileRow, why: str) -> State:
+        path = self.cfg.data_dir / row.path
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self.ledger.transition(row.id, State.FAILED, error_kind="gone", last_error="file disappeared before it "
+                                   "was loaded", next_attempt=None, detail=why)
+            return State.FAILED
+        self.ledger.transition(row.id, State.SETTLING, detail=why, dev=st.st_dev, inode=st.st_ino,
+                               size=st.st_size, mtime_ns=st.st_mtime_ns, complete_hint=0, attempts=row.attempts)
+        return State.SETTLING
+
+    def _failed(self, row: FileRow, exc: TargetError) -> State:
+        if isinstance(exc, _VerifyError):
+            # Replay with a fresh generation: the old tokens would be silently dropped (DESIGN 4.8).
+            try:
+                fresh = self.ledger.get(row.id)
+                if fresh and fresh.sha256:
+                    self.target.delete_source(row.table_name, fresh.sha256)
+                self.ledger.update(row.id, generation=row.generation + 1, rows_loaded=0)
+            except TargetError as err:
+                log.warning("could not clear rows of %s for a replay: %s", row.path, err)
+        attempts = row.attempts + 1
+        retry = attempts < self.cfg.max_attempts or (exc.unreachable and not self.exhaust_unreachable)
+        delay = backoff(attempts, self.cfg.backoff_base, self.cfg.backoff_max)
+        next_attempt = time.time() + delay if retry else None
+        kind = "unreachable" if exc.unreachable else ("verify" if isinstance(exc, _VerifyError) else "clickhouse")
+        suffix = f"; retry in {delay:.0f}s" if retry else f"; gave up after {attempts} attempts (chute retry PATH)"
+        self.ledger.transition(row.id, State.FAILED, error_kind=kind, last_error=str(exc), next_attempt=next_attempt,
+                               detail=str(exc) + suffix)
+        if exc.unreachable:
+            self.on_unreachable(exc)
+        log.warning("failed %s: %s%s", row.path, exc, suffix)
+        return State.FAILED
+
+    def _quarantine(self, row: FileRow, exc: InputError) -> State:
+        fresh = self.ledger.get(row.id) or row
+        if fresh.sha256 and self.ledger.done_batches(row.id, row.generation):
+            # Zero partial rows: take back what earlier batches inserted, and never reuse their tokens.
+            try:
+                self.target.delete_source(row.table_name, fresh.sha256)
+                self.ledger.update(row.id, generation=row.generation + 1, rows_loaded=0)
+            except TargetError as err:
+                return self._failed(row, TargetError(f"{exc} (and removing its partial rows failed: {err})",
+                                                     unreachable=err.unreachable))
+        src = self.cfg.data_dir / row.path
+        dest = _free_name(self.cfg.quarantine_dir / row.path)
+        moved = None
+        reason = {
+            "path": row.path,
+            "reason": str(exc),
+            "line": exc.line,
+            "column": exc.column,
+            "sha256": fresh.sha256,
+            "table": row.table_name,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)
+            moved = str(dest.relative_to(self.cfg.data_dir))
+            Path(str(dest) + ".reason.json").write_text(json.dumps(reason, indent=2) + "\n")
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            log.warning("could not move %s to quarantine: %s", row.path, err.strerror)
+        self.ledger.transition(row.id, State.QUARANTINED, error_kind="input", last_error=str(exc), reason=str(exc),
+                               moved_to=moved, next_attempt=None, detail=str(exc))
+        log.warning("quarantined %s: %s", row.path, exc)
+        return State.QUARANTINED
+
+
+class _Deferred(Exception):
+    pass
+
+
+class _Duplicate(Exception):
+    pass
+
+
+class _VerifyError(TargetError):
+    pass
+
+
+def _check_inside(root: Path, path: Path) -> None:
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise InputError("symlink pointing outside the data folder")
+
+
+def _free_name(dest: Path) -> Path:
+    """``dest``, or ``dest.1``, ``dest.2``... when taken (never overwrite a quarantined file)."""
+    if not dest.exists() and not Path(str(dest) + ".reason.json").exists():
+        return dest
+    n = 1
+    while Path(f"{dest}.{n}").exists():
+        n += 1
+    return Path(f"{dest}.{n}")

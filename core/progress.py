@@ -1,0 +1,55 @@
+"""A one-line progress bar for `--once` on a terminal: rows, rows/s and ETA for big files."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import humanize
+
+from core.engine import Engine
+
+
+class ProgressLine:
+    WIDTH = 24
+
+    def __init__(self, engine: Engine, stream=None, min_rows: int = 100_000) -> None:  # noqa: ANN001
+        self.engine = engine
+        self.stream = stream or sys.stderr
+        self.min_rows = min_rows
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chute-progress", daemon=True)
+        self._shown = False
+
+    def __enter__(self) -> ProgressLine:
+        if self.stream.isatty():
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self._shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            snap = self.engine.snapshot()
+            big = [p for p in snap.inflight if p.rows_total >= self.min_rows]
+            if not big:
+                continue
+            p = max(big, key=lambda x: x.rows_total)
+            frac = p.rows_done / p.rows_total if p.rows_total else 0
+            elapsed = max(1e-6, time.time() - p.started)
+            rate = p.rows_done / elapsed
+            eta = (p.rows_total - p.rows_done) / rate if rate else 0
+            bar = "#" * int(frac * self.WIDTH)
+            line = (f"\r\x1b[2K[{bar:<{self.WIDTH}}] {frac:4.0%} {humanize.intcomma(p.rows_done)}/"
+                    f"{humanize.intcomma(p.rows_total)} rows  {humanize.intword(int(rate))} rows/s  "
+                    f"ETA {humanize.naturaldelta(eta)}  {p.path}")
+            self.stream.write(line[:200])
+            self.stream.flush()
+            self._shown = True

@@ -1,0 +1,26 @@
+"""File states of the ledger (DESIGN section 3)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    SEEN = "seen"
+    SETTLING = "settling"
+    QUEUED = "queued"
+    LOADING = "loading"
+    LOADED = "loaded"
+    DUPLICATE = "duplicate"
+    HELD = "held"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+    PURGED = "purged"
+
+
+# States in which a file needs nothing more from the engine by itself.
+FINAL = frozenset({State.LOADED, State.DUPLICATE, State.HELD, State.QUARANTINED, State.PURGED})
+# States the loader picks up.
+RUNNABLE = frozenset({State.QUEUED, State.FAILED})
+# Outcomes that make `--once` exit 3.
+BAD_OUTCOMES = frozenset({State.FAILED, State.QUARANTINED, State.HELD})
