@@ -309,8 +309,11 @@ def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
             while time.monotonic() < deadline:
                 cmd = ledger.command(cid)
                 if cmd is not None and cmd["status"] != "pending":
-                    print(cmd["result"])
-                    return EXIT_OK if cmd["status"] == "done" else EXIT_USAGE
+                    if cmd["status"] == "done":
+                        print(cmd["result"])
+                        return EXIT_OK
+                    print(f"chute: error: {cmd['result']}", file=sys.stderr)
+                    return EXIT_USAGE
                 time.sleep(0.1)
             print(f"chute: the running engine has not answered in {args.wait:.0f}s; the command stays queued",
                   file=sys.stderr)

@@ -114,8 +114,8 @@ class Loader:
 
     def run(self, row: FileRow) -> State | None:
         """Take a runnable version through to its next resting state. Never raises."""
-        started = self.ledger.transition(row.id, State.LOADING, expect=RUNNABLE, attempts=row.attempts + 1,
-                                         next_attempt=None)
+        # Attempts count failures only: a crash or shutdown mid-load is resumed, not retried.
+        started = self.ledger.transition(row.id, State.LOADING, expect=RUNNABLE, next_attempt=None)
         if started is None:
             return None
         row = started
@@ -370,9 +370,9 @@ class Loader:
         delay = backoff(attempts, self.cfg.backoff_base, self.cfg.backoff_max)
         next_attempt = time.time() + delay if retry else None
         kind = "unreachable" if exc.unreachable else ("verify" if isinstance(exc, _VerifyError) else "clickhouse")
-        suffix = f"; retry in {delay:.0f}s" if retry else f"; gave up after {attempts} attempts (chute retry PATH)"
+        suffix = f"; retry in {delay:.1f}s" if retry else f"; gave up after {attempts} attempts (chute retry PATH)"
         self.ledger.transition(row.id, State.FAILED, error_kind=kind, last_error=str(exc), next_attempt=next_attempt,
-                               detail=str(exc) + suffix)
+                               attempts=attempts, detail=str(exc) + suffix)
         if exc.unreachable:
             self.on_unreachable(exc)
         log.warning("failed %s: %s%s", row.path, exc, suffix)

@@ -169,7 +169,7 @@ class CsvReader:
         except pl.exceptions.NoDataError:
             raise InputError("no header row: the file has no data") from None
         except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise InputError(_clean_polars_error(exc)) from None
+            raise self._input_error(exc) from None
         if not sample.columns:
             raise InputError("no header row: the file has no columns")
         self._dates = {c: t for c, t in sample.schema.items() if t == pl.Date or isinstance(t, pl.Datetime)}
@@ -178,13 +178,20 @@ class CsvReader:
             return self._full_pass()
         except pl.exceptions.ComputeError:
             pass  # a later row is wider than the sample's types: infer from the whole file
+        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+            raise self._input_error(exc) from None
         try:
             widest = pl.scan_csv(self.src.proc_path, infer_schema_length=None).collect_schema()
             self._dates = {c: t for c, t in self._dates.items() if widest.get(c) == pl.String}
             self._wire = widest
             return self._full_pass()
         except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise InputError(_clean_polars_error(exc)) from None
+            raise self._input_error(exc) from None
+
+    def _input_error(self, exc: BaseException) -> InputError:
+        if self.src.compression and isinstance(exc, OSError | EOFError):
+            return InputError(f"truncated or corrupt {self.src.compression} data: {exc}")
+        return InputError(_clean_polars_error(exc))
 
     def _sample(self) -> pl.DataFrame:
         """Types from the first rows, parsed from a prefix of the bytes (polars' n_rows still walks
@@ -251,8 +258,8 @@ class CsvReader:
             for idx, df in enumerate(self._raw_batches(batch_rows)):
                 if idx not in skip:
                     yield idx, df
-        except pl.exceptions.PolarsError as exc:
-            raise InputError(_clean_polars_error(exc)) from None
+        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+            raise self._input_error(exc) from None
 
     def find_bad_date(self, df: pl.DataFrame, first_row: int) -> InputError | None:
         """The first value in a date column that does not parse like the sample (slow path)."""

@@ -19,6 +19,7 @@ _TRAILING_TOKEN = re.compile(
     r"[._-]+(?:\d{4}[-_]?\d{2}[-_]?\d{2}(?:[tT_ -]?\d{2}[-_:]?\d{2}(?:[-_:]?\d{2})?)?|\d+)$"
 )
 _BAD_CHARS = re.compile(r"[^a-z0-9_]")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,11 @@ def table_for(rel: str, routes: list[Route] | tuple[Route, ...] = ()) -> str:
     if len(parts) > 1:
         return sanitize(parts[0])
     stem, _, _ = split_suffixes(parts[0])
-    trimmed = _TRAILING_TOKEN.sub("", stem)
-    return sanitize(trimmed or stem)
+    match = _TRAILING_TOKEN.search(stem)
+    # Only trim when a name is left: `2026-11-28.csv` keeps its whole stem.
+    if match and _LETTER.search(stem[: match.start()]):
+        stem = stem[: match.start()]
+    return sanitize(stem)
 
 
 def format_of(rel: str) -> tuple[str | None, str | None]:

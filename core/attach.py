@@ -1,0 +1,189 @@
+"""`chute attach`: the engine's console surface, for a headless daemon already running here.
+
+A second process cannot share the daemon's engine (and not its embedded ClickHouse either), so
+everything comes from the ledger, read-only (SQLite WAL lets readers in while the daemon
+writes), and operator actions travel through the ledger's command channel: the daemon runs
+them within a dispatch tick and records the result. :class:`AttachedEngine` offers the same
+``snapshot()``, ``command()``, ``ledger``, ``target``, ``paused``, ``stop()`` as
+:class:`core.engine.Engine`, so the console does not care which one it drives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from core.config import Config
+from core.engine import Snapshot, StateLock
+from core.errors import UsageError
+from core.ledger import Ledger, connect
+from core.loader import Progress
+from core.schema import Column
+from core.states import State
+
+RATE_WINDOW = 10  # seconds averaged for rows/s and MB/s, as the engine does
+HISTORY = 600  # seconds of per-second history in a snapshot
+
+
+class RecordedSchemas:
+    """Table columns as the daemon recorded them in the ledger (meta ``columns:<table>``)."""
+
+    schema_note = "table schema as the daemon last recorded it"
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def table_columns(self, table: str) -> list[Column] | None:
+        raw = self.ledger.meta(f"columns:{table}")
+        if raw is None:
+            raise UsageError("the daemon owns the ClickHouse connection and has not recorded this table's "
+                             "columns in the ledger")
+        return [Column(name, kind) for name, kind in json.loads(raw)]
+
+
+class AttachedEngine:
+    def __init__(self, cfg: Config, *, now: Callable[[], float] = time.time,
+                 holder: Callable[[], str | None] | None = None, command_timeout: float = 120.0) -> None:
+        path = Path(cfg.state_dir) / Ledger.FILENAME
+        if not path.exists():
+            raise UsageError(f"no ledger in {cfg.state_dir}: no chute has run with this state dir (see --state-dir)")
+        self.cfg = cfg
+        self.mode = "attach"
+        self.ledger = Ledger(cfg.state_dir, readonly=True)
+        self.target = RecordedSchemas(self.ledger)
+        # Rate history needs a grouped query the Ledger has no method for; same file, read-only.
+        self._conn = connect(path, readonly=True)
+        self._writer: Ledger | None = None
+        self._now = now
+        self._holder = holder or (lambda: StateLock.holder(Path(cfg.state_dir)))
+        self.command_timeout = command_timeout
+        self._last_event = 0
+        self._pause: tuple[str, float] | None = None  # latest pause/resume event: (action, ts)
+
+    # -- the Engine surface ---------------------------------------------------------------
+
+    def start(self, wait_for_target: float = 0.0) -> None:
+        """Nothing to start: the daemon runs the engine."""
+
+    def stop(self) -> None:
+        """Detach. The daemon keeps running."""
+        self.close()
+
+    def close(self) -> None:
+        self.ledger.close()
+        self._conn.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    @property
+    def stopping(self) -> bool:
+        return False
+
+    @property
+    def daemon(self) -> str | None:
+        """'pid N mode' of the engine holding the state dir, or None when none runs."""
+        return self._holder()
+
+    @property
+    def paused(self) -> bool:
+        self._scan_pause_events()
+        if self._pause is None or self._pause[0] != "pause":
+            return False
+        started = _daemon_started(self.daemon)
+        # A daemon started after the pause event runs unpaused (pause is not kept across restarts).
+        return started is None or started <= self._pause[1]
+
+    def snapshot(self) -> Snapshot:
+        now = self._now()
+        ledger = self.ledger
+        counts = ledger.counts()
+        history = self._history(now)
+        recent = [h for h in history if h[0] >= now - RATE_WINDOW]
+        daemon = self.daemon
+        unreachable = [r for r in ledger.in_states([State.FAILED], limit=500) if r.error_kind == "unreachable"]
+        return Snapshot(
+            ts=now,
+            data_dir=ledger.meta("data_dir") or str(self.cfg.data_dir),
+            target=ledger.meta("target") or "ClickHouse of the daemon",
+            target_ok=daemon is not None and not unreachable,
+            target_error=(unreachable[-1].last_error if unreachable else None) if daemon else "no daemon running",
+            server_version=ledger.meta("server_version") or "",
+            paused=self.paused,
+            counts=counts,
+            inflight=self._inflight(),
+            rows_per_s=sum(h[1] for h in recent) / RATE_WINDOW,
+            mb_per_s=sum(h[2] for h in recent) / RATE_WINDOW / 1e6,
+            files_per_min=float(ledger.loaded_since(now - 60)),
+            rows_last_hour=ledger.rows_acked_since(now - 3600),
+            settling=counts.get(State.SETTLING, 0) + counts.get(State.SEEN, 0),
+            history=history,
+        )
+
+    def command(self, action: str, path: str | None = None, actor: str = "operator") -> str:
+        """Queue the action for the daemon and wait for its answer (it polls every 0.25 s)."""
+        if self.daemon is None:
+            raise UsageError(f"no chute daemon is running on {self.cfg.state_dir}: nothing would carry out "
+                             f"{action} (start `chute --no-ui`)")
+        if self._writer is None:
+            self._writer = Ledger(self.cfg.state_dir)
+        cid = self._writer.enqueue_command(action, path, actor)
+        deadline = time.monotonic() + self.command_timeout
+        while time.monotonic() < deadline:
+            cmd = self._writer.command(cid)
+            if cmd is not None and cmd["status"] != "pending":
+                if cmd["status"] == "done":
+                    return str(cmd["result"])
+                raise UsageError(str(cmd["result"]))
+            time.sleep(0.05)
+        raise UsageError(f"the daemon has not answered in {self.command_timeout:.0f}s; the command stays queued")
+
+    # -- derived from the ledger ----------------------------------------------------------
+
+    def _history(self, now: float) -> list[tuple[float, int, int]]:
+        """Per-second (rows, bytes) acknowledged in the last 10 minutes; bytes estimated per file
+        from its size and row count, as the engine does."""
+        rows = self._conn.execute(
+            "SELECT CAST(b.acked_at AS INTEGER) AS s, SUM(b.rows) AS r,"
+            " SUM(b.rows * IFNULL(f.size * 1.0 / NULLIF(f.rows, 0), 0)) AS n"
+            " FROM batches b JOIN files f ON f.id = b.file_id"
+            " WHERE b.acked_at >= ? AND b.acked_at <= ? GROUP BY s ORDER BY s",
+            (int(now) - HISTORY, now),
+        ).fetchall()
+        return [(float(r["s"]), int(r["r"]), int(r["n"])) for r in rows]
+
+    def _inflight(self) -> list[Progress]:
+        out = []
+        for row in self.ledger.in_states([State.LOADING], limit=64):
+            # Batch acks do not log events, so the newest event is the move to `loading`.
+            last = self.ledger.events(file_id=row.id, limit=1)
+            started = last[-1].ts if last else row.updated_at
+            out.append(Progress(row.id, row.path, row.table_name, row.rows_loaded, row.rows or 0, row.size or 0,
+                                started))
+        return out
+
+    def _scan_pause_events(self) -> None:
+        """Only events newer than the last scan: the events table grows without bound."""
+        found = self._conn.execute(
+            "SELECT id, action, ts FROM events WHERE id > ? AND action IN ('pause', 'resume')"
+            " ORDER BY id DESC LIMIT 1", (self._last_event,)).fetchone()
+        top = self._conn.execute("SELECT IFNULL(MAX(id), 0) FROM events").fetchone()[0]
+        if found is not None:
+            self._pause = (found["action"], found["ts"])
+        self._last_event = max(self._last_event, int(top))
+
+
+def _daemon_started(holder: str | None) -> float | None:
+    """Start time of the daemon process named by the lock file ('pid N mode'), from /proc."""
+    try:
+        pid = int((holder or "").split()[1])
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (IndexError, ValueError, OSError, StopIteration):
+        return None

@@ -1,0 +1,188 @@
+"""What an operator sees about one file version: its schema against the table's, its first rows,
+its history and its full error.
+
+Used by the console's details view (in-process or attached). Never raises for a bad or missing
+file: whatever cannot be read becomes a readable note instead.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import polars as pl
+
+from core.config import Config
+from core.errors import ChuteError
+from core.ledger import Event, FileRow, Ledger
+from core.reader import CsvReader, head_bytes, open_source, reader_for
+from core.schema import LINEAGE_NAMES, Column, columns_for
+from core.states import State
+
+SAMPLE_ROWS = 20
+SAMPLE_BYTES = 1 << 20
+
+
+class SchemaSource(Protocol):
+    """Anything that knows a table's columns: the engine's Target, or what a daemon recorded."""
+
+    def table_columns(self, table: str) -> list[Column] | None: ...
+
+
+@dataclass(frozen=True)
+class ColumnDiff:
+    name: str
+    file_type: str | None  # None: the table has it, the file does not
+    table_type: str | None  # None: the file brings a column the table lacks
+
+    @property
+    def change(self) -> str:
+        """'' (same), 'new' (holds the file: schema drift), 'missing' (filled with defaults),
+        'type' (ClickHouse converts or refuses), 'nullable' (empties into a non-Nullable column)."""
+        if self.table_type is None:
+            return "new"
+        if self.file_type is None:
+            return "missing"
+        if _base(self.file_type) != _base(self.table_type):
+            return "type"
+        if self.file_type.startswith("Nullable(") and not self.table_type.startswith("Nullable("):
+            return "nullable"
+        return ""
+
+
+@dataclass(frozen=True)
+class FileDetails:
+    row: FileRow
+    location: str  # where the bytes are now, relative to DATA_DIR
+    file_columns: list[Column] = field(default_factory=list)
+    table_columns: list[Column] | None = None
+    table_note: str | None = None  # why the table's schema is not shown, or where it came from
+    diff: list[ColumnDiff] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+    read_note: str | None = None  # why no rows are shown
+    events: list[Event] = field(default_factory=list)
+    error: str | None = None
+    error_at: str | None = None  # "line 12, column 'amount'" from a quarantine reason file
+
+    @property
+    def drifted(self) -> bool:
+        return any(d.change for d in self.diff)
+
+
+def inspect_file(cfg: Config, row: FileRow, ledger: Ledger, target: SchemaSource | None = None,
+                 limit: int = SAMPLE_ROWS) -> FileDetails:
+    location = row.moved_to or row.path
+    events = _safe(lambda: ledger.events(file_id=row.id, limit=200), [])
+    error = row.last_error or row.reason
+    error_at = _reason_location(cfg, row)
+    file_columns: list[Column] = []
+    header: list[str] = []
+    rows: list[tuple[str, ...]] = []
+    read_note = _unreadable(cfg, row)
+    if read_note is None:
+        try:
+            file_columns, header, rows = _read_head(cfg.data_dir / location, row, limit)
+        except ChuteError as exc:
+            read_note = f"cannot read the file: {exc}"
+        except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
+            read_note = f"cannot parse the file as {row.fmt or 'csv'}: {_first_line(exc)}"
+        except Exception as exc:  # noqa: BLE001 - junk input must give a note, never a crash
+            read_note = f"cannot read the file: {type(exc).__name__}: {_first_line(exc)}"
+    table_columns, table_note = _table_columns(row.table_name, target)
+    diff = _diff(file_columns, table_columns) if file_columns and table_columns else []
+    return FileDetails(row=row, location=location, file_columns=file_columns, table_columns=table_columns,
+                       table_note=table_note, diff=diff, header=header, rows=rows, read_note=read_note,
+                       events=events, error=error, error_at=error_at)
+
+
+def _unreadable(cfg: Config, row: FileRow) -> str | None:
+    if row.state == State.PURGED:
+        return "the file was purged"
+    if row.moved_to and row.moved_to.startswith("("):
+        return f"the file is gone: {row.moved_to.strip('()')} after loading"
+    path = cfg.data_dir / (row.moved_to or row.path)
+    root = os.path.realpath(cfg.data_dir)
+    if os.path.commonpath([root, os.path.realpath(path)]) != root:
+        return "the file points outside the data folder; not read"
+    if not (path.exists() or path.is_symlink()):
+        return f"the file is no longer at {row.moved_to or row.path}"
+    return None
+
+
+def _read_head(path: Path, row: FileRow, limit: int) -> tuple[list[Column], list[str], list[tuple[str, ...]]]:
+    """Types as the loader infers them from the first rows, and those rows as text."""
+    with open_source(path, row.compression) as src:
+        reader = reader_for(src, row.fmt)
+        typed = _sample(reader)
+        head, complete = head_bytes(src, SAMPLE_BYTES)
+    if not complete:
+        head = head[: head.rfind(b"\n") + 1] or head
+    # As text: the typed sample blanks date columns, and an operator wants the bytes as written.
+    text = pl.read_csv(io.BytesIO(head), infer_schema_length=0, n_rows=CsvReader.INFER_ROWS)
+    nulls = {k: int(v) for k, v in text.null_count().row(0, named=True).items()}
+    shown = [tuple("" if v is None else str(v) for v in r) for r in text.head(limit).iter_rows()]
+    return columns_for(typed.schema, nulls), list(text.columns), shown
+
+
+def _sample(reader: CsvReader) -> pl.DataFrame:
+    """The loader's own type inference over the first rows (the same code, so the same verdict)."""
+    return reader._sample()  # noqa: SLF001 - deliberately the loader's inference, not a copy of it
+
+
+def _table_columns(table: str, target: SchemaSource | None) -> tuple[list[Column] | None, str | None]:
+    if target is None:
+        return None, "table schema unavailable while attached (the daemon owns the ClickHouse connection)"
+    try:
+        cols = target.table_columns(table)
+    except ChuteError as exc:
+        return None, f"table schema unavailable: {exc}"
+    if cols is None:
+        return None, f"table {table} does not exist yet: the first file creates it"
+    cols = [c for c in cols if c.name not in LINEAGE_NAMES]
+    return cols, getattr(target, "schema_note", None)
+
+
+def _diff(file_cols: list[Column], table_cols: list[Column]) -> list[ColumnDiff]:
+    have = {c.name: c.type for c in table_cols}
+    out = [ColumnDiff(c.name, c.type, have.get(c.name)) for c in file_cols]
+    seen = {c.name for c in file_cols}
+    out += [ColumnDiff(c.name, None, c.type) for c in table_cols if c.name not in seen]
+    return out
+
+
+def _reason_location(cfg: Config, row: FileRow) -> str | None:
+    """A quarantined file's reason file names the line and column, when the reader knew them."""
+    if row.state != State.QUARANTINED or not row.moved_to:
+        return None
+    try:
+        reason = json.loads(Path(str(cfg.data_dir / row.moved_to) + ".reason.json").read_text())
+    except (OSError, ValueError):
+        return None
+    parts = []
+    if reason.get("line"):
+        parts.append(f"line {reason['line']}")
+    if reason.get("column"):
+        parts.append(f"column {reason['column']!r}")
+    return ", ".join(parts) or None
+
+
+def _base(kind: str) -> str:
+    return kind[len("Nullable("):-1] if kind.startswith("Nullable(") else kind
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def _safe(fn: Callable[[], list[Event]], default: list[Event]) -> list[Event]:
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001 - a timeline we cannot read must not hide the rest
+        return default

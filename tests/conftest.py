@@ -1,0 +1,118 @@
+"""Shared fixtures. Everything runs against the real ClickHouse engine (chDB); no mocks.
+
+chDB allows one engine path per process, so in-process tests share one path for the whole
+session and isolate themselves by database name; tests that need their own engine run chute
+as a subprocess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import Config
+from core.engine import Engine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chdb")
+
+
+def make_config(tmp: Path, chdb: Path, **overrides: Any) -> Config:
+    data = tmp / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    base = Config(
+        data_dir=data,
+        state_dir=tmp / "state",
+        clickhouse_url=f"chdb://{chdb}",
+        database=f"t_{uuid.uuid4().hex[:12]}",
+        settle_seconds=0.3,
+        rescan_seconds=1.0,
+        backoff_base=0.05,
+        backoff_max=0.5,
+        log_format="text",
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, chdb_path: Path) -> Config:
+    return make_config(tmp_path, chdb_path)
+
+
+@pytest.fixture
+def engine_factory(tmp_path: Path, chdb_path: Path) -> Iterator[Callable[..., Engine]]:
+    """Start an in-process engine (stopped at teardown). Keyword arguments override Config."""
+    engines: list[Engine] = []
+
+    def start(cfg: Config | None = None, once: bool = False, **overrides: Any) -> Engine:
+        config = cfg if cfg is not None else make_config(tmp_path, chdb_path, **overrides)
+        engine = Engine(config, once=once)
+        engine.start()
+        engines.append(engine)
+        return engine
+
+    yield start
+    for engine in engines:
+        if not engine.stopping:
+            engine.stop()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+def query(engine: Engine, sql: str, **params: Any) -> list[tuple]:
+    return engine.target.client().query(sql, parameters=params or None).result_rows
+
+
+def state_of(engine: Engine, rel: str) -> str | None:
+    assert engine.ledger is not None
+    row = engine.ledger.current(rel)
+    return None if row is None else str(row.state)
+
+
+# -- chute as a subprocess ------------------------------------------------------------------
+
+
+def chute_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "core", *args]
+
+
+def run_chute(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run(chute_cmd(*args), cwd=ROOT, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def engine_query(engine_dir: Path, sql: str) -> list[list[Any]]:
+    """Query an embedded engine directory from a fresh process (this one may hold another path)."""
+    code = (
+        "import json, sys, clickhouse_connect\n"
+        f"c = clickhouse_connect.get_client(dsn='chdb://{engine_dir}')\n"
+        "rows = c.query(sys.argv[1]).result_rows\n"
+        "print(json.dumps([list(r) for r in rows], default=str))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, sql], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise AssertionError(f"query failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)

@@ -1,0 +1,75 @@
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core.ledger import Ledger
+from core.states import State
+
+
+def _stat(tmp: Path, name: str, content: bytes) -> os.stat_result:
+    p = tmp / name
+    p.write_bytes(content)
+    return os.stat(p)
+
+
+def test_events_are_append_only(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    row, _ = ledger.observe("a.csv", _stat(tmp_path, "a.csv", b"x\n1\n"), "a", "csv", None, False)
+    ledger.transition(row.id, State.SETTLING)
+    conn = sqlite3.connect(ledger.path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE events SET detail = 'rewritten'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM events")
+    assert [e.to_state for e in ledger.events(file_id=row.id)] == ["seen", "settling"]
+
+
+def test_new_content_at_known_path_is_a_new_version(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    first, _ = ledger.observe("a.csv", _stat(tmp_path, "a.csv", b"x\n1\n"), "a", "csv", None, False)
+    ledger.transition(first.id, State.LOADED)
+    second, changed = ledger.observe("a.csv", _stat(tmp_path, "a.csv", b"x\n1\n2\n"), "a", "csv", None, False)
+    assert changed and second.id != first.id
+    assert [v.id for v in ledger.versions("a.csv")] == [first.id, second.id]
+    assert ledger.current("a.csv").id == second.id  # type: ignore[union-attr]
+    assert ledger.get(first.id).state == State.LOADED  # type: ignore[union-attr]  # the old version is kept
+
+
+def test_growing_file_updates_the_waiting_version(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    first, _ = ledger.observe("a.csv", _stat(tmp_path, "a.csv", b"x\n"), "a", "csv", None, False)
+    ledger.transition(first.id, State.SETTLING)
+    again, changed = ledger.observe("a.csv", _stat(tmp_path, "a.csv", b"x\n1\n"), "a", "csv", None, False)
+    assert changed and again.id == first.id and again.size == 4
+
+
+def test_runnable_respects_backoff(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    row, _ = ledger.observe("a.csv", _stat(tmp_path, "a.csv", b"x\n1\n"), "a", "csv", None, False)
+    ledger.transition(row.id, State.FAILED, next_attempt=2000.0)
+    assert ledger.runnable(now=1000.0) == []
+    assert [r.id for r in ledger.runnable(now=3000.0)] == [row.id]
+    assert ledger.runnable(now=3000.0, exclude=[row.id]) == []
+    ledger.transition(row.id, State.FAILED, next_attempt=None)  # gave up: only an operator retries
+    assert ledger.runnable(now=1e12) == []
+
+
+def test_token_generation_never_reuses_tokens_of_same_content(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    a, _ = ledger.observe("a.csv", _stat(tmp_path, "a.csv", b"x\n1\n"), "a", "csv", None, False)
+    ledger.update(a.id, sha256="f" * 64)
+    ledger.intent(a.id, 0, 0, "tok", 1)
+    b, _ = ledger.observe("b.csv", _stat(tmp_path, "b.csv", b"x\n1\n"), "b", "csv", None, False)
+    assert ledger.token_generation("f" * 64, b.id, 0) == 1
+    assert ledger.token_generation("e" * 64, b.id, 0) == 0
+
+
+def test_readonly_reader_while_writer_open(tmp_path: Path) -> None:
+    writer = Ledger(tmp_path)
+    writer.observe("a.csv", _stat(tmp_path, "a.csv", b"x\n1\n"), "a", "csv", None, False)
+    reader = Ledger(tmp_path, readonly=True)
+    assert reader.counts() == {"seen": 1}
+    with pytest.raises(sqlite3.OperationalError):
+        reader.set_meta("k", "v")
