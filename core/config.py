@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -57,6 +60,15 @@ class Config:
     max_file_bytes: int = 0  # 0: no limit
     log_format: str = "auto"  # auto | text | json
     log_level: str = "info"
+    # Prometheus /metrics at HOST:PORT (core/metrics.py); empty: off; a bare port binds loopback only.
+    metrics_addr: str = ""
+    # Alert thresholds (core/alerts.py).
+    alert_error_rate: float = 0.05  # share of load attempts failing over 15 min (critical)
+    alert_oldest_waiting_seconds: float = 600.0  # a file waiting longer (warning)
+    alert_disk_free_ratio: float = 0.05  # free share of a folder's filesystem (critical below)
+    alert_memory_free_ratio: float = 0.05  # available share of the memory limit (critical below)
+    # ClickHouse cluster: tables made ON CLUSTER with Replicated engines; empty: one server.
+    cluster: str = ""
     routes: tuple[Route, ...] = ()
 
     @property
@@ -122,28 +134,41 @@ def validate_url(url: str) -> None:
         raise UsageError(f"bad ClickHouse URL {url!r}: port is not a number") from None
 
 
-_ENV = {
-    "CHUTE_CLICKHOUSE_URL": "clickhouse_url",
-    "CHUTE_STATE_DIR": "state_dir",
-    "CHUTE_DATABASE": "database",
-    "CHUTE_BATCH_ROWS": "batch_rows",
-    "CHUTE_SETTLE_SECONDS": "settle_seconds",
-    "CHUTE_RESCAN_SECONDS": "rescan_seconds",
-    "CHUTE_WORKERS": "workers",
-    "CHUTE_INSERT_PARALLEL": "insert_parallel",
-    "CHUTE_MAX_ATTEMPTS": "max_attempts",
-    "CHUTE_AFTER_LOAD": "after_load",
-    "CHUTE_LOG_FORMAT": "log_format",
-    "CHUTE_LOG_LEVEL": "log_level",
-    "CHUTE_PASSWORD_FILE": "password_file",
-}
+# Every option but the [[routes]] list can come from the environment: CHUTE_<KEY>, e.g. CHUTE_BATCH_ROWS.
+ENV_PREFIX = "CHUTE_"
+_ENV = {ENV_PREFIX + f.name.upper(): f.name for f in fields(Config) if f.name != "routes"}
+_KINDS = {f.name: str(f.type) for f in fields(Config)}
+_KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
+               "Path": "a path", "Path | None": "a path"}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def _coerce(name: str, value: Any) -> Any:
-    kinds = {f.name: f.type for f in fields(Config)}
-    kind = kinds.get(name)
-    if kind is None:
-        raise UsageError(f"unknown configuration key {name!r}")
+class ConfigError(UsageError):
+    """A bad configuration value. ``key`` names the option, ``line`` its line in the TOML file."""
+
+    def __init__(self, message: str, *, key: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.line = line
+
+
+def _unknown(name: str) -> ConfigError:
+    close = difflib.get_close_matches(name, [k for k in _KINDS if k != "routes"], n=1)
+    return ConfigError(f"unknown key {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""), key=name)
+
+
+def _coerce(name: str, value: Any, strict: bool = False) -> Any:
+    """Convert ``value`` to the option's type. ``strict`` (TOML): the value must already have that type,
+    so ``workers = "2"``, ``workers = true`` or ``batch_rows = 1.5`` are reported, not guessed at."""
+    kind = _KINDS.get(name)
+    if kind is None or name == "routes":
+        raise _unknown(name)
+    bad = ConfigError(f"{name}: {value!r} is not {_KIND_WORDS.get(kind, kind)}", key=name)
+    is_num = isinstance(value, int | float) and not isinstance(value, bool)
+    if strict and not {"int": is_num and isinstance(value, int), "float": is_num,
+                       "bool": isinstance(value, bool)}.get(kind, isinstance(value, str)):
+        raise bad
     try:
         if kind in ("Path", "Path | None"):
             return Path(value).expanduser() if value not in (None, "") else None
@@ -153,53 +178,269 @@ def _coerce(name: str, value: Any) -> Any:
             return float(value)
         if kind == "bool":
             if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
+                word = value.strip().lower()
+                if word not in _TRUE + _FALSE:
+                    raise bad
+                return word in _TRUE
             return bool(value)
         if kind == "str":
             return str(value)
     except (TypeError, ValueError):
-        raise UsageError(f"configuration key {name!r}: {value!r} is not a valid {kind}") from None
+        raise bad from None
     return value
+
+
+def _toml_line(exc: tomllib.TOMLDecodeError) -> int | None:
+    line = getattr(exc, "lineno", None)  # Python 3.14+; before that only in the message
+    if line is None:
+        found = re.search(r"line (\d+)", str(exc))
+        line = int(found.group(1)) if found else None
+    return line
+
+
+def key_line(text: str, key: str | None, route: int | None = None) -> int | None:
+    """The line where ``key`` is set: at the top level, or in the ``route``-th [[routes]] entry (1-based).
+    A route's header line when the key is not written in it (e.g. a missing key)."""
+    table: str | None = None
+    seen_routes = 0
+    header = None
+    for n, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped.strip("[] ").split("]")[0].strip()
+            if stripped.startswith("[[") and table == "routes":
+                seen_routes += 1
+                if seen_routes == route:
+                    header = n
+            elif route is None and key is not None and table == key:
+                return n  # an unknown [table]
+            continue
+        found = re.match(r"""\s*["']?([A-Za-z0-9_-]+)["']?\s*[=.]""", line)
+        if not found or found.group(1) != key:
+            continue
+        if route is None and table is None:
+            return n
+        if route is not None and table == "routes" and seen_routes == route:
+            return n
+    return header
+
+
+def _located(path: Path, line: int | None, message: str) -> str:
+    return f"config file {path}" + (f", line {line}" if line else "") + f": {message}"
+
+
+def read_file(path: Path) -> tuple[dict[str, Any], list[ConfigError]]:
+    """The values a TOML file sets, and every problem in it, each naming its line and key."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _toml_line(exc)
+        return {}, [ConfigError(_located(path, line, f"TOML syntax error: {exc}"), line=line)]
+    values: dict[str, Any] = {}
+    problems: list[ConfigError] = []
+
+    def problem(message: str, key: str | None, route: int | None = None) -> None:
+        line = key_line(text, key, route)
+        problems.append(ConfigError(_located(path, line, message), key=key, line=line))
+
+    routes = raw.pop("routes", [])
+    for key, value in raw.items():
+        try:
+            values[key] = _coerce(key, value, strict=True)
+        except ConfigError as exc:
+            problem(str(exc), key)
+    if not isinstance(routes, list):
+        problem("routes must be a list of [[routes]] tables", "routes")
+        routes = []
+    parsed = []
+    for i, entry in enumerate(routes, 1):
+        try:
+            parsed.append(Route.parse(entry))
+        except (ValueError, TypeError) as exc:
+            named = re.search(r"'(\w+)'", str(exc))
+            problem(f"[[routes]] entry {i}: {exc}", named.group(1) if named else None, route=i)
+    values["routes"] = tuple(parsed)
+    return values, problems
+
+
+def config_path(config_file: Path | None) -> Path | None:
+    """The file to read: the one given, else the default one when it exists."""
+    if config_file is not None:
+        return Path(config_file)
+    return default_config_file() if default_config_file().is_file() else None
 
 
 def load(config_file: Path | None, overrides: dict[str, Any]) -> Config:
     """Build the effective configuration. ``overrides`` are command-line values (None = not given)."""
+    return load_with_sources(config_file, overrides)[0]
+
+
+def load_with_sources(config_file: Path | None, overrides: dict[str, Any]) -> tuple[Config, dict[str, str]]:
+    """The effective configuration and where each non-default value came from (file, env, flag)."""
     values: dict[str, Any] = {}
-    path = config_file
-    if path is None and default_config_file().is_file():
-        path = default_config_file()
+    sources: dict[str, str] = {}
+    path = config_path(config_file)
+    text = ""
     if path is not None:
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise UsageError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"config file {path}: {exc}") from None
-        routes = raw.pop("routes", [])
-        for key, value in raw.items():
-            values[key] = _coerce(key, value)
-        try:
-            values["routes"] = tuple(Route(glob=r["glob"], table=r["table"]) for r in routes)
-        except (KeyError, TypeError):
-            raise UsageError(f"config file {path}: each [[routes]] entry needs glob and table") from None
+        from_file, problems = read_file(path)
+        if problems:
+            raise problems[0]
+        text = path.read_text()
+        values.update(from_file)
+        sources.update({k: f"file {path}" for k in from_file if k != "routes" or from_file[k]})
     for env, name in _ENV.items():
         if env in os.environ:
-            values[name] = _coerce(name, os.environ[env])
+            try:
+                values[name] = _coerce(name, os.environ[env])
+            except ConfigError as exc:
+                raise ConfigError(f"environment {env}: {exc}", key=name) from None
+            sources[name] = f"env {env}"
     for name, value in overrides.items():
         if value is not None:
             values[name] = _coerce(name, value)
+            sources[name] = "flag"
     cfg = replace(Config(), **values)
-    validate(cfg)
-    return cfg
+    for key, message in config_problems(cfg):
+        where = sources.get(key, "")
+        if where.startswith("file ") and path is not None:
+            line = key_line(text, key)
+            raise ConfigError(_located(path, line, message), key=key, line=line)
+        raise ConfigError(message + (f" ({where.split()[1]})" if where.startswith("env ") else ""), key=key)
+    return cfg, sources
+
+
+def parse_hostport(addr: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``PORT``, ``:PORT``, ``HOST:PORT`` or ``[V6]:PORT``. Without a host: ``default_host`` (loopback)."""
+    host, sep, port = addr.strip().rpartition(":")
+    if not sep:
+        host, port = "", addr.strip()
+    host = host.strip("[]") or default_host
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{addr!r}: expected HOST:PORT (e.g. 127.0.0.1:9464)")
+    return host, int(port)
+
+
+def config_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Values of the right type that are still wrong: (key, message), messages starting with the key."""
+    out: list[tuple[str, str]] = []
+
+    def need(ok: bool, key: str, message: str) -> None:
+        if not ok:
+            out.append((key, message))
+
+    try:
+        validate_url(cfg.clickhouse_url)
+    except UsageError as exc:
+        out.append(("clickhouse_url", str(exc)))
+    need(bool(cfg.database), "database", "database must not be empty")
+    need(1 <= cfg.batch_rows <= 1_000_000, "batch_rows",
+         "batch_rows must be between 1 and 1000000 (below max_insert_block_size)")
+    need(cfg.insert_parallel >= 1, "insert_parallel", "insert_parallel must be at least 1")
+    need(cfg.settle_seconds >= 0, "settle_seconds", "settle_seconds must not be negative")
+    need(cfg.rescan_seconds > 0, "rescan_seconds", "rescan_seconds must be more than 0")
+    need(cfg.workers >= 1, "workers", "workers must be at least 1")
+    need(cfg.max_attempts >= 1, "max_attempts", "max_attempts must be at least 1")
+    need(cfg.backoff_base > 0, "backoff_base", "backoff_base must be more than 0")
+    need(cfg.backoff_max >= cfg.backoff_base, "backoff_max", "backoff_max must be at least backoff_base")
+    need(cfg.after_load in ("keep", "archive", "delete"), "after_load", "after_load must be keep, archive or delete")
+    need(cfg.dedup_window >= 1, "dedup_window", "dedup_window must be at least 1")
+    need(cfg.insert_timeout > 0, "insert_timeout", "insert_timeout must be more than 0")
+    need(cfg.connect_timeout > 0, "connect_timeout", "connect_timeout must be more than 0")
+    need(cfg.max_file_bytes >= 0, "max_file_bytes", "max_file_bytes must not be negative (0: no limit)")
+    need(cfg.log_format in ("auto", "text", "json"), "log_format", "log_format must be auto, text or json")
+    need(cfg.log_level in LOG_LEVELS, "log_level", f"log_level must be one of {', '.join(LOG_LEVELS)}")
+    if cfg.metrics_addr:
+        try:
+            parse_hostport(cfg.metrics_addr)
+        except ValueError as exc:
+            out.append(("metrics_addr", f"metrics_addr {exc}"))
+    need(0 < cfg.alert_error_rate <= 1, "alert_error_rate", "alert_error_rate must be in (0, 1], e.g. 0.05")
+    need(cfg.alert_oldest_waiting_seconds > 0, "alert_oldest_waiting_seconds",
+         "alert_oldest_waiting_seconds must be more than 0")
+    need(0 <= cfg.alert_disk_free_ratio < 1, "alert_disk_free_ratio", "alert_disk_free_ratio must be in [0, 1)")
+    need(0 <= cfg.alert_memory_free_ratio < 1, "alert_memory_free_ratio",
+         "alert_memory_free_ratio must be in [0, 1)")
+    need(not cfg.cluster or re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.cluster) is not None, "cluster",
+         f"cluster {cfg.cluster!r}: a cluster name from the server's remote_servers (letters, digits, _ . -)")
+    return out
 
 
 def validate(cfg: Config) -> None:
-    validate_url(cfg.clickhouse_url)
-    if cfg.batch_rows < 1 or cfg.batch_rows > 1_000_000:
-        raise UsageError("batch_rows must be between 1 and 1000000 (below max_insert_block_size)")
-    if cfg.after_load not in ("keep", "archive", "delete"):
-        raise UsageError("after_load must be keep, archive or delete")
-    if cfg.workers < 1:
-        raise UsageError("workers must be at least 1")
-    if cfg.log_format not in ("auto", "text", "json"):
-        raise UsageError("log_format must be auto, text or json")
+    for key, message in config_problems(cfg):
+        raise ConfigError(message, key=key)
+
+
+def check_file(path: Path) -> list[ConfigError]:
+    """Every problem of a TOML file on its own (defaults < file), each with its line and key."""
+    values, problems = read_file(path)
+    if problems:
+        return problems
+    text = Path(path).read_text()
+    cfg = replace(Config(), **values)
+    for key, message in config_problems(cfg):
+        line = key_line(text, key) if key in values else None
+        problems.append(ConfigError(_located(path, line, message), key=key, line=line))
+    return problems
+
+
+# -- `chute config`: the effective configuration as TOML --------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, tuple | list):
+        if value and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+            return _toml_value(dict(value))  # pairs (a route's column types) are a table
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def dump(cfg: Config, sources: dict[str, str] | None = None) -> str:
+    """The configuration as a TOML file that ``--config`` reads back; secrets masked, sources as comments."""
+    sources = sources or {}
+    lines = ["# chute: effective configuration (defaults < config file < CHUTE_* environment < flags)"]
+    for f in fields(Config):
+        if f.name == "routes":
+            continue
+        value = getattr(cfg, f.name)
+        note = sources.get(f.name, "default")
+        if f.name == "clickhouse_url":
+            value = mask_url(value) if value else ""
+            if not value:
+                note += f"; embedded chDB at {default_engine_dir()}"
+        if value is None:
+            lines.append(f"# {f.name} = (not set)")
+            continue
+        lines.append(f"{f.name} = {_toml_value(value)}  # {note}")
+    if os.environ.get("CHUTE_CLICKHOUSE_PASSWORD") is not None:
+        lines.append("# password: set in CHUTE_CLICKHOUSE_PASSWORD (not shown)")
+    elif cfg.password_file:
+        lines.append(f"# password: read from {cfg.password_file} (not shown)")
+    else:
+        lines.append("# password: none")
+    for route in cfg.routes:
+        lines += ["", "[[routes]]"]
+        for f in fields(route):
+            value = getattr(route, f.name)
+            if value is not None and value != f.default:
+                lines.append(f"{_toml_key(f.name)} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

@@ -14,11 +14,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from core import failpoints
 from core.config import Config
 from core.errors import FileChanged, HoldError, InputError, TargetError
+from core.fit import Fitter, Rejects
 from core.ledger import FileRow, Ledger
-from core.reader import CsvReader, Plan, hash_and_plan, open_source, reader_for, warm_up, with_lineage
+from core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
+from core.routing import Route, options_for
 from core.schema import LINEAGE_NAMES, Column, columns_for
 from core.states import RUNNABLE, State
 from core.target import Encoded, Target
@@ -156,7 +161,9 @@ class Loader:
         with open_source(path, row.compression, cfg.max_file_bytes) as src:
             if (src.st.st_size, src.st.st_mtime_ns) != (row.size, row.mtime_ns):
                 raise FileChanged(f"{row.path} changed since it settled")
-            reader = reader_for(src, row.fmt)
+            opts = options_for(row.table_name, cfg.routes)
+            csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", None) else None
+            reader = reader_for(src, row.fmt, csv_opts)
             t0 = time.perf_counter()
             plan = hash_and_plan(src, reader, self._hash_pool)
             timings = {"validate": time.perf_counter() - t0}
@@ -179,13 +186,26 @@ class Loader:
                 if not row.batch_rows:
                     self.ledger.update(row.id, batch_rows=batch_rows)  # fixed before the first insert
                 t0 = time.perf_counter()
-                self._prepare_table(row, plan)
+                table = self._prepare_table(row, plan, opts)
                 t1 = time.perf_counter()
-                self._send(row, reader, plan, sha, batch_rows, done)
+                check = self._hash_pool.submit(reader.pending_check) if reader.pending_check else None
+                rejects = Rejects(_free_name(cfg.quarantine_dir / (row.path + ".rejects.csv")))
+                fitter = Fitter(table, reader.wire_schema, set(reader.date_columns),
+                                skip_bad=opts.on_bad_rows == "skip", header_lines=reader.header_lines)
+                try:
+                    self._send(row, reader, plan, sha, batch_rows, done, fitter, rejects, opts)
+                finally:
+                    rejects.close()
                 src.check_unchanged()
+                problem = check.result() if check else None
+                if problem is not None:
+                    raise problem
                 t2 = time.perf_counter()
                 timings.update(table=t1 - t0, insert=t2 - t1)
-                self._verify(row, sha, plan.rows, timings)
+                expected = sum(self.ledger.done_batches(row.id, row.generation).values())
+                self._verify(row, sha, expected, timings)
+                if rejects.count:
+                    self._note_rejects(row, rejects)
             finally:
                 self.claims.release(sha, row.id)
         self._after_load(row, path)
@@ -205,32 +225,62 @@ class Loader:
         if self.cfg.require_approval:
             raise HoldError("waiting for approval (--require-approval)")
 
-    def _prepare_table(self, row: FileRow, plan: Plan) -> None:
+    def _prepare_table(self, row: FileRow, plan: Plan, opts: Route) -> list[Column]:
+        """Create the table, or reconcile the file with it under the table's drift policy.
+        Returns the table's columns."""
         table = row.table_name
-        wanted = columns_for(plan.schema, plan.null_counts)
+        wanted = columns_for(plan.schema, plan.null_counts, plan.distinct_ratio, dict(opts.columns))
         clash = [c.name for c in wanted if c.name in LINEAGE_NAMES]
         if clash:
-            raise InputError(f"column name {clash[0]!r} is reserved for chute's lineage columns")
+            raise InputError(f"column name {clash[0]!r} is reserved for chute's lineage columns", column=clash[0])
         existing = self.target.table_columns(table)
         if existing is None:
-            self.target.create_table(table, wanted)
+            missing_key = [k for k in opts.key if k not in plan.schema]
+            if missing_key:
+                raise HoldError(f"table {table}'s key column {missing_key[0]!r} is not in this file")
+            self.target.create_table(table, wanted, order_by=opts.order_by, key=opts.key)
             log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted))
-            return
-        self._check_drift(table, wanted, existing)
+            return wanted
         self.target.add_lineage(table, existing)
+        return self._reconcile(row, table, wanted, existing, opts)
 
-    def _check_drift(self, table: str, wanted: list[Column], existing: list[Column]) -> None:
-        have = {c.name: c for c in existing}
-        new = [c.name for c in wanted if c.name not in have]
+    def _reconcile(self, row: FileRow, table: str, wanted: list[Column], existing: list[Column],
+                   opts: Route) -> list[Column]:
+        have = {c.name for c in existing}
+        new = [c for c in wanted if c.name not in have]
         if new:
-            raise HoldError(f"schema drift: table {table} has no column(s) {', '.join(new)}")
-        for col in wanted:
-            if col.nullable and not have[col.name].nullable and "Nullable" not in have[col.name].type:
-                raise InputError(f"column {col.name!r} has empty values but {table}.{col.name} is "
-                                 f"{have[col.name].type} (not Nullable)", column=col.name)
+            listing = ", ".join(f"{c.name} ({c.type})" for c in new)
+            if opts.drift == "freeze":
+                raise InputError(f"schema drift: table {table} is frozen and has no column(s) {listing}")
+            if opts.drift == "hold" and not row.approved:
+                raise HoldError(f"schema drift: new column(s) {listing} not in table {table}; approve to add "
+                                f"them (ALTER TABLE ADD COLUMN) and load")
+            for col in new:
+                # Rows loaded before have no value for it: the added column must be Nullable.
+                added = col if col.nullable or col.type.startswith("Array(") else Column(col.name, _nullable(col.type))
+                self.target.add_column(table, added)
+                existing.append(added)
+            self.ledger.log(row.id, row.path, "engine", "schema", f"added column(s) {listing} to {table}")
+            log.info("schema drift on %s: added %s", table, listing)
+        names = {w.name for w in wanted}
+        missing = [c for c in existing if c.name not in names and c.name not in LINEAGE_NAMES and not c.fillable]
+        if missing:
+            raise InputError(f"file lacks column(s) {', '.join(c.name for c in missing)} of table {table}, "
+                             f"which are neither Nullable nor have a DEFAULT")
+        return existing
 
-    def _send(self, row: FileRow, reader: CsvReader, plan: Plan, sha: str, batch_rows: int,
-              done: dict[int, int]) -> None:
+    def _note_rejects(self, row: FileRow, rejects: Rejects) -> None:
+        reason = {"path": row.path, "reason": f"{rejects.count} row(s) skipped (on_bad_rows = skip)",
+                  "rejects": str(rejects.path.relative_to(self.cfg.data_dir)),
+                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        Path(str(rejects.path).removesuffix(".rejects.csv") + ".reason.json").write_text(
+            json.dumps(reason, indent=2) + "\n")
+        self.ledger.update(row.id, reason=reason["reason"])
+        self.ledger.log(row.id, row.path, "engine", "rejects", f"{reason['reason']}: {reason['rejects']}")
+        log.warning("%s: %s, see %s", row.path, reason["reason"], reason["rejects"])
+
+    def _send(self, row: FileRow, reader: Reader, plan: Plan, sha: str, batch_rows: int,
+              done: dict[int, int], fitter: Fitter, rejects: Rejects, opts: Route) -> None:
         """Insert every batch not yet acknowledged.
 
         A producer thread parses, converts and encodes batches ahead; ``insert_parallel``
@@ -258,8 +308,13 @@ class Loader:
         def produce() -> None:
             try:
                 for idx, df in reader.batches(batch_rows, skip=frozenset(done)):
-                    if not put((idx, df.height, self.target.encode(with_lineage(df, row.path, sha,
-                                                                                  idx * batch_rows)))):
+                    first = idx * batch_rows
+                    df, rejected, kept = fitter.fit(df, first)
+                    rejects.add(rejected)
+                    data = with_lineage(df, row.path, sha, first, kept)
+                    if opts.skip_existing_keys:
+                        data = self._anti_join(row.table_name, opts.key[0], data)
+                    if not put((idx, data.num_rows, self.target.encode(data))):
                         return
             finally:
                 for _ in range(lanes):
@@ -306,8 +361,20 @@ class Loader:
                 if not fut.done():
                     fut.exception()
 
+    def _anti_join(self, table: str, key: str, data: pa.Table) -> pa.Table:
+        """Drop rows whose key the table already has (``skip_existing_keys``), for readers that
+        cannot use FINAL. One bound query per batch."""
+        keys = data.column(key)
+        if len(keys) == 0 or keys.null_count == len(keys):
+            return data
+        ch_type = next((c.type for c in (self.target.table_columns(table) or []) if c.name == key), "String")
+        present = self.target.existing_keys(table, key, ch_type, pc.unique(keys).drop_null().to_pylist())
+        if not present:
+            return data
+        return data.filter(pc.invert(pc.is_in(keys, value_set=pa.array(list(present), type=keys.type))))
+
     @staticmethod
-    def _explain(reader: CsvReader, idx: int, batch_rows: int, exc: InputError) -> InputError:
+    def _explain(reader: Reader, idx: int, batch_rows: int, exc: InputError) -> InputError:
         """ClickHouse refused a batch: name the row if it is a date that did not parse."""
         for i, df in reader.batches(batch_rows):
             if i == idx:
@@ -356,7 +423,15 @@ class Loader:
         return State.SETTLING
 
     def _failed(self, row: FileRow, exc: TargetError) -> State:
-        if isinstance(exc, _VerifyError):
+        fresh = self.ledger.get(row.id)
+        # An attempt that got batches acknowledged is not a failure to give up on (a flaky link).
+        progressed = fresh is not None and (fresh.rows_loaded or 0) > (row.rows_loaded or 0)
+        if not isinstance(exc, _VerifyError):
+            # The error says what one request saw; a probe says whether ClickHouse is there at all:
+            # a cut on a healthy server costs an attempt, any error from an absent one waits.
+            exc.unreachable = not self.target.ping()
+        else:
+            progressed = False
             # Replay with a fresh generation: the old tokens would be silently dropped (DESIGN 4.8).
             try:
                 fresh = self.ledger.get(row.id)
@@ -365,7 +440,7 @@ class Loader:
                 self.ledger.update(row.id, generation=row.generation + 1, rows_loaded=0)
             except TargetError as err:
                 log.warning("could not clear rows of %s for a replay: %s", row.path, err)
-        attempts = row.attempts + 1
+        attempts = row.attempts if progressed else row.attempts + 1
         retry = attempts < self.cfg.max_attempts or (exc.unreachable and not self.exhaust_unreachable)
         delay = backoff(attempts, self.cfg.backoff_base, self.cfg.backoff_max)
         next_attempt = time.time() + delay if retry else None
@@ -425,6 +500,12 @@ class _Duplicate(Exception):
 
 class _VerifyError(TargetError):
     pass
+
+
+def _nullable(kind: str) -> str:
+    if kind.startswith("LowCardinality("):
+        return f"LowCardinality(Nullable({kind[len('LowCardinality('):-1]}))"
+    return f"Nullable({kind})"
 
 
 def _check_inside(root: Path, path: Path) -> None:

@@ -6,15 +6,17 @@ The hash and the parse read the same open file descriptor (polars reads it throu
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
 import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -137,16 +139,13 @@ class Plan:
     schema: pl.Schema
     rows: int
     null_counts: dict[str, int] = field(default_factory=dict)
+    distinct_ratio: dict[str, float] = field(default_factory=dict)  # string columns, from the sample
 
 
-class CsvReader:
-    """CSV with a header row, plain, gzip or zstd.
-
-    Types come from a sample read with date detection; the full read keeps date columns as
-    text (polars' date inference is slow) and each batch converts them with one vectorised
-    call. Files that fit comfortably in memory are parsed once and sliced; bigger ones are
-    streamed twice (a validating pass, then the batches) in bounded memory.
-    """
+class Reader:
+    """Parses one open source into polars batches. Subclasses fill ``_wire`` (what polars
+    parses), ``_dates`` (text columns that are dates; ClickHouse parses them) and either
+    ``_frame`` (small files, parsed once) or ``_stream`` (large files, streamed twice)."""
 
     INFER_ROWS = 10_000
     SAMPLE_BYTES = 1 << 20
@@ -154,81 +153,61 @@ class CsvReader:
 
     def __init__(self, src: Source) -> None:
         self.src = src
-        self._wire: pl.Schema | None = None  # what polars parses: dates as String
+        self._wire: pl.Schema | None = None
         self._dates: dict[str, pl.DataType] = {}
         self._frame: pl.DataFrame | None = None
+        self._distinct: dict[str, float] = {}
+        # A check that need not delay the first insert; the loader runs it alongside and
+        # awaits it before verification.
+        self.pending_check: Callable[[], InputError | None] | None = None
+
+    @property
+    def wire_schema(self) -> pl.Schema:
+        return self._wire or pl.Schema()
+
+    @property
+    def date_columns(self) -> list[str]:
+        return list(self._dates)
+
+    @property
+    def header_lines(self) -> int:
+        """Lines before the first data row (to turn data rows into line numbers)."""
+        return 0
+
+    def plan(self) -> Plan:
+        raise NotImplementedError
+
+    def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
+        raise NotImplementedError
+
+    def diagnose(self) -> InputError | None:
+        """Slow path after a parse error: find the first bad line and say what is wrong with it."""
+        return None
 
     def _in_memory(self) -> bool:
         factor = 1 if self.src.compression is None else 6
         return self.src.st.st_size * factor <= self.IN_MEMORY_BYTES
 
-    def plan(self) -> Plan:
-        """A validating pass: the whole file must parse before any row is inserted."""
-        try:
-            sample = self._sample()
-        except pl.exceptions.NoDataError:
-            raise InputError("no header row: the file has no data") from None
-        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise self._input_error(exc) from None
-        if not sample.columns:
-            raise InputError("no header row: the file has no columns")
-        self._dates = {c: t for c, t in sample.schema.items() if t == pl.Date or isinstance(t, pl.Datetime)}
-        self._wire = pl.Schema({c: (pl.String if c in self._dates else t) for c, t in sample.schema.items()})
-        try:
-            return self._full_pass()
-        except pl.exceptions.ComputeError:
-            pass  # a later row is wider than the sample's types: infer from the whole file
-        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise self._input_error(exc) from None
-        try:
-            widest = pl.scan_csv(self.src.proc_path, infer_schema_length=None).collect_schema()
-            self._dates = {c: t for c, t in self._dates.items() if widest.get(c) == pl.String}
-            self._wire = widest
-            return self._full_pass()
-        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise self._input_error(exc) from None
-
-    def _input_error(self, exc: BaseException) -> InputError:
-        if self.src.compression and isinstance(exc, OSError | EOFError):
-            return InputError(f"truncated or corrupt {self.src.compression} data: {exc}")
-        return InputError(_clean_polars_error(exc))
-
-    def _sample(self) -> pl.DataFrame:
-        """Types from the first rows, parsed from a prefix of the bytes (polars' n_rows still walks
-        the whole file). Dates are detected per column with one vectorised parse: polars'
-        try_parse_dates over a long sample costs 20x more."""
-        head, complete = head_bytes(self.src, self.SAMPLE_BYTES)
-        if not complete:
-            cut = head.rfind(b"\n")
-            head = head[: cut + 1] if cut > 0 else head
-        try:
-            sample = pl.read_csv(io.BytesIO(head), n_rows=self.INFER_ROWS, infer_schema_length=self.INFER_ROWS)
-        except pl.exceptions.ComputeError:
-            if complete:
-                raise
-            # The cut fell inside a quoted field; let polars read the real file.
-            sample = pl.read_csv(self.src.proc_path, n_rows=self.INFER_ROWS, infer_schema_length=self.INFER_ROWS)
-        temporal = {}
-        for name, dtype in sample.schema.items():
-            if dtype == pl.String:
-                kind = _temporal_type(sample[name])
-                if kind is not None:
-                    temporal[name] = kind
-        return sample.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in temporal.items())
-
-    def _full_pass(self) -> Plan:
+    def _finish_plan(self, rows: int, nulls: dict[str, int]) -> Plan:
         assert self._wire is not None
-        if self._in_memory():
-            frame = pl.read_csv(self.src.proc_path, schema=self._wire)
-            self._frame = frame
-            rows, nulls = frame.height, frame.null_count().row(0, named=True)
-        else:
-            stats = pl.scan_csv(self.src.proc_path, schema=self._wire).select(
-                pl.len().alias("\x00rows"), *[pl.col(c).null_count() for c in self._wire]).collect(engine="streaming")
-            nulls = stats.row(0, named=True)
-            rows = int(nulls.pop("\x00rows"))
         schema = pl.Schema({c: self._dates.get(c, t) for c, t in self._wire.items()})
-        return Plan(schema=schema, rows=int(rows), null_counts={k: int(v) for k, v in nulls.items()})
+        return Plan(schema=schema, rows=int(rows), null_counts={k: int(v) for k, v in nulls.items()},
+                    distinct_ratio=dict(self._distinct))
+
+    def _check_frame(self, frame: pl.DataFrame) -> None:
+        """Checks polars does not make: NUL bytes in text."""
+        text = [c for c, t in frame.schema.items() if t == pl.String]
+        if not text:
+            return
+        hits = frame.select(pl.col(c).str.contains("\x00", literal=True).any() for c in text).row(0)
+        for name, hit in zip(text, hits, strict=True):
+            if hit:
+                raise self.diagnose() or InputError(f"NUL byte in column {name!r}", column=name)
+
+    def _sample_distinct(self, sample: pl.DataFrame) -> None:
+        if sample.height >= 100:
+            self._distinct = {c: sample[c].n_unique() / sample.height
+                              for c, t in sample.schema.items() if t == pl.String and c not in self._dates}
 
     def _raw_batches(self, batch_rows: int) -> Iterator[pl.DataFrame]:
         if self._frame is not None:
@@ -237,7 +216,7 @@ class CsvReader:
             return
         pending: list[pl.DataFrame] = []
         have = 0
-        for df in pl.scan_csv(self.src.proc_path, schema=self._wire).collect_batches(chunk_size=batch_rows):
+        for df in self._stream(batch_rows):
             pending.append(df)
             have += df.height
             while have >= batch_rows:
@@ -257,9 +236,16 @@ class CsvReader:
         try:
             for idx, df in enumerate(self._raw_batches(batch_rows)):
                 if idx not in skip:
+                    if self._frame is None:
+                        self._check_frame(df)
                     yield idx, df
         except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise self._input_error(exc) from None
+            raise self.diagnose() or self._input_error(exc) from None
+
+    def _input_error(self, exc: BaseException) -> InputError:
+        if self.src.compression and isinstance(exc, OSError | EOFError):
+            return InputError(f"truncated or corrupt {self.src.compression} data: {exc}")
+        return InputError(_clean_polars_error(exc))
 
     def find_bad_date(self, df: pl.DataFrame, first_row: int) -> InputError | None:
         """The first value in a date column that does not parse like the sample (slow path)."""
@@ -274,13 +260,45 @@ class CsvReader:
         return None
 
 
-def reader_for(src: Source, fmt: str | None) -> CsvReader:
-    if fmt in ("csv", None):
-        return CsvReader(src)
-    raise InputError(f"format {fmt!r} is not supported yet")
+def detect_dates(sample: pl.DataFrame) -> dict[str, pl.DataType]:
+    """Text columns of the sample in which every value is a date or a date-time."""
+    found = {}
+    for name, dtype in sample.schema.items():
+        if dtype == pl.String:
+            kind = _temporal_type(sample[name])
+            if kind is not None:
+                found[name] = kind
+    return found
 
 
-def hash_and_plan(src: Source, reader: CsvReader, pool: ThreadPoolExecutor | None = None) -> Plan:
+def open_binary(src: Source) -> BinaryIO:
+    """A fresh, decompressing binary stream over the source (slow paths only)."""
+    raw = open(src.proc_path, "rb")  # noqa: SIM115 - the caller closes the returned stream
+    if src.compression == "gzip":
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if src.compression == "zstd":
+        import zstandard
+
+        # The zstd reader has no readline: buffer it so slow paths can walk lines.
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))  # type: ignore[arg-type]
+    return raw
+
+
+def reader_for(src: Source, fmt: str | None, options: dict | None = None) -> Reader:
+    from core.csv_reader import CsvReader
+    from core.json_reader import NdjsonReader
+    from core.parquet_reader import ParquetReader
+
+    if fmt in ("csv", "tsv", None):
+        return CsvReader(src, tsv=fmt == "tsv", **(options or {}))
+    if fmt == "ndjson":
+        return NdjsonReader(src)
+    if fmt == "parquet":
+        return ParquetReader(src)
+    raise InputError(f"format {fmt!r} is not supported")
+
+
+def hash_and_plan(src: Source, reader: Reader, pool: ThreadPoolExecutor | None = None) -> Plan:
     """Hash and validate at once: both release the GIL, so two cores do both in the time of one."""
     if pool is None:
         src.sha256 = hash_fd(src.fd, src.st.st_size)
@@ -293,14 +311,19 @@ def hash_and_plan(src: Source, reader: CsvReader, pool: ThreadPoolExecutor | Non
     return plan
 
 
-def with_lineage(df: pl.DataFrame, rel_path: str, sha256: str, first_row: int) -> pa.Table:
-    """The batch as Arrow plus lineage columns; constants travel as one-entry dictionaries."""
+def with_lineage(df: pl.DataFrame, rel_path: str, sha256: str, first_row: int,
+                 kept: np.ndarray | None = None) -> pa.Table:
+    """The batch as Arrow plus lineage columns; constants travel as one-entry dictionaries.
+    ``kept``: positions (within the batch) of the rows left after skipping bad ones."""
     table = df.to_arrow()
     n = table.num_rows
     zeros = pa.array(np.zeros(n, dtype=np.int32))
     table = table.append_column("_source_path", pa.DictionaryArray.from_arrays(zeros, pa.array([rel_path])))
     table = table.append_column("_source_sha256", pa.DictionaryArray.from_arrays(zeros, pa.array([sha256])))
-    rows = np.arange(first_row + 1, first_row + n + 1, dtype=np.uint64)
+    if kept is None:
+        rows = np.arange(first_row + 1, first_row + n + 1, dtype=np.uint64)
+    else:
+        rows = kept.astype(np.uint64) + np.uint64(first_row + 1)
     return table.append_column("_source_row", pa.array(rows))
 
 

@@ -22,12 +22,58 @@ _BAD_CHARS = re.compile(r"[^a-z0-9_]")
 _LETTER = re.compile(r"[^\W\d_]")
 
 
+DRIFT_POLICIES = ("hold", "evolve", "freeze")
+BAD_ROW_POLICIES = ("quarantine", "skip")
+
+
 @dataclass(frozen=True)
 class Route:
-    """A TOML ``[[routes]]`` entry: files matching ``glob`` (relative to DATA_DIR) go to ``table``."""
+    """A TOML ``[[routes]]`` entry: files matching ``glob`` (relative to DATA_DIR) go to ``table``,
+    with that table's options. An entry without ``glob`` only sets options for ``table``."""
 
-    glob: str
     table: str
+    glob: str | None = None
+    columns: tuple[tuple[str, str], ...] = ()  # explicit ClickHouse types by column name
+    order_by: str | None = None
+    key: tuple[str, ...] = ()  # record-level dedup: ReplacingMergeTree ORDER BY key
+    skip_existing_keys: bool = False  # anti-join against keys already in the table
+    drift: str = "hold"  # new columns: hold for an operator | evolve (ALTER ADD) | freeze (quarantine)
+    on_bad_rows: str = "quarantine"  # values that do not fit: quarantine the file | skip the rows
+    delimiter: str | None = None  # CSV: sniffed when not set
+    header: bool | None = None  # CSV: detected when not set
+
+    @classmethod
+    def parse(cls, raw: dict) -> Route:
+        """From a TOML table; raises ValueError naming the bad key."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
+        if "table" not in raw:
+            raise ValueError("missing key 'table'")
+        data = dict(raw)
+        if not isinstance(data.get("columns", {}), dict):
+            raise ValueError("'columns' must be a table of column = \"ClickHouse type\"")
+        data["columns"] = tuple((str(k), str(v)) for k, v in data.get("columns", {}).items())
+        key = data.get("key", ())
+        data["key"] = (key,) if isinstance(key, str) else tuple(str(k) for k in key)
+        if data.get("drift", "hold") not in DRIFT_POLICIES:
+            raise ValueError(f"'drift' must be one of {', '.join(DRIFT_POLICIES)}")
+        if data.get("on_bad_rows", "quarantine") not in BAD_ROW_POLICIES:
+            raise ValueError(f"'on_bad_rows' must be one of {', '.join(BAD_ROW_POLICIES)}")
+        if data.get("skip_existing_keys") and len(data["key"]) != 1:
+            raise ValueError("'skip_existing_keys' needs a one-column 'key'")
+        if data.get("delimiter") is not None and len(str(data["delimiter"])) != 1:
+            raise ValueError("'delimiter' must be one character")
+        return cls(**data)
+
+
+def options_for(table: str, routes: tuple[Route, ...] | list[Route]) -> Route:
+    """The options of ``table``: the first route naming it, or the defaults."""
+    for route in routes:
+        if sanitize(route.table) == table:
+            return route
+    return Route(table=table)
 
 
 def is_ignored(rel: str) -> bool:
@@ -72,7 +118,7 @@ def sanitize(name: str) -> str:
 def table_for(rel: str, routes: list[Route] | tuple[Route, ...] = ()) -> str:
     """The table a file (path relative to DATA_DIR, POSIX separators) loads into."""
     for route in routes:
-        if fnmatch.fnmatchcase(rel, route.glob):
+        if route.glob and fnmatch.fnmatchcase(rel, route.glob):
             return sanitize(route.table)
     parts = PurePosixPath(rel).parts
     if len(parts) > 1:

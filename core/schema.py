@@ -31,50 +31,104 @@ def qualified(database: str, table: str) -> str:
 class Column:
     name: str
     type: str  # ClickHouse type, e.g. Nullable(Int64)
+    default: str = ""  # DEFAULT/MATERIALIZED/ALIAS kind when the column has one
 
     @property
     def nullable(self) -> bool:
-        return self.type.startswith("Nullable(")
+        return self.type.startswith(("Nullable(", "LowCardinality(Nullable("))
+
+    @property
+    def fillable(self) -> bool:
+        """Can a file without this column still load? (ClickHouse fills a NULL or a default)"""
+        return self.nullable or bool(self.default)
 
 
 def ch_type(dtype: pl.DataType) -> str:
     """ClickHouse type for a polars dtype (without Nullable)."""
     if dtype == pl.Boolean:
         return "Bool"
-    if dtype in (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64):
-        return str(dtype)
-    if dtype in (pl.Float32, pl.Float64):
+    if dtype in (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
+                 pl.Float32, pl.Float64):
         return str(dtype)
     if dtype == pl.Date:
         return "Date32"
     if isinstance(dtype, pl.Datetime):
         precision = {"ms": 3, "us": 6, "ns": 9}[dtype.time_unit or "us"]
         return f"DateTime64({precision}, 'UTC')" if dtype.time_zone else f"DateTime64({precision})"
-    if dtype == pl.Time:
-        return "String"
+    if isinstance(dtype, pl.Decimal):
+        return f"Decimal({dtype.precision or 38}, {dtype.scale or 0})"
+    if isinstance(dtype, pl.List | pl.Array):
+        # Arrays cannot be Nullable in ClickHouse; a missing list loads as [].
+        return f"Array(Nullable({ch_type(dtype.inner)}))"  # type: ignore[arg-type]
     return "String"
 
 
-def columns_for(schema: pl.Schema, null_counts: dict[str, int]) -> list[Column]:
-    """Data columns: Nullable only where the file has nulls."""
+# Strings whose sample repeats a lot are stored as LowCardinality (dictionary-encoded).
+LOW_CARDINALITY_RATIO = 0.05
+
+
+def columns_for(schema: pl.Schema, null_counts: dict[str, int], distinct_ratio: dict[str, float] | None = None,
+                explicit: dict[str, str] | None = None) -> list[Column]:
+    """Data columns: Nullable only where the file has nulls; LowCardinality where it pays;
+    explicit types from the table's route win."""
     out = []
     for name, dtype in schema.items():
+        if explicit and name in explicit:
+            out.append(Column(name, explicit[name]))
+            continue
         base = ch_type(dtype)
-        nullable = null_counts.get(name, 0) > 0 or dtype == pl.Null
-        out.append(Column(name, f"Nullable({base})" if nullable else base))
+        nullable = (null_counts.get(name, 0) > 0 or dtype == pl.Null) and not base.startswith("Array(")
+        kind = f"Nullable({base})" if nullable else base
+        if base == "String" and (distinct_ratio or {}).get(name, 1.0) <= LOW_CARDINALITY_RATIO:
+            kind = f"LowCardinality({kind})"
+        out.append(Column(name, kind))
     return out
 
 
+def base_type(ch: str) -> str:
+    """``LowCardinality(Nullable(String))`` -> ``String``."""
+    for wrapper in ("LowCardinality(", "Nullable("):
+        if ch.startswith(wrapper):
+            ch = ch[len(wrapper):-1]
+    return ch
+
+
+def polars_type(ch: str) -> pl.DataType | None:
+    """The polars type a value must cast to for a ClickHouse column type (None: let ClickHouse judge)."""
+    base = base_type(ch)
+    simple = {"Int8": pl.Int8, "Int16": pl.Int16, "Int32": pl.Int32, "Int64": pl.Int64, "UInt8": pl.UInt8,
+              "UInt16": pl.UInt16, "UInt32": pl.UInt32, "UInt64": pl.UInt64, "Float32": pl.Float32,
+              "Float64": pl.Float64, "Bool": pl.Boolean, "String": pl.String}
+    if base in simple:
+        return simple[base]()
+    if base.startswith("Decimal"):
+        return pl.Float64()
+    return None
+
+
 def create_table_sql(database: str, table: str, columns: list[Column], dedup_window: int,
-                     order_by: str | None = None) -> str:
+                     order_by: str | None = None, key: tuple[str, ...] = ()) -> str:
+    """MergeTree, or ReplacingMergeTree versioned by ingestion time when the table has a ``key``
+    (the last version of a key wins at merge time and with FINAL)."""
     defs = [f"{quote_ident(c.name)} {c.type}" for c in columns]
     defs += [f"{quote_ident(name)} {kind}" for name, kind in LINEAGE]
     # A minmax index on the source hash: parts hold few files, so verification and purge
     # skip almost every part, at a fraction of a bloom filter's insert cost.
     defs.append("INDEX _chute_src _source_sha256 TYPE minmax GRANULARITY 1")
+    if key:
+        engine = "ReplacingMergeTree(_ingested_at)"
+        order = "(" + ", ".join(quote_ident(k) for k in key) + ")"
+    else:
+        engine = "MergeTree"
+        order = order_by or "tuple()"
     return (
         f"CREATE TABLE IF NOT EXISTS {qualified(database, table)} (\n  " + ",\n  ".join(defs) + "\n)"
-        f" ENGINE = MergeTree ORDER BY {order_by or 'tuple()'}"
+        f" ENGINE = {engine} ORDER BY {order}"
         f" SETTINGS non_replicated_deduplication_window = {int(dedup_window)},"
         " fsync_after_insert = 1, fsync_part_directory = 1"
     )
+
+
+def add_column_sql(database: str, table: str, column: Column) -> str:
+    return (f"ALTER TABLE {qualified(database, table)} ADD COLUMN IF NOT EXISTS "
+            f"{quote_ident(column.name)} {column.type}")

@@ -1,0 +1,244 @@
+"""Delimited text: CSV, TSV and other delimiters (sniffed), with or without a header row.
+
+The dialect and the column names come from the first MiB; the column types from the first
+10,000 rows (widened to the whole file when a later row does not fit). Errors polars reports
+without a position send us down a slow path that finds the first bad line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+import polars as pl
+
+from core.errors import InputError
+from core.reader import Plan, Reader, Source, detect_dates, head_bytes, open_binary
+
+_DELIMITERS = ",\t;|"
+# Above this many decompressed bytes the exact check for short rows is skipped (it is a
+# Python-speed pass); such rows then load with their missing trailing values empty.
+SHORT_ROW_CHECK_BYTES = 64 << 20
+
+
+class CsvReader(Reader):
+    def __init__(self, src: Source, tsv: bool = False, delimiter: str | None = None,
+                 header: bool | None = None) -> None:
+        super().__init__(src)
+        self.tsv = tsv
+        self.delimiter = delimiter
+        self.header = header
+        self.quote = '"'
+        self.names: list[str] = []
+
+    @property
+    def header_lines(self) -> int:
+        return 1 if self.header else 0
+
+    # -- dialect and names ----------------------------------------------------------------
+
+    def _dialect(self, head: bytes, complete: bool) -> str:
+        """Decode the head, pick delimiter/header, and name the columns. Returns the text used."""
+        if not complete:
+            cut = head.rfind(b"\n")
+            head = head[: cut + 1] if cut > 0 else head
+        if head.startswith(b"\xef\xbb\xbf"):
+            head = head[3:]
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = head.count(b"\n", 0, exc.start) + 1
+            raise InputError(f"not UTF-8 text: byte 0x{head[exc.start]:02x} at line {line} cannot be decoded",
+                             line=line) from None
+        if not text.strip():
+            raise InputError("no data: the file has only blank lines" if text else "empty file")
+        sniffer = csv.Sniffer()
+        sample = text[:65536]
+        if self.delimiter is None:
+            if self.tsv:
+                self.delimiter = "\t"
+            else:
+                try:
+                    self.delimiter = sniffer.sniff(sample, delimiters=_DELIMITERS).delimiter
+                except csv.Error:
+                    self.delimiter = ","
+        first = next(csv.reader(io.StringIO(text), delimiter=self.delimiter, quotechar=self.quote), [])
+        if self.header is None:
+            self.header = _looks_like_header(first)
+        if self.header:
+            self.names = fix_names(first)
+        else:
+            self.names = [f"column_{i + 1}" for i in range(len(first))]
+        return text
+
+    def _read_args(self) -> dict:
+        return {"separator": self.delimiter, "quote_char": self.quote, "has_header": False,
+                "skip_rows": 1 if self.header else 0, "encoding": "utf8"}
+
+    # -- plan ------------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        head, complete = head_bytes(self.src, self.SAMPLE_BYTES)
+        text = self._dialect(head, complete)
+        try:
+            sample = self._sample(io.BytesIO(text.encode()))
+        except pl.exceptions.NoDataError:
+            sample = pl.DataFrame(schema={n: pl.String for n in self.names})
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            if complete:
+                raise self.diagnose() or self._input_error(exc) from None
+            try:  # the 1 MiB cut may have split a quoted field: sample the file itself
+                sample = self._sample(self.src.proc_path)
+            except (pl.exceptions.PolarsError, OSError, EOFError) as exc2:
+                raise self.diagnose() or self._input_error(exc2) from None
+        self._dates = detect_dates(sample)
+        self._sample_distinct(sample)
+        self._wire = pl.Schema({c: (pl.String if c in self._dates else t) for c, t in sample.schema.items()})
+        try:
+            plan = self._full_pass()
+        except pl.exceptions.ComputeError:
+            plan = None  # a later row is wider than the sample's types: infer from the whole file
+        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+            raise self.diagnose() or self._input_error(exc) from None
+        if plan is None:
+            try:
+                widest = pl.scan_csv(self.src.proc_path, infer_schema_length=None, new_columns=self.names,
+                                     **self._read_args()).collect_schema()
+                self._dates = {c: t for c, t in self._dates.items() if widest.get(c) == pl.String}
+                self._wire = widest
+                plan = self._full_pass()
+            except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+                raise self.diagnose() or self._input_error(exc) from None
+        self._check_short_rows(plan)
+        return plan
+
+    def _sample(self, source: io.BytesIO | str) -> pl.DataFrame:
+        return pl.read_csv(source, n_rows=self.INFER_ROWS, infer_schema_length=self.INFER_ROWS,
+                           new_columns=self.names, **self._read_args())
+
+    def _full_pass(self) -> Plan:
+        assert self._wire is not None
+        if self._in_memory():
+            frame = pl.read_csv(self.src.proc_path, schema=self._wire, **self._read_args())
+            self._check_frame(frame)
+            self._frame = frame
+            return self._finish_plan(frame.height, frame.null_count().row(0, named=True))
+        text = [c for c, t in self._wire.items() if t == pl.String]
+        stats = self._scan().select(
+            pl.len().alias("\x00rows"),
+            *[pl.col(c).null_count() for c in self._wire],
+            *[pl.col(c).str.contains("\x00", literal=True).any().alias(f"\x00nul{c}") for c in text],
+        ).collect(engine="streaming").row(0, named=True)
+        if any(stats.pop(f"\x00nul{c}") for c in text):
+            raise self.diagnose() or InputError("NUL byte in the data")
+        rows = stats.pop("\x00rows")
+        return self._finish_plan(rows, stats)
+
+    def _scan(self) -> pl.LazyFrame:
+        return pl.scan_csv(self.src.proc_path, schema=self._wire, **self._read_args())
+
+    def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
+        yield from self._scan().collect_batches(chunk_size=batch_rows)
+
+    def _check_short_rows(self, plan: Plan) -> None:
+        """polars fills missing trailing fields with nulls, so a null in the last column is the only
+        sign of a short row. Only then is the exact check needed; it runs beside the inserts
+        (``pending_check``) and a failure before verification still quarantines with zero rows."""
+        if not self.names or not plan.rows or not plan.null_counts.get(self.names[-1]):
+            return
+        factor = 1 if self.src.compression is None else 6
+        if self._frame is None or self.src.st.st_size * factor > SHORT_ROW_CHECK_BYTES:
+            return
+        self.pending_check = self._short_rows
+
+    def _short_rows(self) -> InputError | None:
+        assert self._frame is not None
+        try:
+            lines = pl.read_csv(self.src.proc_path, has_header=False, separator="\x00", quote_char=None,
+                                schema={"line": pl.String})["line"]
+        except (pl.exceptions.PolarsError, OSError, EOFError):
+            return self.diagnose()
+        offset = 1 if self.header else 0
+        if lines.len() != self._frame.height + offset:
+            return self.diagnose()  # records span lines (quoted newlines): walk it properly
+        nulls = self._frame[self.names[-1]].is_null().arg_true()
+        tails = lines.gather(nulls + offset).str.strip_chars_end("\r")
+        delim = self.delimiter or ","
+        short = ~(tails.str.ends_with(delim) | tails.str.ends_with(f'{delim}{self.quote}{self.quote}'))
+        if short.any():
+            line = int(nulls[int(short.arg_true()[0])]) + offset + 1
+            fields = len(next(csv.reader([tails[int(short.arg_true()[0])]], delimiter=delim)))
+            return InputError(f"ragged row at line {line}: {fields} fields, fewer than the {len(self.names)} "
+                              f"columns of the header", line=line)
+        return None
+
+    # -- the slow path ---------------------------------------------------------------------
+
+    def diagnose(self) -> InputError | None:
+        """Walk the file with Python's csv module: the first line that is not UTF-8, holds a NUL
+        byte, has the wrong number of fields, or opens a quote that never closes."""
+        try:
+            with open_binary(self.src) as raw:
+                for lineno, line in enumerate(raw, 1):
+                    if b"\x00" in line:
+                        return InputError(f"NUL byte at line {lineno}", line=lineno)
+                    try:
+                        line.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        if lineno == 1 and line.startswith(b"\xef\xbb\xbf") and exc.start < 3:
+                            continue
+                        return InputError(f"not UTF-8 text: byte 0x{line[exc.start]:02x} at line {lineno} "
+                                          f"cannot be decoded", line=lineno)
+            with open_binary(self.src) as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+                reader = csv.reader(text, delimiter=self.delimiter or ",", quotechar=self.quote, strict=True)
+                width = len(self.names)
+                start = 1
+                try:
+                    for record in reader:
+                        if (start > 1 or not self.header) and record and len(record) != width:
+                            kind = "more" if len(record) > width else "fewer"
+                            return InputError(f"ragged row at line {start}: {len(record)} fields, {kind} than "
+                                              f"the {width} columns of the header", line=start)
+                        start = reader.line_num + 1
+                except csv.Error as exc:
+                    if "EOF" in str(exc) or "unexpected end of data" in str(exc):
+                        return InputError(f"unbalanced quote: the quoted field opened at line {start} never closes",
+                                          line=start)
+                    return InputError(f"malformed CSV at line {start}: {exc}", line=start)
+        except (OSError, EOFError) as exc:
+            return self._input_error(exc)
+        return None
+
+
+def fix_names(header: list[str]) -> list[str]:
+    """Header text is kept as the column name; empty ones become ``column_<n>`` and repeats get
+    ``_<k>`` (deterministic, so the same file always maps the same way)."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(header):
+        name = raw.strip() or f"column_{i + 1}"
+        base, k = name, 2
+        while name in seen:
+            name, k = f"{base}_{k}", k + 1
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+def _looks_like_header(first: list[str]) -> bool:
+    """A header unless the first row looks like data: every field a number or empty."""
+    if not first:
+        return True
+    numeric = 0
+    for field in first:
+        value = field.strip()
+        if not value:
+            continue
+        try:
+            float(value)
+            numeric += 1
+        except ValueError:
+            return True
+    return numeric == 0

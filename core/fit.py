@@ -1,0 +1,98 @@
+"""Make a batch fit its table: every value must cast to the column's type, no NULL may land in a
+column that cannot hold one. Vectorised; only columns whose file type differs from the table's
+are checked, so a file loading into the table it created costs nothing here."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from core.errors import InputError
+from core.schema import Column, polars_type
+
+
+@dataclass
+class Rejects:
+    """Rows skipped under ``on_bad_rows = "skip"``, written as CSV: line, column, value, reason."""
+
+    path: Path
+    count: int = 0
+    _file: object = field(default=None, repr=False)
+
+    def add(self, rows: list[tuple[int, str, str, str]]) -> None:
+        if not rows:
+            return
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "w", newline="")  # noqa: SIM115 - closed in close()
+            csv.writer(self._file).writerow(["line", "column", "value", "reason"])
+        csv.writer(self._file).writerows(rows)
+        self.count += len(rows)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()  # type: ignore[attr-defined]
+            self._file = None
+
+
+class Fitter:
+    def __init__(self, table: list[Column], wire: pl.Schema, dates: set[str], skip_bad: bool,
+                 header_lines: int = 1) -> None:
+        self.skip_bad = skip_bad
+        self.header_lines = header_lines
+        self.casts: dict[str, pl.DataType] = {}
+        self.not_null: list[str] = []
+        for col in table:
+            if col.name not in wire:
+                continue
+            want = polars_type(col.type)
+            if want is not None and wire[col.name] != want and col.name not in dates:
+                self.casts[col.name] = want
+            if not col.nullable:
+                self.not_null.append(col.name)
+
+    @property
+    def idle(self) -> bool:
+        return not self.casts and not self.not_null
+
+    def fit(self, df: pl.DataFrame, first_row: int
+            ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
+        """(the batch with bad rows removed, the rejects, positions of the rows kept or None when
+        all are); raises InputError unless skipping."""
+        if self.idle:
+            return df, [], None
+        bad = pl.Series("bad", [False] * df.height)
+        rejects: list[tuple[int, str, str, str]] = []
+        out = df
+        for name, want in self.casts.items():
+            cast = df[name].cast(want, strict=False)
+            wrong = cast.is_null() & df[name].is_not_null()
+            if df[name].dtype.is_float() and want.is_integer():
+                wrong = wrong | (cast.cast(pl.Float64) != df[name]).fill_null(False)  # 1.5 is not an integer
+            if wrong.any():
+                rejects += self._describe(df, name, wrong, first_row, f"not a valid {want}")
+                bad = bad | wrong
+            out = out.with_columns(cast.alias(name))
+        for name in self.not_null:
+            empty = df[name].is_null()
+            if empty.any():
+                rejects += self._describe(df, name, empty, first_row, "empty value in a column that is not Nullable")
+                bad = bad | empty
+        if not rejects:
+            return out, [], None
+        if not self.skip_bad:
+            line, column, value, reason = min(rejects)
+            raise InputError(f"column {column!r}: {value!r} at line {line}: {reason}", line=line, column=column)
+        return out.filter(~bad), sorted(rejects), (~bad).arg_true().to_numpy()
+
+    def _describe(self, df: pl.DataFrame, name: str, mask: pl.Series, first_row: int,
+                  reason: str) -> list[tuple[int, str, str, str]]:
+        idx = mask.arg_true()
+        values = df[name].gather(idx).cast(pl.String, strict=False).fill_null("")
+        # Line numbers assume one line per record (quoted newlines shift them).
+        return [(first_row + int(i) + 1 + self.header_lines, name, str(v), reason)
+                for i, v in zip(idx.to_list(), values.to_list(), strict=True)]
