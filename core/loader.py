@@ -162,7 +162,7 @@ class Loader:
             if (src.st.st_size, src.st.st_mtime_ns) != (row.size, row.mtime_ns):
                 raise FileChanged(f"{row.path} changed since it settled")
             opts = options_for(row.table_name, cfg.routes)
-            csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", None) else None
+            csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
             reader = reader_for(src, row.fmt, csv_opts)
             t0 = time.perf_counter()
             plan = hash_and_plan(src, reader, self._hash_pool)

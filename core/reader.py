@@ -128,7 +128,9 @@ def head_bytes(src: Source, limit: int) -> tuple[bytes, bool]:
                 out = reader.read(limit + 1)
             whole = len(out) <= limit and len(raw) == src.st.st_size
     except (zlib.error, Exception) as exc:  # noqa: BLE001 - any codec error is bad input
-        raise InputError(f"cannot decompress ({src.compression}): {exc}") from None
+        raise InputError(f"truncated or corrupt {src.compression} data: {exc}") from None
+    if not out and raw:
+        raise InputError(f"truncated or corrupt {src.compression} data: nothing could be decompressed")
     return out[:limit], whole and len(out) <= limit
 
 
@@ -155,6 +157,7 @@ class Reader:
         self.src = src
         self._wire: pl.Schema | None = None
         self._dates: dict[str, pl.DataType] = {}
+        self._convert_dates: set[str] = set()
         self._frame: pl.DataFrame | None = None
         self._distinct: dict[str, float] = {}
         # A check that need not delay the first insert; the loader runs it alongside and
@@ -238,9 +241,31 @@ class Reader:
                 if idx not in skip:
                     if self._frame is None:
                         self._check_frame(df)
-                    yield idx, df
+                    yield idx, self._convert(df, idx * batch_rows)
         except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
             raise self.diagnose() or self._input_error(exc) from None
+
+    def _convert(self, df: pl.DataFrame, first_row: int) -> pl.DataFrame:
+        """Dates ClickHouse would not read from text (offsets, other layouts) become timestamps."""
+        names = [c for c in self._convert_dates if c in self._dates]
+        if not names:
+            return df
+        exprs = []
+        for name in names:
+            dtype = self._dates[name]
+            if dtype == pl.Date:
+                exprs.append(pl.col(name).str.to_date(strict=False))
+            else:
+                zone = "UTC" if getattr(dtype, "time_zone", None) else None
+                exprs.append(pl.col(name).str.to_datetime(time_unit="us", time_zone=zone, strict=False))
+        out = df.with_columns(exprs)
+        for name in names:
+            bad = (out[name].is_null() & df[name].is_not_null()).arg_true()
+            if len(bad):
+                row = first_row + int(bad[0]) + 1
+                raise InputError(f"column {name!r}: {df[name][int(bad[0])]!r} in data row {row} is not a date like "
+                                 f"the rows before it", line=row + self.header_lines, column=name)
+        return out
 
     def _input_error(self, exc: BaseException) -> InputError:
         if self.src.compression and isinstance(exc, OSError | EOFError):
@@ -260,15 +285,24 @@ class Reader:
         return None
 
 
-def detect_dates(sample: pl.DataFrame) -> dict[str, pl.DataType]:
-    """Text columns of the sample in which every value is a date or a date-time."""
-    found = {}
+# What ClickHouse's own text parser reads (the fast path); anything else polars converts.
+_CH_DATE_TEXT = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)?$"
+
+
+def detect_dates(sample: pl.DataFrame) -> tuple[dict[str, pl.DataType], set[str]]:
+    """Text columns of the sample in which every value is a date or a date-time, and which of
+    them polars must convert (offsets, other layouts) instead of leaving them to ClickHouse."""
+    found: dict[str, pl.DataType] = {}
+    convert: set[str] = set()
     for name, dtype in sample.schema.items():
         if dtype == pl.String:
             kind = _temporal_type(sample[name])
             if kind is not None:
                 found[name] = kind
-    return found
+                plain = sample[name].drop_nulls().str.contains(_CH_DATE_TEXT).all()
+                if getattr(kind, "time_zone", None) or not plain:
+                    convert.add(name)
+    return found, convert
 
 
 def open_binary(src: Source) -> BinaryIO:
@@ -289,7 +323,10 @@ def reader_for(src: Source, fmt: str | None, options: dict | None = None) -> Rea
     from core.json_reader import NdjsonReader
     from core.parquet_reader import ParquetReader
 
-    if fmt in ("csv", "tsv", None):
+    if fmt is None:
+        raise InputError(f"unknown file type {src.path.name!r}: expected .csv, .tsv, .txt, .ndjson, .jsonl, .json or "
+                         ".parquet, optionally with .gz or .zst")
+    if fmt in ("csv", "tsv"):
         return CsvReader(src, tsv=fmt == "tsv", **(options or {}))
     if fmt == "ndjson":
         return NdjsonReader(src)
@@ -340,14 +377,18 @@ def warm_up(target: object) -> None:
 def _temporal_type(values: pl.Series) -> pl.DataType | None:
     """Date or Datetime when every non-empty value in the sample parses as one."""
     present = values.drop_nulls()
-    if present.is_empty() or present.str.len_bytes().min() < 8:  # type: ignore[operator]
+    lengths = present.str.len_bytes()
+    if present.is_empty() or lengths.min() < 8 or lengths.max() > 40:  # type: ignore[operator]
         return None
-    as_date = present.str.to_date(strict=False)
-    if as_date.null_count() == 0:
-        return pl.Date()
-    as_datetime = present.str.to_datetime(strict=False, time_unit="us")
-    if as_datetime.null_count() == 0:
-        return as_datetime.dtype
+    try:
+        as_date = present.str.to_date(strict=False)
+        if as_date.null_count() == 0:
+            return pl.Date()
+        as_datetime = present.str.to_datetime(strict=False, time_unit="us")
+        if as_datetime.null_count() == 0:
+            return as_datetime.dtype
+    except pl.exceptions.PolarsError:
+        pass  # polars found no date layout at all: text
     return None
 
 

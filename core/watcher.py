@@ -102,7 +102,8 @@ class Watcher:
 
     @property
     def settling(self) -> int:
-        return len(self._settling)
+        """Files waiting to be complete, plus watch events not yet looked at."""
+        return len(self._settling) + (0 if self._hints.empty() else 1)
 
     def _load_known(self) -> None:
         for row in self.ledger.list_files(current_only=True):
