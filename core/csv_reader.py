@@ -92,7 +92,7 @@ class CsvReader(Reader):
                 sample = self._sample(self.src.proc_path)
             except (pl.exceptions.PolarsError, OSError, EOFError) as exc2:
                 raise self.diagnose() or self._input_error(exc2) from None
-        self._dates = detect_dates(sample)
+        self._dates, self._convert_dates = detect_dates(sample)
         self._sample_distinct(sample)
         self._wire = pl.Schema({c: (pl.String if c in self._dates else t) for c, t in sample.schema.items()})
         try:

@@ -2,26 +2,66 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import re
 import threading
+import time
 from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 
 from core import failpoints
 from core.config import Config
 from core.errors import InputError, TargetError, UsageError
-from core.schema import LINEAGE, Column, create_table_sql, qualified, quote_ident
+from core.schema import (
+    LINEAGE,
+    Column,
+    add_column_sql,
+    base_type,
+    create_database_sql,
+    create_table_sql,
+    qualified,
+    quote_ident,
+)
 
 log = logging.getLogger("chute.target")
+
+
+class _DriverNoise(logging.Filter):
+    """clickhouse-connect and urllib3 warn on every cut or refused request ("Unexpected Http Driver
+    Exception", "Retrying (Retry(...)) after connection broken ... /?query_id=...&<settings>");
+    chute reports each failure itself, once, in its own words, with the file it concerns."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = str(record.msg)
+        return not (text == "Unexpected Http Driver Exception" or text.startswith("Retrying ("))
+
+
+for _name in ("clickhouse_connect.driver._backend.http_sync", "urllib3.connectionpool"):
+    logging.getLogger(_name).addFilter(_DriverNoise())
 
 # ClickHouse error codes that mean "the data does not fit", not "the server is in trouble".
 INPUT_ERROR_CODES = frozenset({
     6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 73, 117, 131, 349, 395, 1001,
 })
+# Over HTTP these two mean "the body arrived short" (a proxy or link cut the upload): chute's own
+# Arrow body is never short, so that is the wire's fault, not the file's.
+SHORT_BODY_CODES = frozenset({32, 33})  # ATTEMPT_TO_READ_AFTER_EOF, CANNOT_READ_ALL_DATA
+# The server answers but will not let us in: waiting does not help, the operator must act.
+AUTH_ERROR_CODES = frozenset({192, 193, 194, 516})  # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTH_FAILED
+# Statuses a proxy or an overloaded server sends when ClickHouse cannot take requests right now.
+UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+# Options an http(s):// URL may carry after `?` (anything else is a typo worth refusing).
+URL_OPTIONS = ("ca_cert", "verify", "client_cert", "client_key", "compress")
+# An uncertain insert (cut, timeout, 502/503/504) is resent at once with the same token this many
+# times before the file fails and waits for its backoff: a flaky link should not cost a re-hash.
+INSERT_RETRY_DELAYS = (0.2, 0.6)
+# Health checks must not hang for the insert timeout.
+PROBE_TIMEOUT = 10
 # Settings the exactly-once protocol depends on, sent explicitly with every insert because
 # defaults differ between engines and versions (chDB defaults to async_insert=1).
 INSERT_SETTINGS = {
@@ -34,29 +74,196 @@ INSERT_SETTINGS = {
 }
 
 
-def classify(exc: BaseException) -> Exception:
-    """Turn a clickhouse-connect exception into InputError or TargetError."""
-    from clickhouse_connect.driver import exceptions as chx
+class AccessError(TargetError):
+    """ClickHouse answers but refuses this client (login, TLS certificate): only the operator can fix it."""
 
-    if isinstance(exc, TargetError | InputError):
+
+def classify(exc: BaseException, remote: bool = False) -> Exception:
+    """Turn a clickhouse-connect exception into InputError or TargetError.
+
+    What clickhouse-connect 1.12 raises (checked against tests/chhttp.py's faults):
+    a ClickHouse exception -> DatabaseError with ``code`` (OperationalError with ``code`` when
+    the status was 429/503/504); a bare HTTP status -> OperationalError for 429/503/504 (after
+    its own retries), DatabaseError with ``code=None`` for the others; no answer at all (refused,
+    reset, cut, timeout, TLS) -> OperationalError caused by a urllib3 error. Only ClickHouse's
+    data codes are the input's fault; everything else is retryable.
+    """
+    if isinstance(exc, TargetError | InputError | UsageError):
         return exc
     code = getattr(exc, "code", None)
+    if isinstance(code, int):  # ClickHouse itself answered with an exception
+        message = _first_line(str(exc))
+        if code in AUTH_ERROR_CODES:
+            return AccessError(f"ClickHouse refused the login: {message} (check the user in the URL and "
+                               "CHUTE_CLICKHOUSE_PASSWORD or password_file)", code=code)
+        if remote and code in SHORT_BODY_CODES:
+            return TargetError(f"ClickHouse got an incomplete request body: {message}", code=code)
+        if code in INPUT_ERROR_CODES:
+            return InputError(f"ClickHouse rejected the data: {message}")
+        return TargetError(f"ClickHouse error: {message}", code=code)
+    transport = _transport_error(exc)
+    if transport is not None:
+        return transport
+    if isinstance(exc, OSError | TimeoutError):
+        return TargetError(f"ClickHouse unreachable: {exc}", unreachable=True)
     message = _first_line(str(exc))
-    if isinstance(exc, chx.OperationalError | OSError | TimeoutError):
-        return TargetError(f"ClickHouse unreachable: {message}", unreachable=True, code=code)
-    if isinstance(code, int) and code in INPUT_ERROR_CODES:
-        return InputError(f"ClickHouse rejected the data: {message}")
-    if code is None and ("Connection" in message or "timed out" in message):
-        return TargetError(f"ClickHouse unreachable: {message}", unreachable=True)
-    return TargetError(f"ClickHouse error: {message}", code=code)
+    status = _HTTP_STATUS.search(message)
+    if status:
+        number = int(status.group(1))
+        return TargetError(f"ClickHouse answered HTTP {number} {_phrase(number)}",
+                           unreachable=number in UNAVAILABLE_STATUSES)
+    return TargetError(f"ClickHouse error: {message}")
+
+
+_HTTP_STATUS = re.compile(r"HTTP status (\d{3})")
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes and contexts, and urllib3's MaxRetryError reasons, outermost first."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if item is None or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        reason = getattr(item, "reason", None)
+        todo += [reason if isinstance(reason, BaseException) else None, item.__cause__,
+                 None if item.__suppress_context__ else item.__context__]
+    return seen
+
+
+def _transport_error(exc: BaseException) -> TargetError | None:
+    """A request that got no HTTP answer: say what happened to the connection in a few words."""
+    import ssl
+
+    from urllib3 import exceptions as u3
+
+    chain = _chain(exc)
+    if not any(isinstance(e, u3.HTTPError | OSError) for e in chain[1:]):
+        return None
+
+    def first(kind: type | tuple[type, ...]) -> BaseException | None:
+        return next((e for e in chain if isinstance(e, kind)), None)
+
+    if (cert := first(ssl.SSLCertVerificationError)) is not None:
+        reason = getattr(cert, "verify_message", None) or str(cert)
+        return AccessError(f"ClickHouse's TLS certificate was not accepted: {reason} (give the CA with "
+                           "?ca_cert=FILE in the URL, or ?verify=false to skip the check)")
+    if (err := first((u3.SSLError, ssl.SSLError))) is not None:
+        return TargetError(f"ClickHouse unreachable: TLS handshake failed: {_short(err)}", unreachable=True)
+    if first(u3.NameResolutionError) is not None:
+        return TargetError("ClickHouse unreachable: cannot resolve the host name", unreachable=True)
+    if first(ConnectionRefusedError) is not None:
+        return TargetError("ClickHouse unreachable: connection refused", unreachable=True)
+    if first(u3.ReadTimeoutError) is not None:
+        return TargetError("ClickHouse unreachable: no answer before the timeout", unreachable=True)
+    if (err := first(u3.NewConnectionError)) is not None:
+        return TargetError(f"ClickHouse unreachable: cannot connect: {_short(err)}", unreachable=True)
+    if first(u3.ConnectTimeoutError) is not None:
+        return TargetError("ClickHouse unreachable: connection timed out", unreachable=True)
+    if first(u3.ProtocolError) is not None or first(ConnectionError) is not None:
+        return TargetError("ClickHouse unreachable: connection closed before the answer", unreachable=True)
+    return TargetError(f"ClickHouse unreachable: {_short(chain[-1])}", unreachable=True)
+
+
+def _short(exc: BaseException) -> str:
+    """An exception's own words without urllib3's pool and URL decoration (URLs carry every setting)."""
+    text = str(getattr(exc, "reason", None) or exc)
+    text = re.sub(r"HTTPS?Connection(Pool)?\([^)]*\):\s*", "", text)
+    text = re.sub(r"\s*\(for url [^)]*\)", "", text)
+    return text[:200] or type(exc).__name__
 
 
 def _first_line(text: str) -> str:
     text = text.strip().splitlines()[0] if text.strip() else ""
+    # clickhouse-connect's HTTP wrapper around the server's own text, and its URL and version trailers.
+    text = re.sub(r"^Received ClickHouse exception, code: \d+, server response: ", "", text)
+    text = re.sub(r"^HTTP driver received HTTP status (\d+), server response: ", r"HTTP status \1: ", text)
+    text = re.sub(r"\s*\(for url [^)]*\)$", "", text)
+    text = re.sub(r"\s*\(version [0-9.]+[^)]*\)+$", "", text)
     # chDB repeats "Code: N. DB::Exception:" when it wraps; keep one.
     while text.count("DB::Exception: Code:") and "DB::Exception: Code:" in text:
         text = text[text.index("DB::Exception: Code:") + len("DB::Exception: "):]
     return text[:400]
+
+
+def http_client_kwargs(cfg: Config) -> dict[str, Any]:
+    """clickhouse-connect keyword arguments for an ``http(s)://[user@]host[:port][/path][?options]`` URL.
+
+    Options: ``ca_cert=FILE`` (PEM bundle to verify the server with, or ``certifi``),
+    ``verify=false`` (no certificate check), ``client_cert=FILE`` / ``client_key=FILE`` (mutual
+    TLS), ``compress=lz4|zstd|gzip|deflate|none`` (response and request compression; lz4 by
+    default). The password never comes from the URL: CHUTE_CLICKHOUSE_PASSWORD or password_file.
+    """
+    url = cfg.clickhouse_url
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    try:
+        raw = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise UsageError(f"bad options in the ClickHouse URL: {parts.query!r}") from None
+    unknown = sorted(set(raw) - set(URL_OPTIONS))
+    if unknown:
+        raise UsageError(f"unknown option {unknown[0]!r} in the ClickHouse URL (known: {', '.join(URL_OPTIONS)})")
+    opts = {k: v[-1] for k, v in raw.items()}
+    tls = [k for k in ("ca_cert", "verify", "client_cert", "client_key") if k in opts]
+    if tls and not secure:
+        raise UsageError(f"{tls[0]} in the ClickHouse URL needs https://")
+    compress = opts.get("compress", "lz4").lower()
+    if compress not in ("lz4", "zstd", "gzip", "deflate", "none"):
+        raise UsageError(f"compress={compress} in the ClickHouse URL: use lz4, zstd, gzip, deflate or none")
+    kwargs: dict[str, Any] = {
+        "interface": "https" if secure else "http",
+        "host": parts.hostname,
+        "port": parts.port or (8443 if secure else 8123),
+        "username": unquote(parts.username) if parts.username else "default",
+        "password": cfg.password(),
+        "compress": False if compress == "none" else compress,
+        "connect_timeout": max(1, round(cfg.connect_timeout)),
+        "send_receive_timeout": max(1, round(cfg.insert_timeout)),
+        # No session: one client per thread, and parallel lanes must not collide on a session id.
+        "autogenerate_session_id": False,
+        # chute retries itself, with tokens and backoff; a read retried inside the driver is invisible.
+        "query_retries": 0,
+        # Its own urllib3 pool per client: one kept connection per thread, closed with the client.
+        "dedicated_pool": True,
+    }
+    if parts.path.strip("/"):
+        kwargs["proxy_path"] = parts.path.rstrip("/")  # ClickHouse behind a reverse proxy under a path
+    if "verify" in opts:
+        value = opts["verify"].lower()
+        if value not in ("true", "false", "1", "0", "yes", "no"):
+            raise UsageError(f"verify={opts['verify']} in the ClickHouse URL: use true or false")
+        kwargs["verify"] = value in ("true", "1", "yes")
+    for key, arg in (("ca_cert", "ca_cert"), ("client_cert", "client_cert"), ("client_key", "client_cert_key")):
+        if key in opts:
+            value = opts[key]
+            if not (key == "ca_cert" and value == "certifi"):
+                path = Path(value).expanduser()
+                if not path.is_file():
+                    raise UsageError(f"{key} file {value} (from the ClickHouse URL) does not exist")
+                value = str(path)
+            kwargs[arg] = value
+    if "client_key" in opts and "client_cert" not in opts:
+        raise UsageError("client_key in the ClickHouse URL needs client_cert as well")
+    return kwargs
+
+
+def ipc_codec(cfg: Config) -> str | None:
+    """Compression of the Arrow IPC buffers in insert bodies: none in-process; over HTTP the URL's
+    ``compress`` where Arrow has it (zstd: ~3x smaller than lz4 on typical batches, ~4x the CPU)."""
+    if cfg.embedded:
+        return None
+    choice = (parse_qs(urlsplit(cfg.clickhouse_url).query).get("compress") or ["lz4"])[-1].lower()
+    return None if choice == "none" else ("zstd" if choice == "zstd" else "lz4")
 
 
 @dataclass(frozen=True)
@@ -77,10 +284,12 @@ class Target:
         self._lock = threading.Lock()
         self.server_version = ""
         self.insert_settings: dict[str, Any] = dict(INSERT_SETTINGS)
+        self.probe_error: str | None = None
+        self._ipc_codec = ipc_codec(cfg)
 
     # -- connections ----------------------------------------------------------------------
 
-    def _new_client(self) -> Any:
+    def _new_client(self, probe: bool = False) -> Any:
         import clickhouse_connect
 
         cfg = self.cfg
@@ -89,52 +298,36 @@ class Target:
                 path = cfg.engine_path()
                 path.mkdir(parents=True, exist_ok=True)
                 return clickhouse_connect.get_client(dsn=f"chdb://{path}")
-            parts = urlsplit(cfg.clickhouse_url)
-            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-            secure = parts.scheme == "https"
-            kwargs: dict[str, Any] = {
-                "host": parts.hostname,
-                "port": parts.port or (8443 if secure else 8123),
-                "username": parts.username or "default",
-                "password": cfg.password(),
-                "secure": secure,
-                "compress": query.get("compress", "lz4"),
-                "connect_timeout": cfg.connect_timeout,
-                "send_receive_timeout": cfg.insert_timeout,
-                "autogenerate_session_id": False,
-                "query_retries": 0,
-            }
-            if "ca_cert" in query:
-                kwargs["ca_cert"] = query["ca_cert"]
-            if query.get("verify", "true").lower() in ("0", "false", "no"):
-                kwargs["verify"] = False
+            kwargs = http_client_kwargs(cfg)
+            if probe:  # health checks answer in seconds or count as "no answer"
+                kwargs.update(connect_timeout=min(kwargs["connect_timeout"], PROBE_TIMEOUT),
+                              send_receive_timeout=PROBE_TIMEOUT)
             return clickhouse_connect.get_client(**kwargs)
         except UsageError:
             raise
         except Exception as exc:  # noqa: BLE001 - every connect failure becomes one clear line
-            err = classify(exc)
+            err = classify(exc, remote=not cfg.embedded)
             if isinstance(err, InputError):
                 err = TargetError(str(err))
             raise err from None
 
     def client(self) -> Any:
-        client = getattr(self._local, "client", None)
+        """This thread's client, kept for the engine's life.
+
+        Over HTTP each client has its own urllib3 pool, so a thread keeps one keep-alive
+        connection across batches and files. A broken connection is dropped by urllib3 and the
+        next request opens a new one; the client itself (and its server handshake) stays.
+        """
+        return self._thread_client("client", probe=False)
+
+    def _thread_client(self, slot: str, probe: bool) -> Any:
+        client = getattr(self._local, slot, None)
         if client is None:
-            client = self._new_client()
-            self._local.client = client
+            client = self._new_client(probe=probe)
+            setattr(self._local, slot, client)
             with self._lock:
                 self._clients.append(client)
         return client
-
-    def _drop_thread_client(self) -> None:
-        client = getattr(self._local, "client", None)
-        if client is not None and not self.cfg.embedded:
-            self._local.client = None
-            with self._lock:
-                if client in self._clients:
-                    self._clients.remove(client)
-            with contextlib.suppress(Exception):
-                client.close()
 
     def close(self) -> None:
         with self._lock:
@@ -150,10 +343,7 @@ class Target:
         try:
             return getattr(self.client(), fn)(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            err = classify(exc)
-            if isinstance(err, TargetError) and err.unreachable:
-                self._drop_thread_client()  # a broken connection must not be reused
-            raise err from None
+            raise classify(exc, remote=not self.cfg.embedded) from None
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -161,7 +351,10 @@ class Target:
         """Connect, make the database, and verify the server takes the insert settings we need."""
         rows = self._call("query", "SELECT version()").result_rows
         self.server_version = str(rows[0][0])
-        self._call("command", f"CREATE DATABASE IF NOT EXISTS {quote_ident(self.database)}")
+        if not self.cfg.embedded and http_client_kwargs(self.cfg).get("verify") is False:
+            log.warning("TLS certificate verification is off (verify=false in the ClickHouse URL): anyone on the "
+                        "path can pose as the server and read the password")
+        self._call("command", create_database_sql(self.database, self.cfg.cluster or None))
         names = list(INSERT_SETTINGS) + ["insert_deduplication_token"]
         found = self._call("query", "SELECT name, value FROM system.settings WHERE name IN {names:Array(String)}",
                            parameters={"names": names}).result_rows
@@ -178,10 +371,19 @@ class Target:
         return self.server_version
 
     def ping(self) -> bool:
+        """Does ClickHouse answer a query right now? Within seconds, never the insert timeout.
+
+        The reason it does not is kept in ``probe_error``.
+        """
         try:
-            self._call("query", "SELECT 1")
+            if self.cfg.embedded:
+                self._call("query", "SELECT 1")
+            else:
+                self._thread_client("probe", probe=True).query("SELECT 1")
+            self.probe_error = None
             return True
-        except TargetError:
+        except Exception as exc:  # noqa: BLE001 - any failure means "not answering"
+            self.probe_error = str(classify(exc, remote=not self.cfg.embedded))
             return False
 
     # -- tables ---------------------------------------------------------------------------
@@ -189,11 +391,11 @@ class Target:
     def table_columns(self, table: str) -> list[Column] | None:
         rows = self._call(
             "query",
-            "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}"
+            "SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} AND table = {t:String}"
             " ORDER BY position",
             parameters={"db": self.database, "t": table},
         ).result_rows
-        return [Column(r[0], r[1]) for r in rows] or None
+        return [Column(r[0], r[1], r[2]) for r in rows] or None
 
     def table_settings(self, table: str) -> str:
         rows = self._call(
@@ -201,8 +403,34 @@ class Target:
             parameters={"db": self.database, "t": table}).result_rows
         return rows[0][0] if rows else ""
 
-    def create_table(self, table: str, columns: list[Column], order_by: str | None = None) -> None:
-        self._call("command", create_table_sql(self.database, table, columns, self.cfg.dedup_window, order_by))
+    def create_table(self, table: str, columns: list[Column], order_by: str | None = None,
+                     key: tuple[str, ...] = ()) -> None:
+        self._call("command", create_table_sql(self.database, table, columns, self.cfg.dedup_window, order_by, key,
+                                                self.cfg.cluster or None))
+
+    def add_column(self, table: str, column: Column) -> None:
+        self._call("command", add_column_sql(self.database, table, column))
+
+    def existing_keys(self, table: str, key: str, ch_type: str, values: list) -> set:
+        """Which of ``values`` are already in ``table``'s ``key`` column.
+
+        First one range query over the batch's [min, max] (the table is ordered by its key, so
+        this reads only that range); when the range holds too many keys (random keys), bound
+        IN-lists of 10,000 keys each. Values are always bound server-side."""
+        kind = base_type(ch_type)
+        col, src = quote_ident(key), qualified(self.database, table)
+        cap = 4 * len(values) + 1000
+        rows = self._call(
+            "query", f"SELECT DISTINCT {col} FROM {src} WHERE {col} >= {{lo:{kind}}} AND {col} <= {{hi:{kind}}}"
+                     f" LIMIT {cap}", parameters={"lo": min(values), "hi": max(values)}).result_rows
+        if len(rows) < cap:
+            return {r[0] for r in rows}
+        found: set = set()
+        for i in range(0, len(values), 10_000):
+            found |= {r[0] for r in self._call(
+                "query", f"SELECT DISTINCT {col} FROM {src} WHERE {col} IN {{keys:Array({kind})}}",
+                parameters={"keys": values[i:i + 10_000]}).result_rows}
+        return found
 
     def add_lineage(self, table: str, existing: list[Column]) -> None:
         """A table made by someone else gets the lineage columns chute's protocol relies on."""
@@ -219,19 +447,32 @@ class Target:
         """Serialise a batch to an Arrow IPC body (off the insert thread; compressed for HTTP)."""
         from clickhouse_connect.driver.query import arrow_buffer
 
-        compression = None if self.cfg.embedded else "lz4"
-        names, body = arrow_buffer(data, compression)
+        names, body = arrow_buffer(data, self._ipc_codec)
         return Encoded(list(names), body, data.num_rows)
 
     def insert(self, table: str, batch: Encoded, token: str) -> None:
-        """One synchronous insert carrying the batch's deduplication token (DESIGN 4.3-4.4)."""
+        """One synchronous insert carrying the batch's deduplication token (DESIGN 4.3-4.4).
+
+        If the answer is lost (connection cut, timeout, 502/503/504) the insert may or may not
+        have been applied; it is resent at once with the same token, so ClickHouse drops it if it
+        was. After INSERT_RETRY_DELAYS the error goes to the loader, whose next attempt resends
+        every unacknowledged batch with its token.
+        """
         settings = dict(self.insert_settings, insert_deduplication_token=token)
         if failpoints.enabled("no_dedup"):
             settings = dict(self.insert_settings, insert_deduplicate=0)
             if "deduplicate_insert" in settings:
                 settings["deduplicate_insert"] = "disable"
-        self._call("raw_insert", qualified(self.database, table), batch.names, batch.body, settings=settings,
-                   fmt="Arrow")
+        for delay in (*INSERT_RETRY_DELAYS, None):
+            try:
+                self._call("raw_insert", qualified(self.database, table), batch.names, batch.body,
+                           settings=settings, fmt="Arrow")
+                return
+            except TargetError as exc:
+                if delay is None or not exc.unreachable:
+                    raise
+                log.debug("insert of %s (token %s) uncertain: %s; resending", table, token, exc)
+                time.sleep(delay)
 
     def count_source(self, table: str, sha256: str) -> int:
         rows = self._call(

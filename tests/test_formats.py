@@ -135,3 +135,22 @@ def test_ndjson_and_parquet(engine_factory, tmp_path: Path, chdb_path: Path) -> 
     scores = query(engine, f"SELECT id, score, label FROM `{db}`.scores WHERE _source_path = 'scores.parquet' "
                            "ORDER BY id")
     assert scores == list(frame.iter_rows())
+
+
+def test_streaming_path_for_large_files(engine_factory, tmp_path: Path, chdb_path: Path, monkeypatch) -> None:
+    """Files too big to parse in one go stream in batches (two passes); same values either way."""
+    from core.reader import Reader
+
+    monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 0)
+    body = b"id,name,when\n" + b"".join(f'{i},"n, {i}",2026-11-{1 + i % 28:02d}\n'.encode() for i in range(5000))
+    files = {"stream.csv": body, "stream2.csv.gz": gzip.compress(body + b"5000,last,2026-11-01\n"),
+             "stream3.ndjson": b"".join(json.dumps({"id": i, "v": f"x{i}"}).encode() + b"\n" for i in range(3000))}
+    engine = load_all(engine_factory, tmp_path, chdb_path, files, batch_rows=700)
+    for rel in files:
+        assert state_of(engine, rel) == State.LOADED, (rel, engine.ledger.current(rel).last_error)
+    db = engine.cfg.database
+    assert query(engine, f"SELECT count(), sum(id), uniqExact(_source_row) FROM `{db}`.stream") == \
+        [(5000, sum(range(5000)), 5000)]
+    assert query(engine, f"SELECT name FROM `{db}`.stream WHERE id = 42") == [("n, 42",)]
+    assert query(engine, f"SELECT count() FROM `{db}`.stream2")[0][0] == 5001
+    assert query(engine, f"SELECT count(), max(v) FROM `{db}`.stream3") == [(3000, "x999")]
