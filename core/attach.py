@@ -14,8 +14,11 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+from core import alerts
+from core.alerts import Alert
 from core.config import Config
 from core.engine import Snapshot, StateLock
 from core.errors import UsageError
@@ -26,6 +29,7 @@ from core.states import State
 
 RATE_WINDOW = 10  # seconds averaged for rows/s and MB/s, as the engine does
 HISTORY = 600  # seconds of per-second history in a snapshot
+ALERTS_MAX_AGE = 5.0  # seconds an alert evaluation serves snapshots (it reads disks and memory)
 
 
 class RecordedSchemas:
@@ -46,13 +50,16 @@ class RecordedSchemas:
 
 class AttachedEngine:
     def __init__(self, cfg: Config, *, now: Callable[[], float] = time.time,
-                 holder: Callable[[], str | None] | None = None, command_timeout: float = 120.0) -> None:
+                 holder: Callable[[], str | None] | None = None, command_timeout: float = 120.0,
+                 alert_rules: Callable[[AttachedEngine, float], list[Alert]] | None = None) -> None:
         path = Path(cfg.state_dir) / Ledger.FILENAME
         if not path.exists():
             raise UsageError(f"no ledger in {cfg.state_dir}: no chute has run with this state dir (see --state-dir)")
-        self.cfg = cfg
         self.mode = "attach"
         self.ledger = Ledger(cfg.state_dir, readonly=True)
+        owner = self.ledger.meta("data_dir")
+        # The daemon's data folder, wherever `attach` was started from.
+        self.cfg = replace(cfg, data_dir=Path(owner)) if owner else cfg
         self.target = RecordedSchemas(self.ledger)
         # Rate history needs a grouped query the Ledger has no method for; same file, read-only.
         self._conn = connect(path, readonly=True)
@@ -62,6 +69,9 @@ class AttachedEngine:
         self.command_timeout = command_timeout
         self._last_event = 0
         self._pause: tuple[str, float] | None = None  # latest pause/resume event: (action, ts)
+        self._alert_rules = alert_rules or (lambda eng, at: alerts.from_ledger(eng.cfg, eng.ledger, at,
+                                                                               eng.daemon is not None))
+        self._alerts: tuple[float, list[Alert]] = (float("-inf"), [])
 
     # -- the Engine surface ---------------------------------------------------------------
 
@@ -104,13 +114,13 @@ class AttachedEngine:
         history = self._history(now)
         recent = [h for h in history if h[0] >= now - RATE_WINDOW]
         daemon = self.daemon
-        unreachable = [r for r in ledger.in_states([State.FAILED], limit=500) if r.error_kind == "unreachable"]
+        reachable, error = alerts.recorded_health(ledger, running=daemon is not None)
         return Snapshot(
             ts=now,
-            data_dir=ledger.meta("data_dir") or str(self.cfg.data_dir),
+            data_dir=str(self.cfg.data_dir),
             target=ledger.meta("target") or "ClickHouse of the daemon",
-            target_ok=daemon is not None and not unreachable,
-            target_error=(unreachable[-1].last_error if unreachable else None) if daemon else "no daemon running",
+            target_ok=daemon is not None and reachable is not False,
+            target_error=error if daemon is not None else "no daemon running",
             server_version=ledger.meta("server_version") or "",
             paused=self.paused,
             counts=counts,
@@ -121,6 +131,7 @@ class AttachedEngine:
             rows_last_hour=ledger.rows_acked_since(now - 3600),
             settling=counts.get(State.SETTLING, 0) + counts.get(State.SEEN, 0),
             history=history,
+            alerts=self._current_alerts(now),
         )
 
     def command(self, action: str, path: str | None = None, actor: str = "operator") -> str:
@@ -142,6 +153,16 @@ class AttachedEngine:
         raise UsageError(f"the daemon has not answered in {self.command_timeout:.0f}s; the command stays queued")
 
     # -- derived from the ledger ----------------------------------------------------------
+
+    def _current_alerts(self, now: float) -> list[Alert]:
+        at, found = self._alerts
+        if not 0 <= now - at < ALERTS_MAX_AGE:
+            try:
+                found = self._alert_rules(self, now)
+            except Exception:  # noqa: BLE001 - monitoring must not take the console down
+                found = []
+            self._alerts = (now, found)
+        return found
 
     def _history(self, now: float) -> list[tuple[float, int, int]]:
         """Per-second (rows, bytes) acknowledged in the last 10 minutes; bytes estimated per file

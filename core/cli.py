@@ -23,7 +23,7 @@ from core.states import BAD_OUTCOMES, State
 
 log = logging.getLogger("chute")
 
-SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events")
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--after-load", choices=["keep", "archive", "delete"], help="what to do with a loaded file")
     p.add_argument("--wait-for-clickhouse", type=float, default=0.0, metavar="S",
                    help="at start, wait up to S seconds for ClickHouse to answer")
+    p.add_argument("--metrics-addr", metavar="HOST:PORT", help="serve Prometheus metrics here "
+                   "(env CHUTE_METRICS_ADDR; a bare port binds 127.0.0.1; default: off)")
+    p.add_argument("--cluster", metavar="NAME", help="create tables ON CLUSTER NAME with Replicated engines")
     p.add_argument("--version", action="version", version=f"chute {__version__}")
     _common(p)
     return p
@@ -70,18 +73,26 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
         p.add_argument("--limit", type=int, default=0, help="at most N lines (newest first)")
     if name == "events":
-        p.add_argument("--since", metavar="T", help="seconds ago (e.g. 3600) or an ISO time")
+        p.add_argument("--since", metavar="T", help="how long ago (3600, 15m, 2h, 7d) or an ISO time")
+        p.add_argument("--path", metavar="PATH", help="only events of this file (relative to DATA_DIR)")
     if name in ("approve", "retry", "purge"):
         p.add_argument("path", metavar="PATH", help="file path, relative to DATA_DIR or absolute")
         p.add_argument("--data-dir", metavar="DIR", help="the data folder (default: the ledger's)")
         p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a running daemon")
     if name == "attach":
         p.add_argument("--data-dir", metavar="DIR", help=argparse.SUPPRESS)
+    if name == "config":
+        p.add_argument("--check", nargs="?", const="", metavar="FILE",
+                       help="validate FILE (default: --config, or the default file) and exit")
     _common(p)
     return p
 
 
 def _config(args: argparse.Namespace, data_dir: str | None) -> config_mod.Config:
+    return _config_sources(args, data_dir)[0]
+
+
+def _config_sources(args: argparse.Namespace, data_dir: str | None) -> tuple[config_mod.Config, dict[str, str]]:
     overrides: dict[str, Any] = {
         "clickhouse_url": args.clickhouse,
         "database": args.database,
@@ -89,14 +100,15 @@ def _config(args: argparse.Namespace, data_dir: str | None) -> config_mod.Config
         "log_format": args.log_format,
         "log_level": args.log_level,
     }
-    for key in ("require_approval", "batch_rows", "settle_seconds", "workers", "after_load"):
+    for key in ("require_approval", "batch_rows", "settle_seconds", "workers", "after_load", "metrics_addr",
+                "cluster"):
         overrides[key] = getattr(args, key, None)
     if data_dir:
         overrides["data_dir"] = str(Path(data_dir).resolve())
-    cfg = config_mod.load(Path(args.config) if args.config else None, overrides)
+    cfg, sources = config_mod.load_with_sources(Path(args.config) if args.config else None, overrides)
     if not data_dir and cfg.data_dir == Path("data"):
         cfg = dataclasses.replace(cfg, data_dir=Path("data").resolve())
-    return cfg
+    return cfg, sources
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +199,8 @@ def _once_exit(engine: Any, interrupted: bool) -> int:
 
 def _subcommand(name: str, argv: list[str]) -> int:
     args = build_sub_parser(name).parse_args(argv)
+    if name == "config":
+        return _config_cmd(args)
     data_dir = getattr(args, "data_dir", None)
     cfg = _config(args, data_dir)
     from core import logsetup
@@ -205,7 +219,7 @@ def _subcommand(name: str, argv: list[str]) -> int:
         if name == "files":
             return _files(ledger, args.state, args.limit, args.json)
         if name == "events":
-            return _events(ledger, args.since, args.json)
+            return _events(ledger, args.since, args.json, args.path)
     finally:
         ledger.close()
     return EXIT_USAGE
@@ -239,6 +253,7 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
         "rows_last_hour": rows_1h,
         "files_loaded_last_hour": ledger.loaded_since(now - 3600),
         "recent_errors": errors,
+        "alerts": [a.as_dict() for a in _ledger_alerts(cfg, ledger, now, running is not None)],
     }
     if as_json:
         print(json.dumps(data, indent=2))
@@ -251,6 +266,38 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
         print("recent errors:")
         for e in errors:
             print(f"  {humanize.naturaltime(now - e['at']):>16}  {e['state']:<11} {e['path']}: {e['error']}")
+    for alert in data["alerts"]:
+        print(f"{alert['level'].upper():<8} {alert['name']}: {alert['message']}")
+    return EXIT_OK
+
+
+def _ledger_alerts(cfg: config_mod.Config, ledger: Any, now: float, running: bool) -> list:
+    """The alert rules as far as the ledger and this host tell (core/alerts.py); the daemon's folders."""
+    from core import alerts
+
+    owner = ledger.meta("data_dir")
+    if owner:
+        cfg = dataclasses.replace(cfg, data_dir=Path(owner))
+    return alerts.from_ledger(cfg, ledger, now, running)
+
+
+def _config_cmd(args: argparse.Namespace) -> int:
+    """`chute config`: the effective configuration as TOML. `--check [FILE]`: validate a file, name line and key."""
+    if args.check is not None:
+        chosen = args.check or args.config
+        path = Path(chosen) if chosen else config_mod.config_path(None)
+        if path is None:
+            raise UsageError(f"no configuration file to check: none given and {config_mod.default_config_file()} "
+                             "does not exist")
+        problems = config_mod.check_file(path)
+        for problem in problems:
+            print(f"chute: {problem}", file=sys.stderr)
+        if problems:
+            return EXIT_USAGE
+        print(f"{path}: ok")
+        return EXIT_OK
+    cfg, sources = _config_sources(args, None)
+    print(config_mod.dump(cfg, sources), end="")
     return EXIT_OK
 
 
@@ -267,21 +314,34 @@ def _files(ledger: Any, state: str | None, limit: int, as_json: bool) -> int:
     return EXIT_OK
 
 
-def _events(ledger: Any, since: str | None, as_json: bool) -> int:
-    start = None
-    if since:
-        try:
-            start = time.time() - float(since)
-        except ValueError:
-            from datetime import datetime
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-            try:
-                start = datetime.fromisoformat(since).timestamp()
-            except ValueError:
-                raise UsageError(f"--since {since!r}: give seconds ago or an ISO time") from None
+
+def _since(since: str, now: float) -> float:
+    """``3600``, ``90s``, ``15m``, ``2h``, ``7d`` ago, or an ISO time (local unless it has an offset)."""
+    text = since.strip().lower()
+    try:
+        if text[-1:] in _UNITS:
+            return now - float(text[:-1]) * _UNITS[text[-1]]
+        return now - float(text)
+    except ValueError:
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(since).timestamp()
+        except ValueError:
+            raise UsageError(f"--since {since!r}: give a duration (3600, 15m, 2h, 7d) or an ISO time") from None
+
+
+def _events(ledger: Any, since: str | None, as_json: bool, path: str | None = None) -> int:
+    """The audit trail, oldest first: when, who (actor), what (transition or action), which file, why."""
+    start = _since(since, time.time()) if since else None
     for ev in ledger.events(since=start, limit=100_000):
+        if path and ev.path != path:
+            continue
         if as_json:
-            print(json.dumps(ev.__dict__))
+            utc = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ev.ts)) + f".{int(ev.ts % 1 * 1000):03d}Z"
+            print(json.dumps(dict(ev.__dict__, time=utc)))
         else:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.ts))
             change = f"{ev.from_state or '-'} -> {ev.to_state}" if ev.to_state else ev.action

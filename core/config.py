@@ -379,14 +379,13 @@ def validate(cfg: Config) -> None:
 def check_file(path: Path) -> list[ConfigError]:
     """Every problem of a TOML file on its own (defaults < file), each with its line and key."""
     values, problems = read_file(path)
-    if problems:
-        return problems
     text = Path(path).read_text()
-    cfg = replace(Config(), **values)
+    cfg = replace(Config(), **values)  # the keys that parsed: their values can still be out of range
     for key, message in config_problems(cfg):
-        line = key_line(text, key) if key in values else None
-        problems.append(ConfigError(_located(path, line, message), key=key, line=line))
-    return problems
+        if key in values:
+            line = key_line(text, key)
+            problems.append(ConfigError(_located(path, line, message), key=key, line=line))
+    return sorted(problems, key=lambda p: p.line or 0)
 
 
 # -- `chute config`: the effective configuration as TOML --------------------------------------

@@ -16,12 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.alerts import Alert, Monitor
 from core.config import Config
 from core.errors import TargetError, UsageError
 from core.ledger import FileRow, Ledger
 from core.loader import Loader, Progress
+from core.metrics import Metrics
 from core.states import FINAL, State
-from core.target import Target
+from core.target import AccessError, Target
 from core.watcher import Watcher
 
 log = logging.getLogger("chute.engine")
@@ -48,6 +50,7 @@ class Snapshot:
     rows_last_hour: int
     settling: int
     history: list[tuple[float, int, int]] = field(default_factory=list)  # (second, rows, bytes)
+    alerts: list[Alert] = field(default_factory=list)  # firing rules, most severe first (core/alerts.py)
 
 
 class StateLock:
@@ -141,6 +144,8 @@ class Engine:
         self._history: deque[tuple[int, int, int]] = deque(maxlen=3600)  # per second: rows, bytes
         self._loaded_times: deque[float] = deque(maxlen=10_000)
         self.started_at = time.time()
+        self.metrics = Metrics(self)
+        self.monitor = Monitor(self)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -161,6 +166,7 @@ class Engine:
             self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
             self.watcher = Watcher(cfg, self.ledger, on_queued=self._wake.set)
             self.watcher.start(observe=not self.once)
+            self.metrics.serve(cfg.metrics_addr)
         except BaseException:
             self.close()
             raise
@@ -169,18 +175,26 @@ class Engine:
         log.info("watching %s -> %s (database %s), mode %s", cfg.data_dir, cfg.masked_url(), cfg.database, self.mode)
 
     def _connect(self, wait: float) -> None:
+        """Reach ClickHouse, waiting up to ``wait`` seconds (--wait-for-clickhouse) for it to come up."""
         deadline = time.monotonic() + wait
+        said = -60.0
         while True:
             try:
                 version = self.target.check()
                 self.target_ok, self.target_error = True, None
                 log.info("ClickHouse %s at %s answers", version, self.cfg.masked_url())
                 return
+            except AccessError as exc:  # a wrong password or certificate does not fix itself
+                raise UsageError(f"ClickHouse at {self.cfg.masked_url()}: {exc}") from None
             except TargetError as exc:
                 if time.monotonic() >= deadline:
                     raise UsageError(f"cannot reach ClickHouse at {self.cfg.masked_url()}: {exc}") from None
-                log.warning("waiting for ClickHouse at %s: %s", self.cfg.masked_url(), exc)
-                time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+                self.target_error = str(exc)
+                if time.monotonic() - said >= 30:  # one line now and then, not one per try
+                    said = time.monotonic()
+                    log.warning("waiting up to %.0fs for ClickHouse at %s: %s", deadline - said,
+                                self.cfg.masked_url(), exc)
+                time.sleep(min(1.0, max(0.1, deadline - time.monotonic())))
 
     def _spawn(self, fn, name: str) -> None:  # noqa: ANN001
         thread = threading.Thread(target=fn, name=name, daemon=True)
@@ -200,6 +214,7 @@ class Engine:
         self.close()
 
     def close(self) -> None:
+        self.metrics.close()
         if self.loader:
             self.loader.close()
         self.target.close()
@@ -240,26 +255,35 @@ class Engine:
     def _work(self, row: FileRow) -> None:
         try:
             assert self.loader is not None
-            self.loader.run(row)
+            self.metrics.on_outcome(row, self.loader.run(row))
         finally:
             with self._lock:
                 self._inflight.pop(row.id, None)
             self._wake.set()
 
     def _health_loop(self) -> None:
-        """While ClickHouse does not answer, files wait; when it returns, they resume at once."""
+        """While ClickHouse does not answer, files wait; when it returns, they resume at once.
+
+        Probed every second while down and every 5 s while up, so an outage shows in snapshots
+        (console, alerts) even when no file is loading.
+        """
         while not self._stop.wait(1.0 if not self.target_ok else 5.0):
-            if self.target_ok:
+            self.monitor.tick()
+            answers = self.target.ping()
+            if self._stop.is_set() or answers == self.target_ok:
                 continue
-            if self.target.ping():
+            if answers:
                 self.target_ok, self.target_error = True, None
                 log.info("ClickHouse answers again; resuming")
                 self._resume_waiting()
                 self._wake.set()
+            else:
+                self._mark_unreachable(TargetError(self.target.probe_error or "ClickHouse does not answer",
+                                                   unreachable=True))
 
     def _mark_unreachable(self, exc: TargetError) -> None:
         if self.target_ok:
-            log.warning("ClickHouse unreachable: %s; files wait until it answers", exc)
+            log.warning("%s; files wait until it answers", exc)
         self.target_ok, self.target_error = False, str(exc)
 
     def _resume_waiting(self) -> None:
@@ -276,6 +300,7 @@ class Engine:
                 self._inflight[file_id] = progress
 
     def _record_batch(self, table: str, rows: int, nbytes: int, secs: float) -> None:
+        self.metrics.on_batch(table, rows, nbytes, secs)
         second = int(time.time())
         with self._lock:
             if self._history and self._history[-1][0] == second:
@@ -312,6 +337,7 @@ class Engine:
             rows_last_hour=sum(h[1] for h in hour),
             settling=self.watcher.settling if self.watcher else 0,
             history=[(float(s), r, b) for s, r, b in history[-600:]],
+            alerts=self.monitor.current(),
         )
 
     def idle(self) -> bool:

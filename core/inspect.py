@@ -7,7 +7,6 @@ file: whatever cannot be read becomes a readable note instead.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Callable
@@ -20,12 +19,12 @@ import polars as pl
 from core.config import Config
 from core.errors import ChuteError
 from core.ledger import Event, FileRow, Ledger
-from core.reader import CsvReader, head_bytes, open_source, reader_for
+from core.reader import head_bytes, open_source, reader_for
 from core.schema import LINEAGE_NAMES, Column, columns_for
 from core.states import State
 
 SAMPLE_ROWS = 20
-SAMPLE_BYTES = 1 << 20
+RAW_BYTES = 64 << 10  # of a refused file, shown as lines
 
 
 class SchemaSource(Protocol):
@@ -87,7 +86,7 @@ def inspect_file(cfg: Config, row: FileRow, ledger: Ledger, target: SchemaSource
     read_note = _unreadable(cfg, row)
     if read_note is None:
         try:
-            file_columns, header, rows = _read_head(cfg.data_dir / location, row, limit)
+            file_columns, header, rows, read_note = _read_head(cfg.data_dir / location, row, limit)
         except ChuteError as exc:
             read_note = f"cannot read the file: {exc}"
         except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
@@ -115,24 +114,28 @@ def _unreadable(cfg: Config, row: FileRow) -> str | None:
     return None
 
 
-def _read_head(path: Path, row: FileRow, limit: int) -> tuple[list[Column], list[str], list[tuple[str, ...]]]:
-    """Types as the loader infers them from the first rows, and those rows as text."""
+def _read_head(path: Path, row: FileRow, limit: int) -> tuple[list[Column], list[str], list[tuple[str, ...]],
+                                                               str | None]:
+    """Columns as the loader infers them (its own validating pass, so the same verdict) and the
+    first rows. A file the loader refuses still shows its first lines, as raw text."""
     with open_source(path, row.compression) as src:
         reader = reader_for(src, row.fmt)
-        typed = _sample(reader)
-        head, complete = head_bytes(src, SAMPLE_BYTES)
-    if not complete:
-        head = head[: head.rfind(b"\n") + 1] or head
-    # As text: the typed sample blanks date columns, and an operator wants the bytes as written.
-    text = pl.read_csv(io.BytesIO(head), infer_schema_length=0, n_rows=CsvReader.INFER_ROWS)
-    nulls = {k: int(v) for k, v in text.null_count().row(0, named=True).items()}
-    shown = [tuple("" if v is None else str(v) for v in r) for r in text.head(limit).iter_rows()]
-    return columns_for(typed.schema, nulls), list(text.columns), shown
+        try:
+            plan = reader.plan()
+            first = next(reader.batches(limit), None)
+        except ChuteError as exc:
+            head, _ = head_bytes(src, RAW_BYTES) if row.fmt != "parquet" else (b"", True)
+            lines = head.decode("utf-8", errors="replace").splitlines()[:limit]
+            return [], ["line"] if lines else [], [(_printable(ln),) for ln in lines], f"the loader refuses it: {exc}"
+    frame = first[1] if first is not None else pl.DataFrame()
+    shown = [tuple("" if v is None else _printable(str(v)) for v in r) for r in frame.head(limit).iter_rows()]
+    return columns_for(plan.schema, plan.null_counts), list(frame.columns), shown, None
 
 
-def _sample(reader: CsvReader) -> pl.DataFrame:
-    """The loader's own type inference over the first rows (the same code, so the same verdict)."""
-    return reader._sample()  # noqa: SLF001 - deliberately the loader's inference, not a copy of it
+def _printable(text: str, width: int = 200) -> str:
+    """No control characters reach the terminal from a file's bytes."""
+    clean = "".join(ch if ch.isprintable() else "·" for ch in text)
+    return clean if len(clean) <= width else clean[: width - 1] + "…"
 
 
 def _table_columns(table: str, target: SchemaSource | None) -> tuple[list[Column] | None, str | None]:

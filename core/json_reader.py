@@ -26,7 +26,7 @@ class NdjsonReader(Reader):
         if not sample.columns:
             raise InputError("no fields: every line is an empty object")
         sample = flatten_nested(sample)
-        self._dates = detect_dates(sample)
+        self._dates, self._convert_dates = detect_dates(sample)
         self._sample_distinct(sample)
         self._raw_schema: pl.Schema | None = None
         try:

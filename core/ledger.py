@@ -417,6 +417,28 @@ class Ledger:
         sql += " ORDER BY id DESC LIMIT ?"
         return [Event(**dict(r)) for r in reversed(self._q(sql, (*args, limit)))]
 
+    # -- monitoring (core/alerts.py, core/metrics.py) ------------------------------------
+
+    def outcomes_since(self, since: float, states: Iterable[State]) -> dict[str, int]:
+        """How many transitions into each of ``states`` the audit trail holds since ``since`` (indexed by ts)."""
+        names = [str(s) for s in states]
+        marks = ",".join("?" * len(names))
+        rows = self._q(f"SELECT to_state, count(*) AS n FROM events WHERE ts >= ? AND to_state IN ({marks})"
+                       " GROUP BY to_state", (since, *names))
+        return {r["to_state"]: int(r["n"]) for r in rows}
+
+    def oldest_in(self, states: Iterable[State]) -> FileRow | None:
+        """The version in one of ``states`` that chute first saw longest ago."""
+        names = [str(s) for s in states]
+        marks = ",".join("?" * len(names))
+        rows = self._q(f"SELECT * FROM files WHERE state IN ({marks}) ORDER BY first_seen, id LIMIT 1", names)
+        return FileRow.of(rows[0]) if rows else None
+
+    def retry_scheduled(self) -> int:
+        """Failed versions with a next attempt due (the rest wait for `chute retry`)."""
+        rows = self._q("SELECT count(*) AS n FROM files WHERE state = 'failed' AND next_attempt IS NOT NULL")
+        return int(rows[0]["n"])
+
     def recent_errors(self, limit: int = 20) -> list[FileRow]:
         rows = self._q(
             "SELECT * FROM files WHERE last_error IS NOT NULL AND state IN ('failed', 'quarantined', 'held')"

@@ -203,6 +203,9 @@ class Loader:
                 t2 = time.perf_counter()
                 timings.update(table=t1 - t0, insert=t2 - t1)
                 expected = sum(self.ledger.done_batches(row.id, row.generation).values())
+                if expected != plan.rows and not (fitter.skip_bad or opts.skip_existing_keys):
+                    raise _VerifyError(f"verification failed: the batches sent hold {expected} rows, the file "
+                                       f"{plan.rows}")
                 self._verify(row, sha, expected, timings)
                 if rejects.count:
                     self._note_rejects(row, rejects)

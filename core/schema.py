@@ -107,7 +107,7 @@ def polars_type(ch: str) -> pl.DataType | None:
 
 
 def create_table_sql(database: str, table: str, columns: list[Column], dedup_window: int,
-                     order_by: str | None = None, key: tuple[str, ...] = ()) -> str:
+                     order_by: str | None = None, key: tuple[str, ...] = (), cluster: str | None = None) -> str:
     """MergeTree, or ReplacingMergeTree versioned by ingestion time when the table has a ``key``
     (the last version of a key wins at merge time and with FINAL)."""
     defs = [f"{quote_ident(c.name)} {c.type}" for c in columns]
@@ -121,12 +121,38 @@ def create_table_sql(database: str, table: str, columns: list[Column], dedup_win
     else:
         engine = "MergeTree"
         order = order_by or "tuple()"
+    on_cluster, dedup = "", f"non_replicated_deduplication_window = {int(dedup_window)}"
+    if cluster:
+        engine, on_cluster, dedup = replicated(engine), f" ON CLUSTER {quote_ident(cluster)}", (
+            f"replicated_deduplication_window = {int(dedup_window)},"
+            f" replicated_deduplication_window_seconds = {REPLICATED_DEDUP_SECONDS}")
     return (
-        f"CREATE TABLE IF NOT EXISTS {qualified(database, table)} (\n  " + ",\n  ".join(defs) + "\n)"
+        f"CREATE TABLE IF NOT EXISTS {qualified(database, table)}{on_cluster} (\n  " + ",\n  ".join(defs) + "\n)"
         f" ENGINE = {engine} ORDER BY {order}"
-        f" SETTINGS non_replicated_deduplication_window = {int(dedup_window)},"
+        f" SETTINGS {dedup},"
         " fsync_after_insert = 1, fsync_part_directory = 1"
     )
+
+
+# Scale-out on ClickHouse itself (--cluster): the replicated dedup window lives in Keeper and carries
+# the tokens across replicas. Hashes older than this are dropped even inside the block window, so it
+# must outlast the longest stop after which a host resends its unacknowledged batches (the count
+# check after loading still catches a resend past it). Keeper keeps one node per remembered block.
+REPLICATED_DEDUP_SECONDS = 7 * 24 * 3600
+REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+
+
+def replicated(engine: str) -> str:
+    """``MergeTree`` -> ``ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}')``,
+    keeping the engine's own arguments after the replica's (``ReplacingMergeTree(v)``)."""
+    name, _, args = engine.partition("(")
+    args = args.rstrip(")")
+    return f"Replicated{name}({REPLICA_PATH}{', ' + args if args else ''})"
+
+
+def create_database_sql(database: str, cluster: str | None = None) -> str:
+    return f"CREATE DATABASE IF NOT EXISTS {quote_ident(database)}" + (
+        f" ON CLUSTER {quote_ident(cluster)}" if cluster else "")
 
 
 def add_column_sql(database: str, table: str, column: Column) -> str:

@@ -22,22 +22,76 @@ import pytest
 
 from core.config import Config
 from core.engine import Engine
+from tests.chhttp import ChHttpServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def embedded_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one chDB path this test process uses (chDB allows one per process)."""
     return tmp_path_factory.mktemp("chdb")
 
 
-def make_config(tmp: Path, chdb: Path, **overrides: Any) -> Config:
+@pytest.fixture(scope="session")
+def chdb_path(embedded_path: Path) -> Path:
+    return embedded_path
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpTarget:
+    """A ClickHouse HTTP endpoint for in-process engines: URL without password, password in a 0600 file."""
+
+    server: ChHttpServer
+    password_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{HTTP_USER}@127.0.0.1:{self.server.port}"
+
+
+HTTP_USER = "chute"
+HTTP_PASSWORD = "Zq7-http-fixture-pw-91e2"
+
+
+@pytest.fixture(scope="session")
+def http_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpTarget]:
+    """One ClickHouse-over-HTTP server (tests/chhttp.py, chDB behind it) for the session, with auth."""
+    root = tmp_path_factory.mktemp("chhttp")
+    secret = root / "password"
+    secret.write_text(HTTP_PASSWORD + "\n")
+    secret.chmod(0o600)
+    with ChHttpServer(root / "engine", user=HTTP_USER, password=HTTP_PASSWORD) as server:
+        yield HttpTarget(server, secret)
+
+
+@pytest.fixture(params=["chdb", "http"])
+def any_target(request: pytest.FixtureRequest, embedded_path: Path) -> Iterator[Path | HttpTarget]:
+    """The embedded engine's path, or an HTTP endpoint: tests taking this run against both.
+
+    A test module opts in by overriding ``chdb_path`` with it (see tests/test_engine.py), so
+    ``make_config`` and ``engine_factory`` build engines for either target.
+    """
+    if request.param == "chdb":
+        yield embedded_path
+        return
+    target: HttpTarget = request.getfixturevalue("http_target")
+    target.server.clear_faults()
+    yield target
+    target.server.clear_faults()
+
+
+def make_config(tmp: Path, chdb: Path | HttpTarget, **overrides: Any) -> Config:
+    """A fast test configuration; ``chdb`` is the embedded engine's path or an HttpTarget."""
     data = tmp / "data"
     data.mkdir(parents=True, exist_ok=True)
+    where: dict[str, Any] = {"clickhouse_url": f"chdb://{chdb}"}
+    if isinstance(chdb, HttpTarget):
+        where = {"clickhouse_url": chdb.url, "password_file": chdb.password_file}
     base = Config(
         data_dir=data,
         state_dir=tmp / "state",
-        clickhouse_url=f"chdb://{chdb}",
+        **where,
         database=f"t_{uuid.uuid4().hex[:12]}",
         settle_seconds=0.3,
         rescan_seconds=1.0,

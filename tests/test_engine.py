@@ -14,11 +14,18 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import zstandard
 
 from core.engine import Engine
 from core.states import State
-from tests.conftest import make_config, query, state_of, wait_for
+from tests.conftest import HttpTarget, make_config, query, state_of, wait_for
+
+
+@pytest.fixture
+def chdb_path(any_target: Path | HttpTarget) -> Path | HttpTarget:
+    """Every test here runs twice: on the embedded engine and over HTTP (tests/chhttp.py)."""
+    return any_target
 
 
 def make_rows(n: int, seed: int = 0) -> list[list[str]]:
