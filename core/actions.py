@@ -86,21 +86,36 @@ def purge(cfg: Config, ledger: Ledger, target: Target, row: FileRow, actor: str)
         raise UsageError(f"{row.path} is {row.state}; pause intake or wait before purging it")
     if row.state == State.PURGED:
         raise UsageError(f"{row.path} is already purged")
+    # Claim the version first, so a retry the dispatcher starts meanwhile cannot run it (and
+    # cannot overwrite the purge afterwards).
+    claimed = ledger.transition(row.id, State.PURGED, actor=actor, generation=row.generation + 1,
+                                next_attempt=None, detail="purge requested", expect=[row.state])
+    if claimed is None:
+        raise UsageError(f"{row.path} changed state while purging was requested; look again and retry")
     deleted = 0
-    # Rows only belong to this version if it (not a twin elsewhere) inserted them.
-    if row.sha256 and (row.state == State.LOADED or ledger.done_batches(row.id, row.generation)):
-        before = target.count_source(row.table_name, row.sha256)
-        target.delete_source(row.table_name, row.sha256)
-        deleted = before
+    # Rows belong to this version only if it (not a twin elsewhere) inserted them.
+    if row.sha256 and (row.state == State.LOADED or ledger.any_batches(row.id, row.generation)):
+        deleted = target.count_source(row.table_name, row.sha256, row.path)
+        target.delete_source(row.table_name, row.sha256, row.path)
     on_disk = cfg.data_dir / (row.moved_to or row.path)
     if row.moved_to and row.moved_to.startswith("("):
         on_disk = cfg.data_dir / row.path
     removed = False
-    for candidate in (on_disk, Path(str(on_disk) + ".reason.json"), Path(str(on_disk) + ".rejects.csv")):
-        if candidate.exists() or candidate.is_symlink():
-            candidate.unlink()
-            removed = removed or candidate == on_disk
-    ledger.transition(row.id, State.PURGED, actor=actor, generation=row.generation + 1,
-                      detail=f"purged: {deleted} rows deleted from {row.table_name}, file "
-                             f"{'removed' if removed else 'already gone'}")
-    return f"purged {row.path}: {deleted} rows deleted, file {'removed' if removed else 'already gone'}"
+    if _same_file(on_disk, row):  # never delete a newer file that took this one's name
+        on_disk.unlink()
+        removed = True
+    for extra in (Path(str(on_disk) + ".reason.json"), Path(str(on_disk) + ".rejects.csv")):
+        extra.unlink(missing_ok=True)
+    outcome = "removed" if removed else ("already gone" if not on_disk.exists() else "kept (it is a newer file)")
+    ledger.log(row.id, row.path, actor, "purge", f"{deleted} rows deleted from {row.table_name}, file {outcome}")
+    return f"purged {row.path}: {deleted} rows deleted, file {outcome}"
+
+
+def _same_file(path: Path, row: FileRow) -> bool:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    if row.inode is None:
+        return True
+    return (st.st_ino, st.st_size, st.st_mtime_ns) == (row.inode, row.size, row.mtime_ns)

@@ -166,6 +166,7 @@ class Engine:
             self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
             self.watcher = Watcher(cfg, self.ledger, on_queued=self._wake.set)
             self.watcher.start(observe=not self.once)
+            self.loader.on_settle = self.watcher.hint
             self.metrics.serve(cfg.metrics_addr)
         except BaseException:
             self.close()
@@ -256,6 +257,8 @@ class Engine:
         try:
             assert self.loader is not None
             self.metrics.on_outcome(row, self.loader.run(row))
+        except Exception:  # noqa: BLE001 - a pool thread's exception would vanish; say it, keep going
+            log.exception("loading %s stopped unexpectedly", row.path)
         finally:
             with self._lock:
                 self._inflight.pop(row.id, None)
@@ -268,18 +271,24 @@ class Engine:
         (console, alerts) even when no file is loading.
         """
         while not self._stop.wait(1.0 if not self.target_ok else 5.0):
-            self.monitor.tick()
-            answers = self.target.ping()
-            if self._stop.is_set() or answers == self.target_ok:
-                continue
-            if answers:
-                self.target_ok, self.target_error = True, None
-                log.info("ClickHouse answers again; resuming")
-                self._resume_waiting()
-                self._wake.set()
-            else:
-                self._mark_unreachable(TargetError(self.target.probe_error or "ClickHouse does not answer",
-                                                   unreachable=True))
+            try:
+                self._health_tick()
+            except Exception:  # noqa: BLE001 - the health thread must outlive any one bad tick
+                log.exception("health check failed")
+
+    def _health_tick(self) -> None:
+        self.monitor.tick()
+        answers = self.target.ping()
+        if self._stop.is_set() or answers == self.target_ok:
+            return
+        if answers:
+            self.target_ok, self.target_error = True, None
+            log.info("ClickHouse answers again; resuming")
+            self._resume_waiting()
+            self._wake.set()
+        else:
+            self._mark_unreachable(TargetError(self.target.probe_error or "ClickHouse does not answer",
+                                               unreachable=True))
 
     def _mark_unreachable(self, exc: TargetError) -> None:
         if self.target_ok:

@@ -252,7 +252,7 @@ class Ledger:
                     if complete and not old.complete_hint:
                         c.execute("UPDATE files SET complete_hint = 1 WHERE id = ?", (old.id,))
                     return old, False
-                if old.state in (State.SEEN, State.SETTLING, State.QUEUED):
+                if old.state in (State.SEEN, State.SETTLING, State.QUEUED) and not old.rows_loaded:
                     # Still being written: keep settling on the same version.
                     c.execute(
                         "UPDATE files SET dev=?, inode=?, size=?, mtime_ns=?, complete_hint=?, sha256=NULL,"
@@ -265,6 +265,14 @@ class Ledger:
                     # The loader notices the change itself (it re-stats the open file).
                     return old, False
                 c.execute("UPDATE files SET current = 0 WHERE id = ?", (old.id,))
+                if old.state not in (State.LOADED, State.DUPLICATE, State.QUARANTINED, State.PURGED, State.HELD):
+                    # Superseded before it finished: it never runs again; its partial rows (if any)
+                    # are removed when the new version loads.
+                    c.execute("UPDATE files SET state = 'failed', error_kind = 'superseded', next_attempt = NULL,"
+                              " last_error = 'superseded by a newer version of the file', updated_at = ?"
+                              " WHERE id = ?", (now, old.id))
+                    self._event(c, old.id, path, "watcher", "transition", old.state, State.FAILED,
+                                "superseded by a newer version of the file", now)
             cur = c.execute(
                 "INSERT INTO files(path, dev, inode, size, mtime_ns, complete_hint, table_name, fmt, compression,"
                 " state, first_seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -322,7 +330,8 @@ class Ledger:
         # An empty `NOT IN ()` is spelled away: `NOT IN (NULL)` would match nothing.
         skip = f" AND id NOT IN ({','.join('?' * len(ex))})" if ex else ""
         rows = self._q(
-            f"SELECT * FROM files WHERE ((state = 'queued' AND (next_attempt IS NULL OR next_attempt <= ?))"
+            f"SELECT * FROM files WHERE current = 1"
+            f" AND ((state = 'queued' AND (next_attempt IS NULL OR next_attempt <= ?))"
             f" OR (state = 'failed' AND next_attempt IS NOT NULL AND next_attempt <= ?))"
             f"{skip} ORDER BY id LIMIT ?",
             (now, now, *ex, limit),
@@ -371,6 +380,11 @@ class Ledger:
         rows = self._q("SELECT idx, rows FROM batches WHERE file_id = ? AND generation = ? AND state = 'done'",
                        (file_id, generation))
         return {r["idx"]: r["rows"] for r in rows}
+
+    def any_batches(self, file_id: int, generation: int) -> bool:
+        """Was any batch of this generation sent (acknowledged or not)?"""
+        rows = self._q("SELECT 1 FROM batches WHERE file_id = ? AND generation = ? LIMIT 1", (file_id, generation))
+        return bool(rows)
 
     def intent(self, file_id: int, generation: int, idx: int, token: str, rows: int) -> None:
         with self._tx() as c:

@@ -93,6 +93,7 @@ class Loader:
         warm_up(target)
         self._connect_lanes()
         self.on_unreachable: Callable[[TargetError], None] = lambda exc: None
+        self.on_settle: Callable[[str], None] = lambda rel: None
         self.on_batch: Callable[[str, int, int, float], None] = lambda table, rows, nbytes, secs: None
 
     def _connect_lanes(self) -> None:
@@ -128,18 +129,20 @@ class Loader:
             self._load(row)
             return State.LOADED
         except Interrupted:
-            self.ledger.transition(row.id, State.QUEUED, detail="interrupted by shutdown; resumes at next start")
+            self.ledger.transition(row.id, State.QUEUED, detail="interrupted by shutdown; resumes at next start",
+                                   expect=[State.LOADING])
             return State.QUEUED
         except _Deferred as exc:
-            self.ledger.transition(row.id, State.QUEUED, detail=str(exc), next_attempt=time.time() + 1.0)
+            self.ledger.transition(row.id, State.QUEUED, detail=str(exc), next_attempt=time.time() + 1.0,
+                                   expect=[State.LOADING])
             return State.QUEUED
         except _Duplicate as exc:
-            self.ledger.transition(row.id, State.DUPLICATE, reason=str(exc), detail=str(exc))
+            self.ledger.transition(row.id, State.DUPLICATE, reason=str(exc), detail=str(exc), expect=[State.LOADING])
             log.info("duplicate %s: %s", row.path, exc)
             return State.DUPLICATE
         except HoldError as exc:
             self.ledger.transition(row.id, State.HELD, reason=str(exc), last_error=str(exc), error_kind="hold",
-                                   detail=str(exc))
+                                   detail=str(exc), expect=[State.LOADING])
             log.warning("held %s: %s", row.path, exc)
             return State.HELD
         except FileChanged as exc:
@@ -159,59 +162,84 @@ class Loader:
         path = cfg.data_dir / row.path
         _check_inside(cfg.data_dir, path)
         with open_source(path, row.compression, cfg.max_file_bytes) as src:
-            if (src.st.st_size, src.st.st_mtime_ns) != (row.size, row.mtime_ns):
-                raise FileChanged(f"{row.path} changed since it settled")
-            opts = options_for(row.table_name, cfg.routes)
-            csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
-            reader = reader_for(src, row.fmt, csv_opts)
-            t0 = time.perf_counter()
-            plan = hash_and_plan(src, reader, self._hash_pool)
-            timings = {"validate": time.perf_counter() - t0}
-            sha = src.sha256
-            if row.sha256 and row.sha256 != sha and row.rows_loaded:
-                raise HoldError(f"content changed after {row.rows_loaded} rows were loaded; purge, then retry")
-            owner = self.claims.claim(sha, row.id)
-            if owner is not None:
-                raise _Deferred(f"waiting: file #{owner} with the same content is loading")
             try:
-                self.ledger.update(row.id, sha256=sha, rows=plan.rows)
-                batch_rows = row.batch_rows or cfg.batch_rows
-                done = self.ledger.done_batches(row.id, row.generation)
-                if not done:
-                    self._gatekeep(row, sha)
-                    generation = self.ledger.token_generation(sha, row.id, row.generation)
-                    if generation != row.generation:
-                        self.ledger.update(row.id, generation=generation)
-                        row = replace(row, generation=generation)
-                if not row.batch_rows:
-                    self.ledger.update(row.id, batch_rows=batch_rows)  # fixed before the first insert
+                if (src.st.st_size, src.st.st_mtime_ns) != (row.size, row.mtime_ns):
+                    raise FileChanged(f"{row.path} changed since it settled")
+                opts = options_for(row.table_name, cfg.routes)
+                csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
+                reader = reader_for(src, row.fmt, csv_opts)
                 t0 = time.perf_counter()
-                table = self._prepare_table(row, plan, opts)
-                t1 = time.perf_counter()
-                check = self._hash_pool.submit(reader.pending_check) if reader.pending_check else None
-                rejects = Rejects(_free_name(cfg.quarantine_dir / (row.path + ".rejects.csv")))
-                fitter = Fitter(table, reader.wire_schema, set(reader.date_columns),
-                                skip_bad=opts.on_bad_rows == "skip", header_lines=reader.header_lines)
+                plan = hash_and_plan(src, reader, self._hash_pool)
+                timings = {"validate": time.perf_counter() - t0}
+                sha = src.sha256
+                if row.sha256 and row.sha256 != sha and row.rows_loaded:
+                    raise HoldError(f"content changed after {row.rows_loaded} rows were loaded from the old content")
+                owner = self.claims.claim(sha, row.id)
+                if owner is not None:
+                    raise _Deferred(f"waiting: file #{owner} with the same content is loading")
                 try:
-                    self._send(row, reader, plan, sha, batch_rows, done, fitter, rejects, opts)
+                    self.ledger.update(row.id, sha256=sha, rows=plan.rows)
+                    batch_rows = row.batch_rows or cfg.batch_rows
+                    done = self.ledger.done_batches(row.id, row.generation)
+                    if not done:
+                        self._gatekeep(row, sha)
+                        generation = self.ledger.token_generation(sha, row.id, row.generation)
+                        if generation != row.generation:
+                            self.ledger.update(row.id, generation=generation)
+                            row = replace(row, generation=generation)
+                    else:
+                        twin = self.ledger.by_sha(sha, [State.LOADED], exclude_id=row.id)
+                        if twin is not None:  # a twin finished first: take back our partial rows
+                            self.target.delete_source(row.table_name, sha, row.path)
+                            self.ledger.update(row.id, generation=row.generation + 1, rows_loaded=0)
+                            raise _Duplicate(f"same content as {twin.path} (loaded as #{twin.id}); "
+                                             "partial rows removed")
+                    self._clear_superseded(row)
+                    if not row.batch_rows:
+                        self.ledger.update(row.id, batch_rows=batch_rows)  # fixed before the first insert
+                    t0 = time.perf_counter()
+                    table = self._prepare_table(row, plan, opts)
+                    t1 = time.perf_counter()
+                    check = self._hash_pool.submit(reader.pending_check) if reader.pending_check else None
+                    rejects = Rejects(_free_name(cfg.quarantine_dir / (row.path + ".rejects.csv")))
+                    fitter = Fitter(table, reader.wire_schema, set(reader.date_columns),
+                                    skip_bad=opts.on_bad_rows == "skip", header_lines=reader.header_lines)
+                    try:
+                        self._send(row, reader, plan, sha, batch_rows, done, fitter, rejects, opts)
+                    finally:
+                        rejects.close()
+                    src.check_unchanged()
+                    problem = check.result() if check else None
+                    if problem is not None:
+                        raise problem
+                    t2 = time.perf_counter()
+                    timings.update(table=t1 - t0, insert=t2 - t1)
+                    expected = sum(self.ledger.done_batches(row.id, row.generation).values())
+                    if expected != plan.rows and not (fitter.skip_bad or opts.skip_existing_keys):
+                        raise _VerifyError(f"verification failed: the batches sent hold {expected} rows, the file "
+                                           f"{plan.rows}")
+                    self._verify(row, sha, expected, timings, keyed=bool(opts.key))
+                    if rejects.count:
+                        self._note_rejects(row, rejects)
                 finally:
-                    rejects.close()
-                src.check_unchanged()
-                problem = check.result() if check else None
-                if problem is not None:
-                    raise problem
-                t2 = time.perf_counter()
-                timings.update(table=t1 - t0, insert=t2 - t1)
-                expected = sum(self.ledger.done_batches(row.id, row.generation).values())
-                if expected != plan.rows and not (fitter.skip_bad or opts.skip_existing_keys):
-                    raise _VerifyError(f"verification failed: the batches sent hold {expected} rows, the file "
-                                       f"{plan.rows}")
-                self._verify(row, sha, expected, timings)
-                if rejects.count:
-                    self._note_rejects(row, rejects)
-            finally:
-                self.claims.release(sha, row.id)
+                    self.claims.release(sha, row.id)
+            except InputError:
+                src.check_unchanged()  # a file rewritten under us is not bad input: settle it again
+                raise
         self._after_load(row, path)
+
+    def _clear_superseded(self, row: FileRow) -> None:
+        """Older versions at this path that stopped part-way left rows of content that no longer
+        exists: remove them (and say so) before the new version loads."""
+        for old in self.ledger.versions(row.path):
+            if old.id == row.id or old.current or not old.sha256 or old.state in (State.LOADED, State.PURGED):
+                continue
+            if not self.ledger.any_batches(old.id, old.generation):
+                continue
+            self.target.delete_source(old.table_name, old.sha256, old.path)
+            self.ledger.transition(old.id, State.PURGED, generation=old.generation + 1, rows_loaded=0,
+                                   detail=f"superseded by version #{row.id} part-way through loading; its partial "
+                                          f"rows were removed")
 
     def _gatekeep(self, row: FileRow, sha: str) -> None:
         """Duplicate, changed content at a known path, approval mode."""
@@ -245,6 +273,7 @@ class Loader:
             log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted))
             return wanted
         self.target.add_lineage(table, existing)
+        self.target.ensure_dedup_window(table)
         return self._reconcile(row, table, wanted, existing, opts)
 
     def _reconcile(self, row: FileRow, table: str, wanted: list[Column], existing: list[Column],
@@ -385,20 +414,31 @@ class Loader:
                     f"{exc} (in data rows {idx * batch_rows + 1}-{idx * batch_rows + df.height})")
         return exc
 
-    def _verify(self, row: FileRow, sha: str, rows: int, timings: dict[str, float]) -> None:
+    def _verify(self, row: FileRow, sha: str, rows: int, timings: dict[str, float], keyed: bool) -> None:
         t0 = time.perf_counter()
-        found = self.target.count_source(row.table_name, sha)
+        found = self.target.count_source(row.table_name, sha, row.path)
         timings["verify"] = time.perf_counter() - t0
-        if found != rows:
+        # A keyed (Replacing) table may already have merged away rows whose key repeats, so there
+        # only "more than sent" (duplicates) or "nothing at all" is provably wrong.
+        ok = (0 < found <= rows or rows == 0) if keyed else found == rows
+        if not ok:
             raise _VerifyError(f"verification failed: {row.table_name} holds {found} rows of this file, "
                                f"expected {rows}")
         self.ledger.transition(row.id, State.LOADED, rows_loaded=found, loaded_at=time.time(), last_error=None,
-                               error_kind=None, detail=f"{found} rows into {row.table_name}")
+                               error_kind=None, detail=f"{found} rows into {row.table_name}", expect=[State.LOADING])
         log.info("loaded %s -> %s: %d rows (%s)", row.path, row.table_name, found,
                  ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()))
 
     def _after_load(self, row: FileRow, path: Path) -> None:
         mode = self.cfg.after_load
+        if mode == "keep":
+            return
+        try:
+            st = os.stat(path)
+            if (st.st_ino, st.st_size, st.st_mtime_ns) != (row.inode, row.size, row.mtime_ns):
+                return  # a newer file took the name meanwhile: it is not ours to move
+        except FileNotFoundError:
+            return
         try:
             if mode == "delete":
                 path.unlink(missing_ok=True)
@@ -419,13 +459,24 @@ class Loader:
             st = os.stat(path)
         except FileNotFoundError:
             self.ledger.transition(row.id, State.FAILED, error_kind="gone", last_error="file disappeared before it "
-                                   "was loaded", next_attempt=None, detail=why)
+                                   "was loaded", next_attempt=None, detail=why, expect=[State.LOADING])
+            return State.FAILED
+        fresh = self.ledger.get(row.id) or row
+        if self.ledger.any_batches(row.id, fresh.generation):
+            # Rows of the old content are in: this version is over. The watcher makes a new one,
+            # whose load removes these partial rows first (_clear_superseded).
+            self.ledger.transition(row.id, State.FAILED, error_kind="superseded", next_attempt=None, current=0,
+                                   last_error="changed while loading; superseded by a newer version",
+                                   detail=why, expect=[State.LOADING])
+            self.on_settle(row.path)
             return State.FAILED
         self.ledger.transition(row.id, State.SETTLING, detail=why, dev=st.st_dev, inode=st.st_ino,
-                               size=st.st_size, mtime_ns=st.st_mtime_ns, complete_hint=0, attempts=row.attempts)
+                               size=st.st_size, mtime_ns=st.st_mtime_ns, complete_hint=0, attempts=row.attempts,
+                               expect=[State.LOADING])
+        self.on_settle(row.path)  # the watcher must track it again, not wait for a rescan
         return State.SETTLING
 
-    def _failed(self, row: FileRow, exc: TargetError) -> State:
+    def _failed(self, row: FileRow, exc: TargetError) -> State | None:
         fresh = self.ledger.get(row.id)
         # An attempt that got batches acknowledged is not a failure to give up on (a flaky link).
         progressed = fresh is not None and (fresh.rows_loaded or 0) > (row.rows_loaded or 0)
@@ -437,10 +488,9 @@ class Loader:
             progressed = False
             # Replay with a fresh generation: the old tokens would be silently dropped (DESIGN 4.8).
             try:
-                fresh = self.ledger.get(row.id)
                 if fresh and fresh.sha256:
-                    self.target.delete_source(row.table_name, fresh.sha256)
-                self.ledger.update(row.id, generation=row.generation + 1, rows_loaded=0)
+                    self.target.delete_source(row.table_name, fresh.sha256, row.path)
+                self.ledger.update(row.id, generation=(fresh or row).generation + 1, rows_loaded=0)
             except TargetError as err:
                 log.warning("could not clear rows of %s for a replay: %s", row.path, err)
         attempts = row.attempts if progressed else row.attempts + 1
@@ -449,20 +499,23 @@ class Loader:
         next_attempt = time.time() + delay if retry else None
         kind = "unreachable" if exc.unreachable else ("verify" if isinstance(exc, _VerifyError) else "clickhouse")
         suffix = f"; retry in {delay:.1f}s" if retry else f"; gave up after {attempts} attempts (chute retry PATH)"
-        self.ledger.transition(row.id, State.FAILED, error_kind=kind, last_error=str(exc), next_attempt=next_attempt,
-                               attempts=attempts, detail=str(exc) + suffix)
+        if self.ledger.transition(row.id, State.FAILED, error_kind=kind, last_error=str(exc),
+                                  next_attempt=next_attempt, attempts=attempts, detail=str(exc) + suffix,
+                                  expect=[State.LOADING]) is None:
+            return None  # an operator acted on it meanwhile (purge): their state stands
         if exc.unreachable:
             self.on_unreachable(exc)
         log.warning("failed %s: %s%s", row.path, exc, suffix)
         return State.FAILED
 
-    def _quarantine(self, row: FileRow, exc: InputError) -> State:
+    def _quarantine(self, row: FileRow, exc: InputError) -> State | None:
         fresh = self.ledger.get(row.id) or row
-        if fresh.sha256 and self.ledger.done_batches(row.id, row.generation):
-            # Zero partial rows: take back what earlier batches inserted, and never reuse their tokens.
+        if fresh.sha256 and self.ledger.any_batches(row.id, fresh.generation):
+            # Zero partial rows: take back what earlier batches inserted (acknowledged or only
+            # attempted: an uncertain insert may have landed), and never reuse their tokens.
             try:
-                self.target.delete_source(row.table_name, fresh.sha256)
-                self.ledger.update(row.id, generation=row.generation + 1, rows_loaded=0)
+                self.target.delete_source(row.table_name, fresh.sha256, row.path)
+                self.ledger.update(row.id, generation=fresh.generation + 1, rows_loaded=0)
             except TargetError as err:
                 return self._failed(row, TargetError(f"{exc} (and removing its partial rows failed: {err})",
                                                      unreachable=err.unreachable))
@@ -488,7 +541,7 @@ class Loader:
         except OSError as err:
             log.warning("could not move %s to quarantine: %s", row.path, err.strerror)
         self.ledger.transition(row.id, State.QUARANTINED, error_kind="input", last_error=str(exc), reason=str(exc),
-                               moved_to=moved, next_attempt=None, detail=str(exc))
+                               moved_to=moved, next_attempt=None, detail=str(exc), expect=[State.LOADING])
         log.warning("quarantined %s: %s", row.path, exc)
         return State.QUARANTINED
 

@@ -55,16 +55,12 @@ class Source:
         self.close()
 
     def check_unchanged(self) -> None:
-        """Raise FileChanged if the file was written to or replaced since it was opened."""
+        """Raise FileChanged if the content we read was written to while we read it. A file
+        renamed over our path does not count: our descriptor still holds the old one whole,
+        and the watcher sees the new one as a new version."""
         now = os.fstat(self.fd)
         if (now.st_size, now.st_mtime_ns) != (self.st.st_size, self.st.st_mtime_ns):
             raise FileChanged(f"{self.path.name} changed while it was being read")
-        try:
-            named = os.stat(self.path)
-        except FileNotFoundError:
-            return  # moved away after we opened it: our descriptor still holds the content we read
-        if (named.st_dev, named.st_ino) != (self.st.st_dev, self.st.st_ino):
-            raise FileChanged(f"{self.path.name} was replaced while it was being read")
 
 
 def open_source(path: Path, compression: str | None, max_bytes: int = 0) -> Source:

@@ -69,6 +69,9 @@ INSERT_SETTINGS = {
     "async_insert": 0,
     "wait_for_async_insert": 1,
     "max_insert_block_size": 1_048_576,
+    # Keyed (Replacing) tables would collapse repeated keys inside a block at insert time, and
+    # the per-file count() could no longer verify what was sent.
+    "optimize_on_insert": 0,
     # Date columns travel as text; ClickHouse's parser takes ISO 8601 with offsets.
     "date_time_input_format": "best_effort",
 }
@@ -465,7 +468,8 @@ class Target:
                 settings["deduplicate_insert"] = "disable"
         for delay in (*INSERT_RETRY_DELAYS, None):
             try:
-                self._call("raw_insert", qualified(self.database, table), batch.names, batch.body,
+                self._call("raw_insert", qualified(self.database, table), [quote_ident(n) for n in batch.names],
+                           batch.body,
                            settings=settings, fmt="Arrow")
                 return
             except TargetError as exc:
@@ -474,17 +478,31 @@ class Target:
                 log.debug("insert of %s (token %s) uncertain: %s; resending", table, token, exc)
                 time.sleep(delay)
 
-    def count_source(self, table: str, sha256: str) -> int:
+    def count_source(self, table: str, sha256: str, path: str) -> int:
+        """Rows of one file version: its content hash *and* its path, so a twin elsewhere never counts."""
         rows = self._call(
-            "query", f"SELECT count() FROM {qualified(self.database, table)} WHERE _source_sha256 = {{sha:String}}",
-            parameters={"sha": sha256}).result_rows
+            "query", f"SELECT count() FROM {qualified(self.database, table)} WHERE _source_sha256 = {{sha:String}}"
+                     " AND _source_path = {path:String}",
+            parameters={"sha": sha256, "path": path}).result_rows
         return int(rows[0][0])
 
-    def delete_source(self, table: str, sha256: str) -> None:
+    def delete_source(self, table: str, sha256: str, path: str) -> None:
         """Remove every row a file version loaded (tokens stay remembered: DESIGN 4.8)."""
         self._call(
-            "command", f"DELETE FROM {qualified(self.database, table)} WHERE _source_sha256 = {{sha:String}}",
-            parameters={"sha": sha256}, settings={"mutations_sync": 2, "lightweight_deletes_sync": 2})
+            "command", f"DELETE FROM {qualified(self.database, table)} WHERE _source_sha256 = {{sha:String}}"
+                       " AND _source_path = {path:String}",
+            parameters={"sha": sha256, "path": path}, settings={"mutations_sync": 2, "lightweight_deletes_sync": 2})
+
+    def ensure_dedup_window(self, table: str) -> None:
+        """A table chute did not create may lack the deduplication window the protocol needs (DESIGN 4.4)."""
+        ddl = self.table_settings(table)
+        if "Replicated" in ddl.split("ENGINE", 1)[-1][:40]:
+            return  # replicated engines keep a window by default (replicated_deduplication_window)
+        match = re.search(r"non_replicated_deduplication_window\s*=\s*(\d+)", ddl)
+        if match is None or int(match.group(1)) < self.cfg.dedup_window:
+            self._call("command", f"ALTER TABLE {qualified(self.database, table)} MODIFY SETTING "
+                                  f"non_replicated_deduplication_window = {int(self.cfg.dedup_window)}")
+            log.info("set non_replicated_deduplication_window = %d on %s", self.cfg.dedup_window, table)
 
     def table_exists(self, table: str) -> bool:
         return self.table_columns(table) is not None

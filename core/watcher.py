@@ -192,7 +192,9 @@ class Watcher:
                 self._settling[rel] = _Settling(row.id, (st.st_size, st.st_mtime_ns), quiet, complete)
             elif complete:
                 entry.complete = True
-        else:
+        elif row.state != State.LOADING:
+            # (A version being loaded is the loader's to judge; remembering this identity now
+            # would hide a newer file at this path from every later scan.)
             self._known[rel] = ident
 
     def _settle(self) -> None:
@@ -224,6 +226,11 @@ class Watcher:
                 self._known[rel] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0)
         if ready:
             self.on_queued()
+
+    def hint(self, rel: str) -> None:
+        """Look at ``rel`` again soon (the loader sent it back to settling)."""
+        self._known.pop(rel, None)
+        self._hints.put((str(self.root / rel), False))
 
     def forget(self, rel: str) -> None:
         """Make the next sighting of ``rel`` go to the ledger again (after retry/purge)."""

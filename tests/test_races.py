@@ -1,0 +1,91 @@
+"""Regressions for races and edge cases found in review: files replaced mid-load, purge of a
+renamed-over path, quoted-looking headers, keys repeated inside one file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.routing import Route
+from core.states import State
+from tests.conftest import make_config, query, state_of, wait_for
+from tests.test_engine import csv_bytes, make_rows
+
+
+def test_file_renamed_over_while_loading(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """The version being loaded finishes from its open descriptor; the new file at the path is a
+    new version (changed content at a known path: held)."""
+    cfg = make_config(tmp_path, chdb_path, batch_rows=100, insert_parallel=1)
+    (cfg.data_dir / "ev.csv").write_bytes(csv_bytes(make_rows(20_000)))
+    engine = engine_factory(cfg)
+    wait_for(lambda: (r := engine.ledger.current("ev.csv")) and r.state == State.LOADING and r.rows_loaded > 0,
+             what="loading part-way")
+    first = engine.ledger.current("ev.csv").id
+    (cfg.data_dir / "ev.csv.tmp").write_bytes(csv_bytes(make_rows(300, seed=77)))
+    os.replace(cfg.data_dir / "ev.csv.tmp", cfg.data_dir / "ev.csv")
+    wait_for(lambda: engine.ledger.get(first).state == State.LOADED, timeout=60, what="old version loaded")
+    wait_for(lambda: state_of(engine, "ev.csv") == State.HELD, timeout=30, what="new version held")
+    assert engine.ledger.current("ev.csv").id != first
+    assert query(engine, f"SELECT count() FROM `{cfg.database}`.ev")[0][0] == 20_000
+    engine.command("approve", "ev.csv", actor="test")
+    wait_for(lambda: state_of(engine, "ev.csv") == State.LOADED, what="new version loaded")
+    assert query(engine, f"SELECT count() FROM `{cfg.database}`.ev")[0][0] == 20_300
+
+
+def test_file_rewritten_in_place_while_loading(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """Written to while loading: the partial rows of the old content are removed and the new
+    content loads as a new version; never a mix."""
+    cfg = make_config(tmp_path, chdb_path, batch_rows=100, insert_parallel=1)
+    path = cfg.data_dir / "ip.csv"
+    path.write_bytes(csv_bytes(make_rows(20_000)))
+    engine = engine_factory(cfg)
+    wait_for(lambda: (r := engine.ledger.current("ip.csv")) and r.state == State.LOADING and r.rows_loaded > 0,
+             what="loading part-way")
+    first = engine.ledger.current("ip.csv")
+    with open(path, "ab") as f:  # same inode, more content
+        f.write(b"".join(f"{90000 + i},extra,1.0,2026-11-01T00:00:00,true,\n".encode() for i in range(50)))
+    wait_for(lambda: (r := engine.ledger.current("ip.csv")) and r.id != first.id and r.state in (
+        State.LOADED, State.HELD), timeout=60, what="new version settled")
+    row = engine.ledger.current("ip.csv")
+    if row.state == State.HELD:  # the first version had finished: changed content at a known path
+        engine.command("approve", "ip.csv", actor="test")
+        wait_for(lambda: state_of(engine, "ip.csv") == State.LOADED, what="approved")
+    db = cfg.database
+    by_sha = dict(query(engine, f"SELECT _source_sha256, count() FROM `{db}`.ip GROUP BY 1"))
+    new = engine.ledger.current("ip.csv")
+    assert by_sha[new.sha256] == 20_050
+    old = engine.ledger.get(first.id)
+    assert by_sha.get(old.sha256, 0) in (0, 20_000) and (old.state == State.LOADED) == (old.sha256 in by_sha)
+
+
+def test_purge_never_deletes_a_newer_file_at_the_same_path(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    cfg = make_config(tmp_path, chdb_path)
+    (cfg.data_dir / "p.csv").write_bytes(csv_bytes(make_rows(5)))
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "p.csv") == State.LOADED)
+    engine.command("pause", actor="test")
+    (cfg.data_dir / "p.csv").write_bytes(csv_bytes(make_rows(6, seed=9)))  # new content, not yet seen
+    old = engine.ledger.current("p.csv")
+    from core import actions
+
+    result = actions.purge(cfg, engine.ledger, engine.target, old, "test")
+    assert "5 rows deleted" in result and "newer file" in result
+    assert (cfg.data_dir / "p.csv").exists()
+
+
+def test_header_that_looks_quoted(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    cfg = make_config(tmp_path, chdb_path)
+    (cfg.data_dir / "q.csv").write_bytes(b"`id`,\"`x`\"\n1,2\n")
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "q.csv") == State.LOADED, what="loaded")
+    assert [r[0] for r in query(engine, f"DESCRIBE `{cfg.database}`.q")][:2] == ["`id`", "`x`"]
+
+
+def test_keyed_file_with_repeated_keys_loads(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    cfg = make_config(tmp_path, chdb_path, routes=(Route(table="k", key=("id",)),))
+    (cfg.data_dir / "k").mkdir()
+    (cfg.data_dir / "k" / "1.csv").write_bytes(b"id,v\n1,a\n1,b\n2,c\n")
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "k/1.csv") in (State.LOADED, State.FAILED), what="settled")
+    assert state_of(engine, "k/1.csv") == State.LOADED, engine.ledger.current("k/1.csv").last_error
+    assert query(engine, f"SELECT id, v FROM `{cfg.database}`.k FINAL ORDER BY id") == [(1, "b"), (2, "c")]
