@@ -27,5 +27,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
 
+screenshots: $(STAMP)
+	$(BIN)/python -m tui.demo --screenshots screenshots/
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -57,7 +58,12 @@ class AttachedEngine:
             raise UsageError(f"no ledger in {cfg.state_dir}: no chute has run with this state dir (see --state-dir)")
         self.mode = "attach"
         self.ledger = Ledger(cfg.state_dir, readonly=True)
-        owner = self.ledger.meta("data_dir")
+        try:
+            owner = self.ledger.meta("data_dir")
+        except sqlite3.OperationalError:
+            self.ledger.close()
+            raise UsageError(f"the ledger in {cfg.state_dir} is not ready yet (is a daemon starting?); "
+                             "try again in a moment") from None
         # The daemon's data folder, wherever `attach` was started from.
         self.cfg = replace(cfg, data_dir=Path(owner)) if owner else cfg
         self.target = RecordedSchemas(self.ledger)
@@ -118,7 +124,7 @@ class AttachedEngine:
         return Snapshot(
             ts=now,
             data_dir=str(self.cfg.data_dir),
-            target=ledger.meta("target") or "ClickHouse of the daemon",
+            target=ledger.meta("target") or "daemon's ClickHouse",
             target_ok=daemon is not None and reachable is not False,
             target_error=error if daemon is not None else "no daemon running",
             server_version=ledger.meta("server_version") or "",

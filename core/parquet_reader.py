@@ -13,6 +13,7 @@ from core.reader import Plan, Reader, open_binary
 
 
 class ParquetReader(Reader):
+    TEXT = False
     def _source(self) -> str | io.BytesIO:
         if self.src.compression is None:
             return self.src.proc_path

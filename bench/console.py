@@ -1,0 +1,326 @@
+"""What the console costs: open time and key latency with 10,000 files in the ledger, and what
+refreshing the screen takes from ingest throughput.
+
+    python -m bench.console keys      # in-process (headless Textual): open, keys, refresh cost
+    python -m bench.console process   # a real `chute DATA` in tmux 80x24: open time, key echo
+    python -m bench.console ingest    # the same files loaded by `chute --no-ui` and by `chute` (console)
+    python -m bench.console           # all three
+
+Key latency in-process is the time Textual takes to handle the key and go idle; in tmux it is
+the time from `send-keys` until the captured screen changes (tmux polling included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = 10_000
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _ms(values: list[float]) -> dict:
+    return {"median_ms": round(statistics.median(values) * 1000, 1), "p95_ms": round(_pct(values, 0.95) * 1000, 1),
+            "max_ms": round(max(values) * 1000, 1), "n": len(values)}
+
+
+# -- in-process: open, keys, refresh ----------------------------------------------------------
+
+
+async def _keys(root: Path) -> dict:
+    from core.attach import AttachedEngine
+    from core.config import Config
+    from tui.app import ChuteApp
+    from tui.demo import seed_bulk, wait_ready
+    from tui.screens.details import DetailsScreen
+
+    seed_bulk(root / "state", root / "data", FILES, now=time.time())
+    t0 = time.perf_counter()
+    engine = AttachedEngine(Config(data_dir=root / "data", state_dir=root / "state"), holder=lambda: "pid 1 daemon")
+    app = ChuteApp(engine, refresh_seconds=1.0)
+    out: dict = {}
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_ready(pilot)
+        out["open_s"] = round(time.perf_counter() - t0, 3)
+        out["caption"] = str(app.main.query_one("#files-caption").render())
+        moves: list[float] = []
+        cpu: list[float] = []
+        for key in ["j"] * 60 + ["k"] * 20 + ["G", "g", "2", "3", "4", "1"] * 3:
+            t, c = time.perf_counter(), time.process_time()
+            await pilot.press(key)
+            moves.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        out["keys_move_pilot_wall"] = _ms(moves)
+        out["keys_move_cpu"] = _ms(cpu)
+        typing: list[float] = []
+        await pilot.press("slash")
+        t0 = time.perf_counter()
+        for key in "part-0012":
+            t = time.perf_counter()
+            await pilot.press(key)
+            typing.append(time.perf_counter() - t)
+        while app.view is None or app.view.query.text != "part-0012":
+            await pilot.pause(0.005)
+        out["filter_typed_to_table_s"] = round(time.perf_counter() - t0, 3)
+        out["filter_rows"] = len(app.view.files)
+        await pilot.press("enter", "escape")
+        out["keys_filter_typing"] = _ms(typing)
+        t = time.perf_counter()
+        await pilot.press("enter")
+        while not (isinstance(app.screen, DetailsScreen) and app.screen.settled):
+            await pilot.pause(0.005)
+        out["details_open_s"] = round(time.perf_counter() - t, 3)
+        await pilot.press("escape")
+        collect, apply = [], []
+        for _ in range(20):
+            seen = app.refreshes
+            app.poll()
+            while app.refreshes == seen:
+                await pilot.pause(0.005)
+            assert app.view is not None
+            collect.append(app.view.took)
+            apply.append(app.apply_seconds)
+        out["refresh_collect"] = _ms(collect)
+        out["refresh_apply_ui_thread"] = _ms(apply)
+        out["refresh_cost_per_second"] = round((statistics.mean(collect) + statistics.mean(apply))
+                                               / app.refresh_seconds, 4)
+    return out
+
+
+async def _baseline() -> dict:
+    """The same key presses on a bare Textual app with a 500-row DataTable: Pilot's own waits."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    class Bare(App[None]):
+        def compose(self) -> ComposeResult:
+            table: DataTable[str] = DataTable(cursor_type="row")
+            table.add_columns("a", "b")
+            table.add_rows([(str(i), "x" * 20) for i in range(500)])
+            yield table
+
+    app = Bare()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        walls, cpu = [], []
+        for _ in range(60):
+            t, c = time.perf_counter(), time.process_time()
+            await pilot.press("down")
+            walls.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    return {"pilot_wall": _ms(walls), "cpu": _ms(cpu)}
+
+
+def keys() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = asyncio.run(_keys(Path(tmp)))
+    out["baseline_bare_datatable"] = asyncio.run(_baseline())
+    return out
+
+
+# -- a real process in tmux -----------------------------------------------------------------
+
+
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+
+
+def _screen(name: str) -> str:
+    return _tmux("capture-pane", "-p", "-t", name)
+
+
+def process() -> dict:
+    from tui.demo import seed_bulk
+
+    name = f"chute-bench-{os.getpid()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = root / "data"
+        seed_bulk(root / "state", data, FILES, now=time.time())
+        cmd = (f"cd {ROOT} && {sys.executable} -m core {data} --state-dir {root / 'state'} "
+               f"--clickhouse chdb://{root / 'ch'}")
+        t0 = time.perf_counter()
+        _tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", cmd)
+        try:
+            while "of 10,000 files" not in _screen(name):
+                if time.perf_counter() - t0 > 60:
+                    raise RuntimeError("the console did not open:\n" + _screen(name))
+                time.sleep(0.01)
+            opened = time.perf_counter() - t0
+            echoes = []
+            for key in ["j"] * 15 + ["k"] * 5:
+                before = _screen(name)
+                t = time.perf_counter()
+                _tmux("send-keys", "-t", name, key)
+                while _screen(name) == before and time.perf_counter() - t < 2:
+                    time.sleep(0.002)
+                echoes.append(time.perf_counter() - t)
+            typing = []
+            _tmux("send-keys", "-t", name, "/")
+            time.sleep(0.3)
+            for key in "part-0012":
+                before = _screen(name)
+                t = time.perf_counter()
+                _tmux("send-keys", "-t", name, "-l", key)
+                while _screen(name) == before and time.perf_counter() - t < 2:
+                    time.sleep(0.002)
+                typing.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            while "100 matching" not in _screen(name) and time.perf_counter() - t < 10:
+                time.sleep(0.005)
+            filtered = time.perf_counter() - t
+            _tmux("send-keys", "-t", name, "Escape")
+            time.sleep(0.3)
+            t = time.perf_counter()
+            _tmux("send-keys", "-t", name, "q")
+            while subprocess.run(["tmux", "has-session", "-t", name], capture_output=True).returncode == 0:
+                if time.perf_counter() - t > 60:
+                    break
+                time.sleep(0.02)
+            return {"open_s": round(opened, 3), "key_echo": _ms(echoes), "filter_typing_echo": _ms(typing),
+                    "filter_result_after_last_key_s": round(filtered, 3), "quit_s": round(time.perf_counter() - t, 3)}
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+# -- ingest throughput with and without the console -----------------------------------------
+
+
+def _files(stage: Path, copies: int) -> list[Path]:
+    """``copies`` distinct 1M-row CSVs (one extra row each, so no two are duplicates)."""
+    src = ROOT / "bench" / "out" / "bench_1000000.csv"
+    if not src.exists():
+        from bench.ingest import generate
+
+        src.parent.mkdir(parents=True, exist_ok=True)
+        generate(src, 1_000_000)
+    out = []
+    for k in range(copies):
+        dest = stage / f"big-{k:04d}.csv"
+        shutil.copyfile(src, dest)
+        with dest.open("a") as f:
+            f.write(f"{-1 - k},1,1.0,DE,2026-01-01T00:00:00.000000,true,extra\n")
+        out.append(dest)
+    return out
+
+
+def _main_thread_cpu(pid: int) -> float:
+    """CPU seconds of a process's main thread: the console's event loop (the engine has its own threads)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _chute_pid(session: str) -> int:
+    shell = int(_tmux("display", "-p", "-t", session, "#{pane_pid}").strip())
+    for _ in range(100):
+        kids = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+        if kids:
+            return int(kids[0])
+        time.sleep(0.05)
+    return shell
+
+
+def _ingest_once(mode: str, copies: int) -> dict:
+    from core.ledger import Ledger
+
+    name = f"chute-ingest-{os.getpid()}"
+    with tempfile.TemporaryDirectory(dir=ROOT / "bench" / "out") as tmp:
+        root = Path(tmp)
+        data, stage, sd = root / "data", root / "stage", root / "state"
+        data.mkdir()
+        stage.mkdir()
+        files = _files(stage, copies)
+        args = f"{data} --state-dir {sd} --clickhouse chdb://{root / 'ch'} --settle-seconds 0.2"
+        proc = None
+        if mode == "headless":
+            proc = subprocess.Popen([sys.executable, "-m", "core", "--no-ui", *args.split()], cwd=ROOT,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            command = f"cd {ROOT} && {sys.executable} -m core {args}"
+            _tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", command)
+        try:
+            deadline = time.monotonic() + 60
+            while not (sd / "chute.lock").exists() or not (sd / Ledger.FILENAME).exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("chute did not start")
+                time.sleep(0.05)
+            time.sleep(1.0)  # the engine is up: connect, warm-up
+            pid = proc.pid if proc is not None else _chute_pid(name)
+            cpu0, wall0 = _main_thread_cpu(pid), time.monotonic()
+            for f in files:
+                os.replace(f, data / f.name)
+            ledger = Ledger(sd, readonly=True)
+            try:
+                while True:
+                    rows = ledger.list_files()
+                    if len(rows) == copies and all(r.state == "loaded" for r in rows):
+                        break
+                    if time.monotonic() > deadline + 600:
+                        raise RuntimeError(f"not loaded: {[(r.path, r.state) for r in rows]}")
+                    time.sleep(0.05)
+                main_cpu = (_main_thread_cpu(pid) - cpu0) / (time.monotonic() - wall0)
+                events = ledger.events(limit=100_000)
+                start = min(e.ts for e in events if e.to_state == "loading")
+                end = max(e.ts for e in events if e.to_state == "loaded")
+                total = sum(r.rows or 0 for r in rows)
+            finally:
+                ledger.close()
+            return {"mode": mode, "rows": total, "seconds": round(end - start, 3),
+                    "rows_per_s": round(total / (end - start)), "main_thread_cpu": round(main_cpu, 4)}
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=60)
+            else:
+                subprocess.run(["tmux", "send-keys", "-t", name, "q"], capture_output=True)
+                t = time.monotonic()
+                while subprocess.run(["tmux", "has-session", "-t", name], capture_output=True).returncode == 0:
+                    if time.monotonic() - t > 60:
+                        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+                    time.sleep(0.05)
+
+
+def ingest(rounds: int = 3, copies: int = 6) -> dict:
+    runs: dict[str, list[dict]] = {"headless": [], "console": []}
+    for _ in range(rounds):
+        for mode in ("headless", "console"):  # alternate, so drift in the machine hits both
+            runs[mode].append(_ingest_once(mode, copies))
+    med = {m: statistics.median(r["rows_per_s"] for r in rs) for m, rs in runs.items()}
+    cpu = {m: statistics.median(r["main_thread_cpu"] for r in rs) for m, rs in runs.items()}
+    return {"runs": runs, "median_rows_per_s": med, "median_main_thread_cpu": cpu,
+            "console_cost": round(1 - med["console"] / med["headless"], 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.console", description=__doc__.splitlines()[0])
+    p.add_argument("what", nargs="?", choices=["keys", "process", "ingest", "all"], default="all")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--copies", type=int, default=6, help="1M-row files per ingest run")
+    args = p.parse_args(argv)
+    result = {}
+    if args.what in ("keys", "all"):
+        result["keys"] = keys()
+    if args.what in ("process", "all"):
+        result["process"] = process()
+    if args.what in ("ingest", "all"):
+        result["ingest"] = ingest(args.rounds, args.copies)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

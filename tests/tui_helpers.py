@@ -1,0 +1,66 @@
+"""Helpers for the console's tests: wait on the app without fixed sleeps, write input files."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+from tui.app import ChuteApp
+from tui.widgets.ledger_table import LedgerTable
+
+
+async def until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    """Poll ``predicate`` while the app keeps running, up to ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+def state(app: ChuteApp, path: str) -> str | None:
+    """The state the console's own ledger connection reads for PATH."""
+    row = app.reader.current(path)
+    return None if row is None else str(row.state)
+
+
+async def refreshed(pilot: Pilot) -> None:
+    """Until the console applied a view taken after this call."""
+    app: ChuteApp = pilot.app  # type: ignore[assignment]
+    seen = app.refreshes
+    app.poll()
+    await until(pilot, lambda: app.refreshes > seen, what="a refresh")
+
+
+async def select(pilot: Pilot, path: str, pane: str = "files") -> None:
+    """Show PANE and put its cursor on PATH (as j/k would), once the pane lists it, as it is now."""
+    app: ChuteApp = pilot.app  # type: ignore[assignment]
+    await refreshed(pilot)
+    app.show_pane(pane)
+    table = app.main.query_one(f"#{pane}-table", LedgerTable)
+
+    def found() -> bool:
+        row = next((r for r in table.shown if r.path == path), None)
+        return row is not None and table.select_id(row.id)
+
+    await until(pilot, found, what=f"{path} in the {pane} pane")
+    await pilot.pause()
+    assert table.selected is not None and table.selected.path == path
+
+
+def write_csv(data: Path, rel: str, text: str, gz: bool = False) -> Path:
+    """Write a file the way a producer should: to a temporary name, then rename into place."""
+    path = data / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    tmp.rename(path)
+    return path

@@ -1,0 +1,42 @@
+"""What an operator can do about a file in its current state: one short line, with the key to press."""
+
+from __future__ import annotations
+
+from core.ledger import FileRow
+from core.states import State
+
+PROBLEM_LABEL = {State.FAILED: "Error", State.QUARANTINED: "Error", State.HELD: "Held", State.DUPLICATE: "Skipped"}
+
+
+def why(row: FileRow) -> tuple[str, str] | None:
+    """(label, text) explaining a file that is not simply on its way or done; None otherwise."""
+    label = PROBLEM_LABEL.get(row.state)
+    text = row.last_error or row.reason
+    return (label, text) if label and text else None
+
+
+def advice(row: FileRow) -> str:
+    why = (row.last_error or row.reason or "").lower()
+    if row.state == State.HELD:
+        if "approval" in why:
+            return "press a to approve it"
+        if "schema drift" in why:
+            return "a adds the new column(s) to the table (ALTER TABLE ADD COLUMN) and loads it; d drops the file"
+        if "changed content" in why:
+            return "a loads this version as well; or purge the old version first"
+        return "press a to release it, or d to drop it"
+    if row.state == State.FAILED:
+        if row.error_kind == "unreachable":
+            return "ClickHouse does not answer: it resumes by itself when the server is back"
+        if row.next_attempt is not None:
+            return "retrying by itself with backoff; r retries now"
+        if row.error_kind == "gone":
+            return "the file disappeared before it loaded: put it back, then press r"
+        return "gave up: fix the cause, then press r to retry"
+    if row.state == State.QUARANTINED:
+        return "bad input: fix or replace the file, then r moves it back and retries; d deletes it"
+    if row.state == State.DUPLICATE:
+        return "nothing to do: the same content is already loaded"
+    if row.state == State.LOADED:
+        return "d purges its rows and the file"
+    return ""

@@ -1,0 +1,106 @@
+"""Short, fixed-width renderings of sizes, ages, counts and states for 80-column tables."""
+
+from __future__ import annotations
+
+import re
+
+import humanize
+from rich.text import Text
+
+from core.states import State
+
+# Named ANSI colours: they map onto any 16-colour palette; bold marks the states that need an
+# operator, so they stand out even without colour.
+STATE_STYLE: dict[str, str] = {
+    State.SEEN: "bright_black",
+    State.SETTLING: "bright_black",
+    State.QUEUED: "default",
+    State.LOADING: "bold cyan",
+    State.LOADED: "green",
+    State.DUPLICATE: "blue",
+    State.HELD: "bold yellow",
+    State.FAILED: "bold red",
+    State.QUARANTINED: "bold magenta",
+    State.PURGED: "bright_black",
+}
+
+_UNITS = {"second": "s", "minute": "m", "hour": "h", "day": "d", "month": "mo", "year": "y"}
+_DELTA = re.compile(r"^(an?|\d+) (second|minute|hour|day|month|year)s?$")
+BAR = "▏▎▍▌▋▊▉█"
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def state_text(state: str) -> Text:
+    return Text(str(state), style=STATE_STYLE.get(state, ""))
+
+
+def age(seconds: float) -> str:
+    """humanize's natural delta, abbreviated: '5s', '2m', '3h', 'now'."""
+    words = humanize.naturaldelta(max(0.0, seconds))
+    m = _DELTA.match(words)
+    if not m:
+        return "now"
+    count = "1" if m.group(1) in ("a", "an") else m.group(1)
+    return count + _UNITS[m.group(2)]
+
+
+def ago(seconds: float) -> str:
+    short = age(seconds)
+    return short if short == "now" else f"{short} ago"
+
+
+def size(n: int | None) -> str:
+    return "" if n is None else humanize.naturalsize(n, format="%.1f").replace(" Bytes", " B")
+
+
+def count(n: int | None) -> str:
+    """Thousands separators while they fit in 9 characters, then k/M/G."""
+    if n is None:
+        return ""
+    return humanize.intcomma(n) if n < 10_000_000 else humanize.metric(n, precision=3).replace(" ", "")
+
+
+def rate(value: float) -> str:
+    if value >= 10_000:
+        return humanize.metric(value, precision=3).replace(" ", "")
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def progress_bar(done: int, total: int, width: int = 6) -> Text:
+    """'▉▉▉▍  62%': an eighth-block bar plus a percentage, in one cell."""
+    frac = min(1.0, done / total) if total else 0.0
+    eighths = int(frac * width * 8)
+    bar = "█" * (eighths // 8) + (BAR[eighths % 8 - 1] if eighths % 8 else "")
+    return Text.assemble((f"{bar:<{width}}", "cyan"), f"{frac:4.0%}")
+
+
+def sparkline(values: list[float], width: int) -> str:
+    """Unicode block sparkline of the last ``width`` values, scaled to their max."""
+    vals = values[-width:]
+    top = max(vals, default=0)
+    if top <= 0:
+        return SPARK[0] * len(vals)
+    return "".join(SPARK[min(7, int(v / top * 7.999))] for v in vals)
+
+
+def shorten(text: str, width: int) -> str:
+    """Fit a path in ``width``: keep its first folder (up to a third) and its end (the file name)."""
+    if len(text) <= width:
+        return text
+    if width < 8:
+        return text[: max(0, width - 1)] + "…"
+    # The first folder, with the leading slash of an absolute path or the scheme of a URL.
+    scheme, sep, rest = text.partition("://")
+    lead, body = (scheme + sep, rest) if sep else ("", text)
+    root = "/" if body.startswith("/") else ""
+    first = body[len(root):].split("/", 1)[0]
+    head = lead + root + first + "/" if "/" in body[len(root):] else lead + root
+    head = head if len(head) <= width // 3 else lead[: width // 3]
+    return head + "…" + text[-(width - 1 - len(head)):]
+
+
+def one_line(text: str | None, width: int = 200) -> str:
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -1,0 +1,33 @@
+"""Typed messages from worker threads to the UI thread."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from tui.view import View
+
+
+class Refreshed(Message):
+    """A new view of the engine. When the UI falls behind, only the newest waiting one is applied."""
+
+    def __init__(self, view: View) -> None:
+        super().__init__()
+        self.view = view
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, Refreshed)
+
+
+class ActionDone(Message):
+    """An operator action finished (in the engine, or in the daemon when attached)."""
+
+    def __init__(self, action: str, path: str | None, ok: bool, text: str) -> None:
+        super().__init__()
+        self.action = action
+        self.path = path
+        self.ok = ok
+        self.text = text
+
+
+class Stopped(Message):
+    """The engine finished or abandoned the batch in flight and released everything."""

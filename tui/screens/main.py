@@ -1,0 +1,231 @@
+"""The main screen: header, rates strip, and the Files / Rates / Errors / Quarantine panes.
+
+80x24 shows one pane at a time under a one-line rates strip; from 110x32 up, sparklines for
+rows/s, MB/s and files/min sit above the panes as well.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
+
+from core.ledger import FileRow
+from tui import format as fmt
+from tui.view import View
+from tui.widgets.alert_bar import AlertBar
+from tui.widgets.errors_table import ErrorsTable
+from tui.widgets.files_table import FilesTable
+from tui.widgets.key_bar import KeyBar
+from tui.widgets.ledger_table import LedgerTable
+from tui.widgets.quarantine_table import QuarantineTable
+from tui.widgets.rates import Metrics, RatesPanel
+from tui.widgets.rates_strip import RatesStrip
+from tui.widgets.selection_line import SelectionLine
+from tui.widgets.status_line import StatusLine
+
+if TYPE_CHECKING:
+    from tui.app import ChuteApp
+
+PANES = ("files", "rates", "errors", "quarantine")
+
+
+class MainScreen(Screen[None]):
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (32, "-tall")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "approve", "Approve", tooltip="approve the selected held file"),
+        Binding("r", "retry", "Retry", tooltip="retry the selected failed or quarantined file"),
+        Binding("d", "purge", "Purge", tooltip="delete the selected file and the rows it loaded (asks y/n)"),
+        Binding("slash", "filter", "Filter", tooltip="filter files: words match path, table, error; state:held"),
+        Binding("escape", "clear_filter", "Clear filter", tooltip="clear the filter"),
+        Binding("1", "pane('files')", "Files", show=False, tooltip="Files pane"),
+        Binding("2", "pane('rates')", "Rates", show=False, tooltip="Rates pane"),
+        Binding("3", "pane('errors')", "Errors", show=False, tooltip="Errors pane"),
+        Binding("4", "pane('quarantine')", "Quarantine", show=False, tooltip="Quarantine pane"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        yield RatesStrip(id="strip")
+        yield AlertBar(id="alerts")
+        yield Metrics(id="overview")
+        with TabbedContent(id="panes"):
+            with TabPane("Files", id="files"):
+                yield Static(id="files-caption")
+                yield FilesTable(id="files-table")
+                yield Input(placeholder="filter: words match path, table or error; state:held", id="filter")
+                yield SelectionLine(id="files-sel")
+            with TabPane("Rates", id="rates"):
+                yield RatesPanel()
+            with TabPane("Errors", id="errors"):
+                yield ErrorsTable(id="errors-table")
+                yield SelectionLine(id="errors-sel")
+            with TabPane("Quarantine", id="quarantine"):
+                yield QuarantineTable(id="quarantine-table")
+                yield SelectionLine(id="quarantine-sel")
+        yield KeyBar()
+
+    @property
+    def chute(self) -> ChuteApp:
+        return cast("ChuteApp", self.app)
+
+    def on_mount(self) -> None:
+        self._keys_state: tuple[object, ...] = ()
+        self._labels: dict[str, str] = {}
+        self.query_one(FilesTable).focus()
+        self.call_after_refresh(self.chute.start_polling)
+
+    # -- applying a refresh (inside the app's batch_update) ---------------------------------
+
+    def show(self, view: View) -> None:
+        before = self.selected
+        self.query_one(StatusLine).show(view)
+        self.query_one(RatesStrip).show(view)
+        self.query_one(AlertBar).show(view.snap.alerts)
+        overview = self.query_one("#overview", Metrics)
+        if overview.display:
+            overview.show(view)
+        if self.query_one(TabbedContent).active == "rates":
+            self.query_one(RatesPanel).show(view)
+        self.query_one(FilesTable).apply(view.files, view)
+        self.query_one(ErrorsTable).apply(view.errors, view)
+        self.query_one(QuarantineTable).apply(view.quarantine, view)
+        self._captions(view)
+        after = self.selected
+        if after != before or (after is not None and after.state == "loading"):
+            self._selection_changed()
+
+    def _captions(self, view: View) -> None:
+        shown = len(view.files)
+        if view.query.text:
+            what = f"newest {shown} matching" if view.files_capped else f"{shown} matching"
+            caption = f"{what} “{view.query.text}” (of {fmt.count(view.total_files)} files)"
+        elif view.files_capped:
+            caption = f"newest {shown} of {fmt.count(view.total_files)} files (/ to filter)"
+        else:
+            caption = f"{shown} files, newest first"
+        errors, quarantined = len(view.errors), view.count("quarantined")
+        labels = {
+            "#files-caption": caption,
+            "files": f"Files {fmt.count(view.total_files)}",
+            "errors": f"Errors {errors}" if errors else "Errors",
+            "quarantine": f"Quarantine {quarantined}" if quarantined else "Quarantine",
+        }
+        tabs = self.query_one(TabbedContent)
+        for key, text in labels.items():
+            if self._labels.get(key) == text:
+                continue  # an unchanged label must not cost a layout pass every second
+            self._labels[key] = text
+            if key.startswith("#"):
+                self.query_one(key, Static).update(text)
+            else:
+                tabs.get_tab(key).label = text
+
+    # -- selection ------------------------------------------------------------------------
+
+    @property
+    def active_table(self) -> LedgerTable | None:
+        pane = self.query_one(TabbedContent).active
+        if pane == "rates" or not pane:
+            return None
+        return self.query_one(f"#{pane}-table", LedgerTable)
+
+    @property
+    def selected(self) -> FileRow | None:
+        table = self.active_table
+        return table.selected if table is not None else None
+
+    def _selection_changed(self) -> None:
+        table = self.active_table
+        if table is not None:
+            pane = table.id.removesuffix("-table") if table.id else ""
+            self.query_one(f"#{pane}-sel", SelectionLine).show(table.selected, self.chute.view)
+        # Bindings are refreshed only when a key turns enabled or disabled, not on every cursor move.
+        keys = tuple(self.check_action(a, ()) for a in ("approve", "retry", "purge")) + (table is None,)
+        if keys != self._keys_state:
+            self._keys_state = keys
+            self.refresh_bindings()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._selection_changed()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_details()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        table = self.active_table
+        if table is not None:
+            table.focus()
+        elif self.chute.view is not None:
+            self.query_one(RatesPanel).show(self.chute.view)
+        self._selection_changed()
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "retry", "purge"):
+            if self.active_table is None:
+                return False  # the Rates pane has no files to act on
+            return True if self.chute.action_applies(action, self.selected) else None
+        if action == "details":
+            return True if self.selected is not None else None
+        if action == "clear_filter":
+            return bool(self.query_one("#filter", Input).display or self.chute.query_text)
+        return True
+
+    def action_details(self) -> None:
+        if self.selected is not None:
+            self.chute.open_details(self.selected)
+
+    def action_approve(self) -> None:
+        self._ask("approve")
+
+    def action_retry(self) -> None:
+        self._ask("retry")
+
+    def action_purge(self) -> None:
+        self._ask("purge")
+
+    def _ask(self, action: str) -> None:
+        row = self.selected
+        if row is not None:
+            self.chute.ask(action, row)
+
+    def action_pane(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+
+    def action_filter(self) -> None:
+        self.action_pane("files")
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+        self.refresh_bindings()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.chute.set_filter("")
+        self.query_one(FilesTable).focus()
+        self.refresh_bindings()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.chute.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if not event.value:
+            event.input.display = False
+        self.query_one(FilesTable).focus()
+        self.refresh_bindings()
+
+    def show_filter(self, text: str) -> None:
+        """The filter was set from elsewhere (command palette)."""
+        box = self.query_one("#filter", Input)
+        with box.prevent(Input.Changed):
+            box.value = text
+        box.display = bool(text)
+        self.refresh_bindings()

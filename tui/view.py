@@ -1,0 +1,183 @@
+"""One refresh of the console: everything the panes show, collected off the UI thread.
+
+The console pulls: a timer asks for a :class:`View` (engine snapshot plus a few indexed ledger
+queries, capped), then each pane applies it as a diff. The engine never calls UI code.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.alerts import OUTCOMES, error_rate
+from core.config import Config
+from core.engine import Snapshot
+from core.ledger import FileRow, Ledger
+from core.loader import Progress
+from core.states import State
+
+ERRORS_LIMIT = 200
+MINUTES = 10  # files/min history shown
+
+
+class EngineLike(Protocol):
+    """What the console uses: :class:`core.engine.Engine` and :class:`core.attach.AttachedEngine` both fit."""
+
+    cfg: Config
+    mode: str
+    target: Any
+
+    @property
+    def paused(self) -> bool: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def command(self, action: str, path: str | None = None, actor: str = "operator") -> str: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FileQuery:
+    """The `/` filter: words match path, table or error; `state:held` (or `is:held`) picks a state."""
+
+    text: str = ""
+
+    @property
+    def state(self) -> str | None:
+        for word in self.text.split():
+            key, _, value = word.partition(":")
+            if key in ("state", "is") and value in {s.value for s in State}:
+                return value
+        return None
+
+    @property
+    def search(self) -> str | None:
+        words = [w for w in self.text.split() if not (w.startswith(("state:", "is:")))]
+        return " ".join(words) or None
+
+
+@dataclass(frozen=True)
+class Totals:
+    """From the audit trail, so a console started a minute ago (or attached) still knows the day."""
+
+    rows_hour: int = 0
+    rows_today: int = 0
+    files_hour: int = 0  # loads that ended `loaded`
+    files_today: int = 0
+    errors_hour: int = 0  # loads that ended failed or quarantined
+    attempts_hour: int = 0  # loads that ended at all (the error rate's denominator, as the alert rule has it)
+
+
+@dataclass(frozen=True)
+class View:
+    now: float
+    snap: Snapshot
+    query: FileQuery
+    files: list[FileRow]
+    files_capped: bool  # more files match than the table shows
+    limit: int
+    errors: list[FileRow] = field(default_factory=list)
+    quarantine: list[FileRow] = field(default_factory=list)
+    totals: Totals = field(default_factory=Totals)
+    attached: bool = False
+    daemon: str | None = None  # attached: 'pid N mode' of the daemon, None when it is gone
+    files_per_min: list[float] = field(default_factory=list)  # last minutes, oldest first; the last is live
+    took: float = 0.0  # seconds spent collecting (shown in the help screen; measured by the bench)
+
+    @property
+    def progress(self) -> dict[int, Progress]:
+        return {p.file_id: p for p in self.snap.inflight}
+
+    @property
+    def total_files(self) -> int:
+        return sum(self.snap.counts.values())
+
+    def count(self, *states: State) -> int:
+        return sum(self.snap.counts.get(s, 0) for s in states)
+
+
+class NewestFiles:
+    """The newest ``limit`` file versions for the Files pane, read incrementally while unfiltered.
+
+    Every ledger write to a file row bumps its ``updated_at``, so the rows changed since the last
+    read are the newest ones: a refresh reads a few dozen rows, not five hundred. A filter, more
+    changes than one peek holds, or every ``FULL_EVERY`` refreshes (clock steps) read it all.
+    """
+
+    PEEK = 64
+    FULL_EVERY = 30
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._rows: list[FileRow] = []
+        self._query: FileQuery | None = None
+        self._since_full = 0
+        self._capped = False
+
+    def read(self, reader: Ledger, query: FileQuery) -> tuple[list[FileRow], bool]:
+        """(rows newest first, whether more match than are shown)."""
+        incremental = (not query.text and query == self._query and bool(self._rows)
+                       and self._since_full < self.FULL_EVERY)
+        if incremental:
+            peek = reader.list_files(limit=self.PEEK)
+            top = self._rows[0].updated_at
+            fresh = [r for r in peek if r.updated_at >= top]
+            if len(fresh) < len(peek):
+                ids = {r.id for r in fresh}
+                merged = fresh + [r for r in self._rows if r.id not in ids]
+                self._rows = merged[: self.limit]
+                self._since_full += 1
+                return self._rows, len(merged) > self.limit or self._capped
+        rows = reader.list_files(state=query.state, search=query.search, limit=self.limit + 1)
+        self._rows, self._capped = rows[: self.limit], len(rows) > self.limit
+        self._query, self._since_full = query, 0
+        return self._rows, self._capped
+
+
+class LoadedPerMinute:
+    """Files loaded per wall-clock minute, from the audit trail (so attach sees the daemon's past
+    too). A finished minute never changes, so it is counted once; the live point is the engine's
+    sliding one-minute count."""
+
+    def __init__(self, minutes: int = MINUTES) -> None:
+        self.minutes = minutes
+        self._done: dict[int, int] = {}
+
+    def series(self, reader: Ledger, now: float, live: float) -> list[float]:
+        current = int(now // 60) * 60
+        starts = [current - 60 * k for k in range(self.minutes - 1, 0, -1)]
+        for start in starts:
+            if start not in self._done:
+                since = reader.outcomes_since(start, [State.LOADED]).get(State.LOADED, 0)
+                after = reader.outcomes_since(start + 60, [State.LOADED]).get(State.LOADED, 0)
+                self._done[start] = since - after
+        self._done = {k: v for k, v in self._done.items() if k >= starts[0]}
+        return [float(self._done[s]) for s in starts] + [live]
+
+
+def collect(engine: EngineLike, reader: Ledger, query: FileQuery, now: float, limit: int,
+            per_minute: LoadedPerMinute | None = None, newest: NewestFiles | None = None) -> View:
+    t0 = time.perf_counter()
+    snap = engine.snapshot()
+    files, capped = (newest or NewestFiles(limit)).read(reader, query)
+    errors = reader.recent_errors(ERRORS_LIMIT)
+    quarantine = reader.list_files(state=State.QUARANTINED, limit=limit)
+    midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    hour = reader.outcomes_since(now - 3600, OUTCOMES)
+    failed, attempts, _ = error_rate(hour)
+    totals = Totals(
+        rows_hour=reader.rows_acked_since(now - 3600),
+        rows_today=reader.rows_acked_since(midnight),
+        files_hour=hour.get(State.LOADED, 0),
+        files_today=reader.outcomes_since(midnight, [State.LOADED]).get(State.LOADED, 0),
+        errors_hour=failed,
+        attempts_hour=attempts,
+    )
+    return View(now=now, snap=snap, query=query, files=files, files_capped=capped, limit=limit,
+                errors=errors, quarantine=quarantine, totals=totals, attached=engine.mode == "attach",
+                daemon=getattr(engine, "daemon", None),
+                files_per_min=per_minute.series(reader, now, snap.files_per_min) if per_minute else [],
+                took=time.perf_counter() - t0)

@@ -1,0 +1,41 @@
+"""The Errors pane: files that failed, were quarantined or are held, newest first."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+
+from core.ledger import FileRow
+from tui import format as fmt
+from tui.view import View
+from tui.widgets.files_table import reason
+from tui.widgets.ledger_table import Col, LedgerTable
+
+
+class ErrorsTable(LedgerTable):
+    COLUMNS: ClassVar[list[Col]] = [
+        Col("age", "Age", 4),
+        Col("path", "Path", 22),
+        Col("state", "State", 11),
+        Col("tries", "Tries", 5, right=True),
+        Col("error", "Error", 200),
+    ]
+
+    def column_width(self, col: Col) -> int:
+        if col.key != "path" or not self.size.width:
+            return col.width
+        return max(18, min(36, (self.size.width - 24) // 3 + 4))  # the message matters more
+
+    def model(self, row: FileRow, view: View) -> tuple[Any, ...]:
+        return ((fmt.age(view.now - row.updated_at), (-row.updated_at, -row.id)), row.path, str(row.state),
+                row.attempts, reason(row, view.now))
+
+    def render_cell(self, key: str, value: Any, width: int) -> Any:
+        if key == "path":
+            return Text(fmt.shorten(value, width))
+        if key == "state":
+            return fmt.state_text(value)
+        if key == "error":
+            return Text(value)
+        return str(value)

@@ -1,0 +1,202 @@
+"""A DataTable of ledger rows (file versions) that applies each refresh as a diff.
+
+Rows are keyed by file id. A refresh adds new rows, removes gone ones, updates only the cells
+whose content changed and re-sorts only when the order changed, so a table of hundreds of rows
+costs almost nothing per tick. The cursor stays on its file, not on its row number: a row moving
+under the cursor must never turn `d` into a purge of another file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from core.ledger import FileRow
+
+if TYPE_CHECKING:
+    from tui.view import View
+
+
+@dataclass(frozen=True)
+class Col:
+    key: str
+    label: str
+    width: int  # content width; one more column of gap is added (cell_padding is 0 to save space)
+    right: bool = False
+
+
+class Order(str):
+    """A cell that also carries its row's sort position (DataTable sorts on cell values only)."""
+
+    rank: tuple[float, int]
+
+    def __new__(cls, text: str, rank: tuple[float, int]) -> Order:
+        obj = super().__new__(cls, text)
+        obj.rank = rank
+        return obj
+
+
+class LedgerTable(DataTable[Any]):
+    COLUMNS: ClassVar[list[Col]] = []
+    ORDER_COLUMN: ClassVar[str] = "age"  # the column whose cells are Order values
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Details", tooltip="details of the selected file: schema, rows, timeline"),
+        Binding("j", "cursor_down", "Down", show=False, tooltip="next row (vim)"),
+        Binding("k", "cursor_up", "Up", show=False, tooltip="previous row (vim)"),
+        Binding("g", "scroll_top", "First", show=False, tooltip="first row"),
+        Binding("G", "scroll_bottom", "Last", show=False, tooltip="last row"),
+        Binding("ctrl+d", "page_down", "Page down", show=False, tooltip="page down"),
+        Binding("ctrl+u", "page_up", "Page up", show=False, tooltip="page up"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", cell_padding=0, **kwargs)
+        self._rows: dict[str, FileRow] = {}
+        self._models: dict[str, tuple[Any, ...]] = {}
+        self._order: list[str] = []
+        self._widths: dict[str, int] = {}
+
+    def on_mount(self) -> None:
+        for col in self.COLUMNS:
+            width = self.column_width(col)
+            self._widths[col.key] = width
+            self.add_column(_right(Text(col.label), width) if col.right else Text(col.label), width=width + 1,
+                            key=col.key)
+
+    def column_width(self, col: Col) -> int:
+        return col.width
+
+    # -- what subclasses provide ----------------------------------------------------------
+
+    def model(self, row: FileRow, view: View) -> tuple[Any, ...]:
+        """What the row shows, as plain comparable values (one per column). The ORDER_COLUMN's
+        value is ``(text, rank)``: the rank sorts, so a changed rank updates the cell too."""
+        raise NotImplementedError
+
+    def render_cell(self, key: str, value: Any, width: int) -> Any:
+        return value
+
+    # -- the diff -------------------------------------------------------------------------
+
+    def apply(self, rows: list[FileRow], view: View) -> bool:
+        """Make the table show ``rows`` in this order. True when anything changed."""
+        keep = self.selected_key
+        fresh = {str(r.id): r for r in rows}
+        changed = False
+        gone = [k for k in self._models if k not in fresh]
+        if len(gone) > 32 and len(gone) > len(self._models) // 2:
+            # A new filter replaced most rows: DataTable.remove_row is O(rows), so start over.
+            self.clear()
+            self._models.clear()
+            self._rows.clear()
+            self._order = []
+            gone = []
+            changed = True
+        for key in gone:
+            self.remove_row(key)
+            del self._models[key]
+            self._rows.pop(key, None)
+            changed = True
+        for key, row in fresh.items():
+            new = self.model(row, view)
+            old = self._models.get(key)
+            self._rows[key] = row
+            if old is None:
+                self.add_row(*self._cells(new, row), key=key)
+                changed = True
+            elif old != new:
+                for col, a, b in zip(self.COLUMNS, old, new, strict=True):
+                    if a != b:
+                        self.update_cell(key, col.key, self._cell(col, b, row))
+                changed = True
+            self._models[key] = new
+        order = list(fresh)
+        if order != self._order:
+            self._order = order
+            self.sort(self.ORDER_COLUMN, key=lambda cell: cell.rank)
+            changed = True
+        if changed:
+            self._keep_cursor(keep)
+        return changed
+
+    def _cells(self, model: tuple[Any, ...], row: FileRow) -> list[Any]:
+        return [self._cell(col, value, row) for col, value in zip(self.COLUMNS, model, strict=True)]
+
+    def _cell(self, col: Col, value: Any, row: FileRow) -> Any:
+        if col.key == self.ORDER_COLUMN:
+            text, rank = value
+            return Order(text, rank)
+        cell = self.render_cell(col.key, value, self._widths[col.key])
+        if col.right:
+            return _right(cell if isinstance(cell, Text) else Text(str(cell)), self._widths[col.key])
+        return cell
+
+    def _keep_cursor(self, key: str | None) -> None:
+        if key is None or key not in self._models:
+            return
+        try:
+            index = self.get_row_index(key)
+        except RowDoesNotExist:
+            return
+        if index != self.cursor_row:
+            self.move_cursor(row=index, animate=False)
+
+    def on_resize(self) -> None:
+        """Adaptive columns (the path) take the room a wider terminal gives."""
+        changed = False
+        for col in self.COLUMNS:
+            width = self.column_width(col)
+            if width != self._widths.get(col.key):
+                self._widths[col.key] = width
+                self.columns[col.key].width = width + 1  # type: ignore[index]
+                changed = True
+        if not changed:
+            return
+        for key, model in self._models.items():
+            row = self._rows[key]
+            for col, value in zip(self.COLUMNS, model, strict=True):
+                self.update_cell(key, col.key, self._cell(col, value, row))
+        self.refresh()
+
+    # -- selection ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "select_cursor":
+            return True if self.selected is not None else None
+        return True
+
+    @property
+    def shown(self) -> list[FileRow]:
+        """The rows on show, newest first."""
+        return [self._rows[k] for k in self._order if k in self._models]
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - an empty or shrinking table has no selection
+            return None
+
+    @property
+    def selected(self) -> FileRow | None:
+        key = self.selected_key
+        return self._rows.get(key) if key else None
+
+    def select_id(self, file_id: int) -> bool:
+        try:
+            self.move_cursor(row=self.get_row_index(str(file_id)), animate=False)
+        except RowDoesNotExist:
+            return False
+        return True
+
+
+def _right(text: Text, width: int) -> Text:
+    """Right-aligned in ``width`` plus the one-cell gap (Rich's right justify would strip the gap)."""
+    return Text.assemble(" " * max(0, width - text.cell_len), text, " ")

@@ -1,0 +1,51 @@
+"""One line under a table: the highlighted file's full path, why it is in its state (or how far its
+load has come), and what to do about it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widget import Widget
+
+from core.ledger import FileRow
+from core.states import State
+from tui import format as fmt
+from tui.advice import advice, why
+from tui.view import View
+
+
+class SelectionLine(Widget):
+    """Rendered on demand (no layout pass): it changes on every cursor move."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._text = Text()
+
+    def render(self) -> Text:
+        return self._text
+
+    def show(self, row: FileRow | None, view: View | None) -> None:
+        text = self._line(row, view) if row is not None else Text()
+        if text != self._text:
+            self._text = text
+            self.refresh()
+
+    @staticmethod
+    def _line(row: FileRow, view: View | None) -> Text:
+        text = Text.assemble((row.path, "bold"), " ", fmt.state_text(row.state))
+        live = view.progress.get(row.id) if view is not None else None
+        if row.state == State.LOADING and live is not None and view is not None:
+            speed = live.rows_done / max(1e-6, view.now - live.started)
+            eta = fmt.age((live.rows_total - live.rows_done) / speed) if speed and live.rows_total else "?"
+            text.append(f"  {fmt.count(live.rows_done)} of {fmt.count(live.rows_total)} rows, "
+                        f"{fmt.rate(speed)} rows/s, ETA {eta}")
+        problem = why(row)
+        if problem:
+            text.append(f"  {fmt.one_line(problem[1], 300)}")
+        hint = advice(row)
+        if hint:
+            text.append(f"  → {hint}", style="italic")
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        return text

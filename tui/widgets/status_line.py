@@ -1,0 +1,66 @@
+"""The header line: ClickHouse target and whether it answers, the data folder, intake state."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tui import format as fmt
+from tui.view import View
+
+
+class StatusLine(Static):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.view: View | None = None
+        self.stopping = False
+
+    def show(self, view: View) -> None:
+        self.view = view
+        self.refresh()
+
+    def render(self) -> Text:
+        view = self.view
+        if view is None:
+            return Text(" chute  starting…", style="bold")
+        snap = view.snap
+        sep = Text(" │ ", style="dim")
+        if self.stopping:
+            badge = Text(" STOPPING… ", style="reverse bold yellow")
+        elif snap.paused:
+            badge = Text(" PAUSED ", style="reverse bold yellow")
+        else:
+            badge = Text(" RUNNING ", style="reverse green")
+        wide = self.size.width >= 100
+        right = Text()
+        if view.attached:
+            pid = " ".join((view.daemon or "").split()[:2])  # 'pid N' of 'pid N mode'
+            if not view.daemon:
+                right = Text(" NO DAEMON ", style="reverse bold red")
+            else:
+                right = Text(f"attached to {pid} " if wide else "attached ", style="bold")
+        right.append_text(badge)
+        if snap.target_ok:
+            health = Text("● ", style="green")
+            target = snap.target
+        else:
+            health = Text("✗ DOWN ", style="bold red")
+            target = f"{snap.target}: {fmt.one_line(snap.target_error, 80)}"
+        left = Text.assemble((" chute", "bold"), sep, health)
+        # What is left goes to the target and the data folder, each shortened in the middle.
+        room = self.size.width - left.cell_len - right.cell_len - 2 * sep.cell_len - len("data ") - 1
+        if snap.target_ok and snap.server_version and len(target) + len(snap.server_version) + 3 <= room // 2:
+            target += f" ({snap.server_version})"  # the version only when the whole URL fits with it
+        target_w = max(12, min(len(target), room // 2))
+        data_w = max(8, room - target_w)
+        line = Text.assemble(left, (fmt.shorten(target, target_w), "" if snap.target_ok else "red"), sep,
+                             ("data ", "dim"), fmt.shorten(_dir(snap.data_dir), data_w))
+        line.append(" " * max(1, self.size.width - line.cell_len - right.cell_len))
+        line.append_text(right)
+        line.no_wrap = True
+        line.truncate(self.size.width)
+        return line
+
+
+def _dir(path: str) -> str:
+    return path if path.startswith(("/", "~", ".")) else f"./{path}"
