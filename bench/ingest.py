@@ -1,7 +1,7 @@
 """`make bench`: chute against ClickHouse's own ingestion, on the same file, same engine, same machine.
 
 ClickHouse's own: ``INSERT INTO t SELECT * FROM file(path, CSVWithNames)`` into a table with
-the same column types chute infers (no lineage columns). chute: the full protocol — hash,
+the column types and settings chute creates for the file (without the lineage columns). chute: the full protocol — hash,
 validating pass, batched Arrow inserts with dedup tokens and ledger intents/acks, count()
 verification — timed from the `loading` to the `loaded` transition in the ledger, plus the
 wall time of a whole `chute --no-ui --once` process. Each side runs in its own process (chDB
@@ -43,15 +43,23 @@ def generate(path: Path, rows: int, compression: str | None = None) -> None:
     df.write_csv(path)
 
 
-def native(csv: Path, engine_dir: Path) -> dict:
-    """ClickHouse's own ingestion of the file (role run in a subprocess)."""
+def native(csv: Path, engine_dir: Path, plain: bool = False) -> dict:
+    """ClickHouse's own ingestion of the file (role run in a subprocess). ``plain``: text columns
+    as plain String instead of the LowCardinality chute chooses (cheaper for ClickHouse to fill)."""
     import clickhouse_connect
 
+    from core.reader import hash_and_plan, open_source, reader_for
+    from core.schema import columns_for, quote_ident
+
+    # The same table definition chute creates for this file (its inferred column types and
+    # settings), without the lineage columns: both sides do the same conversions and writes.
+    with open_source(csv, None) as src:
+        plan = hash_and_plan(src, reader_for(src, "csv"))
+    columns = columns_for(plan.schema, plan.null_counts, None if plain else plan.distinct_ratio)
     client = clickhouse_connect.get_client(dsn=f"chdb://{engine_dir}")
-    # Same column types chute creates, so both sides do the same conversions.
     client.command(
-        "CREATE TABLE t (id Int64, user_id Int64, amount Float64, country String, ts DateTime64(6), ok Bool,"
-        " note Nullable(String)) ENGINE = MergeTree ORDER BY tuple()"
+        "CREATE TABLE t (" + ", ".join(f"{quote_ident(c.name)} {c.type}" for c in columns) + ")"
+        " ENGINE = MergeTree ORDER BY tuple()"
         " SETTINGS non_replicated_deduplication_window = 100000, fsync_after_insert = 1, fsync_part_directory = 1")
     t0 = time.perf_counter()
     client.command(f"INSERT INTO t SELECT * FROM file('{csv}', CSVWithNames)", settings={"async_insert": 0})
@@ -86,13 +94,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--batch-rows", type=int, default=200_000)
-    ap.add_argument("--role", choices=["native"], help=argparse.SUPPRESS)
+    ap.add_argument("--batch-rows", type=int, default=125_000)
+    ap.add_argument("--role", choices=["native", "native-plain"], help=argparse.SUPPRESS)
     ap.add_argument("--csv", help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.role == "native":
-        print(json.dumps(native(Path(args.csv), Path(args.dir))))
+    if args.role:
+        print(json.dumps(native(Path(args.csv), Path(args.dir), plain=args.role == "native-plain")))
         return
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
@@ -102,27 +110,33 @@ def main() -> None:
     size_mb = csv.stat().st_size / 1e6
     print(f"file: {csv.name}, {args.rows:,} rows x 7 columns, {size_mb:.1f} MB; {args.runs} runs each, "
           f"alternating; batch {args.batch_rows:,} rows")
-    nat, ch, wall = [], [], []
+    same, plain, ch, wall = [], [], [], []
     for run in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix="chute-bench-") as tmp:
-            proc = subprocess.run([sys.executable, "-m", "bench.ingest", "--role", "native", "--csv", str(csv),
-                                   "--dir", str(Path(tmp) / "ch")], cwd=ROOT, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SystemExit(proc.stderr[-2000:])
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-            assert result["rows"] == args.rows, result
-            nat.append(result["seconds"])
+        for role, sink in (("native", same), ("native-plain", plain)):
+            with tempfile.TemporaryDirectory(prefix="chute-bench-") as tmp:
+                proc = subprocess.run([sys.executable, "-m", "bench.ingest", "--role", role, "--csv", str(csv),
+                                       "--dir", str(Path(tmp) / "ch")], cwd=ROOT, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise SystemExit(proc.stderr[-2000:])
+                result = json.loads(proc.stdout.strip().splitlines()[-1])
+                assert result["rows"] == args.rows, result
+                sink.append(result["seconds"])
         with tempfile.TemporaryDirectory(prefix="chute-bench-") as tmp:
             result = chute(csv, Path(tmp), args.batch_rows)
             assert result["rows"] == args.rows, result
             ch.append(result["seconds"])
             wall.append(result["wall"])
-        print(f"  run {run + 1}: clickhouse {nat[-1]:.3f}s  chute {ch[-1]:.3f}s (process wall {wall[-1]:.2f}s)")
-    n, c = statistics.median(nat), statistics.median(ch)
-    print(f"median: ClickHouse INSERT ... SELECT FROM file(): {n:.3f}s ({args.rows / n / 1e6:.2f} M rows/s)")
-    print(f"median: chute load (hash, validate, insert, verify): {c:.3f}s ({args.rows / c / 1e6:.2f} M rows/s)")
-    print(f"ratio chute / ClickHouse: {c / n:.2f}x   (chute process wall, incl. start-up: "
-          f"{statistics.median(wall):.2f}s)")
+        print(f"  run {run + 1}: clickhouse same table {same[-1]:.3f}s, plain-String table {plain[-1]:.3f}s;"
+              f" chute {ch[-1]:.3f}s (process wall {wall[-1]:.2f}s)")
+    n, p, c = statistics.median(same), statistics.median(plain), statistics.median(ch)
+    print(f"median: ClickHouse INSERT ... SELECT FROM file(), same table as chute's: {n:.3f}s "
+          f"({args.rows / n / 1e6:.2f} M rows/s)")
+    print(f"median: the same into a table with plain String columns:      {p:.3f}s "
+          f"({args.rows / p / 1e6:.2f} M rows/s)")
+    print(f"median: chute load (hash, validate, insert, verify):          {c:.3f}s "
+          f"({args.rows / c / 1e6:.2f} M rows/s)")
+    print(f"ratio chute / ClickHouse: {c / n:.2f}x same table, {c / p:.2f}x against the plain-String table "
+          f"(chute process wall, incl. start-up: {statistics.median(wall):.2f}s)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ them within a dispatch tick and records the result. :class:`AttachedEngine` offe
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -73,8 +72,6 @@ class AttachedEngine:
         self._now = now
         self._holder = holder or (lambda: StateLock.holder(Path(cfg.state_dir)))
         self.command_timeout = command_timeout
-        self._last_event = 0
-        self._pause: tuple[str, float] | None = None  # latest pause/resume event: (action, ts)
         self._alert_rules = alert_rules or (lambda eng, at: alerts.from_ledger(eng.cfg, eng.ledger, at,
                                                                                eng.daemon is not None))
         self._alerts: tuple[float, list[Alert]] = (float("-inf"), [])
@@ -106,12 +103,9 @@ class AttachedEngine:
 
     @property
     def paused(self) -> bool:
-        self._scan_pause_events()
-        if self._pause is None or self._pause[0] != "pause":
-            return False
-        started = _daemon_started(self.daemon)
-        # A daemon started after the pause event runs unpaused (pause is not kept across restarts).
-        return started is None or started <= self._pause[1]
+        """As the daemon recorded it: its pause/resume set meta ``paused``, and each engine start
+        resets it to "0" (pause is not kept across restarts)."""
+        return self.ledger.meta("paused") == "1"
 
     def snapshot(self) -> Snapshot:
         now = self._now()
@@ -191,26 +185,3 @@ class AttachedEngine:
             out.append(Progress(row.id, row.path, row.table_name, row.rows_loaded, row.rows or 0, row.size or 0,
                                 started))
         return out
-
-    def _scan_pause_events(self) -> None:
-        """Only events newer than the last scan: the events table grows without bound."""
-        found = self._conn.execute(
-            "SELECT id, action, ts FROM events WHERE id > ? AND action IN ('pause', 'resume')"
-            " ORDER BY id DESC LIMIT 1", (self._last_event,)).fetchone()
-        top = self._conn.execute("SELECT IFNULL(MAX(id), 0) FROM events").fetchone()[0]
-        if found is not None:
-            self._pause = (found["action"], found["ts"])
-        self._last_event = max(self._last_event, int(top))
-
-
-def _daemon_started(holder: str | None) -> float | None:
-    """Start time of the daemon process named by the lock file ('pid N mode'), from /proc."""
-    try:
-        pid = int((holder or "").split()[1])
-        with open(f"/proc/{pid}/stat") as f:
-            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (IndexError, ValueError, OSError, StopIteration):
-        return None

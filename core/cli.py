@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="with --no-ui: load what is present now, then exit")
     p.add_argument("--require-approval", action="store_true", default=None,
                    help="every new file waits as held until approved")
-    p.add_argument("--batch-rows", type=int, metavar="N", help="rows per insert (default 200000)")
+    p.add_argument("--batch-rows", type=int, metavar="N", help="rows per insert (default 125000)")
     p.add_argument("--settle-seconds", type=float, metavar="S", help="quiet time before a file counts as complete")
     p.add_argument("--workers", type=int, metavar="N", help="loader threads (default 2)")
     p.add_argument("--after-load", choices=["keep", "archive", "delete"], help="what to do with a loaded file")

@@ -40,7 +40,7 @@ class Config:
     database: str = "default"
     password_file: Path | None = None
     # Rows per insert. Fixed in the ledger per file at its first attempt.
-    batch_rows: int = 200_000
+    batch_rows: int = 125_000
     # Insert threads per file; each has its own connection (chDB runs them in parallel too).
     insert_parallel: int = 2
     settle_seconds: float = 2.0

@@ -155,7 +155,12 @@ class Engine:
         self._state_lock.acquire(self.mode)
         try:
             self.ledger = open_ledger(cfg)
+            # What `chute attach` shows (it cannot open this engine's ClickHouse). A new engine starts
+            # unpaused; the target is known while --wait-for-clickhouse waits, the version once it answers.
+            for key, value in (("paused", "0"), ("target", cfg.masked_url()), ("server_version", "")):
+                self.ledger.set_meta(key, value)
             self._connect(wait_for_target)
+            self.ledger.set_meta("server_version", self.target.server_version)
             recovered = self.ledger.recover_interrupted()
             if recovered:
                 log.info("resuming %d file(s) interrupted by the last stop", len(recovered))
@@ -379,10 +384,12 @@ class Engine:
         assert self.ledger is not None
         if action == "pause":
             self.paused = True
+            self.ledger.set_meta("paused", "1")
             self.ledger.log(None, None, actor, "pause", "intake paused")
             return "intake paused"
         if action == "resume":
             self.paused = False
+            self.ledger.set_meta("paused", "0")
             self.ledger.log(None, None, actor, "resume", "intake resumed")
             self._wake.set()
             return "intake resumed"

@@ -271,6 +271,7 @@ class Loader:
                 raise HoldError(f"table {table}'s key column {missing_key[0]!r} is not in this file")
             self.target.create_table(table, wanted, order_by=opts.order_by, key=opts.key)
             log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted))
+            self._record_columns(table, wanted)
             return wanted
         self.target.add_lineage(table, existing)
         self.target.ensure_dedup_window(table)
@@ -278,6 +279,7 @@ class Loader:
 
     def _reconcile(self, row: FileRow, table: str, wanted: list[Column], existing: list[Column],
                    opts: Route) -> list[Column]:
+        self._record_columns(table, existing)  # before drift may hold the file: its details show the table
         have = {c.name for c in existing}
         new = [c for c in wanted if c.name not in have]
         if new:
@@ -292,6 +294,7 @@ class Loader:
                 added = col if col.nullable or col.type.startswith("Array(") else Column(col.name, _nullable(col.type))
                 self.target.add_column(table, added)
                 existing.append(added)
+            self._record_columns(table, existing)
             self.ledger.log(row.id, row.path, "engine", "schema", f"added column(s) {listing} to {table}")
             log.info("schema drift on %s: added %s", table, listing)
         names = {w.name for w in wanted}
@@ -300,6 +303,14 @@ class Loader:
             raise InputError(f"file lacks column(s) {', '.join(c.name for c in missing)} of table {table}, "
                              f"which are neither Nullable nor have a DEFAULT")
         return existing
+
+    def _record_columns(self, table: str, columns: list[Column]) -> None:
+        """The table's columns in the ledger (meta ``columns:<table>``, ``[[name, type], ...]``), for
+        `chute attach`, which cannot open the daemon's ClickHouse (core/attach.py RecordedSchemas).
+        Written only when they changed: this runs for every file."""
+        key, value = f"columns:{table}", json.dumps([[c.name, c.type] for c in columns])
+        if self.ledger.meta(key) != value:
+            self.ledger.set_meta(key, value)
 
     def _note_rejects(self, row: FileRow, rejects: Rejects) -> None:
         reason = {"path": row.path, "reason": f"{rejects.count} row(s) skipped (on_bad_rows = skip)",

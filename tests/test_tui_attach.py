@@ -4,6 +4,7 @@ through the ledger and the command channel. Every action is carried out by the d
 from __future__ import annotations
 
 import gzip
+import io
 import sqlite3
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from textual.widgets import Static
 
-from core.attach import AttachedEngine
+from core.attach import AttachedEngine, RecordedSchemas
 from core.config import Config
 from core.ledger import Ledger
 from tests.conftest import ROOT, wait_for
@@ -79,6 +82,26 @@ async def test_attached_console_steers_the_daemon(daemon: tuple[Config, subproce
         events = [e for e in app.reader.events(file_id=app.reader.current("a.csv").id) if e.detail == "approved"]
         assert events and events[-1].actor == "console:attach-test"
 
+        # The daemon's target and the table it created, as it recorded them in the ledger: the
+        # attached console opens no ClickHouse of its own.
+        await refreshed(pilot)
+        url = f"chdb://{cfg.data_dir.parent}/ch"
+        assert app.view is not None and app.view.snap.target == url and app.view.snap.server_version
+        header = str(app.main.query_one(StatusLine).render())  # the URL, shortened in the middle to fit
+        assert "● chdb://" in header and header.rstrip().endswith("RUNNING")
+        await select(pilot, "a.csv")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.details is not None,
+                    what="details of a.csv")
+        details = app.screen.details
+        assert details.table_note == RecordedSchemas.schema_note
+        assert [(c.name, c.type) for c in details.table_columns] == [("id", "Int64"), ("name", "String")]
+        assert [(d.name, d.change) for d in details.diff] == [("id", ""), ("name", "")]
+        shown = _text(app.screen.query_one("#schema", Static).content)
+        assert "Int64" in shown and "String" in shown and RecordedSchemas.schema_note in shown
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+
         await select(pilot, "bad-0001.csv.gz", pane="quarantine")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.details is not None)
@@ -116,6 +139,13 @@ async def test_attached_console_steers_the_daemon(daemon: tuple[Config, subproce
     assert app.return_code == 0
     assert proc.poll() is None  # quitting an attached console leaves the daemon running
     assert state_of_daemon(cfg, "b.csv") == "held"
+
+
+def _text(renderable: object) -> str:
+    """What a widget's Rich content reads as on a 100-column terminal."""
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
 
 
 def state_of_daemon(cfg: Config, path: str) -> str | None:

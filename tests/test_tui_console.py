@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from textual.command import CommandPalette
 
+from core.attach import AttachedEngine
 from core.config import Config
 from core.engine import Engine
 from tests.conftest import make_config, query
@@ -185,6 +186,18 @@ async def test_pause_and_resume_intake(console: Callable[..., ChuteApp]) -> None
         await until(pilot, lambda: state(app, "later.csv") == "loaded", what="loaded after resume")
         events = [e.action for e in app.reader.events() if e.action in ("pause", "resume")]
         assert events == ["pause", "resume"]
+    # Pause is recorded for `chute attach`, and is not kept across a restart.
+    engine = app.engine
+    engine.command("pause")
+    assert engine.ledger.meta("paused") == "1"
+    engine.stop()
+    attached = AttachedEngine(engine.cfg, holder=lambda: None)
+    try:
+        assert attached.paused  # as the engine left it
+        again = console().engine
+        assert not again.paused and not attached.paused
+    finally:
+        attached.close()
 
 
 async def test_filter_vim_keys_help_and_palette(console: Callable[..., ChuteApp]) -> None:
