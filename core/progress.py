@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -21,9 +22,17 @@ class ProgressLine:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chute-progress", daemon=True)
         self._shown = False
+        self._lock = threading.Lock()
+        self._handlers: list[logging.Handler] = []
 
     def __enter__(self) -> ProgressLine:
         if self.stream.isatty():
+            # Log lines go to the same terminal: each one first wipes the bar, which the next
+            # tick redraws below it.
+            for handler in logging.getLogger().handlers:
+                if getattr(handler, "stream", None) is self.stream:
+                    handler.addFilter(self._clear_for_log)
+                    self._handlers.append(handler)
             self._thread.start()
         return self
 
@@ -31,9 +40,20 @@ class ProgressLine:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        if self._shown:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
+        for handler in self._handlers:
+            handler.removeFilter(self._clear_for_log)
+        self._clear()
+
+    def _clear(self) -> None:
+        with self._lock:
+            if self._shown:
+                self.stream.write("\r\x1b[2K")
+                self.stream.flush()
+                self._shown = False
+
+    def _clear_for_log(self, record: logging.LogRecord) -> bool:
+        self._clear()
+        return True
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
@@ -50,6 +70,7 @@ class ProgressLine:
             line = (f"\r\x1b[2K[{bar:<{self.WIDTH}}] {frac:4.0%} {humanize.intcomma(p.rows_done)}/"
                     f"{humanize.intcomma(p.rows_total)} rows  {humanize.intword(int(rate))} rows/s  "
                     f"ETA {humanize.naturaldelta(eta)}  {p.path}")
-            self.stream.write(line[:200])
-            self.stream.flush()
-            self._shown = True
+            with self._lock:
+                self.stream.write(line[:200])
+                self.stream.flush()
+                self._shown = True
