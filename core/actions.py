@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from core.config import Config
-from core.errors import UsageError
+from core.errors import ChuteError, UsageError
 from core.ledger import FileRow, Ledger
 from core.states import State
 from core.target import Target
@@ -95,8 +95,13 @@ def purge(cfg: Config, ledger: Ledger, target: Target, row: FileRow, actor: str)
     deleted = 0
     # Rows belong to this version only if it (not a twin elsewhere) inserted them.
     if row.sha256 and (row.state == State.LOADED or ledger.any_batches(row.id, row.generation)):
-        deleted = target.count_source(row.table_name, row.sha256, row.path)
-        target.delete_source(row.table_name, row.sha256, row.path)
+        try:
+            deleted = target.count_source(row.table_name, row.sha256, row.path)
+            target.delete_source(row.table_name, row.sha256, row.path)
+        except ChuteError as exc:  # the rows are still there: so is the version, for another try
+            ledger.transition(row.id, row.state, actor=actor, generation=row.generation, expect=[State.PURGED],
+                              detail=f"purge failed, nothing deleted: {exc}")
+            raise
     on_disk = cfg.data_dir / (row.moved_to or row.path)
     if row.moved_to and row.moved_to.startswith("("):
         on_disk = cfg.data_dir / row.path

@@ -252,7 +252,8 @@ class Ledger:
                     if complete and not old.complete_hint:
                         c.execute("UPDATE files SET complete_hint = 1 WHERE id = ?", (old.id,))
                     return old, False
-                if old.state in (State.SEEN, State.SETTLING, State.QUEUED) and not old.rows_loaded:
+                sent = c.execute("SELECT 1 FROM batches WHERE file_id = ? LIMIT 1", (old.id,)).fetchone()
+                if old.state in (State.SEEN, State.SETTLING, State.QUEUED) and not old.rows_loaded and not sent:
                     # Still being written: keep settling on the same version.
                     c.execute(
                         "UPDATE files SET dev=?, inode=?, size=?, mtime_ns=?, complete_hint=?, sha256=NULL,"
@@ -304,6 +305,21 @@ class Ledger:
             c.execute(f"UPDATE files SET {cols} WHERE id = ?", (*fields.values(), file_id))
             if old != to or detail:
                 self._event(c, file_id, row["path"], actor, "transition", old, to, detail, now)
+            return FileRow.of(c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
+
+    def claim(self, file_id: int) -> FileRow | None:
+        """Move a version to `loading` if it is still runnable *and* still the current version of
+        its path, in one transaction (the watcher may supersede it after the dispatcher chose it)."""
+        now = time.time()
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+            runnable = row is not None and row["current"] == 1 and (
+                row["state"] == State.QUEUED or (row["state"] == State.FAILED and row["next_attempt"] is not None))
+            if not runnable:
+                return None
+            c.execute("UPDATE files SET state = 'loading', next_attempt = NULL, updated_at = ? WHERE id = ?",
+                      (now, file_id))
+            self._event(c, file_id, row["path"], "engine", "transition", row["state"], State.LOADING, None, now)
             return FileRow.of(c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
 
     def update(self, file_id: int, **fields: Any) -> None:

@@ -25,7 +25,7 @@ from core.ledger import FileRow, Ledger
 from core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
 from core.routing import Route, options_for
 from core.schema import LINEAGE_NAMES, Column, columns_for
-from core.states import RUNNABLE, State
+from core.states import State
 from core.target import Encoded, Target
 
 log = logging.getLogger("chute.loader")
@@ -121,7 +121,7 @@ class Loader:
     def run(self, row: FileRow) -> State | None:
         """Take a runnable version through to its next resting state. Never raises."""
         # Attempts count failures only: a crash or shutdown mid-load is resumed, not retried.
-        started = self.ledger.transition(row.id, State.LOADING, expect=RUNNABLE, next_attempt=None)
+        started = self.ledger.claim(row.id)
         if started is None:
             return None
         row = started
@@ -181,7 +181,9 @@ class Loader:
                     self.ledger.update(row.id, sha256=sha, rows=plan.rows)
                     batch_rows = row.batch_rows or cfg.batch_rows
                     done = self.ledger.done_batches(row.id, row.generation)
-                    if not done:
+                    # "Nothing sent yet" means no batch at all, acknowledged or not: an insert that
+                    # landed without its ack is still rows of ours in the table.
+                    if not self.ledger.any_batches(row.id, row.generation):
                         self._gatekeep(row, sha)
                         generation = self.ledger.token_generation(sha, row.id, row.generation)
                         if generation != row.generation:

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from core import failpoints
 from core.config import Config
-from core.errors import InputError, TargetError, UsageError
+from core.errors import HoldError, InputError, TargetError, UsageError
 from core.schema import (
     LINEAGE,
     Column,
@@ -495,9 +495,16 @@ class Target:
 
     def ensure_dedup_window(self, table: str) -> None:
         """A table chute did not create may lack the deduplication window the protocol needs (DESIGN 4.4)."""
+        rows = self._call("query",
+                          "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                          parameters={"db": self.database, "t": table}).result_rows
+        engine = str(rows[0][0]) if rows else ""
+        if not engine.endswith("MergeTree"):
+            raise HoldError(f"table {table} uses engine {engine or 'unknown'}, which cannot deduplicate inserts; "
+                            "chute loads only into MergeTree-family tables")
+        if engine.startswith("Replicated") or engine.startswith("Shared"):
+            return  # these keep a window by default (replicated_deduplication_window)
         ddl = self.table_settings(table)
-        if "Replicated" in ddl.split("ENGINE", 1)[-1][:40]:
-            return  # replicated engines keep a window by default (replicated_deduplication_window)
         match = re.search(r"non_replicated_deduplication_window\s*=\s*(\d+)", ddl)
         if match is None or int(match.group(1)) < self.cfg.dedup_window:
             self._call("command", f"ALTER TABLE {qualified(self.database, table)} MODIFY SETTING "

@@ -71,6 +71,7 @@ class Watcher:
         self.on_queued = on_queued
         self._hints: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
         self._settling: dict[str, _Settling] = {}
+        self._draining = False
         self._known: dict[str, tuple[int, int, int, int]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,7 +104,7 @@ class Watcher:
     @property
     def settling(self) -> int:
         """Files waiting to be complete, plus watch events not yet looked at."""
-        return len(self._settling) + (0 if self._hints.empty() else 1)
+        return len(self._settling) + (0 if self._hints.empty() and not self._draining else 1)
 
     def _load_known(self) -> None:
         for row in self.ledger.list_files(current_only=True):
@@ -134,6 +135,15 @@ class Watcher:
         return None if text in ("", ".") else text
 
     def _drain(self) -> None:
+        # Counted as busy until each hint is in the ledger: a hint taken off the queue but not
+        # yet observed must not let `--once` decide that nothing is left.
+        self._draining = True
+        try:
+            self._drain_hints()
+        finally:
+            self._draining = False
+
+    def _drain_hints(self) -> None:
         while True:
             try:
                 path, complete = self._hints.get_nowait()

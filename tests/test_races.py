@@ -89,3 +89,66 @@ def test_keyed_file_with_repeated_keys_loads(engine_factory, tmp_path: Path, chd
     wait_for(lambda: state_of(engine, "k/1.csv") in (State.LOADED, State.FAILED), what="settled")
     assert state_of(engine, "k/1.csv") == State.LOADED, engine.ledger.current("k/1.csv").last_error
     assert query(engine, f"SELECT id, v FROM `{cfg.database}`.k FINAL ORDER BY id") == [(1, "b"), (2, "c")]
+
+
+def test_landed_but_unacknowledged_insert_is_not_left_behind_by_a_twin(engine_factory, tmp_path: Path,
+                                                                       chdb_path: Path) -> None:
+    """An insert that lands but whose answer is lost, then a twin loads first: the partial
+    version's rows are taken back when it turns out to be a duplicate."""
+    from core.errors import TargetError
+
+    cfg = make_config(tmp_path, chdb_path, workers=1, backoff_base=2.0, backoff_max=2.0)
+    body = b"id,name\n" + b"".join(f"{i},n{i}\n".encode() for i in range(10))
+    (cfg.data_dir / "s").mkdir()
+    (cfg.data_dir / "s" / "a.csv").write_bytes(body)
+    engine = engine_factory(cfg)
+    real, landed = engine.target.insert, []
+
+    def lost_answer(table, encoded, token):  # noqa: ANN001
+        real(table, encoded, token)
+        if not landed:
+            landed.append(token)
+            raise TargetError("timed out after the insert landed")
+
+    engine.target.insert = lost_answer
+    (cfg.data_dir / "s" / "a.csv").touch()  # a fresh sighting, now that the insert is wrapped
+    wait_for(lambda: state_of(engine, "s/a.csv") == State.FAILED, what="a failed")
+    (cfg.data_dir / "s" / "b.csv").write_bytes(body)
+    wait_for(lambda: state_of(engine, "s/b.csv") == State.LOADED, what="b loaded")
+    wait_for(lambda: state_of(engine, "s/a.csv") == State.DUPLICATE, timeout=30, what="a duplicate")
+    assert landed
+    assert query(engine, f"SELECT _source_path, count() FROM `{cfg.database}`.s GROUP BY 1") == [("s/b.csv", 10)]
+
+
+def test_purge_that_fails_in_clickhouse_keeps_the_version(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    from core import actions
+    from core.errors import TargetError
+
+    cfg = make_config(tmp_path, chdb_path)
+    (cfg.data_dir / "p.csv").write_bytes(csv_bytes(make_rows(7)))
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "p.csv") == State.LOADED)
+    real = engine.target.delete_source
+
+    def broken(*args: object) -> None:
+        raise TargetError("connection reset", unreachable=True)
+
+    engine.target.delete_source = broken  # type: ignore[method-assign]
+    row = engine.ledger.current("p.csv")
+    try:
+        actions.purge(cfg, engine.ledger, engine.target, row, "test")
+        raise AssertionError("purge should have failed")
+    except TargetError:
+        pass
+    assert state_of(engine, "p.csv") == State.LOADED and (cfg.data_dir / "p.csv").exists()
+    engine.target.delete_source = real  # type: ignore[method-assign]
+    assert "7 rows deleted" in actions.purge(cfg, engine.ledger, engine.target, engine.ledger.current("p.csv"), "t")
+
+
+def test_table_that_cannot_deduplicate_holds_the_file(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    cfg = make_config(tmp_path, chdb_path)
+    engine = engine_factory(cfg)
+    engine.target.client().command(f"CREATE TABLE `{cfg.database}`.mem (id Int64) ENGINE = Memory")
+    (cfg.data_dir / "mem.csv").write_bytes(b"id\n1\n2\n")
+    wait_for(lambda: state_of(engine, "mem.csv") == State.HELD, what="held")
+    assert "engine Memory, which cannot deduplicate" in engine.ledger.current("mem.csv").last_error
