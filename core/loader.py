@@ -206,8 +206,12 @@ class Loader:
                     rejects = Rejects(_free_name(cfg.quarantine_dir / (row.path + ".rejects.csv")))
                     fitter = Fitter(table, reader.wire_schema, set(reader.date_columns),
                                     skip_bad=opts.on_bad_rows == "skip", header_lines=reader.header_lines)
+                    anti_join = None  # (key, its ClickHouse type), looked up once per file
+                    if opts.skip_existing_keys:
+                        key = opts.key[0]
+                        anti_join = (key, next((c.type for c in table if c.name == key), "String"))
                     try:
-                        self._send(row, reader, plan, sha, batch_rows, done, fitter, rejects, opts)
+                        self._send(row, reader, plan, sha, batch_rows, done, fitter, rejects, anti_join)
                     finally:
                         rejects.close()
                     src.check_unchanged()
@@ -325,7 +329,7 @@ class Loader:
         log.warning("%s: %s, see %s", row.path, reason["reason"], reason["rejects"])
 
     def _send(self, row: FileRow, reader: Reader, plan: Plan, sha: str, batch_rows: int,
-              done: dict[int, int], fitter: Fitter, rejects: Rejects, opts: Route) -> None:
+              done: dict[int, int], fitter: Fitter, rejects: Rejects, anti_join: tuple[str, str] | None) -> None:
         """Insert every batch not yet acknowledged.
 
         A producer thread parses, converts and encodes batches ahead; ``insert_parallel``
@@ -357,8 +361,8 @@ class Loader:
                     df, rejected, kept = fitter.fit(df, first)
                     rejects.add(rejected)
                     data = with_lineage(df, row.path, sha, first, kept)
-                    if opts.skip_existing_keys:
-                        data = self._anti_join(row.table_name, opts.key[0], data)
+                    if anti_join is not None:
+                        data = self._anti_join(row.table_name, *anti_join, data)
                     if not put((idx, data.num_rows, self.target.encode(data))):
                         return
             finally:
@@ -406,13 +410,12 @@ class Loader:
                 if not fut.done():
                     fut.exception()
 
-    def _anti_join(self, table: str, key: str, data: pa.Table) -> pa.Table:
+    def _anti_join(self, table: str, key: str, ch_type: str, data: pa.Table) -> pa.Table:
         """Drop rows whose key the table already has (``skip_existing_keys``), for readers that
         cannot use FINAL. One bound query per batch."""
         keys = data.column(key)
         if len(keys) == 0 or keys.null_count == len(keys):
             return data
-        ch_type = next((c.type for c in (self.target.table_columns(table) or []) if c.name == key), "String")
         present = self.target.existing_keys(table, key, ch_type, pc.unique(keys).drop_null().to_pylist())
         if not present:
             return data

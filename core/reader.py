@@ -253,22 +253,27 @@ class Reader:
         names = [c for c in self._convert_dates if c in self._dates]
         if not names:
             return df
-        exprs = []
+        out = df.with_columns(self._parse_date(name) for name in names)
         for name in names:
-            dtype = self._dates[name]
-            if dtype == pl.Date:
-                exprs.append(pl.col(name).str.to_date(strict=False))
-            else:
-                zone = "UTC" if getattr(dtype, "time_zone", None) else None
-                exprs.append(pl.col(name).str.to_datetime(time_unit="us", time_zone=zone, strict=False))
-        out = df.with_columns(exprs)
-        for name in names:
-            bad = (out[name].is_null() & df[name].is_not_null()).arg_true()
-            if len(bad):
-                row = first_row + int(bad[0]) + 1
-                raise InputError(f"column {name!r}: {df[name][int(bad[0])]!r} in data row {row} is not a date like "
-                                 f"the rows before it", line=row + self.header_lines, column=name)
+            problem = self._first_bad_date(name, df[name], out[name], first_row)
+            if problem is not None:
+                raise problem
         return out
+
+    def _parse_date(self, name: str) -> pl.Expr:
+        dtype = self._dates[name]
+        if dtype == pl.Date:
+            return pl.col(name).str.to_date(strict=False)
+        zone = "UTC" if getattr(dtype, "time_zone", None) else None
+        return pl.col(name).str.to_datetime(time_unit="us", time_zone=zone, strict=False)
+
+    def _first_bad_date(self, name: str, text: pl.Series, parsed: pl.Series, first_row: int) -> InputError | None:
+        bad = (parsed.is_null() & text.is_not_null()).arg_true()
+        if not len(bad):
+            return None
+        row = first_row + int(bad[0]) + 1
+        return InputError(f"column {name!r}: {text[int(bad[0])]!r} in data row {row} is not a date like the rows "
+                          f"before it", line=row + self.header_lines, column=name)
 
     def _input_error(self, exc: BaseException) -> InputError:
         if self.src.compression and isinstance(exc, OSError | EOFError):
@@ -277,14 +282,11 @@ class Reader:
 
     def find_bad_date(self, df: pl.DataFrame, first_row: int) -> InputError | None:
         """The first value in a date column that does not parse like the sample (slow path)."""
-        for name, dtype in self._dates.items():
-            col = df[name]
-            parsed = col.str.to_date(strict=False) if dtype == pl.Date else col.str.to_datetime(strict=False)
-            bad = (parsed.is_null() & col.is_not_null()).arg_true()
-            if len(bad):
-                row = first_row + int(bad[0]) + 1
-                return InputError(f"column {name!r}: {col[int(bad[0])]!r} in data row {row} is not a date like "
-                                  f"the rows before it", line=row + 1, column=name)
+        for name in self._dates:
+            if df[name].dtype == pl.String:  # (converted columns were checked by _convert)
+                problem = self._first_bad_date(name, df[name], df.select(self._parse_date(name))[name], first_row)
+                if problem is not None:
+                    return problem
         return None
 
 

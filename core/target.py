@@ -401,6 +401,7 @@ class Target:
         return [Column(r[0], r[1], r[2]) for r in rows] or None
 
     def table_settings(self, table: str) -> str:
+        """The table's CREATE statement (engine and SETTINGS included)."""
         rows = self._call(
             "query", "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {t:String}",
             parameters={"db": self.database, "t": table}).result_rows
@@ -495,16 +496,15 @@ class Target:
 
     def ensure_dedup_window(self, table: str) -> None:
         """A table chute did not create may lack the deduplication window the protocol needs (DESIGN 4.4)."""
-        rows = self._call("query",
-                          "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        rows = self._call("query", "SELECT engine, create_table_query FROM system.tables"
+                                   " WHERE database = {db:String} AND name = {t:String}",
                           parameters={"db": self.database, "t": table}).result_rows
-        engine = str(rows[0][0]) if rows else ""
+        engine, ddl = (str(rows[0][0]), str(rows[0][1])) if rows else ("", "")
         if not engine.endswith("MergeTree"):
             raise HoldError(f"table {table} uses engine {engine or 'unknown'}, which cannot deduplicate inserts; "
                             "chute loads only into MergeTree-family tables")
-        if engine.startswith("Replicated") or engine.startswith("Shared"):
+        if engine.startswith(("Replicated", "Shared")):
             return  # these keep a window by default (replicated_deduplication_window)
-        ddl = self.table_settings(table)
         match = re.search(r"non_replicated_deduplication_window\s*=\s*(\d+)", ddl)
         if match is None or int(match.group(1)) < self.cfg.dedup_window:
             self._call("command", f"ALTER TABLE {qualified(self.database, table)} MODIFY SETTING "
