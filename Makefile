@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
 
 screenshots: $(STAMP)
-	$(BIN)/python -m tui.demo --screenshots screenshots/
+	$(BIN)/python -m chute.tui.demo --screenshots screenshots/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

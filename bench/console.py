@@ -42,11 +42,11 @@ def _ms(values: list[float]) -> dict:
 
 
 async def _keys(root: Path) -> dict:
-    from core.attach import AttachedEngine
-    from core.config import Config
-    from tui.app import ChuteApp
-    from tui.demo import seed_bulk, wait_ready
-    from tui.screens.details import DetailsScreen
+    from chute.core.attach import AttachedEngine
+    from chute.core.config import Config
+    from chute.tui.app import ChuteApp
+    from chute.tui.demo import seed_bulk, wait_ready
+    from chute.tui.screens.details import DetailsScreen
 
     seed_bulk(root / "state", root / "data", FILES, now=time.time())
     t0 = time.perf_counter()
@@ -144,7 +144,7 @@ def _screen(name: str) -> str:
 
 
 def process() -> dict:
-    from tui.demo import seed_bulk
+    from chute.tui.demo import seed_bulk
 
     name = f"chute-bench-{os.getpid()}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,7 +235,7 @@ def _chute_pid(session: str) -> int:
 
 
 def _ingest_once(mode: str, copies: int) -> dict:
-    from core.ledger import Ledger
+    from chute.core.ledger import Ledger
 
     name = f"chute-ingest-{os.getpid()}"
     with tempfile.TemporaryDirectory(dir=ROOT / "bench" / "out") as tmp:
@@ -247,7 +247,7 @@ def _ingest_once(mode: str, copies: int) -> dict:
         args = f"{data} --state-dir {sd} --clickhouse chdb://{root / 'ch'} --settle-seconds 0.2"
         proc = None
         if mode == "headless":
-            proc = subprocess.Popen([sys.executable, "-m", "core", "--no-ui", *args.split()], cwd=ROOT,
+            proc = subprocess.Popen([sys.executable, "-m", "chute.core", "--no-ui", *args.split()], cwd=ROOT,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
             command = f"cd {ROOT} && {sys.executable} -m core {args}"

@@ -48,8 +48,8 @@ def native(csv: Path, engine_dir: Path, plain: bool = False) -> dict:
     as plain String instead of the LowCardinality chute chooses (cheaper for ClickHouse to fill)."""
     import clickhouse_connect
 
-    from core.reader import hash_and_plan, open_source, reader_for
-    from core.schema import columns_for, quote_ident
+    from chute.core.reader import hash_and_plan, open_source, reader_for
+    from chute.core.schema import columns_for, quote_ident
 
     # The same table definition chute creates for this file (its inferred column types and
     # settings), without the lineage columns: both sides do the same conversions and writes.
@@ -74,7 +74,7 @@ def chute(csv: Path, workdir: Path, batch_rows: int) -> dict:
     data.mkdir()
     shutil.copy(csv, data / csv.name)
     env = dict(os.environ)
-    cmd = [sys.executable, "-m", "core", "--no-ui", "--once", str(data), "--state-dir", str(workdir / "state"),
+    cmd = [sys.executable, "-m", "chute.core", "--no-ui", "--once", str(data), "--state-dir", str(workdir / "state"),
            "--clickhouse", f"chdb://{workdir / 'ch'}", "--batch-rows", str(batch_rows), "--log-format", "json"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)

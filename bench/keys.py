@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from core.config import Config
-from core.engine import Engine
-from core.routing import Route
+from chute.core.config import Config
+from chute.core.engine import Engine
+from chute.core.routing import Route
 
 
 def write(path: Path, start: int, rows: int) -> None:

@@ -6,11 +6,11 @@ import logging
 import os
 from pathlib import Path
 
-from core.config import Config
-from core.errors import ChuteError, UsageError
-from core.ledger import FileRow, Ledger
-from core.states import State
-from core.target import Target
+from chute.core.config import Config
+from chute.core.errors import ChuteError, UsageError
+from chute.core.ledger import FileRow, Ledger
+from chute.core.states import State
+from chute.core.target import Target
 
 log = logging.getLogger("chute.actions")
 

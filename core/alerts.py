@@ -5,7 +5,7 @@ each one can be tested firing and clearing without waiting. :func:`gather` colle
 inputs from the ledger and the host; :class:`Monitor` runs the rules for a live engine, logs
 every alert that starts or stops firing and a daily summary line, and caches the result for
 snapshots and scrapes. ``deploy/prometheus/chute-rules.yml`` ships the same rules for
-Prometheus, on the metrics of :mod:`core.metrics`.
+Prometheus, on the metrics of :mod:`chute.core.metrics`.
 
 Definitions:
 
@@ -37,11 +37,11 @@ from typing import Any
 
 import humanize
 
-from core import sysinfo
-from core.config import Config
-from core.ledger import Ledger
-from core.states import State
-from core.sysinfo import Disk, Memory
+from chute.core import sysinfo
+from chute.core.config import Config
+from chute.core.ledger import Ledger
+from chute.core.states import State
+from chute.core.sysinfo import Disk, Memory
 
 log = logging.getLogger("chute.alerts")
 

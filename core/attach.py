@@ -5,7 +5,7 @@ everything comes from the ledger, read-only (SQLite WAL lets readers in while th
 writes), and operator actions travel through the ledger's command channel: the daemon runs
 them within a dispatch tick and records the result. :class:`AttachedEngine` offers the same
 ``snapshot()``, ``command()``, ``ledger``, ``target``, ``paused``, ``stop()`` as
-:class:`core.engine.Engine`, so the console does not care which one it drives.
+:class:`chute.core.engine.Engine`, so the console does not care which one it drives.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from core import alerts
-from core.alerts import Alert
-from core.config import Config
-from core.engine import Snapshot, StateLock
-from core.errors import UsageError
-from core.ledger import Ledger, connect
-from core.loader import Progress
-from core.schema import Column
-from core.states import State
+from chute.core import alerts
+from chute.core.alerts import Alert
+from chute.core.config import Config
+from chute.core.engine import Snapshot, StateLock
+from chute.core.errors import UsageError
+from chute.core.ledger import Ledger, connect
+from chute.core.loader import Progress
+from chute.core.schema import Column
+from chute.core.states import State
 
 RATE_WINDOW = 10  # seconds averaged for rows/s and MB/s, as the engine does
 HISTORY = 600  # seconds of per-second history in a snapshot

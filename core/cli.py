@@ -16,10 +16,10 @@ from typing import Any
 
 import humanize
 
-from core import __version__
-from core import config as config_mod
-from core.errors import ChuteError, UsageError
-from core.states import BAD_OUTCOMES, State
+from chute.core import __version__
+from chute.core import config as config_mod
+from chute.core.errors import ChuteError, UsageError
+from chute.core.states import BAD_OUTCOMES, State
 
 log = logging.getLogger("chute")
 
@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    from core import logsetup
-    from core.engine import Engine
+    from chute.core import logsetup
+    from chute.core.engine import Engine
 
     args = build_parser().parse_args(argv)
     if args.once and not args.no_ui:
@@ -145,7 +145,7 @@ def _run(argv: list[str]) -> int:
     cfg = _config(args, args.data_dir)
     if not args.no_ui:
         try:
-            from tui.app import run_console  # the console is optional at import time for headless hosts
+            from chute.tui.app import run_console  # the console is optional at import time for headless hosts
         except ImportError as exc:
             raise UsageError(f"the console is not available ({exc}); use --no-ui") from None
         return run_console(cfg, wait_for_clickhouse=args.wait_for_clickhouse)
@@ -162,7 +162,7 @@ def _run(argv: list[str]) -> int:
     engine.start(wait_for_target=args.wait_for_clickhouse)
     try:
         if args.once:
-            from core.progress import ProgressLine
+            from chute.core.progress import ProgressLine
 
             with ProgressLine(engine):
                 while not stop.is_set() and not engine.wait_idle(timeout=0.5):
@@ -203,11 +203,11 @@ def _subcommand(name: str, argv: list[str]) -> int:
         return _config_cmd(args)
     data_dir = getattr(args, "data_dir", None)
     cfg = _config(args, data_dir)
-    from core import logsetup
+    from chute.core import logsetup
 
     logsetup.configure(cfg.log_format, cfg.log_level)
     if name == "attach":
-        from tui.app import run_attached
+        from chute.tui.app import run_attached
 
         return run_attached(cfg)
     if name in ("approve", "retry", "purge"):
@@ -226,7 +226,7 @@ def _subcommand(name: str, argv: list[str]) -> int:
 
 
 def _read_ledger(cfg: config_mod.Config):  # noqa: ANN202
-    from core.ledger import Ledger
+    from chute.core.ledger import Ledger
 
     if not (cfg.state_dir / Ledger.FILENAME).exists():
         raise UsageError(f"no ledger in {cfg.state_dir}: chute has not run with this state dir (see --state-dir)")
@@ -234,7 +234,7 @@ def _read_ledger(cfg: config_mod.Config):  # noqa: ANN202
 
 
 def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
-    from core.engine import StateLock
+    from chute.core.engine import StateLock
 
     now = time.time()
     counts = ledger.counts()
@@ -273,7 +273,7 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
 
 def _ledger_alerts(cfg: config_mod.Config, ledger: Any, now: float, running: bool) -> list:
     """The alert rules as far as the ledger and this host tell (core/alerts.py); the daemon's folders."""
-    from core import alerts
+    from chute.core import alerts
 
     owner = ledger.meta("data_dir")
     if owner:
@@ -351,7 +351,7 @@ def _events(ledger: Any, since: str | None, as_json: bool, path: str | None = No
 
 def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
     """Through a running engine's command channel if there is one; otherwise here and now."""
-    from core.engine import StateLock, open_ledger, prepare_dirs
+    from chute.core.engine import StateLock, open_ledger, prepare_dirs
 
     ledger = _read_ledger(cfg)
     owner = ledger.meta("data_dir")
@@ -360,7 +360,7 @@ def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, data_dir=Path(owner))
     actor = f"cli:{os.environ.get('USER', 'unknown')}"
     if StateLock.holder(cfg.state_dir):
-        from core.ledger import Ledger
+        from chute.core.ledger import Ledger
 
         ledger = Ledger(cfg.state_dir)
         try:
@@ -380,9 +380,9 @@ def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
             return EXIT_UNEXPECTED
         finally:
             ledger.close()
-    from core import actions
-    from core.engine import StateLock as Lock
-    from core.target import Target
+    from chute.core import actions
+    from chute.core.engine import StateLock as Lock
+    from chute.core.target import Target
 
     prepare_dirs(cfg)
     lock = Lock(cfg.state_dir)

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from core.errors import UsageError
-from core.routing import Route
+from chute.core.errors import UsageError
+from chute.core.routing import Route
 
 APP = "chute"
 

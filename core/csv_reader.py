@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from core.errors import InputError
-from core.reader import Plan, Reader, Source, detect_dates, head_bytes, open_binary
+from chute.core.errors import InputError
+from chute.core.reader import Plan, Reader, Source, detect_dates, head_bytes, open_binary
 
 _DELIMITERS = ",\t;|"
 # Above this many decompressed bytes the exact check for short rows is skipped (it is a

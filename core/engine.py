@@ -16,15 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.alerts import Alert, Monitor
-from core.config import Config
-from core.errors import TargetError, UsageError
-from core.ledger import FileRow, Ledger
-from core.loader import Loader, Progress
-from core.metrics import Metrics
-from core.states import FINAL, State
-from core.target import AccessError, Target
-from core.watcher import Watcher
+from chute.core.alerts import Alert, Monitor
+from chute.core.config import Config
+from chute.core.errors import TargetError, UsageError
+from chute.core.ledger import FileRow, Ledger
+from chute.core.loader import Loader, Progress
+from chute.core.metrics import Metrics
+from chute.core.states import FINAL, State
+from chute.core.target import AccessError, Target
+from chute.core.watcher import Watcher
 
 log = logging.getLogger("chute.engine")
 
@@ -395,7 +395,7 @@ class Engine:
             return "intake resumed"
         if action not in ACTIONS or not path:
             raise UsageError(f"unknown action {action!r}")
-        from core import actions
+        from chute.core import actions
 
         result = actions.run(self.cfg, self.ledger, self.target, action, path, actor)
         if self.watcher:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from core.errors import InputError
-from core.schema import Column, polars_type
+from chute.core.errors import InputError
+from chute.core.schema import Column, polars_type
 
 
 @dataclass

@@ -16,12 +16,12 @@ from typing import Protocol
 
 import polars as pl
 
-from core.config import Config
-from core.errors import ChuteError
-from core.ledger import Event, FileRow, Ledger
-from core.reader import head_bytes, open_source, reader_for
-from core.schema import LINEAGE_NAMES, Column, columns_for
-from core.states import State
+from chute.core.config import Config
+from chute.core.errors import ChuteError
+from chute.core.ledger import Event, FileRow, Ledger
+from chute.core.reader import head_bytes, open_source, reader_for
+from chute.core.schema import LINEAGE_NAMES, Column, columns_for
+from chute.core.states import State
 
 SAMPLE_ROWS = 20
 RAW_BYTES = 64 << 10  # of a refused file, shown as lines

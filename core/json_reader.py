@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from core.errors import InputError
-from core.reader import Plan, Reader, detect_dates, head_bytes, open_binary
+from chute.core.errors import InputError
+from chute.core.reader import Plan, Reader, detect_dates, head_bytes, open_binary
 
 
 class NdjsonReader(Reader):

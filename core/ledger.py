@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.states import State
+from chute.core.states import State
 
 SCHEMA_VERSION = 1
 

@@ -17,16 +17,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core import failpoints
-from core.config import Config
-from core.errors import FileChanged, HoldError, InputError, TargetError
-from core.fit import Fitter, Rejects
-from core.ledger import FileRow, Ledger
-from core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
-from core.routing import Route, options_for
-from core.schema import LINEAGE_NAMES, Column, columns_for
-from core.states import State
-from core.target import Encoded, Target
+from chute.core import failpoints
+from chute.core.config import Config
+from chute.core.errors import FileChanged, HoldError, InputError, TargetError
+from chute.core.fit import Fitter, Rejects
+from chute.core.ledger import FileRow, Ledger
+from chute.core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
+from chute.core.routing import Route, options_for
+from chute.core.schema import LINEAGE_NAMES, Column, columns_for
+from chute.core.states import State
+from chute.core.target import Encoded, Target
 
 log = logging.getLogger("chute.loader")
 

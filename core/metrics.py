@@ -19,12 +19,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, Info, Proce
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from core import __version__, sysinfo
-from core.alerts import WAITING
-from core.config import parse_hostport
-from core.errors import UsageError
-from core.ledger import FileRow
-from core.states import State
+from chute.core import __version__, sysinfo
+from chute.core.alerts import WAITING
+from chute.core.config import parse_hostport
+from chute.core.errors import UsageError
+from chute.core.ledger import FileRow
+from chute.core.states import State
 
 log = logging.getLogger("chute.metrics")
 

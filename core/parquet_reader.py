@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import polars as pl
 
-from core.errors import InputError
-from core.json_reader import flatten_nested
-from core.reader import Plan, Reader, open_binary
+from chute.core.errors import InputError
+from chute.core.json_reader import flatten_nested
+from chute.core.reader import Plan, Reader, open_binary
 
 
 class ParquetReader(Reader):

@@ -9,7 +9,7 @@ import time
 
 import humanize
 
-from core.engine import Engine
+from chute.core.engine import Engine
 
 
 class ProgressLine:

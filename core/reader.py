@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from core.errors import FileChanged, InputError
+from chute.core.errors import FileChanged, InputError
 
 _CHUNK = 4 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -324,9 +324,9 @@ def open_binary(src: Source) -> BinaryIO:
 
 
 def reader_for(src: Source, fmt: str | None, options: dict | None = None) -> Reader:
-    from core.csv_reader import CsvReader
-    from core.json_reader import NdjsonReader
-    from core.parquet_reader import ParquetReader
+    from chute.core.csv_reader import CsvReader
+    from chute.core.json_reader import NdjsonReader
+    from chute.core.parquet_reader import ParquetReader
 
     if fmt is None:
         raise InputError(f"unknown file type {src.path.name!r}: expected .csv, .tsv, .txt, .ndjson, .jsonl, .json or "

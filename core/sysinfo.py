@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import Config
+from chute.core.config import Config
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyarrow as pa
 
-from core import failpoints
-from core.config import Config
-from core.errors import HoldError, InputError, TargetError, UsageError
-from core.schema import (
+from chute.core import failpoints
+from chute.core.config import Config
+from chute.core.errors import HoldError, InputError, TargetError, UsageError
+from chute.core.schema import (
     LINEAGE,
     Column,
     add_column_sql,

@@ -28,10 +28,10 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from core.config import Config
-from core.ledger import Ledger
-from core.routing import format_of, is_ignored, table_for
-from core.states import State
+from chute.core.config import Config
+from chute.core.ledger import Ledger
+from chute.core.routing import format_of, is_ignored, table_for
+from chute.core.states import State
 
 log = logging.getLogger("chute.watcher")
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from core.config import Config
-from core.engine import Engine
+from chute.core.config import Config
+from chute.core.engine import Engine
 from tests.chhttp import ChHttpServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,7 +149,7 @@ def state_of(engine: Engine, rel: str) -> str | None:
 
 
 def chute_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "core", *args]
+    return [sys.executable, "-m", "chute.core", *args]
 
 
 def run_chute(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -12,13 +12,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from core import alerts, sysinfo
-from core.alerts import Inputs, Monitor, Thresholds, Waiting, evaluate
-from core.attach import AttachedEngine
-from core.config import Config
-from core.ledger import Ledger
-from core.states import State
-from core.sysinfo import Disk, Memory
+from chute.core import alerts, sysinfo
+from chute.core.alerts import Inputs, Monitor, Thresholds, Waiting, evaluate
+from chute.core.attach import AttachedEngine
+from chute.core.config import Config
+from chute.core.ledger import Ledger
+from chute.core.states import State
+from chute.core.sysinfo import Disk, Memory
 from tests.conftest import make_config, run_chute, state_of, wait_for
 from tests.test_engine import csv_bytes, make_rows
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from core import config
-from core.errors import UsageError
+from chute.core import config
+from chute.core.errors import UsageError
 
 
 def test_password_in_url_is_refused() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core import cli, config
-from core.config import Config, ConfigError
+from chute.core import cli, config
+from chute.core.config import Config, ConfigError
 from tests.conftest import ROOT, run_chute, state_of, wait_for
 from tests.test_engine import csv_bytes, make_rows
 

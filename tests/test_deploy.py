@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from core import schema
-from core.alerts import Monitor
-from core.config import Config
-from core.ledger import Ledger
-from core.metrics import Metrics, sample_names
-from core.schema import Column, create_database_sql, create_table_sql
-from core.target import INSERT_SETTINGS, Target
+from chute.core import schema
+from chute.core.alerts import Monitor
+from chute.core.config import Config
+from chute.core.ledger import Ledger
+from chute.core.metrics import Metrics, sample_names
+from chute.core.schema import Column, create_database_sql, create_table_sql
+from chute.core.target import INSERT_SETTINGS, Target
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from core.engine import Engine
-from core.states import State
+from chute.core.engine import Engine
+from chute.core.states import State
 from tests.conftest import HttpTarget, make_config, query, state_of, wait_for
 
 

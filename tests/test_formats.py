@@ -11,9 +11,9 @@ from pathlib import Path
 import polars as pl
 import zstandard
 
-from core.engine import Engine
-from core.schema import quote_ident
-from core.states import State
+from chute.core.engine import Engine
+from chute.core.schema import quote_ident
+from chute.core.states import State
 from tests.conftest import make_config, query, state_of, wait_for
 
 
@@ -139,7 +139,7 @@ def test_ndjson_and_parquet(engine_factory, tmp_path: Path, chdb_path: Path) -> 
 
 def test_streaming_path_for_large_files(engine_factory, tmp_path: Path, chdb_path: Path, monkeypatch) -> None:
     """Files too big to parse in one go stream in batches (two passes); same values either way."""
-    from core.reader import Reader
+    from chute.core.reader import Reader
 
     monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 0)
     body = b"id,name,when\n" + b"".join(f'{i},"n, {i}",2026-11-{1 + i % 28:02d}\n'.encode() for i in range(5000))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from core.states import State
+from chute.core.states import State
 from tests.conftest import make_config, query, wait_for
 
 GOOD = b"id,name,score\n" + b"".join(f"{i},name {i},{i / 2}\n".encode() for i in range(200))

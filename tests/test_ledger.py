@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from core.ledger import Ledger
-from core.states import State
+from chute.core.ledger import Ledger
+from chute.core.states import State
 
 
 def _stat(tmp: Path, name: str, content: bytes) -> os.stat_result:

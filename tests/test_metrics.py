@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.config import parse_hostport
-from core.engine import Engine
-from core.metrics import sample_names
+from chute.core import __version__ as chute_version
+from chute.core.config import parse_hostport
+from chute.core.engine import Engine
+from chute.core.metrics import sample_names
 from tests.conftest import HttpTarget, state_of, wait_for
 from tests.test_engine import csv_bytes, make_rows
 
@@ -40,7 +41,7 @@ def test_scrape_during_a_real_load(engine_factory) -> None:  # noqa: ANN001
     assert value(before, "chute_batch_insert_seconds_count") == 0
     assert value(before, "chute_queue_depth") == 0
     assert value(before, "chute_oldest_waiting_seconds") == 0
-    assert value(before, "chute_build_info", version=__import__("core").__version__) == 1
+    assert value(before, "chute_build_info", version=chute_version) == 1
 
     body = csv_bytes(make_rows(1000))
     (engine.cfg.data_dir / "sales.csv").write_bytes(body)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from core.routing import Route
-from core.states import State
+from chute.core.routing import Route
+from chute.core.states import State
 from tests.conftest import make_config, query, state_of, wait_for
 
 

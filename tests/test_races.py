@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from core.routing import Route
-from core.states import State
+from chute.core.routing import Route
+from chute.core.states import State
 from tests.conftest import make_config, query, state_of, wait_for
 from tests.test_engine import csv_bytes, make_rows
 
@@ -66,7 +66,7 @@ def test_purge_never_deletes_a_newer_file_at_the_same_path(engine_factory, tmp_p
     engine.command("pause", actor="test")
     (cfg.data_dir / "p.csv").write_bytes(csv_bytes(make_rows(6, seed=9)))  # new content, not yet seen
     old = engine.ledger.current("p.csv")
-    from core import actions
+    from chute.core import actions
 
     result = actions.purge(cfg, engine.ledger, engine.target, old, "test")
     assert "5 rows deleted" in result and "newer file" in result
@@ -95,7 +95,7 @@ def test_landed_but_unacknowledged_insert_is_not_left_behind_by_a_twin(engine_fa
                                                                        chdb_path: Path) -> None:
     """An insert that lands but whose answer is lost, then a twin loads first: the partial
     version's rows are taken back when it turns out to be a duplicate."""
-    from core.errors import TargetError
+    from chute.core.errors import TargetError
 
     cfg = make_config(tmp_path, chdb_path, workers=1, backoff_base=2.0, backoff_max=2.0)
     body = b"id,name\n" + b"".join(f"{i},n{i}\n".encode() for i in range(10))
@@ -121,8 +121,8 @@ def test_landed_but_unacknowledged_insert_is_not_left_behind_by_a_twin(engine_fa
 
 
 def test_purge_that_fails_in_clickhouse_keeps_the_version(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
-    from core import actions
-    from core.errors import TargetError
+    from chute.core import actions
+    from chute.core.errors import TargetError
 
     cfg = make_config(tmp_path, chdb_path)
     (cfg.data_dir / "p.csv").write_bytes(csv_bytes(make_rows(7)))

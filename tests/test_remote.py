@@ -25,11 +25,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from core import failpoints
-from core.config import Config, validate_url
-from core.engine import Engine
-from core.errors import InputError, TargetError, UsageError
-from core.states import State
+from chute.core import failpoints
+from chute.core.config import Config, validate_url
+from chute.core.engine import Engine
+from chute.core.errors import InputError, TargetError, UsageError
+from chute.core.states import State
 from tests.chhttp import ChHttpServer, free_port
 from tests.conftest import (
     HTTP_PASSWORD,
@@ -114,7 +114,7 @@ def insert_requests(srv: ChHttpServer) -> list[tuple[str, Any]]:
 
 
 def test_url_forms_become_client_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.target import http_client_kwargs
+    from chute.core.target import http_client_kwargs
 
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
@@ -187,7 +187,7 @@ FAULTS: list[tuple[Any, type, bool | None, str]] = [
 def test_every_fault_is_classified(tmp_path: Path, server: HttpTarget, fault: Any, kind: type,
                                    unreachable: bool | None, words: str) -> None:
     """Only ClickHouse's data codes are the input's fault; every transport or server trouble is retryable."""
-    from core.target import AccessError, Target
+    from chute.core.target import AccessError, Target
 
     target = Target(remote_config(tmp_path, server, insert_timeout=1.0))
     try:
@@ -216,7 +216,7 @@ def test_every_fault_is_classified(tmp_path: Path, server: HttpTarget, fault: An
 
 
 def test_uncertain_insert_is_resent_at_once_with_the_same_token(tmp_path: Path, server: HttpTarget) -> None:
-    from core.target import INSERT_RETRY_DELAYS, Target
+    from chute.core.target import INSERT_RETRY_DELAYS, Target
 
     srv = server.server
     target = Target(remote_config(tmp_path, server))
@@ -265,7 +265,7 @@ def test_batches_reuse_kept_connections(tmp_path: Path, server: HttpTarget, engi
 
 @pytest.mark.parametrize("compress", ["zstd", "none"])
 def test_compress_option_reaches_the_wire(tmp_path: Path, server: HttpTarget, compress: str) -> None:
-    from core.target import Target
+    from chute.core.target import Target
 
     srv = server.server
     cfg = dataclasses.replace(remote_config(tmp_path, server),

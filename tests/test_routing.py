@@ -1,6 +1,6 @@
 import pytest
 
-from core.routing import Route, format_of, is_ignored, sanitize, table_for
+from chute.core.routing import Route, format_of, is_ignored, sanitize, table_for
 
 
 @pytest.mark.parametrize(

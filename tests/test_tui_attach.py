@@ -15,16 +15,16 @@ import pytest
 from rich.console import Console
 from textual.widgets import Static
 
-from core.attach import AttachedEngine, RecordedSchemas
-from core.config import Config
-from core.ledger import Ledger
+from chute.core.attach import AttachedEngine, RecordedSchemas
+from chute.core.config import Config
+from chute.core.ledger import Ledger
+from chute.tui.app import ChuteApp
+from chute.tui.screens.confirm import ConfirmScreen
+from chute.tui.screens.details import DetailsScreen
+from chute.tui.screens.main import MainScreen
+from chute.tui.widgets.status_line import StatusLine
 from tests.conftest import ROOT, wait_for
 from tests.tui_helpers import refreshed, select, state, until, write_csv
-from tui.app import ChuteApp
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.details import DetailsScreen
-from tui.screens.main import MainScreen
-from tui.widgets.status_line import StatusLine
 
 SIZE = (100, 30)
 
@@ -39,7 +39,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Config, subprocess.Popen]]:
     write_csv(data, "bad-0001.csv.gz", "not gzip\n")
     log = (tmp_path / "daemon.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "--no-ui", str(data), "--state-dir", str(sd), "--clickhouse",
+        [sys.executable, "-m", "chute.core", "--no-ui", str(data), "--state-dir", str(sd), "--clickhouse",
          f"chdb://{tmp_path}/ch", "--settle-seconds", "0.2", "--require-approval"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:

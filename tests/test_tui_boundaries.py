@@ -8,26 +8,28 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.config import Config
-from core.inspect import inspect_file
-from core.ledger import Ledger
-from core.states import State
+from chute.core.config import Config
+from chute.core.inspect import inspect_file
+from chute.core.ledger import Ledger
+from chute.core.states import State
+from chute.tui import format as fmt
+from chute.tui.view import FileQuery
 from tests.conftest import ROOT
-from tui import format as fmt
-from tui.view import FileQuery
 
 
 def test_core_imports_no_textual_or_rich() -> None:
-    modules = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem not in ("__init__", "__main__"))
+    core = ROOT / "core"
+    modules = sorted(".".join(p.relative_to(core).with_suffix("").parts) for p in core.rglob("*.py")
+                     if p.stem not in ("__init__", "__main__"))
     code = ("import importlib, sys\n"
-            f"for m in {modules!r}: importlib.import_module('core.' + m)\n"
+            f"for m in {modules!r}: importlib.import_module('chute.core.' + m)\n"
             "bad = sorted(n for n in sys.modules if n.split('.')[0] in ('textual', 'rich'))\n"
             "print(','.join(bad))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"core pulled in {proc.stdout.strip()}"
     pattern = re.compile(r"^\s*(from|import)\s+(textual|rich)\b", re.M)
-    offenders = [p.name for p in (ROOT / "core").glob("*.py") if pattern.search(p.read_text())]
+    offenders = [p.name for p in core.rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
 
 
@@ -90,7 +92,7 @@ def test_filter_words_and_state() -> None:
 
 
 def test_newest_files_reads_only_what_changed(tmp_path: Path) -> None:
-    from tui.view import NewestFiles
+    from chute.tui.view import NewestFiles
 
     ledger = Ledger(tmp_path)
     rows = [_row(ledger, f"f{i}.csv", State.LOADED) for i in range(12)]

@@ -10,18 +10,18 @@ from typing import Any
 import pytest
 from textual.command import CommandPalette
 
-from core.attach import AttachedEngine
-from core.config import Config
-from core.engine import Engine
+from chute.core.attach import AttachedEngine
+from chute.core.config import Config
+from chute.core.engine import Engine
+from chute.tui.app import ChuteApp, run_attached, run_console
+from chute.tui.screens.confirm import ConfirmScreen
+from chute.tui.screens.details import DetailsScreen
+from chute.tui.screens.help import HelpScreen
+from chute.tui.screens.main import MainScreen
+from chute.tui.widgets.files_table import FilesTable
+from chute.tui.widgets.status_line import StatusLine
 from tests.conftest import make_config, query
 from tests.tui_helpers import refreshed, select, state, until, write_csv
-from tui.app import ChuteApp, run_attached, run_console
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.details import DetailsScreen
-from tui.screens.help import HelpScreen
-from tui.screens.main import MainScreen
-from tui.widgets.files_table import FilesTable
-from tui.widgets.status_line import StatusLine
 
 SIZE = (100, 30)
 

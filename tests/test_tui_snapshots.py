@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from tui.app import ChuteApp
-from tui.demo import demo_app, prepare, wait_ready
+from chute.tui.app import ChuteApp
+from chute.tui.demo import demo_app, prepare, wait_ready
 
 DRIFTED = "events/events-2026-11-28-0007.csv"
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from tui.app import ChuteApp
-from tui.widgets.ledger_table import LedgerTable
+from chute.tui.app import ChuteApp
+from chute.tui.widgets.ledger_table import LedgerTable
 
 
 async def until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:

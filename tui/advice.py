@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.ledger import FileRow
-from core.states import State
+from chute.core.ledger import FileRow
+from chute.core.states import State
 
 PROBLEM_LABEL = {State.FAILED: "Error", State.QUARANTINED: "Error", State.HELD: "Held", State.DUPLICATE: "Skipped"}
 

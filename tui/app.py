@@ -1,8 +1,8 @@
 """The operator console: `chute [DATA_DIR]` (engine inside) and `chute attach` (daemon's engine).
 
-The app pulls a :class:`tui.view.View` from the engine on a fixed timer, in a thread worker, and
+The app pulls a :class:`chute.tui.view.View` from the engine on a fixed timer, in a thread worker, and
 applies it as a diff inside ``batch_update``. Operator actions run in thread workers and report
-back with :class:`tui.messages.ActionDone`. The engine (or the attached daemon) never calls in.
+back with :class:`chute.tui.messages.ActionDone`. The engine (or the attached daemon) never calls in.
 """
 
 from __future__ import annotations
@@ -19,21 +19,21 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from core.config import Config
-from core.errors import ChuteError, UsageError
-from core.inspect import FileDetails, inspect_file
-from core.ledger import FileRow, Ledger
-from core.states import State
-from tui.commands import ChuteCommands
-from tui.messages import ActionDone, Refreshed, Stopped
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.details import DetailsScreen
-from tui.screens.help import HelpScreen, binding_rows
-from tui.screens.main import MainScreen
-from tui.screens.stopping import StoppingScreen
-from tui.view import EngineLike, FileQuery, LoadedPerMinute, NewestFiles, View, collect
-from tui.widgets.ledger_table import LedgerTable
-from tui.widgets.status_line import StatusLine
+from chute.core.config import Config
+from chute.core.errors import ChuteError, UsageError
+from chute.core.inspect import FileDetails, inspect_file
+from chute.core.ledger import FileRow, Ledger
+from chute.core.states import State
+from chute.tui.commands import ChuteCommands
+from chute.tui.messages import ActionDone, Refreshed, Stopped
+from chute.tui.screens.confirm import ConfirmScreen
+from chute.tui.screens.details import DetailsScreen
+from chute.tui.screens.help import HelpScreen, binding_rows
+from chute.tui.screens.main import MainScreen
+from chute.tui.screens.stopping import StoppingScreen
+from chute.tui.view import EngineLike, FileQuery, LoadedPerMinute, NewestFiles, View, collect
+from chute.tui.widgets.ledger_table import LedgerTable
+from chute.tui.widgets.status_line import StatusLine
 
 log = logging.getLogger("chute.console")
 
@@ -296,7 +296,7 @@ def _user() -> str:
 
 def _log_to_file(cfg: Config, name: str) -> Path | None:
     """Log lines go to a file while the console owns the terminal (a line on stderr would tear it)."""
-    from core import logsetup
+    from chute.core import logsetup
 
     try:
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -310,7 +310,7 @@ def _log_to_file(cfg: Config, name: str) -> Path | None:
 
 def run_console(cfg: Config, wait_for_clickhouse: float = 0.0) -> int:
     """`chute [DATA_DIR]`: the console with the engine running inside."""
-    from core.engine import Engine
+    from chute.core.engine import Engine
 
     _log_to_file(cfg, "console.log")
     engine = Engine(cfg, mode="console")
@@ -332,7 +332,7 @@ def run_console(cfg: Config, wait_for_clickhouse: float = 0.0) -> int:
 
 def run_attached(cfg: Config) -> int:
     """`chute attach`: the same console, driving a headless daemon through the ledger."""
-    from core.attach import AttachedEngine
+    from chute.core.attach import AttachedEngine
 
     try:
         engine = AttachedEngine(cfg)

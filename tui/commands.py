@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 if TYPE_CHECKING:
-    from tui.app import ChuteApp
+    from chute.tui.app import ChuteApp
 
 Command = tuple[str, str, Callable[[], object]]
 

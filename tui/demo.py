@@ -1,7 +1,7 @@
 """A seeded, frozen console: a real ledger and data folder with fixed content and timestamps.
 
-    python -m tui.demo                       # open the console on the demo (attached, clock frozen)
-    python -m tui.demo --screenshots DIR     # SVG + PNG of the main screen, a drifted file, quarantine
+    python -m chute.tui.demo                       # open the console on the demo (attached, clock frozen)
+    python -m chute.tui.demo --screenshots DIR     # SVG + PNG of the main screen, a drifted file, quarantine
 
 The ledger is written with the same schema the engine uses; ages and rates are computed against
 a frozen clock, and the data folder is recorded as ``data`` relative to the demo folder (which
@@ -28,11 +28,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core import alerts
-from core.alerts import Alert
-from core.attach import AttachedEngine
-from core.config import Config
-from core.ledger import Ledger, connect
+from chute.core import alerts
+from chute.core.alerts import Alert
+from chute.core.attach import AttachedEngine
+from chute.core.config import Config
+from chute.core.ledger import Ledger, connect
 
 NOW = 1795870800.0  # 2026-11-28 13:00:00 UTC
 TARGET = "chdb:///var/lib/chute/clickhouse"
@@ -253,7 +253,7 @@ def demo_engine(cfg: Config, now: float = NOW) -> AttachedEngine:
 
 def demo_app(root: Path | None = None, now: float = NOW):  # noqa: ANN201 - textual is imported lazily
     """The console on a freshly seeded demo. Run it inside ``root`` (see :func:`inside`)."""
-    from tui.app import ChuteApp
+    from chute.tui.app import ChuteApp
 
     cfg = seed(root, now)
     return ChuteApp(demo_engine(cfg, now), now=lambda: now, actor="console:demo")
@@ -278,7 +278,7 @@ async def _shoot(out: Path, name: str, size: tuple[int, int], keys: list[str], p
 
 async def wait_ready(pilot, refreshes: int = 1, timeout: float = 10.0) -> None:  # noqa: ANN001
     """Until the console applied its first view(s), and a details screen (if any) has read its file."""
-    from tui.screens.details import DetailsScreen
+    from chute.tui.screens.details import DetailsScreen
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -354,7 +354,7 @@ def screenshots(out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tui.demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m chute.tui.demo", description=__doc__.splitlines()[0])
     p.add_argument("--screenshots", metavar="DIR", help="write SVG and PNG screenshots to DIR, then exit")
     args = p.parse_args(argv)
     if args.screenshots:

@@ -7,7 +7,7 @@ import re
 import humanize
 from rich.text import Text
 
-from core.states import State
+from chute.core.states import State
 
 # Named ANSI colours: they map onto any 16-colour palette; bold marks the states that need an
 # operator, so they stand out even without colour.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from tui.view import View
+from chute.tui.view import View
 
 
 class Refreshed(Message):

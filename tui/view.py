@@ -11,19 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from core.alerts import OUTCOMES, error_rate
-from core.config import Config
-from core.engine import Snapshot
-from core.ledger import FileRow, Ledger
-from core.loader import Progress
-from core.states import State
+from chute.core.alerts import OUTCOMES, error_rate
+from chute.core.config import Config
+from chute.core.engine import Snapshot
+from chute.core.ledger import FileRow, Ledger
+from chute.core.loader import Progress
+from chute.core.states import State
 
 ERRORS_LIMIT = 200
 MINUTES = 10  # files/min history shown
 
 
 class EngineLike(Protocol):
-    """What the console uses: :class:`core.engine.Engine` and :class:`core.attach.AttachedEngine` both fit."""
+    """What the console uses: :class:`chute.core.engine.Engine` and :class:`chute.core.attach.AttachedEngine`."""
 
     cfg: Config
     mode: str

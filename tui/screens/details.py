@@ -19,11 +19,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from core.inspect import FileDetails
-from core.ledger import FileRow
-from tui import format as fmt
-from tui.advice import advice, why
-from tui.widgets.key_bar import KeyBar
+from chute.core.inspect import FileDetails
+from chute.core.ledger import FileRow
+from chute.tui import format as fmt
+from chute.tui.advice import advice, why
+from chute.tui.widgets.key_bar import KeyBar
 
 DIFF_STYLE = {"new": ("+", "bold green"), "missing": ("-", "red"), "type": ("~", "yellow"),
               "nullable": ("~", "yellow"), "": (" ", "")}

@@ -13,8 +13,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from core.states import State
-from tui import format as fmt
+from chute.core.states import State
+from chute.tui import format as fmt
 
 _KEY_NAMES = {"question_mark": "?", "slash": "/", "escape": "esc", "space": "space", "enter": "enter",
               "pagedown": "pgdn", "pageup": "pgup", "ctrl+home": "ctrl+home", "ctrl+end": "ctrl+end"}

@@ -13,22 +13,22 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
-from core.ledger import FileRow
-from tui import format as fmt
-from tui.view import View
-from tui.widgets.alert_bar import AlertBar
-from tui.widgets.errors_table import ErrorsTable
-from tui.widgets.files_table import FilesTable
-from tui.widgets.key_bar import KeyBar
-from tui.widgets.ledger_table import LedgerTable
-from tui.widgets.quarantine_table import QuarantineTable
-from tui.widgets.rates import Metrics, RatesPanel
-from tui.widgets.rates_strip import RatesStrip
-from tui.widgets.selection_line import SelectionLine
-from tui.widgets.status_line import StatusLine
+from chute.core.ledger import FileRow
+from chute.tui import format as fmt
+from chute.tui.view import View
+from chute.tui.widgets.alert_bar import AlertBar
+from chute.tui.widgets.errors_table import ErrorsTable
+from chute.tui.widgets.files_table import FilesTable
+from chute.tui.widgets.key_bar import KeyBar
+from chute.tui.widgets.ledger_table import LedgerTable
+from chute.tui.widgets.quarantine_table import QuarantineTable
+from chute.tui.widgets.rates import Metrics, RatesPanel
+from chute.tui.widgets.rates_strip import RatesStrip
+from chute.tui.widgets.selection_line import SelectionLine
+from chute.tui.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
-    from tui.app import ChuteApp
+    from chute.tui.app import ChuteApp
 
 PANES = ("files", "rates", "errors", "quarantine")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from core.alerts import Alert
+from chute.core.alerts import Alert
 
 STYLE = {"critical": "reverse bold red", "warning": "reverse bold yellow"}
 

@@ -16,10 +16,10 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from core.ledger import FileRow
+from chute.core.ledger import FileRow
 
 if TYPE_CHECKING:
-    from tui.view import View
+    from chute.tui.view import View
 
 
 @dataclass(frozen=True)

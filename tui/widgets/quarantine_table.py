@@ -6,10 +6,10 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 
-from core.ledger import FileRow
-from tui import format as fmt
-from tui.view import View
-from tui.widgets.ledger_table import Col, LedgerTable
+from chute.core.ledger import FileRow
+from chute.tui import format as fmt
+from chute.tui.view import View
+from chute.tui.widgets.ledger_table import Col, LedgerTable
 
 
 class QuarantineTable(LedgerTable):

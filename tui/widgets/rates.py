@@ -1,7 +1,7 @@
 """The Rates pane: rows/s, MB/s and files/min over the last minutes, totals, error rate, in flight.
 
 Rows/s and MB/s come from the snapshot's per-second history (last 10 minutes); files/min from
-the audit trail, per minute (see :class:`tui.view.LoadedPerMinute`).
+the audit trail, per minute (see :class:`chute.tui.view.LoadedPerMinute`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
-from tui import format as fmt
-from tui.view import View
+from chute.tui import format as fmt
+from chute.tui.view import View
 
 SPAN = 600  # seconds shown
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from core.states import State
-from tui import format as fmt
-from tui.view import View
-from tui.widgets.rates import per_second
+from chute.core.states import State
+from chute.tui import format as fmt
+from chute.tui.view import View
+from chute.tui.widgets.rates import per_second
 
 SPARK_SECONDS = 60
 SPARK_WIDTH = 12

@@ -8,11 +8,11 @@ from typing import Any
 from rich.text import Text
 from textual.widget import Widget
 
-from core.ledger import FileRow
-from core.states import State
-from tui import format as fmt
-from tui.advice import advice, why
-from tui.view import View
+from chute.core.ledger import FileRow
+from chute.core.states import State
+from chute.tui import format as fmt
+from chute.tui.advice import advice, why
+from chute.tui.view import View
 
 
 class SelectionLine(Widget):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui import format as fmt
-from tui.view import View
+from chute.tui import format as fmt
+from chute.tui.view import View
 
 
 class StatusLine(Static):
