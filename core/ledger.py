@@ -92,6 +92,10 @@ CREATE TABLE IF NOT EXISTS commands(
 );
 """
 
+# Columns added after a ledger was first created, as (table, column, declaration): applied at
+# open when missing, so an existing ledger upgrades in place. Append only; never rename or drop.
+ADDED_COLUMNS: list[tuple[str, str, str]] = []
+
 
 @dataclass(frozen=True)
 class FileRow:
@@ -175,6 +179,7 @@ class Ledger:
         self._conn = connect(self.path, readonly)
         if not readonly:
             self._conn.executescript(_SCHEMA)
+            self._add_missing_columns()
             self._set_meta_default("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
@@ -197,6 +202,13 @@ class Ledger:
     def _q(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._conn.execute(sql, tuple(args)).fetchall()
+
+    def _add_missing_columns(self) -> None:
+        with self._tx() as c:
+            for table, column, decl in ADDED_COLUMNS:
+                have = {r["name"] for r in c.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     def _set_meta_default(self, key: str, value: str) -> None:
         with self._tx() as c:

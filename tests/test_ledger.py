@@ -73,3 +73,14 @@ def test_readonly_reader_while_writer_open(tmp_path: Path) -> None:
     assert reader.counts() == {"seen": 1}
     with pytest.raises(sqlite3.OperationalError):
         reader.set_meta("k", "v")
+
+
+def test_an_old_ledger_gains_added_columns_in_place(tmp_path, monkeypatch) -> None:
+    from chute.core import ledger as ledger_mod
+
+    Ledger(tmp_path).close()
+    monkeypatch.setattr(ledger_mod, "ADDED_COLUMNS", [("files", "probe_col", "INTEGER NOT NULL DEFAULT 7")])
+    Ledger(tmp_path).close()
+    Ledger(tmp_path).close()  # idempotent
+    conn = sqlite3.connect(tmp_path / Ledger.FILENAME)
+    assert "probe_col" in {r[1] for r in conn.execute("PRAGMA table_info(files)")}
