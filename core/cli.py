@@ -1,4 +1,4 @@
-"""The `chute` command line (DESIGN section 1). Every mode shares one engine."""
+"""The `chute` command line (docs/CONTRACTS.md#command-line). Every mode shares one engine."""
 
 from __future__ import annotations
 

@@ -402,7 +402,7 @@ class Ledger:
             self.transition(row.id, State.QUEUED, detail="recovered: was loading when chute stopped")
         return rows
 
-    # -- batches (the exactly-once protocol, DESIGN section 4.5) --------------------------
+    # -- batches (docs/ARCHITECTURE.md#intent-and-ack) ---------------------------------
 
     def done_batches(self, file_id: int, generation: int) -> dict[int, int]:
         rows = self._q("SELECT idx, rows FROM batches WHERE file_id = ? AND generation = ? AND state = 'done'",
@@ -434,7 +434,7 @@ class Ledger:
         return int(rows[0]["n"])
 
     def token_generation(self, sha256: str, file_id: int, generation: int) -> int:
-        """A generation whose tokens no earlier version of this content ever used (DESIGN 4.8)."""
+        """A generation whose tokens no earlier version of this content ever used (docs/ARCHITECTURE.md#generations)."""
         rows = self._q(
             "SELECT MAX(b.generation) AS g FROM batches b JOIN files f ON f.id = b.file_id"
             " WHERE f.sha256 = ? AND f.id != ?", (sha256, file_id))

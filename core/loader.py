@@ -1,4 +1,4 @@
-"""Load one file version into ClickHouse, following the exactly-once protocol (DESIGN section 4)."""
+"""Load one file version into ClickHouse, following the exactly-once protocol (docs/ARCHITECTURE.md#exactly-once)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Interrupted(Exception):
 
 
 def dedup_token(sha256: str, batch_rows: int, idx: int, generation: int) -> str:
-    """``<sha256>:<B>:<i>``, plus ``:<generation>`` once a file was replayed (DESIGN 4.3, 4.8)."""
+    """``<sha256>:<B>:<i>``, plus ``:<generation>`` once a file was replayed (docs/ARCHITECTURE.md#tokens)."""
     token = f"{sha256}:{batch_rows}:{idx}"
     return f"{token}:{generation}" if generation else token
 
@@ -334,7 +334,8 @@ class Loader:
 
         A producer thread parses, converts and encodes batches ahead; ``insert_parallel``
         threads, each with its own connection, send them. Every batch still has its own
-        intent before it is sent and its ack after (DESIGN 4.5), so their order does not matter.
+        intent before it is sent and its ack after, so their order does not matter
+        (docs/ARCHITECTURE.md#intent-and-ack).
         """
         progress = Progress(row.id, row.path, row.table_name, sum(done.values()), plan.rows, row.size or 0,
                             time.time())
@@ -502,7 +503,7 @@ class Loader:
             exc.unreachable = not self.target.ping()
         else:
             progressed = False
-            # Replay with a fresh generation: the old tokens would be silently dropped (DESIGN 4.8).
+            # Replay with a fresh generation: old tokens would be silently dropped (docs/ARCHITECTURE.md#generations).
             try:
                 if fresh and fresh.sha256:
                     self.target.delete_source(row.table_name, fresh.sha256, row.path)

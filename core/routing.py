@@ -1,4 +1,4 @@
-"""Which files are ours, which table they go to, and in what format (DESIGN section 2)."""
+"""Which files are ours, which table they go to, and in what format (docs/CONTRACTS.md#where-rows-go)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""File states of the ledger (DESIGN section 3)."""
+"""File states of the ledger (docs/ARCHITECTURE.md#file-states)."""
 
 from __future__ import annotations
 

@@ -455,7 +455,7 @@ class Target:
         return Encoded(list(names), body, data.num_rows)
 
     def insert(self, table: str, batch: Encoded, token: str) -> None:
-        """One synchronous insert carrying the batch's deduplication token (DESIGN 4.3-4.4).
+        """One synchronous insert carrying the batch's deduplication token (docs/ARCHITECTURE.md#tokens).
 
         If the answer is lost (connection cut, timeout, 502/503/504) the insert may or may not
         have been applied; it is resent at once with the same token, so ClickHouse drops it if it
@@ -488,14 +488,14 @@ class Target:
         return int(rows[0][0])
 
     def delete_source(self, table: str, sha256: str, path: str) -> None:
-        """Remove every row a file version loaded (tokens stay remembered: DESIGN 4.8)."""
+        """Remove every row a file version loaded (tokens stay remembered: docs/ARCHITECTURE.md#generations)."""
         self._call(
             "command", f"DELETE FROM {qualified(self.database, table)} WHERE _source_sha256 = {{sha:String}}"
                        " AND _source_path = {path:String}",
             parameters={"sha": sha256, "path": path}, settings={"mutations_sync": 2, "lightweight_deletes_sync": 2})
 
     def ensure_dedup_window(self, table: str) -> None:
-        """A table chute did not create may lack the deduplication window the protocol needs (DESIGN 4.4)."""
+        """A table chute did not create may lack the protocol's dedup window (docs/ARCHITECTURE.md#dedup-window)."""
         rows = self._call("query", "SELECT engine, create_table_query FROM system.tables"
                                    " WHERE database = {db:String} AND name = {t:String}",
                           parameters={"db": self.database, "t": table}).result_rows

@@ -1,4 +1,4 @@
-"""Notice files in DATA_DIR and decide when each is complete (DESIGN 4.1).
+"""Notice files in DATA_DIR and decide when each is complete (docs/ARCHITECTURE.md#complete-files).
 
 Watch events are only hints: a full rescan runs at start and on a timer, because events are
 lost on queue overflow and on network filesystems. Close-write and moved-in mean "complete";

@@ -1,4 +1,4 @@
-"""The command line as scripts and operators use it (DESIGN section 1)."""
+"""The command line as scripts and operators use it (docs/CONTRACTS.md#command-line)."""
 
 from __future__ import annotations
 

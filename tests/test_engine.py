@@ -218,7 +218,7 @@ def test_bad_value_late_in_file_leaves_zero_rows(engine_factory, tmp_path: Path,
 
 
 def test_purge_then_same_content_loads_again(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
-    """DESIGN 4.8: after a purge, the same content must not be silently dropped by old tokens."""
+    """docs/ARCHITECTURE.md#generations: after a purge, the same content must not be silently dropped by old tokens."""
     cfg = make_config(tmp_path, chdb_path)
     body = csv_bytes(make_rows(25))
     (cfg.data_dir / "t.csv").write_bytes(body)
