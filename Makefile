@@ -21,8 +21,11 @@ test: $(STAMP)
 	$(BIN)/ruff check core tui tests bench
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# Type-checks core/ and tui/ under their package names (chute.core, chute.tui) through links.
 lint: $(STAMP)
 	$(BIN)/ruff check core tui tests bench
+	mkdir -p .mypy_path/chute && ln -sfn ../../core .mypy_path/chute/core && ln -sfn ../../tui .mypy_path/chute/tui
+	MYPYPATH=.mypy_path $(BIN)/mypy -p chute.core -p chute.tui
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
@@ -31,4 +34,4 @@ screenshots: $(STAMP)
 	$(BIN)/python -m chute.tui.demo --screenshots screenshots/
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .mypy_path

@@ -264,7 +264,7 @@ class Monitor:
         try:
             self._record_health(ledger, now)
             inp = gather(engine.cfg, ledger, now, reachable=bool(engine.target_ok), target_error=engine.target_error)
-        except Exception:  # noqa: BLE001 - e.g. the ledger closed during shutdown
+        except Exception:  # e.g. the ledger closed during shutdown
             log.debug("alert evaluation failed", exc_info=True)
             with self._lock:
                 return list(self._alerts)

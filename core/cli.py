@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import humanize
 
@@ -21,6 +21,9 @@ from chute.core import config as config_mod
 from chute.core.errors import ChuteError, UsageError
 from chute.core.states import BAD_OUTCOMES, State
 
+if TYPE_CHECKING:
+    from chute.core.ledger import Ledger  # for the annotation; imported where it is used
+
 log = logging.getLogger("chute")
 
 SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config")
@@ -28,7 +31,7 @@ EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line and exit 2, like every usage error
+    def error(self, message: str) -> NoReturn:  # one line and exit 2, like every usage error
         self.print_usage(sys.stderr)
         raise UsageError(message)
 
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNEXPECTED
     except KeyboardInterrupt:
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - one line, never a traceback; details at debug level
+    except Exception as exc:  # one line, never a traceback; details at debug level
         log.debug("unexpected error", exc_info=True)
         print(f"chute: unexpected error: {type(exc).__name__}: {exc} (run with --log-level debug for details)",
               file=sys.stderr)
@@ -225,7 +228,7 @@ def _subcommand(name: str, argv: list[str]) -> int:
     return EXIT_USAGE
 
 
-def _read_ledger(cfg: config_mod.Config):  # noqa: ANN202
+def _read_ledger(cfg: config_mod.Config) -> Ledger:
     from chute.core.ledger import Ledger
 
     if not (cfg.state_dir / Ledger.FILENAME).exists():

@@ -371,11 +371,6 @@ def config_problems(cfg: Config) -> list[tuple[str, str]]:
     return out
 
 
-def validate(cfg: Config) -> None:
-    for key, message in config_problems(cfg):
-        raise ConfigError(message, key=key)
-
-
 def check_file(path: Path) -> list[ConfigError]:
     """Every problem of a TOML file on its own (defaults < file), each with its line and key."""
     values, problems = read_file(path)

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from chute.core.errors import TargetError, UsageError
 from chute.core.ledger import FileRow, Ledger
 from chute.core.loader import Loader, Progress
 from chute.core.metrics import Metrics
-from chute.core.states import FINAL, State
+from chute.core.states import State
 from chute.core.target import AccessError, Target
 from chute.core.watcher import Watcher
 
@@ -142,8 +143,6 @@ class Engine:
         self.target_ok = False
         self.target_error: str | None = None
         self._history: deque[tuple[int, int, int]] = deque(maxlen=3600)  # per second: rows, bytes
-        self._loaded_times: deque[float] = deque(maxlen=10_000)
-        self.started_at = time.time()
         self.metrics = Metrics(self)
         self.monitor = Monitor(self)
 
@@ -202,7 +201,7 @@ class Engine:
                                 self.cfg.masked_url(), exc)
                 time.sleep(min(1.0, max(0.1, deadline - time.monotonic())))
 
-    def _spawn(self, fn, name: str) -> None:  # noqa: ANN001
+    def _spawn(self, fn: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=fn, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -255,14 +254,14 @@ class Engine:
                     with self._lock:
                         self._inflight[row.id] = None
                     self._pool.submit(self._work, row)
-            except Exception:  # noqa: BLE001 - keep dispatching whatever one tick hit
+            except Exception:  # keep dispatching whatever one tick hit
                 log.exception("dispatch tick failed")
 
     def _work(self, row: FileRow) -> None:
         try:
             assert self.loader is not None
             self.metrics.on_outcome(row, self.loader.run(row))
-        except Exception:  # noqa: BLE001 - a pool thread's exception would vanish; say it, keep going
+        except Exception:  # a pool thread's exception would vanish; say it, keep going
             log.exception("loading %s stopped unexpectedly", row.path)
         finally:
             with self._lock:
@@ -278,7 +277,7 @@ class Engine:
         while not self._stop.wait(1.0 if not self.target_ok else 5.0):
             try:
                 self._health_tick()
-            except Exception:  # noqa: BLE001 - the health thread must outlive any one bad tick
+            except Exception:  # the health thread must outlive any one bad tick
                 log.exception("health check failed")
 
     def _health_tick(self) -> None:
@@ -412,6 +411,3 @@ class Engine:
                 self.ledger.finish_command(cmd["id"], True, result)
             except Exception as exc:  # noqa: BLE001 - report back to the caller, keep running
                 self.ledger.finish_command(cmd["id"], False, str(exc))
-
-    def is_final(self, row: FileRow) -> bool:
-        return row.state in FINAL or (row.state == State.FAILED and row.next_attempt is None)

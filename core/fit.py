@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import polars as pl
@@ -21,7 +22,7 @@ class Rejects:
 
     path: Path
     count: int = 0
-    _file: object = field(default=None, repr=False)
+    _file: TextIO | None = field(default=None, repr=False)
 
     def add(self, rows: list[tuple[int, str, str, str]]) -> None:
         if not rows:
@@ -35,7 +36,7 @@ class Rejects:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()  # type: ignore[attr-defined]
+            self._file.close()
             self._file = None
 
 

@@ -151,7 +151,7 @@ class Loader:
             return self._quarantine(row, exc)
         except TargetError as exc:
             return self._failed(row, exc)
-        except Exception as exc:  # noqa: BLE001 - the daemon keeps going; the reason is recorded
+        except Exception as exc:  # the daemon keeps going; the reason is recorded
             log.exception("unexpected error loading %s", row.path)
             return self._failed(row, TargetError(f"unexpected {type(exc).__name__}: {exc}"))
         finally:

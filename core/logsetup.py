@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from typing import Any
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,12 +26,12 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
 
-    def formatException(self, ei) -> str:  # noqa: ANN001, N802
+    def formatException(self, ei: Any) -> str:
         # One line, not a traceback: the operator needs the reason, the developer has --log-level debug.
         return "  " + super().formatException(ei).splitlines()[-1]
 
 
-def configure(fmt: str = "auto", level: str = "info", stream=None) -> None:  # noqa: ANN001
+def configure(fmt: str = "auto", level: str = "info", stream=None) -> None:
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "text" if stream.isatty() else "json"

@@ -6,6 +6,7 @@ import logging
 import sys
 import threading
 import time
+from typing import TextIO
 
 import humanize
 
@@ -15,7 +16,7 @@ from chute.core.engine import Engine
 class ProgressLine:
     WIDTH = 24
 
-    def __init__(self, engine: Engine, stream=None, min_rows: int = 100_000) -> None:  # noqa: ANN001
+    def __init__(self, engine: Engine, stream: TextIO | None = None, min_rows: int = 100_000) -> None:
         self.engine = engine
         self.stream = stream or sys.stderr
         self.min_rows = min_rows

@@ -319,7 +319,7 @@ def open_binary(src: Source) -> BinaryIO:
         import zstandard
 
         # The zstd reader has no readline: buffer it so slow paths can walk lines.
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))  # type: ignore[arg-type]
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
     return raw
 
 
@@ -405,7 +405,7 @@ def _clean_polars_error(exc: BaseException) -> str:
     """Polars errors carry a long hint block; keep the first meaningful lines."""
     text = str(exc).strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    keep = []
+    keep: list[str] = []
     for ln in lines:
         if ln.lstrip().startswith(("You might want", "Hint", "- ", "Original error")) and keep:
             break

@@ -20,7 +20,5 @@ class State(StrEnum):
 
 # States in which a file needs nothing more from the engine by itself.
 FINAL = frozenset({State.LOADED, State.DUPLICATE, State.HELD, State.QUARANTINED, State.PURGED})
-# States the loader picks up.
-RUNNABLE = frozenset({State.QUEUED, State.FAILED})
 # Outcomes that make `--once` exit 3.
 BAD_OUTCOMES = frozenset({State.FAILED, State.QUARANTINED, State.HELD})

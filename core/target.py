@@ -338,7 +338,7 @@ class Target:
         for client in clients:
             try:
                 client.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.debug("closing a ClickHouse client failed", exc_info=True)
         self._local = threading.local()
 
@@ -510,6 +510,3 @@ class Target:
             self._call("command", f"ALTER TABLE {qualified(self.database, table)} MODIFY SETTING "
                                   f"non_replicated_deduplication_window = {int(self.cfg.dedup_window)}")
             log.info("set non_replicated_deduplication_window = %d on %s", self.cfg.dedup_window, table)
-
-    def table_exists(self, table: str) -> bool:
-        return self.table_columns(table) is not None

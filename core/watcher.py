@@ -120,7 +120,7 @@ class Watcher:
                 self._settle()
                 if self.cfg.rescan_seconds and time.monotonic() - self.last_scan >= self.cfg.rescan_seconds:
                     self.scan()
-            except Exception:  # noqa: BLE001 - the watcher must outlive any one bad path
+            except Exception:  # the watcher must outlive any one bad path
                 log.exception("watcher tick failed")
             self._stop.wait(self.TICK)
 

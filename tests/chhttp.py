@@ -969,16 +969,16 @@ class _Handler(BaseHTTPRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         logger.debug("%s %s -> %s", self.command, urlsplit(self.path).path, code)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (BaseHTTPRequestHandler's signature)
+    def log_message(self, format: str, *args: Any) -> None:  # BaseHTTPRequestHandler's signature
         logger.debug("%s", _PASSWORD_RE.sub(r"\1***", format % args))
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:  # http.server naming
         self._dispatch()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch()
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch()
 
     def _read_body(self) -> bytes:

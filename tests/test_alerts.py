@@ -207,7 +207,7 @@ def test_monitor_logs_firing_clearing_and_the_daily_summary(tmp_path: Path, capl
     ledger.close()
 
 
-def test_engine_snapshot_and_status_show_alerts(engine_factory, tmp_path: Path) -> None:  # noqa: ANN001
+def test_engine_snapshot_and_status_show_alerts(engine_factory, tmp_path: Path) -> None:
     """A file left waiting past the threshold: the console's snapshot and `chute status` both say so."""
     engine = engine_factory(alert_oldest_waiting_seconds=0.5)
     engine.command("pause")

@@ -198,7 +198,7 @@ def test_config_output_never_shows_a_url_password(capsys: pytest.CaptureFixture[
 # -- `chute events`: who did what to which file, when, why -----------------------------------
 
 
-def test_events_tell_who_did_what_when_and_why(engine_factory) -> None:  # noqa: ANN001
+def test_events_tell_who_did_what_when_and_why(engine_factory) -> None:
     engine = engine_factory(require_approval=True)
     (engine.cfg.data_dir / "orders.csv").write_bytes(csv_bytes(make_rows(7)))
     wait_for(lambda: state_of(engine, "orders.csv") == "held", what="held for approval")

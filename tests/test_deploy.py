@@ -225,7 +225,7 @@ def format_query(target: Target, sql: str) -> str:
 
 
 @pytest.fixture
-def target(cfg: Config):  # noqa: ANN201
+def target(cfg: Config):
     t = Target(cfg)
     t.check()
     yield t

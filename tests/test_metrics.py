@@ -32,7 +32,7 @@ def value(samples: Samples, metric: str, /, **labels: str) -> float | None:
     return samples.get((metric, frozenset(labels.items())))
 
 
-def test_scrape_during_a_real_load(engine_factory) -> None:  # noqa: ANN001
+def test_scrape_during_a_real_load(engine_factory) -> None:
     engine = engine_factory(metrics_addr="127.0.0.1:0", batch_rows=100)
     assert engine.metrics.address is not None and engine.metrics.address[0] == "127.0.0.1"
     before = scrape(engine)
@@ -77,7 +77,7 @@ def test_scrape_during_a_real_load(engine_factory) -> None:  # noqa: ANN001
     assert value(last, "chute_retries_total") == 0
 
 
-def test_queue_depth_and_oldest_waiting_while_paused(engine_factory) -> None:  # noqa: ANN001
+def test_queue_depth_and_oldest_waiting_while_paused(engine_factory) -> None:
     engine = engine_factory(metrics_addr="127.0.0.1:0")
     engine.command("pause")
     for seed, name in enumerate(("a.csv", "b.csv")):
@@ -95,7 +95,7 @@ def test_queue_depth_and_oldest_waiting_while_paused(engine_factory) -> None:  #
 
 
 def test_errors_by_kind_retries_and_reachability_over_http(engine_factory, http_target: HttpTarget,
-                                                           tmp_path: Path) -> None:  # noqa: ANN001
+                                                           tmp_path: Path) -> None:
     """Through the HTTP endpoint with faults: a ClickHouse error is retried; an outage flips the gauge."""
     engine = engine_factory(metrics_addr="127.0.0.1:0", clickhouse_url=http_target.url,
                             password_file=http_target.password_file)
@@ -124,7 +124,7 @@ def test_errors_by_kind_retries_and_reachability_over_http(engine_factory, http_
     assert value(cleared, "chute_alert_firing", level="warning", name="clickhouse_unreachable") == 0
 
 
-def test_metrics_are_off_by_default_and_bind_loopback(engine_factory) -> None:  # noqa: ANN001
+def test_metrics_are_off_by_default_and_bind_loopback(engine_factory) -> None:
     engine = engine_factory()
     assert engine.metrics.address is None
     assert parse_hostport("9464") == ("127.0.0.1", 9464)
@@ -135,7 +135,7 @@ def test_metrics_are_off_by_default_and_bind_loopback(engine_factory) -> None:  
         parse_hostport("localhost:http")
 
 
-def test_own_registry_exposes_every_family(engine_factory) -> None:  # noqa: ANN001
+def test_own_registry_exposes_every_family(engine_factory) -> None:
     """Nothing lands in prometheus_client's global registry; the names the rules and dashboard use exist."""
     from prometheus_client import REGISTRY
 

@@ -104,7 +104,7 @@ def test_landed_but_unacknowledged_insert_is_not_left_behind_by_a_twin(engine_fa
     engine = engine_factory(cfg)
     real, landed = engine.target.insert, []
 
-    def lost_answer(table, encoded, token):  # noqa: ANN001
+    def lost_answer(table, encoded, token):
         real(table, encoded, token)
         if not landed:
             landed.append(token)

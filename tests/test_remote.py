@@ -198,7 +198,7 @@ def test_every_fault_is_classified(tmp_path: Path, server: HttpTarget, fault: An
             server.server.refuse_for(1.5)
         else:
             server.server.set_faults([{**fault, "target": "insert", "count": 1}])
-        with pytest.raises(Exception) as info:  # noqa: B017 - the type is what this test checks
+        with pytest.raises(Exception) as info:  # the type is what this test checks
             target._call("raw_insert", f"`{target.database}`.t", body.names, body.body, fmt="Arrow",
                          settings={"insert_deduplication_token": "tok-1"})
         err = info.value

@@ -123,7 +123,7 @@ async def test_attached_console_steers_the_daemon(daemon: tuple[Config, subproce
         await pilot.press("y")
         # The daemon claims the version (state purged), deletes its rows, removes the file, then answers.
         await until(pilot, lambda: any("purged a.csv: 2 rows deleted, file removed" in n.message
-                                       for n in app._notifications), what="the daemon's answer")  # noqa: SLF001
+                                       for n in app._notifications), what="the daemon's answer")
         assert state(app, "a.csv") == "purged" and not (data / "a.csv").exists()
 
         await pilot.press("space")

@@ -48,7 +48,7 @@ def data_of(app: ChuteApp) -> Path:
 
 
 def notes(app: ChuteApp) -> list[str]:
-    return [n.message for n in app._notifications]  # noqa: SLF001 - what the operator saw
+    return [n.message for n in app._notifications]  # what the operator saw
 
 
 def enabled(app: ChuteApp, key: str) -> bool | None:

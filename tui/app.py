@@ -222,7 +222,7 @@ class ChuteApp(App[int]):
             text, ok = self.engine.command(action, path, actor=self.actor), True
         except ChuteError as exc:
             text, ok = str(exc), False
-        except Exception as exc:  # noqa: BLE001 - shown to the operator, never a crash
+        except Exception as exc:  # shown to the operator, never a crash
             log.exception("%s %s failed", action, path)
             text, ok = f"{type(exc).__name__}: {exc}", False
         self.post_message(ActionDone(action, path, ok, text))

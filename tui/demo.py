@@ -161,7 +161,7 @@ def seed(root: Path | None = None, now: float = NOW) -> Config:
     return Config(data_dir=Path("data"), state_dir=state, clickhouse_url=TARGET)
 
 
-def _insert_file(conn, fid: int, f: DemoFile, now: float, rng: random.Random) -> None:  # noqa: ANN001
+def _insert_file(conn, fid: int, f: DemoFile, now: float, rng: random.Random) -> None:
     updated = now - f.age
     first = updated - 30 - rng.randint(0, 60)
     final = f.state in ("loaded", "duplicate", "held", "failed", "quarantined")
@@ -194,7 +194,7 @@ def _insert_file(conn, fid: int, f: DemoFile, now: float, rng: random.Random) ->
                                                                       detail))
 
 
-def _insert_batches(conn, now: float, rng: random.Random) -> None:  # noqa: ANN001
+def _insert_batches(conn, now: float, rng: random.Random) -> None:
     """Ten minutes of acknowledged batches: a daytime wave with some noise, for the sparklines."""
     loaded = [r[0] for r in conn.execute("SELECT id FROM files WHERE state IN ('loaded', 'loading')")]
     idx = 0
@@ -251,7 +251,7 @@ def demo_engine(cfg: Config, now: float = NOW) -> AttachedEngine:
     return AttachedEngine(cfg, now=lambda: now, holder=lambda: DAEMON, command_timeout=2.0, alert_rules=ledger_rules)
 
 
-def demo_app(root: Path | None = None, now: float = NOW):  # noqa: ANN201 - textual is imported lazily
+def demo_app(root: Path | None = None, now: float = NOW):  # textual is imported lazily
     """The console on a freshly seeded demo. Run it inside ``root`` (see :func:`inside`)."""
     from chute.tui.app import ChuteApp
 
@@ -276,7 +276,7 @@ async def _shoot(out: Path, name: str, size: tuple[int, int], keys: list[str], p
     return path
 
 
-async def wait_ready(pilot, refreshes: int = 1, timeout: float = 10.0) -> None:  # noqa: ANN001
+async def wait_ready(pilot, refreshes: int = 1, timeout: float = 10.0) -> None:
     """Until the console applied its first view(s), and a details screen (if any) has read its file."""
     from chute.tui.screens.details import DetailsScreen
 
@@ -292,7 +292,7 @@ async def wait_ready(pilot, refreshes: int = 1, timeout: float = 10.0) -> None: 
     await pilot.pause()
 
 
-async def prepare(pilot, pane: str | None = None, select: str | None = None,  # noqa: ANN001
+async def prepare(pilot, pane: str | None = None, select: str | None = None,
                   keys: list[str] | tuple[str, ...] = ()) -> None:
     """Show a pane, put the cursor on a file, press keys, and wait for the result to settle."""
     app = pilot.app

@@ -95,7 +95,7 @@ class View:
     def total_files(self) -> int:
         return sum(self.snap.counts.values())
 
-    def count(self, *states: State) -> int:
+    def count(self, *states: State | str) -> int:
         return sum(self.snap.counts.get(s, 0) for s in states)
 
 
