@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -13,13 +14,22 @@ import humanize
 from chute.core.engine import Engine
 
 
+def default_min_rows() -> int:
+    """Files with fewer rows finish before a bar helps. ``CHUTE_PROGRESS_MIN_ROWS`` changes it (a
+    test draws the bar for a small file)."""
+    try:
+        return int(os.environ.get("CHUTE_PROGRESS_MIN_ROWS") or 100_000)
+    except ValueError:
+        return 100_000
+
+
 class ProgressLine:
     WIDTH = 24
 
-    def __init__(self, engine: Engine, stream: TextIO | None = None, min_rows: int = 100_000) -> None:
+    def __init__(self, engine: Engine, stream: TextIO | None = None, min_rows: int | None = None) -> None:
         self.engine = engine
         self.stream = stream or sys.stderr
-        self.min_rows = min_rows
+        self.min_rows = default_min_rows() if min_rows is None else min_rows
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chute-progress", daemon=True)
         self._shown = False

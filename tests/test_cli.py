@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import signal
 import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import ROOT, chute_cmd, run_chute, wait_for
+from tests.chhttp import ChHttpServer
+from tests.conftest import HTTP_PASSWORD, HTTP_USER, ROOT, chute_cmd, run_chute, wait_for
 from tests.test_engine import csv_bytes, make_rows
 
 
@@ -129,11 +133,68 @@ def test_status_without_ledger(tmp_path: Path) -> None:
     _one_clear_line(run_chute("status", "--state-dir", str(tmp_path / "none")), 2, "no ledger")
 
 
-def test_progress_line_only_on_a_terminal(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+BAR = b"\r\x1b[2K["  # ProgressLine's redraw: wipe the line, then the bar
+
+
+def _slow_remote(tmp: Path, srv: ChHttpServer, name: str) -> tuple[list[str], dict[str, str]]:
+    """A 1000-row file into a ClickHouse whose inserts take 2 s each (10 batches): a load that
+    lasts long enough for the 0.5 s progress tick, with the bar's threshold at 1 row."""
+    data = tmp / name
     data.mkdir()
-    (data / "x.csv").write_bytes(csv_bytes(make_rows(5)))
-    start = time.monotonic()
-    proc = run_chute("--no-ui", "--once", *_args(tmp_path))
-    assert proc.returncode == 0 and "\r" not in proc.stderr
-    assert time.monotonic() - start < 60
+    (data / "x.csv").write_bytes(csv_bytes(make_rows(1000)))
+    srv.set_fault("delay", seconds=2.0, target="insert")
+    args = ["--no-ui", "--once", str(data), "--state-dir", str(tmp / f"state-{name}"), "--clickhouse",
+            f"http://{HTTP_USER}@127.0.0.1:{srv.port}", "--database", name, "--batch-rows", "100",
+            "--settle-seconds", "0.1"]
+    return args, {**os.environ, "CHUTE_CLICKHOUSE_PASSWORD": HTTP_PASSWORD, "CHUTE_PROGRESS_MIN_ROWS": "1"}
+
+
+def _run_on_a_pty(args: list[str], env: dict[str, str], on_output: Callable[[bytes], None]) -> tuple[int, bytes]:
+    """Run chute with stdout and stderr on a pseudo-terminal; ``on_output`` sees everything so far."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(chute_cmd(*args), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=slave)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every writer closed the terminal
+                    chunk = b""
+                if not chunk:
+                    break
+                out += chunk
+                on_output(out)
+            elif proc.poll() is not None:
+                break
+        return proc.wait(timeout=120), out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_progress_line_only_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal a long load draws a bar (rows, rows/s, ETA); piped, the same load never does."""
+    with ChHttpServer(tmp_path / "ch", user=HTTP_USER, password=HTTP_PASSWORD) as srv:
+        args, env = _slow_remote(tmp_path, srv, "tty")
+
+        def release_once_drawn(out: bytes) -> None:  # the bar is there: let the rest of the inserts through
+            if BAR in out and b"rows/s" in out and srv.faults():
+                srv.clear_faults()
+
+        code, out = _run_on_a_pty(args, env, release_once_drawn)
+        assert code == 0, out[-2000:]
+        assert BAR in out and b"1,000 rows" in out, out[-2000:]
+        assert not srv.faults(), "the bar never showed while inserts were held back"
+        assert b"\r\x1b[2K" in out.split(BAR)[-1], "the last bar is wiped, not left under the shell prompt"
+
+        args, env = _slow_remote(tmp_path, srv, "piped")
+        srv.set_fault("delay", seconds=2.0, target="insert", count=3)  # ~6 s of loading: a dozen ticks
+        proc = subprocess.run(chute_cmd(*args), cwd=ROOT, env=env, capture_output=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert b"\r" not in proc.stderr + proc.stdout
