@@ -294,9 +294,38 @@ def test_compress_option_reaches_the_wire(tmp_path: Path, server: HttpTarget, co
 # -- outages ---------------------------------------------------------------------------------
 
 
+class _Doorman:
+    """Holds a port where ClickHouse will be, and resets every connection: counts the daemon's tries."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.sock.settimeout(0.2)
+        self.knocks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.knocks += 1
+            # RST, not FIN: no TIME_WAIT left behind on the port the server takes next.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
 @pytest.mark.slow
-def test_server_down_at_start_then_up_20s_later(tmp_path: Path) -> None:
-    """The daemon waits (--wait-for-clickhouse); without the option it says so in one line and exits 2."""
+def test_server_down_at_start_then_up_later(tmp_path: Path) -> None:
+    """The daemon waits (--wait-for-clickhouse), logging one line per 30 s rather than one per try;
+    without the option it says so in one line and exits 2."""
     port = free_port()
     srv = ChHttpServer(tmp_path / "ch", port=port, user=HTTP_USER, password=HTTP_PASSWORD)
     data, state = tmp_path / "data", tmp_path / "state"
@@ -313,10 +342,13 @@ def test_server_down_at_start_then_up_20s_later(tmp_path: Path) -> None:
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
     assert "cannot reach ClickHouse" in refused.stderr and "connection refused" in refused.stderr
 
+    doorman = _Doorman(port)
     proc = subprocess.Popen(chute_cmd("--no-ui", *common, "--wait-for-clickhouse", "120"), cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(20)
+        # Enough tries (one a second, each at least one connection) that a line per try would show.
+        wait_for(lambda: doorman.knocks >= 8 or proc.poll() is not None, timeout=90, what="the daemon's tries")
+        doorman.close()
         assert proc.poll() is None, proc.communicate()
         srv.start()
         client = srv.client()
@@ -337,6 +369,7 @@ def test_server_down_at_start_then_up_20s_later(tmp_path: Path) -> None:
         assert "Traceback" not in err
         client.close()
     finally:
+        doorman.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
