@@ -39,7 +39,7 @@ def test_code_citations_resolve() -> None:
 
 
 def test_links_between_docs_resolve() -> None:
-    for doc in (ROOT / "docs").glob("*.md"):
+    for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         for target, anchor in LOCAL_LINK.findall(doc.read_text()):
             assert anchor in anchors(doc.parent / (target or doc.name)), f"{doc.name}: {target}#{anchor}"
 
