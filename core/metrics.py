@@ -28,7 +28,6 @@ from chute.core.states import State
 
 log = logging.getLogger("chute.metrics")
 
-NAMESPACE = "chute"
 # Batch inserts take from milliseconds (small batch, embedded engine) to minutes (big batch, slow link).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 OUTCOMES = ("loaded", "duplicate", "held", "failed", "quarantined")

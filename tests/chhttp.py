@@ -38,8 +38,8 @@ Standalone: ``python -m tests.chhttp --port PORT --path DIR [--user U] [--passwo
 [--setting NAME=VALUE ...] [--seed N]`` prints ``listening on http://127.0.0.1:PORT`` when ready
 and shuts down cleanly on SIGINT/SIGTERM.
 
-For tests, :class:`ChHttpServer` runs that as a subprocess (``start``/``stop``/``kill``/``restart``,
-``set_fault``/``add_fault``/``set_faults``/``clear_faults``/``faults``, ``stats``/``reset_stats``/
+For tests, :class:`ChHttpServer` runs that as a subprocess (``start``/``stop``/``kill``,
+``set_fault``/``set_faults`` (``append=True`` adds)/``clear_faults``/``faults``, ``stats``/``reset_stats``/
 ``requests``, ``refuse_for``/``drop_connections``, ``client(**kw)``, ``url``/``port``/``log_path``).
 :class:`ChHttpEndpoint` has the same surface in-process (mind chDB's one data path per process).
 
@@ -121,7 +121,6 @@ TRANSPORT_PARAMS = frozenset(
 )
 
 # ClickHouse error codes this module produces or maps to HTTP statuses.
-CODE_CANNOT_PARSE_TEXT = 6
 CODE_BAD_ARGUMENTS = 36
 CODE_NOT_IMPLEMENTED = 48
 CODE_SYNTAX_ERROR = 62
@@ -1455,9 +1454,6 @@ class ChHttpEndpoint:
         """Replace all fault rules with one rule (see FaultRule)."""
         self._faults.set([{"kind": kind, **spec}])
 
-    def add_fault(self, kind: str, **spec: Any) -> None:
-        self._faults.set([{"kind": kind, **spec}], append=True)
-
     def set_faults(self, rules: list[Mapping[str, Any]], seed: int | None = None, append: bool = False) -> None:
         self._faults.set(list(rules), seed=seed, append=append)
 
@@ -1625,10 +1621,6 @@ class ChHttpServer:
             proc.kill()
             proc.wait()
 
-    def restart(self) -> ChHttpServer:
-        self.stop()
-        return self.start()
-
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -1648,9 +1640,6 @@ class ChHttpServer:
     def set_fault(self, kind: str, **spec: Any) -> None:
         """Replace all fault rules with one rule (see FaultRule)."""
         self.set_faults([{"kind": kind, **spec}])
-
-    def add_fault(self, kind: str, **spec: Any) -> None:
-        self.set_faults([{"kind": kind, **spec}], append=True)
 
     def set_faults(self, rules: list[Mapping[str, Any]], seed: int | None = None, append: bool = False) -> None:
         body: dict[str, Any] = {"faults": [dict(r) for r in rules], "mode": "append" if append else "replace"}
