@@ -44,22 +44,52 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="chute", description="Watch a folder and load every new file into ClickHouse exactly once.")
-    p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="folder to watch (default ./data)")
-    p.add_argument("--no-ui", action="store_true", help="run headless (daemon)")
-    p.add_argument("--once", action="store_true", help="with --no-ui: load what is present now, then exit")
+def _engine_flags(p: argparse.ArgumentParser) -> None:
+    """Options of the engine; `chute config` takes them too, to show their effect."""
     p.add_argument("--require-approval", action="store_true", default=None,
                    help="every new file waits as held until approved")
     p.add_argument("--batch-rows", type=int, metavar="N", help="rows per insert (default 125000)")
     p.add_argument("--settle-seconds", type=float, metavar="S", help="quiet time before a file counts as complete")
     p.add_argument("--workers", type=int, metavar="N", help="loader threads (default 2)")
     p.add_argument("--after-load", choices=["keep", "archive", "delete"], help="what to do with a loaded file")
-    p.add_argument("--wait-for-clickhouse", type=float, default=0.0, metavar="S",
-                   help="at start, wait up to S seconds for ClickHouse to answer")
     p.add_argument("--metrics-addr", metavar="HOST:PORT", help="serve Prometheus metrics here "
                    "(env CHUTE_METRICS_ADDR; a bare port binds 127.0.0.1; default: off)")
     p.add_argument("--cluster", metavar="NAME", help="create tables ON CLUSTER NAME with Replicated engines")
+    p.add_argument("--notify", action="append", metavar="URL", help="send alerts to this apprise URL "
+                   "(slack://, mailto://, ntfy://, json://host/path, ...); repeatable")
+
+
+# One line per subcommand for `chute --help`; a subcommand not listed here shows its parser's description.
+SUMMARIES = {
+    "status": "per-state counts, rates, recent errors and alerts (exit 0; reads the ledger)",
+    "files": "one line per file version: path, table, state, rows, reason",
+    "approve": "release a held file (PATH, or a selection)",
+    "retry": "load a failed or quarantined file again",
+    "purge": "delete a file's rows from ClickHouse and the file",
+    "attach": "console attached to a running headless daemon on this host",
+    "events": "the audit trail: who changed what, when and why",
+    "config": "the effective configuration as TOML; --check FILE validates one",
+}
+
+
+def _subcommand_lines() -> str:
+    lines = ["subcommands (chute NAME --help for each):"]
+    for name in SUBCOMMANDS:
+        summary = SUMMARIES.get(name) or (build_sub_parser(name).description or "").split("\n")[0]
+        lines.append(f"  {name:<10} {summary}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="chute", description="Watch a folder and load every new file into ClickHouse exactly once.",
+                usage="chute [options] [DATA_DIR]\n       chute SUBCOMMAND [options]",
+                epilog=_subcommand_lines(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="folder to watch (default ./data)")
+    p.add_argument("--no-ui", action="store_true", help="run headless (daemon)")
+    p.add_argument("--once", action="store_true", help="with --no-ui: load what is present now, then exit")
+    _engine_flags(p)
+    p.add_argument("--wait-for-clickhouse", type=float, default=0.0, metavar="S",
+                   help="at start, wait up to S seconds for ClickHouse to answer")
     p.add_argument("--version", action="version", version=f"chute {__version__}")
     _common(p)
     return p
@@ -82,6 +112,7 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
     if name == "attach":
         p.add_argument("--data-dir", metavar="DIR", help=argparse.SUPPRESS)
     if name == "config":
+        _engine_flags(p)
         p.add_argument("--check", nargs="?", const="", metavar="FILE",
                        help="validate FILE (default: --config, or the default file) and exit")
     _common(p)
@@ -101,7 +132,7 @@ def _config_sources(args: argparse.Namespace, data_dir: str | None) -> tuple[con
         "log_level": args.log_level,
     }
     for key in ("require_approval", "batch_rows", "settle_seconds", "workers", "after_load", "metrics_addr",
-                "cluster"):
+                "cluster", "notify"):
         overrides[key] = getattr(args, key, None)
     if data_dir:
         overrides["data_dir"] = str(Path(data_dir).resolve())

@@ -22,6 +22,7 @@ from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
 from chute.core.ledger import FileRow, Ledger
+from chute.core.logsetup import file_fields
 from chute.core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
 from chute.core.routing import Route, options_for
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
@@ -138,12 +139,12 @@ class Loader:
             return State.QUEUED
         except _Duplicate as exc:
             self.ledger.transition(row.id, State.DUPLICATE, reason=str(exc), detail=str(exc), expect=[State.LOADING])
-            log.info("duplicate %s: %s", row.path, exc)
+            log.info("duplicate %s: %s", row.path, exc, extra=file_fields(row, "duplicate"))
             return State.DUPLICATE
         except HoldError as exc:
             self.ledger.transition(row.id, State.HELD, reason=str(exc), last_error=str(exc), error_kind="hold",
                                    detail=str(exc), expect=[State.LOADING])
-            log.warning("held %s: %s", row.path, exc)
+            log.warning("held %s: %s", row.path, exc, extra=file_fields(row, "held", error_kind="hold"))
             return State.HELD
         except FileChanged as exc:
             return self._changed(row, str(exc))
@@ -152,7 +153,7 @@ class Loader:
         except TargetError as exc:
             return self._failed(row, exc)
         except Exception as exc:  # noqa: BLE001 - the daemon keeps going; the reason is recorded
-            log.exception("unexpected error loading %s", row.path)
+            log.exception("unexpected error loading %s", row.path, extra=file_fields(row, "load_error"))
             return self._failed(row, TargetError(f"unexpected {type(exc).__name__}: {exc}"))
         finally:
             self.on_progress(None, row.id)
@@ -443,7 +444,8 @@ class Loader:
         self.ledger.transition(row.id, State.LOADED, rows_loaded=found, loaded_at=time.time(), last_error=None,
                                error_kind=None, detail=f"{found} rows into {row.table_name}", expect=[State.LOADING])
         log.info("loaded %s -> %s: %d rows (%s)", row.path, row.table_name, found,
-                 ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()))
+                 ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()),
+                 extra=file_fields(row, "loaded", rows=found, duration_s=round(sum(timings.values()), 3)))
 
     def _after_load(self, row: FileRow, path: Path) -> None:
         mode = self.cfg.after_load
@@ -521,7 +523,8 @@ class Loader:
             return None  # an operator acted on it meanwhile (purge): their state stands
         if exc.unreachable:
             self.on_unreachable(exc)
-        log.warning("failed %s: %s%s", row.path, exc, suffix)
+        log.warning("failed %s: %s%s", row.path, exc, suffix,
+                    extra=file_fields(row, "failed", error_kind=kind, attempts=attempts))
         return State.FAILED
 
     def _quarantine(self, row: FileRow, exc: InputError) -> State | None:
@@ -558,7 +561,7 @@ class Loader:
             log.warning("could not move %s to quarantine: %s", row.path, err.strerror)
         self.ledger.transition(row.id, State.QUARANTINED, error_kind="input", last_error=str(exc), reason=str(exc),
                                moved_to=moved, next_attempt=None, detail=str(exc), expect=[State.LOADING])
-        log.warning("quarantined %s: %s", row.path, exc)
+        log.warning("quarantined %s: %s", row.path, exc, extra=file_fields(row, "quarantined", error_kind="input"))
         return State.QUARANTINED
 
 
