@@ -221,6 +221,7 @@ class Engine:
 
     def close(self) -> None:
         self.metrics.close()
+        self.monitor.close()
         if self.loader:
             self.loader.close()
         self.target.close()
