@@ -23,7 +23,7 @@ from chute.core.states import BAD_OUTCOMES, State
 
 log = logging.getLogger("chute")
 
-SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config")
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "gc")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -69,6 +69,7 @@ SUMMARIES = {
     "attach": "console attached to a running headless daemon on this host",
     "events": "the audit trail: who changed what, when and why",
     "config": "the effective configuration as TOML; --check FILE validates one",
+    "gc": "retention now: prune _archive/, _quarantine/ and old ledger rows (loaded hashes stay)",
 }
 
 
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_sub_parser(name: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"chute {name}")
-    if name in ("status", "files", "events"):
+    if name in ("status", "files", "events", "gc"):
         p.add_argument("--json", action="store_true", help="machine-readable output")
     if name == "files":
         p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
@@ -243,6 +244,8 @@ def _subcommand(name: str, argv: list[str]) -> int:
         return run_attached(cfg)
     if name in ("approve", "retry", "purge"):
         return _action(cfg, name, args)
+    if name == "gc":
+        return _gc(cfg, args.json)
     ledger = _read_ledger(cfg)
     try:
         if name == "status":
@@ -310,6 +313,30 @@ def _ledger_alerts(cfg: config_mod.Config, ledger: Any, now: float, running: boo
     if owner:
         cfg = dataclasses.replace(cfg, data_dir=Path(owner))
     return alerts.from_ledger(cfg, ledger, now, running)
+
+
+def _gc(cfg: config_mod.Config, as_json: bool) -> int:
+    """`chute gc`: one retention pass; the ledger file shrinks (VACUUM) only while no engine runs."""
+    from chute.core import gc
+    from chute.core.engine import StateLock
+    from chute.core.ledger import Ledger
+
+    _read_ledger(cfg).close()  # the same clear message when there is no ledger yet
+    ledger = Ledger(cfg.state_dir)
+    try:
+        owner = ledger.meta("data_dir")
+        if owner:
+            cfg = dataclasses.replace(cfg, data_dir=Path(owner))
+        if not gc.configured(cfg):
+            print("chute gc: nothing to do: set ledger_keep, archive_keep or quarantine_keep", file=sys.stderr)
+        running = StateLock.holder(cfg.state_dir) is not None
+        report = gc.run(cfg, ledger, vacuum=not running, actor=f"cli:{os.environ.get('USER', 'unknown')}")
+        if running:
+            report.notes.append("engine running: freed ledger pages are reused, the file is not shrunk")
+    finally:
+        ledger.close()
+    print(json.dumps(report.as_dict(), indent=2) if as_json else report.line())
+    return EXIT_OK
 
 
 def _config_cmd(args: argparse.Namespace) -> int:

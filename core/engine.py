@@ -19,6 +19,7 @@ from pathlib import Path
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
+from chute.core.gc import DailyGc
 from chute.core.ledger import FileRow, Ledger
 from chute.core.loader import Loader, Progress
 from chute.core.metrics import Metrics
@@ -146,6 +147,7 @@ class Engine:
         self.started_at = time.time()
         self.metrics = Metrics(self)
         self.monitor = Monitor(self)
+        self.gc = DailyGc(self)  # retention (core/gc.py), checked with the health probe
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -284,6 +286,7 @@ class Engine:
 
     def _health_tick(self) -> None:
         self.monitor.tick()
+        self.gc.tick()
         answers = self.target.ping()
         if self._stop.is_set() or answers == self.target_ok:
             return
