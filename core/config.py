@@ -19,6 +19,7 @@ from chute.core.routing import Route
 from chute.core.sources import Keep, Source, parse_age, parse_backfill
 
 APP = "chute"
+SOURCE_MARK = "@"  # ledger paths of extra [[sources]] folders: "@NAME/inner/path"
 
 
 def default_state_dir() -> Path:
@@ -95,6 +96,39 @@ class Config:
     @property
     def archive_dir(self) -> Path:
         return self.data_dir / "_archive"
+
+    # -- several folders ([[sources]], core/sources.py) ------------------------------------
+    # A file of an extra source is known to the ledger (and to ClickHouse's _source_path) as
+    # "@NAME/path-in-that-folder"; files of DATA_DIR keep their plain relative path (DESIGN 2).
+
+    def split(self, rel: str) -> tuple[Path, str, str]:
+        """A ledger path -> (its folder, its "@NAME/" prefix or "", the path inside the folder)."""
+        if rel.startswith(SOURCE_MARK):
+            name, _, inner = rel[1:].partition("/")
+            for source in self.sources:
+                if source.name == name and Path(source.path) != Path(self.data_dir):
+                    return Path(source.path), f"{SOURCE_MARK}{name}/", inner
+        return Path(self.data_dir), "", rel
+
+    @property
+    def every_route(self) -> tuple[Route, ...]:
+        """Table options come from any route naming the table: the [[sources]] ones first."""
+        return tuple(r for s in self.sources for r in s.routes) + self.routes
+
+    def locate(self, rel: str) -> Path:
+        """Where a ledger path (a file, or a moved_to) is on disk."""
+        root, _, inner = self.split(rel)
+        return root / inner
+
+    def aside(self, folder: str, rel: str) -> Path:
+        """Where a file of ``rel``'s folder goes in its own _archive/ or _quarantine/ (``folder``)."""
+        root, _, inner = self.split(rel)
+        return root / folder / inner
+
+    def ledger_path(self, path: Path, like: str) -> str:
+        """``path`` (inside the folder of ledger path ``like``) as a ledger path."""
+        root, prefix, _ = self.split(like)
+        return prefix + Path(path).relative_to(root).as_posix()
 
     @property
     def embedded(self) -> bool:
@@ -343,6 +377,8 @@ def load_with_sources(config_file: Path | None, overrides: dict[str, Any]) -> tu
         if value is not None:
             values[name] = _coerce(name, value)
             sources[name] = "flag"
+    if values.get("sources") and "data_dir" not in values:
+        values["data_dir"] = values["sources"][0].path  # [[sources]] alone: the first is DATA_DIR
     cfg = replace(Config(), **values)
     for key, message in config_problems(cfg):
         where = sources.get(key, "")
@@ -443,7 +479,18 @@ def ops_problems(cfg: Config) -> list[tuple[str, str]]:
                 out.append(("ledger_keep", "ledger_keep must be at least 1d (alerts read the last 24 h of events)"))
         except ValueError as exc:
             out.append(("ledger_keep", f"ledger_keep: {exc}"))
-    names = [s.name for s in cfg.sources]
+    data = Path(cfg.data_dir).resolve()
+    names = []
+    for source in cfg.sources:
+        where = Path(source.path)
+        if where == data:
+            continue  # the entry for DATA_DIR itself: its filters, routes and retention
+        names.append(source.name)
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", source.name):
+            out.append(("sources", f"[[sources]] {where}: needs a name of lower-case letters, digits, _ or - "
+                                   "(its files are known as @NAME/... in the ledger)"))
+        elif where.is_relative_to(data) or data.is_relative_to(where):
+            out.append(("sources", f"[[sources]] {source.name!r}: {where} overlaps the data folder {data}"))
     if len(set(names)) != len(names):
         out.append(("sources", "[[sources]] entries need distinct names"))
     return out
@@ -458,6 +505,8 @@ def check_file(path: Path) -> list[ConfigError]:
     """Every problem of a TOML file on its own (defaults < file), each with its line and key."""
     values, problems = read_file(path)
     text = Path(path).read_text()
+    if values.get("sources") and "data_dir" not in values:
+        values["data_dir"] = values["sources"][0].path
     cfg = replace(Config(), **values)  # the keys that parsed: their values can still be out of range
     for key, message in config_problems(cfg):
         if key in values:

@@ -19,6 +19,7 @@ from pathlib import Path
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
+from chute.core.folders import watcher_for
 from chute.core.gc import DailyGc
 from chute.core.ledger import FileRow, Ledger
 from chute.core.loader import Loader, Progress
@@ -171,7 +172,7 @@ class Engine:
             self.loader.on_unreachable = self._mark_unreachable
             self.loader.on_batch = self._record_batch
             self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
-            self.watcher = Watcher(cfg, self.ledger, on_queued=self._wake.set)
+            self.watcher = watcher_for(cfg, self.ledger, on_queued=self._wake.set)  # one per [[sources]] folder
             self.watcher.start(observe=not self.once)
             self.loader.on_settle = self.watcher.hint
             self.metrics.serve(cfg.metrics_addr)

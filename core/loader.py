@@ -160,13 +160,13 @@ class Loader:
 
     def _load(self, row: FileRow) -> None:
         cfg = self.cfg
-        path = cfg.data_dir / row.path
-        _check_inside(cfg.data_dir, path)
+        path = cfg.locate(row.path)
+        _check_inside(cfg.split(row.path)[0], path)
         with open_source(path, row.compression, cfg.max_file_bytes) as src:
             try:
                 if (src.st.st_size, src.st.st_mtime_ns) != (row.size, row.mtime_ns):
                     raise FileChanged(f"{row.path} changed since it settled")
-                opts = options_for(row.table_name, cfg.routes)
+                opts = options_for(row.table_name, cfg.every_route)
                 csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
                 reader = reader_for(src, row.fmt, csv_opts)
                 t0 = time.perf_counter()
@@ -204,7 +204,7 @@ class Loader:
                     table = self._prepare_table(row, plan, opts)
                     t1 = time.perf_counter()
                     check = self._hash_pool.submit(reader.pending_check) if reader.pending_check else None
-                    rejects = Rejects(_free_name(cfg.quarantine_dir / (row.path + ".rejects.csv")))
+                    rejects = Rejects(_free_name(cfg.aside("_quarantine", row.path + ".rejects.csv")))
                     fitter = Fitter(table, reader.wire_schema, set(reader.date_columns),
                                     skip_bad=opts.on_bad_rows == "skip", header_lines=reader.header_lines)
                     anti_join = None  # (key, its ClickHouse type), looked up once per file
@@ -321,7 +321,7 @@ class Loader:
 
     def _note_rejects(self, row: FileRow, rejects: Rejects) -> None:
         reason = {"path": row.path, "reason": f"{rejects.count} row(s) skipped (on_bad_rows = skip)",
-                  "rejects": str(rejects.path.relative_to(self.cfg.data_dir)),
+                  "rejects": self.cfg.ledger_path(rejects.path, row.path),
                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         Path(str(rejects.path).removesuffix(".rejects.csv") + ".reason.json").write_text(
             json.dumps(reason, indent=2) + "\n")
@@ -462,17 +462,17 @@ class Loader:
                 path.unlink(missing_ok=True)
                 self.ledger.update(row.id, moved_to="(deleted)")
             elif mode == "archive":
-                dest = _free_name(self.cfg.archive_dir / row.path)
+                dest = _free_name(self.cfg.aside("_archive", row.path))
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, dest)
-                self.ledger.update(row.id, moved_to=str(dest.relative_to(self.cfg.data_dir)))
+                self.ledger.update(row.id, moved_to=self.cfg.ledger_path(dest, row.path))
         except OSError as exc:
             log.warning("loaded %s but could not %s it: %s", row.path, mode, exc.strerror)
 
     # -- outcomes -------------------------------------------------------------------------
 
     def _changed(self, row: FileRow, why: str) -> State:
-        path = self.cfg.data_dir / row.path
+        path = self.cfg.locate(row.path)
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -538,8 +538,8 @@ class Loader:
             except TargetError as err:
                 return self._failed(row, TargetError(f"{exc} (and removing its partial rows failed: {err})",
                                                      unreachable=err.unreachable))
-        src = self.cfg.data_dir / row.path
-        dest = _free_name(self.cfg.quarantine_dir / row.path)
+        src = self.cfg.locate(row.path)
+        dest = _free_name(self.cfg.aside("_quarantine", row.path))
         moved = None
         reason = {
             "path": row.path,
@@ -553,7 +553,7 @@ class Loader:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dest)
-            moved = str(dest.relative_to(self.cfg.data_dir))
+            moved = self.cfg.ledger_path(dest, row.path)
             Path(str(dest) + ".reason.json").write_text(json.dumps(reason, indent=2) + "\n")
         except FileNotFoundError:
             pass

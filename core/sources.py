@@ -95,7 +95,7 @@ class Source:
     name: str = ""
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
-    backfill: str = "all"
+    backfill: str = ""  # "": as the top-level backfill
     archive_keep: str = ""
     quarantine_keep: str = ""
     routes: tuple[Any, ...] = ()  # routing.Route, for files of this source (before the global routes)
@@ -125,7 +125,7 @@ class Source:
                 problems.append(f"'{key}' must be a string")
                 data.pop(key)
         try:
-            parse_backfill(data.get("backfill", "all"))
+            parse_backfill(data.get("backfill") or "all")
         except ValueError as exc:
             problems.append(f"'backfill': {exc}")
         for key in ("archive_keep", "quarantine_keep"):
@@ -142,7 +142,7 @@ class Source:
         data["routes"] = tuple(routes)
         if problems:
             return None, problems
-        data["path"] = Path(data["path"]).expanduser()
+        data["path"] = Path(data["path"]).expanduser().resolve()
         return cls(**data), []
 
 
@@ -159,13 +159,20 @@ class Admission:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_ledger(cls, cfg: Any, ledger: Any) -> Admission:
-        """The top-level include/exclude/backfill of ``cfg``; the first start is recorded in the ledger."""
-        start = ledger.meta(BACKFILL_META)
+    def for_watcher(cls, cfg: Any, ledger: Any, source: Source | None) -> Admission:
+        """The include/exclude/backfill of ``source`` (of ``cfg`` for DATA_DIR without a [[sources]] entry);
+        the first start in the folder is recorded in the ledger, once."""
+        source = source or primary_source(cfg)
+        primary = source is None or Path(source.path) == Path(cfg.data_dir)
+        key = BACKFILL_META if primary else f"{BACKFILL_META}:{source.name}"  # type: ignore[union-attr]
+        start = ledger.meta(key)
         if start is None:
-            start = str(time.time())
-            ledger.set_meta(BACKFILL_META, start)
-        return cls(tuple(cfg.include), tuple(cfg.exclude), cfg.backfill, float(start))
+            start = str(_fs_now(Path(ledger.path).parent))
+            ledger.set_meta(key, start)
+        if source is None:
+            return cls(tuple(cfg.include), tuple(cfg.exclude), cfg.backfill, float(start))
+        return cls(source.include or tuple(cfg.include), source.exclude + tuple(cfg.exclude),
+                   source.backfill or cfg.backfill, float(start))
 
     def reason(self, rel: str, st: os.stat_result | None = None) -> str | None:
         """Why ``rel`` is not taken, or None when it is."""
@@ -193,16 +200,23 @@ class Admission:
         return False
 
 
-def folder_usage(folder: Path) -> list[tuple[float, int, Path]]:
-    """(mtime, size, path) of every file under ``folder``, oldest first."""
-    out = []
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
-            path = Path(dirpath) / name
-            try:
-                st = path.stat()
-            except OSError:
-                continue
-            out.append((st.st_mtime, st.st_size, path))
-    out.sort()
-    return out
+def _fs_now(folder: Path) -> float:
+    """Now, by the clock file timestamps use (the kernel's coarse clock lags time.time() by up to a tick)."""
+    probe = folder / f".backfill-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        return probe.stat().st_ctime
+    except OSError:
+        return time.time()
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def primary_source(cfg: Any) -> Source | None:
+    """The [[sources]] entry for DATA_DIR itself, if there is one."""
+    return next((s for s in cfg.sources if Path(s.path) == Path(cfg.data_dir)), None)
+
+
+def extra_sources(cfg: Any) -> list[Source]:
+    """The [[sources]] folders besides DATA_DIR: each gets its own watcher."""
+    return [s for s in cfg.sources if Path(s.path) != Path(cfg.data_dir)]
