@@ -27,7 +27,7 @@ from typing import Any
 
 from chute.core.config import Config
 from chute.core.ledger import Ledger
-from chute.core.sources import Keep, parse_age
+from chute.core.sources import Keep, extra_sources, parse_age, primary_source
 
 log = logging.getLogger("chute.gc")
 
@@ -109,7 +109,7 @@ def prune_folder(folder: Path, keep: Keep, now: float) -> tuple[int, int]:
     return removed, freed
 
 
-def _prunable(conn: Any, data_dir: Path, cutoff: float, after_id: int) -> tuple[list[int], int]:
+def _prunable(conn: Any, cfg: Config, cutoff: float, after_id: int) -> tuple[list[int], int]:
     """One chunk of version ids gc may delete, and the last id looked at (0: done)."""
     rows = conn.execute(
         # Never the newest id: SQLite gives a new row MAX(id) + 1, so deleting the top row would hand
@@ -122,21 +122,21 @@ def _prunable(conn: Any, data_dir: Path, cutoff: float, after_id: int) -> tuple[
     ids = []
     for r in rows:
         # A file still at its path keeps its row: without it the next scan would take it as new.
-        if r["current"] and os.path.lexists(data_dir / r["path"]):
+        if r["current"] and os.path.lexists(cfg.locate(r["path"])):
             continue
-        if r["state"] == "quarantined" and r["moved_to"] and os.path.lexists(data_dir / r["moved_to"]):
+        if r["state"] == "quarantined" and r["moved_to"] and os.path.lexists(cfg.locate(r["moved_to"])):
             continue  # still in _quarantine/: `chute retry` needs its row
         ids.append(r["id"])
     return ids, (rows[-1]["id"] if rows else 0)
 
 
-def prune_ledger(ledger: Ledger, data_dir: Path, keep_age: float, now: float, report: Report) -> None:
+def prune_ledger(ledger: Ledger, cfg: Config, keep_age: float, now: float, report: Report) -> None:
     cutoff = now - keep_age
     conn = ledger._conn  # noqa: SLF001 - gc is the ledger's own maintenance; it needs raw SQL in chunks
     last = 0
     while True:
         with ledger._lock:  # noqa: SLF001
-            ids, last = _prunable(conn, data_dir, cutoff, last)
+            ids, last = _prunable(conn, cfg, cutoff, last)
         if ids:
             marks = ",".join("?" * len(ids))
             with ledger._tx() as c:  # noqa: SLF001
@@ -173,11 +173,16 @@ def run(cfg: Config, ledger: Ledger, *, now: float | None = None, vacuum: bool =
     t0 = time.perf_counter()
     now = time.time() if now is None else now
     report = Report(ledger_bytes_before=_ledger_bytes(ledger))
-    report.archive_files, report.archive_bytes = prune_folder(cfg.archive_dir, Keep.parse(cfg.archive_keep), now)
-    report.quarantine_files, report.quarantine_bytes = prune_folder(cfg.quarantine_dir,
-                                                                    Keep.parse(cfg.quarantine_keep), now)
+    primary = primary_source(cfg)
+    folders = [(Path(cfg.data_dir), primary)] + [(Path(s.path), s) for s in extra_sources(cfg)]
+    for root, source in folders:  # each folder its own _archive/ and _quarantine/, its own keep (or the top one)
+        n, size = prune_folder(root / "_archive", Keep.parse((source and source.archive_keep) or cfg.archive_keep), now)
+        report.archive_files, report.archive_bytes = report.archive_files + n, report.archive_bytes + size
+        n, size = prune_folder(root / "_quarantine",
+                               Keep.parse((source and source.quarantine_keep) or cfg.quarantine_keep), now)
+        report.quarantine_files, report.quarantine_bytes = report.quarantine_files + n, report.quarantine_bytes + size
     if cfg.ledger_keep:
-        prune_ledger(ledger, Path(cfg.data_dir), parse_age(cfg.ledger_keep), now, report)
+        prune_ledger(ledger, cfg, parse_age(cfg.ledger_keep), now, report)
     if vacuum and report.files_pruned + report.events_pruned:
         with ledger._lock:  # noqa: SLF001
             ledger._conn.execute("VACUUM")  # noqa: SLF001
@@ -196,7 +201,8 @@ def _ledger_bytes(ledger: Ledger) -> int:
 
 
 def configured(cfg: Config) -> bool:
-    return bool(cfg.ledger_keep or cfg.archive_keep or cfg.quarantine_keep)
+    return bool(cfg.ledger_keep or cfg.archive_keep or cfg.quarantine_keep
+                or any(s.archive_keep or s.quarantine_keep for s in cfg.sources))
 
 
 class DailyGc:
