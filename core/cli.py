@@ -61,9 +61,9 @@ def _engine_flags(p: argparse.ArgumentParser) -> None:
 
 # One line per subcommand for `chute --help`; a subcommand not listed here shows its parser's description.
 SUMMARIES = {
-    "status": "per-state counts, rates, recent errors and alerts (exit 0; reads the ledger)",
+    "status": "per-state counts, rates, recent errors and alerts (reads the ledger)",
     "files": "one line per file version: path, table, state, rows, reason",
-    "approve": "release a held file (PATH, or a selection)",
+    "approve": "release a held file for loading",
     "retry": "load a failed or quarantined file again",
     "purge": "delete a file's rows from ClickHouse and the file",
     "attach": "console attached to a running headless daemon on this host",

@@ -267,7 +267,8 @@ class Engine:
             assert self.loader is not None
             self.metrics.on_outcome(row, self.loader.run(row))
         except Exception:  # noqa: BLE001 - a pool thread's exception would vanish; say it, keep going
-            log.exception("loading %s stopped unexpectedly", row.path)
+            log.exception("loading %s stopped unexpectedly", row.path,
+                          extra={"event": "load_error", "path": row.path, "table": row.table_name, "file_id": row.id})
         finally:
             with self._lock:
                 self._inflight.pop(row.id, None)

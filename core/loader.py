@@ -277,7 +277,8 @@ class Loader:
             if missing_key:
                 raise HoldError(f"table {table}'s key column {missing_key[0]!r} is not in this file")
             self.target.create_table(table, wanted, order_by=opts.order_by, key=opts.key)
-            log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted))
+            log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted),
+                     extra={"event": "table_created", "table": table})
             self._record_columns(table, wanted)
             return wanted
         self.target.add_lineage(table, existing)
@@ -303,7 +304,7 @@ class Loader:
                 existing.append(added)
             self._record_columns(table, existing)
             self.ledger.log(row.id, row.path, "engine", "schema", f"added column(s) {listing} to {table}")
-            log.info("schema drift on %s: added %s", table, listing)
+            log.info("schema drift on %s: added %s", table, listing, extra={"event": "schema_drift", "table": table})
         names = {w.name for w in wanted}
         missing = [c for c in existing if c.name not in names and c.name not in LINEAGE_NAMES and not c.fillable]
         if missing:
@@ -327,7 +328,8 @@ class Loader:
             json.dumps(reason, indent=2) + "\n")
         self.ledger.update(row.id, reason=reason["reason"])
         self.ledger.log(row.id, row.path, "engine", "rejects", f"{reason['reason']}: {reason['rejects']}")
-        log.warning("%s: %s, see %s", row.path, reason["reason"], reason["rejects"])
+        log.warning("%s: %s, see %s", row.path, reason["reason"], reason["rejects"],
+                    extra=file_fields(row, "rows_rejected"))
 
     def _send(self, row: FileRow, reader: Reader, plan: Plan, sha: str, batch_rows: int,
               done: dict[int, int], fitter: Fitter, rejects: Rejects, anti_join: tuple[str, str] | None) -> None:
@@ -467,7 +469,8 @@ class Loader:
                 os.replace(path, dest)
                 self.ledger.update(row.id, moved_to=self.cfg.ledger_path(dest, row.path))
         except OSError as exc:
-            log.warning("loaded %s but could not %s it: %s", row.path, mode, exc.strerror)
+            log.warning("loaded %s but could not %s it: %s", row.path, mode, exc.strerror,
+                        extra=file_fields(row, f"{mode}_failed", error_kind="os"))
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -510,7 +513,8 @@ class Loader:
                     self.target.delete_source(row.table_name, fresh.sha256, row.path)
                 self.ledger.update(row.id, generation=(fresh or row).generation + 1, rows_loaded=0)
             except TargetError as err:
-                log.warning("could not clear rows of %s for a replay: %s", row.path, err)
+                log.warning("could not clear rows of %s for a replay: %s", row.path, err,
+                            extra=file_fields(row, "clear_failed", error_kind="clickhouse"))
         attempts = row.attempts if progressed else row.attempts + 1
         retry = attempts < self.cfg.max_attempts or (exc.unreachable and not self.exhaust_unreachable)
         delay = backoff(attempts, self.cfg.backoff_base, self.cfg.backoff_max)
@@ -558,7 +562,8 @@ class Loader:
         except FileNotFoundError:
             pass
         except OSError as err:
-            log.warning("could not move %s to quarantine: %s", row.path, err.strerror)
+            log.warning("could not move %s to quarantine: %s", row.path, err.strerror,
+                        extra=file_fields(row, "quarantine_move_failed", error_kind="os"))
         self.ledger.transition(row.id, State.QUARANTINED, error_kind="input", last_error=str(exc), reason=str(exc),
                                moved_to=moved, next_attempt=None, detail=str(exc), expect=[State.LOADING])
         log.warning("quarantined %s: %s", row.path, exc, extra=file_fields(row, "quarantined", error_kind="input"))
