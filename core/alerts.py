@@ -274,8 +274,9 @@ class Monitor:
             due, self._day = summary_due(self._day, now)
         if due:
             log.info("daily summary: %s", daily_summary(inp).message)
-        if self.notifier is not None and self.notifier.summary_due(now):
+        if self.notifier is not None and self.notifier.summary_due(now, ledger.meta(notify.SUMMARY_META)):
             self.notifier.summary(daily_summary(inp).message)
+            ledger.set_meta(notify.SUMMARY_META, self.notifier.summary_day or "")
         return self._evaluate(inp)
 
     def _evaluate(self, inp: Inputs) -> list[Alert]:

@@ -33,7 +33,8 @@ log = logging.getLogger("chute.gc")
 
 CHUNK = 20_000
 DAY_META = "gc_day"  # ledger meta: the local date of the last daily run
-# Versions that will not change again (failed and quarantined only once superseded or moved away).
+# Versions that will not change again. Failed (no retry scheduled) and quarantined ones too, once
+# their file is gone from its path and from _quarantine/ (checked per row: `chute retry` needs them).
 FINISHED = "('loaded', 'duplicate', 'purged')"
 _TRIGGER = ("CREATE TRIGGER IF NOT EXISTS events_append_only_d BEFORE DELETE ON events"
             " BEGIN SELECT RAISE(ABORT, 'events is append-only'); END")
@@ -116,13 +117,12 @@ def _prunable(conn: Any, cfg: Config, cutoff: float, after_id: int) -> tuple[lis
         # its ledger id (`chute files`, --id N, events) to the next file.
         "SELECT id, path, current, state, moved_to FROM files WHERE id > ? AND updated_at < ?"
         " AND id < (SELECT MAX(id) FROM files)"
-        f" AND (state IN {FINISHED} OR (state IN ('failed', 'quarantined') AND (current = 0 OR moved_to IS NOT NULL)"
-        "      AND next_attempt IS NULL))"
+        f" AND (state IN {FINISHED} OR (state IN ('failed', 'quarantined') AND next_attempt IS NULL))"
         " ORDER BY id LIMIT ?", (after_id, cutoff, CHUNK)).fetchall()
     ids = []
     for r in rows:
         # A file still at its path keeps its row: without it the next scan would take it as new.
-        if r["current"] and os.path.lexists(cfg.locate(r["path"])):
+        if (r["current"] or r["state"] == "failed") and os.path.lexists(cfg.locate(r["path"])):
             continue
         if r["state"] == "quarantined" and r["moved_to"] and os.path.lexists(cfg.locate(r["moved_to"])):
             continue  # still in _quarantine/: `chute retry` needs its row

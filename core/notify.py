@@ -26,6 +26,7 @@ from chute.core.errors import UsageError
 log = logging.getLogger("chute.notify")
 
 QUEUE_SIZE = 100
+SUMMARY_META = "notify_summary_day"  # ledger meta: the local date of the last daily summary sent
 HOUR = 3600.0
 
 
@@ -119,17 +120,26 @@ class Notifier:
         self._enqueue(Message(f"[chute RESOLVED] {alert.name} on {self.host}", "\n".join(lines), "resolved"),
                       limited=False)
 
-    def summary_due(self, now: float) -> bool:
-        """Once a day, at the first check at or after ``summary_at`` (local time)."""
+    def summary_due(self, now: float, last_day: str | None = None) -> bool:
+        """Once a day, at the first check at or after ``summary_at`` (local time). ``last_day``: the day
+        of the last summary as the ledger remembers it (a restart does not send a second one); a first
+        start after ``summary_at`` waits for the next day."""
         if not self.summary_at:
             return False
         local = time.localtime(now)
         today = time.strftime("%Y-%m-%d", local)
         hh, mm = (int(x) for x in self.summary_at.split(":"))
-        if (local.tm_hour, local.tm_min) < (hh, mm) or self._summary_day == today:
+        passed = (local.tm_hour, local.tm_min) >= (hh, mm)
+        if self._summary_day is None:
+            self._summary_day = last_day if last_day is not None else (today if passed else "")
+        if not passed or self._summary_day == today:
             return False
         self._summary_day = today
         return True
+
+    @property
+    def summary_day(self) -> str | None:
+        return self._summary_day
 
     def summary(self, text: str) -> None:
         self._enqueue(Message(f"[chute] daily summary for {self.host}", f"host: {self.host}\n{text}", "info"))

@@ -14,6 +14,7 @@ from chute.core import gc
 from chute.core.config import Config
 from chute.core.ledger import Ledger
 from chute.core.sources import Keep
+from chute.core.states import State
 from tests.conftest import query, run_chute, state_of, wait_for
 from tests.test_engine import csv_bytes, make_rows
 
@@ -60,6 +61,23 @@ def test_a_file_still_in_the_folder_keeps_its_row(engine_factory) -> None:  # no
     wait_for(lambda: state_of(engine, "kept.csv") == "loaded", what="loaded")
     report = gc.run(engine.cfg, engine.ledger, now=time.time() + 2 * DAY)
     assert report.files_pruned == 0 and state_of(engine, "kept.csv") == "loaded"
+
+
+def test_given_up_versions_go_once_their_file_is_gone(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    cfg = Config(data_dir=tmp_path / "data", state_dir=tmp_path, ledger_keep="1d")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "still_here.csv").write_text("x\n")
+    st = (tmp_path / "data" / "still_here.csv").stat()
+    ids = {}
+    for name in ("gone.csv", "still_here.csv", "newest.csv"):
+        row, _ = ledger.observe(name, st, "t", "csv", None, complete=True)
+        ledger.transition(row.id, State.FAILED, next_attempt=None, error_kind="gone")
+        ids[name] = row.id
+    report = gc.run(cfg, ledger, now=time.time() + 2 * DAY)
+    assert report.files_pruned == 1 and ledger.get(ids["gone.csv"]) is None
+    assert ledger.get(ids["still_here.csv"]) is not None  # `chute retry` can still take it
+    ledger.close()
 
 
 def test_archive_and_quarantine_by_age_then_size(tmp_path: Path) -> None:

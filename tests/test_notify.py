@@ -151,6 +151,14 @@ def test_daily_summary_once_a_day_at_the_configured_time() -> None:
     assert n.summary_due(clock.t) and not n.summary_due(clock.t + 600)
     assert n.summary_due(clock.t + 86400)
     _drain(n)
+    today = time.strftime("%Y-%m-%d", time.localtime(clock.t))
+    restarted, _ = _collecting(clock, summary_at="08:00")
+    assert not restarted.summary_due(clock.t + 300, last_day=today)  # a restart sends no second one
+    first, _ = _collecting(clock, summary_at="08:00")
+    assert not first.summary_due(clock.t + 300)  # a first start after 08:00 waits for tomorrow...
+    assert first.summary_due(clock.t + 86400)
+    _drain(restarted)
+    _drain(first)
 
 
 def test_send_failures_are_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
