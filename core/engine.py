@@ -24,6 +24,7 @@ from chute.core.gc import DailyGc
 from chute.core.ledger import FileRow, Ledger
 from chute.core.loader import Loader, Progress
 from chute.core.metrics import Metrics
+from chute.core.sources import extra_sources
 from chute.core.states import FINAL, State
 from chute.core.target import AccessError, Target
 from chute.core.watcher import Watcher
@@ -182,6 +183,8 @@ class Engine:
         self._spawn(self._dispatch_loop, "chute-dispatch")
         self._spawn(self._health_loop, "chute-health")
         log.info("watching %s -> %s (database %s), mode %s", cfg.data_dir, cfg.masked_url(), cfg.database, self.mode)
+        for source in extra_sources(cfg):
+            log.info("watching %s as @%s/", source.path, source.name)
 
     def _connect(self, wait: float) -> None:
         """Reach ClickHouse, waiting up to ``wait`` seconds (--wait-for-clickhouse) for it to come up."""

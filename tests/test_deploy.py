@@ -161,7 +161,7 @@ def test_dockerfile_builds_an_unprivileged_headless_image() -> None:
     assert "USER chute" in lines and "useradd --system --uid 10001" in text
     assert 'ENTRYPOINT ["chute"]' in lines
     assert json.loads(lines[-1].removeprefix("CMD "))[:1] == ["--no-ui"]
-    assert "EXPOSE 9464" in lines and "HEALTHCHECK" in text and "/metrics" in text
+    assert "EXPOSE 9464" in lines and "HEALTHCHECK" in text and "/healthz" in text
     assert "STOPSIGNAL SIGTERM" in lines
     for copied in ("pyproject.toml", "core", "tui"):
         assert re.search(rf"^COPY .*\b{copied}\b", text, re.M), copied
