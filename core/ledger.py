@@ -102,6 +102,9 @@ CREATE TABLE IF NOT EXISTS kept_hashes(
     loaded INTEGER NOT NULL DEFAULT 0,      -- 1: its rows are in ClickHouse (a copy is a duplicate)
     loaded_at REAL
 ) WITHOUT ROWID;
+-- Every version of a path (versions(), the changed-content check before each load): without it
+-- a ledger of 1M rows scans the table per file (150 ms at 300k rows; 0.04 ms with it).
+CREATE INDEX IF NOT EXISTS files_path ON files(path);
 """
 
 # Columns added after a ledger was first created, as (table, column, declaration): applied at
