@@ -181,3 +181,25 @@ def test_a_bad_notify_url_is_a_usage_error(tmp_path: Path) -> None:
     proc = run_chute("--no-ui", "--once", str(tmp_path / "data"), "--state-dir", str(tmp_path / "s"),
                      "--clickhouse", f"chdb://{tmp_path / 'ch'}", "--notify", "nosuchscheme://x")
     assert proc.returncode == 2 and "not one apprise understands" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_clickhouse_outage_pages_and_all_clears(tmp_path: Path, http_target, receiver: Receiver) -> None:  # noqa: ANN001
+    """The page most teams get first: ClickHouse stops answering (HTTP 503 from every request), then returns."""
+    from chute.core.engine import Engine
+    from tests.conftest import make_config
+
+    cfg = make_config(tmp_path, http_target, notify=(receiver.url,), notify_summary_at="")
+    engine = Engine(cfg)
+    engine.start()
+    try:
+        http_target.server.set_fault("http_error", status=503)
+        wait_for(lambda: any("clickhouse_unreachable firing" in t for t in receiver.titles()), timeout=60,
+                 what="the outage page")
+        fired = next(b for b in receiver.bodies if "clickhouse_unreachable firing" in b["title"])
+        assert "HTTP 503" in fired["message"] and "rule: clickhouse_unreachable" in fired["message"]
+        http_target.server.clear_faults()
+        wait_for(lambda: any("RESOLVED] clickhouse_unreachable" in t for t in receiver.titles()), timeout=60,
+                 what="the all-clear")
+    finally:
+        http_target.server.clear_faults()
+        engine.stop()
