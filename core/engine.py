@@ -346,7 +346,7 @@ class Engine:
         loaded_last_min = self.ledger.loaded_since(now - 60)
         return Snapshot(
             ts=now,
-            data_dir=str(self.cfg.data_dir),
+            data_dir=str(self.cfg.data_dir) + "".join(f" +@{s.name}" for s in extra_sources(self.cfg)),  # header
             target=self.cfg.masked_url(),
             target_ok=self.target_ok,
             target_error=self.target_error,
