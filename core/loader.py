@@ -139,12 +139,13 @@ class Loader:
             return State.QUEUED
         except _Duplicate as exc:
             self.ledger.transition(row.id, State.DUPLICATE, reason=str(exc), detail=str(exc), expect=[State.LOADING])
-            log.info("duplicate %s: %s", row.path, exc, extra=file_fields(row, "duplicate"))
+            log.info("duplicate %s: %s", row.path, exc, extra=file_fields(row, "duplicate", duration_s=_since(row)))
             return State.DUPLICATE
         except HoldError as exc:
             self.ledger.transition(row.id, State.HELD, reason=str(exc), last_error=str(exc), error_kind="hold",
                                    detail=str(exc), expect=[State.LOADING])
-            log.warning("held %s: %s", row.path, exc, extra=file_fields(row, "held", error_kind="hold"))
+            log.warning("held %s: %s", row.path, exc,
+                        extra=file_fields(row, "held", error_kind="hold", duration_s=_since(row)))
             return State.HELD
         except FileChanged as exc:
             return self._changed(row, str(exc))
@@ -528,7 +529,8 @@ class Loader:
         if exc.unreachable:
             self.on_unreachable(exc)
         log.warning("failed %s: %s%s", row.path, exc, suffix,
-                    extra=file_fields(row, "failed", error_kind=kind, attempts=attempts))
+                    extra=file_fields(row, "failed", error_kind=kind, attempts=attempts,
+                                      duration_s=_since(row)))
         return State.FAILED
 
     def _quarantine(self, row: FileRow, exc: InputError) -> State | None:
@@ -566,8 +568,14 @@ class Loader:
                         extra=file_fields(row, "quarantine_move_failed", error_kind="os"))
         self.ledger.transition(row.id, State.QUARANTINED, error_kind="input", last_error=str(exc), reason=str(exc),
                                moved_to=moved, next_attempt=None, detail=str(exc), expect=[State.LOADING])
-        log.warning("quarantined %s: %s", row.path, exc, extra=file_fields(row, "quarantined", error_kind="input"))
+        log.warning("quarantined %s: %s", row.path, exc, extra=file_fields(row, "quarantined", error_kind="input",
+                                      duration_s=_since(row)))
         return State.QUARANTINED
+
+
+def _since(row: FileRow) -> float:
+    """Seconds since the claim (``updated_at`` of the claimed row): the attempt's duration for log lines."""
+    return round(time.time() - row.updated_at, 3)
 
 
 class _Deferred(Exception):

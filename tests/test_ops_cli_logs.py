@@ -82,7 +82,7 @@ def test_json_log_lines_carry_file_fields(tmp_path: Path) -> None:
     assert ln["path"] == "orders.csv" and ln["table"] == "orders" and ln["rows"] == 25
     assert isinstance(ln["file_id"], int) and "version" in ln and ln["duration_s"] >= 0
     bad = [ln for ln in lines if ln.get("path") == "bad.csv" and ln.get("event")]
-    assert bad and bad[0]["error_kind"], proc.stderr
+    assert bad and bad[0]["error_kind"] and bad[0]["duration_s"] >= 0, proc.stderr
 
 
 def test_warnings_keep_their_exception_and_debug_shows_the_traceback() -> None:
