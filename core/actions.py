@@ -30,10 +30,12 @@ def find(cfg: Config, ledger: Ledger, path: str) -> FileRow:
 def _relative(cfg: Config, path: str) -> str:
     p = Path(path)
     if p.is_absolute():
-        try:
-            return p.resolve().relative_to(Path(cfg.data_dir).resolve()).as_posix()
-        except ValueError:
-            raise UsageError(f"{path} is not inside the data folder {cfg.data_dir}") from None
+        roots = [(Path(cfg.data_dir).resolve(), "")] + [  # an extra [[sources]] folder's files are "@NAME/..."
+            (Path(s.path).resolve(), f"@{s.name}/") for s in cfg.sources if Path(s.path) != Path(cfg.data_dir)]
+        for root, prefix in roots:
+            if p.resolve().is_relative_to(root):
+                return prefix + p.resolve().relative_to(root).as_posix()
+        raise UsageError(f"{path} is not inside the data folder {cfg.data_dir}")
     root = Path(cfg.data_dir)
     if p.parts and (root / p).exists() is False and p.parts[0] == root.name and len(p.parts) > 1:
         return Path(*p.parts[1:]).as_posix()  # `chute retry data/x.csv` from the parent folder
@@ -63,7 +65,7 @@ def retry(cfg: Config, ledger: Ledger, row: FileRow, actor: str) -> str:
     if row.state not in (State.FAILED, State.QUARANTINED):
         raise UsageError(f"{row.path} is {row.state}: only failed or quarantined files can be retried")
     if row.state == State.QUARANTINED and row.moved_to:
-        src, dest = cfg.data_dir / row.moved_to, cfg.data_dir / row.path
+        src, dest = cfg.locate(row.moved_to), cfg.locate(row.path)
         if dest.exists():
             raise UsageError(f"cannot move {row.moved_to} back: {row.path} exists again")
         if src.exists() or src.is_symlink():
@@ -71,7 +73,7 @@ def retry(cfg: Config, ledger: Ledger, row: FileRow, actor: str) -> str:
             os.replace(src, dest)
         Path(str(src) + ".reason.json").unlink(missing_ok=True)
         Path(str(src) + ".rejects.csv").unlink(missing_ok=True)
-    dest = cfg.data_dir / row.path
+    dest = cfg.locate(row.path)
     if not (dest.exists() or dest.is_symlink()):
         raise UsageError(f"{row.path} is no longer in the data folder")
     st = os.stat(dest, follow_symlinks=False)
@@ -102,9 +104,9 @@ def purge(cfg: Config, ledger: Ledger, target: Target, row: FileRow, actor: str)
             ledger.transition(row.id, row.state, actor=actor, generation=row.generation, expect=[State.PURGED],
                               detail=f"purge failed, nothing deleted: {exc}")
             raise
-    on_disk = cfg.data_dir / (row.moved_to or row.path)
+    on_disk = cfg.locate(row.moved_to or row.path)
     if row.moved_to and row.moved_to.startswith("("):
-        on_disk = cfg.data_dir / row.path
+        on_disk = cfg.locate(row.path)
     removed = False
     if _same_file(on_disk, row):  # never delete a newer file that took this one's name
         on_disk.unlink()

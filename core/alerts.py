@@ -37,7 +37,7 @@ from typing import Any
 
 import humanize
 
-from chute.core import sysinfo
+from chute.core import notify, sysinfo
 from chute.core.config import Config
 from chute.core.ledger import Ledger
 from chute.core.states import State
@@ -244,6 +244,7 @@ class Monitor:
         self._firing: dict[tuple[str, str], Alert] = {}
         self._day: str | None = None
         self._health: tuple[bool, str | None] | None = None
+        self.notifier = notify.Notifier.for_config(engine.cfg)  # None when no `notify` URL is configured
 
     def current(self) -> list[Alert]:
         now = self.clock()
@@ -273,6 +274,9 @@ class Monitor:
             due, self._day = summary_due(self._day, now)
         if due:
             log.info("daily summary: %s", daily_summary(inp).message)
+        if self.notifier is not None and self.notifier.summary_due(now, ledger.meta(notify.SUMMARY_META)):
+            self.notifier.summary(daily_summary(inp).message)
+            ledger.set_meta(notify.SUMMARY_META, self.notifier.summary_day or "")
         return self._evaluate(inp)
 
     def _evaluate(self, inp: Inputs) -> list[Alert]:
@@ -287,7 +291,27 @@ class Monitor:
                     "alert %s %s: %s", alert.level, alert.name, alert.message)
         for alert in cleared:
             log.info("alert cleared: %s%s", alert.name, f" ({alert.subject})" if alert.subject else "")
+        if self.notifier is not None:
+            for alert in started:
+                self.notifier.fired(alert, self._files(alert, inp))
+            for alert in cleared:
+                self.notifier.resolved(alert)
         return alerts
+
+    def _files(self, alert: Alert, inp: Inputs) -> list[str]:
+        """The files behind an alert, for its notification."""
+        if alert.name == "oldest_waiting" and inp.oldest_waiting:
+            return [inp.oldest_waiting.path]
+        if alert.name == "error_rate" and self.engine.ledger is not None:
+            try:
+                return [r.path for r in self.engine.ledger.recent_errors(10) if r.updated_at >= inp.now - ERROR_WINDOW]
+            except Exception:  # noqa: BLE001 - the ledger may be closing; the message goes without the list
+                return []
+        return []
+
+    def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
 
     def _record_health(self, ledger: Ledger, now: float) -> None:
         health = (bool(self.engine.target_ok), self.engine.target_error)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chute")
 
-SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config")
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "gc")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -47,22 +47,53 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default: info")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="chute", description="Watch a folder and load every new file into ClickHouse exactly once.")
-    p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="folder to watch (default ./data)")
-    p.add_argument("--no-ui", action="store_true", help="run headless (daemon)")
-    p.add_argument("--once", action="store_true", help="with --no-ui: load what is present now, then exit")
+def _engine_flags(p: argparse.ArgumentParser) -> None:
+    """Options of the engine; `chute config` takes them too, to show their effect."""
     p.add_argument("--require-approval", action="store_true", default=None,
                    help="every new file waits as held until approved")
     p.add_argument("--batch-rows", type=int, metavar="N", help="rows per insert (default 125000)")
     p.add_argument("--settle-seconds", type=float, metavar="S", help="quiet time before a file counts as complete")
     p.add_argument("--workers", type=int, metavar="N", help="loader threads (default 2)")
     p.add_argument("--after-load", choices=["keep", "archive", "delete"], help="what to do with a loaded file")
-    p.add_argument("--wait-for-clickhouse", type=float, default=0.0, metavar="S",
-                   help="at start, wait up to S seconds for ClickHouse to answer")
     p.add_argument("--metrics-addr", metavar="HOST:PORT", help="serve Prometheus metrics here "
                    "(env CHUTE_METRICS_ADDR; a bare port binds 127.0.0.1; default: off)")
     p.add_argument("--cluster", metavar="NAME", help="create tables ON CLUSTER NAME with Replicated engines")
+    p.add_argument("--notify", action="append", metavar="URL", help="send alerts to this apprise URL "
+                   "(slack://, mailto://, ntfy://, json://host/path, ...); repeatable")
+
+
+# One line per subcommand for `chute --help`; a subcommand not listed here shows its parser's description.
+SUMMARIES = {
+    "status": "per-state counts, rates, recent errors and alerts (reads the ledger)",
+    "files": "one line per file version: path, table, state, rows, reason",
+    "approve": "release a held file for loading",
+    "retry": "load a failed or quarantined file again",
+    "purge": "delete a file's rows from ClickHouse and the file",
+    "attach": "console attached to a running headless daemon on this host",
+    "events": "the audit trail: who changed what, when and why",
+    "config": "the effective configuration as TOML; --check FILE validates one",
+    "gc": "retention now: prune _archive/, _quarantine/ and old ledger rows (loaded hashes stay)",
+}
+
+
+def _subcommand_lines() -> str:
+    lines = ["subcommands (chute NAME --help for each):"]
+    for name in SUBCOMMANDS:
+        summary = SUMMARIES.get(name) or (build_sub_parser(name).description or "").split("\n")[0]
+        lines.append(f"  {name:<10} {summary}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="chute", description="Watch a folder and load every new file into ClickHouse exactly once.",
+                usage="chute [options] [DATA_DIR]\n       chute SUBCOMMAND [options]",
+                epilog=_subcommand_lines(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="folder to watch (default ./data)")
+    p.add_argument("--no-ui", action="store_true", help="run headless (daemon)")
+    p.add_argument("--once", action="store_true", help="with --no-ui: load what is present now, then exit")
+    _engine_flags(p)
+    p.add_argument("--wait-for-clickhouse", type=float, default=0.0, metavar="S",
+                   help="at start, wait up to S seconds for ClickHouse to answer")
     p.add_argument("--version", action="version", version=f"chute {__version__}")
     _common(p)
     return p
@@ -70,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_sub_parser(name: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"chute {name}")
-    if name in ("status", "files", "events"):
+    if name in ("status", "files", "events", "gc"):
         p.add_argument("--json", action="store_true", help="machine-readable output")
     if name == "files":
         p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
@@ -85,6 +116,7 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
     if name == "attach":
         p.add_argument("--data-dir", metavar="DIR", help=argparse.SUPPRESS)
     if name == "config":
+        _engine_flags(p)
         p.add_argument("--check", nargs="?", const="", metavar="FILE",
                        help="validate FILE (default: --config, or the default file) and exit")
     _common(p)
@@ -104,7 +136,7 @@ def _config_sources(args: argparse.Namespace, data_dir: str | None) -> tuple[con
         "log_level": args.log_level,
     }
     for key in ("require_approval", "batch_rows", "settle_seconds", "workers", "after_load", "metrics_addr",
-                "cluster"):
+                "cluster", "notify"):
         overrides[key] = getattr(args, key, None)
     if data_dir:
         overrides["data_dir"] = str(Path(data_dir).resolve())
@@ -215,6 +247,8 @@ def _subcommand(name: str, argv: list[str]) -> int:
         return run_attached(cfg)
     if name in ("approve", "retry", "purge"):
         return _action(cfg, name, args)
+    if name == "gc":
+        return _gc(cfg, args.json)
     ledger = _read_ledger(cfg)
     try:
         if name == "status":
@@ -282,6 +316,30 @@ def _ledger_alerts(cfg: config_mod.Config, ledger: Any, now: float, running: boo
     if owner:
         cfg = dataclasses.replace(cfg, data_dir=Path(owner))
     return alerts.from_ledger(cfg, ledger, now, running)
+
+
+def _gc(cfg: config_mod.Config, as_json: bool) -> int:
+    """`chute gc`: one retention pass; the ledger file shrinks (VACUUM) only while no engine runs."""
+    from chute.core import gc
+    from chute.core.engine import StateLock
+    from chute.core.ledger import Ledger
+
+    _read_ledger(cfg).close()  # the same clear message when there is no ledger yet
+    ledger = Ledger(cfg.state_dir)
+    try:
+        owner = ledger.meta("data_dir")
+        if owner:
+            cfg = dataclasses.replace(cfg, data_dir=Path(owner))
+        if not gc.configured(cfg):
+            print("chute gc: nothing to do: set ledger_keep, archive_keep or quarantine_keep", file=sys.stderr)
+        running = StateLock.holder(cfg.state_dir) is not None
+        report = gc.run(cfg, ledger, vacuum=not running, actor=f"cli:{os.environ.get('USER', 'unknown')}")
+        if running:
+            report.notes.append("engine running: freed ledger pages are reused, the file is not shrunk")
+    finally:
+        ledger.close()
+    print(json.dumps(report.as_dict(), indent=2) if as_json else report.line())
+    return EXIT_OK
 
 
 def _config_cmd(args: argparse.Namespace) -> int:

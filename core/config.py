@@ -16,8 +16,10 @@ import platformdirs
 
 from chute.core.errors import UsageError
 from chute.core.routing import Route
+from chute.core.sources import Keep, Source, parse_age, parse_backfill
 
 APP = "chute"
+SOURCE_MARK = "@"  # ledger paths of extra [[sources]] folders: "@NAME/inner/path"
 
 
 def default_state_dir() -> Path:
@@ -69,7 +71,23 @@ class Config:
     alert_memory_free_ratio: float = 0.05  # available share of the memory limit (critical below)
     # ClickHouse cluster: tables made ON CLUSTER with Replicated engines; empty: one server.
     cluster: str = ""
+    # Notifications (core/notify.py): apprise URLs; a daily summary at HH:MM local time ("" off);
+    # at most one message per alert per notify_min_interval seconds, notify_max_per_hour overall.
+    notify: tuple[str, ...] = ()
+    notify_summary_at: str = "08:00"
+    notify_min_interval: float = 300.0
+    notify_max_per_hour: int = 30
+    # Which files of DATA_DIR are taken (core/sources.py); [[sources]] entries carry their own.
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    backfill: str = "all"  # all | none | since:YYYY-MM-DD: files already there on the first start
+    # Retention (core/gc.py): "30d", "10GiB" or "30d 10GiB"; "" keeps everything. gc runs daily at gc_at.
+    archive_keep: str = ""
+    quarantine_keep: str = ""
+    ledger_keep: str = ""
+    gc_at: str = "03:30"
     routes: tuple[Route, ...] = ()
+    sources: tuple[Source, ...] = ()
 
     @property
     def quarantine_dir(self) -> Path:
@@ -78,6 +96,39 @@ class Config:
     @property
     def archive_dir(self) -> Path:
         return self.data_dir / "_archive"
+
+    # -- several folders ([[sources]], core/sources.py) ------------------------------------
+    # A file of an extra source is known to the ledger (and to ClickHouse's _source_path) as
+    # "@NAME/path-in-that-folder"; files of DATA_DIR keep their plain relative path (DESIGN 2).
+
+    def split(self, rel: str) -> tuple[Path, str, str]:
+        """A ledger path -> (its folder, its "@NAME/" prefix or "", the path inside the folder)."""
+        if rel.startswith(SOURCE_MARK):
+            name, _, inner = rel[1:].partition("/")
+            for source in self.sources:
+                if source.name == name and Path(source.path) != Path(self.data_dir):
+                    return Path(source.path), f"{SOURCE_MARK}{name}/", inner
+        return Path(self.data_dir), "", rel
+
+    @property
+    def every_route(self) -> tuple[Route, ...]:
+        """Table options come from any route naming the table: the [[sources]] ones first."""
+        return tuple(r for s in self.sources for r in s.routes) + self.routes
+
+    def locate(self, rel: str) -> Path:
+        """Where a ledger path (a file, or a moved_to) is on disk."""
+        root, _, inner = self.split(rel)
+        return root / inner
+
+    def aside(self, folder: str, rel: str) -> Path:
+        """Where a file of ``rel``'s folder goes in its own _archive/ or _quarantine/ (``folder``)."""
+        root, _, inner = self.split(rel)
+        return root / folder / inner
+
+    def ledger_path(self, path: Path, like: str) -> str:
+        """``path`` (inside the folder of ledger path ``like``) as a ledger path."""
+        root, prefix, _ = self.split(like)
+        return prefix + Path(path).relative_to(root).as_posix()
 
     @property
     def embedded(self) -> bool:
@@ -136,10 +187,11 @@ def validate_url(url: str) -> None:
 
 # Every option but the [[routes]] list can come from the environment: CHUTE_<KEY>, e.g. CHUTE_BATCH_ROWS.
 ENV_PREFIX = "CHUTE_"
-_ENV = {ENV_PREFIX + f.name.upper(): f.name for f in fields(Config) if f.name != "routes"}
+LISTS = ("routes", "sources")  # TOML arrays of tables: file only
+_ENV = {ENV_PREFIX + f.name.upper(): f.name for f in fields(Config) if f.name not in LISTS}
 _KINDS = {f.name: str(f.type) for f in fields(Config)}
 _KIND_WORDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "a string",
-               "Path": "a path", "Path | None": "a path"}
+               "Path": "a path", "Path | None": "a path", "tuple[str, ...]": "a list of strings"}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -154,7 +206,7 @@ class ConfigError(UsageError):
 
 
 def _unknown(name: str) -> ConfigError:
-    close = difflib.get_close_matches(name, [k for k in _KINDS if k != "routes"], n=1)
+    close = difflib.get_close_matches(name, [k for k in _KINDS if k not in LISTS], n=1)
     return ConfigError(f"unknown key {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""), key=name)
 
 
@@ -162,9 +214,15 @@ def _coerce(name: str, value: Any, strict: bool = False) -> Any:
     """Convert ``value`` to the option's type. ``strict`` (TOML): the value must already have that type,
     so ``workers = "2"``, ``workers = true`` or ``batch_rows = 1.5`` are reported, not guessed at."""
     kind = _KINDS.get(name)
-    if kind is None or name == "routes":
+    if kind is None or name in LISTS:
         raise _unknown(name)
     bad = ConfigError(f"{name}: {value!r} is not {_KIND_WORDS.get(kind, kind)}", key=name)
+    if kind == "tuple[str, ...]":  # TOML: a list of strings; environment and flags: comma-separated
+        if isinstance(value, str) and not strict:
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise bad
     is_num = isinstance(value, int | float) and not isinstance(value, bool)
     if strict and not {"int": is_num and isinstance(value, int), "float": is_num,
                        "bool": isinstance(value, bool)}.get(kind, isinstance(value, str)):
@@ -198,9 +256,9 @@ def _toml_line(exc: tomllib.TOMLDecodeError) -> int | None:
     return line
 
 
-def key_line(text: str, key: str | None, route: int | None = None) -> int | None:
-    """The line where ``key`` is set: at the top level, or in the ``route``-th [[routes]] entry (1-based).
-    A route's header line when the key is not written in it (e.g. a missing key)."""
+def key_line(text: str, key: str | None, route: int | None = None, array: str = "routes") -> int | None:
+    """The line where ``key`` is set: at the top level, or in the ``route``-th [[array]] entry (1-based).
+    An entry's header line when the key is not written in it (e.g. a missing key)."""
     table: str | None = None
     seen_routes = 0
     header = None
@@ -208,7 +266,7 @@ def key_line(text: str, key: str | None, route: int | None = None) -> int | None
         stripped = line.strip()
         if stripped.startswith("["):
             table = stripped.strip("[] ").split("]")[0].strip()
-            if stripped.startswith("[[") and table == "routes":
+            if stripped.startswith("[[") and table == array:
                 seen_routes += 1
                 if seen_routes == route:
                     header = n
@@ -220,7 +278,7 @@ def key_line(text: str, key: str | None, route: int | None = None) -> int | None
             continue
         if route is None and table is None:
             return n
-        if route is not None and table == "routes" and seen_routes == route:
+        if route is not None and table == array and seen_routes == route:
             return n
     return header
 
@@ -245,11 +303,12 @@ def read_file(path: Path) -> tuple[dict[str, Any], list[ConfigError]]:
     values: dict[str, Any] = {}
     problems: list[ConfigError] = []
 
-    def problem(message: str, key: str | None, route: int | None = None) -> None:
-        line = key_line(text, key, route)
+    def problem(message: str, key: str | None, route: int | None = None, array: str = "routes") -> None:
+        line = key_line(text, key, route, array)
         problems.append(ConfigError(_located(path, line, message), key=key, line=line))
 
     routes = raw.pop("routes", [])
+    sources = raw.pop("sources", [])
     for key, value in raw.items():
         try:
             values[key] = _coerce(key, value, strict=True)
@@ -260,12 +319,25 @@ def read_file(path: Path) -> tuple[dict[str, Any], list[ConfigError]]:
         routes = []
     parsed = []
     for i, entry in enumerate(routes, 1):
-        try:
+        found = Route.problems(entry) if isinstance(entry, dict) else ["not a table"]
+        for message in found:  # every problem of the entry, not only the first
+            named = re.search(r"'(\w+)'", message)
+            problem(f"[[routes]] entry {i}: {message}", named.group(1) if named else None, route=i)
+        if not found:
             parsed.append(Route.parse(entry))
-        except (ValueError, TypeError) as exc:
-            named = re.search(r"'(\w+)'", str(exc))
-            problem(f"[[routes]] entry {i}: {exc}", named.group(1) if named else None, route=i)
     values["routes"] = tuple(parsed)
+    if not isinstance(sources, list):
+        problem("sources must be a list of [[sources]] tables", "sources")
+        sources = []
+    taken = []
+    for i, entry in enumerate(sources, 1):
+        source, found = Source.parse(entry) if isinstance(entry, dict) else (None, ["not a table"])
+        for message in found:
+            named = re.search(r"'(\w+)'", message)
+            problem(f"[[sources]] entry {i}: {message}", named.group(1) if named else None, route=i, array="sources")
+        if source is not None:
+            taken.append(source)
+    values["sources"] = tuple(taken)
     return values, problems
 
 
@@ -293,7 +365,7 @@ def load_with_sources(config_file: Path | None, overrides: dict[str, Any]) -> tu
             raise problems[0]
         text = path.read_text()
         values.update(from_file)
-        sources.update({k: f"file {path}" for k in from_file if k != "routes" or from_file[k]})
+        sources.update({k: f"file {path}" for k in from_file if k not in LISTS or from_file[k]})
     for env, name in _ENV.items():
         if env in os.environ:
             try:
@@ -305,6 +377,8 @@ def load_with_sources(config_file: Path | None, overrides: dict[str, Any]) -> tu
         if value is not None:
             values[name] = _coerce(name, value)
             sources[name] = "flag"
+    if values.get("sources") and "data_dir" not in values:
+        values["data_dir"] = values["sources"][0].path  # [[sources]] alone: the first is DATA_DIR
     cfg = replace(Config(), **values)
     for key, message in config_problems(cfg):
         where = sources.get(key, "")
@@ -368,6 +442,57 @@ def config_problems(cfg: Config) -> list[tuple[str, str]]:
          "alert_memory_free_ratio must be in [0, 1)")
     need(not cfg.cluster or re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.cluster) is not None, "cluster",
          f"cluster {cfg.cluster!r}: a cluster name from the server's remote_servers (letters, digits, _ . -)")
+    out += ops_problems(cfg)
+    return out
+
+
+def _clock(text: str) -> bool:
+    return not text or re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", text) is not None
+
+
+def ops_problems(cfg: Config) -> list[tuple[str, str]]:
+    """Notifications, sources, retention (issue 13)."""
+    out: list[tuple[str, str]] = []
+    for key in ("notify_summary_at", "gc_at"):
+        if not _clock(getattr(cfg, key)):
+            out.append((key, f"{key} {getattr(cfg, key)!r}: a local time HH:MM, or \"\" for never"))
+    if cfg.notify_min_interval < 0:
+        out.append(("notify_min_interval", "notify_min_interval must not be negative"))
+    if cfg.notify_max_per_hour < 1:
+        out.append(("notify_max_per_hour", "notify_max_per_hour must be at least 1"))
+    for url in cfg.notify:
+        if "://" not in url:
+            out.append(("notify", f"notify {url!r}: an apprise URL such as slack://..., mailto://..., "
+                                  "json://host:port/path"))
+    try:
+        parse_backfill(cfg.backfill)
+    except ValueError as exc:
+        out.append(("backfill", str(exc)))
+    for key in ("archive_keep", "quarantine_keep"):
+        try:
+            Keep.parse(getattr(cfg, key))
+        except ValueError as exc:
+            out.append((key, f"{key}: {exc}"))
+    if cfg.ledger_keep:
+        try:
+            if parse_age(cfg.ledger_keep) < 86400:
+                out.append(("ledger_keep", "ledger_keep must be at least 1d (alerts read the last 24 h of events)"))
+        except ValueError as exc:
+            out.append(("ledger_keep", f"ledger_keep: {exc}"))
+    data = Path(cfg.data_dir).resolve()
+    names = []
+    for source in cfg.sources:
+        where = Path(source.path)
+        if where == data:
+            continue  # the entry for DATA_DIR itself: its filters, routes and retention
+        names.append(source.name)
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", source.name):
+            out.append(("sources", f"[[sources]] {where}: needs a name of lower-case letters, digits, _ or - "
+                                   "(its files are known as @NAME/... in the ledger)"))
+        elif where.is_relative_to(data) or data.is_relative_to(where):
+            out.append(("sources", f"[[sources]] {source.name!r}: {where} overlaps the data folder {data}"))
+    if len(set(names)) != len(names):
+        out.append(("sources", "[[sources]] entries need distinct names"))
     return out
 
 
@@ -375,6 +500,8 @@ def check_file(path: Path) -> list[ConfigError]:
     """Every problem of a TOML file on its own (defaults < file), each with its line and key."""
     values, problems = read_file(path)
     text = Path(path).read_text()
+    if values.get("sources") and "data_dir" not in values:
+        values["data_dir"] = values["sources"][0].path
     cfg = replace(Config(), **values)  # the keys that parsed: their values can still be out of range
     for key, message in config_problems(cfg):
         if key in values:
@@ -413,7 +540,7 @@ def dump(cfg: Config, sources: dict[str, str] | None = None) -> str:
     sources = sources or {}
     lines = ["# chute: effective configuration (defaults < config file < CHUTE_* environment < flags)"]
     for f in fields(Config):
-        if f.name == "routes":
+        if f.name in LISTS:
             continue
         value = getattr(cfg, f.name)
         note = sources.get(f.name, "default")
@@ -437,4 +564,14 @@ def dump(cfg: Config, sources: dict[str, str] | None = None) -> str:
             value = getattr(route, f.name)
             if value is not None and value != f.default:
                 lines.append(f"{_toml_key(f.name)} = {_toml_value(value)}")
+    for source in cfg.sources:
+        lines += ["", "[[sources]]"]
+        for f in fields(source):
+            value = getattr(source, f.name)
+            if f.name != "routes" and value != f.default:
+                lines.append(f"{_toml_key(f.name)} = {_toml_value(value)}")
+        for route in source.routes:
+            lines += ["[[sources.routes]]"]
+            lines += [f"{_toml_key(f.name)} = {_toml_value(getattr(route, f.name))}" for f in fields(route)
+                      if getattr(route, f.name) is not None and getattr(route, f.name) != f.default]
     return "\n".join(lines) + "\n"

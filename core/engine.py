@@ -20,9 +20,12 @@ from pathlib import Path
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
+from chute.core.folders import watcher_for
+from chute.core.gc import DailyGc
 from chute.core.ledger import FileRow, Ledger
 from chute.core.loader import Loader, Progress
 from chute.core.metrics import Metrics
+from chute.core.sources import extra_sources
 from chute.core.states import State
 from chute.core.target import AccessError, Target
 from chute.core.watcher import Watcher
@@ -145,6 +148,7 @@ class Engine:
         self._history: deque[tuple[int, int, int]] = deque(maxlen=3600)  # per second: rows, bytes
         self.metrics = Metrics(self)
         self.monitor = Monitor(self)
+        self.gc = DailyGc(self)  # retention (core/gc.py), checked with the health probe
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -168,7 +172,7 @@ class Engine:
             self.loader.on_unreachable = self._mark_unreachable
             self.loader.on_batch = self._record_batch
             self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
-            self.watcher = Watcher(cfg, self.ledger, on_queued=self._wake.set)
+            self.watcher = watcher_for(cfg, self.ledger, on_queued=self._wake.set)  # one per [[sources]] folder
             self.watcher.start(observe=not self.once)
             self.loader.on_settle = self.watcher.hint
             self.metrics.serve(cfg.metrics_addr)
@@ -178,6 +182,8 @@ class Engine:
         self._spawn(self._dispatch_loop, "chute-dispatch")
         self._spawn(self._health_loop, "chute-health")
         log.info("watching %s -> %s (database %s), mode %s", cfg.data_dir, cfg.masked_url(), cfg.database, self.mode)
+        for source in extra_sources(cfg):
+            log.info("watching %s as @%s/", source.path, source.name)
 
     def _connect(self, wait: float) -> None:
         """Reach ClickHouse, waiting up to ``wait`` seconds (--wait-for-clickhouse) for it to come up."""
@@ -220,6 +226,7 @@ class Engine:
 
     def close(self) -> None:
         self.metrics.close()
+        self.monitor.close()
         if self.loader:
             self.loader.close()
         self.target.close()
@@ -262,7 +269,8 @@ class Engine:
             assert self.loader is not None
             self.metrics.on_outcome(row, self.loader.run(row))
         except Exception:  # a pool thread's exception would vanish; say it, keep going
-            log.exception("loading %s stopped unexpectedly", row.path)
+            log.exception("loading %s stopped unexpectedly", row.path,
+                          extra={"event": "load_error", "path": row.path, "table": row.table_name, "file_id": row.id})
         finally:
             with self._lock:
                 self._inflight.pop(row.id, None)
@@ -282,6 +290,7 @@ class Engine:
 
     def _health_tick(self) -> None:
         self.monitor.tick()
+        self.gc.tick()
         answers = self.target.ping()
         if self._stop.is_set() or answers == self.target_ok:
             return
@@ -336,7 +345,7 @@ class Engine:
         loaded_last_min = self.ledger.loaded_since(now - 60)
         return Snapshot(
             ts=now,
-            data_dir=str(self.cfg.data_dir),
+            data_dir=str(self.cfg.data_dir) + "".join(f" +@{s.name}" for s in extra_sources(self.cfg)),  # header
             target=self.cfg.masked_url(),
             target_ok=self.target_ok,
             target_error=self.target_error,

@@ -86,7 +86,7 @@ def inspect_file(cfg: Config, row: FileRow, ledger: Ledger, target: SchemaSource
     read_note = _unreadable(cfg, row)
     if read_note is None:
         try:
-            file_columns, header, rows, read_note = _read_head(cfg.data_dir / location, row, limit)
+            file_columns, header, rows, read_note = _read_head(cfg.locate(location), row, limit)
         except ChuteError as exc:
             read_note = f"cannot read the file: {exc}"
         except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
@@ -105,8 +105,8 @@ def _unreadable(cfg: Config, row: FileRow) -> str | None:
         return "the file was purged"
     if row.moved_to and row.moved_to.startswith("("):
         return f"the file is gone: {row.moved_to.strip('()')} after loading"
-    path = cfg.data_dir / (row.moved_to or row.path)
-    root = os.path.realpath(cfg.data_dir)
+    path = cfg.locate(row.moved_to or row.path)
+    root = os.path.realpath(cfg.split(row.path)[0])
     if os.path.commonpath([root, os.path.realpath(path)]) != root:
         return "the file points outside the data folder; not read"
     if not (path.exists() or path.is_symlink()):
@@ -164,7 +164,7 @@ def _reason_location(cfg: Config, row: FileRow) -> str | None:
     if row.state != State.QUARANTINED or not row.moved_to:
         return None
     try:
-        reason = json.loads(Path(str(cfg.data_dir / row.moved_to) + ".reason.json").read_text())
+        reason = json.loads(Path(str(cfg.locate(row.moved_to)) + ".reason.json").read_text())
     except (OSError, ValueError):
         return None
     parts = []

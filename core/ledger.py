@@ -90,6 +90,21 @@ CREATE TABLE IF NOT EXISTS commands(
     result TEXT,
     done_at REAL
 );
+-- Retention (core/gc.py): the content hashes of pruned ledger rows, so a pruned loaded file's
+-- copy is still a duplicate and a replay still gets a fresh token generation.
+CREATE TABLE IF NOT EXISTS kept_hashes(
+    sha256 TEXT PRIMARY KEY,
+    file_id INTEGER NOT NULL,      -- the pruned version that loaded it (or the last one pruned)
+    path TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    rows INTEGER,
+    generation INTEGER NOT NULL DEFAULT 0,  -- highest token generation its batches used
+    loaded INTEGER NOT NULL DEFAULT 0,      -- 1: its rows are in ClickHouse (a copy is a duplicate)
+    loaded_at REAL
+) WITHOUT ROWID;
+-- Every version of a path (versions(), the changed-content check before each load): without it
+-- a ledger of 1M rows scans the table per file (150 ms at 300k rows; 0.04 ms with it).
+CREATE INDEX IF NOT EXISTS files_path ON files(path);
 """
 
 # Columns added after a ledger was first created, as (table, column, declaration): applied at
@@ -373,7 +388,23 @@ class Ledger:
             f"SELECT * FROM files WHERE sha256 = ? AND id != ? AND state IN ({marks}) ORDER BY id LIMIT 1",
             (sha256, exclude_id, *names),
         )
-        return FileRow.of(rows[0]) if rows else None
+        if rows:
+            return FileRow.of(rows[0])
+        return self._kept(sha256, exclude_id) if str(State.LOADED) in names else None
+
+    def _kept(self, sha256: str, exclude_id: int) -> FileRow | None:
+        """A loaded version that gc pruned from ``files``, rebuilt from ``kept_hashes`` (core/gc.py)."""
+        rows = self._q("SELECT * FROM kept_hashes WHERE sha256 = ? AND loaded = 1 AND file_id != ?",
+                       (sha256, exclude_id))
+        if not rows:
+            return None
+        k = rows[0]
+        return FileRow(id=k["file_id"], path=k["path"], current=0, dev=None, inode=None, size=None, mtime_ns=None,
+                       complete_hint=0, sha256=sha256, table_name=k["table_name"], fmt=None, compression=None,
+                       state=State.LOADED, rows=k["rows"], rows_loaded=k["rows"] or 0, batch_rows=None,
+                       generation=k["generation"], attempts=0, next_attempt=None, error_kind=None, last_error=None,
+                       reason="pruned from the ledger by gc; its hash is kept", moved_to=None, approved=0,
+                       first_seen=k["loaded_at"] or 0.0, updated_at=k["loaded_at"] or 0.0, loaded_at=k["loaded_at"])
 
     def list_files(self, state: str | None = None, limit: int | None = None, current_only: bool = False,
                    search: str | None = None) -> list[FileRow]:
@@ -438,7 +469,8 @@ class Ledger:
         rows = self._q(
             "SELECT MAX(b.generation) AS g FROM batches b JOIN files f ON f.id = b.file_id"
             " WHERE f.sha256 = ? AND f.id != ?", (sha256, file_id))
-        used = rows[0]["g"]
+        kept = self._q("SELECT generation FROM kept_hashes WHERE sha256 = ? AND file_id != ?", (sha256, file_id))
+        used = max([g for g in (rows[0]["g"], kept[0]["generation"] if kept else None) if g is not None], default=None)
         return generation if used is None else max(generation, used + 1)
 
     def rows_acked_since(self, since: float) -> int:

@@ -22,6 +22,7 @@ from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
 from chute.core.ledger import FileRow, Ledger
+from chute.core.logsetup import file_fields
 from chute.core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
 from chute.core.routing import Route, options_for
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
@@ -138,12 +139,13 @@ class Loader:
             return State.QUEUED
         except _Duplicate as exc:
             self.ledger.transition(row.id, State.DUPLICATE, reason=str(exc), detail=str(exc), expect=[State.LOADING])
-            log.info("duplicate %s: %s", row.path, exc)
+            log.info("duplicate %s: %s", row.path, exc, extra=file_fields(row, "duplicate", duration_s=_since(row)))
             return State.DUPLICATE
         except HoldError as exc:
             self.ledger.transition(row.id, State.HELD, reason=str(exc), last_error=str(exc), error_kind="hold",
                                    detail=str(exc), expect=[State.LOADING])
-            log.warning("held %s: %s", row.path, exc)
+            log.warning("held %s: %s", row.path, exc,
+                        extra=file_fields(row, "held", error_kind="hold", duration_s=_since(row)))
             return State.HELD
         except FileChanged as exc:
             return self._changed(row, str(exc))
@@ -152,20 +154,20 @@ class Loader:
         except TargetError as exc:
             return self._failed(row, exc)
         except Exception as exc:  # the daemon keeps going; the reason is recorded
-            log.exception("unexpected error loading %s", row.path)
+            log.exception("unexpected error loading %s", row.path, extra=file_fields(row, "load_error"))
             return self._failed(row, TargetError(f"unexpected {type(exc).__name__}: {exc}"))
         finally:
             self.on_progress(None, row.id)
 
     def _load(self, row: FileRow) -> None:
         cfg = self.cfg
-        path = cfg.data_dir / row.path
-        _check_inside(cfg.data_dir, path)
+        path = cfg.locate(row.path)
+        _check_inside(cfg.split(row.path)[0], path)
         with open_source(path, row.compression, cfg.max_file_bytes) as src:
             try:
                 if (src.st.st_size, src.st.st_mtime_ns) != (row.size, row.mtime_ns):
                     raise FileChanged(f"{row.path} changed since it settled")
-                opts = options_for(row.table_name, cfg.routes)
+                opts = options_for(row.table_name, cfg.every_route)
                 csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
                 reader = reader_for(src, row.fmt, csv_opts)
                 t0 = time.perf_counter()
@@ -203,7 +205,7 @@ class Loader:
                     table = self._prepare_table(row, plan, opts)
                     t1 = time.perf_counter()
                     check = self._hash_pool.submit(reader.pending_check) if reader.pending_check else None
-                    rejects = Rejects(_free_name(cfg.quarantine_dir / (row.path + ".rejects.csv")))
+                    rejects = Rejects(_free_name(cfg.aside("_quarantine", row.path + ".rejects.csv")))
                     fitter = Fitter(table, reader.wire_schema, set(reader.date_columns),
                                     skip_bad=opts.on_bad_rows == "skip", header_lines=reader.header_lines)
                     anti_join = None  # (key, its ClickHouse type), looked up once per file
@@ -276,7 +278,8 @@ class Loader:
             if missing_key:
                 raise HoldError(f"table {table}'s key column {missing_key[0]!r} is not in this file")
             self.target.create_table(table, wanted, order_by=opts.order_by, key=opts.key)
-            log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted))
+            log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted),
+                     extra={"event": "table_created", "table": table})
             self._record_columns(table, wanted)
             return wanted
         self.target.add_lineage(table, existing)
@@ -302,7 +305,7 @@ class Loader:
                 existing.append(added)
             self._record_columns(table, existing)
             self.ledger.log(row.id, row.path, "engine", "schema", f"added column(s) {listing} to {table}")
-            log.info("schema drift on %s: added %s", table, listing)
+            log.info("schema drift on %s: added %s", table, listing, extra={"event": "schema_drift", "table": table})
         names = {w.name for w in wanted}
         missing = [c for c in existing if c.name not in names and c.name not in LINEAGE_NAMES and not c.fillable]
         if missing:
@@ -320,13 +323,14 @@ class Loader:
 
     def _note_rejects(self, row: FileRow, rejects: Rejects) -> None:
         reason = {"path": row.path, "reason": f"{rejects.count} row(s) skipped (on_bad_rows = skip)",
-                  "rejects": str(rejects.path.relative_to(self.cfg.data_dir)),
+                  "rejects": self.cfg.ledger_path(rejects.path, row.path),
                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         Path(str(rejects.path).removesuffix(".rejects.csv") + ".reason.json").write_text(
             json.dumps(reason, indent=2) + "\n")
         self.ledger.update(row.id, reason=reason["reason"])
         self.ledger.log(row.id, row.path, "engine", "rejects", f"{reason['reason']}: {reason['rejects']}")
-        log.warning("%s: %s, see %s", row.path, reason["reason"], reason["rejects"])
+        log.warning("%s: %s, see %s", row.path, reason["reason"], reason["rejects"],
+                    extra=file_fields(row, "rows_rejected"))
 
     def _send(self, row: FileRow, reader: Reader, plan: Plan, sha: str, batch_rows: int,
               done: dict[int, int], fitter: Fitter, rejects: Rejects, anti_join: tuple[str, str] | None) -> None:
@@ -444,7 +448,8 @@ class Loader:
         self.ledger.transition(row.id, State.LOADED, rows_loaded=found, loaded_at=time.time(), last_error=None,
                                error_kind=None, detail=f"{found} rows into {row.table_name}", expect=[State.LOADING])
         log.info("loaded %s -> %s: %d rows (%s)", row.path, row.table_name, found,
-                 ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()))
+                 ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()),
+                 extra=file_fields(row, "loaded", rows=found, duration_s=round(sum(timings.values()), 3)))
 
     def _after_load(self, row: FileRow, path: Path) -> None:
         mode = self.cfg.after_load
@@ -461,17 +466,18 @@ class Loader:
                 path.unlink(missing_ok=True)
                 self.ledger.update(row.id, moved_to="(deleted)")
             elif mode == "archive":
-                dest = _free_name(self.cfg.archive_dir / row.path)
+                dest = _free_name(self.cfg.aside("_archive", row.path))
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, dest)
-                self.ledger.update(row.id, moved_to=str(dest.relative_to(self.cfg.data_dir)))
+                self.ledger.update(row.id, moved_to=self.cfg.ledger_path(dest, row.path))
         except OSError as exc:
-            log.warning("loaded %s but could not %s it: %s", row.path, mode, exc.strerror)
+            log.warning("loaded %s but could not %s it: %s", row.path, mode, exc.strerror,
+                        extra=file_fields(row, f"{mode}_failed", error_kind="os"))
 
     # -- outcomes -------------------------------------------------------------------------
 
     def _changed(self, row: FileRow, why: str) -> State:
-        path = self.cfg.data_dir / row.path
+        path = self.cfg.locate(row.path)
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -509,7 +515,8 @@ class Loader:
                     self.target.delete_source(row.table_name, fresh.sha256, row.path)
                 self.ledger.update(row.id, generation=(fresh or row).generation + 1, rows_loaded=0)
             except TargetError as err:
-                log.warning("could not clear rows of %s for a replay: %s", row.path, err)
+                log.warning("could not clear rows of %s for a replay: %s", row.path, err,
+                            extra=file_fields(row, "clear_failed", error_kind="clickhouse"))
         attempts = row.attempts if progressed else row.attempts + 1
         retry = attempts < self.cfg.max_attempts or (exc.unreachable and not self.exhaust_unreachable)
         delay = backoff(attempts, self.cfg.backoff_base, self.cfg.backoff_max)
@@ -522,7 +529,9 @@ class Loader:
             return None  # an operator acted on it meanwhile (purge): their state stands
         if exc.unreachable:
             self.on_unreachable(exc)
-        log.warning("failed %s: %s%s", row.path, exc, suffix)
+        log.warning("failed %s: %s%s", row.path, exc, suffix,
+                    extra=file_fields(row, "failed", error_kind=kind, attempts=attempts,
+                                      duration_s=_since(row)))
         return State.FAILED
 
     def _quarantine(self, row: FileRow, exc: InputError) -> State | None:
@@ -536,8 +545,8 @@ class Loader:
             except TargetError as err:
                 return self._failed(row, TargetError(f"{exc} (and removing its partial rows failed: {err})",
                                                      unreachable=err.unreachable))
-        src = self.cfg.data_dir / row.path
-        dest = _free_name(self.cfg.quarantine_dir / row.path)
+        src = self.cfg.locate(row.path)
+        dest = _free_name(self.cfg.aside("_quarantine", row.path))
         moved = None
         reason = {
             "path": row.path,
@@ -551,16 +560,23 @@ class Loader:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dest)
-            moved = str(dest.relative_to(self.cfg.data_dir))
+            moved = self.cfg.ledger_path(dest, row.path)
             Path(str(dest) + ".reason.json").write_text(json.dumps(reason, indent=2) + "\n")
         except FileNotFoundError:
             pass
         except OSError as err:
-            log.warning("could not move %s to quarantine: %s", row.path, err.strerror)
+            log.warning("could not move %s to quarantine: %s", row.path, err.strerror,
+                        extra=file_fields(row, "quarantine_move_failed", error_kind="os"))
         self.ledger.transition(row.id, State.QUARANTINED, error_kind="input", last_error=str(exc), reason=str(exc),
                                moved_to=moved, next_attempt=None, detail=str(exc), expect=[State.LOADING])
-        log.warning("quarantined %s: %s", row.path, exc)
+        log.warning("quarantined %s: %s", row.path, exc, extra=file_fields(row, "quarantined", error_kind="input",
+                                      duration_s=_since(row)))
         return State.QUARANTINED
+
+
+def _since(row: FileRow) -> float:
+    """Seconds since the claim (``updated_at`` of the claimed row): the attempt's duration for log lines."""
+    return round(time.time() - row.updated_at, 3)
 
 
 class _Deferred(Exception):

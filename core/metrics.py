@@ -15,11 +15,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from chute.core import __version__, sysinfo
+from chute.core import __version__, health, sysinfo
 from chute.core.alerts import WAITING
 from chute.core.config import parse_hostport
 from chute.core.errors import UsageError
@@ -167,7 +167,7 @@ class Metrics:
         except ValueError as exc:
             raise UsageError(f"metrics_addr {exc}") from None
         try:
-            self._server, self._thread = start_http_server(port, host, registry=self.registry)
+            self._server, self._thread = health.start_server(host, port, self.registry, self.engine)  # + /healthz
         except OSError as exc:
             raise UsageError(f"cannot serve metrics on {addr}: {exc.strerror or exc}") from None
         self.address = (host, self._server.server_port)

@@ -44,28 +44,35 @@ class Route:
 
     @classmethod
     def parse(cls, raw: dict) -> Route:
-        """From a TOML table; raises ValueError naming the bad key."""
-        known = set(cls.__dataclass_fields__)
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"unknown key {sorted(unknown)[0]!r}")
-        if "table" not in raw:
-            raise ValueError("missing key 'table'")
+        """From a TOML table; raises ValueError naming the (first) bad key."""
+        problems = cls.problems(raw)
+        if problems:
+            raise ValueError(problems[0])
         data = dict(raw)
-        if not isinstance(data.get("columns", {}), dict):
-            raise ValueError("'columns' must be a table of column = \"ClickHouse type\"")
         data["columns"] = tuple((str(k), str(v)) for k, v in data.get("columns", {}).items())
         key = data.get("key", ())
         data["key"] = (key,) if isinstance(key, str) else tuple(str(k) for k in key)
-        if data.get("drift", "hold") not in DRIFT_POLICIES:
-            raise ValueError(f"'drift' must be one of {', '.join(DRIFT_POLICIES)}")
-        if data.get("on_bad_rows", "quarantine") not in BAD_ROW_POLICIES:
-            raise ValueError(f"'on_bad_rows' must be one of {', '.join(BAD_ROW_POLICIES)}")
-        if data.get("skip_existing_keys") and len(data["key"]) != 1:
-            raise ValueError("'skip_existing_keys' needs a one-column 'key'")
-        if data.get("delimiter") is not None and len(str(data["delimiter"])) != 1:
-            raise ValueError("'delimiter' must be one character")
         return cls(**data)
+
+    @classmethod
+    def problems(cls, raw: dict) -> list[str]:
+        """Every problem of a TOML table, each naming its key in quotes (`config --check` lists them all)."""
+        out = [f"unknown key {k!r}" for k in sorted(set(raw) - set(cls.__dataclass_fields__))]
+        if "table" not in raw:
+            out.append("missing key 'table'")
+        if not isinstance(raw.get("columns", {}), dict):
+            out.append("'columns' must be a table of column = \"ClickHouse type\"")
+        key = raw.get("key", ())
+        key = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list | tuple) else ()
+        if raw.get("drift", "hold") not in DRIFT_POLICIES:
+            out.append(f"'drift' must be one of {', '.join(DRIFT_POLICIES)}")
+        if raw.get("on_bad_rows", "quarantine") not in BAD_ROW_POLICIES:
+            out.append(f"'on_bad_rows' must be one of {', '.join(BAD_ROW_POLICIES)}")
+        if raw.get("skip_existing_keys") and len(key) != 1:
+            out.append("'skip_existing_keys' needs a one-column 'key'")
+        if raw.get("delimiter") is not None and len(str(raw["delimiter"])) != 1:
+            out.append("'delimiter' must be one character")
+        return out
 
 
 def options_for(table: str, routes: tuple[Route, ...] | list[Route]) -> Route:

@@ -40,6 +40,7 @@ class Memory:
 def folders(cfg: Config) -> dict[str, Path]:
     """The folders chute writes to: the data folder (archive, quarantine), the state dir, the embedded engine."""
     out = {"data": Path(cfg.data_dir), "state": Path(cfg.state_dir)}
+    out.update({f"source {s.name}": Path(s.path) for s in cfg.sources if Path(s.path) != Path(cfg.data_dir)})
     if cfg.embedded:
         out["engine"] = cfg.engine_path()
     return out

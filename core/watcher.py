@@ -31,6 +31,7 @@ from watchdog.observers import Observer
 from chute.core.config import Config
 from chute.core.ledger import Ledger
 from chute.core.routing import format_of, is_ignored, table_for
+from chute.core.sources import Admission, Source, primary_source
 from chute.core.states import State
 
 log = logging.getLogger("chute.watcher")
@@ -64,9 +65,15 @@ class Watcher:
 
     TICK = 0.2
 
-    def __init__(self, cfg: Config, ledger: Ledger, on_queued: Callable[[], None]) -> None:
+    def __init__(self, cfg: Config, ledger: Ledger, on_queued: Callable[[], None],
+                 source: Source | None = None) -> None:
         self.cfg = cfg
-        self.root = Path(cfg.data_dir)
+        # One watcher per folder (core/sources.py): DATA_DIR's paths are plain, an extra source's "@NAME/...".
+        source = source or primary_source(cfg)
+        self.root, self.prefix, self.routes = Path(cfg.data_dir), "", (source.routes if source else ()) + cfg.routes
+        if source is not None and Path(source.path) != self.root:
+            self.root, self.prefix = Path(source.path), f"@{source.name}/"
+        self.admit = Admission.for_watcher(cfg, ledger, source)  # include/exclude/backfill
         self.ledger = ledger
         self.on_queued = on_queued
         self._hints: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
@@ -108,10 +115,16 @@ class Watcher:
 
     def _load_known(self) -> None:
         for row in self.ledger.list_files(current_only=True):
-            if row.size is not None and row.state not in (State.SEEN, State.SETTLING):
-                self._known[row.path] = (row.dev or 0, row.inode or 0, row.size, row.mtime_ns or 0)
+            if row.size is not None and row.state not in (State.SEEN, State.SETTLING) and self._mine(row.path):
+                self._known[row.path[len(self.prefix):]] = (row.dev or 0, row.inode or 0, row.size, row.mtime_ns or 0)
         for row in self.ledger.in_states([State.SEEN, State.SETTLING]):
-            self._settling[row.path] = _Settling(row.id, (row.size or 0, row.mtime_ns or 0), time.time(), False)
+            if self._mine(row.path):
+                self._settling[row.path[len(self.prefix):]] = _Settling(row.id, (row.size or 0, row.mtime_ns or 0),
+                                                                        time.time(), False)
+
+    def _mine(self, path: str) -> bool:
+        """Is this ledger path one of this watcher's folder?"""
+        return self.cfg.split(path)[1] == self.prefix
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -186,11 +199,14 @@ class Watcher:
             return
         if not (os.path.isfile(path) or _is_special(st)):
             return
+        if not self.admit(rel, st):
+            return
         ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         if self._known.get(rel) == ident and rel not in self._settling:
             return
         fmt, compression = format_of(rel)
-        row, changed = self.ledger.observe(rel, st, table_for(rel, self.cfg.routes), fmt, compression, complete)
+        row, changed = self.ledger.observe(self.prefix + rel, st, table_for(rel, self.routes), fmt, compression,
+                                           complete)
         now = time.time()
         if row.state in (State.SEEN, State.SETTLING) or (changed and row.state == State.QUEUED):
             if row.state != State.SETTLING:

@@ -18,7 +18,7 @@ from chute.core.config import Config, ConfigError
 from tests.conftest import ROOT, run_chute, state_of, wait_for
 from tests.test_engine import csv_bytes, make_rows
 
-OPTIONS = [f.name for f in dataclasses.fields(Config) if f.name != "routes"]
+OPTIONS = [f.name for f in dataclasses.fields(Config) if f.name not in config.LISTS]
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +49,7 @@ def test_every_option_has_an_environment_variable(monkeypatch: pytest.MonkeyPatc
     assert set(config._ENV.values()) == set(OPTIONS)
     samples = {"int": "7", "float": "0.5", "bool": "true", "str": "x", "Path": "/p", "Path | None": "/p"}
     for f in dataclasses.fields(Config):
-        if f.name == "routes":
+        if f.name in config.LISTS:
             continue
         value = samples.get(str(f.type))
         if value is None:  # a kind this test has no sample for: its variable exists (checked above)

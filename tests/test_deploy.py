@@ -161,7 +161,7 @@ def test_dockerfile_builds_an_unprivileged_headless_image() -> None:
     assert "USER chute" in lines and "useradd --system --uid 10001" in text
     assert 'ENTRYPOINT ["chute"]' in lines
     assert json.loads(lines[-1].removeprefix("CMD "))[:1] == ["--no-ui"]
-    assert "EXPOSE 9464" in lines and "HEALTHCHECK" in text and "/metrics" in text
+    assert "EXPOSE 9464" in lines and "HEALTHCHECK" in text and "/healthz" in text
     assert "STOPSIGNAL SIGTERM" in lines
     for copied in ("pyproject.toml", "core", "tui"):
         assert re.search(rf"^COPY .*\b{copied}\b", text, re.M), copied
@@ -285,3 +285,19 @@ def test_single_server_ddl_runs_on_the_real_engine(target: Target) -> None:
     assert "ENGINE = MergeTree" in ddl and "non_replicated_deduplication_window = 100000" in ddl
     assert "Replicated" not in ddl and "ON CLUSTER" not in ddl
     assert schema.replicated("MergeTree").startswith("ReplicatedMergeTree('/clickhouse/tables/")
+
+
+def test_alertmanager_routes_chutes_alerts() -> None:
+    """Prometheus sends to Alertmanager; every severity chute's rules use has a route; resolutions are sent."""
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    am = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    receivers = {r["name"]: r for r in am["receivers"]}
+    routes = am["route"]["routes"]
+    assert am["route"]["receiver"] in receivers and all(r["receiver"] in receivers for r in routes)
+    severities = {r["labels"]["severity"] for r in rules() if "labels" in r}
+    routed = {m.split('"')[1] for r in routes for m in r["matchers"] if m.startswith("severity=")}
+    assert severities - {"warning"} <= routed  # warning goes to the default receiver
+    assert receivers["chute-oncall"]["webhook_configs"][0]["send_resolved"] is True
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    assert compose["services"]["alertmanager"]["profiles"] == ["monitoring"]

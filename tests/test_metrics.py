@@ -148,3 +148,30 @@ def test_own_registry_exposes_every_family(engine_factory) -> None:
                  "process_cpu_seconds_total", "process_resident_memory_bytes"):
         assert name in names, name
     assert "chute_rows_loaded_total" not in sample_names(REGISTRY)
+
+
+def test_health_endpoints_for_probes(engine_factory) -> None:
+    """/healthz (liveness) and /readyz (readiness) answer beside /metrics."""
+    import urllib.error
+
+    engine = engine_factory(metrics_addr="127.0.0.1:0")
+    host, port = engine.metrics.address
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=10) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    assert get("/healthz") == (200, "ok\n")
+    assert get("/readyz")[0] == 200
+    assert "chute_files" in get("/metrics")[1]
+    engine.target_ok, engine.target_error = False, "Connection refused"
+    assert get("/readyz") == (503, "not ready: Connection refused\n")
+    assert get("/healthz")[0] == 200  # an outage is not a reason to restart the pod
+    engine._stop.set()
+    try:
+        assert get("/healthz")[0] == 503
+    finally:
+        engine._stop.clear()
