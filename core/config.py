@@ -99,7 +99,7 @@ class Config:
 
     # -- several folders ([[sources]], core/sources.py) ------------------------------------
     # A file of an extra source is known to the ledger (and to ClickHouse's _source_path) as
-    # "@NAME/path-in-that-folder"; files of DATA_DIR keep their plain relative path (DESIGN 2).
+    # "@NAME/path-in-that-folder"; files of DATA_DIR keep their plain relative path (docs/CONTRACTS.md#where-rows-go).
 
     def split(self, rel: str) -> tuple[Path, str, str]:
         """A ledger path -> (its folder, its "@NAME/" prefix or "", the path inside the folder)."""

@@ -7,7 +7,7 @@
   quarantined ones) last changed before ``ledger_keep``, whose file no longer sits at its path,
   are deleted with their batches; events older than ``ledger_keep`` too. Before a version goes,
   its sha256 goes to ``kept_hashes``: a copy of a pruned loaded file is still a duplicate, and
-  a replay still gets a token generation never used (DESIGN 4.8). A loaded file still in the
+  a replay still gets a token generation never used (docs/ARCHITECTURE.md#generations). A loaded file still in the
   folder (``after_load = keep``) keeps its row: forgetting it would load it again as new.
 - The events table is append-only (triggers). gc is its one sanctioned deleter: each chunk
   drops the delete trigger, deletes and re-creates it in one transaction (a crash rolls all
