@@ -18,11 +18,11 @@ run: $(STAMP)
 	$(BIN)/chute $(DATA)
 
 test: $(STAMP)
-	$(BIN)/ruff check core tui tests bench
+	$(BIN)/ruff check core tui tests bench examples
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check core tui tests bench
+	$(BIN)/ruff check core tui tests bench examples
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
