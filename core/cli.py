@@ -23,7 +23,7 @@ from chute.core.states import State
 
 log = logging.getLogger("chute")
 
-SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config")
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "serve")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -81,6 +81,15 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a running daemon")
     if name == "attach":
         p.add_argument("--data-dir", metavar="DIR", help=argparse.SUPPRESS)
+        p.add_argument("--read-only", action="store_true", help="look only: operator actions are refused")
+    if name == "serve":  # tui/serve.py
+        p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="folder to watch when no daemon runs "
+                       "(default: the running daemon's, else ./data)")
+        p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        p.add_argument("--port", type=int, default=8422, help="port (default 8422)")
+        p.add_argument("--public-url", metavar="URL", help="the URL browsers use, when not http://HOST:PORT")
+        p.add_argument("--token-file", metavar="FILE", help="file holding the token that allows actions "
+                       "(env CHUTE_SERVE_TOKEN; without one the console is read-only)")
     if name == "config":
         p.add_argument("--check", nargs="?", const="", metavar="FILE",
                        help="validate FILE (default: --config, or the default file) and exit")
@@ -199,7 +208,9 @@ def _subcommand(name: str, argv: list[str]) -> int:
     if name == "attach":
         from chute.tui.app import run_attached
 
-        return run_attached(cfg)
+        return run_attached(cfg, read_only=args.read_only)
+    if name == "serve":
+        return _serve(cfg, args)
     if name in ("approve", "retry", "purge"):
         return _action(cfg, name, args)
     ledger = _read_ledger(cfg)
@@ -213,6 +224,23 @@ def _subcommand(name: str, argv: list[str]) -> int:
     finally:
         ledger.close()
     return EXIT_USAGE
+
+
+def _serve(cfg: config_mod.Config, args: argparse.Namespace) -> int:
+    try:
+        from chute.tui.serve import read_token, run_serve
+    except ImportError as exc:
+        raise UsageError(f"`chute serve` needs textual-serve: pip install 'chute[serve]' ({exc})") from None
+    from chute.core.ledger import Ledger
+
+    if not args.data_dir and (cfg.state_dir / Ledger.FILENAME).exists():  # the daemon's folder
+        ledger = Ledger(cfg.state_dir, readonly=True)
+        owner = ledger.meta("data_dir")
+        ledger.close()
+        if owner:
+            cfg = dataclasses.replace(cfg, data_dir=Path(owner))
+    return run_serve(cfg, host=args.host, port=args.port, token=read_token(args.token_file),
+                     public_url=args.public_url, config_file=args.config)
 
 
 def _read_ledger(cfg: config_mod.Config):  # noqa: ANN202
