@@ -10,11 +10,15 @@ from datetime import datetime, timedelta
 
 from chute_tasks import BadInput, Held, load_folder
 
-try:
-    from airflow.decorators import dag, task
-    from airflow.exceptions import AirflowFailException, AirflowSkipException
-except ImportError:  # parsed outside Airflow (tests, linters): the task body above stays importable
-    dag = None
+try:  # Airflow 3
+    from airflow.sdk import dag, task
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+except ImportError:
+    try:  # Airflow 2
+        from airflow.decorators import dag, task
+        from airflow.exceptions import AirflowFailException, AirflowSkipException
+    except ImportError:  # parsed outside Airflow (tests, linters): the task body stays importable
+        dag = None
 
 DATA_DIR = os.environ.get("CHUTE_DATA_DIR", "/srv/chute/data")
 

@@ -92,8 +92,9 @@ def _judge(files: Sequence[api.FileInfo], logger: logging.Logger) -> dict[str, A
     for f in files:
         if f.ok:
             logger.info("%s: %s, %d rows into %s", f.path, f.state, f.rows_loaded, f.table)
-        else:
-            logger.error("%s: %s: %s", f.path, f.state, f.reason or "no reason recorded")
+        else:  # held waits for a decision; the rest went wrong
+            level = logging.WARNING if f.state == State.HELD else logging.ERROR
+            logger.log(level, "%s: %s: %s", f.path, f.state, f.reason or "no reason recorded")
     quarantined = [f for f in files if f.state == State.QUARANTINED]
     failed = [f for f in files if not f.ok and f.state not in (State.QUARANTINED, State.HELD)]
     held = [f for f in files if f.state == State.HELD]
