@@ -137,6 +137,7 @@ def test_the_token_is_checked_and_moves_into_a_strict_cookie(site: Site) -> None
     ws = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": "http://evil.example"}
     assert site.get("/ws", ws).status == 403  # another site's page cannot drive the console
+    assert site.get("/", {"Host": f"rebound.example:{site.port}"}).status == 421  # DNS rebinding
     page = site.get("/").read().decode()
     assert f"ws://127.0.0.1:{site.port}/ws" in page
 
@@ -145,6 +146,39 @@ def test_serve_refuses_a_short_token(tmp_path: Path) -> None:
     proc = subprocess.run(chute_cmd("serve", "--state-dir", str(tmp_path)), cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env=dict(os.environ, CHUTE_SERVE_TOKEN="short"))
     assert proc.returncode == 2 and "too short" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serve_runs_the_engine_itself_when_no_daemon_does(tmp_path: Path) -> None:
+    from chute.core.engine import StateLock
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "alone.csv").write_bytes(b"id\n1\n")
+    env = dict(os.environ, CHUTE_CLICKHOUSE_URL=f"chdb://{tmp_path / 'engine'}",
+               CHUTE_STATE_DIR=str(tmp_path / "state"))
+    env.pop("CHUTE_SERVE_TOKEN", None)
+    site = Site(tmp_path, _free_port(), env)
+    proc = subprocess.Popen(chute_cmd("serve", str(tmp_path / "data"), "--port", str(site.port)), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("w"))
+    try:
+        wait_for(lambda: (StateLock.holder(tmp_path / "state") or "").endswith("serve"), timeout=120, interval=0.2,
+                 what="serve to hold the state dir")
+
+        def loaded() -> bool:
+            ledger = Ledger(tmp_path / "state", readonly=True)
+            try:
+                row = ledger.current("alone.csv")
+                return row is not None and row.state == "loaded"
+            except sqlite3.OperationalError:
+                return False
+            finally:
+                ledger.close()
+
+        wait_for(loaded, timeout=120, interval=0.2, what="the served engine to load alone.csv")
+        assert site.get("/").status == 200
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
+    assert StateLock.holder(tmp_path / "state") is None
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ holds the state dir, serve runs one itself (as `chute --no-ui` would).
 Security: binds 127.0.0.1 unless told otherwise. Without a token every session is read-only
 (core/readonly.py). With a token (CHUTE_SERVE_TOKEN or --token-file; never argv), opening
 ``/?token=...`` once sets an HttpOnly, SameSite=Strict cookie, and sessions presenting it may act.
-WebSocket connections from another origin are refused (a web page elsewhere cannot drive it).
+WebSocket connections from another origin are refused (a web page elsewhere cannot drive it), and
+requests naming another host are refused (DNS rebinding cannot turn a foreign name into this one).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shlex
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from textual_serve.app_service import AppService
@@ -50,6 +52,21 @@ class ConsoleServer(Server):
         self.actions_command = attach_command(cfg, read_only=False, config_file=config_file)
         title = f"chute — {cfg.data_dir}" + ("" if token else " (read-only)")
         super().__init__(self.read_only_command, host=host, port=port, title=title, public_url=public_url)
+        self.hosts = {urlsplit(self.public_url).netloc, f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+        if host not in ("0.0.0.0", "::", ""):
+            self.hosts.add(f"{host}:{port}")
+
+    async def _make_app(self) -> web.Application:
+        app = await super()._make_app()
+        app.middlewares.append(self._check_host)
+        return app
+
+    @web.middleware
+    async def _check_host(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.host not in self.hosts:
+            raise web.HTTPMisdirectedRequest(text=f"this console answers to {', '.join(sorted(self.hosts))} only "
+                                                  "(--public-url names another)")
+        return await handler(request)
 
     def initialize_logging(self) -> None:  # chute's own log setup stays in charge
         pass
