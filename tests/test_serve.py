@@ -246,3 +246,17 @@ def test_with_the_token_the_browser_may_act(site: Site, browser) -> None:  # noq
     assert browser.save_screenshot(str(ROOT / "screenshots" / "serve-paused.png"))
     _press(browser, " ")
     wait_for(lambda: site.paused() == "0", timeout=60, what="the daemon to resume intake")
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    env = dict(os.environ, CHUTE_CLICKHOUSE_URL=f"chdb://{tmp_path / 'engine'}", CHUTE_STATE_DIR=str(tmp_path / "s"))
+    env.pop("CHUTE_SERVE_TOKEN", None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(chute_cmd("serve", str(tmp_path / "data"), "--port", str(port)), cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and f"cannot serve on 127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr

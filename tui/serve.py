@@ -146,6 +146,10 @@ def run_serve(cfg: Config, *, host: str, port: int, token: str | None, public_ur
     try:
         ConsoleServer(cfg, host=host, port=port, token=token, public_url=public_url,
                       config_file=config_file).serve()
+    except OSError as exc:  # the port is taken, or the address is not this host's
+        from chute.core.errors import UsageError
+
+        raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     finally:
         if engine is not None:
             engine.stop()
