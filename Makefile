@@ -18,12 +18,12 @@ run: $(STAMP)
 	$(BIN)/chute $(DATA)
 
 test: $(STAMP)
-	$(BIN)/ruff check core tui tests bench
+	$(BIN)/ruff check core tui tests bench examples
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Type-checks core/ and tui/ under their package names (chute.core, chute.tui) through links.
 lint: $(STAMP)
-	$(BIN)/ruff check core tui tests bench
+	$(BIN)/ruff check core tui tests bench examples
 	mkdir -p .mypy_path/chute && ln -sfn ../../core .mypy_path/chute/core && ln -sfn ../../tui .mypy_path/chute/tui
 	MYPYPATH=.mypy_path $(BIN)/mypy -p chute.core -p chute.tui
 

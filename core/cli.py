@@ -19,14 +19,14 @@ import humanize
 from chute.core import __version__
 from chute.core import config as config_mod
 from chute.core.errors import ChuteError, UsageError
-from chute.core.states import BAD_OUTCOMES, State
+from chute.core.states import State
 
 if TYPE_CHECKING:
     from chute.core.ledger import Ledger  # for the annotation; imported where it is used
 
 log = logging.getLogger("chute")
 
-SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "gc")
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "gc", "serve")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -115,6 +115,15 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a running daemon")
     if name == "attach":
         p.add_argument("--data-dir", metavar="DIR", help=argparse.SUPPRESS)
+        p.add_argument("--read-only", action="store_true", help="look only: operator actions are refused")
+    if name == "serve":  # tui/serve.py
+        p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="folder to watch when no daemon runs "
+                       "(default: the running daemon's, else ./data)")
+        p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        p.add_argument("--port", type=int, default=8422, help="port (default 8422)")
+        p.add_argument("--public-url", metavar="URL", help="the URL browsers use, when not http://HOST:PORT")
+        p.add_argument("--token-file", metavar="FILE", help="file holding the token that allows actions "
+                       "(env CHUTE_SERVE_TOKEN; without one the console is read-only)")
     if name == "config":
         _engine_flags(p)
         p.add_argument("--check", nargs="?", const="", metavar="FILE",
@@ -212,21 +221,11 @@ def _run(argv: list[str]) -> int:
 
 
 def _once_exit(engine: Any, interrupted: bool) -> int:
-    assert engine.ledger is not None and engine.watcher is not None
-    states: dict[str, int] = {}
-    bad = 0
-    for rel in sorted(engine.watcher.scanned_paths):
-        row = engine.ledger.current(rel)
-        if row is None:
-            continue
-        states[row.state] = states.get(row.state, 0) + 1
-        if row.state in BAD_OUTCOMES or row.state not in (State.LOADED, State.DUPLICATE):
-            bad += 1
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "no files"
-    log.info("once: %s", summary)
-    if interrupted:
-        return EXIT_OK
-    return EXIT_BAD_FILES if bad else EXIT_OK
+    from chute.core import api
+
+    result = api.once_result(engine)
+    log.info("once: %s", result.summary())
+    return EXIT_OK if interrupted else result.exit_code
 
 
 # -- subcommands that read or steer through the ledger ---------------------------------------
@@ -244,7 +243,9 @@ def _subcommand(name: str, argv: list[str]) -> int:
     if name == "attach":
         from chute.tui.app import run_attached
 
-        return run_attached(cfg)
+        return run_attached(cfg, read_only=args.read_only)
+    if name == "serve":
+        return _serve(cfg, args)
     if name in ("approve", "retry", "purge"):
         return _action(cfg, name, args)
     if name == "gc":
@@ -262,6 +263,23 @@ def _subcommand(name: str, argv: list[str]) -> int:
     return EXIT_USAGE
 
 
+def _serve(cfg: config_mod.Config, args: argparse.Namespace) -> int:
+    try:
+        from chute.tui.serve import read_token, run_serve
+    except ImportError as exc:
+        raise UsageError(f"`chute serve` needs textual-serve: pip install 'chute[serve]' ({exc})") from None
+    from chute.core.ledger import Ledger
+
+    if not args.data_dir and (cfg.state_dir / Ledger.FILENAME).exists():  # the daemon's folder
+        ledger = Ledger(cfg.state_dir, readonly=True)
+        owner = ledger.meta("data_dir")
+        ledger.close()
+        if owner:
+            cfg = dataclasses.replace(cfg, data_dir=Path(owner))
+    return run_serve(cfg, host=args.host, port=args.port, token=read_token(args.token_file),
+                     public_url=args.public_url, config_file=args.config)
+
+
 def _read_ledger(cfg: config_mod.Config) -> Ledger:
     from chute.core.ledger import Ledger
 
@@ -271,27 +289,11 @@ def _read_ledger(cfg: config_mod.Config) -> Ledger:
 
 
 def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
-    from chute.core.engine import StateLock
+    from chute.core import api
 
     now = time.time()
-    counts = ledger.counts()
-    running = StateLock.holder(cfg.state_dir)
-    rows_1m = ledger.rows_acked_since(now - 60)
-    rows_1h = ledger.rows_acked_since(now - 3600)
-    errors = [
-        {"path": r.path, "state": str(r.state), "error": r.last_error, "at": r.updated_at}
-        for r in ledger.recent_errors(10)
-    ]
-    data = {
-        "data_dir": ledger.meta("data_dir"),
-        "running": running,
-        "counts": {s.value: counts.get(s.value, 0) for s in State},
-        "rows_per_s_1m": round(rows_1m / 60, 1),
-        "rows_last_hour": rows_1h,
-        "files_loaded_last_hour": ledger.loaded_since(now - 3600),
-        "recent_errors": errors,
-        "alerts": [a.as_dict() for a in _ledger_alerts(cfg, ledger, now, running is not None)],
-    }
+    data = api.status(config=cfg).as_dict()
+    running, rows_1h, errors = data["running"], data["rows_last_hour"], data["recent_errors"]
     if as_json:
         print(json.dumps(data, indent=2))
         return EXIT_OK
@@ -306,16 +308,6 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
     for alert in data["alerts"]:
         print(f"{alert['level'].upper():<8} {alert['name']}: {alert['message']}")
     return EXIT_OK
-
-
-def _ledger_alerts(cfg: config_mod.Config, ledger: Any, now: float, running: bool) -> list:
-    """The alert rules as far as the ledger and this host tell (core/alerts.py); the daemon's folders."""
-    from chute.core import alerts
-
-    owner = ledger.meta("data_dir")
-    if owner:
-        cfg = dataclasses.replace(cfg, data_dir=Path(owner))
-    return alerts.from_ledger(cfg, ledger, now, running)
 
 
 def _gc(cfg: config_mod.Config, as_json: bool) -> int:
@@ -411,49 +403,14 @@ def _events(ledger: Any, since: str | None, as_json: bool, path: str | None = No
 
 
 def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
-    """Through a running engine's command channel if there is one; otherwise here and now."""
-    from chute.core.engine import StateLock, open_ledger, prepare_dirs
+    """Through a running engine's command channel if there is one; otherwise here and now (core/api.py)."""
+    from chute.core import api
 
-    ledger = _read_ledger(cfg)
-    owner = ledger.meta("data_dir")
-    ledger.close()
-    if owner and not getattr(args, "data_dir", None):
-        cfg = dataclasses.replace(cfg, data_dir=Path(owner))
-    actor = f"cli:{os.environ.get('USER', 'unknown')}"
-    if StateLock.holder(cfg.state_dir):
-        from chute.core.ledger import Ledger
-
-        ledger = Ledger(cfg.state_dir)
-        try:
-            cid = ledger.enqueue_command(name, args.path, actor)
-            deadline = time.monotonic() + args.wait
-            while time.monotonic() < deadline:
-                cmd = ledger.command(cid)
-                if cmd is not None and cmd["status"] != "pending":
-                    if cmd["status"] == "done":
-                        print(cmd["result"])
-                        return EXIT_OK
-                    print(f"chute: error: {cmd['result']}", file=sys.stderr)
-                    return EXIT_USAGE
-                time.sleep(0.1)
-            print(f"chute: the running engine has not answered in {args.wait:.0f}s; the command stays queued",
-                  file=sys.stderr)
-            return EXIT_UNEXPECTED
-        finally:
-            ledger.close()
-    from chute.core import actions
-    from chute.core.engine import StateLock as Lock
-    from chute.core.target import Target
-
-    prepare_dirs(cfg)
-    lock = Lock(cfg.state_dir)
-    lock.acquire("cli")
-    ledger = open_ledger(cfg)
-    target = Target(cfg)
     try:
-        print(actions.run(cfg, ledger, target, name, args.path, actor))
-        return EXIT_OK
-    finally:
-        target.close()
-        ledger.close()
-        lock.release()
+        result = api.act(name, args.path, data_dir=args.data_dir, config=cfg, wait=args.wait,
+                         actor=f"cli:{os.environ.get('USER', 'unknown')}")
+    except api.NotAnswered as exc:
+        print(f"chute: {exc}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    print(result.message)
+    return EXIT_OK

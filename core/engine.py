@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chute.core import tracing
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
@@ -222,6 +223,7 @@ class Engine:
             thread.join(timeout=30)
         if self._pool:
             self._pool.shutdown(wait=True)
+        tracing.flush()
         self.close()
 
     def close(self) -> None:
@@ -267,7 +269,12 @@ class Engine:
     def _work(self, row: FileRow) -> None:
         try:
             assert self.loader is not None
-            self.metrics.on_outcome(row, self.loader.run(row))
+            with tracing.file_trace(row) as trace:
+                outcome = self.loader.run(row)
+                if trace:  # the outcome and its reason on the file's span (one ledger read, only when tracing)
+                    fresh = self.ledger.get(row.id) if self.ledger else None
+                    trace.finish(outcome and str(outcome), fresh and (fresh.last_error or fresh.reason))
+            self.metrics.on_outcome(row, outcome)
         except Exception:  # a pool thread's exception would vanish; say it, keep going
             log.exception("loading %s stopped unexpectedly", row.path,
                           extra={"event": "load_error", "path": row.path, "table": row.table_name, "file_id": row.id})

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chute.core import failpoints
+from chute.core import failpoints, tracing
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
@@ -171,9 +171,13 @@ class Loader:
                 csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
                 reader = reader_for(src, row.fmt, csv_opts)
                 t0 = time.perf_counter()
-                plan = hash_and_plan(src, reader, self._hash_pool)
+                trace = tracing.current()
+                with trace.step("hash", bytes=row.size) as span:
+                    plan = hash_and_plan(src, reader, self._hash_pool)
+                    span.set(rows=plan.rows, sha256=src.sha256)
                 timings = {"validate": time.perf_counter() - t0}
                 sha = src.sha256
+                trace.set(sha256=sha, rows=plan.rows)
                 if row.sha256 and row.sha256 != sha and row.rows_loaded:
                     raise HoldError(f"content changed after {row.rows_loaded} rows were loaded from the old content")
                 owner = self.claims.claim(sha, row.id)
@@ -202,7 +206,8 @@ class Loader:
                     if not row.batch_rows:
                         self.ledger.update(row.id, batch_rows=batch_rows)  # fixed before the first insert
                     t0 = time.perf_counter()
-                    table = self._prepare_table(row, plan, opts)
+                    with trace.step("table"):
+                        table = self._prepare_table(row, plan, opts)
                     t1 = time.perf_counter()
                     check = self._hash_pool.submit(reader.pending_check) if reader.pending_check else None
                     rejects = Rejects(_free_name(cfg.aside("_quarantine", row.path + ".rejects.csv")))
@@ -226,7 +231,8 @@ class Loader:
                     if expected != plan.rows and not (fitter.skip_bad or opts.skip_existing_keys):
                         raise _VerifyError(f"verification failed: the batches sent hold {expected} rows, the file "
                                            f"{plan.rows}")
-                    self._verify(row, sha, expected, timings, keyed=bool(opts.key))
+                    with trace.step("verify", rows=expected):
+                        self._verify(row, sha, expected, timings, keyed=bool(opts.key))
                     if rejects.count:
                         self._note_rejects(row, rejects)
                 finally:
@@ -234,7 +240,8 @@ class Loader:
             except InputError:
                 src.check_unchanged()  # a file rewritten under us is not bad input: settle it again
                 raise
-        self._after_load(row, path)
+        with trace.step("after_load", mode=cfg.after_load):
+            self._after_load(row, path)
 
     def _clear_superseded(self, row: FileRow) -> None:
         """Older versions at this path that stopped part-way left rows of content that no longer
@@ -349,6 +356,7 @@ class Loader:
         ready: queue.Queue[tuple[int, int, Encoded] | None] = queue.Queue(maxsize=lanes)
         halt = threading.Event()
         lock = threading.Lock()
+        trace = tracing.current()  # handed to the pipeline's threads (context does not cross pools)
 
         def put(item: tuple[int, int, Encoded] | None) -> bool:
             while not halt.is_set():
@@ -361,6 +369,7 @@ class Loader:
 
         def produce() -> None:
             try:
+                began = time.time()
                 for idx, df in reader.batches(batch_rows, skip=frozenset(done)):
                     first = idx * batch_rows
                     df, rejected, kept = fitter.fit(df, first)
@@ -368,8 +377,11 @@ class Loader:
                     data = with_lineage(df, row.path, sha, first, kept)
                     if anti_join is not None:
                         data = self._anti_join(row.table_name, *anti_join, data)
-                    if not put((idx, data.num_rows, self.target.encode(data))):
+                    encoded = self.target.encode(data)
+                    trace.span_at("parse", began, time.time(), batch=idx, rows=data.num_rows)
+                    if not put((idx, data.num_rows, encoded)):
                         return
+                    began = time.time()
             finally:
                 for _ in range(lanes):
                     put(None)
@@ -389,7 +401,8 @@ class Loader:
                 self.ledger.intent(row.id, row.generation, idx, token, rows)
                 t0 = time.perf_counter()
                 try:
-                    self.target.insert(row.table_name, encoded, token)
+                    with trace.step("insert", batch=idx, rows=rows, token=token):
+                        self.target.insert(row.table_name, encoded, token)
                 except InputError as exc:
                     raise self._explain(reader, idx, batch_rows, exc) from None
                 secs = time.perf_counter() - t0

@@ -330,8 +330,9 @@ def run_console(cfg: Config, wait_for_clickhouse: float = 0.0) -> int:
     return code or 0
 
 
-def run_attached(cfg: Config) -> int:
-    """`chute attach`: the same console, driving a headless daemon through the ledger."""
+def run_attached(cfg: Config, read_only: bool = False) -> int:
+    """`chute attach`: the same console, driving a headless daemon through the ledger.
+    ``read_only``: every action is refused (what `chute serve` runs without a token)."""
     from chute.core.attach import AttachedEngine
 
     try:
@@ -346,6 +347,10 @@ def run_attached(cfg: Config) -> int:
               file=sys.stderr)
         return 2
     _log_to_file(cfg, "attach.log")
+    if read_only:
+        from chute.core.readonly import ReadOnlyEngine
+
+        engine = ReadOnlyEngine(engine)  # type: ignore[assignment]
     try:
         code = ChuteApp(engine).run()
     finally:
