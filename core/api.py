@@ -237,7 +237,7 @@ def load(paths: Iterable[str | os.PathLike[str]], data_dir: str | os.PathLike[st
             if not engine.wait_idle(timeout=None if deadline is None else max(0.0, deadline - time.monotonic())):
                 raise TimeoutError(f"files still loading after {timeout}s")
             assert engine.ledger is not None
-            return RunResult(_final_rows(engine.ledger, wanted, engine.is_final))
+            return RunResult(_final_rows(engine.ledger, wanted))
         finally:
             engine.stop()
     from chute.core.ledger import Ledger
@@ -245,7 +245,7 @@ def load(paths: Iterable[str | os.PathLike[str]], data_dir: str | os.PathLike[st
     ledger = Ledger(cfg.state_dir, readonly=True)
     try:
         while True:
-            infos = _final_rows(ledger, wanted, _final)
+            infos = _final_rows(ledger, wanted)
             if len(infos) == len(wanted):
                 return RunResult(infos)
             if deadline is not None and time.monotonic() > deadline:
@@ -269,11 +269,11 @@ def _final(row: FileRow) -> bool:
     return row.state in FINAL or (row.state == State.FAILED and row.next_attempt is None)
 
 
-def _final_rows(ledger: Ledger, wanted: list[str], is_final: Any) -> list[FileInfo]:
+def _final_rows(ledger: Ledger, wanted: list[str]) -> list[FileInfo]:
     out = []
     for rel in wanted:
         row = ledger.current(rel)
-        if row is not None and is_final(row):
+        if row is not None and _final(row):
             out.append(FileInfo.of(row))
     return out
 

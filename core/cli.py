@@ -73,6 +73,7 @@ SUMMARIES = {
     "events": "the audit trail: who changed what, when and why",
     "config": "the effective configuration as TOML; --check FILE validates one",
     "gc": "retention now: prune _archive/, _quarantine/ and old ledger rows (loaded hashes stay)",
+    "serve": "the console in a web browser (127.0.0.1; read-only unless started with a token)",
 }
 
 
