@@ -94,7 +94,10 @@ CREATE TABLE IF NOT EXISTS commands(
 
 # Columns added after a ledger was first created, as (table, column, declaration): applied at
 # open when missing, so an existing ledger upgrades in place. Append only; never rename or drop.
-ADDED_COLUMNS: list[tuple[str, str, str]] = []
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    ("commands", "file_id", "INTEGER"),  # the version an action names (None: the newest at path)
+    ("commands", "expect", "TEXT"),  # the state the operator saw; the engine refuses if it changed
+]
 
 
 @dataclass(frozen=True)
@@ -489,10 +492,11 @@ class Ledger:
 
     # -- commands (the local channel: `chute approve|retry|purge` and `attach`) -----------
 
-    def enqueue_command(self, action: str, path: str | None, actor: str) -> int:
+    def enqueue_command(self, action: str, path: str | None, actor: str, file_id: int | None = None,
+                        expect: str | None = None) -> int:
         with self._tx() as c:
-            cur = c.execute("INSERT INTO commands(ts, action, path, actor) VALUES (?, ?, ?, ?)",
-                            (time.time(), action, path, actor))
+            cur = c.execute("INSERT INTO commands(ts, action, path, actor, file_id, expect) VALUES (?, ?, ?, ?, ?, ?)",
+                            (time.time(), action, path, actor, file_id, expect))
             return int(cur.lastrowid or 0)
 
     def pending_commands(self) -> list[sqlite3.Row]:

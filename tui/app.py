@@ -19,11 +19,11 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 
+from chute.core import action_rules
 from chute.core.config import Config
 from chute.core.errors import ChuteError, UsageError
 from chute.core.inspect import FileDetails, inspect_file
 from chute.core.ledger import FileRow, Ledger
-from chute.core.states import State
 from chute.tui.commands import ChuteCommands
 from chute.tui.messages import ActionDone, Refreshed, Stopped
 from chute.tui.screens.confirm import ConfirmScreen
@@ -39,7 +39,6 @@ log = logging.getLogger("chute.console")
 
 REFRESH_SECONDS = 1.0
 TABLE_LIMIT = 500  # newest rows the Files pane shows; the caption says so when more match
-NOT_PURGEABLE = frozenset({State.SEEN, State.SETTLING, State.QUEUED, State.LOADING, State.PURGED})
 
 
 class ChuteApp(App[int]):
@@ -49,8 +48,9 @@ class ChuteApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", tooltip="quit (the engine finishes or safely abandons the batch in flight)"),
         Binding("question_mark", "help", "Help", tooltip="this help"),
-        Binding("space", "pause", "Pause", tooltip="pause intake: no new file starts loading"),
-        Binding("space", "resume", "Resume", tooltip="resume intake"),
+        # p, not space: a stray space (k9s marks rows with it) must never stop ingestion
+        Binding("p", "pause", "Pause", tooltip="pause intake: no new file starts loading"),
+        Binding("p", "resume", "Resume", tooltip="resume intake"),
     ]
 
     def __init__(self, engine: EngineLike, *, now: Callable[[], float] = time.time,
@@ -151,10 +151,12 @@ class ChuteApp(App[int]):
     def query_text(self) -> str:
         return self._query.text
 
-    def set_filter(self, text: str) -> None:
+    def set_filter(self, text: str, echo: bool = True) -> None:
+        """``echo``: also show it in the filter box (from the palette; not from the box itself)."""
         if text != self._query.text:
             self._query = FileQuery(text)
-            self.main.show_filter(text)
+            if echo:
+                self.main.show_filter(text)
             self.poll()
 
     def start_filter(self) -> None:
@@ -176,15 +178,7 @@ class ChuteApp(App[int]):
         return self.main.selected
 
     def action_applies(self, action: str, row: FileRow | None) -> bool:
-        if row is None:
-            return False
-        if action == "approve":
-            return row.state == State.HELD
-        if action == "retry":
-            return row.state in (State.FAILED, State.QUARANTINED)
-        if action == "purge":
-            return row.state not in NOT_PURGEABLE
-        return False
+        return row is not None and action_rules.applies(action, row.state)
 
     def inspect(self, row: FileRow) -> FileDetails:
         """Runs in the details screen's thread worker."""
@@ -197,40 +191,71 @@ class ChuteApp(App[int]):
     # -- operator actions -----------------------------------------------------------------
 
     def ask(self, action: str, row: FileRow) -> None:
+        """One file: the version on screen (by id), in the state on screen (the engine re-checks)."""
         if not self.action_applies(action, row):
             self.notify(f"{action} does not apply to {row.path}: it is {row.state}", severity="warning")
             return
         if action != "purge":
-            self.execute(action, row.path)
+            self.execute(action, [row])
             return
         rows = f"the {row.rows_loaded:,} rows it loaded into {row.table_name}" if row.rows_loaded else "no rows"
         where = row.moved_to or row.path
-        body = (f"{row.path}  ({row.state})\n\nDeletes {rows} and removes the file {where} from the data folder. "
-                "This cannot be undone.")
+        body = (f"#{row.id} {row.path}  ({row.state})\n\nDeletes {rows} and removes the file {where} from the "
+                "data folder. This cannot be undone. If the file changes state first, nothing is done.")
+        self._confirm("purge", [row], f"Purge #{row.id} {row.path}?", body)
 
+    def ask_many(self, action: str, rows: list[FileRow]) -> None:
+        """Marked (or filtered) files: those the action applies to, listed, confirmed once."""
+        fit = [r for r in rows if self.action_applies(action, r)]
+        if not fit:
+            self.notify(f"{action} applies to none of the {len(rows)} marked files", severity="warning")
+            return
+        listed = "\n".join(f"#{r.id} {r.path}  ({r.state})" for r in fit[:12])
+        more = f"\n… and {len(fit) - 12} more" if len(fit) > 12 else ""
+        skipped = f"\n{len(rows) - len(fit)} marked file(s) skipped: {action} does not apply" \
+            if len(fit) < len(rows) else ""
+        body = f"{listed}{more}{skipped}\n\nEach is done only if it is still in the state shown."
+        self._confirm(action, fit, f"{action.capitalize()} {len(fit)} files?", body)
+
+    def _confirm(self, action: str, rows: list[FileRow], title: str, body: str) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
-                self.execute("purge", row.path)
+                self.execute(action, rows)
+                self.main.clear_marks()
             else:
-                self.notify(f"purge of {row.path} cancelled", timeout=3)
+                self.notify(f"{action} cancelled", timeout=3)
 
-        self.push_screen(ConfirmScreen(f"Purge {row.path}?", body), answered)
+        self.push_screen(ConfirmScreen(title, body, yes_label=f"Yes, {action}"), answered)
 
     @work(thread=True, group="actions")
-    def execute(self, action: str, path: str | None) -> None:
+    def execute(self, action: str, rows: list[FileRow] | None) -> None:
+        if rows is None:  # pause / resume
+            self.post_message(ActionDone(action, None, *self._command(action, None)))
+            return
+        results = [self._command(action, row) for row in rows]
+        failed = [text for ok, text in results if not ok]
+        if len(rows) == 1:
+            ok, text = results[0]
+        else:
+            ok = not failed
+            text = f"{len(rows) - len(failed)} of {len(rows)} done" + (f"; refused: {failed[0]}" if failed else "")
+        self.post_message(ActionDone(action, rows[0].id if len(rows) == 1 else None, ok, text))
+
+    def _command(self, action: str, row: FileRow | None) -> tuple[bool, str]:
         try:
-            text, ok = self.engine.command(action, path, actor=self.actor), True
+            if row is None:
+                return True, self.engine.command(action, None, actor=self.actor)
+            return True, self.engine.command(action, None, actor=self.actor, file_id=row.id, expect=str(row.state))
         except ChuteError as exc:
-            text, ok = str(exc), False
+            return False, str(exc)
         except Exception as exc:  # noqa: BLE001 - shown to the operator, never a crash
-            log.exception("%s %s failed", action, path)
-            text, ok = f"{type(exc).__name__}: {exc}", False
-        self.post_message(ActionDone(action, path, ok, text))
+            log.exception("%s %s failed", action, row.path if row else "")
+            return False, f"{type(exc).__name__}: {exc}"
 
     def on_action_done(self, message: ActionDone) -> None:
         self.notify(message.text, title=message.action if message.ok else f"{message.action} refused",
                     severity="information" if message.ok else "error", timeout=6 if message.ok else 10)
-        if isinstance(self.screen, DetailsScreen) and self.screen.row.path == message.path:
+        if isinstance(self.screen, DetailsScreen) and self.screen.row.id == message.file_id:
             self.screen.reload()
         self.poll()
 
@@ -247,6 +272,9 @@ class ChuteApp(App[int]):
     def action_resume(self) -> None:
         self.execute("resume", None)
 
+    def action_toggle_pause(self) -> None:
+        self.execute("resume" if self.engine_paused else "pause", None)
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
@@ -258,7 +286,7 @@ class ChuteApp(App[int]):
                 ("tab", "move between the pane tabs and the table")]),
             ("Filter box", [("enter", "keep the filter, back to the table"), ("esc", "clear the filter")]),
             ("Details", binding_rows(DetailsScreen.BINDINGS)),
-            ("Purge confirmation", binding_rows(ConfirmScreen.BINDINGS) + [("enter", "the focused button (No)")]),
+            ("Confirmation (purge, bulk)", binding_rows(ConfirmScreen.BINDINGS)),
         ]
         self.push_screen(HelpScreen(sections))
 

@@ -19,6 +19,7 @@ from chute.core.loader import Progress
 from chute.core.states import State
 
 ERRORS_LIMIT = 200
+STATES = tuple(s.value for s in State)
 MINUTES = 10  # files/min history shown
 
 
@@ -34,7 +35,8 @@ class EngineLike(Protocol):
 
     def snapshot(self) -> Snapshot: ...
 
-    def command(self, action: str, path: str | None = None, actor: str = "operator") -> str: ...
+    def command(self, action: str, path: str | None = None, actor: str = "operator", *,
+                file_id: int | None = None, expect: str | None = None) -> str: ...
 
     def stop(self) -> None: ...
 
@@ -49,8 +51,19 @@ class FileQuery:
     def state(self) -> str | None:
         for word in self.text.split():
             key, _, value = word.partition(":")
-            if key in ("state", "is") and value in {s.value for s in State}:
+            if key in ("state", "is") and value in STATES:
                 return value
+        return None
+
+    @property
+    def error(self) -> str | None:
+        """An unknown state name: shown in place of the files, never silently matching everything."""
+        for word in self.text.split():
+            key, _, value = word.partition(":")
+            if key in ("state", "is") and value not in STATES:
+                close = [s for s in STATES if s.startswith(value[:1])] if value else []
+                hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+                return f"unknown state “{value}”{hint}: one of {', '.join(STATES)}"
         return None
 
     @property
@@ -119,6 +132,8 @@ class NewestFiles:
 
     def read(self, reader: Ledger, query: FileQuery) -> tuple[list[FileRow], bool]:
         """(rows newest first, whether more match than are shown)."""
+        if query.error:
+            return [], False
         incremental = (not query.text and query == self._query and bool(self._rows)
                        and self._since_full < self.FULL_EVERY)
         if incremental:

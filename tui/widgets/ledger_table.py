@@ -60,6 +60,7 @@ class LedgerTable(DataTable[Any]):
         self._models: dict[str, tuple[Any, ...]] = {}
         self._order: list[str] = []
         self._widths: dict[str, int] = {}
+        self._marked: set[str] = set()  # rows marked with space for a bulk action (k9s)
 
     def on_mount(self) -> None:
         for col in self.COLUMNS:
@@ -97,6 +98,7 @@ class LedgerTable(DataTable[Any]):
             self._order = []
             gone = []
             changed = True
+        self._marked &= set(fresh)
         for key in gone:
             self.remove_row(key)
             del self._models[key]
@@ -131,6 +133,10 @@ class LedgerTable(DataTable[Any]):
         if col.key == self.ORDER_COLUMN:
             text, rank = value
             return Order(text, rank)
+        if col is self.COLUMNS[0] and str(row.id) in self._marked:
+            # A mark reads without colour: a check and reverse video, in the first column.
+            inner = self.render_cell(col.key, value, self._widths[col.key] - 2)
+            return Text.assemble(("✓ ", "reverse bold"), inner if isinstance(inner, Text) else Text(str(inner)))
         cell = self.render_cell(col.key, value, self._widths[col.key])
         if col.right:
             return _right(cell if isinstance(cell, Text) else Text(str(cell)), self._widths[col.key])
@@ -188,6 +194,31 @@ class LedgerTable(DataTable[Any]):
     def selected(self) -> FileRow | None:
         key = self.selected_key
         return self._rows.get(key) if key else None
+
+    # -- marks (bulk actions) ---------------------------------------------------------------
+
+    @property
+    def marked(self) -> list[FileRow]:
+        return [self._rows[k] for k in self._order if k in self._marked and k in self._models]
+
+    def toggle_mark(self) -> None:
+        key = self.selected_key
+        if key is not None:
+            self._set_marks(self._marked ^ {key})
+
+    def mark_all(self) -> None:
+        """Every row on show: the filtered set."""
+        self._set_marks(set(self._models) if self._marked != set(self._models) else set())
+
+    def clear_marks(self) -> None:
+        self._set_marks(set())
+
+    def _set_marks(self, marks: set[str]) -> None:
+        changed, self._marked = marks ^ self._marked, marks
+        first = self.COLUMNS[0]
+        for key in changed:
+            if key in self._models:
+                self.update_cell(key, first.key, self._cell(first, self._models[key][0], self._rows[key]))
 
     def select_id(self, file_id: int) -> bool:
         try:
