@@ -389,6 +389,7 @@ class Engine:
         if action == "pause":
             self.paused = True
             self.ledger.set_meta("paused", "1")
+            self.ledger.set_meta("paused_by", f"{actor} {time.time()}")  # queued files say who, since when
             self.ledger.log(None, None, actor, "pause", "intake paused")
             log.info("intake paused by %s", actor)  # from an attached console too: the daemon's log says who
             return "intake paused"

@@ -126,12 +126,12 @@ async def test_attached_console_steers_the_daemon(daemon: tuple[Config, subproce
                                        for n in app._notifications), what="the daemon's answer")  # noqa: SLF001
         assert state(app, "a.csv") == "purged" and not (data / "a.csv").exists()
 
-        await pilot.press("space")
+        await pilot.press("p")
         await until(pilot, lambda: engine.paused, what="daemon paused")
         await refreshed(pilot)
         assert "PAUSED" in str(app.main.query_one(StatusLine).render())
-        assert app.screen.active_bindings["space"].binding.action == "resume"
-        await pilot.press("space")
+        assert app.screen.active_bindings["p"].binding.action == "resume"
+        await pilot.press("p")
         await until(pilot, lambda: not engine.paused, what="daemon resumed")
 
         await pilot.press("q")

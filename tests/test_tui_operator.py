@@ -6,6 +6,7 @@ before the fix), against a real in-process engine (embedded ClickHouse).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,15 @@ from textual import events
 from textual.keys import _character_to_key
 from textual.widgets import Input
 
+from chute.core.attach import AttachedEngine
 from chute.core.engine import Engine
+from chute.core.loader import Progress
+from chute.tui import app as app_module
 from chute.tui.app import ChuteApp
 from chute.tui.screens.confirm import ConfirmScreen
 from chute.tui.screens.main import MainScreen
 from chute.tui.widgets.files_table import FilesTable
+from chute.tui.widgets.status_line import StatusLine
 from tests.conftest import make_config, query
 from tests.tui_helpers import refreshed, select, state, until, write_csv
 
@@ -160,3 +165,47 @@ async def test_confirm_refuses_when_the_file_changed_and_only_y_confirms(console
         row = app.reader.current("c.csv")
         assert row is not None and str(row.state) == "loaded" and row.sha256
         assert rows_of(app, "c", row.sha256) == 20
+
+
+# 7. Honest status: daemon gone, paused intake on queued files, q asks while loading, a summary on exit.
+async def test_status_says_daemon_gone_paused_by_whom_and_quit_asks(console: Callable[..., ChuteApp]) -> None:
+    app = console()
+    data = app.engine.cfg.data_dir
+    async with app.run_test(size=SIZE) as pilot:
+        await refreshed(pilot)
+        await pilot.press("p")
+        await until(pilot, lambda: app.engine.paused, what="paused")
+        write_csv(data, "later.csv", csv(3))
+        await until(pilot, lambda: state(app, "later.csv") == "queued", what="queued while paused")
+        await select(pilot, "later.csv")
+        line = str(app.main.query_one("#files-sel").render())
+        assert "waiting: intake paused by console:test since" in line
+        cells = app.main.query_one(FilesTable).get_row(str(app.reader.current("later.csv").id))
+        assert "waiting: intake paused by console:test" in str(cells[-1])
+        # q while a file loads asks first (a load in flight, as a refresh would report it).
+        assert app.view is not None
+        snap = dataclasses.replace(app.view.snap, inflight=[Progress(1, "big.csv", "big", 10, 100, 1000, 0.0)])
+        app.view = dataclasses.replace(app.view, snap=snap)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="quit asks")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), what="still running")
+        assert app.is_running and not app.engine.stopping
+        await pilot.press("p")
+        await until(pilot, lambda: state(app, "later.csv") == "loaded", what="loaded after resume")
+    summary = app_module.exit_summary(app.engine.cfg, 0.0, attached=False)
+    assert summary.startswith("chute: stopped; this session 1 loaded, 0 failed")
+
+    # The daemon is gone: nothing runs, ClickHouse is not blamed, actions are off.
+    app.engine.stop()
+    attached = ChuteApp(AttachedEngine(app.engine.cfg, holder=lambda: None), refresh_seconds=0.2)
+    async with attached.run_test(size=SIZE) as pilot:
+        await refreshed(pilot)
+        header = str(attached.main.query_one(StatusLine).render())
+        assert "DAEMON GONE" in header and "RUNNING" not in header and "DOWN" not in header
+        await select(pilot, "later.csv")
+        assert attached.screen.active_bindings["d"].enabled is False
+        assert attached.screen.active_bindings["p"].enabled is False
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(attached.screen, MainScreen)

@@ -24,6 +24,7 @@ from chute.core.config import Config
 from chute.core.errors import ChuteError, UsageError
 from chute.core.inspect import FileDetails, inspect_file
 from chute.core.ledger import FileRow, Ledger
+from chute.core.states import State
 from chute.tui.commands import ChuteCommands
 from chute.tui.messages import ActionDone, Refreshed, Stopped
 from chute.tui.screens.confirm import ConfirmScreen
@@ -73,7 +74,7 @@ class ChuteApp(App[int]):
         self._stopping = False
         self._per_minute = LoadedPerMinute()
         self._newest = NewestFiles(limit)
-        self._was_paused = False
+        self._was_paused: tuple[bool, str | None] = (False, None)
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen()
@@ -123,8 +124,8 @@ class ChuteApp(App[int]):
             return  # quitting: the screens are going away
         view = message.view
         self.view = view
-        paused_changed = self.refreshes == 0 or view.snap.paused != self._was_paused
-        self._was_paused = view.snap.paused
+        paused_changed = self.refreshes == 0 or (view.snap.paused, view.daemon) != self._was_paused
+        self._was_paused = (view.snap.paused, view.daemon)
         t0 = time.perf_counter()
         with self.batch_update():
             self.main.show(view)
@@ -259,11 +260,16 @@ class ChuteApp(App[int]):
             self.screen.reload()
         self.poll()
 
+    @property
+    def daemon_gone(self) -> bool:
+        """Attached, and the daemon stopped: every action would only wait in the queue."""
+        return self.view is not None and self.view.attached and not self.view.daemon
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "pause":
-            return not self.engine_paused
+            return None if self.daemon_gone and not self.engine_paused else not self.engine_paused
         if action == "resume":
-            return self.engine_paused
+            return None if self.daemon_gone and self.engine_paused else self.engine_paused
         return True
 
     def action_pause(self) -> None:
@@ -293,6 +299,21 @@ class ChuteApp(App[int]):
     # -- quitting -------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
+        if self._stopping or isinstance(self.screen, ConfirmScreen):
+            return
+        loading = len(self.view.snap.inflight) if self.view is not None else 0
+        if self.engine.mode != "attach" and loading:
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.call_later(self._quit_now)
+
+            body = (f"{loading} file(s) are loading. Quitting stops ingestion here: the batch in flight "
+                    "finishes or is safely abandoned, and the rest resumes at the next start.")
+            self.push_screen(ConfirmScreen("Quit while files load?", body, yes_label="Yes, quit"), answered)
+            return
+        await self._quit_now()
+
+    async def _quit_now(self) -> None:
         if self._stopping:
             return
         self._stopping = True
@@ -320,6 +341,25 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def exit_summary(cfg: Config, since: float, attached: bool) -> str:
+    """The one line left on the terminal after the console closes: what happened while it ran."""
+    try:
+        ledger = Ledger(cfg.state_dir, readonly=True)
+    except Exception:  # noqa: BLE001 - a summary must never turn an exit into a traceback
+        return "chute: detached" if attached else "chute: stopped"
+    try:
+        done = ledger.outcomes_since(since, [State.LOADED, State.FAILED, State.QUARANTINED, State.HELD])
+        held = ledger.counts().get(State.HELD, 0)
+    finally:
+        ledger.close()
+    what = "detached (the daemon keeps running)" if attached else "stopped"
+    line = (f"chute: {what}; this session {done.get(State.LOADED, 0)} loaded, {done.get(State.FAILED, 0)} failed, "
+            f"{done.get(State.QUARANTINED, 0)} quarantined, {done.get(State.HELD, 0)} held")
+    if held:
+        line += f"; {held} held in all (chute files --state held)"
+    return line
 
 
 def _log_to_file(cfg: Config, name: str) -> Path | None:
@@ -350,11 +390,13 @@ def run_console(cfg: Config, wait_for_clickhouse: float = 0.0) -> int:
     except UsageError as exc:
         print(f"chute: error: {exc}", file=sys.stderr)
         return 2
+    started = time.time()
     try:
         code = ChuteApp(engine).run()
     finally:
         if not engine.stopping:
             engine.stop()
+        print(exit_summary(cfg, started, attached=False), file=sys.stderr)
     return code or 0
 
 
@@ -374,9 +416,11 @@ def run_attached(cfg: Config) -> int:
               file=sys.stderr)
         return 2
     _log_to_file(cfg, "attach.log")
+    started = time.time()
     try:
         code = ChuteApp(engine).run()
     finally:
         engine.stop()
+        print(exit_summary(engine.cfg, started, attached=True), file=sys.stderr)
     return code or 0
 

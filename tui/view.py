@@ -99,6 +99,15 @@ class View:
     daemon: str | None = None  # attached: 'pid N mode' of the daemon, None when it is gone
     files_per_min: list[float] = field(default_factory=list)  # last minutes, oldest first; the last is live
     took: float = 0.0  # seconds spent collecting (shown in the help screen; measured by the bench)
+    paused_by: tuple[str, float] | None = None  # (actor, since) while intake is paused
+
+    @property
+    def pause_note(self) -> str:
+        """What a queued file waits for while intake is paused."""
+        if self.paused_by is None:
+            return "waiting: intake paused" if self.snap.paused else ""
+        actor, since = self.paused_by
+        return f"waiting: intake paused by {actor} since {datetime.fromtimestamp(since).strftime('%H:%M')}"
 
     @property
     def progress(self) -> dict[int, Progress]:
@@ -191,7 +200,11 @@ def collect(engine: EngineLike, reader: Ledger, query: FileQuery, now: float, li
         errors_hour=failed,
         attempts_hour=attempts,
     )
-    return View(now=now, snap=snap, query=query, files=files, files_capped=capped, limit=limit,
+    paused_by = None
+    if snap.paused:
+        actor, _, since = (reader.meta("paused_by") or "").rpartition(" ")
+        paused_by = (actor or "an operator", float(since) if since.replace(".", "", 1).isdigit() else now)
+    return View(now=now, snap=snap, query=query, files=files, files_capped=capped, limit=limit, paused_by=paused_by,
                 errors=errors, quarantine=quarantine, totals=totals, attached=engine.mode == "attach",
                 daemon=getattr(engine, "daemon", None),
                 files_per_min=per_minute.series(reader, now, snap.files_per_min) if per_minute else [],

@@ -178,6 +178,8 @@ class MainScreen(Screen[None]):
     # -- keys -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "retry", "purge") and self.chute.daemon_gone:
+            return None  # attached, and nothing would carry it out: shown, dimmed
         if action in ("approve", "retry", "purge"):
             if self.active_table is None:
                 return False  # the Rates pane has no files to act on

@@ -42,7 +42,7 @@ class FilesTable(LedgerTable):
             done, total = (live.rows_done, live.rows_total) if live else (row.rows_loaded, row.rows or 0)
             pct = int(done * 100 / total) if total else 0
         return (row.path, row.table_name, str(row.state), pct, row.rows, row.size,
-                (fmt.age(view.now - row.updated_at), (-row.updated_at, -row.id)), reason(row, view.now))
+                (fmt.age(view.now - row.updated_at), (-row.updated_at, -row.id)), reason(row, view.now, view))
 
     def render_cell(self, key: str, value: Any, width: int) -> Any:
         if key == "path":
@@ -60,8 +60,10 @@ class FilesTable(LedgerTable):
         return value
 
 
-def reason(row: FileRow, now: float) -> str:
+def reason(row: FileRow, now: float, view: View | None = None) -> str:
     """Why the file is where it is, in one line."""
+    if row.state == State.QUEUED and view is not None and view.snap.paused:
+        return view.pause_note
     if row.state == State.FAILED and row.next_attempt is not None:
         wait = fmt.age(row.next_attempt - now)
         return fmt.one_line(f"{row.last_error} (retry {'now' if wait == 'now' else 'in ' + wait})")

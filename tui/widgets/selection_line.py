@@ -40,6 +40,8 @@ class SelectionLine(Widget):
             eta = fmt.age((live.rows_total - live.rows_done) / speed) if speed and live.rows_total else "?"
             text.append(f"  {fmt.count(live.rows_done)} of {fmt.count(live.rows_total)} rows, "
                         f"{fmt.rate(speed)} rows/s, ETA {eta}")
+        if row.state == State.QUEUED and view is not None and view.snap.paused:
+            text.append(f"  {view.pause_note}", style="bold")
         problem = why(row)
         if problem:
             text.append(f"  {fmt.one_line(problem[1], 300)}")
