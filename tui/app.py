@@ -18,6 +18,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.filter import Monochrome, NoColor
 
 from chute.core import action_rules
 from chute.core.config import Config
@@ -57,6 +58,10 @@ class ChuteApp(App[int]):
     def __init__(self, engine: EngineLike, *, now: Callable[[], float] = time.time,
                  refresh_seconds: float = REFRESH_SECONDS, limit: int = TABLE_LIMIT, actor: str | None = None) -> None:
         super().__init__()
+        if self.no_color:
+            # NO_COLOR means no colour, not grey: Textual's Monochrome filter turns magenta and red
+            # into dark grey on near-black. Without colour, bold/underline/reverse carry the meaning.
+            self._filters = [NoColor() if isinstance(f, Monochrome) else f for f in self._filters]
         self.animation_level = "none"  # over SSH an animated tab underline is only latency
         self.engine = engine
         self.now = now

@@ -66,7 +66,7 @@ class LedgerTable(DataTable[Any]):
         for col in self.COLUMNS:
             width = self.column_width(col)
             self._widths[col.key] = width
-            self.add_column(_right(Text(col.label), width) if col.right else Text(col.label), width=width + 1,
+            self.add_column(_right(Text(col.label), width) if col.right else Text(col.label), width=_gap(width),
                             key=col.key)
 
     def column_width(self, col: Col) -> int:
@@ -138,6 +138,8 @@ class LedgerTable(DataTable[Any]):
             inner = self.render_cell(col.key, value, self._widths[col.key] - 2)
             return Text.assemble(("✓ ", "reverse bold"), inner if isinstance(inner, Text) else Text(str(inner)))
         cell = self.render_cell(col.key, value, self._widths[col.key])
+        if not self._widths[col.key]:
+            return ""
         if col.right:
             return _right(cell if isinstance(cell, Text) else Text(str(cell)), self._widths[col.key])
         return cell
@@ -153,13 +155,15 @@ class LedgerTable(DataTable[Any]):
             self.move_cursor(row=index, animate=False)
 
     def on_resize(self) -> None:
-        """Adaptive columns (the path) take the room a wider terminal gives."""
+        """Adaptive columns (path, table, reason) take the room a wider terminal gives; the
+        selected row stays in view whatever the new height."""
+        self.call_after_refresh(self._cursor_into_view)
         changed = False
         for col in self.COLUMNS:
             width = self.column_width(col)
             if width != self._widths.get(col.key):
                 self._widths[col.key] = width
-                self.columns[col.key].width = width + 1  # type: ignore[index]
+                self.columns[col.key].width = _gap(width)  # type: ignore[index]
                 changed = True
         if not changed:
             return
@@ -226,6 +230,17 @@ class LedgerTable(DataTable[Any]):
         except RowDoesNotExist:
             return False
         return True
+
+
+    def _cursor_into_view(self) -> None:
+        if self.row_count:
+            self.scroll_to_region(self._get_row_region(self.cursor_row), animate=False, immediate=True,
+                                  top=False)
+
+
+def _gap(width: int) -> int:
+    """A column's width with its one-cell gap; a hidden column (width 0) takes no room at all."""
+    return width + 1 if width else 0
 
 
 def _right(text: Text, width: int) -> Text:
