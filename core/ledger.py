@@ -484,6 +484,27 @@ class Ledger:
         rows = self._q("SELECT count(*) AS n FROM files WHERE state = 'failed' AND next_attempt IS NOT NULL")
         return int(rows[0]["n"])
 
+    def load_attempts(self, file_ids: Iterable[int]) -> dict[int, int]:
+        """Times each version started loading, from the audit trail (a retry resets ``attempts``,
+        which paces the backoff; the operator wants every try)."""
+        ids = list(file_ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._q(f"SELECT file_id, count(*) AS n FROM events WHERE file_id IN ({marks}) AND to_state = ?"
+                       " GROUP BY file_id", (*ids, str(State.LOADING)))
+        return {int(r["file_id"]): int(r["n"]) for r in rows}
+
+    def acked_per_second(self, since: float, until: float) -> list[tuple[float, int, int]]:
+        """(second, rows, bytes) acknowledged per second in [since, until]; bytes estimated per file
+        from its size and row count."""
+        rows = self._q(
+            "SELECT CAST(b.acked_at AS INTEGER) AS s, SUM(b.rows) AS r,"
+            " SUM(b.rows * IFNULL(f.size * 1.0 / NULLIF(f.rows, 0), 0)) AS n"
+            " FROM batches b JOIN files f ON f.id = b.file_id"
+            " WHERE b.acked_at >= ? AND b.acked_at <= ? GROUP BY s ORDER BY s", (since, until))
+        return [(float(r["s"]), int(r["r"]), int(r["n"])) for r in rows]
+
     def recent_errors(self, limit: int = 20) -> list[FileRow]:
         rows = self._q(
             "SELECT * FROM files WHERE last_error IS NOT NULL AND state IN ('failed', 'quarantined', 'held')"

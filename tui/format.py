@@ -60,6 +60,11 @@ def count(n: int | None) -> str:
     return humanize.intcomma(n) if n < 10_000_000 else humanize.metric(n, precision=3).replace(" ", "")
 
 
+def plural(n: int | None, word: str) -> str:
+    """'1 file', '2 files', '12,000 rows'."""
+    return f"{count(n or 0)} {word}{'' if n == 1 else 's'}"
+
+
 def rate(value: float) -> str:
     if value >= 10_000:
         return humanize.metric(value, precision=3).replace(" ", "")

@@ -7,7 +7,7 @@ queries, capped), then each pane applies it as a diff. The engine never calls UI
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -100,6 +100,7 @@ class View:
     files_per_min: list[float] = field(default_factory=list)  # last minutes, oldest first; the last is live
     took: float = 0.0  # seconds spent collecting (shown in the help screen; measured by the bench)
     paused_by: tuple[str, float] | None = None  # (actor, since) while intake is paused
+    tries: dict[int, int] = field(default_factory=dict)  # load attempts of the Errors pane's files
 
     @property
     def pause_note(self) -> str:
@@ -161,6 +162,23 @@ class NewestFiles:
         return self._rows, self._capped
 
 
+class PastRates:
+    """Rows/s history from before this engine started (a restart), read once from the ledger's
+    acknowledged batches, so the Rates pane keeps it as files/min does. Past seconds never change."""
+
+    def __init__(self, seconds: int = 600) -> None:
+        self.seconds = seconds
+        self._past: list[tuple[float, int, int]] | None = None
+        self._until = 0.0
+
+    def merged(self, reader: Ledger, live: list[tuple[float, int, int]], now: float) -> list[tuple[float, int, int]]:
+        if self._past is None:
+            self._until = live[0][0] if live else float(int(now))
+            self._past = reader.acked_per_second(now - self.seconds, self._until - 1e-9)
+        start = now - self.seconds
+        return [p for p in self._past if p[0] >= start and p[0] < self._until] + list(live)
+
+
 class LoadedPerMinute:
     """Files loaded per wall-clock minute, from the audit trail (so attach sees the daemon's past
     too). A finished minute never changes, so it is counted once; the live point is the engine's
@@ -183,11 +201,15 @@ class LoadedPerMinute:
 
 
 def collect(engine: EngineLike, reader: Ledger, query: FileQuery, now: float, limit: int,
-            per_minute: LoadedPerMinute | None = None, newest: NewestFiles | None = None) -> View:
+            per_minute: LoadedPerMinute | None = None, newest: NewestFiles | None = None,
+            past: PastRates | None = None) -> View:
     t0 = time.perf_counter()
     snap = engine.snapshot()
+    if past is not None:
+        snap = replace(snap, history=past.merged(reader, snap.history, now))
     files, capped = (newest or NewestFiles(limit)).read(reader, query)
     errors = reader.recent_errors(ERRORS_LIMIT)
+    tries = reader.load_attempts(r.id for r in errors)
     quarantine = reader.list_files(state=State.QUARANTINED, limit=limit)
     midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     hour = reader.outcomes_since(now - 3600, OUTCOMES)
@@ -204,7 +226,8 @@ def collect(engine: EngineLike, reader: Ledger, query: FileQuery, now: float, li
     if snap.paused:
         actor, _, since = (reader.meta("paused_by") or "").rpartition(" ")
         paused_by = (actor or "an operator", float(since) if since.replace(".", "", 1).isdigit() else now)
-    return View(now=now, snap=snap, query=query, files=files, files_capped=capped, limit=limit, paused_by=paused_by,
+    return View(now=now, snap=snap, query=query, files=files, files_capped=capped, limit=limit,
+                paused_by=paused_by, tries=tries,
                 errors=errors, quarantine=quarantine, totals=totals, attached=engine.mode == "attach",
                 daemon=getattr(engine, "daemon", None),
                 files_per_min=per_minute.series(reader, now, snap.files_per_min) if per_minute else [],

@@ -110,11 +110,11 @@ class MainScreen(Screen[None]):
             caption = f"✗ filter: {view.query.error}"
         elif view.query.text:
             what = f"newest {shown} matching" if view.files_capped else f"{shown} matching"
-            caption = f"{what} “{view.query.text}” (of {fmt.count(view.total_files)} files)"
+            caption = f"{what} “{view.query.text}” (of {fmt.plural(view.total_files, 'file')})"
         elif view.files_capped:
-            caption = f"newest {shown} of {fmt.count(view.total_files)} files (/ to filter)"
+            caption = f"newest {shown} of {fmt.plural(view.total_files, 'file')} (/ to filter)"
         else:
-            caption = f"{shown} files, newest first"
+            caption = f"{fmt.plural(shown, 'file')}, newest first"
         table = self.active_table
         marked = len(table.marked) if table is not None else 0
         if marked:

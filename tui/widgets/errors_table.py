@@ -33,7 +33,7 @@ class ErrorsTable(LedgerTable):
 
     def model(self, row: FileRow, view: View) -> tuple[Any, ...]:
         return ((fmt.age(view.now - row.updated_at), (-row.updated_at, -row.id)), row.path, str(row.state),
-                row.attempts, reason(row, view.now))
+                view.tries.get(row.id, row.attempts), reason(row, view.now))
 
     def render_cell(self, key: str, value: Any, width: int) -> Any:
         if key == "path":
