@@ -117,4 +117,4 @@ async def test_80x24_shows_reason_and_next_step_first(demo) -> None:
         await pilot.resize_terminal(80, 12)
         await pilot.pause(0.2)
         region = table._get_row_region(table.cursor_row)  # noqa: SLF001
-        assert table.scroll_y < region.y < table.scroll_y + table.size.height, (region, table.scroll_y)  # under the header
+        assert table.scroll_y < region.y < table.scroll_y + table.size.height, region  # under the header

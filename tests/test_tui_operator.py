@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual import events
 from textual.keys import _character_to_key
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from chute.core.attach import AttachedEngine
 from chute.core.engine import Engine
@@ -22,8 +22,12 @@ from chute.core.loader import Progress
 from chute.tui import app as app_module
 from chute.tui.app import ChuteApp
 from chute.tui.screens.confirm import ConfirmScreen
+from chute.tui.screens.details import DetailsScreen
+from chute.tui.screens.help import HelpScreen
 from chute.tui.screens.main import MainScreen
 from chute.tui.widgets.files_table import FilesTable
+from chute.tui.widgets.ledger_table import LedgerTable
+from chute.tui.widgets.rates_strip import RatesStrip
 from chute.tui.widgets.status_line import StatusLine
 from tests.conftest import make_config, query
 from tests.tui_helpers import refreshed, select, state, until, write_csv
@@ -209,3 +213,71 @@ async def test_status_says_daemon_gone_paused_by_whom_and_quit_asks(console: Cal
         await pilot.press("d")
         await pilot.pause()
         assert isinstance(attached.screen, MainScreen)
+
+
+# 8. Figures that were wrong or noisy.
+async def test_figures_tries_reasons_plurals_history_and_help_keys(console: Callable[..., ChuteApp]) -> None:
+    app = console()
+    data = app.engine.cfg.data_dir
+    write_csv(data, "kinds.csv", "id,kind\n1,a\n2,b\n3,a\n")
+    write_csv(data, "bad-0001.csv.gz", "not gzip\n")  # not gzip: quarantined
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: state(app, "kinds.csv") == "loaded" and state(app, "bad-0001.csv.gz")
+                    == "quarantined", what="loaded and quarantined")
+        bad = app.reader.current("bad-0001.csv.gz")
+        await select(pilot, "bad-0001.csv.gz", pane="quarantine")
+        await pilot.press("p")
+        await until(pilot, lambda: app.engine.paused, what="paused")
+        await pilot.press("r")
+        await until(pilot, lambda: state(app, "bad-0001.csv.gz") == "queued", what="queued again")
+        row = app.reader.current("bad-0001.csv.gz")
+        assert row is not None and row.last_error is None and row.reason is None, "the old reason is history"
+        await pilot.press("p")
+        await until(pilot, lambda: state(app, "bad-0001.csv.gz") == "quarantined", what="quarantined twice")
+        await select(pilot, "bad-0001.csv.gz", pane="errors")
+        await refreshed(pilot)
+        errors = app.main.query_one("#errors-table", LedgerTable)
+        tries = str(errors.get_row(str(bad.id))[3]).strip()
+        assert tries == "2", tries
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.details is not None,
+                    what="details")
+        summary = _plain(app.screen.query_one("#summary", Static).content)
+        assert "rows  parsed" not in summary and "not hashed yet" not in summary, summary
+        assert " 2" in summary.split("attempts", 1)[1][:8], summary
+        await pilot.press("escape")
+        await select(pilot, "kinds.csv")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen) and app.screen.details is not None,
+                    what="details of a loaded file")
+        assert not app.screen.details.drifted, app.screen.details.diff  # String vs LowCardinality(String)
+        await pilot.press("escape")
+        await pilot.press("2")  # Rates: "1 file" loaded in the last hour, not "1 files"
+        await until(pilot, lambda: "1 file" in _plain(app.main.query_one("#totals", Static).content), what="totals")
+        assert "1 files" not in _plain(app.main.query_one("#totals", Static).content)
+        await pilot.press("1")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        scroll = app.screen.query_one("#help")
+        await pilot.press("G")
+        await until(pilot, lambda: scroll.scroll_y > 0, what="G goes to the end")
+        await pilot.press("g")
+        await until(pilot, lambda: scroll.scroll_y == 0, what="g goes to the top")
+        await pilot.press("escape")
+    # A restart keeps the rows/s history, as files/min keeps its own.
+    app.engine.stop()
+    again = console()
+    async with again.run_test(size=SIZE) as pilot:
+        await refreshed(pilot)
+        assert again.view is not None and sum(r for _, r, _ in again.view.snap.history) >= 3
+        # A big file validating is loading before it reports progress.
+        snap = dataclasses.replace(again.view.snap, inflight=[], counts={"loading": 1})
+        strip = again.main.query_one(RatesStrip)
+        strip.show(dataclasses.replace(again.view, snap=snap))
+        assert "1 loading" in strip.render().plain
+def _plain(content: object) -> str:
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=__import__("io").StringIO())
+    console.print(content)
+    return console.export_text()

@@ -115,8 +115,7 @@ class MainScreen(Screen[None]):
             caption = f"newest {shown} of {fmt.plural(view.total_files, 'file')} (/ to filter)"
         else:
             caption = f"{fmt.plural(shown, 'file')}, newest first"
-        table = self.active_table
-        marked = len(table.marked) if table is not None else 0
+        marked = len(self.query_one(FilesTable).marked)  # the caption is the Files pane's
         if marked:
             caption += f" · {marked} marked (a/r/d act on them, space unmarks)"
         errors, quarantined = len(view.errors), view.count("quarantined")
