@@ -162,7 +162,7 @@ async def test_retry_refused_is_reported_not_raised(console: Callable[..., Chute
         assert row is not None
         app.ask("retry", row)  # as the palette would: the key itself is disabled for a loaded file
         await until(pilot, lambda: any("retry does not apply" in n for n in notes(app)), what="warning")
-        app.execute("retry", "ok.csv")  # and if it reaches the engine anyway, its refusal is shown
+        app.execute("retry", [row])  # and if it reaches the engine anyway, its refusal is shown
         await until(pilot, lambda: any("only failed or quarantined" in n for n in notes(app)), what="refusal")
 
 

@@ -232,7 +232,8 @@ class ChuteApp(App[int]):
                 self.execute(action, rows)
                 self.main.clear_marks()
             else:
-                self.notify(f"{action} cancelled", timeout=3)
+                what = rows[0].path if len(rows) == 1 else f"{len(rows)} files"
+                self.notify(f"{action} of {what} cancelled", timeout=3)
 
         self.push_screen(ConfirmScreen(title, body, yes_label=f"Yes, {action}"), answered)
 
