@@ -7,7 +7,8 @@ from textual.widgets import Static
 
 from chute.core.alerts import Alert
 
-STYLE = {"critical": "reverse bold red", "warning": "reverse bold yellow"}
+# Reverse of a named colour on black: black on red in any palette, and still inverted without colour.
+STYLE = {"critical": "reverse bold red on black", "warning": "reverse bold yellow on black"}
 
 
 class AlertBar(Static):

@@ -30,11 +30,11 @@ class StatusLine(Static):
             # Nothing runs: not ClickHouse's fault, and nothing is "running".
             badge = Text(" DAEMON GONE ", style="reverse bold")
         elif self.stopping:
-            badge = Text(" STOPPING… ", style="reverse bold yellow")
+            badge = Text(" STOPPING… ", style="reverse bold yellow on black")
         elif snap.paused:
-            badge = Text(" PAUSED ", style="reverse bold yellow")
+            badge = Text(" PAUSED ", style="reverse bold yellow on black")
         else:
-            badge = Text(" RUNNING ", style="reverse green")
+            badge = Text(" RUNNING ", style="reverse bold green on black")
         wide = self.size.width >= 100
         right = Text()
         if view.attached:
