@@ -280,3 +280,42 @@ def _plain(content: object) -> str:
     console = Console(width=200, record=True, file=__import__("io").StringIO())
     console.print(content)
     return console.export_text()
+
+
+# Bulk in the console: space marks (k9s), * marks the filtered set; a stray space never pauses intake.
+async def test_marks_and_bulk_actions_confirmed_once(console: Callable[..., ChuteApp]) -> None:
+    app = console(require_approval=True)
+    data = app.engine.cfg.data_dir
+    for i in range(3):
+        write_csv(data, f"orders/o{i}.csv", csv(2, start=10 * i))
+    write_csv(data, "other.csv", csv(5, start=100))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: all(state(app, p) == "held" for p in
+                                       ("orders/o0.csv", "orders/o1.csv", "orders/o2.csv", "other.csv")), what="held")
+        await refreshed(pilot)
+        table = app.main.query_one(FilesTable)
+        await pilot.press("g")
+        first = table.selected
+        await pilot.press("space")
+        await pilot.pause()
+        assert not app.engine.paused, "space marks; it must never stop ingestion"
+        assert first is not None and [r.id for r in table.marked] == [first.id]
+        await pilot.press("space")  # the cursor moved down: marks the next one too
+        assert len(table.marked) == 2
+        await pilot.press("asterisk")  # all shown ...
+        await pilot.press("asterisk")  # ... then none
+        assert table.marked == []
+        await pilot.press("slash", *"orders", "enter")
+        await until(pilot, lambda: len(table.shown) == 3, what="filtered to orders")
+        await pilot.press("asterisk")
+        assert len(table.marked) == 3
+        assert "3 marked" in str(app.main.query_one("#files-caption").render())
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="one confirmation")
+        assert "Approve 3 files?" in app.screen.title_text
+        await pilot.press("y")
+        await until(pilot, lambda: all(state(app, f"orders/o{i}.csv") == "loaded" for i in range(3)),
+                    what="the three approved and loaded")
+        assert state(app, "other.csv") == "held"
+        assert any("3 of 3 done" in n for n in notes(app))
+        assert table.marked == []
