@@ -133,6 +133,10 @@ async def test_attached_console_steers_the_daemon(daemon: tuple[Config, subproce
         assert app.screen.active_bindings["p"].binding.action == "resume"
         await pilot.press("p")
         await until(pilot, lambda: not engine.paused, what="daemon resumed")
+        # The daemon's own log says who paused and resumed it from the attached console.
+        log = cfg.data_dir.parent / "daemon.log"
+        await until(pilot, lambda: "intake resumed by console:attach-test" in log.read_text(), what="daemon log")
+        assert "intake paused by console:attach-test" in log.read_text()
 
         await pilot.press("q")
         await until(pilot, lambda: app.return_code is not None, what="detached")
