@@ -310,8 +310,8 @@ class ChuteApp(App[int]):
     async def action_quit(self) -> None:
         if self._stopping or isinstance(self.screen, ConfirmScreen):
             return
-        loading = len(self.view.snap.inflight) if self.view is not None else 0
-        if self.engine.mode != "attach" and loading:
+        loading = self._loading_now() if self.engine.mode != "attach" else 0
+        if loading:
             def answered(yes: bool | None) -> None:
                 if yes:
                     self.call_later(self._quit_now)
@@ -321,6 +321,15 @@ class ChuteApp(App[int]):
             self.push_screen(ConfirmScreen("Quit while files load?", body, yes_label="Yes, quit"), answered)
             return
         await self._quit_now()
+
+    def _loading_now(self) -> int:
+        """Files loading right now (not as of the last refresh): a big file being validated counts
+        before it reports progress."""
+        try:
+            snap = self.engine.snapshot()
+        except Exception:  # noqa: BLE001 - quitting must work even when the engine cannot say
+            return 0
+        return max(len(snap.inflight), snap.counts.get(State.LOADING, 0))
 
     async def _quit_now(self) -> None:
         if self._stopping:

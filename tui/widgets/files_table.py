@@ -24,7 +24,7 @@ class FilesTable(LedgerTable):
         Col("age", "Age", 4),
         Col("reason", "Reason", 60),
     ]
-    NARROW = 100  # below this, Progress and Size give their room to the reason (progress shows in State)
+    NARROW = 120  # below this, Progress and Size give their room to the reason (progress shows in State)
     FLEX = ("path", "table", "reason")
 
     def column_width(self, col: Col) -> int:
