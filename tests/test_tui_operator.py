@@ -163,6 +163,8 @@ async def test_confirm_refuses_when_the_file_changed_and_only_y_confirms(console
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm again")
         app.engine.command("approve", "c.csv", actor="someone-else")  # meanwhile, from elsewhere
         await until(pilot, lambda: state(app, "c.csv") == "loaded", what="loaded meanwhile")
+        warning = app.screen.query_one("#confirm-changed", Static)
+        await until(pilot, lambda: "is now loaded (was held)" in str(warning.render()), what="the dialog says so")
         await pilot.press("y")
         await until(pilot, lambda: any("now loaded, not held" in n for n in notes(app)), what="refusal shown")
         row = app.reader.current("c.csv")

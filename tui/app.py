@@ -144,6 +144,8 @@ class ChuteApp(App[int]):
             fresh = next((r for r in (*view.files, *view.errors, *view.quarantine) if r.id == shown), None)
             if fresh is not None:
                 self.screen.follow(fresh)
+        if isinstance(self.screen, ConfirmScreen) and self.screen.about:
+            self._recheck(self.screen)
         if paused_changed:
             self.refresh_bindings()
         if self._poll_again or view.query != self._query:
@@ -213,6 +215,15 @@ class ChuteApp(App[int]):
                 "data folder. This cannot be undone. If the file changes state first, nothing is done.")
         self._confirm("purge", [row], f"Purge #{row.id} {row.path}?", body)
 
+    def _recheck(self, dialog: ConfirmScreen) -> None:
+        """An open question whose file moved on says so, instead of going stale."""
+        notes = []
+        for file_id, shown in dialog.about[:50]:
+            fresh = self.reader.get(file_id)
+            if fresh is not None and str(fresh.state) != shown:
+                notes.append(f"⚠ #{file_id} {fresh.path} is now {fresh.state} (was {shown}): y leaves it alone")
+        dialog.changed(notes)
+
     def ask_many(self, action: str, rows: list[FileRow]) -> None:
         """Marked (or filtered) files: those the action applies to, listed, confirmed once."""
         fit = [r for r in rows if self.action_applies(action, r)]
@@ -235,7 +246,8 @@ class ChuteApp(App[int]):
                 what = rows[0].path if len(rows) == 1 else f"{len(rows)} files"
                 self.notify(f"{action} of {what} cancelled", timeout=3)
 
-        self.push_screen(ConfirmScreen(title, body, yes_label=f"Yes, {action}"), answered)
+        about = tuple((r.id, str(r.state)) for r in rows)
+        self.push_screen(ConfirmScreen(title, body, yes_label=f"Yes, {action}", about=about), answered)
 
     @work(thread=True, group="actions")
     def execute(self, action: str, rows: list[FileRow] | None) -> None:
