@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from textual import events
+from textual.command import CommandPalette
 from textual.keys import _character_to_key
 from textual.widgets import Input, Static
 
@@ -310,8 +311,12 @@ async def test_marks_and_bulk_actions_confirmed_once(console: Callable[..., Chut
         assert table.marked == []
         await pilot.press("slash", *"orders", "enter")
         await until(pilot, lambda: len(table.shown) == 3, what="filtered to orders")
-        await pilot.press("asterisk")
-        assert len(table.marked) == 3
+        await pilot.press("ctrl+p")  # the palette offers the filtered set too
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette), what="palette")
+        await pilot.press(*"mark every")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: len(table.marked) == 3, what="marked from the palette")
         assert "3 marked" in str(app.main.query_one("#files-caption").render())
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="one confirmation")
