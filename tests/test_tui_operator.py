@@ -146,6 +146,8 @@ async def test_filter_keeps_what_was_typed_and_rejects_unknown_states(console: C
         caption = str(app.main.query_one("#files-caption").render())
         assert "unknown state" in caption and "quarantined" in caption
         assert box.has_class("-invalid")
+        await pilot.press("escape", "slash", *"x/y")  # in the box, / is a character
+        await until(pilot, lambda: box.value == "x/y", what="a slash typed into the filter")
 
 
 # 4. The confirm acts only on the state it showed; only `y` says yes.
