@@ -299,9 +299,6 @@ class ChuteApp(App[int]):
     def action_resume(self) -> None:
         self.execute("resume", None)
 
-    def action_toggle_pause(self) -> None:
-        self.execute("resume" if self.engine_paused else "pause", None)
-
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
@@ -377,13 +374,13 @@ def exit_summary(cfg: Config, since: float, attached: bool) -> str:
     """The one line left on the terminal after the console closes: what happened while it ran."""
     try:
         ledger = Ledger(cfg.state_dir, readonly=True)
+        try:
+            done = ledger.outcomes_since(since, [State.LOADED, State.FAILED, State.QUARANTINED, State.HELD])
+            held = ledger.counts().get(State.HELD, 0)
+        finally:
+            ledger.close()
     except Exception:  # noqa: BLE001 - a summary must never turn an exit into a traceback
         return "chute: detached" if attached else "chute: stopped"
-    try:
-        done = ledger.outcomes_since(since, [State.LOADED, State.FAILED, State.QUARANTINED, State.HELD])
-        held = ledger.counts().get(State.HELD, 0)
-    finally:
-        ledger.close()
     what = "detached (the daemon keeps running)" if attached else "stopped"
     line = (f"chute: {what}; this session {done.get(State.LOADED, 0)} loaded, {done.get(State.FAILED, 0)} failed, "
             f"{done.get(State.QUARANTINED, 0)} quarantined, {done.get(State.HELD, 0)} held")
