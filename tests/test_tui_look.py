@@ -118,3 +118,12 @@ async def test_80x24_shows_reason_and_next_step_first(demo) -> None:
         await pilot.pause(0.2)
         region = table._get_row_region(table.cursor_row)  # noqa: SLF001
         assert table.scroll_y < region.y < table.scroll_y + table.size.height, region  # under the header
+
+
+def test_exit_summary_without_a_ledger_is_one_line(tmp_path: Path) -> None:
+    from chute.core.config import Config
+    from chute.tui.app import exit_summary
+
+    cfg = Config(data_dir=tmp_path, state_dir=tmp_path / "none")
+    assert exit_summary(cfg, 0.0, attached=True) == "chute: detached"
+    assert exit_summary(cfg, 0.0, attached=False) == "chute: stopped"
