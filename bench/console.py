@@ -59,11 +59,17 @@ async def _keys(root: Path) -> dict:
         out["caption"] = str(app.main.query_one("#files-caption").render())
         moves: list[float] = []
         cpu: list[float] = []
-        for key in ["j"] * 60 + ["k"] * 20 + ["G", "g", "2", "3", "4", "1"] * 3:
+        for key in ["j"] * 60 + ["k"] * 20 + ["G", "g", "2", "3", "4", "1"] * 3 + ["space"] * 10:
             t, c = time.perf_counter(), time.process_time()
             await pilot.press(key)
             moves.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
+        marks: list[float] = []
+        for _ in range(4):  # mark every shown file (the filtered set, up to 500 rows), then unmark
+            t = time.perf_counter()
+            await pilot.press("asterisk")
+            marks.append(time.perf_counter() - t)
+        out["keys_mark_all_500"] = _ms(marks)
         out["keys_move_pilot_wall"] = _ms(moves)
         out["keys_move_cpu"] = _ms(cpu)
         typing: list[float] = []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 from pathlib import Path
 
+from chute.core import action_rules
 from chute.core.config import Config
 from chute.core.errors import ChuteError, UsageError
 from chute.core.ledger import FileRow, Ledger
@@ -27,6 +29,36 @@ def find(cfg: Config, ledger: Ledger, path: str) -> FileRow:
     raise UsageError(f"no file {rel!r} in the ledger (see `chute files`)")
 
 
+def find_id(ledger: Ledger, file_id: int) -> FileRow:
+    """One version, by the ledger id `chute files` and the console show."""
+    row = ledger.get(file_id)
+    if row is None:
+        raise UsageError(f"no file with id {file_id} in the ledger (see `chute files`)")
+    return row
+
+
+def locate(cfg: Config, ledger: Ledger, path: str | None, file_id: int | None = None,
+           expect: str | None = None) -> FileRow:
+    """The version an action names; with ``expect`` (the state the operator was shown), refuse
+    when it has moved on since, saying what changed, so a stale dialog never acts."""
+    row = find_id(ledger, file_id) if file_id is not None else find(cfg, ledger, path or "")
+    if expect is not None and row.state != expect:
+        raise UsageError(f"#{row.id} {row.path} is now {row.state}, not {expect} as shown: nothing done; "
+                         "look again")
+    return row
+
+
+def select(ledger: Ledger, action: str, state: str | None = None, table: str | None = None,
+           glob: str | None = None) -> list[FileRow]:
+    """Bulk: every version (oldest first) in ``state``, of ``table``, with a path matching ``glob``,
+    that ``action`` applies to."""
+    rows = ledger.list_files(state=state)
+    return [r for r in reversed(rows)
+            if action_rules.applies(action, r.state)
+            and (table is None or r.table_name == table)
+            and (glob is None or fnmatch.fnmatchcase(r.path, glob) or fnmatch.fnmatchcase(r.moved_to or "", glob))]
+
+
 def _relative(cfg: Config, path: str) -> str:
     p = Path(path)
     if p.is_absolute():
@@ -42,8 +74,9 @@ def _relative(cfg: Config, path: str) -> str:
     return p.as_posix()
 
 
-def run(cfg: Config, ledger: Ledger, target: Target, action: str, path: str, actor: str) -> str:
-    row = find(cfg, ledger, path)
+def run(cfg: Config, ledger: Ledger, target: Target, action: str, path: str | None, actor: str, *,
+        file_id: int | None = None, expect: str | None = None) -> str:
+    row = locate(cfg, ledger, path, file_id, expect)
     if action == "approve":
         return approve(ledger, row, actor)
     if action == "retry":
@@ -54,16 +87,16 @@ def run(cfg: Config, ledger: Ledger, target: Target, action: str, path: str, act
 
 
 def approve(ledger: Ledger, row: FileRow, actor: str) -> str:
-    if row.state != State.HELD:
-        raise UsageError(f"{row.path} is {row.state}, not held: nothing to approve")
+    if (why := action_rules.refusal("approve", row.path, row.state)) is not None:
+        raise UsageError(why)
     ledger.transition(row.id, State.QUEUED, actor=actor, detail="approved", approved=1, next_attempt=None,
                       last_error=None, error_kind=None, expect=[State.HELD])
     return f"approved {row.path}"
 
 
 def retry(cfg: Config, ledger: Ledger, row: FileRow, actor: str) -> str:
-    if row.state not in (State.FAILED, State.QUARANTINED):
-        raise UsageError(f"{row.path} is {row.state}: only failed or quarantined files can be retried")
+    if (why := action_rules.refusal("retry", row.path, row.state)) is not None:
+        raise UsageError(why)
     if row.state == State.QUARANTINED and row.moved_to:
         src, dest = cfg.locate(row.moved_to), cfg.locate(row.path)
         if dest.exists():
@@ -78,16 +111,15 @@ def retry(cfg: Config, ledger: Ledger, row: FileRow, actor: str) -> str:
         raise UsageError(f"{row.path} is no longer in the data folder")
     st = os.stat(dest, follow_symlinks=False)
     ledger.transition(row.id, State.QUEUED, actor=actor, detail="retry requested", attempts=0, next_attempt=None,
-                      moved_to=None, dev=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                      moved_to=None, last_error=None, error_kind=None, reason=None,  # the old error is history
+                      dev=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns,
                       expect=[State.FAILED, State.QUARANTINED])
     return f"retrying {row.path}"
 
 
 def purge(cfg: Config, ledger: Ledger, target: Target, row: FileRow, actor: str) -> str:
-    if row.state in (State.LOADING, State.QUEUED, State.SETTLING, State.SEEN):
-        raise UsageError(f"{row.path} is {row.state}; pause intake or wait before purging it")
-    if row.state == State.PURGED:
-        raise UsageError(f"{row.path} is already purged")
+    if (why := action_rules.refusal("purge", row.path, row.state)) is not None:
+        raise UsageError(why)
     # Claim the version first, so a retry the dispatcher starts meanwhile cannot run it (and
     # cannot overwrite the purge afterwards).
     claimed = ledger.transition(row.id, State.PURGED, actor=actor, generation=row.generation + 1,

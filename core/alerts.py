@@ -170,8 +170,13 @@ def daily_summary(inp: Inputs) -> Alert:
     d = inp.day_outcomes
     errors = sum(d.get(str(s), 0) for s in ERRORS)
     return Alert("info", "daily_summary",
-                 f"last 24 h: {d.get('loaded', 0)} files loaded, {humanize.intcomma(inp.day_rows)} rows, "
-                 f"{d.get('duplicate', 0)} duplicates, {errors} errors, {d.get('held', 0)} held")
+                 f"last 24 h: {_n(d.get('loaded', 0), 'file')} loaded, {_n(inp.day_rows, 'row')}, "
+                 f"{_n(d.get('duplicate', 0), 'duplicate')}, {_n(errors, 'error')}, {d.get('held', 0)} held")
+
+
+def _n(count: int, word: str) -> str:
+    """'1 file', '2 files' (an operator reads these; '1 files' reads as a bug)."""
+    return f"{humanize.intcomma(count)} {word}{'' if count == 1 else 's'}"
 
 
 def evaluate(inp: Inputs, th: Thresholds | None = None) -> list[Alert]:

@@ -366,6 +366,7 @@ def act(action: str, path: str | os.PathLike[str] | None = None, *, id: int | No
     Raises UsageError when the action does not apply (the message says why), NotAnswered when a
     running engine does not take it within ``wait`` seconds.
     """
+    from chute.core import action_cli
     from chute.core.engine import StateLock, open_ledger, prepare_dirs
     from chute.core.ledger import Ledger
 
@@ -382,11 +383,11 @@ def act(action: str, path: str | os.PathLike[str] | None = None, *, id: int | No
         target_path = os.fspath(path) if path is not None else _path_of_version(ledger, id)  # type: ignore[arg-type]
     finally:
         ledger.close()
-    actor = actor or f"api:{os.environ.get('USER', 'unknown')}"
+    actor = actor or action_cli.actor().replace("cli:", "api:", 1)
     if StateLock.holder(cfg.state_dir):
         ledger = Ledger(cfg.state_dir)
         try:
-            cid = ledger.enqueue_command(action, target_path, actor)
+            cid = ledger.enqueue_command(action, None if id is not None else target_path, actor, file_id=id)
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 cmd = ledger.command(cid)
@@ -407,8 +408,8 @@ def act(action: str, path: str | os.PathLike[str] | None = None, *, id: int | No
     ledger = open_ledger(cfg)
     target = Target(cfg)
     try:
-        return ActionResult(action, target_path, actions.run(cfg, ledger, target, action, target_path, actor),
-                            via_daemon=False)
+        return ActionResult(action, target_path,
+                            actions.run(cfg, ledger, target, action, target_path, actor, file_id=id), via_daemon=False)
     finally:
         target.close()
         ledger.close()
@@ -416,13 +417,7 @@ def act(action: str, path: str | os.PathLike[str] | None = None, *, id: int | No
 
 
 def _path_of_version(ledger: Ledger, file_id: int) -> str:
-    """The path that names version ``file_id``; only the current version at a path can be named by
-    it until actions take ids themselves."""
-    row = ledger.get(file_id)
-    if row is None:
-        raise UsageError(f"no version #{file_id} in the ledger (see `chute files`)")
-    newest = ledger.current(row.path)
-    if newest is None or newest.id != file_id:
-        raise UsageError(f"version #{file_id} of {row.path} is not its newest version; "
-                         "acting on older versions by id is not supported yet")
-    return row.path
+    """The path of version ``file_id`` (any version, not only the newest: actions take ids)."""
+    from chute.core.actions import find_id
+
+    return find_id(ledger, file_id).path

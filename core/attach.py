@@ -134,14 +134,15 @@ class AttachedEngine:
             alerts=self._current_alerts(now),
         )
 
-    def command(self, action: str, path: str | None = None, actor: str = "operator") -> str:
+    def command(self, action: str, path: str | None = None, actor: str = "operator", *,
+                file_id: int | None = None, expect: str | None = None) -> str:
         """Queue the action for the daemon and wait for its answer (it polls every 0.25 s)."""
         if self.daemon is None:
             raise UsageError(f"no chute daemon is running on {self.cfg.state_dir}: nothing would carry out "
                              f"{action} (start `chute --no-ui`)")
         if self._writer is None:
             self._writer = Ledger(self.cfg.state_dir)
-        cid = self._writer.enqueue_command(action, path, actor)
+        cid = self._writer.enqueue_command(action, path, actor, file_id, expect)
         deadline = time.monotonic() + self.command_timeout
         while time.monotonic() < deadline:
             cmd = self._writer.command(cid)

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -111,7 +110,9 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--since", metavar="T", help="how long ago (3600, 15m, 2h, 7d) or an ISO time")
         p.add_argument("--path", metavar="PATH", help="only events of this file (relative to DATA_DIR)")
     if name in ("approve", "retry", "purge"):
-        p.add_argument("path", metavar="PATH", help="file path, relative to DATA_DIR or absolute")
+        from chute.core.action_cli import add_arguments
+
+        add_arguments(p, [s.value for s in State])
         p.add_argument("--data-dir", metavar="DIR", help="the data folder (default: the ledger's)")
         p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a running daemon")
     if name == "attach":
@@ -364,7 +365,8 @@ def _files(ledger: Any, state: str | None, limit: int, as_json: bool) -> int:
     for r in rows:
         reason = r.last_error or r.reason or ""
         rows_txt = "-" if r.rows is None else str(r.rows)
-        print(f"{r.path}\t{r.table_name}\t{r.state}\t{rows_txt}\t{reason}")
+        # The id first: `chute purge --id N` names exactly this version.
+        print(f"{r.id}\t{r.path}\t{r.table_name}\t{r.state}\t{rows_txt}\t{reason}")
     return EXIT_OK
 
 
@@ -404,14 +406,48 @@ def _events(ledger: Any, since: str | None, as_json: bool, path: str | None = No
 
 
 def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
-    """Through a running engine's command channel if there is one; otherwise here and now (core/api.py)."""
-    from chute.core import api
+    """Through a running engine's command channel if there is one; otherwise here and now."""
+    from chute.core import action_cli
+    from chute.core.engine import StateLock, open_ledger, prepare_dirs
 
+    ledger = _read_ledger(cfg)
     try:
-        result = api.act(name, args.path, data_dir=args.data_dir, config=cfg, wait=args.wait,
-                         actor=f"cli:{os.environ.get('USER', 'unknown')}")
-    except api.NotAnswered as exc:
-        print(f"chute: {exc}", file=sys.stderr)
-        return EXIT_UNEXPECTED
-    print(result.message)
-    return EXIT_OK
+        owner = ledger.meta("data_dir")
+        if owner and not getattr(args, "data_dir", None):
+            cfg = dataclasses.replace(cfg, data_dir=Path(owner))
+        items, listed = action_cli.plan(cfg, ledger, name, args)
+    finally:
+        ledger.close()
+    bulk = not (args.path is not None or args.file_id is not None)
+    if bulk and not action_cli.confirm(name, listed, args):
+        return EXIT_OK
+    if args.dry_run:
+        print(f"would {name} {items[0].label}")
+        return EXIT_OK
+    actor = action_cli.actor()
+    if StateLock.holder(cfg.state_dir):
+        return action_cli.report(action_cli.via_daemon(cfg.state_dir, name, items, actor, args.wait))
+    from chute.core import actions
+    from chute.core.engine import StateLock as Lock
+    from chute.core.target import Target
+
+    prepare_dirs(cfg)
+    lock = Lock(cfg.state_dir)
+    lock.acquire("cli")
+    ledger = open_ledger(cfg)
+    target = Target(cfg)
+    results: list[tuple[bool, str]] = []
+    try:
+        for it in items:
+            try:
+                results.append((True, actions.run(cfg, ledger, target, name, it.path, actor, file_id=it.file_id,
+                                                  expect=it.expect)))
+            except UsageError as exc:
+                if not bulk:
+                    raise
+                results.append((False, str(exc)))
+        return action_cli.report(results)
+    finally:
+        target.close()
+        ledger.close()
+        lock.release()

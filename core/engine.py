@@ -394,26 +394,36 @@ class Engine:
 
     # -- operator commands ----------------------------------------------------------------
 
-    def command(self, action: str, path: str | None = None, actor: str = "operator") -> str:
-        """Run an operator action now (in the caller's thread). Returns a one-line result."""
+    def command(self, action: str, path: str | None = None, actor: str = "operator", *,
+                file_id: int | None = None, expect: str | None = None) -> str:
+        """Run an operator action now (in the caller's thread). Returns a one-line result.
+
+        ``file_id`` names one version (else ``path`` means the newest); ``expect`` is the state
+        the operator was shown: the action is refused if the version has left it."""
         assert self.ledger is not None
         if action == "pause":
             self.paused = True
             self.ledger.set_meta("paused", "1")
+            self.ledger.set_meta("paused_by", f"{actor} {time.time()}")  # queued files say who, since when
             self.ledger.log(None, None, actor, "pause", "intake paused")
+            log.info("intake paused by %s", actor)  # from an attached console too: the daemon's log says who
             return "intake paused"
         if action == "resume":
             self.paused = False
             self.ledger.set_meta("paused", "0")
             self.ledger.log(None, None, actor, "resume", "intake resumed")
+            log.info("intake resumed by %s", actor)
             self._wake.set()
             return "intake resumed"
-        if action not in ACTIONS or not path:
+        if action not in ACTIONS or not (path or file_id is not None):
             raise UsageError(f"unknown action {action!r}")
         from chute.core import actions
 
-        result = actions.run(self.cfg, self.ledger, self.target, action, path, actor)
-        if self.watcher:
+        result = actions.run(self.cfg, self.ledger, self.target, action, path, actor, file_id=file_id, expect=expect)
+        if file_id is not None:
+            row = self.ledger.get(file_id)
+            path = row.path if row is not None else path
+        if self.watcher and path:
             self.watcher.forget(path)
         self._wake.set()
         return result
@@ -423,7 +433,8 @@ class Engine:
         assert self.ledger is not None
         for cmd in self.ledger.pending_commands():
             try:
-                result = self.command(cmd["action"], cmd["path"], cmd["actor"])
+                result = self.command(cmd["action"], cmd["path"], cmd["actor"], file_id=cmd["file_id"],
+                                      expect=cmd["expect"])
                 self.ledger.finish_command(cmd["id"], True, result)
             except Exception as exc:  # noqa: BLE001 - report back to the caller, keep running
                 self.ledger.finish_command(cmd["id"], False, str(exc))

@@ -49,7 +49,7 @@ class ColumnDiff:
             return "missing"
         if _base(self.file_type) != _base(self.table_type):
             return "type"
-        if self.file_type.startswith("Nullable(") and not self.table_type.startswith("Nullable("):
+        if _nullable(self.file_type) and not _nullable(self.table_type):
             return "nullable"
         return ""
 
@@ -175,8 +175,20 @@ def _reason_location(cfg: Config, row: FileRow) -> str | None:
     return ", ".join(parts) or None
 
 
+_WRAPPERS = ("LowCardinality(", "Nullable(")  # how a value is stored or may be empty, not what it is
+
+
 def _base(kind: str) -> str:
-    return kind[len("Nullable("):-1] if kind.startswith("Nullable(") else kind
+    """The value type: ``LowCardinality(Nullable(String))`` and ``String`` are the same to a file."""
+    while kind.startswith(_WRAPPERS) and kind.endswith(")"):
+        kind = kind[kind.index("(") + 1:-1]
+    return kind
+
+
+def _nullable(kind: str) -> bool:
+    while kind.startswith("LowCardinality(") and kind.endswith(")"):
+        kind = kind[len("LowCardinality("):-1]
+    return kind.startswith("Nullable(")
 
 
 def _first_line(exc: BaseException) -> str:

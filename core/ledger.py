@@ -109,7 +109,10 @@ CREATE INDEX IF NOT EXISTS files_path ON files(path);
 
 # Columns added after a ledger was first created, as (table, column, declaration): applied at
 # open when missing, so an existing ledger upgrades in place. Append only; never rename or drop.
-ADDED_COLUMNS: list[tuple[str, str, str]] = []
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    ("commands", "file_id", "INTEGER"),  # the version an action names (None: the newest at path)
+    ("commands", "expect", "TEXT"),  # the state the operator saw; the engine refuses if it changed
+]
 
 
 @dataclass(frozen=True)
@@ -513,6 +516,27 @@ class Ledger:
         rows = self._q("SELECT count(*) AS n FROM files WHERE state = 'failed' AND next_attempt IS NOT NULL")
         return int(rows[0]["n"])
 
+    def load_attempts(self, file_ids: Iterable[int]) -> dict[int, int]:
+        """Times each version started loading, from the audit trail (a retry resets ``attempts``,
+        which paces the backoff; the operator wants every try)."""
+        ids = list(file_ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self._q(f"SELECT file_id, count(*) AS n FROM events WHERE file_id IN ({marks}) AND to_state = ?"
+                       " GROUP BY file_id", (*ids, str(State.LOADING)))
+        return {int(r["file_id"]): int(r["n"]) for r in rows}
+
+    def acked_per_second(self, since: float, until: float) -> list[tuple[float, int, int]]:
+        """(second, rows, bytes) acknowledged per second in [since, until]; bytes estimated per file
+        from its size and row count."""
+        rows = self._q(
+            "SELECT CAST(b.acked_at AS INTEGER) AS s, SUM(b.rows) AS r,"
+            " SUM(b.rows * IFNULL(f.size * 1.0 / NULLIF(f.rows, 0), 0)) AS n"
+            " FROM batches b JOIN files f ON f.id = b.file_id"
+            " WHERE b.acked_at >= ? AND b.acked_at <= ? GROUP BY s ORDER BY s", (since, until))
+        return [(float(r["s"]), int(r["r"]), int(r["n"])) for r in rows]
+
     def recent_errors(self, limit: int = 20) -> list[FileRow]:
         rows = self._q(
             "SELECT * FROM files WHERE last_error IS NOT NULL AND state IN ('failed', 'quarantined', 'held')"
@@ -521,10 +545,11 @@ class Ledger:
 
     # -- commands (the local channel: `chute approve|retry|purge` and `attach`) -----------
 
-    def enqueue_command(self, action: str, path: str | None, actor: str) -> int:
+    def enqueue_command(self, action: str, path: str | None, actor: str, file_id: int | None = None,
+                        expect: str | None = None) -> int:
         with self._tx() as c:
-            cur = c.execute("INSERT INTO commands(ts, action, path, actor) VALUES (?, ?, ?, ?)",
-                            (time.time(), action, path, actor))
+            cur = c.execute("INSERT INTO commands(ts, action, path, actor, file_id, expect) VALUES (?, ?, ?, ?, ?, ?)",
+                            (time.time(), action, path, actor, file_id, expect))
             return int(cur.lastrowid or 0)
 
     def pending_commands(self) -> list[sqlite3.Row]:

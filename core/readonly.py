@@ -22,7 +22,7 @@ class ReadOnlyEngine:
     def __init__(self, engine: Any) -> None:
         self._engine = engine
 
-    def command(self, action: str, path: str | None = None, actor: str = "operator") -> str:
+    def command(self, action: str, path: str | None = None, actor: str = "operator", **version: Any) -> str:
         raise UsageError(f"{action}: {REFUSAL}")
 
     def __getattr__(self, name: str) -> Any:

@@ -99,7 +99,7 @@ def test_daily_summary_is_always_there_as_info_and_last() -> None:
     found = evaluate(inp, TH)
     assert [a.level for a in found] == ["critical", "warning", "info"]
     assert found[-1].name == "daily_summary"
-    assert found[-1].message == ("last 24 h: 12 files loaded, 1,234,567 rows, 1 duplicates, 4 errors, 2 held")
+    assert found[-1].message == ("last 24 h: 12 files loaded, 1,234,567 rows, 1 duplicate, 4 errors, 2 held")
 
 
 def test_summary_is_due_when_the_local_day_changes() -> None:

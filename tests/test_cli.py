@@ -81,7 +81,7 @@ def test_once_exit_codes_and_json_logs(tmp_path: Path) -> None:
     assert files["good.csv"]["state"] == "loaded" and files["good.csv"]["rows"] == 20
     assert files["bad.csv.gz"]["state"] == "quarantined" and files["bad.csv.gz"]["last_error"]
     text = run_chute("files", "--state", "quarantined", "--state-dir", str(tmp_path / "state")).stdout
-    assert text.startswith("bad.csv.gz\tbad\tquarantined")
+    assert text.split("\t", 1)[1].startswith("bad.csv.gz\tbad\tquarantined")  # after the ledger id
 
 
 def test_status_and_commands_while_daemon_runs(tmp_path: Path) -> None:

@@ -212,7 +212,7 @@ def test_events_tell_who_did_what_when_and_why(engine_factory) -> None:
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     mine = [e for e in events if e["path"] == "orders.csv"]
     changes = [(e["actor"], e["from_state"], e["to_state"]) for e in mine if e["to_state"]]
-    user = f"cli:{os.environ.get('USER', getpass.getuser() if os.environ.get('USER') else 'unknown')}"
+    user = f"cli:{getpass.getuser()}"  # the OS account, also when $USER is unset (issue 10)
     assert changes[0] == ("watcher", None, "seen")
     assert ("engine", "loading", "held") in changes
     assert (user, "held", "queued") in changes  # who approved it

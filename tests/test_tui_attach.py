@@ -126,13 +126,17 @@ async def test_attached_console_steers_the_daemon(daemon: tuple[Config, subproce
                                        for n in app._notifications), what="the daemon's answer")
         assert state(app, "a.csv") == "purged" and not (data / "a.csv").exists()
 
-        await pilot.press("space")
+        await pilot.press("p")
         await until(pilot, lambda: engine.paused, what="daemon paused")
         await refreshed(pilot)
         assert "PAUSED" in str(app.main.query_one(StatusLine).render())
-        assert app.screen.active_bindings["space"].binding.action == "resume"
-        await pilot.press("space")
+        assert app.screen.active_bindings["p"].binding.action == "resume"
+        await pilot.press("p")
         await until(pilot, lambda: not engine.paused, what="daemon resumed")
+        # The daemon's own log says who paused and resumed it from the attached console.
+        log = cfg.data_dir.parent / "daemon.log"
+        await until(pilot, lambda: "intake resumed by console:attach-test" in log.read_text(), what="daemon log")
+        assert "intake paused by console:attach-test" in log.read_text()
 
         await pilot.press("q")
         await until(pilot, lambda: app.return_code is not None, what="detached")

@@ -162,7 +162,7 @@ async def test_retry_refused_is_reported_not_raised(console: Callable[..., Chute
         assert row is not None
         app.ask("retry", row)  # as the palette would: the key itself is disabled for a loaded file
         await until(pilot, lambda: any("retry does not apply" in n for n in notes(app)), what="warning")
-        app.execute("retry", "ok.csv")  # and if it reaches the engine anyway, its refusal is shown
+        app.execute("retry", [row])  # and if it reaches the engine anyway, its refusal is shown
         await until(pilot, lambda: any("only failed or quarantined" in n for n in notes(app)), what="refusal")
 
 
@@ -171,18 +171,18 @@ async def test_pause_and_resume_intake(console: Callable[..., ChuteApp]) -> None
     data = data_of(app)
     async with app.run_test(size=SIZE) as pilot:
         await refreshed(pilot)
-        assert app.screen.active_bindings["space"].binding.action == "pause"
-        await pilot.press("space")
+        assert app.screen.active_bindings["p"].binding.action == "pause"
+        await pilot.press("p")
         await until(pilot, lambda: app.engine.paused, what="paused")
         await refreshed(pilot)
-        assert app.screen.active_bindings["space"].binding.action == "resume"
+        assert app.screen.active_bindings["p"].binding.action == "resume"
         assert "PAUSED" in str(app.main.query_one(StatusLine).render())
         write_csv(data, "later.csv", "id\n1\n")
         await until(pilot, lambda: state(app, "later.csv") == "queued", what="queued while paused")
         for _ in range(3):
             await refreshed(pilot)
         assert state(app, "later.csv") == "queued"
-        await pilot.press("space")
+        await pilot.press("p")
         await until(pilot, lambda: state(app, "later.csv") == "loaded", what="loaded after resume")
         events = [e.action for e in app.reader.events() if e.action in ("pause", "resume")]
         assert events == ["pause", "resume"]

@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 
 from chute.tui.app import ChuteApp
 from chute.tui.demo import demo_app, prepare, wait_ready
+from tests.colour_modes import Sixteen
 
 DRIFTED = "events/events-2026-11-28-0007.csv"
 
@@ -64,3 +65,44 @@ def test_quarantine_pane(snap_compare, demo: ChuteApp) -> None:
         await prepare(pilot, pane="quarantine")
 
     assert snap_compare(demo, terminal_size=(80, 24), run_before=show)
+
+
+def test_errors_pane(snap_compare, demo: ChuteApp) -> None:
+    async def show(pilot: Pilot) -> None:
+        await wait_ready(pilot)
+        await prepare(pilot, pane="errors")
+
+    assert snap_compare(demo, terminal_size=(100, 30), run_before=show)
+
+
+def test_confirm_purge_names_the_version(snap_compare, demo: ChuteApp) -> None:
+    async def confirm(pilot: Pilot) -> None:
+        await wait_ready(pilot)
+        await prepare(pilot, pane="files", select="orders/orders-2026-11-28-0012.csv", keys=["d"])
+
+    assert snap_compare(demo, terminal_size=(80, 24), run_before=confirm)
+
+
+# Without colour (NO_COLOR=1) and on a 16-colour terminal (tests/colour_modes.py), small and large.
+
+
+@pytest.fixture
+def colourless(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> ChuteApp:
+    monkeypatch.setenv("NO_COLOR", "1")  # read when the app is built
+    return request.getfixturevalue("demo")
+
+
+@pytest.fixture
+def sixteen(demo: ChuteApp) -> ChuteApp:
+    demo._filters.append(Sixteen())
+    return demo
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
+def test_main_screen_no_color(snap_compare, colourless: ChuteApp, size: tuple[int, int]) -> None:
+    assert snap_compare(colourless, terminal_size=size, run_before=wait_ready)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
+def test_main_screen_16_colours(snap_compare, sixteen: ChuteApp, size: tuple[int, int]) -> None:
+    assert snap_compare(sixteen, terminal_size=size, run_before=wait_ready)

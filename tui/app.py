@@ -18,7 +18,9 @@ from typing import ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.filter import Monochrome, NoColor
 
+from chute.core import action_rules
 from chute.core.config import Config
 from chute.core.errors import ChuteError, UsageError
 from chute.core.inspect import FileDetails, inspect_file
@@ -31,7 +33,7 @@ from chute.tui.screens.details import DetailsScreen
 from chute.tui.screens.help import HelpScreen, binding_rows
 from chute.tui.screens.main import MainScreen
 from chute.tui.screens.stopping import StoppingScreen
-from chute.tui.view import EngineLike, FileQuery, LoadedPerMinute, NewestFiles, View, collect
+from chute.tui.view import EngineLike, FileQuery, LoadedPerMinute, NewestFiles, PastRates, View, collect
 from chute.tui.widgets.ledger_table import LedgerTable
 from chute.tui.widgets.status_line import StatusLine
 
@@ -39,7 +41,6 @@ log = logging.getLogger("chute.console")
 
 REFRESH_SECONDS = 1.0
 TABLE_LIMIT = 500  # newest rows the Files pane shows; the caption says so when more match
-NOT_PURGEABLE = frozenset({State.SEEN, State.SETTLING, State.QUEUED, State.LOADING, State.PURGED})
 
 
 class ChuteApp(App[int]):
@@ -49,13 +50,18 @@ class ChuteApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", tooltip="quit (the engine finishes or safely abandons the batch in flight)"),
         Binding("question_mark", "help", "Help", tooltip="this help"),
-        Binding("space", "pause", "Pause", tooltip="pause intake: no new file starts loading"),
-        Binding("space", "resume", "Resume", tooltip="resume intake"),
+        # p, not space: a stray space (k9s marks rows with it) must never stop ingestion
+        Binding("p", "pause", "Pause", tooltip="pause intake: no new file starts loading"),
+        Binding("p", "resume", "Resume", tooltip="resume intake"),
     ]
 
     def __init__(self, engine: EngineLike, *, now: Callable[[], float] = time.time,
                  refresh_seconds: float = REFRESH_SECONDS, limit: int = TABLE_LIMIT, actor: str | None = None) -> None:
         super().__init__()
+        if self.no_color:
+            # NO_COLOR means no colour, not grey: Textual's Monochrome filter turns magenta and red
+            # into dark grey on near-black. Without colour, bold/underline/reverse carry the meaning.
+            self._filters = [NoColor() if isinstance(f, Monochrome) else f for f in self._filters]
         self.animation_level = "none"  # over SSH an animated tab underline is only latency
         self.engine = engine
         self.now = now
@@ -73,7 +79,9 @@ class ChuteApp(App[int]):
         self._stopping = False
         self._per_minute = LoadedPerMinute()
         self._newest = NewestFiles(limit)
-        self._was_paused = False
+        # The attached engine reads its history from the ledger already; an engine of its own starts empty.
+        self._past = PastRates() if engine.mode != "attach" else None
+        self._was_paused: tuple[bool, str | None] = (False, None)
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen()
@@ -109,7 +117,8 @@ class ChuteApp(App[int]):
     @work(thread=True, group="poll", exit_on_error=False)
     def _collect(self, query: FileQuery) -> None:
         try:
-            view = collect(self.engine, self.reader, query, self.now(), self.limit, self._per_minute, self._newest)
+            view = collect(self.engine, self.reader, query, self.now(), self.limit, self._per_minute, self._newest,
+                           self._past)
         except Exception as exc:  # noqa: BLE001 - a failed tick must not kill the console; the next one retries
             if not self._stopping:
                 log.warning("console refresh failed: %s", exc)
@@ -123,8 +132,8 @@ class ChuteApp(App[int]):
             return  # quitting: the screens are going away
         view = message.view
         self.view = view
-        paused_changed = self.refreshes == 0 or view.snap.paused != self._was_paused
-        self._was_paused = view.snap.paused
+        paused_changed = self.refreshes == 0 or (view.snap.paused, view.daemon) != self._was_paused
+        self._was_paused = (view.snap.paused, view.daemon)
         t0 = time.perf_counter()
         with self.batch_update():
             self.main.show(view)
@@ -135,6 +144,8 @@ class ChuteApp(App[int]):
             fresh = next((r for r in (*view.files, *view.errors, *view.quarantine) if r.id == shown), None)
             if fresh is not None:
                 self.screen.follow(fresh)
+        if isinstance(self.screen, ConfirmScreen) and self.screen.about:
+            self._recheck(self.screen)
         if paused_changed:
             self.refresh_bindings()
         if self._poll_again or view.query != self._query:
@@ -151,10 +162,12 @@ class ChuteApp(App[int]):
     def query_text(self) -> str:
         return self._query.text
 
-    def set_filter(self, text: str) -> None:
+    def set_filter(self, text: str, echo: bool = True) -> None:
+        """``echo``: also show it in the filter box (from the palette; not from the box itself)."""
         if text != self._query.text:
             self._query = FileQuery(text)
-            self.main.show_filter(text)
+            if echo:
+                self.main.show_filter(text)
             self.poll()
 
     def start_filter(self) -> None:
@@ -176,15 +189,7 @@ class ChuteApp(App[int]):
         return self.main.selected
 
     def action_applies(self, action: str, row: FileRow | None) -> bool:
-        if row is None:
-            return False
-        if action == "approve":
-            return row.state == State.HELD
-        if action == "retry":
-            return row.state in (State.FAILED, State.QUARANTINED)
-        if action == "purge":
-            return row.state not in NOT_PURGEABLE
-        return False
+        return row is not None and action_rules.applies(action, row.state)
 
     def inspect(self, row: FileRow) -> FileDetails:
         """Runs in the details screen's thread worker."""
@@ -197,48 +202,95 @@ class ChuteApp(App[int]):
     # -- operator actions -----------------------------------------------------------------
 
     def ask(self, action: str, row: FileRow) -> None:
+        """One file: the version on screen (by id), in the state on screen (the engine re-checks)."""
         if not self.action_applies(action, row):
             self.notify(f"{action} does not apply to {row.path}: it is {row.state}", severity="warning")
             return
         if action != "purge":
-            self.execute(action, row.path)
+            self.execute(action, [row])
             return
         rows = f"the {row.rows_loaded:,} rows it loaded into {row.table_name}" if row.rows_loaded else "no rows"
         where = row.moved_to or row.path
-        body = (f"{row.path}  ({row.state})\n\nDeletes {rows} and removes the file {where} from the data folder. "
-                "This cannot be undone.")
+        body = (f"#{row.id} {row.path}  ({row.state})\n\nDeletes {rows} and removes the file {where} from the "
+                "data folder. This cannot be undone. If the file changes state first, nothing is done.")
+        self._confirm("purge", [row], f"Purge #{row.id} {row.path}?", body)
 
+    def _recheck(self, dialog: ConfirmScreen) -> None:
+        """An open question whose file moved on says so, instead of going stale."""
+        notes = []
+        for file_id, shown in dialog.about[:50]:
+            fresh = self.reader.get(file_id)
+            if fresh is not None and str(fresh.state) != shown:
+                notes.append(f"⚠ #{file_id} {fresh.path} is now {fresh.state} (was {shown}): y leaves it alone")
+        dialog.changed(notes)
+
+    def ask_many(self, action: str, rows: list[FileRow]) -> None:
+        """Marked (or filtered) files: those the action applies to, listed, confirmed once."""
+        fit = [r for r in rows if self.action_applies(action, r)]
+        if not fit:
+            self.notify(f"{action} applies to none of the {len(rows)} marked files", severity="warning")
+            return
+        listed = "\n".join(f"#{r.id} {r.path}  ({r.state})" for r in fit[:12])
+        more = f"\n… and {len(fit) - 12} more" if len(fit) > 12 else ""
+        skipped = f"\n{len(rows) - len(fit)} marked file(s) skipped: {action} does not apply" \
+            if len(fit) < len(rows) else ""
+        body = f"{listed}{more}{skipped}\n\nEach is done only if it is still in the state shown."
+        self._confirm(action, fit, f"{action.capitalize()} {len(fit)} files?", body)
+
+    def _confirm(self, action: str, rows: list[FileRow], title: str, body: str) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
-                self.execute("purge", row.path)
+                self.execute(action, rows)
+                self.main.clear_marks()
             else:
-                self.notify(f"purge of {row.path} cancelled", timeout=3)
+                what = rows[0].path if len(rows) == 1 else f"{len(rows)} files"
+                self.notify(f"{action} of {what} cancelled", timeout=3)
 
-        self.push_screen(ConfirmScreen(f"Purge {row.path}?", body), answered)
+        about = tuple((r.id, str(r.state)) for r in rows)
+        self.push_screen(ConfirmScreen(title, body, yes_label=f"Yes, {action}", about=about), answered)
 
     @work(thread=True, group="actions")
-    def execute(self, action: str, path: str | None) -> None:
+    def execute(self, action: str, rows: list[FileRow] | None) -> None:
+        if rows is None:  # pause / resume
+            self.post_message(ActionDone(action, None, *self._command(action, None)))
+            return
+        results = [self._command(action, row) for row in rows]
+        failed = [text for ok, text in results if not ok]
+        if len(rows) == 1:
+            ok, text = results[0]
+        else:
+            ok = not failed
+            text = f"{len(rows) - len(failed)} of {len(rows)} done" + (f"; refused: {failed[0]}" if failed else "")
+        self.post_message(ActionDone(action, rows[0].id if len(rows) == 1 else None, ok, text))
+
+    def _command(self, action: str, row: FileRow | None) -> tuple[bool, str]:
         try:
-            text, ok = self.engine.command(action, path, actor=self.actor), True
+            if row is None:
+                return True, self.engine.command(action, None, actor=self.actor)
+            return True, self.engine.command(action, None, actor=self.actor, file_id=row.id, expect=str(row.state))
         except ChuteError as exc:
-            text, ok = str(exc), False
+            return False, str(exc)
         except Exception as exc:  # shown to the operator, never a crash
-            log.exception("%s %s failed", action, path)
-            text, ok = f"{type(exc).__name__}: {exc}", False
-        self.post_message(ActionDone(action, path, ok, text))
+            log.exception("%s %s failed", action, row.path if row else "")
+            return False, f"{type(exc).__name__}: {exc}"
 
     def on_action_done(self, message: ActionDone) -> None:
         self.notify(message.text, title=message.action if message.ok else f"{message.action} refused",
                     severity="information" if message.ok else "error", timeout=6 if message.ok else 10)
-        if isinstance(self.screen, DetailsScreen) and self.screen.row.path == message.path:
+        if isinstance(self.screen, DetailsScreen) and self.screen.row.id == message.file_id:
             self.screen.reload()
         self.poll()
 
+    @property
+    def daemon_gone(self) -> bool:
+        """Attached, and the daemon stopped: every action would only wait in the queue."""
+        return self.view is not None and self.view.attached and not self.view.daemon
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "pause":
-            return not self.engine_paused
+            return None if self.daemon_gone and not self.engine_paused else not self.engine_paused
         if action == "resume":
-            return self.engine_paused
+            return None if self.daemon_gone and self.engine_paused else self.engine_paused
         return True
 
     def action_pause(self) -> None:
@@ -258,13 +310,37 @@ class ChuteApp(App[int]):
                 ("tab", "move between the pane tabs and the table")]),
             ("Filter box", [("enter", "keep the filter, back to the table"), ("esc", "clear the filter")]),
             ("Details", binding_rows(DetailsScreen.BINDINGS)),
-            ("Purge confirmation", binding_rows(ConfirmScreen.BINDINGS) + [("enter", "the focused button (No)")]),
+            ("Confirmation (purge, bulk)", binding_rows(ConfirmScreen.BINDINGS)),
         ]
         self.push_screen(HelpScreen(sections))
 
     # -- quitting -------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
+        if self._stopping or isinstance(self.screen, ConfirmScreen):
+            return
+        loading = self._loading_now() if self.engine.mode != "attach" else 0
+        if loading:
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.call_later(self._quit_now)
+
+            body = (f"{loading} file(s) are loading. Quitting stops ingestion here: the batch in flight "
+                    "finishes or is safely abandoned, and the rest resumes at the next start.")
+            self.push_screen(ConfirmScreen("Quit while files load?", body, yes_label="Yes, quit"), answered)
+            return
+        await self._quit_now()
+
+    def _loading_now(self) -> int:
+        """Files loading right now (not as of the last refresh): a big file being validated counts
+        before it reports progress."""
+        try:
+            snap = self.engine.snapshot()
+        except Exception:  # noqa: BLE001 - quitting must work even when the engine cannot say
+            return 0
+        return max(len(snap.inflight), snap.counts.get(State.LOADING, 0))
+
+    async def _quit_now(self) -> None:
         if self._stopping:
             return
         self._stopping = True
@@ -292,6 +368,25 @@ def _user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
+
+
+def exit_summary(cfg: Config, since: float, attached: bool) -> str:
+    """The one line left on the terminal after the console closes: what happened while it ran."""
+    try:
+        ledger = Ledger(cfg.state_dir, readonly=True)
+        try:
+            done = ledger.outcomes_since(since, [State.LOADED, State.FAILED, State.QUARANTINED, State.HELD])
+            held = ledger.counts().get(State.HELD, 0)
+        finally:
+            ledger.close()
+    except Exception:  # noqa: BLE001 - a summary must never turn an exit into a traceback
+        return "chute: detached" if attached else "chute: stopped"
+    what = "detached (the daemon keeps running)" if attached else "stopped"
+    line = (f"chute: {what}; this session {done.get(State.LOADED, 0)} loaded, {done.get(State.FAILED, 0)} failed, "
+            f"{done.get(State.QUARANTINED, 0)} quarantined, {done.get(State.HELD, 0)} held")
+    if held:
+        line += f"; {held} held in all (chute files --state held)"
+    return line
 
 
 def _log_to_file(cfg: Config, name: str) -> Path | None:
@@ -322,11 +417,13 @@ def run_console(cfg: Config, wait_for_clickhouse: float = 0.0) -> int:
     except UsageError as exc:
         print(f"chute: error: {exc}", file=sys.stderr)
         return 2
+    started = time.time()
     try:
         code = ChuteApp(engine).run()
     finally:
         if not engine.stopping:
             engine.stop()
+        print(exit_summary(cfg, started, attached=False), file=sys.stderr)
     return code or 0
 
 
@@ -351,9 +448,11 @@ def run_attached(cfg: Config, read_only: bool = False) -> int:
         from chute.core.readonly import ReadOnlyEngine
 
         engine = ReadOnlyEngine(engine)  # type: ignore[assignment]
+    started = time.time()
     try:
         code = ChuteApp(engine).run()
     finally:
         engine.stop()
+        print(exit_summary(engine.cfg, started, attached=True), file=sys.stderr)
     return code or 0
 

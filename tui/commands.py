@@ -27,6 +27,16 @@ class ChuteCommands(Provider):
             out.append(("Resume intake", "start loading files again", app.action_resume))
         else:
             out.append(("Pause intake", "finish the batch in flight, start no new file", app.action_pause))
+        table = app.main.active_table
+        marked = table.marked if table is not None else []
+        for action, verb in (("approve", "Approve"), ("retry", "Retry"), ("purge", "Purge")):
+            fit = [r for r in marked if app.action_applies(action, r)]
+            if fit:
+                out.append((f"{verb} {len(fit)} marked files", "listed, confirmed once",
+                            partial(app.ask_many, action, marked)))
+        if table is not None:
+            out.append(("Mark every file shown", "the filtered set; then a, r or d act on all of them",
+                        app.main.action_mark_all))
         row = app.current_row()
         if row is not None:
             for action, verb, what in (("approve", "Approve", "load this held file"),

@@ -9,8 +9,8 @@ from rich.text import Text
 
 from chute.core.states import State
 
-# Named ANSI colours: they map onto any 16-colour palette; bold marks the states that need an
-# operator, so they stand out even without colour.
+# Named ANSI colours: they map onto any 16-colour palette; bold and underline mark the states
+# that need an operator, so they stand out without colour too (NO_COLOR, a monochrome tmux).
 STATE_STYLE: dict[str, str] = {
     State.SEEN: "bright_black",
     State.SETTLING: "bright_black",
@@ -18,9 +18,9 @@ STATE_STYLE: dict[str, str] = {
     State.LOADING: "bold cyan",
     State.LOADED: "green",
     State.DUPLICATE: "blue",
-    State.HELD: "bold yellow",
-    State.FAILED: "bold red",
-    State.QUARANTINED: "bold magenta",
+    State.HELD: "bold underline yellow",
+    State.FAILED: "bold underline red",
+    State.QUARANTINED: "bold underline magenta",
     State.PURGED: "bright_black",
 }
 
@@ -58,6 +58,11 @@ def count(n: int | None) -> str:
     if n is None:
         return ""
     return humanize.intcomma(n) if n < 10_000_000 else humanize.metric(n, precision=3).replace(" ", "")
+
+
+def plural(n: int | None, word: str) -> str:
+    """'1 file', '2 files', '12,000 rows'."""
+    return f"{count(n or 0)} {word}{'' if n == 1 else 's'}"
 
 
 def rate(value: float) -> str:

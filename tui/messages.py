@@ -21,10 +21,10 @@ class Refreshed(Message):
 class ActionDone(Message):
     """An operator action finished (in the engine, or in the daemon when attached)."""
 
-    def __init__(self, action: str, path: str | None, ok: bool, text: str) -> None:
+    def __init__(self, action: str, file_id: int | None, ok: bool, text: str) -> None:
         super().__init__()
         self.action = action
-        self.path = path
+        self.file_id = file_id  # the one version acted on (None: pause/resume, or many)
         self.ok = ok
         self.text = text
 

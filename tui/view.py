@@ -7,7 +7,7 @@ queries, capped), then each pane applies it as a diff. The engine never calls UI
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ from chute.core.loader import Progress
 from chute.core.states import State
 
 ERRORS_LIMIT = 200
+STATES = tuple(s.value for s in State)
 MINUTES = 10  # files/min history shown
 
 
@@ -34,7 +35,8 @@ class EngineLike(Protocol):
 
     def snapshot(self) -> Snapshot: ...
 
-    def command(self, action: str, path: str | None = None, actor: str = "operator") -> str: ...
+    def command(self, action: str, path: str | None = None, actor: str = "operator", *,
+                file_id: int | None = None, expect: str | None = None) -> str: ...
 
     def stop(self) -> None: ...
 
@@ -49,8 +51,19 @@ class FileQuery:
     def state(self) -> str | None:
         for word in self.text.split():
             key, _, value = word.partition(":")
-            if key in ("state", "is") and value in {s.value for s in State}:
+            if key in ("state", "is") and value in STATES:
                 return value
+        return None
+
+    @property
+    def error(self) -> str | None:
+        """An unknown state name: shown in place of the files, never silently matching everything."""
+        for word in self.text.split():
+            key, _, value = word.partition(":")
+            if key in ("state", "is") and value not in STATES:
+                close = [s for s in STATES if s.startswith(value[:1])] if value else []
+                hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+                return f"unknown state “{value}”{hint}: one of {', '.join(STATES)}"
         return None
 
     @property
@@ -86,6 +99,16 @@ class View:
     daemon: str | None = None  # attached: 'pid N mode' of the daemon, None when it is gone
     files_per_min: list[float] = field(default_factory=list)  # last minutes, oldest first; the last is live
     took: float = 0.0  # seconds spent collecting (shown in the help screen; measured by the bench)
+    paused_by: tuple[str, float] | None = None  # (actor, since) while intake is paused
+    tries: dict[int, int] = field(default_factory=dict)  # load attempts of the Errors pane's files
+
+    @property
+    def pause_note(self) -> str:
+        """What a queued file waits for while intake is paused."""
+        if self.paused_by is None:
+            return "waiting: intake paused" if self.snap.paused else ""
+        actor, since = self.paused_by
+        return f"waiting: intake paused by {actor} since {datetime.fromtimestamp(since).strftime('%H:%M')}"
 
     @property
     def progress(self) -> dict[int, Progress]:
@@ -119,6 +142,8 @@ class NewestFiles:
 
     def read(self, reader: Ledger, query: FileQuery) -> tuple[list[FileRow], bool]:
         """(rows newest first, whether more match than are shown)."""
+        if query.error:
+            return [], False
         incremental = (not query.text and query == self._query and bool(self._rows)
                        and self._since_full < self.FULL_EVERY)
         if incremental:
@@ -135,6 +160,23 @@ class NewestFiles:
         self._rows, self._capped = rows[: self.limit], len(rows) > self.limit
         self._query, self._since_full = query, 0
         return self._rows, self._capped
+
+
+class PastRates:
+    """Rows/s history from before this engine started (a restart), read once from the ledger's
+    acknowledged batches, so the Rates pane keeps it as files/min does. Past seconds never change."""
+
+    def __init__(self, seconds: int = 600) -> None:
+        self.seconds = seconds
+        self._past: list[tuple[float, int, int]] | None = None
+        self._until = 0.0
+
+    def merged(self, reader: Ledger, live: list[tuple[float, int, int]], now: float) -> list[tuple[float, int, int]]:
+        if self._past is None:
+            self._until = live[0][0] if live else float(int(now))
+            self._past = reader.acked_per_second(now - self.seconds, self._until - 1e-9)
+        start = now - self.seconds
+        return [p for p in self._past if p[0] >= start and p[0] < self._until] + list(live)
 
 
 class LoadedPerMinute:
@@ -159,11 +201,15 @@ class LoadedPerMinute:
 
 
 def collect(engine: EngineLike, reader: Ledger, query: FileQuery, now: float, limit: int,
-            per_minute: LoadedPerMinute | None = None, newest: NewestFiles | None = None) -> View:
+            per_minute: LoadedPerMinute | None = None, newest: NewestFiles | None = None,
+            past: PastRates | None = None) -> View:
     t0 = time.perf_counter()
     snap = engine.snapshot()
+    if past is not None:
+        snap = replace(snap, history=past.merged(reader, snap.history, now))
     files, capped = (newest or NewestFiles(limit)).read(reader, query)
     errors = reader.recent_errors(ERRORS_LIMIT)
+    tries = reader.load_attempts(r.id for r in errors)
     quarantine = reader.list_files(state=State.QUARANTINED, limit=limit)
     midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     hour = reader.outcomes_since(now - 3600, OUTCOMES)
@@ -176,7 +222,12 @@ def collect(engine: EngineLike, reader: Ledger, query: FileQuery, now: float, li
         errors_hour=failed,
         attempts_hour=attempts,
     )
+    paused_by = None
+    if snap.paused:
+        actor, _, since = (reader.meta("paused_by") or "").rpartition(" ")
+        paused_by = (actor or "an operator", float(since) if since.replace(".", "", 1).isdigit() else now)
     return View(now=now, snap=snap, query=query, files=files, files_capped=capped, limit=limit,
+                paused_by=paused_by, tries=tries,
                 errors=errors, quarantine=quarantine, totals=totals, attached=engine.mode == "attach",
                 daemon=getattr(engine, "daemon", None),
                 files_per_min=per_minute.series(reader, now, snap.files_per_min) if per_minute else [],

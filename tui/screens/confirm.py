@@ -1,4 +1,5 @@
-"""A yes/no question whose default is No: enter, escape and n all say no; only y (or Yes) says yes."""
+"""A yes/no question whose default is No: enter, escape and n all say no; only y (or a click on Yes)
+says yes. The buttons never take focus, so no arrow key plus enter can turn into a yes."""
 
 from __future__ import annotations
 
@@ -16,29 +17,39 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("y", "answer(True)", "Yes"),
         Binding("n", "answer(False)", "No"),
         Binding("escape", "answer(False)", "Cancel"),
-        Binding("left,h", "app.focus_previous", "Previous", show=False),
-        Binding("right,l", "app.focus_next", "Next", show=False),
+        Binding("enter", "answer(False)", "No", show=False),
     ]
 
-    def __init__(self, title: str, body: str) -> None:
+    def __init__(self, title: str, body: str, yes_label: str = "Yes, purge", about: tuple[tuple[int, str], ...] = ()
+                 ) -> None:
         super().__init__()
         self.title_text = title
         self.body = body
+        self.yes_label = yes_label
+        self.about = about  # (file id, state shown) of the versions the question is about
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm"):
             yield Static(self.title_text, id="confirm-title")
             yield Static(self.body, id="confirm-body", markup=False)
+            yield Static("", id="confirm-changed", markup=False)
             with Horizontal(id="confirm-buttons"):
-                yield Button("No", id="no", variant="primary")
-                yield Button("Yes, purge", id="yes", variant="error")
+                yield _ClickOnly("No", id="no", variant="primary")
+                yield _ClickOnly(self.yes_label, id="yes", variant="error")
             yield Static("y: yes    n, esc or enter: no", id="confirm-keys", markup=False)
 
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()  # enter on the default answers No
+    def changed(self, notes: list[str]) -> None:
+        """Some version left the state shown while the question was open: say so (y is refused for it)."""
+        line = self.query_one("#confirm-changed", Static)
+        line.update("\n".join(notes))
+        line.display = bool(notes)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class _ClickOnly(Button, can_focus=False):
+    """A button for the mouse only: the keyboard answers with y / n / esc / enter."""

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Static
 
 from chute.core.inspect import FileDetails
 from chute.core.ledger import FileRow
+from chute.core.states import FINAL, State
 from chute.tui import format as fmt
 from chute.tui.advice import advice, why
 from chute.tui.widgets.key_bar import KeyBar
@@ -133,13 +134,16 @@ class DetailsScreen(Screen[None]):
             grid.add_column(no_wrap=True)
         now = self.now()
         grid.add_row(Text("table", style="dim"), r.table_name, Text("size", style="dim"), fmt.size(r.size))
-        grid.add_row(Text("rows", style="dim"), f"{fmt.count(r.rows)} parsed, {fmt.count(r.rows_loaded)} loaded",
-                     Text("attempts", style="dim"), str(r.attempts))
+        parsed = "none parsed" if r.rows is None else f"{fmt.count(r.rows)} parsed"
+        tries = sum(1 for e in d.events if e.to_state == State.LOADING) or r.attempts  # a retry resets attempts
+        grid.add_row(Text("rows", style="dim"), f"{parsed}, {fmt.count(r.rows_loaded)} loaded",
+                     Text("attempts", style="dim"), str(tries))
         grid.add_row(Text("first seen", style="dim"), fmt.ago(now - r.first_seen),
                      Text("changed", style="dim"), fmt.ago(now - r.updated_at))
         if d.location != r.path:
             grid.add_row(Text("now at", style="dim"), d.location, "", "")
-        grid.add_row(Text("sha256", style="dim"), (r.sha256 or "not hashed yet")[:32], "", "")
+        unhashed = "not hashed: never read in full" if r.state in FINAL else "not hashed yet"
+        grid.add_row(Text("sha256", style="dim"), f"{r.sha256[:32]}…" if r.sha256 else unhashed, "", "")
         return grid
 
     def _error(self, d: FileDetails) -> Text:

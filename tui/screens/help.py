@@ -16,7 +16,7 @@ from textual.widgets import Static
 from chute.core.states import State
 from chute.tui import format as fmt
 
-_KEY_NAMES = {"question_mark": "?", "slash": "/", "escape": "esc", "space": "space", "enter": "enter",
+_KEY_NAMES = {"question_mark": "?", "slash": "/", "escape": "esc", "space": "space", "enter": "enter", "asterisk": "*",
               "pagedown": "pgdn", "pageup": "pgup", "ctrl+home": "ctrl+home", "ctrl+end": "ctrl+end"}
 
 STATE_HELP = {
@@ -50,6 +50,10 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,q", "dismiss", "Close"),
         Binding("j,down", "scroll('down')", "Down", show=False),
         Binding("k,up", "scroll('up')", "Up", show=False),
+        Binding("g,home", "scroll('top')", "First", show=False),
+        Binding("G,end", "scroll('bottom')", "Last", show=False),
+        Binding("pagedown,ctrl+d", "scroll('page_down')", "Page down", show=False),
+        Binding("pageup,ctrl+u", "scroll('page_up')", "Page up", show=False),
     ]
 
     def __init__(self, sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
@@ -91,7 +95,6 @@ class HelpScreen(ModalScreen[None]):
 
     def action_scroll(self, direction: str) -> None:
         scroll = self.query_one("#help", VerticalScroll)
-        if direction == "down":
-            scroll.scroll_down()
-        else:
-            scroll.scroll_up()
+        moves = {"down": scroll.scroll_down, "up": scroll.scroll_up, "top": scroll.scroll_home,
+                 "bottom": scroll.scroll_end, "page_down": scroll.scroll_page_down, "page_up": scroll.scroll_page_up}
+        moves[direction](animate=False)

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from chute.core.ledger import FileRow
 from chute.tui import format as fmt
-from chute.tui.view import View
+from chute.tui.view import FileQuery, View
 from chute.tui.widgets.alert_bar import AlertBar
 from chute.tui.widgets.errors_table import ErrorsTable
 from chute.tui.widgets.files_table import FilesTable
@@ -40,7 +40,12 @@ class MainScreen(Screen[None]):
         Binding("a", "approve", "Approve", tooltip="approve the selected held file"),
         Binding("r", "retry", "Retry", tooltip="retry the selected failed or quarantined file"),
         Binding("d", "purge", "Purge", tooltip="delete the selected file and the rows it loaded (asks y/n)"),
-        Binding("slash", "filter", "Filter", tooltip="filter files: words match path, table, error; state:held"),
+        # priority: runs as the key arrives, so keys typed right after it already reach the box
+        Binding("slash", "filter", "Filter", priority=True,
+                tooltip="filter files: words match path, table, error; state:held"),
+        Binding("space", "mark", "Mark", tooltip="mark or unmark the selected file; a/r/d then act on the marked"),
+        Binding("asterisk", "mark_all", "Mark all", show=False,
+                tooltip="mark every file shown (the filtered set), or unmark all"),
         Binding("escape", "clear_filter", "Clear filter", tooltip="clear the filter"),
         Binding("1", "pane('files')", "Files", show=False, tooltip="Files pane"),
         Binding("2", "pane('rates')", "Rates", show=False, tooltip="Rates pane"),
@@ -101,13 +106,18 @@ class MainScreen(Screen[None]):
 
     def _captions(self, view: View) -> None:
         shown = len(view.files)
-        if view.query.text:
+        if view.query.error:
+            caption = f"✗ filter: {view.query.error}"
+        elif view.query.text:
             what = f"newest {shown} matching" if view.files_capped else f"{shown} matching"
-            caption = f"{what} “{view.query.text}” (of {fmt.count(view.total_files)} files)"
+            caption = f"{what} “{view.query.text}” (of {fmt.plural(view.total_files, 'file')})"
         elif view.files_capped:
-            caption = f"newest {shown} of {fmt.count(view.total_files)} files (/ to filter)"
+            caption = f"newest {shown} of {fmt.plural(view.total_files, 'file')} (/ to filter)"
         else:
-            caption = f"{shown} files, newest first"
+            caption = f"{fmt.plural(shown, 'file')}, newest first"
+        marked = len(self.query_one(FilesTable).marked)  # the caption is the Files pane's
+        if marked:
+            caption += f" · {marked} marked (a/r/d act on them, space unmarks)"
         errors, quarantined = len(view.errors), view.count("quarantined")
         labels = {
             "#files-caption": caption,
@@ -167,14 +177,23 @@ class MainScreen(Screen[None]):
     # -- keys -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "retry", "purge") and self.chute.daemon_gone:
+            return None  # attached, and nothing would carry it out: shown, dimmed
         if action in ("approve", "retry", "purge"):
             if self.active_table is None:
                 return False  # the Rates pane has no files to act on
+            marked = self.active_table.marked
+            if marked:
+                return True if any(self.chute.action_applies(action, r) for r in marked) else None
             return True if self.chute.action_applies(action, self.selected) else None
         if action == "details":
             return True if self.selected is not None else None
         if action == "clear_filter":
             return bool(self.query_one("#filter", Input).display or self.chute.query_text)
+        if action == "filter":
+            return not self.query_one("#filter", Input).has_focus  # there, / is a character
+        if action in ("mark", "mark_all"):
+            return self.active_table is not None and self.active_table.row_count > 0
         return True
 
     def action_details(self) -> None:
@@ -191,9 +210,36 @@ class MainScreen(Screen[None]):
         self._ask("purge")
 
     def _ask(self, action: str) -> None:
+        table = self.active_table
+        marked = table.marked if table is not None else []
+        if marked:
+            self.chute.ask_many(action, marked)
+            return
         row = self.selected
         if row is not None:
             self.chute.ask(action, row)
+
+    def action_mark(self) -> None:
+        if self.active_table is not None:
+            self.active_table.toggle_mark()
+            self.active_table.action_cursor_down()
+            self._marks_changed()
+
+    def action_mark_all(self) -> None:
+        if self.active_table is not None:
+            self.active_table.mark_all()
+            self._marks_changed()
+
+    def clear_marks(self) -> None:
+        for table in self.query(LedgerTable):
+            table.clear_marks()
+        self._marks_changed()
+
+    def _marks_changed(self) -> None:
+        if self.chute.view is not None:
+            self._captions(self.chute.view)
+        self._keys_state = ()
+        self._selection_changed()
 
     def action_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = pane
@@ -202,7 +248,7 @@ class MainScreen(Screen[None]):
         self.action_pane("files")
         box = self.query_one("#filter", Input)
         box.display = True
-        box.focus()
+        self.set_focus(box)  # now, not after a refresh: the next key must land in the box
         self.refresh_bindings()
 
     def action_clear_filter(self) -> None:
@@ -214,7 +260,8 @@ class MainScreen(Screen[None]):
         self.refresh_bindings()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.chute.set_filter(event.value)
+        self.chute.set_filter(event.value, echo=False)  # never write back into the box being typed in
+        event.input.set_class(bool(FileQuery(event.value).error), "-invalid")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if not event.value:
@@ -227,5 +274,6 @@ class MainScreen(Screen[None]):
         box = self.query_one("#filter", Input)
         with box.prevent(Input.Changed):
             box.value = text
+        box.set_class(bool(FileQuery(text).error), "-invalid")
         box.display = bool(text)
         self.refresh_bindings()

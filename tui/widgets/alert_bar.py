@@ -7,7 +7,8 @@ from textual.widgets import Static
 
 from chute.core.alerts import Alert
 
-STYLE = {"critical": "reverse bold red", "warning": "reverse bold yellow"}
+# Reverse of a named colour on black: black on red in any palette, and still inverted without colour.
+STYLE = {"critical": "reverse bold red on black", "warning": "reverse bold yellow on black"}
 
 
 class AlertBar(Static):
@@ -25,6 +26,12 @@ class AlertBar(Static):
         text = Text.assemble((f" {top.level.upper()} ", STYLE[top.level]), " ", top.message)
         if len(firing) > 1:
             text.append(f"  (+{len(firing) - 1} more: Rates pane)", style="dim")
-        text.no_wrap = True
-        text.overflow = "ellipsis"
-        self.update(text)
+        self._text = text
+        self.refresh()
+
+    def render(self) -> Text:
+        text = getattr(self, "_text", Text())
+        if text.cell_len > self.size.width > 0:
+            text = text.copy()
+            text.truncate(self.size.width, overflow="ellipsis")  # a cut always shows it is cut
+        return text

@@ -60,12 +60,13 @@ class LedgerTable(DataTable[Any]):
         self._models: dict[str, tuple[Any, ...]] = {}
         self._order: list[str] = []
         self._widths: dict[str, int] = {}
+        self._marked: set[str] = set()  # rows marked with space for a bulk action (k9s)
 
     def on_mount(self) -> None:
         for col in self.COLUMNS:
             width = self.column_width(col)
             self._widths[col.key] = width
-            self.add_column(_right(Text(col.label), width) if col.right else Text(col.label), width=width + 1,
+            self.add_column(_right(Text(col.label), width) if col.right else Text(col.label), width=_gap(width),
                             key=col.key)
 
     def column_width(self, col: Col) -> int:
@@ -97,6 +98,7 @@ class LedgerTable(DataTable[Any]):
             self._order = []
             gone = []
             changed = True
+        self._marked &= set(fresh)
         for key in gone:
             self.remove_row(key)
             del self._models[key]
@@ -131,7 +133,13 @@ class LedgerTable(DataTable[Any]):
         if col.key == self.ORDER_COLUMN:
             text, rank = value
             return Order(text, rank)
+        if col is self.COLUMNS[0] and str(row.id) in self._marked:
+            # A mark reads without colour: a check and reverse video, in the first column.
+            inner = self.render_cell(col.key, value, self._widths[col.key] - 2)
+            return Text.assemble(("✓ ", "reverse bold"), inner if isinstance(inner, Text) else Text(str(inner)))
         cell = self.render_cell(col.key, value, self._widths[col.key])
+        if not self._widths[col.key]:
+            return ""
         if col.right:
             return _right(cell if isinstance(cell, Text) else Text(str(cell)), self._widths[col.key])
         return cell
@@ -147,13 +155,15 @@ class LedgerTable(DataTable[Any]):
             self.move_cursor(row=index, animate=False)
 
     def on_resize(self) -> None:
-        """Adaptive columns (the path) take the room a wider terminal gives."""
+        """Adaptive columns (path, table, reason) take the room a wider terminal gives; the
+        selected row stays in view whatever the new height."""
+        self.call_after_refresh(self._cursor_into_view)
         changed = False
         for col in self.COLUMNS:
             width = self.column_width(col)
             if width != self._widths.get(col.key):
                 self._widths[col.key] = width
-                self.columns[col.key].width = width + 1  # type: ignore[index]
+                self.columns[col.key].width = _gap(width)  # type: ignore[index]
                 changed = True
         if not changed:
             return
@@ -189,12 +199,48 @@ class LedgerTable(DataTable[Any]):
         key = self.selected_key
         return self._rows.get(key) if key else None
 
+    # -- marks (bulk actions) ---------------------------------------------------------------
+
+    @property
+    def marked(self) -> list[FileRow]:
+        return [self._rows[k] for k in self._order if k in self._marked and k in self._models]
+
+    def toggle_mark(self) -> None:
+        key = self.selected_key
+        if key is not None:
+            self._set_marks(self._marked ^ {key})
+
+    def mark_all(self) -> None:
+        """Every row on show: the filtered set."""
+        self._set_marks(set(self._models) if self._marked != set(self._models) else set())
+
+    def clear_marks(self) -> None:
+        self._set_marks(set())
+
+    def _set_marks(self, marks: set[str]) -> None:
+        changed, self._marked = marks ^ self._marked, marks
+        first = self.COLUMNS[0]
+        for key in changed:
+            if key in self._models:
+                self.update_cell(key, first.key, self._cell(first, self._models[key][0], self._rows[key]))
+
     def select_id(self, file_id: int) -> bool:
         try:
             self.move_cursor(row=self.get_row_index(str(file_id)), animate=False)
         except RowDoesNotExist:
             return False
         return True
+
+
+    def _cursor_into_view(self) -> None:
+        if self.row_count:
+            self.scroll_to_region(self._get_row_region(self.cursor_row), animate=False, immediate=True,
+                                  top=False)
+
+
+def _gap(width: int) -> int:
+    """A column's width with its one-cell gap; a hidden column (width 0) takes no room at all."""
+    return width + 1 if width else 0
 
 
 def _right(text: Text, width: int) -> Text:

@@ -22,9 +22,13 @@ class QuarantineTable(LedgerTable):
     ]
 
     def column_width(self, col: Col) -> int:
-        if col.key != "path" or not self.size.width:
+        if col.key not in ("path", "reason") or not self.size.width:
             return col.width
-        return max(18, min(36, (self.size.width - 24) // 3 + 4))  # the message matters more
+        path = max(18, min(36, (self.size.width - 24) // 3 + 4))  # the message matters more
+        if col.key == "path":
+            return path
+        others = sum(c.width + 1 for c in self.COLUMNS if c.key not in ("path", "reason")) + path + 1
+        return max(20, self.size.width - others - 2)  # the rest, so a cut message ends in …
 
     def model(self, row: FileRow, view: View) -> tuple[Any, ...]:
         return ((fmt.age(view.now - row.updated_at), (-row.updated_at, -row.id)), row.path, row.table_name, row.size,
@@ -35,4 +39,4 @@ class QuarantineTable(LedgerTable):
             return Text(fmt.shorten(value, width))
         if key == "size":
             return fmt.size(value)
-        return Text(str(value))
+        return Text(fmt.one_line(str(value), width))

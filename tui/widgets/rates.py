@@ -78,8 +78,8 @@ class RatesPanel(Vertical):
         failing = view.count("failed", "quarantined")
         rate = f"{t.errors_hour / t.attempts_hour:.1%}" if t.attempts_hour else "0%"
         totals = Text.assemble(
-            ("Last hour ", "bold"), f"{fmt.count(t.rows_hour)} rows, {fmt.count(t.files_hour)} files   ",
-            ("Today ", "bold"), f"{fmt.count(t.rows_today)} rows, {fmt.count(t.files_today)} files\n",
+            ("Last hour ", "bold"), f"{fmt.plural(t.rows_hour, 'row')}, {fmt.plural(t.files_hour, 'file')}   ",
+            ("Today ", "bold"), f"{fmt.plural(t.rows_today, 'row')}, {fmt.plural(t.files_today, 'file')}\n",
             ("Error rate ", "bold"), (f"{rate}", "bold red" if t.errors_hour else ""),
             f" of {t.attempts_hour} loads in the last hour failed or were quarantined; now {failing} failing or "
             f"quarantined, {view.count('held')} held")

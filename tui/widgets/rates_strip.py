@@ -39,7 +39,9 @@ class RatesStrip(Static):
             (5, Text(f"{fmt.rate(snap.files_per_min)} files/min")),
         ]
         waiting = view.count(State.QUEUED) + snap.settling
-        parts.append((3, Text(f"{len(snap.inflight)} loading, {waiting} waiting")))
+        # The ledger's count too: a big file being validated is loading before it reports progress.
+        loading = max(len(snap.inflight), view.count(State.LOADING))
+        parts.append((3, Text(f"{loading} loading, {waiting} waiting")))
         for state in (State.HELD, State.FAILED, State.QUARANTINED):
             n = view.count(state)
             if n:

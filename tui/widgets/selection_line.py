@@ -16,20 +16,33 @@ from chute.tui.view import View
 
 
 class SelectionLine(Widget):
-    """Rendered on demand (no layout pass): it changes on every cursor move."""
+    """Rendered on demand: it changes on every cursor move. One line, or two when the advice would
+    not fit (a layout pass only when that count changes); a cut always ends in …."""
+
+    MAX_LINES = 2
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._text = Text()
 
     def render(self) -> Text:
-        return self._text
+        return fit(self._text, self.size.width or 80, self.MAX_LINES)
 
     def show(self, row: FileRow | None, view: View | None) -> None:
         text = self._line(row, view) if row is not None else Text()
         if text != self._text:
             self._text = text
+            self._fit_height()
             self.refresh()
+
+    def on_resize(self) -> None:
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        width = max(1, self.size.width or 80)
+        lines = min(self.MAX_LINES, max(1, -(-self._text.cell_len // width)))
+        if self.styles.height is None or self.styles.height.value != lines:
+            self.styles.height = lines
 
     @staticmethod
     def _line(row: FileRow, view: View | None) -> Text:
@@ -40,12 +53,35 @@ class SelectionLine(Widget):
             eta = fmt.age((live.rows_total - live.rows_done) / speed) if speed and live.rows_total else "?"
             text.append(f"  {fmt.count(live.rows_done)} of {fmt.count(live.rows_total)} rows, "
                         f"{fmt.rate(speed)} rows/s, ETA {eta}")
+        if row.state == State.QUEUED and view is not None and view.snap.paused:
+            text.append(f"  {view.pause_note}", style="bold")
         problem = why(row)
         if problem:
             text.append(f"  {fmt.one_line(problem[1], 300)}")
         hint = advice(row)
         if hint:
             text.append(f"  → {hint}", style="italic")
-        text.no_wrap = True
-        text.overflow = "ellipsis"
         return text
+
+
+def fit(text: Text, width: int, lines: int) -> Text:
+    """``text`` wrapped into at most ``lines`` lines of ``width``, the last cut with … if needed."""
+    if text.cell_len <= width:
+        return text
+    out = Text()
+    rest = text
+    for n in range(lines):
+        if rest.cell_len <= width or n == lines - 1:
+            piece = rest.copy()
+            piece.truncate(width, overflow="ellipsis")
+            out.append_text(piece)
+            break
+        # Break at the last space that fits, so words are not split.
+        plain = rest.plain[: width + 1]
+        cut = plain.rfind(" ")
+        cut = cut if cut > width // 2 else width
+        out.append_text(rest[:cut])
+        out.append("\n")
+        rest = rest[cut:]
+        rest = rest[len(rest.plain) - len(rest.plain.lstrip(" ")):]
+    return out

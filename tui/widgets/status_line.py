@@ -25,22 +25,27 @@ class StatusLine(Static):
             return Text(" chute  starting…", style="bold")
         snap = view.snap
         sep = Text(" │ ", style="dim")
-        if self.stopping:
-            badge = Text(" STOPPING… ", style="reverse bold yellow")
+        gone = view.attached and not view.daemon
+        if gone:
+            # Nothing runs: not ClickHouse's fault, and nothing is "running".
+            badge = Text(" DAEMON GONE ", style="reverse bold")
+        elif self.stopping:
+            badge = Text(" STOPPING… ", style="reverse bold yellow on black")
         elif snap.paused:
-            badge = Text(" PAUSED ", style="reverse bold yellow")
+            badge = Text(" PAUSED ", style="reverse bold yellow on black")
         else:
-            badge = Text(" RUNNING ", style="reverse green")
+            badge = Text(" RUNNING ", style="reverse bold green on black")
         wide = self.size.width >= 100
         right = Text()
         if view.attached:
             pid = " ".join((view.daemon or "").split()[:2])  # 'pid N' of 'pid N mode'
-            if not view.daemon:
-                right = Text(" NO DAEMON ", style="reverse bold red")
-            else:
+            if view.daemon:
                 right = Text(f"attached to {pid} " if wide else "attached ", style="bold")
         right.append_text(badge)
-        if snap.target_ok:
+        if gone:
+            health = Text("? ", style="bold")
+            target = f"{snap.target} (not checked: no daemon)"
+        elif snap.target_ok:
             health = Text("● ", style="green")
             target = snap.target
         else:
@@ -53,7 +58,7 @@ class StatusLine(Static):
             target += f" ({snap.server_version})"  # the version only when the whole URL fits with it
         target_w = max(12, min(len(target), room // 2))
         data_w = max(8, room - target_w)
-        line = Text.assemble(left, (fmt.shorten(target, target_w), "" if snap.target_ok else "red"), sep,
+        line = Text.assemble(left, (fmt.shorten(target, target_w), "" if snap.target_ok or gone else "red"), sep,
                              ("data ", "dim"), fmt.shorten(_dir(snap.data_dir), data_w))
         line.append(" " * max(1, self.size.width - line.cell_len - right.cell_len))
         line.append_text(right)
