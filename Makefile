@@ -32,6 +32,7 @@ bench: $(STAMP)
 
 screenshots: $(STAMP)
 	$(BIN)/python -m chute.tui.demo --screenshots screenshots/
+	CHUTE_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_serve.py -k browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .mypy_path

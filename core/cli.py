@@ -314,7 +314,7 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
 
 def _gc(cfg: config_mod.Config, as_json: bool) -> int:
     """`chute gc`: one retention pass; the ledger file shrinks (VACUUM) only while no engine runs."""
-    from chute.core import gc
+    from chute.core import action_cli, gc
     from chute.core.engine import StateLock
     from chute.core.ledger import Ledger
 
@@ -327,7 +327,7 @@ def _gc(cfg: config_mod.Config, as_json: bool) -> int:
         if not gc.configured(cfg):
             print("chute gc: nothing to do: set ledger_keep, archive_keep or quarantine_keep", file=sys.stderr)
         running = StateLock.holder(cfg.state_dir) is not None
-        report = gc.run(cfg, ledger, vacuum=not running, actor=f"cli:{os.environ.get('USER', 'unknown')}")
+        report = gc.run(cfg, ledger, vacuum=not running, actor=action_cli.actor())
         if running:
             report.notes.append("engine running: freed ledger pages are reused, the file is not shrunk")
     finally:

@@ -109,7 +109,7 @@ def test_typed_errors_instead_of_tracebacks(tmp_path: Path, chdb_path: Path) -> 
         api.retry("a.csv", id=1, config=cfg)
     with pytest.raises(UsageError, match="only failed or quarantined"):
         api.retry("a.csv", config=cfg)
-    with pytest.raises(UsageError, match="no version #999"):
+    with pytest.raises(UsageError, match="no file with id 999"):
         api.purge(id=999, config=cfg)
     with pytest.raises(UsageError, match="no file .nothing.csv. in the ledger"):
         api.purge("nothing.csv", config=cfg)

@@ -204,6 +204,12 @@ def _screen_text(driver) -> str:
     return ESCAPES.sub("", "".join(driver.execute_script("return window.__chute || []")))
 
 
+def _shots(tmp_path: Path) -> Path:
+    """screenshots/ when asked (CHUTE_UPDATE_SCREENSHOTS=1, as `make screenshots` does), else a tmp dir:
+    a test run leaves the tree as it found it."""
+    return ROOT / "screenshots" if os.environ.get("CHUTE_UPDATE_SCREENSHOTS") == "1" else tmp_path
+
+
 def _press(driver, keys: str) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -217,7 +223,7 @@ def _wait_text(driver, words: str, timeout: float = 60) -> str:
                     what=f"{words!r} in the browser")
 
 
-def test_browser_sees_the_files_pane_and_the_help(site: Site, browser) -> None:
+def test_browser_sees_the_files_pane_and_the_help(site: Site, browser, tmp_path: Path) -> None:
     browser.get(site.url + "/")
     text = _wait_text(browser, "events.csv")
     assert "loaded" in text and "Files" in text and "read-only" not in text
@@ -225,26 +231,25 @@ def test_browser_sees_the_files_pane_and_the_help(site: Site, browser) -> None:
     _press(browser, "?")
     _wait_text(browser, "this help")
     _wait_text(browser, "Files, Errors, Quarantine")
-    (ROOT / "screenshots").mkdir(exist_ok=True)
-    assert browser.save_screenshot(str(ROOT / "screenshots" / "serve-help.png"))
+    assert browser.save_screenshot(str(_shots(tmp_path) / "serve-help.png"))
 
     # Without the token the console is read-only: pausing intake is refused, with the reason.
     _press(browser, "\ue00c")  # escape closes the help
     time.sleep(0.5)
-    _press(browser, " ")
+    _press(browser, "p")
     _wait_text(browser, "read-only")
     assert site.paused() == "0"
 
 
-def test_with_the_token_the_browser_may_act(site: Site, browser) -> None:
+def test_with_the_token_the_browser_may_act(site: Site, browser, tmp_path: Path) -> None:
     browser.get(f"{site.url}/?token={TOKEN}")  # sets the cookie and goes to /
     _wait_text(browser, "events.csv")
     assert browser.current_url.rstrip("/") == site.url  # the token left the address bar
-    _press(browser, " ")
+    _press(browser, "p")
     wait_for(lambda: site.paused() == "1", timeout=60, what="the daemon to pause intake")
     _wait_text(browser, "intake paused")
-    assert browser.save_screenshot(str(ROOT / "screenshots" / "serve-paused.png"))
-    _press(browser, " ")
+    assert browser.save_screenshot(str(_shots(tmp_path) / "serve-paused.png"))
+    _press(browser, "p")
     wait_for(lambda: site.paused() == "0", timeout=60, what="the daemon to resume intake")
 
 
