@@ -21,7 +21,7 @@ from chute.core import failpoints
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
-from chute.core.ledger import FileRow, Ledger
+from chute.core.ledger import FileRow, Ledger, same_identity
 from chute.core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
 from chute.core.routing import Route, options_for
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
@@ -163,7 +163,7 @@ class Loader:
         _check_inside(cfg.data_dir, path)
         with open_source(path, row.compression, cfg.max_file_bytes) as src:
             try:
-                if (src.st.st_size, src.st.st_mtime_ns) != (row.size, row.mtime_ns):
+                if not same_identity(row, src.st):
                     raise FileChanged(f"{row.path} changed since it settled")
                 opts = options_for(row.table_name, cfg.routes)
                 csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
@@ -487,7 +487,8 @@ class Loader:
             self.on_settle(row.path)
             return State.FAILED
         self.ledger.transition(row.id, State.SETTLING, detail=why, dev=st.st_dev, inode=st.st_ino,
-                               size=st.st_size, mtime_ns=st.st_mtime_ns, complete_hint=0, attempts=row.attempts,
+                               size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, complete_hint=0,
+                               attempts=row.attempts,
                                expect=[State.LOADING])
         self.on_settle(row.path)  # the watcher must track it again, not wait for a rescan
         return State.SETTLING

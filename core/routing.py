@@ -24,6 +24,7 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 DRIFT_POLICIES = ("hold", "evolve", "freeze")
 BAD_ROW_POLICIES = ("quarantine", "skip")
+GROWING_POLICIES = ("append", "hold")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class Route:
     on_bad_rows: str = "quarantine"  # values that do not fit: quarantine the file | skip the rows
     delimiter: str | None = None  # CSV: sniffed when not set
     header: bool | None = None  # CSV: detected when not set
+    # A file is complete only once its done-marker exists (not older than the file): ".ok"
+    # (a suffix: x.csv.ok beside x.csv) or "_SUCCESS" (a name: one file in the folder).
+    done_marker: str | None = None
+    # A new version that starts with a loaded one's exact bytes: load the appended records
+    # ("append") or hold it for an operator like any changed content ("hold").
+    growing: str = "append"
 
     @classmethod
     def parse(cls, raw: dict) -> Route:
@@ -63,6 +70,11 @@ class Route:
             raise ValueError(f"'on_bad_rows' must be one of {', '.join(BAD_ROW_POLICIES)}")
         if data.get("skip_existing_keys") and len(data["key"]) != 1:
             raise ValueError("'skip_existing_keys' needs a one-column 'key'")
+        marker = data.get("done_marker")
+        if marker is not None and (not isinstance(marker, str) or marker in ("", ".") or "/" in marker):
+            raise ValueError("'done_marker' must be a suffix like \".ok\" or a file name like \"_SUCCESS\"")
+        if data.get("growing", "append") not in GROWING_POLICIES:
+            raise ValueError(f"'growing' must be one of {', '.join(GROWING_POLICIES)}")
         if data.get("delimiter") is not None and len(str(data["delimiter"])) != 1:
             raise ValueError("'delimiter' must be one character")
         return cls(**data)
