@@ -131,6 +131,7 @@ class Watcher:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self, observe: bool = True) -> None:
+        self.writers.enable_leases()
         self._load_known()
         self.scan()
         if observe:
@@ -227,8 +228,13 @@ class Watcher:
                 continue  # a writer's burst of writes: one look is enough
             seen.add((path, hint))
             rel = self._rel(path)
-            if rel is None or self._is_marker(rel):
-                continue  # a marker's arrival only wakes us: _settle looks at its file
+            if rel is None:
+                continue
+            if self._is_marker(rel):
+                for waiting, entry in self._settling.items():  # look at its files in this round
+                    if self._marker_of(waiting) == rel:
+                        entry.recheck_at = 0.0
+                continue
             if hint is Hint.OPENED:
                 entry = self._settling.get(rel)
                 if entry is not None and entry.created_at is not None:
@@ -276,7 +282,8 @@ class Watcher:
         ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         entry = self._settling.get(rel)
         if entry is not None and entry.ident == ident:
-            entry.complete = entry.complete or complete  # nothing new to record
+            if complete:  # nothing new to record; closed or renamed: look again now
+                entry.complete, entry.recheck_at = True, 0.0
             if created and entry.created_at is None and not entry.opened:
                 entry.created_at = time.monotonic()
             return

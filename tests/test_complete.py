@@ -166,7 +166,7 @@ def test_done_marker_in_folder(engine_factory, tmp_path: Path, chdb_path: Path) 
     folder = cfg.data_dir / "spark"
     folder.mkdir()
     for i in range(3):
-        (folder / f"part-{i}.csv").write_bytes(csv_bytes(make_rows(5, seed=i * 10)))
+        (folder / f"part-{i}.csv").write_bytes(csv_bytes(make_rows(5, seed=i * 6)))  # same nullability
     wait_for(lambda: all("done-marker" in ((r := engine.ledger.current(f"spark/part-{i}.csv")) and r.reason or "")
                          for i in range(3)), what="waiting for _SUCCESS")
     (folder / "_SUCCESS").write_bytes(b"")
