@@ -77,7 +77,7 @@ def retry(cfg: Config, ledger: Ledger, row: FileRow, actor: str) -> str:
     st = os.stat(dest, follow_symlinks=False)
     ledger.transition(row.id, State.QUEUED, actor=actor, detail="retry requested", attempts=0, next_attempt=None,
                       moved_to=None, dev=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                      expect=[State.FAILED, State.QUARANTINED])
+                      ctime_ns=st.st_ctime_ns, expect=[State.FAILED, State.QUARANTINED])
     return f"retrying {row.path}"
 
 
