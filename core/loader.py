@@ -21,6 +21,7 @@ from chute.core import failpoints
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
+from chute.core.growing import Append
 from chute.core.ledger import FileRow, Ledger, same_identity
 from chute.core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
 from chute.core.routing import Route, options_for
@@ -161,17 +162,20 @@ class Loader:
         cfg = self.cfg
         path = cfg.data_dir / row.path
         _check_inside(cfg.data_dir, path)
-        with open_source(path, row.compression, cfg.max_file_bytes) as src:
+        with open_source(path, row.compression, cfg.max_file_bytes) as src, Append(self.ledger, row,
+                                                                                   cfg.state_dir) as append:
             try:
                 if not same_identity(row, src.st):
                     raise FileChanged(f"{row.path} changed since it settled")
                 opts = options_for(row.table_name, cfg.routes)
                 csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
-                reader = reader_for(src, row.fmt, csv_opts)
+                # A grown file reads only its appended records (core/growing.py).
+                part = append.prepare(src, opts, sent=self.ledger.any_batches(row.id, row.generation))
+                reader = reader_for(part, row.fmt, append.csv_opts or csv_opts)
                 t0 = time.perf_counter()
-                plan = hash_and_plan(src, reader, self._hash_pool)
+                plan = hash_and_plan(part, reader, self._hash_pool)
                 timings = {"validate": time.perf_counter() - t0}
-                sha = src.sha256
+                sha = append.sha256 or src.sha256
                 if row.sha256 and row.sha256 != sha and row.rows_loaded:
                     raise HoldError(f"content changed after {row.rows_loaded} rows were loaded from the old content")
                 owner = self.claims.claim(sha, row.id)
@@ -184,7 +188,7 @@ class Loader:
                     # "Nothing sent yet" means no batch at all, acknowledged or not: an insert that
                     # landed without its ack is still rows of ours in the table.
                     if not self.ledger.any_batches(row.id, row.generation):
-                        self._gatekeep(row, sha)
+                        self._gatekeep(row, sha, append, opts)
                         generation = self.ledger.token_generation(sha, row.id, row.generation)
                         if generation != row.generation:
                             self.ledger.update(row.id, generation=generation)
@@ -199,6 +203,11 @@ class Loader:
                     self._clear_superseded(row)
                     if not row.batch_rows:
                         self.ledger.update(row.id, batch_rows=batch_rows)  # fixed before the first insert
+                    if append.active and row.base_id is None:  # so is what an append version loads
+                        self.ledger.update(row.id, base_id=append.base.id, byte_base=append.byte_base,
+                                           row_base=append.row_base)
+                        row = replace(row, base_id=append.base.id, byte_base=append.byte_base,
+                                      row_base=append.row_base)
                     t0 = time.perf_counter()
                     table = self._prepare_table(row, plan, opts)
                     t1 = time.perf_counter()
@@ -247,13 +256,20 @@ class Loader:
                                    detail=f"superseded by version #{row.id} part-way through loading; its partial "
                                           f"rows were removed")
 
-    def _gatekeep(self, row: FileRow, sha: str) -> None:
-        """Duplicate, changed content at a known path, approval mode."""
+    def _gatekeep(self, row: FileRow, sha: str, append: Append, opts: Route) -> None:
+        """Duplicate, changed content at a known path (or grown, under ``growing = "hold"``), approval mode."""
         twin = self.ledger.by_sha(sha, [State.LOADED], exclude_id=row.id)
         if twin is not None:
             where = "the same path" if twin.path == row.path else twin.path
             raise _Duplicate(f"same content as {where} (loaded as #{twin.id})")
         if row.approved:
+            return
+        if append.active and append.base is not None:
+            if opts.growing == "hold":
+                raise HoldError(f"grew: records were appended to version #{append.base.id}; approve to load only "
+                                f"the appended records (growing = \"hold\")")
+            if self.cfg.require_approval:
+                raise HoldError("waiting for approval (--require-approval)")
             return
         earlier = [v for v in self.ledger.versions(row.path) if v.id != row.id and v.state == State.LOADED]
         if earlier:
@@ -360,7 +376,7 @@ class Loader:
                     first = idx * batch_rows
                     df, rejected, kept = fitter.fit(df, first)
                     rejects.add(rejected)
-                    data = with_lineage(df, row.path, sha, first, kept)
+                    data = with_lineage(df, row.path, sha, row.row_base + first, kept)
                     if anti_join is not None:
                         data = self._anti_join(row.table_name, *anti_join, data)
                     if not put((idx, data.num_rows, self.target.encode(data))):

@@ -53,6 +53,9 @@ def test_file_rewritten_in_place_while_loading(engine_factory, tmp_path: Path, c
     db = cfg.database
     by_sha = dict(query(engine, f"SELECT _source_sha256, count() FROM `{db}`.ip GROUP BY 1"))
     new = engine.ledger.current("ip.csv")
+    if new.base_id == first.id:  # the first version had finished: the new one loaded only the appended rows
+        assert (by_sha[new.sha256], by_sha[first.sha256 or engine.ledger.get(first.id).sha256]) == (50, 20_000)
+        return
     assert by_sha[new.sha256] == 20_050
     old = engine.ledger.get(first.id)
     assert by_sha.get(old.sha256, 0) in (0, 20_000) and (old.state == State.LOADED) == (old.sha256 in by_sha)
