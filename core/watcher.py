@@ -287,7 +287,17 @@ class Watcher:
             if created and entry.created_at is None and not entry.opened:
                 entry.created_at = time.monotonic()
             return
-        if entry is None and self._known_same(rel, ident):
+        if entry is not None:
+            # Still being written: the quiet period starts again. The ledger learns the identity
+            # when the file is queued: one write then, not one per write(2) of a slow writer.
+            now = time.time()
+            entry.ident = ident
+            entry.quiet_since = min(now, max(st.st_mtime_ns, st.st_ctime_ns) / 1e9) if from_scan else now
+            entry.complete, entry.created_at, entry.opened = complete, time.monotonic() if created else None, False
+            if complete:
+                entry.recheck_at = 0.0
+            return
+        if self._known_same(rel, ident):
             return
         fmt, compression = format_of(rel)
         row, changed = self.ledger.observe(rel, st, table_for(rel, self.cfg.routes), fmt, compression, complete)
@@ -298,8 +308,7 @@ class Watcher:
             # A file found by a scan has been quiet since it last changed; one from an event since now.
             quiet = min(now, max(st.st_mtime_ns, st.st_ctime_ns) / 1e9) if from_scan else now
             self._settling[rel] = _Pending(row.id, ident, quiet, complete,
-                                           created_at=time.monotonic() if created else None,
-                                           note=entry.note if entry is not None and entry.file_id == row.id else None)
+                                           created_at=time.monotonic() if created else None)
         elif row.state != State.LOADING:
             # (A version being loaded is the loader's to judge; remembering this identity now
             # would hide a newer file at this path from every later scan.)
@@ -324,7 +333,7 @@ class Watcher:
             except OSError:
                 continue
             if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != entry.ident:
-                self.observe(rel, complete=False)  # still being written: the quiet period starts again
+                self.observe(rel, complete=False)  # still being written (events may be lost: we stat too)
                 continue
             missing = self._missing_marker(rel, st)
             if missing is not None:
@@ -343,8 +352,11 @@ class Watcher:
         for rel, entry in ready:
             del self._settling[rel]
             extra = {"reason": None} if entry.note else {}
+            dev, inode, size, mtime_ns, ctime_ns = entry.ident
             row = self.ledger.transition(entry.file_id, State.QUEUED, actor="watcher",
-                                         expect=[State.SEEN, State.SETTLING], **extra)
+                                         expect=[State.SEEN, State.SETTLING], dev=dev, inode=inode, size=size,
+                                         mtime_ns=mtime_ns, ctime_ns=ctime_ns, complete_hint=int(entry.complete),
+                                         sha256=None, **extra)
             if row is not None:
                 self._known[rel] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns)
         if ready:
