@@ -8,8 +8,11 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from chute.core.routing import Route
 from chute.core.states import State
+from chute.core.writers import OpenWriters
 from tests.conftest import make_config, query, state_of, wait_for
 from tests.test_engine import csv_bytes, make_rows
 
@@ -48,8 +51,13 @@ def test_writer_pausing_longer_than_settle_with_file_open_is_not_loaded(engine_f
     assert len(engine.ledger.versions("half.csv")) == 1
 
 
-def test_file_open_for_writing_before_start_waits(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
-    """The /proc fallback: no open event was ever seen for a file a writer opened before chute started."""
+@pytest.mark.parametrize("check", ["lease", "proc"])
+def test_file_open_for_writing_before_start_waits(engine_factory, tmp_path: Path, chdb_path: Path, check: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """No open event was ever seen for a file a writer opened before chute started; by lease,
+    and by the /proc scan (where leases are unavailable)."""
+    if check == "proc":
+        monkeypatch.setattr(OpenWriters, "enable_leases", lambda self: False)
     cfg = make_config(tmp_path, chdb_path, settle_seconds=0.2)
     body = csv_bytes(make_rows(300))
     f = open(cfg.data_dir / "early.csv", "wb")  # noqa: SIM115 - held open on purpose
