@@ -322,6 +322,9 @@ class Watcher:
         for rel, entry in list(self._settling.items()):
             if entry.recheck_at > now:
                 continue
+            moved_in = entry.created_at is not None and not entry.opened and now - entry.created_at >= OPEN_GRACE
+            if not (entry.complete or moved_in or wall - entry.quiet_since >= self.cfg.settle_seconds):
+                continue  # nothing to decide yet (and no stat: a flood of events must not cost one per file)
             try:
                 st = os.stat(self.root / rel)
             except FileNotFoundError:
@@ -331,6 +334,7 @@ class Watcher:
                                        expect=[State.SEEN, State.SETTLING])
                 continue
             except OSError:
+                entry.recheck_at = now + WRITER_RECHECK  # (not in a tight loop)
                 continue
             if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != entry.ident:
                 self.observe(rel, complete=False)  # still being written (events may be lost: we stat too)
@@ -339,9 +343,6 @@ class Watcher:
             if missing is not None:
                 self._note(rel, entry, f"waiting for its done-marker {missing}")
                 entry.recheck_at = now + MARKER_RECHECK
-                continue
-            moved_in = entry.created_at is not None and not entry.opened and now - entry.created_at >= OPEN_GRACE
-            if not (entry.complete or moved_in or wall - entry.quiet_since >= self.cfg.settle_seconds):
                 continue
             writers = self.writers.of(self.root / rel)
             if writers:
