@@ -118,6 +118,43 @@ def run(drops: int, rows: int, pythonpath: str | None, extra: list[str]) -> dict
             log.close()
 
 
+def burst(files: int, rows: int, pythonpath: str | None, extra: list[str]) -> float:
+    """``files`` files moved in at once: seconds from the first rename until all are loaded."""
+    with tempfile.TemporaryDirectory(prefix="chute-burst-") as tmp:
+        work = Path(tmp)
+        data, outside, state = work / "data", work / "outside", work / "state"
+        data.mkdir()
+        outside.mkdir()
+        env = dict(os.environ, **({"PYTHONPATH": pythonpath} if pythonpath else {}))
+        cmd = [sys.executable, "-m", "chute.core", "--no-ui", str(data), "--state-dir", str(state),
+               "--clickhouse", f"chdb://{work / 'ch'}", "--log-format", "json", *extra]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        db = state / "ledger.sqlite3"
+        try:
+            (data / "b_warm.csv").write_bytes(body(10**6, rows))
+            wait_loaded(db, "b_warm.csv", timeout=120)
+            for i in range(files):
+                (outside / f"b_{i:05d}.csv").write_bytes(body(i, rows))
+            t0 = time.time()
+            for i in range(files):
+                os.rename(outside / f"b_{i:05d}.csv", data / f"b_{i:05d}.csv")
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+                try:
+                    (n,) = conn.execute("SELECT count(*) FROM files WHERE state = 'loaded' AND current = 1").fetchone()
+                    (last,) = conn.execute("SELECT MAX(loaded_at) FROM files").fetchone()
+                finally:
+                    conn.close()
+                if n == files + 1:
+                    return last - t0
+                time.sleep(0.2)
+            raise SystemExit("burst not loaded in 600 s")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
 def report(label: str, out: dict[str, list[float]]) -> None:
     both = out["inside"] + out["outside"]
     for name, values in (("inside", out["inside"]), ("outside", out["outside"]), ("all", both)):
@@ -132,11 +169,17 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100, help="rows per dropped file")
     ap.add_argument("--pythonpath", help="run the daemon with this PYTHONPATH (another chute source tree)")
     ap.add_argument("--label", default="chute")
+    ap.add_argument("--burst", type=int, default=0, help="also move this many files in at once; time until all load")
     args, extra = ap.parse_known_args()
     load = os.getloadavg()
     print(f"latency: {args.drops} drops of {args.rows}-row CSVs renamed into data/ (half from inside the tree, half "
           f"from outside), daemon with default settings; load average {load[0]:.2f}")
-    report(args.label, run(args.drops, args.rows, args.pythonpath, extra))
+    if args.drops:
+        report(args.label, run(args.drops, args.rows, args.pythonpath, extra))
+    if args.burst:
+        secs = burst(args.burst, args.rows, args.pythonpath, extra)
+        print(f"{args.label} burst: {args.burst} files moved in at once, all loaded after {secs:.2f} s "
+              f"({args.burst / secs:.0f} files/s)")
 
 
 if __name__ == "__main__":
