@@ -198,3 +198,11 @@ def test_copy_in_loads_without_settle_wait(engine_factory, tmp_path: Path, chdb_
     for name in ("o", "i", "c"):
         wait_for(lambda n=name: state_of(engine, f"{n}.csv") == State.LOADED, what=f"{name}.csv loaded")
 
+
+
+def test_route_options_are_checked() -> None:
+    assert Route.parse({"table": "t", "done_marker": ".ok"}).done_marker == ".ok"
+    assert Route.parse({"table": "t", "growing": "hold"}).growing == "hold"
+    for bad in ({"done_marker": ""}, {"done_marker": "a/b"}, {"done_marker": 3}, {"growing": "maybe"}):
+        with pytest.raises(ValueError, match="done_marker|growing"):
+            Route.parse({"table": "t", **bad})
