@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 from chute.core.csv_reader import CsvReader
+from chute.core.errors import FileChanged
 from chute.core.ledger import FileRow, Ledger
 from chute.core.reader import Source, head_bytes
 from chute.core.routing import Route
@@ -66,8 +67,6 @@ class Append:
         whole, prefix_ok = _hash_with_prefix(src, base.size or 0, base.sha256 or "")
         if not prefix_ok:
             if self.row.base_id is not None:  # same identity as when decided: cannot happen short of damage
-                from chute.core.errors import FileChanged
-
                 raise FileChanged(f"{src.path.name} no longer starts with the content of version #{base.id}")
             return src
         self.base, self.sha256 = base, whole
@@ -141,8 +140,6 @@ def _tail(src: Source, start: int, header: bytes, state_dir: Path) -> Source:
                 break
             offset += n
         if offset != end:
-            from chute.core.errors import FileChanged
-
             raise FileChanged(f"{src.path.name} shrank while its appended records were copied")
         return Source(path=src.path, fd=fd, st=os.fstat(fd), compression=None)
     except BaseException:

@@ -67,8 +67,8 @@ def test_purge_never_deletes_a_newer_file_at_the_same_path(engine_factory, tmp_p
     engine = engine_factory(cfg)
     wait_for(lambda: state_of(engine, "p.csv") == State.LOADED)
     engine.command("pause", actor="test")
-    (cfg.data_dir / "p.csv").write_bytes(csv_bytes(make_rows(6, seed=9)))  # new content, not yet seen
-    old = engine.ledger.current("p.csv")
+    old = engine.ledger.current("p.csv")  # (taken first: the watcher sees the new file within milliseconds)
+    (cfg.data_dir / "p.csv").write_bytes(csv_bytes(make_rows(6, seed=9)))  # new content at the same path
     from chute.core import actions
 
     result = actions.purge(cfg, engine.ledger, engine.target, old, "test")
