@@ -60,6 +60,7 @@ OPEN_GRACE = 0.03
 WRITER_RECHECK = 1.0
 # Files waiting for a done-marker: the marker's own event wakes us; this is the fallback.
 MARKER_RECHECK = 1.0
+_MARKER_NOTE = "waiting for its done-marker"
 
 
 class Hint(Enum):
@@ -154,8 +155,12 @@ class Watcher:
 
     @property
     def settling(self) -> int:
-        """Files waiting to be complete, plus watch events not yet looked at."""
-        return len(self._settling) + (1 if self._unhandled else 0)
+        """Files waiting to be complete, plus watch events not yet looked at; not those that
+        wait for a done-marker (only a new file, the marker, moves them on)."""
+        return len(self._settling) - len(self.waiting_for_marker()) + (1 if self._unhandled else 0)
+
+    def waiting_for_marker(self) -> set[str]:
+        return {rel for rel, e in list(self._settling.items()) if e.note and e.note.startswith(_MARKER_NOTE)}
 
     def _put(self, path: str, hint: Hint) -> None:
         with self._count_lock:
@@ -234,6 +239,7 @@ class Watcher:
                 for waiting, entry in self._settling.items():  # look at its files in this round
                     if self._marker_of(waiting) == rel:
                         entry.recheck_at = 0.0
+                        entry.note = None if entry.note and entry.note.startswith(_MARKER_NOTE) else entry.note
                 continue
             if hint is Hint.OPENED:
                 entry = self._settling.get(rel)
@@ -341,7 +347,7 @@ class Watcher:
                 continue
             missing = self._missing_marker(rel, st)
             if missing is not None:
-                self._note(rel, entry, f"waiting for its done-marker {missing}")
+                self._note(rel, entry, f"{_MARKER_NOTE} {missing}")
                 entry.recheck_at = now + MARKER_RECHECK
                 continue
             writers = self.writers.of(self.root / rel)

@@ -206,3 +206,27 @@ def test_route_options_are_checked() -> None:
     for bad in ({"done_marker": ""}, {"done_marker": "a/b"}, {"done_marker": 3}, {"growing": "maybe"}):
         with pytest.raises(ValueError, match="done_marker|growing"):
             Route.parse({"table": "t", **bad})
+
+
+def test_once_does_not_wait_for_a_marker_that_is_not_there(tmp_path: Path) -> None:
+    """`--once` loads what is complete and leaves a file still waiting for its done-marker
+    `settling` (exit 3), instead of waiting for ever."""
+    from tests.conftest import run_chute
+
+    data = tmp_path / "data"
+    (data / "drop").mkdir(parents=True)
+    (data / "drop" / "a.csv").write_bytes(csv_bytes(make_rows(4)))
+    (data / "drop" / "b.csv").write_bytes(csv_bytes(make_rows(4, seed=5)))  # its empty values: Nullable
+    (data / "drop" / "b.csv.ok").write_bytes(b"")
+    config = tmp_path / "chute.toml"
+    config.write_text('[[routes]]\nglob = "drop/*"\ntable = "drop"\ndone_marker = ".ok"\n')
+    args = ["--no-ui", "--once", str(data), "--config", str(config), "--state-dir", str(tmp_path / "state"),
+            "--clickhouse", f"chdb://{tmp_path / 'ch'}", "--settle-seconds", "0.1", "--log-format", "json"]
+    done = run_chute(*args, timeout=120)
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "1 loaded" in done.stderr and "1 settling" in done.stderr
+    files = run_chute("files", "--json", "--state-dir", str(tmp_path / "state"))
+    assert "waiting for its done-marker a.csv.ok" in files.stdout
+    (data / "drop" / "a.csv.ok").write_bytes(b"")
+    again = run_chute(*args, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
