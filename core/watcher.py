@@ -328,9 +328,12 @@ class Watcher:
         for rel, entry in list(self._settling.items()):
             if entry.recheck_at > now:
                 continue
+            quiet = wall - entry.quiet_since >= self.cfg.settle_seconds
             moved_in = entry.created_at is not None and not entry.opened and now - entry.created_at >= OPEN_GRACE
-            if not (entry.complete or moved_in or wall - entry.quiet_since >= self.cfg.settle_seconds):
+            if not (entry.complete or moved_in or quiet):
                 continue  # nothing to decide yet (and no stat: a flood of events must not cost one per file)
+            if entry.ident[2] == 0 and not quiet:
+                continue  # an empty file closed (`touch`, then written) is about to be written: settle it
             try:
                 st = os.stat(self.root / rel)
             except FileNotFoundError:

@@ -88,7 +88,9 @@ class OpenWriters:
     def _lease_probe(path: os.PathLike[str] | str) -> bool | None:
         """True: open for writing somewhere; False: nowhere; None: this file cannot be asked."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None  # never open a device or FIFO just to ask (opening one can act on it)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError:
             return None
         try:

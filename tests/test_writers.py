@@ -136,3 +136,20 @@ def test_lease_alone_sees_a_writer_that_proc_does_not_show(tmp_path: Path) -> No
     with open(path, "ab"):
         assert [w.pid for w in writers.of(path)] == [0]
     assert writers.of(path) == []
+
+
+def test_empty_file_touched_then_written_is_not_taken_empty(tmp_path: Path) -> None:
+    """`touch x; cat > x`: the first close-write leaves an empty file; it settles, and the
+    written content is what gets queued."""
+    watcher, ledger, data, queued = _watcher(tmp_path, blind=False)
+    try:
+        (data / "t.csv").touch()
+        wait_for(lambda: ledger.current("t.csv") is not None, what="seen")
+        (data / "t.csv").write_bytes(b"a,b\n1,2\n")
+        wait_for(queued.is_set, what="queued")
+        row = ledger.current("t.csv")
+        assert row.size == 8
+        assert [e.to_state for e in ledger.events(file_id=row.id)].count(State.QUEUED) == 1  # never queued empty
+    finally:
+        watcher.stop()
+        ledger.close()
