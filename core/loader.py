@@ -264,7 +264,7 @@ class Loader:
             raise _Duplicate(f"same content as {where} (loaded as #{twin.id})")
         if row.approved:
             return
-        if append.active and append.base is not None:
+        if append.base is not None:
             if opts.growing == "hold":
                 raise HoldError(f"grew: records were appended to version #{append.base.id}; approve to load only "
                                 f"the appended records (growing = \"hold\")")
