@@ -29,6 +29,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
+	$(BIN)/python -m bench.latency
 
 screenshots: $(STAMP)
 	$(BIN)/python -m chute.tui.demo --screenshots screenshots/

@@ -113,7 +113,7 @@ def retry(cfg: Config, ledger: Ledger, row: FileRow, actor: str) -> str:
     ledger.transition(row.id, State.QUEUED, actor=actor, detail="retry requested", attempts=0, next_attempt=None,
                       moved_to=None, last_error=None, error_kind=None, reason=None,  # the old error is history
                       dev=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                      expect=[State.FAILED, State.QUARANTINED])
+                      ctime_ns=st.st_ctime_ns, expect=[State.FAILED, State.QUARANTINED])
     return f"retrying {row.path}"
 
 

@@ -377,7 +377,10 @@ class Engine:
         with self._lock:
             if self._inflight:
                 return False
+        parked = self.watcher.waiting_for_marker() if self.watcher else set()  # only a new file moves those
         for row in self.ledger.in_states([State.SEEN, State.SETTLING, State.QUEUED, State.LOADING, State.FAILED]):
+            if row.state in (State.SEEN, State.SETTLING) and row.path in parked:
+                continue
             if row.state != State.FAILED or row.next_attempt is not None:
                 return False
         return True

@@ -44,6 +44,9 @@ class Watchers:
     def scanned_paths(self) -> set[str]:
         return {w.prefix + p for w in self.watchers for p in w.scanned_paths}
 
+    def waiting_for_marker(self) -> set[str]:
+        return set().union(*(w.waiting_for_marker() for w in self.watchers))
+
     def _owner(self, rel: str) -> tuple[Watcher, str]:
         _, prefix, inner = self.cfg.split(rel)
         return next(w for w in self.watchers if w.prefix == prefix), inner

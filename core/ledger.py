@@ -112,6 +112,13 @@ CREATE INDEX IF NOT EXISTS files_path ON files(path);
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("commands", "file_id", "INTEGER"),  # the version an action names (None: the newest at path)
     ("commands", "expect", "TEXT"),  # the state the operator saw; the engine refuses if it changed
+    # Change detection sees a rewrite that restored the mtime (watcher; NULL: recorded before this).
+    ("files", "ctime_ns", "INTEGER"),
+    # Growing files: this version loads only the bytes after `byte_base` of the loaded version
+    # `base_id`, its rows numbered from `row_base` + 1 (core/growing.py).
+    ("files", "base_id", "INTEGER"),
+    ("files", "byte_base", "INTEGER NOT NULL DEFAULT 0"),
+    ("files", "row_base", "INTEGER NOT NULL DEFAULT 0"),
 ]
 
 
@@ -144,6 +151,10 @@ class FileRow:
     first_seen: float
     updated_at: float
     loaded_at: float | None
+    ctime_ns: int | None = None
+    base_id: int | None = None
+    byte_base: int = 0
+    row_base: int = 0
 
     @classmethod
     def of(cls, row: sqlite3.Row) -> FileRow:
@@ -168,6 +179,13 @@ class Event:
     from_state: str | None
     to_state: str | None
     detail: str | None
+
+
+def same_identity(row: FileRow, st: os.stat_result) -> bool:
+    """Is ``st`` the file version ``row`` recorded? (dev, inode, size, mtime and, when recorded, ctime)"""
+    if (row.dev, row.inode, row.size, row.mtime_ns) != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+        return False
+    return row.ctime_ns is None or row.ctime_ns == st.st_ctime_ns
 
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -268,17 +286,21 @@ class Ledger:
         """Record a sighting of ``path``. Returns (row, changed).
 
         A path with no current version, or whose current version is past loading and now
-        has a different identity (dev, inode, size, mtime), gets a new version in state
+        has a different identity (dev, inode, size, mtime, ctime), gets a new version in state
         `seen`. A version still waiting (seen/settling/queued/failed) is updated in place.
+        The ctime catches an in-place rewrite whose mtime was put back; a version recorded
+        before ctimes were kept (NULL) is compared without it, and gets it filled in.
         """
         now = time.time() if now is None else now
-        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         with self._tx() as c:
             row = c.execute("SELECT * FROM files WHERE path = ? AND current = 1", (path,)).fetchone()
             if row is not None:
                 old = FileRow.of(row)
-                same = (old.dev, old.inode, old.size, old.mtime_ns) == ident
+                same = same_identity(old, st)
                 if same:
+                    if old.ctime_ns is None:
+                        c.execute("UPDATE files SET ctime_ns = ? WHERE id = ?", (st.st_ctime_ns, old.id))
                     if complete and not old.complete_hint:
                         c.execute("UPDATE files SET complete_hint = 1 WHERE id = ?", (old.id,))
                     return old, False
@@ -286,7 +308,7 @@ class Ledger:
                 if old.state in (State.SEEN, State.SETTLING, State.QUEUED) and not old.rows_loaded and not sent:
                     # Still being written: keep settling on the same version.
                     c.execute(
-                        "UPDATE files SET dev=?, inode=?, size=?, mtime_ns=?, complete_hint=?, sha256=NULL,"
+                        "UPDATE files SET dev=?, inode=?, size=?, mtime_ns=?, ctime_ns=?, complete_hint=?, sha256=NULL,"
                         " updated_at=? WHERE id = ?",
                         (*ident, int(complete), now, old.id),
                     )
@@ -305,8 +327,8 @@ class Ledger:
                     self._event(c, old.id, path, "watcher", "transition", old.state, State.FAILED,
                                 "superseded by a newer version of the file", now)
             cur = c.execute(
-                "INSERT INTO files(path, dev, inode, size, mtime_ns, complete_hint, table_name, fmt, compression,"
-                " state, first_seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO files(path, dev, inode, size, mtime_ns, ctime_ns, complete_hint, table_name, fmt,"
+                " compression, state, first_seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (path, *ident, int(complete), table, fmt, compression, State.SEEN, now, now),
             )
             fid = cur.lastrowid

@@ -21,7 +21,8 @@ from chute.core import failpoints, tracing
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
-from chute.core.ledger import FileRow, Ledger
+from chute.core.growing import Append
+from chute.core.ledger import FileRow, Ledger, same_identity
 from chute.core.logsetup import file_fields
 from chute.core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
 from chute.core.routing import Route, options_for
@@ -163,20 +164,23 @@ class Loader:
         cfg = self.cfg
         path = cfg.locate(row.path)
         _check_inside(cfg.split(row.path)[0], path)
-        with open_source(path, row.compression, cfg.max_file_bytes) as src:
+        with open_source(path, row.compression, cfg.max_file_bytes) as src, Append(self.ledger, row,
+                                                                                   cfg.state_dir) as append:
             try:
-                if (src.st.st_size, src.st.st_mtime_ns) != (row.size, row.mtime_ns):
+                if not same_identity(row, src.st):
                     raise FileChanged(f"{row.path} changed since it settled")
                 opts = options_for(row.table_name, cfg.every_route)
                 csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
-                reader = reader_for(src, row.fmt, csv_opts)
+                # A grown file reads only its appended records (core/growing.py).
+                part = append.prepare(src, opts, sent=self.ledger.any_batches(row.id, row.generation))
+                reader = reader_for(part, row.fmt, append.csv_opts or csv_opts)
                 t0 = time.perf_counter()
                 trace = tracing.current()
                 with trace.step("hash", bytes=row.size) as span:
-                    plan = hash_and_plan(src, reader, self._hash_pool)
-                    span.set(rows=plan.rows, sha256=src.sha256)
+                    plan = hash_and_plan(part, reader, self._hash_pool)
+                    sha = append.sha256 or src.sha256
+                    span.set(rows=plan.rows, sha256=sha)
                 timings = {"validate": time.perf_counter() - t0}
-                sha = src.sha256
                 trace.set(sha256=sha, rows=plan.rows)
                 if row.sha256 and row.sha256 != sha and row.rows_loaded:
                     raise HoldError(f"content changed after {row.rows_loaded} rows were loaded from the old content")
@@ -190,7 +194,7 @@ class Loader:
                     # "Nothing sent yet" means no batch at all, acknowledged or not: an insert that
                     # landed without its ack is still rows of ours in the table.
                     if not self.ledger.any_batches(row.id, row.generation):
-                        self._gatekeep(row, sha)
+                        self._gatekeep(row, sha, append, opts)
                         generation = self.ledger.token_generation(sha, row.id, row.generation)
                         if generation != row.generation:
                             self.ledger.update(row.id, generation=generation)
@@ -205,6 +209,11 @@ class Loader:
                     self._clear_superseded(row)
                     if not row.batch_rows:
                         self.ledger.update(row.id, batch_rows=batch_rows)  # fixed before the first insert
+                    if append.active and row.base_id is None:  # so is what an append version loads
+                        self.ledger.update(row.id, base_id=append.base.id, byte_base=append.byte_base,
+                                           row_base=append.row_base)
+                        row = replace(row, base_id=append.base.id, byte_base=append.byte_base,
+                                      row_base=append.row_base)
                     t0 = time.perf_counter()
                     with trace.step("table"):
                         table = self._prepare_table(row, plan, opts)
@@ -256,13 +265,20 @@ class Loader:
                                    detail=f"superseded by version #{row.id} part-way through loading; its partial "
                                           f"rows were removed")
 
-    def _gatekeep(self, row: FileRow, sha: str) -> None:
-        """Duplicate, changed content at a known path, approval mode."""
+    def _gatekeep(self, row: FileRow, sha: str, append: Append, opts: Route) -> None:
+        """Duplicate, changed content at a known path (or grown, under ``growing = "hold"``), approval mode."""
         twin = self.ledger.by_sha(sha, [State.LOADED], exclude_id=row.id)
         if twin is not None:
             where = "the same path" if twin.path == row.path else twin.path
             raise _Duplicate(f"same content as {where} (loaded as #{twin.id})")
         if row.approved:
+            return
+        if append.base is not None:
+            if opts.growing == "hold":
+                raise HoldError(f"grew: records were appended to version #{append.base.id}; approve to load only "
+                                f"the appended records (growing = \"hold\")")
+            if self.cfg.require_approval:
+                raise HoldError("waiting for approval (--require-approval)")
             return
         earlier = [v for v in self.ledger.versions(row.path) if v.id != row.id and v.state == State.LOADED]
         if earlier:
@@ -374,7 +390,7 @@ class Loader:
                     first = idx * batch_rows
                     df, rejected, kept = fitter.fit(df, first)
                     rejects.add(rejected)
-                    data = with_lineage(df, row.path, sha, first, kept)
+                    data = with_lineage(df, row.path, sha, row.row_base + first, kept)
                     if anti_join is not None:
                         data = self._anti_join(row.table_name, *anti_join, data)
                     encoded = self.target.encode(data)
@@ -507,7 +523,8 @@ class Loader:
             self.on_settle(row.path)
             return State.FAILED
         self.ledger.transition(row.id, State.SETTLING, detail=why, dev=st.st_dev, inode=st.st_ino,
-                               size=st.st_size, mtime_ns=st.st_mtime_ns, complete_hint=0, attempts=row.attempts,
+                               size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, complete_hint=0,
+                               attempts=row.attempts,
                                expect=[State.LOADING])
         self.on_settle(row.path)  # the watcher must track it again, not wait for a rescan
         return State.SETTLING

@@ -24,6 +24,7 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 DRIFT_POLICIES = ("hold", "evolve", "freeze")
 BAD_ROW_POLICIES = ("quarantine", "skip")
+GROWING_POLICIES = ("append", "hold")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class Route:
     on_bad_rows: str = "quarantine"  # values that do not fit: quarantine the file | skip the rows
     delimiter: str | None = None  # CSV: sniffed when not set
     header: bool | None = None  # CSV: detected when not set
+    # A file is complete only once its done-marker exists (not older than the file): ".ok"
+    # (a suffix: x.csv.ok beside x.csv) or "_SUCCESS" (a name: one file in the folder).
+    done_marker: str | None = None
+    # A new version that starts with a loaded one's exact bytes: load the appended records
+    # ("append") or hold it for an operator like any changed content ("hold").
+    growing: str = "append"
 
     @classmethod
     def parse(cls, raw: dict) -> Route:
@@ -72,6 +79,11 @@ class Route:
             out.append("'skip_existing_keys' needs a one-column 'key'")
         if raw.get("delimiter") is not None and len(str(raw["delimiter"])) != 1:
             out.append("'delimiter' must be one character")
+        marker = raw.get("done_marker")
+        if marker is not None and (not isinstance(marker, str) or marker in ("", ".") or "/" in marker):
+            out.append("'done_marker' must be a suffix like \".ok\" or a file name like \"_SUCCESS\"")
+        if raw.get("growing", "append") not in GROWING_POLICIES:
+            out.append(f"'growing' must be one of {', '.join(GROWING_POLICIES)}")
         return out
 
 

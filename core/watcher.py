@@ -1,8 +1,19 @@
-"""Notice files in DATA_DIR and decide when each is complete (docs/ARCHITECTURE.md#complete-files).
+"""Notice files in DATA_DIR and decide when each is complete (DESIGN 4.1).
 
+A file is complete when no process holds it open for writing (core/writers.py reads /proc)
+and one of these says the writer is done:
+
+- it was renamed into place (Moved), or moved in from outside the tree (Created with no
+  Opened right after it: watchdog reports nothing else for a move-in);
+- its writer closed it (Closed = inotify close-write);
+- nothing changed its size, mtime or ctime for ``settle_seconds``: the fallback for files
+  found by a scan and for filesystems without these events (NFS, SMB);
+- and, when its route asks for one, its done-marker exists (core/routing.py ``done_marker``).
+
+The thread sleeps on the event queue: an event wakes it at once, and a timeout only when a
+settle period, an Opened grace or a re-check of a file still open for writing falls due.
 Watch events are only hints: a full rescan runs at start and on a timer, because events are
-lost on queue overflow and on network filesystems. Close-write and moved-in mean "complete";
-created and modified mean "settle first" (size and mtime quiet for ``settle_seconds``).
+lost on queue overflow and on network filesystems.
 """
 
 from __future__ import annotations
@@ -10,19 +21,23 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from enum import Enum
+from pathlib import Path, PurePosixPath
 
 from watchdog.events import (
     DirCreatedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileModifiedEvent,
     FileMovedEvent,
+    FileOpenedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
@@ -30,40 +45,72 @@ from watchdog.observers import Observer
 
 from chute.core.config import Config
 from chute.core.ledger import Ledger
-from chute.core.routing import format_of, is_ignored, table_for
+from chute.core.routing import format_of, is_ignored, options_for, table_for
 from chute.core.sources import Admission, Source, primary_source
 from chute.core.states import State
+from chute.core.writers import OpenWriters
 
 log = logging.getLogger("chute.watcher")
 
+# How long a Created file waits for the Opened event that tells an in-place write from a
+# move-in. Both are queued by the same open(2), so this only covers a writer preempted in
+# between; it is the whole added latency of a move-in from outside the tree.
+OPEN_GRACE = 0.03
+# A file held open for writing is looked at again this often even without events (a writer
+# that was open before chute started closes without us being told when events are lost).
+WRITER_RECHECK = 1.0
+# Files waiting for a done-marker: the marker's own event wakes us; this is the fallback.
+MARKER_RECHECK = 1.0
+_MARKER_NOTE = "waiting for its done-marker"
+
+
+class Hint(Enum):
+    RESCAN = "rescan"
+    CREATED = "created"
+    OPENED = "opened"
+    MODIFIED = "modified"
+    CLOSED = "closed"  # close-write
+    MOVED = "moved"  # renamed inside the tree: dest path
+
 
 @dataclass
-class _Settling:
+class _Pending:
     file_id: int
-    ident: tuple[int, int]  # size, mtime_ns
-    quiet_since: float
-    complete: bool
+    ident: tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
+    quiet_since: float  # wall clock
+    complete: bool  # closed after writing, or renamed in
+    created_at: float | None = None  # monotonic: Created seen, Opened not (yet)
+    opened: bool = False
+    recheck_at: float = 0.0  # monotonic: blocked by a writer or a marker until then
+    note: str | None = None  # why it waits, as last written to the ledger
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, hints: queue.SimpleQueue[tuple[str, bool]]) -> None:
-        self.hints = hints
+    def __init__(self, put: Callable[[str, Hint], None]) -> None:
+        self.put = put
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if isinstance(event, DirMovedEvent | DirCreatedEvent):
-            self.hints.put(("", False))  # a whole folder arrived: rescan
+            self.put("", Hint.RESCAN)  # a whole folder arrived
         elif isinstance(event, FileMovedEvent):
-            self.hints.put((os.fsdecode(event.dest_path), True))
+            self.put(os.fsdecode(event.dest_path), Hint.MOVED)
         elif isinstance(event, FileClosedEvent):
-            self.hints.put((os.fsdecode(event.src_path), True))
-        elif isinstance(event, FileCreatedEvent | FileModifiedEvent):
-            self.hints.put((os.fsdecode(event.src_path), False))
+            self.put(os.fsdecode(event.src_path), Hint.CLOSED)
+        elif isinstance(event, FileOpenedEvent):
+            self.put(os.fsdecode(event.src_path), Hint.OPENED)
+        elif isinstance(event, FileCreatedEvent):
+            self.put(os.fsdecode(event.src_path), Hint.CREATED)
+        elif isinstance(event, FileModifiedEvent | FileAttribEvent):
+            self.put(os.fsdecode(event.src_path), Hint.MODIFIED)
+
+
+# Only what we act on: fewer inotify events (no close-nowrite, no deletes) to wake for.
+_EVENTS = [DirCreatedEvent, DirMovedEvent, FileMovedEvent, FileClosedEvent, FileOpenedEvent, FileCreatedEvent,
+           FileModifiedEvent, FileAttribEvent]
 
 
 class Watcher:
     """Feeds the ledger: new versions go `seen` -> `settling` -> `queued`."""
-
-    TICK = 0.2
 
     def __init__(self, cfg: Config, ledger: Ledger, on_queued: Callable[[], None],
                  source: Source | None = None) -> None:
@@ -76,24 +123,28 @@ class Watcher:
         self.admit = Admission.for_watcher(cfg, ledger, source)  # include/exclude/backfill
         self.ledger = ledger
         self.on_queued = on_queued
-        self._hints: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
-        self._settling: dict[str, _Settling] = {}
-        self._draining = False
-        self._known: dict[str, tuple[int, int, int, int]] = {}
+        self.writers = OpenWriters(self.root)
+        self._hints: queue.SimpleQueue[tuple[str, Hint]] = queue.SimpleQueue()
+        self._unhandled = 0  # hints put and not yet in the ledger (for `--once` and idle)
+        self._count_lock = threading.Lock()
+        self._settling: dict[str, _Pending] = {}
+        self._known: dict[str, tuple[int, int, int, int, int | None]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self.last_scan = 0.0
         self.scanned_paths: set[str] = set()
+        self._markers = {r.done_marker for r in self.routes if r.done_marker}
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self, observe: bool = True) -> None:
+        self.writers.enable_leases()
         self._load_known()
         self.scan()
         if observe:
             observer = Observer()
-            observer.schedule(_Handler(self._hints), str(self.root), recursive=True)
+            observer.schedule(_Handler(self._put), str(self.root), recursive=True, event_filter=_EVENTS)
             observer.daemon = True
             observer.start()
             self._observer = observer
@@ -102,6 +153,7 @@ class Watcher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._put("", Hint.RESCAN)  # wake the thread
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
@@ -110,17 +162,28 @@ class Watcher:
 
     @property
     def settling(self) -> int:
-        """Files waiting to be complete, plus watch events not yet looked at."""
-        return len(self._settling) + (0 if self._hints.empty() and not self._draining else 1)
+        """Files waiting to be complete, plus watch events not yet looked at; not those that
+        wait for a done-marker (only a new file, the marker, moves them on)."""
+        return len(self._settling) - len(self.waiting_for_marker()) + (1 if self._unhandled else 0)
+
+    def waiting_for_marker(self) -> set[str]:
+        """Ledger paths (with this folder's prefix) of files parked until their done-marker appears."""
+        return {self.prefix + rel for rel, e in list(self._settling.items()) if e.note and e.note.startswith(_MARKER_NOTE)}
+
+    def _put(self, path: str, hint: Hint) -> None:
+        with self._count_lock:
+            self._unhandled += 1
+        self._hints.put((path, hint))
 
     def _load_known(self) -> None:
         for row in self.ledger.list_files(current_only=True):
             if row.size is not None and row.state not in (State.SEEN, State.SETTLING) and self._mine(row.path):
-                self._known[row.path[len(self.prefix):]] = (row.dev or 0, row.inode or 0, row.size, row.mtime_ns or 0)
+                self._known[row.path[len(self.prefix):]] = (row.dev or 0, row.inode or 0, row.size, row.mtime_ns or 0,
+                                                            row.ctime_ns)
         for row in self.ledger.in_states([State.SEEN, State.SETTLING]):
             if self._mine(row.path):
-                self._settling[row.path[len(self.prefix):]] = _Settling(row.id, (row.size or 0, row.mtime_ns or 0),
-                                                                        time.time(), False)
+                ident = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns or 0)
+                self._settling[row.path[len(self.prefix):]] = _Pending(row.id, ident, time.time(), False)
 
     def _mine(self, path: str) -> bool:
         """Is this ledger path one of this watcher's folder?"""
@@ -129,13 +192,39 @@ class Watcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._drain()
+                batch = [self._hints.get(timeout=self._sleep())]
+            except queue.Empty:
+                batch = []
+            while True:  # everything that arrived meanwhile, in one round
+                try:
+                    batch.append(self._hints.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                if batch:
+                    self.writers.invalidate()  # opens and closes happened: look at /proc afresh
+                self._handle(batch)
                 self._settle()
                 if self.cfg.rescan_seconds and time.monotonic() - self.last_scan >= self.cfg.rescan_seconds:
                     self.scan()
-            except Exception:  # the watcher must outlive any one bad path
-                log.exception("watcher tick failed")
-            self._stop.wait(self.TICK)
+            except Exception:
+                log.exception("watcher round failed")
+            finally:
+                with self._count_lock:
+                    self._unhandled -= len(batch)
+
+    def _sleep(self) -> float:
+        """Seconds until something falls due without an event."""
+        now, wall = time.monotonic(), time.time()
+        due = self.last_scan + self.cfg.rescan_seconds - now if self.cfg.rescan_seconds else 3600.0
+        for entry in self._settling.values():
+            if entry.recheck_at > now:
+                due = min(due, entry.recheck_at - now)
+                continue
+            due = min(due, entry.quiet_since + self.cfg.settle_seconds - wall)
+            if entry.created_at is not None and not entry.opened:
+                due = min(due, entry.created_at + OPEN_GRACE - now)
+        return min(max(due, 0.001), 3600.0)
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -147,27 +236,31 @@ class Watcher:
         text = rel.as_posix()
         return None if text in ("", ".") else text
 
-    def _drain(self) -> None:
-        # Counted as busy until each hint is in the ledger: a hint taken off the queue but not
-        # yet observed must not let `--once` decide that nothing is left.
-        self._draining = True
-        try:
-            self._drain_hints()
-        finally:
-            self._draining = False
-
-    def _drain_hints(self) -> None:
-        while True:
-            try:
-                path, complete = self._hints.get_nowait()
-            except queue.Empty:
-                return
-            if path == "":
-                self.scan()
+    def _handle(self, batch: list[tuple[str, Hint]]) -> None:
+        seen: set[tuple[str, Hint]] = set()
+        for path, hint in batch:
+            if hint is Hint.RESCAN:
+                if not self._stop.is_set():
+                    self.scan()
                 continue
+            if (path, hint) in seen and hint in (Hint.MODIFIED, Hint.OPENED):
+                continue  # a writer's burst of writes: one look is enough
+            seen.add((path, hint))
             rel = self._rel(path)
-            if rel is not None:
-                self.observe(rel, complete)
+            if rel is None:
+                continue
+            if self._is_marker(rel):
+                for waiting, entry in self._settling.items():  # look at its files in this round
+                    if self._marker_of(waiting) == rel:
+                        entry.recheck_at = 0.0
+                        entry.note = None if entry.note and entry.note.startswith(_MARKER_NOTE) else entry.note
+                continue
+            if hint is Hint.OPENED:
+                entry = self._settling.get(rel)
+                if entry is not None and entry.created_at is not None:
+                    entry.opened = True  # written in place: wait for its close
+                continue
+            self.observe(rel, complete=hint in (Hint.CLOSED, Hint.MOVED), created=hint is Hint.CREATED)
 
     def scan(self) -> None:
         """Walk the whole tree: the safety net for lost events and files added while stopped."""
@@ -178,13 +271,20 @@ class Watcher:
             dirnames[:] = [d for d in dirnames if not is_ignored((rel_dir / d).as_posix())]
             for name in filenames:
                 rel = (rel_dir / name).as_posix()
-                if is_ignored(rel):
+                if is_ignored(rel) or self._is_marker(rel):
                     continue
                 found.add(rel)
                 self.observe(rel, complete=False, from_scan=True)
         self.scanned_paths = found
 
-    def observe(self, rel: str, complete: bool, from_scan: bool = False) -> None:
+    def _known_same(self, rel: str, ident: tuple[int, int, int, int, int]) -> bool:
+        known = self._known.get(rel)
+        if known is None:
+            return False
+        # A version recorded before ctimes were kept compares without one.
+        return known[:4] == ident[:4] and known[4] in (None, ident[4])
+
+    def observe(self, rel: str, complete: bool, from_scan: bool = False, created: bool = False) -> None:
         if is_ignored(rel):
             return
         path = self.root / rel
@@ -197,12 +297,29 @@ class Watcher:
         except OSError as exc:
             log.warning("cannot stat %s: %s", rel, exc.strerror)
             return
-        if not (os.path.isfile(path) or _is_special(st)):
+        if not (stat.S_ISREG(st.st_mode) or _is_special(st)):
             return
         if not self.admit(rel, st):
             return
-        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        if self._known.get(rel) == ident and rel not in self._settling:
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        entry = self._settling.get(rel)
+        if entry is not None and entry.ident == ident:
+            if complete:  # nothing new to record; closed or renamed: look again now
+                entry.complete, entry.recheck_at = True, 0.0
+            if created and entry.created_at is None and not entry.opened:
+                entry.created_at = time.monotonic()
+            return
+        if entry is not None:
+            # Still being written: the quiet period starts again. The ledger learns the identity
+            # when the file is queued: one write then, not one per write(2) of a slow writer.
+            now = time.time()
+            entry.ident = ident
+            entry.quiet_since = min(now, max(st.st_mtime_ns, st.st_ctime_ns) / 1e9) if from_scan else now
+            entry.complete, entry.created_at, entry.opened = complete, time.monotonic() if created else None, False
+            if complete:
+                entry.recheck_at = 0.0
+            return
+        if self._known_same(rel, ident):
             return
         fmt, compression = format_of(rel)
         row, changed = self.ledger.observe(self.prefix + rel, st, table_for(rel, self.routes), fmt, compression,
@@ -211,22 +328,29 @@ class Watcher:
         if row.state in (State.SEEN, State.SETTLING) or (changed and row.state == State.QUEUED):
             if row.state != State.SETTLING:
                 row = self.ledger.transition(row.id, State.SETTLING, actor="watcher") or row
-            # A file found by a scan has been quiet since its mtime; one from an event since now.
-            quiet = min(now, st.st_mtime_ns / 1e9) if from_scan else now
-            entry = self._settling.get(rel)
-            if entry is None or entry.file_id != row.id or entry.ident != (st.st_size, st.st_mtime_ns):
-                self._settling[rel] = _Settling(row.id, (st.st_size, st.st_mtime_ns), quiet, complete)
-            elif complete:
-                entry.complete = True
+            # A file found by a scan has been quiet since it last changed; one from an event since now.
+            quiet = min(now, max(st.st_mtime_ns, st.st_ctime_ns) / 1e9) if from_scan else now
+            self._settling[rel] = _Pending(row.id, ident, quiet, complete,
+                                           created_at=time.monotonic() if created else None)
         elif row.state != State.LOADING:
             # (A version being loaded is the loader's to judge; remembering this identity now
             # would hide a newer file at this path from every later scan.)
             self._known[rel] = ident
 
+    # -- readiness ------------------------------------------------------------------------
+
     def _settle(self) -> None:
-        now = time.time()
+        now, wall = time.monotonic(), time.time()
         ready = []
         for rel, entry in list(self._settling.items()):
+            if entry.recheck_at > now:
+                continue
+            quiet = wall - entry.quiet_since >= self.cfg.settle_seconds
+            moved_in = entry.created_at is not None and not entry.opened and now - entry.created_at >= OPEN_GRACE
+            if not (entry.complete or moved_in or quiet):
+                continue  # nothing to decide yet (and no stat: a flood of events must not cost one per file)
+            if entry.ident[2] == 0 and not quiet:
+                continue  # an empty file closed (`touch`, then written) is about to be written: settle it
             try:
                 st = os.stat(self.root / rel)
             except FileNotFoundError:
@@ -236,27 +360,85 @@ class Watcher:
                                        expect=[State.SEEN, State.SETTLING])
                 continue
             except OSError:
+                entry.recheck_at = now + WRITER_RECHECK  # (not in a tight loop)
                 continue
-            ident = (st.st_size, st.st_mtime_ns)
-            if ident != entry.ident:
-                # Still being written: record the new size and start the quiet period again.
-                self.observe(rel, complete=False)
+            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != entry.ident:
+                self.observe(rel, complete=False)  # still being written (events may be lost: we stat too)
                 continue
-            if entry.complete or now - entry.quiet_since >= self.cfg.settle_seconds:
-                ready.append((rel, entry))
+            missing = self._missing_marker(rel, st)
+            if missing is not None:
+                self._note(rel, entry, f"{_MARKER_NOTE} {missing}")
+                entry.recheck_at = now + MARKER_RECHECK
+                continue
+            writers = self.writers.of(self.root / rel)
+            if writers:
+                self._note(rel, entry, "open for writing by " + ", ".join(str(w) for w in writers[:3]))
+                entry.recheck_at = now + WRITER_RECHECK
+                continue
+            ready.append((rel, entry))
         for rel, entry in ready:
             del self._settling[rel]
+            extra = {"reason": None} if entry.note else {}
+            dev, inode, size, mtime_ns, ctime_ns = entry.ident
             row = self.ledger.transition(entry.file_id, State.QUEUED, actor="watcher",
-                                         expect=[State.SEEN, State.SETTLING])
+                                         expect=[State.SEEN, State.SETTLING], dev=dev, inode=inode, size=size,
+                                         mtime_ns=mtime_ns, ctime_ns=ctime_ns, complete_hint=int(entry.complete),
+                                         sha256=None, **extra)
             if row is not None:
-                self._known[rel] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0)
+                self._known[rel] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns)
         if ready:
             self.on_queued()
+
+    def _note(self, rel: str, entry: _Pending, why: str) -> None:
+        """Say once (ledger `reason`, log) why a file is not taken yet."""
+        if entry.note == why:
+            return
+        entry.note = why
+        self.ledger.update(entry.file_id, reason=why)
+        log.info("%s: %s", rel, why)
+
+    # -- done-markers ---------------------------------------------------------------------
+
+    def _marker_of(self, rel: str) -> str | None:
+        """The done-marker ``rel`` waits for (relative path), or None when its route has none."""
+        if not self._markers:
+            return None
+        marker = options_for(table_for(rel, self.routes), self.routes).done_marker
+        if not marker:
+            return None
+        if marker.startswith("."):
+            return rel + marker
+        return (PurePosixPath(rel).parent / marker).as_posix()
+
+    def _is_marker(self, rel: str) -> bool:
+        if not self._markers:
+            return False
+        name = PurePosixPath(rel).name
+        for marker in self._markers:
+            if marker.startswith(".") and rel.endswith(marker) and self._marker_of(rel[: -len(marker)]) == rel:
+                return True
+            if name == marker:
+                return True
+        return False
+
+    def _missing_marker(self, rel: str, st: os.stat_result) -> str | None:
+        """The marker's name when it is required and absent, or older than the file (a leftover)."""
+        marker = self._marker_of(rel)
+        if marker is None:
+            return None
+        try:
+            if os.stat(self.root / marker).st_mtime_ns >= st.st_mtime_ns:
+                return None
+        except OSError:
+            pass
+        return PurePosixPath(marker).name
+
+    # -- from the engine ------------------------------------------------------------------
 
     def hint(self, rel: str) -> None:
         """Look at ``rel`` again soon (the loader sent it back to settling)."""
         self._known.pop(rel, None)
-        self._hints.put((str(self.root / rel), False))
+        self._put(str(self.root / rel), Hint.MODIFIED)
 
     def forget(self, rel: str) -> None:
         """Make the next sighting of ``rel`` go to the ledger again (after retry/purge)."""
@@ -264,6 +446,4 @@ class Watcher:
 
 
 def _is_special(st: os.stat_result) -> bool:
-    import stat
-
     return stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) or stat.S_ISCHR(st.st_mode)
