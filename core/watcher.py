@@ -168,7 +168,8 @@ class Watcher:
 
     def waiting_for_marker(self) -> set[str]:
         """Ledger paths (with this folder's prefix) of files parked until their done-marker appears."""
-        return {self.prefix + rel for rel, e in list(self._settling.items()) if e.note and e.note.startswith(_MARKER_NOTE)}
+        return {self.prefix + rel for rel, e in list(self._settling.items())
+                if e.note and e.note.startswith(_MARKER_NOTE)}
 
     def _put(self, path: str, hint: Hint) -> None:
         with self._count_lock:
