@@ -146,6 +146,7 @@ class Engine:
         self.started_at = time.time()
         self.metrics = Metrics(self)
         self.monitor = Monitor(self)
+        self.fleet = None  # core/fleet.py FleetMirror, unless fleet_mirror = false
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -173,6 +174,7 @@ class Engine:
             self.watcher.start(observe=not self.once)
             self.loader.on_settle = self.watcher.hint
             self.metrics.serve(cfg.metrics_addr)
+            self._start_fleet()
         except BaseException:
             self.close()
             raise
@@ -217,6 +219,8 @@ class Engine:
             thread.join(timeout=30)
         if self._pool:
             self._pool.shutdown(wait=True)
+        if self.fleet is not None:
+            self.fleet.stop()  # after the last load, so its final state reaches the fleet
         self.close()
 
     def close(self) -> None:
@@ -228,6 +232,21 @@ class Engine:
             self.ledger.close()
             self.ledger = None
         self._state_lock.release()
+
+    def _start_fleet(self) -> None:
+        """The fleet mirror and, with dedup_scope = fleet, the loader's fleet-wide duplicate check."""
+        if not self.cfg.fleet_mirror:
+            return
+        from chute.core.fleet import FleetDedup, FleetMirror
+
+        if self.cfg.dedup_scope == "fleet" and self.loader is not None:
+            self.loader.fleet = FleetDedup(self.cfg, self.target)
+        self.fleet = FleetMirror(self)
+        self.fleet.start()
+
+    def wake(self) -> None:
+        """Run queued commands and dispatch now rather than at the next tick."""
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:

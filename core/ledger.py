@@ -392,6 +392,11 @@ class Ledger:
             sql += f" LIMIT {int(limit)}"
         return [FileRow.of(r) for r in self._q(sql, args)]
 
+    def changed_since(self, since: float, limit: int = 5000) -> list[FileRow]:
+        """Versions updated at or after ``since``, oldest change first (the fleet mirror's feed)."""
+        rows = self._q("SELECT * FROM files WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ?", (since, limit))
+        return [FileRow.of(r) for r in rows]
+
     def counts(self) -> dict[str, int]:
         return {r["state"]: r["n"] for r in self._q("SELECT state, count(*) AS n FROM files GROUP BY state")}
 

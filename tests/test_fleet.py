@@ -1,0 +1,168 @@
+"""The fleet mirror, remote commands and fleet-wide duplicates, in-process against the real engine (chDB).
+
+The three-daemon tests over HTTP are in tests/test_fleet_daemons.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from chute.core.config import Config, load
+from chute.core.errors import UsageError
+from chute.core.fleet import FILES, FleetStore, is_internal
+from chute.core.routing import table_for
+from chute.core.target import Target
+from tests.conftest import make_config, query, state_of, wait_for
+
+CSV = "id,name\n1,a\n2,b\n3,c\n"
+
+
+def fleet_config(tmp: Path, chdb: Path, host: str, **overrides) -> Config:  # noqa: ANN003
+    return make_config(tmp, chdb, **{"fleet_mirror": True, "fleet_host": host, "fleet_interval": 0.3, **overrides})
+
+
+def store_for(cfg: Config) -> tuple[FleetStore, Target]:
+    target = Target(cfg)
+    return FleetStore(dataclasses.replace(cfg, fleet_host="reader"), target), target
+
+
+def test_fleet_is_on_by_default_and_one_setting_turns_it_off(tmp_path: Path) -> None:
+    assert Config().fleet_mirror is True and Config().dedup_scope == "host"
+    off = tmp_path / "c.toml"
+    off.write_text("fleet_mirror = false\n")
+    assert load(off, {}).fleet_mirror is False
+    both = tmp_path / "d.toml"
+    both.write_text('fleet_mirror = false\ndedup_scope = "fleet"\n')
+    with pytest.raises(UsageError, match="dedup_scope = fleet needs fleet_mirror"):
+        load(both, {})
+
+
+def test_own_tables_are_never_data_tables() -> None:
+    assert table_for("-chute-files.csv") != FILES
+    assert not table_for("-chute-hosts.csv").startswith("_chute_")
+    assert is_internal(FILES) and not is_internal("events")
+
+
+def test_mirror_shows_states_heartbeat_and_problem_files(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    cfg = fleet_config(tmp_path, chdb_path, "alpha")
+    engine = engine_factory(cfg)
+    (cfg.data_dir / "good.csv").write_text(CSV)
+    (cfg.data_dir / "bad.csv").write_bytes(b"id,name\n1,a\n2\x00,b\n")
+    wait_for(lambda: state_of(engine, "good.csv") == "loaded" and state_of(engine, "bad.csv") == "quarantined",
+             timeout=60)
+    store, target = store_for(cfg)
+    try:
+        host = wait_for(lambda: next((h for h in store.hosts() if h.counts.get("loaded") == 1
+                                      and h.counts.get("quarantined") == 1), None), timeout=30, what="heartbeat")
+        assert host.host == "alpha" and host.status == "running" and not host.stale
+        assert host.data_dir == str(cfg.data_dir)
+        problems = wait_for(lambda: store.host_files("alpha"), timeout=30)
+        assert [(f.path, f.state) for f in problems] == [("bad.csv", "quarantined")]
+        assert "NUL" in problems[0].reason or problems[0].reason
+        # The data table listing is untouched: the fleet tables are chute's own.
+        tables = {r[0] for r in query(engine, "SELECT name FROM system.tables WHERE database = {db:String}",
+                                      db=cfg.database)}
+        assert {"good", "_chute_files", "_chute_hosts", "_chute_commands"} <= tables
+    finally:
+        target.close()
+    engine.stop()
+    # A clean stop says so: stopped, not stale.
+    store, target = store_for(cfg)
+    try:
+        assert [h.status for h in store.hosts()] == ["stopped"]
+    finally:
+        target.close()
+
+
+def test_mirror_is_write_behind_an_absent_clickhouse_never_stalls_loading(engine_factory, tmp_path: Path,
+                                                                           chdb_path: Path) -> None:
+    cfg = fleet_config(tmp_path, chdb_path, "beta")
+    engine = engine_factory(cfg)
+    mirror = engine.fleet
+    real_store, real_target = mirror.store, mirror.target
+    # The mirror's own connection goes to a port where nothing listens (the loads keep theirs).
+    dead = dataclasses.replace(cfg, clickhouse_url="http://chute@127.0.0.1:9", connect_timeout=1.0,
+                               password_file=None)
+    mirror.target = Target(dead)
+    mirror.store = FleetStore(cfg, mirror.target)
+    t0 = time.monotonic()
+    for i in range(5):
+        (cfg.data_dir / f"f{i}.csv").write_text(f"id\n{i}\n")
+    wait_for(lambda: all(state_of(engine, f"f{i}.csv") == "loaded" for i in range(5)), timeout=60)
+    assert time.monotonic() - t0 < 45
+    wait_for(lambda: mirror.error, timeout=30, what="the mirror to notice ClickHouse is gone")
+    # Back: everything the ledger changed meanwhile arrives (the watermark waited).
+    mirror.target.close()
+    mirror.store, mirror.target = real_store, real_target
+    store, target = store_for(cfg)
+    try:
+        def mirrored() -> int:
+            return query(engine, f"SELECT count() FROM `{cfg.database}`.`{FILES}` FINAL WHERE state = 'loaded'"
+                                 " AND host = 'beta'")[0][0]
+        wait_for(lambda: mirrored() == 5, timeout=30, what="the mirror to catch up")
+        wait_for(lambda: mirror.error is None, timeout=30)
+    finally:
+        target.close()
+
+
+def test_command_from_the_fleet_runs_through_the_hosts_own_channel(engine_factory, tmp_path: Path,
+                                                                   chdb_path: Path) -> None:
+    cfg = fleet_config(tmp_path, chdb_path, "gamma", require_approval=True)
+    engine = engine_factory(cfg)
+    (cfg.data_dir / "wait.csv").write_text(CSV)
+    wait_for(lambda: state_of(engine, "wait.csv") == "held", timeout=60)
+    store, target = store_for(cfg)
+    try:
+        cid = store.send_command("gamma", "approve", "wait.csv", "ops")
+        done = wait_for(lambda: (c := store.command(cid)) and c["status"] in ("done", "error") and c, timeout=30)
+        assert done == {"status": "done", "result": "approved wait.csv", "host": "gamma"}
+        wait_for(lambda: state_of(engine, "wait.csv") == "loaded", timeout=60)
+        actors = [e.actor for e in engine.ledger.events() if e.from_state == "held"]
+        assert actors == ["ops@reader (fleet)"]
+        # Ran once: the host remembers the fleet command it took.
+        time.sleep(cfg.fleet_interval * 3)
+        assert len([c for c in engine.ledger._q("SELECT * FROM commands")]) == 1
+        with pytest.raises(UsageError):
+            store.send_command("gamma", "format-disk", "x", "ops")
+    finally:
+        target.close()
+
+
+@pytest.mark.parametrize("scope, a_mirrors", [("fleet", True), ("fleet", False), ("host", True)],
+                         ids=["fleet-mirror-lookup", "fleet-table-lookup", "host-scope-negative-control"])
+def test_fleet_scope_finds_content_another_host_loaded_after_its_tokens_expired(
+        engine_factory, tmp_path: Path, chdb_path: Path, scope: str, a_mirrors: bool) -> None:
+    """Two engines, one database, separate data and state dirs. A dedup window of 1 block means the
+    tokens of the first load are gone once another file loads: only the sha lookup can catch it
+    (the host-scope control loads it twice, so the window really had passed)."""
+    db = f"t_fleet_{time.time_ns() % 10**12}"
+    a = fleet_config(tmp_path / "a", chdb_path, "a", database=db, dedup_window=1, fleet_mirror=a_mirrors)
+    b = fleet_config(tmp_path / "b", chdb_path, "b", database=db, dedup_window=1, dedup_scope=scope)
+    ea, eb = engine_factory(a), engine_factory(b)
+    body = "".join(f"{i},x{i}\n" for i in range(1000))
+    (a.data_dir / "orders.csv").write_text("id,name\n" + body)
+    wait_for(lambda: state_of(ea, "orders.csv") == "loaded", timeout=60)
+    (a.data_dir / "orders-0002.csv").write_text("id,name\n1,other\n")  # pushes the first file's token out
+    wait_for(lambda: state_of(ea, "orders-0002.csv") == "loaded", timeout=60)
+    if a_mirrors:
+        store, target = store_for(b)
+        try:
+            wait_for(lambda: store.loaded_elsewhere(ea.ledger.current("orders.csv").sha256), timeout=30)
+        finally:
+            target.close()
+    (b.data_dir / "orders-0003.csv").write_text("id,name\n" + body)
+    wait_for(lambda: state_of(eb, "orders-0003.csv") in ("duplicate", "loaded"), timeout=60)
+    row = eb.ledger.current("orders-0003.csv")
+    count = query(ea, f"SELECT count() FROM `{db}`.orders")[0][0]
+    if scope == "host":
+        assert (row.state, count) == ("loaded", 2001)
+        return
+    assert (row.state, count) == ("duplicate", 1001)
+    if a_mirrors:
+        assert row.reason.startswith("same content as orders.csv on host a (loaded 20")
+    else:
+        assert row.reason.startswith("same content is already in table orders")
