@@ -23,7 +23,7 @@ from chute.core.states import BAD_OUTCOMES, State
 
 log = logging.getLogger("chute")
 
-SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config")
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "fleet")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -67,8 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_sub_parser(name: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"chute {name}")
-    if name in ("status", "files", "events"):
+    if name in ("status", "files", "events", "fleet"):
         p.add_argument("--json", action="store_true", help="machine-readable output")
+    if name == "fleet":
+        from chute.core.fleet_cli import add_arguments
+
+        add_arguments(p)
     if name == "files":
         p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
         p.add_argument("--limit", type=int, default=0, help="at most N lines (newest first)")
@@ -201,6 +205,10 @@ def _subcommand(name: str, argv: list[str]) -> int:
     args = build_sub_parser(name).parse_args(argv)
     if name == "config":
         return _config_cmd(args)
+    if name == "fleet":
+        from chute.core.fleet_cli import run as fleet_run
+
+        return fleet_run(_config(args, None), args)
     data_dir = getattr(args, "data_dir", None)
     cfg = _config(args, data_dir)
     from chute.core import logsetup

@@ -228,6 +228,7 @@ class FleetStore:
         """Queue ``action`` on ``path`` for ``host``: a row in the commands table that host polls."""
         if action not in ACTIONS:
             raise UsageError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
+        self.ensure()  # the issuer may be first: the host picks the row up once it polls
         cid = uuid.uuid4().hex
         self._write_command(cid, host, action, path, actor, self.host, time.time(), "pending", "", None)
         return cid
@@ -295,10 +296,14 @@ class FleetStore:
         return (rows[0][0], rows[0][1], float(rows[0][2])) if rows else None
 
     def loading_elsewhere(self, sha256: str) -> str | None:
-        """Another live host (fresh heartbeat) is loading this content right now: its name."""
+        """Another live host (fresh heartbeat) is loading this content right now: its name.
+
+        Only hosts whose name sorts before ours count: two hosts that see each other loading the
+        same content must not both step back (and then again, forever). The other one goes on, and
+        if both send, their shared tokens and the content-wide count keep it to one copy."""
         rows = self._rows(
             f"SELECT f.host FROM {qualified(self.db, FILES)} AS f FINAL"
-            f" WHERE f.sha256 = {{sha:String}} AND f.state = 'loading' AND f.host != {{h:String}}"
+            f" WHERE f.sha256 = {{sha:String}} AND f.state = 'loading' AND f.host < {{h:String}}"
             f" AND f.host IN (SELECT host FROM {qualified(self.db, HOSTS)} FINAL WHERE stopped = 0"
             f" AND dateDiff('millisecond', heartbeat, now64(3)) < {int(self.cfg.fleet_stale_seconds * 1000)}) LIMIT 1",
             sha=sha256, h=self.host)
@@ -353,7 +358,8 @@ class FleetMirror:
         self.target.close()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        # First write one interval after start: a starting engine is busy enough (recovery, rescan).
+        while not self._stop.wait(self.interval):
             try:
                 self.tick()
                 if self.error:
@@ -363,7 +369,6 @@ class FleetMirror:
                 if str(exc) != self.error:
                     log.warning("fleet: mirror paused: %s", exc)
                 self.error = str(exc)
-            self._stop.wait(self.interval)
 
     def tick(self, stopped: bool = False) -> None:
         ledger = self.engine.ledger

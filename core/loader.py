@@ -190,6 +190,7 @@ class Loader:
                     # landed without its ack is still rows of ours in the table.
                     if not self.ledger.any_batches(row.id, row.generation):
                         self._gatekeep(row, sha)
+                        failpoints.rendezvous("rendezvous")
                         generation = self.ledger.token_generation(sha, row.id, row.generation)
                         if generation != row.generation:
                             self.ledger.update(row.id, generation=generation)
@@ -466,6 +467,8 @@ class Loader:
         if verdict == "extra":  # a full copy exists besides ours: ours goes
             self.target.delete_source(row.table_name, sha, row.path)
             self.ledger.update(row.id, generation=row.generation + 1, rows_loaded=0)
+        if verdict == "duplicate":  # every batch we sent was dropped as the other host's (same tokens)
+            self.ledger.update(row.id, rows_loaded=0)
         if verdict in ("duplicate", "extra"):
             raise _Duplicate(f"another host loaded the same content at the same moment; its copy in "
                              f"{row.table_name} stands")

@@ -83,6 +83,7 @@ def test_mirror_is_write_behind_an_absent_clickhouse_never_stalls_loading(engine
     cfg = fleet_config(tmp_path, chdb_path, "beta")
     engine = engine_factory(cfg)
     mirror = engine.fleet
+    wait_for(lambda: mirror.store._ready, timeout=30, what="the fleet tables")
     real_store, real_target = mirror.store, mirror.target
     # The mirror's own connection goes to a port where nothing listens (the loads keep theirs).
     dead = dataclasses.replace(cfg, clickhouse_url="http://chute@127.0.0.1:9", connect_timeout=1.0,
