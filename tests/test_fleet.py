@@ -167,3 +167,16 @@ def test_fleet_scope_finds_content_another_host_loaded_after_its_tokens_expired(
         assert row.reason.startswith("same content as orders.csv on host a (loaded 20")
     else:
         assert row.reason.startswith("same content is already in table orders")
+
+
+def test_cluster_ddl_is_on_cluster_and_replicated() -> None:
+    """What --cluster creates (no multi-replica cluster with Keeper can run here; see README)."""
+    from chute.core.fleet import ddl
+
+    plain = ddl(Config(database="ingest"))
+    assert all("ON CLUSTER" not in s and "ENGINE = ReplacingMergeTree(" in s for s in plain)
+    clustered = ddl(Config(database="ingest", cluster="main"))
+    assert all(" ON CLUSTER `main` (" in s for s in clustered)
+    assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', "\
+           "updated_at)" in clustered[0]
+    assert "'{replica}', heartbeat)" in clustered[1] and "'{replica}', rank)" in clustered[2]
