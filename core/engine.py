@@ -240,7 +240,7 @@ class Engine:
         from chute.core.fleet import FleetDedup, FleetMirror
 
         if self.cfg.dedup_scope == "fleet" and self.loader is not None:
-            self.loader.fleet = FleetDedup(self.cfg, self.target)
+            self.loader.fleet = FleetDedup(self.cfg, self.target, self.ledger)
         self.fleet = FleetMirror(self)
         self.fleet.start()
 

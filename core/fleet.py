@@ -41,7 +41,7 @@ from chute.core.target import Target
 
 if TYPE_CHECKING:
     from chute.core.engine import Engine
-    from chute.core.ledger import FileRow
+    from chute.core.ledger import FileRow, Ledger
 
 log = logging.getLogger("chute.fleet")
 
@@ -53,8 +53,9 @@ PROBLEM_STATES = (State.HELD, State.FAILED, State.QUARANTINED)
 _STATUS_RANK = {"pending": 1, "accepted": 2, "done": 3, "error": 3}
 # The mirror resends a little before its watermark: two ledger writes may commit out of time order.
 _OVERLAP = 2.0
-# Writes to ClickHouse are synchronous whatever the server's defaults (chDB defaults to async_insert=1).
-_INSERT_SETTINGS = {"async_insert": 0, "wait_for_async_insert": 1}
+# Many hosts each writing a few rows every interval: the server's async insert buffer gathers them
+# into few parts (instead of one part per host per tick); waiting for it keeps each write acknowledged.
+_INSERT_SETTINGS = {"async_insert": 1, "wait_for_async_insert": 1}
 
 
 def is_internal(table: str) -> bool:
@@ -340,6 +341,7 @@ class FleetMirror:
         self._thread: threading.Thread | None = None
         self.error: str | None = None
         self._commands: dict[str, int] = {}  # fleet command id -> local command id, while it runs
+        self._sent: dict[int, float] = {}  # file id -> updated_at last written (the overlap is not resent)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="chute-fleet", daemon=True)
@@ -352,7 +354,8 @@ class FleetMirror:
         if self._thread is not None:
             self._thread.join(timeout=30)
         try:
-            self.tick(stopped=True)
+            if self.error is None:  # a ClickHouse that is failing must not hold up the stop
+                self.tick(stopped=True)
         except Exception as exc:  # noqa: BLE001 - stopping must not fail on the mirror
             log.info("fleet: last heartbeat not written: %s", exc)
         self.target.close()
@@ -386,7 +389,10 @@ class FleetMirror:
             rows = ledger.changed_since(max(0.0, mark - _OVERLAP), limit=self.BATCH)
             if not rows:
                 return
-            self.store.write_files(rows)
+            fresh = [r for r in rows if self._sent.get(r.id) != r.updated_at]
+            if fresh:
+                self.store.write_files(fresh)
+                self._sent = {r.id: r.updated_at for r in rows}
             newest = rows[-1].updated_at
             if newest > mark:
                 mark = newest
@@ -432,9 +438,9 @@ class FleetDedup:
 
     Runs in the loader's threads, on the loader's target (those threads' own clients)."""
 
-    def __init__(self, cfg: Config, target: Target) -> None:
+    def __init__(self, cfg: Config, target: Target, ledger: Ledger) -> None:
         self.store = FleetStore(cfg, target)
-        self.store._ready = True  # the mirror creates the tables; a lookup before that finds nothing
+        self.ledger = ledger
 
     def check(self, row: FileRow, sha: str) -> tuple[str, str] | None:
         """("duplicate", why) when another host loaded this content; ("wait", why) while one loads it."""
@@ -451,11 +457,21 @@ class FleetDedup:
             return "duplicate", f"same content as {path} on host {host} (loaded {when})"
         if loading is not None:
             return "wait", f"waiting: host {loading} is loading the same content"
-        # The data itself, for a host whose mirror has not caught up (or that loaded before it had one).
+        # The data itself, for a host whose mirror has not caught up (or that loaded before it had one),
+        # unless rows of this content may be our own (an unfinished version here that sent batches).
+        if self._own_rows_possible(row, sha):
+            return None
         if self.store.target.table_exists(row.table_name) and self.store.count_content(row.table_name, sha):
             return "duplicate", (f"same content is already in table {row.table_name} (loaded by another host; "
                                  "the fleet mirror has not said which yet)")
         return None
+
+    def _own_rows_possible(self, row: FileRow, sha: str) -> bool:
+        for other in self.ledger.versions_with_sha(sha):
+            if other.id != row.id and other.state != State.PURGED and self.ledger.any_batches(other.id,
+                                                                                               other.generation):
+                return True
+        return False
 
     def verify(self, row: FileRow, sha: str, expected: int, found: int) -> str:
         """After sending: ``found`` rows carry this path. Returns "loaded", "duplicate" (the content is

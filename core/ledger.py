@@ -392,6 +392,9 @@ class Ledger:
             sql += f" LIMIT {int(limit)}"
         return [FileRow.of(r) for r in self._q(sql, args)]
 
+    def versions_with_sha(self, sha256: str) -> list[FileRow]:
+        return [FileRow.of(r) for r in self._q("SELECT * FROM files WHERE sha256 = ? ORDER BY id", (sha256,))]
+
     def changed_since(self, since: float, limit: int = 5000) -> list[FileRow]:
         """Versions updated at or after ``since``, oldest change first (the fleet mirror's feed)."""
         rows = self._q("SELECT * FROM files WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ?", (since, limit))
