@@ -342,6 +342,7 @@ class FleetMirror:
         self.error: str | None = None
         self._commands: dict[str, int] = {}  # fleet command id -> local command id, while it runs
         self._sent: dict[int, float] = {}  # file id -> updated_at last written (the overlap is not resent)
+        self.rows_written = 0  # file rows sent to _chute_files (tests, and a debug line now and then)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="chute-fleet", daemon=True)
@@ -392,6 +393,7 @@ class FleetMirror:
             fresh = [r for r in rows if self._sent.get(r.id) != r.updated_at]
             if fresh:
                 self.store.write_files(fresh)
+                self.rows_written += len(fresh)
                 self._sent = {r.id: r.updated_at for r in rows}
             newest = rows[-1].updated_at
             if newest > mark:

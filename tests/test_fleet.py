@@ -180,3 +180,28 @@ def test_cluster_ddl_is_on_cluster_and_replicated() -> None:
     assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', "\
            "updated_at)" in clustered[0]
     assert "'{replica}', heartbeat)" in clustered[1] and "'{replica}', rank)" in clustered[2]
+
+
+def test_mirror_writes_only_what_changed(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    cfg = fleet_config(tmp_path, chdb_path, "delta")
+    engine = engine_factory(cfg)
+    (cfg.data_dir / "one.csv").write_text(CSV)
+    wait_for(lambda: state_of(engine, "one.csv") == "loaded", timeout=60)
+
+    wait_for(lambda: engine.fleet.store._ready, timeout=30, what="the fleet tables")
+    wait_for(lambda: query(engine, f"SELECT count() FROM `{cfg.database}`.`{FILES}` FINAL WHERE state = 'loaded'")
+             [0][0] == 1, timeout=30)
+    engine.fleet.tick()
+    before = engine.fleet.rows_written
+    for _ in range(3):
+        engine.fleet.tick()  # inside the resend overlap: the loaded row is already there, unchanged
+    assert engine.fleet.rows_written == before
+
+
+def test_fleet_command_line_errors_are_one_line(tmp_path: Path) -> None:
+    from tests.conftest import run_chute
+
+    out = run_chute("fleet", "--clickhouse", "http://chute@127.0.0.1:9", env={"CHUTE_CONNECT_TIMEOUT": "1"})
+    assert out.returncode == 2 and out.stderr.startswith("chute: error: ") and "Traceback" not in out.stderr
+    out = run_chute("fleet", "retry", "x.csv", "--clickhouse", "http://chute@127.0.0.1:9")
+    assert out.returncode == 2 and "needs --host" in out.stderr
