@@ -342,7 +342,7 @@ class FleetMirror:
         self.error: str | None = None
         self._commands: dict[str, int] = {}  # fleet command id -> local command id, while it runs
         self._sent: dict[int, float] = {}  # file id -> updated_at last written (the overlap is not resent)
-        self.rows_written = 0  # file rows sent to _chute_files (tests, and a debug line now and then)
+        self.rows_written = 0  # file rows sent to _chute_files (tests read it)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="chute-fleet", daemon=True)

@@ -205,3 +205,38 @@ def test_fleet_command_line_errors_are_one_line(tmp_path: Path) -> None:
     assert out.returncode == 2 and out.stderr.startswith("chute: error: ") and "Traceback" not in out.stderr
     out = run_chute("fleet", "retry", "x.csv", "--clickhouse", "http://chute@127.0.0.1:9")
     assert out.returncode == 2 and "needs --host" in out.stderr
+
+
+def test_table_lookup_does_not_mistake_this_hosts_own_partial_rows(tmp_path: Path, chdb_path: Path) -> None:
+    """Rows of this content in the table may be this host's own (a version here that sent batches and
+    did not finish): then only the mirror lookup counts, never "loaded by another host"."""
+    import os
+
+    from chute.core.fleet import FleetDedup
+    from chute.core.ledger import Ledger
+
+    cfg = fleet_config(tmp_path, chdb_path, "eps", dedup_scope="fleet")
+    cfg.state_dir.mkdir(parents=True)
+    ledger, target = Ledger(cfg.state_dir), Target(cfg)
+    try:
+        target.check()
+        sha = "ab" * 32
+        target._call("command", f"CREATE TABLE `{cfg.database}`.t (x Int64, _source_sha256 String,"
+                                " _source_path String) ENGINE = MergeTree ORDER BY x")
+        target._call("command", f"INSERT INTO `{cfg.database}`.t VALUES (1, '{sha}', 'old.csv')")
+        st = os.stat(tmp_path)
+        old, _ = ledger.observe("old.csv", st, "t", "csv", None, True)
+        new, _ = ledger.observe("new.csv", os.stat(cfg.data_dir), "t", "csv", None, True)
+        ledger.update(old.id, sha256=sha)
+        ledger.update(new.id, sha256=sha)
+        dedup = FleetDedup(cfg, target, ledger)
+        dedup.store.ensure()
+        new = ledger.get(new.id)
+        # The old version never sent a batch: the rows are someone else's.
+        assert dedup.check(new, sha)[0] == "duplicate"
+        # It sent one (and did not finish): they may be ours.
+        ledger.intent(old.id, 0, 0, f"{sha}:1:0", 1)
+        assert dedup.check(new, sha) is None
+    finally:
+        target.close()
+        ledger.close()
