@@ -409,7 +409,9 @@ class FleetMirror:
             "data_dir": snap.data_dir, "started_at": engine.started_at, "stopped": stopped, "paused": snap.paused,
             "target_ok": snap.target_ok, "counts": snap.counts, "rows_per_s": snap.rows_per_s,
             "mb_per_s": snap.mb_per_s, "files_per_min": snap.files_per_min,
-            "alerts": [{"level": a.level, "name": a.name, "message": a.message} for a in snap.alerts],
+            # Firing alerts only: the info-level daily summary is always "on" and is not a problem.
+            "alerts": [{"level": a.level, "name": a.name, "message": a.message} for a in snap.alerts
+                       if a.level != "info"],
         })
 
     def _poll_commands(self, ledger: Any) -> None:

@@ -17,8 +17,8 @@ class FleetHostsTable(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = True
-        for key, label in (("host", "Host"), ("status", "Status"), ("beat", "Heartbeat"), ("loaded", "Loaded"),
-                           ("dup", "Dup"), ("wait", "Waiting"), ("held", "Held"), ("failed", "Failed"),
+        for key, label in (("host", "Host"), ("status", "Status"), ("beat", "Beat"), ("loaded", "Loaded"),
+                           ("dup", "Dup"), ("wait", "Wait"), ("held", "Held"), ("failed", "Failed"),
                            ("quar", "Quar"), ("rate", "Rows/s"), ("alerts", "Alerts")):
             self.add_column(label, key=key)
 
@@ -35,9 +35,9 @@ class FleetHostsTable(DataTable):
         for h in hosts:
             c = h.counts
             waiting = sum(c.get(s, 0) for s in ("seen", "settling", "queued", "loading"))
-            alerts = ", ".join(a["name"] for a in h.alerts) or "-"
+            alerts = ", ".join(a["name"] for a in h.alerts) or "-"  # firing only (critical, warning)
             self.add_row(
-                h.host, Text(h.status, style=STATUS_STYLE.get(h.status, "")), fmt.ago(h.age),
+                h.host, Text(h.status, style=STATUS_STYLE.get(h.status, "")), fmt.age(h.age),
                 fmt.count(c.get("loaded", 0)), fmt.count(c.get("duplicate", 0)), fmt.count(waiting),
                 _warn(c.get("held", 0), "held"), _warn(c.get("failed", 0), "failed"),
                 _warn(c.get("quarantined", 0), "quarantined"), f"{h.rows_per_s:,.0f}",
