@@ -138,7 +138,7 @@ class Loader:
                                    expect=[State.LOADING])
             return State.QUEUED
         except _Deferred as exc:
-            self.ledger.transition(row.id, State.QUEUED, detail=str(exc), next_attempt=time.time() + 1.0,
+            self.ledger.transition(row.id, State.QUEUED, detail=str(exc), next_attempt=time.time() + exc.delay,
                                    expect=[State.LOADING])
             return State.QUEUED
         except _Duplicate as exc:
@@ -260,8 +260,10 @@ class Loader:
             where = "the same path" if twin.path == row.path else twin.path
             raise _Duplicate(f"same content as {where} (loaded as #{twin.id})")
         verdict = self.fleet.check(row, sha) if self.fleet is not None else None
-        if verdict is not None:
-            raise (_Duplicate if verdict[0] == "duplicate" else _Deferred)(verdict[1])
+        if verdict is not None and verdict[0] == "duplicate":
+            raise _Duplicate(verdict[1])
+        if verdict is not None:  # another host is loading it: ask again once its mirror has moved on
+            raise _Deferred(verdict[1], delay=2 * self.cfg.fleet_interval)
         if row.approved:
             return
         earlier = [v for v in self.ledger.versions(row.path) if v.id != row.id and v.state == State.LOADED]
@@ -592,7 +594,9 @@ class Loader:
 
 
 class _Deferred(Exception):
-    pass
+    def __init__(self, message: str, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
 
 
 class _Duplicate(Exception):

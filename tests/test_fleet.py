@@ -240,3 +240,44 @@ def test_table_lookup_does_not_mistake_this_hosts_own_partial_rows(tmp_path: Pat
     finally:
         target.close()
         ledger.close()
+
+
+def test_waits_while_a_live_host_loads_the_same_content_then_is_a_duplicate(engine_factory, tmp_path: Path,
+                                                                            chdb_path: Path) -> None:
+    import dataclasses as dc
+    import hashlib
+
+    from chute.core.ledger import Ledger
+
+    b = fleet_config(tmp_path / "b", chdb_path, "b", dedup_scope="fleet")
+    eb = engine_factory(b)
+    wait_for(lambda: eb.fleet.store._ready, timeout=30, what="the fleet tables")
+    body = "id,name\n7,seven\n"
+    sha = hashlib.sha256(body.encode()).hexdigest()
+    # Host "a" (sorts before "b"), alive, is loading this content: its mirror says so.
+    a = dc.replace(b, fleet_host="a", state_dir=tmp_path / "a" / "state")
+    a.state_dir.mkdir(parents=True)
+    ledger_a, target = Ledger(a.state_dir), Target(a)
+    store_a = FleetStore(a, target)
+    try:
+        import os
+
+        row, _ = ledger_a.observe("seven.csv", os.stat(tmp_path), "seven", "csv", None, True)
+        ledger_a.update(row.id, sha256=sha, state="loading")
+        store_a.write_files([ledger_a.get(row.id)])
+        beat = {"data_dir": "/a", "started_at": time.time(), "stopped": False, "paused": False, "target_ok": True,
+                "counts": {"loading": 1}, "rows_per_s": 0, "mb_per_s": 0, "files_per_min": 0, "alerts": []}
+        store_a.write_heartbeat(beat)
+        (b.data_dir / "seven-0002.csv").write_text(body)
+        wait_for(lambda: any("waiting: host a is loading" in (e.detail or "") for e in eb.ledger.events()),
+                 timeout=60, what="b to wait for a")
+        assert state_of(eb, "seven-0002.csv") in ("queued", "loading")
+        # a finishes: b's next look finds it loaded there.
+        ledger_a.update(row.id, state="loaded", loaded_at=time.time())
+        store_a.write_files([ledger_a.get(row.id)])
+        store_a.write_heartbeat(beat)
+        wait_for(lambda: state_of(eb, "seven-0002.csv") == "duplicate", timeout=60)
+        assert eb.ledger.current("seven-0002.csv").reason.startswith("same content as seven.csv on host a")
+    finally:
+        target.close()
+        ledger_a.close()
