@@ -385,22 +385,26 @@ class FleetMirror:
             self._poll_commands(ledger)
 
     def _flush(self, ledger: Any) -> None:
+        """What changed since the watermark, a page at a time (keyset pages: each one moves on)."""
         mark = float(ledger.meta("fleet_synced") or 0)
+        since, after = max(0.0, mark - _OVERLAP), None
+        sent: dict[int, float] = {}
         while True:
-            rows = ledger.changed_since(max(0.0, mark - _OVERLAP), limit=self.BATCH)
+            rows = ledger.changed_since(since, after_id=after, limit=self.BATCH)
             if not rows:
-                return
+                break
             fresh = [r for r in rows if self._sent.get(r.id) != r.updated_at]
             if fresh:
                 self.store.write_files(fresh)
                 self.rows_written += len(fresh)
-                self._sent = {r.id: r.updated_at for r in rows}
-            newest = rows[-1].updated_at
-            if newest > mark:
-                mark = newest
+            sent.update((r.id, r.updated_at) for r in rows)
+            since, after = rows[-1].updated_at, rows[-1].id
+            if since > mark:
+                mark = since
                 ledger.set_meta("fleet_synced", repr(mark))
-            if len(rows) < self.BATCH or rows[0].updated_at >= newest:
-                return
+            if len(rows) < self.BATCH:
+                break
+        self._sent = sent
 
     def _heartbeat(self, stopped: bool) -> None:
         engine = self.engine

@@ -281,3 +281,21 @@ def test_waits_while_a_live_host_loads_the_same_content_then_is_a_duplicate(engi
     finally:
         target.close()
         ledger_a.close()
+
+
+def test_mirror_pages_through_a_burst_bigger_than_its_batch(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """More changes within the resend overlap than one page holds (a first scan of many files): the
+    mirror must page on, not read the same page forever."""
+    cfg = fleet_config(tmp_path, chdb_path, "zeta")
+    engine = engine_factory(cfg)
+    engine.fleet.BATCH = 3
+    for i in range(10):
+        (cfg.data_dir / f"b{i}.csv").write_text(f"id\n{i}\n")
+
+    def mirrored() -> int:
+        if not engine.fleet.store._ready:
+            return 0
+        return query(engine, f"SELECT count() FROM `{cfg.database}`.`{FILES}` FINAL WHERE state = 'loaded'")[0][0]
+
+    wait_for(lambda: mirrored() == 10, timeout=90, what="all ten mirrored")
+    assert engine.fleet.error is None
