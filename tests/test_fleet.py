@@ -54,6 +54,7 @@ def test_mirror_shows_states_heartbeat_and_problem_files(engine_factory, tmp_pat
     (cfg.data_dir / "bad.csv").write_bytes(b"id,name\n1,a\n2\x00,b\n")
     wait_for(lambda: state_of(engine, "good.csv") == "loaded" and state_of(engine, "bad.csv") == "quarantined",
              timeout=60)
+    wait_for(lambda: engine.fleet.store._ready, timeout=30, what="the fleet tables")
     store, target = store_for(cfg)
     try:
         host = wait_for(lambda: next((h for h in store.hosts() if h.counts.get("loaded") == 1

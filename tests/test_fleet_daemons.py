@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -42,6 +43,8 @@ class Host:
         ledger = self.ledger()
         try:
             return {r.path: str(r.state) for r in ledger.list_files(current_only=True)}
+        except sqlite3.OperationalError:  # the daemon is still creating its ledger
+            return {}
         finally:
             ledger.close()
 

@@ -4,6 +4,7 @@ same ClickHouse over HTTP, drills into B's held file, and approves it; B carries
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import uuid
 from pathlib import Path
@@ -26,6 +27,8 @@ def b_state(state_dir: Path, rel: str) -> str | None:
     try:
         row = ledger.current(rel)
         return None if row is None else str(row.state)
+    except sqlite3.OperationalError:  # the daemon is still creating its ledger
+        return None
     finally:
         ledger.close()
 
