@@ -15,6 +15,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
@@ -25,6 +26,9 @@ from chute.core.metrics import Metrics
 from chute.core.states import FINAL, State
 from chute.core.target import AccessError, Target
 from chute.core.watcher import Watcher
+
+if TYPE_CHECKING:
+    from chute.core.fleet import FleetMirror
 
 log = logging.getLogger("chute.engine")
 
@@ -146,7 +150,7 @@ class Engine:
         self.started_at = time.time()
         self.metrics = Metrics(self)
         self.monitor = Monitor(self)
-        self.fleet = None  # core/fleet.py FleetMirror, unless fleet_mirror = false
+        self.fleet: FleetMirror | None = None  # core/fleet.py, unless fleet_mirror = false
 
     # -- lifecycle ------------------------------------------------------------------------
 
