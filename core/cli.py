@@ -262,6 +262,7 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
         "files_loaded_last_hour": ledger.loaded_since(now - 3600),
         "recent_errors": errors,
         "alerts": [a.as_dict() for a in _ledger_alerts(cfg, ledger, now, running is not None)],
+        "fleet": json.loads(ledger.meta("fleet") or "null"),  # core/fleet.py: host name, mirror error
     }
     if as_json:
         print(json.dumps(data, indent=2))
@@ -276,6 +277,10 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
             print(f"  {humanize.naturaltime(now - e['at']):>16}  {e['state']:<11} {e['path']}: {e['error']}")
     for alert in data["alerts"]:
         print(f"{alert['level'].upper():<8} {alert['name']}: {alert['message']}")
+    if data["fleet"] and running:
+        fleet = data["fleet"]
+        print(f"fleet: host {fleet['host']}, " + (f"mirror paused: {fleet['error']}" if fleet["error"]
+                                                   else "mirroring to ClickHouse (see `chute fleet`)"))
     return EXIT_OK
 
 

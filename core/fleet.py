@@ -363,16 +363,25 @@ class FleetMirror:
 
     def _loop(self) -> None:
         # First write one interval after start: a starting engine is busy enough (recovery, rescan).
+        self._record(None)
         while not self._stop.wait(self.interval):
             try:
                 self.tick()
                 if self.error:
                     log.info("fleet: mirror writes again")
+                    self._record(None)
                 self.error = None
             except Exception as exc:  # noqa: BLE001 - the mirror waits for ClickHouse; loads go on
                 if str(exc) != self.error:
                     log.warning("fleet: mirror paused: %s", exc)
+                    self._record(str(exc))
                 self.error = str(exc)
+
+    def _record(self, error: str | None) -> None:
+        """What `chute status` says about the mirror (ledger meta ``fleet``), written only on a change."""
+        ledger = self.engine.ledger
+        if ledger is not None:
+            ledger.set_meta("fleet", json.dumps({"host": self.store.host, "error": error, "since": time.time()}))
 
     def tick(self, stopped: bool = False) -> None:
         ledger = self.engine.ledger

@@ -6,6 +6,7 @@ The three-daemon tests over HTTP are in tests/test_fleet_daemons.py.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -97,6 +98,12 @@ def test_mirror_is_write_behind_an_absent_clickhouse_never_stalls_loading(engine
     wait_for(lambda: all(state_of(engine, f"f{i}.csv") == "loaded" for i in range(5)), timeout=60)
     assert time.monotonic() - t0 < 45
     wait_for(lambda: mirror.error, timeout=30, what="the mirror to notice ClickHouse is gone")
+    # `chute status` (reading the ledger) says so, and that loads go on.
+    from tests.conftest import run_chute
+
+    assert json.loads(engine.ledger.meta("fleet"))["error"] == "ClickHouse unreachable: connection refused"
+    status = run_chute("status", "--state-dir", str(cfg.state_dir))
+    assert "fleet: host beta, mirror paused: ClickHouse unreachable" in status.stdout, status.stdout + status.stderr
     # Back: everything the ledger changed meanwhile arrives (the watermark waited).
     mirror.target.close()
     mirror.store, mirror.target = real_store, real_target
@@ -107,6 +114,7 @@ def test_mirror_is_write_behind_an_absent_clickhouse_never_stalls_loading(engine
                                  " AND host = 'beta'")[0][0]
         wait_for(lambda: mirrored() == 5, timeout=30, what="the mirror to catch up")
         wait_for(lambda: mirror.error is None, timeout=30)
+        assert json.loads(engine.ledger.meta("fleet"))["error"] is None
     finally:
         target.close()
 
