@@ -387,11 +387,21 @@ class FleetMirror:
         ledger = self.engine.ledger
         if ledger is None:
             return
-        self.store.ensure()
+        if not self.store._ready:
+            self.store.ensure()
+            self._check_name()
         self._flush(ledger)
         self._heartbeat(stopped)
         if not stopped:
             self._poll_commands(ledger)
+
+    def _check_name(self) -> None:
+        """Two live chutes under one name would overwrite each other's heartbeat: say so once."""
+        mine = str(self.engine.cfg.data_dir)
+        for h in self.store.hosts():
+            if h.host == self.store.host and h.data_dir != mine and h.status in ("running", "paused"):
+                log.warning("fleet: another chute reports as host %r (data folder %s, pid %d); give each one its "
+                            "own fleet_host", h.host, h.data_dir, h.pid)
 
     def _flush(self, ledger: Any) -> None:
         """What changed since the watermark, a page at a time (keyset pages: each one moves on)."""

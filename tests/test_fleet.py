@@ -308,3 +308,21 @@ def test_mirror_pages_through_a_burst_bigger_than_its_batch(engine_factory, tmp_
 
     wait_for(lambda: mirrored() == 10, timeout=90, what="all ten mirrored")
     assert engine.fleet.error is None
+
+
+def test_two_live_chutes_under_one_fleet_name_are_told(engine_factory, tmp_path: Path, chdb_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    db = f"t_name_{time.time_ns() % 10**12}"
+    first = engine_factory(fleet_config(tmp_path / "one", chdb_path, "same", database=db))
+    wait_for(lambda: first.fleet.store._ready and store_for_hosts(first.cfg), timeout=30, what="a heartbeat")
+    second = engine_factory(fleet_config(tmp_path / "two", chdb_path, "same", database=db))
+    wait_for(lambda: second.fleet.store._ready, timeout=30)
+    wait_for(lambda: "another chute reports as host 'same'" in caplog.text, timeout=30)
+
+
+def store_for_hosts(cfg: Config) -> bool:
+    store, target = store_for(cfg)
+    try:
+        return bool(store.hosts())
+    finally:
+        target.close()
