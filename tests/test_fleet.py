@@ -326,3 +326,39 @@ def store_for_hosts(cfg: Config) -> bool:
         return bool(store.hosts())
     finally:
         target.close()
+
+
+def test_content_wide_verification_verdicts(tmp_path: Path, chdb_path: Path) -> None:
+    """What a host concludes after sending, from the rows of its content under its path and under any."""
+    import os
+
+    from chute.core.fleet import FleetDedup
+    from chute.core.ledger import Ledger
+
+    cfg = fleet_config(tmp_path, chdb_path, "eta", dedup_scope="fleet")
+    cfg.state_dir.mkdir(parents=True)
+    ledger, target = Ledger(cfg.state_dir), Target(cfg)
+    try:
+        target.check()
+        target._call("command", f"CREATE TABLE `{cfg.database}`.t (x Int64, _source_sha256 String,"
+                                " _source_path String) ENGINE = MergeTree ORDER BY x")
+        mine, _ = ledger.observe("mine.csv", os.stat(tmp_path), "t", "csv", None, True)
+        dedup = FleetDedup(cfg, target, ledger)
+
+        def rows(sha: str, path: str, n: int) -> None:
+            target._call("command", f"INSERT INTO `{cfg.database}`.t SELECT number, '{sha}', '{path}'"
+                                    f" FROM numbers({n})")
+
+        rows("s1", "theirs.csv", 2)
+        rows("s1", "mine.csv", 1)  # interleaved: one copy of 3 rows, shared out between two paths
+        assert dedup.verify(mine, "s1", 3, 1) == "loaded"
+        rows("s2", "theirs.csv", 3)  # every batch of ours was dropped as theirs
+        assert dedup.verify(mine, "s2", 3, 0) == "duplicate"
+        rows("s3", "theirs.csv", 3)
+        rows("s3", "mine.csv", 3)  # a whole copy besides ours (other batch_rows): ours must go
+        assert dedup.verify(mine, "s3", 3, 3) == "extra"
+        rows("s4", "mine.csv", 2)  # short, nobody else's: a real verification failure
+        assert dedup.verify(mine, "s4", 3, 2) == "mismatch"
+    finally:
+        target.close()
+        ledger.close()
