@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chute")
 
-SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "gc", "serve")
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "gc", "serve",
+               "fleet")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -72,6 +73,7 @@ SUMMARIES = {
     "events": "the audit trail: who changed what, when and why",
     "config": "the effective configuration as TOML; --check FILE validates one",
     "gc": "retention now: prune _archive/, _quarantine/ and old ledger rows (loaded hashes stay)",
+    "fleet": "every chute host writing to this ClickHouse: heartbeats, counts, alerts; act on their files",
     "serve": "the console in a web browser (127.0.0.1; read-only unless started with a token)",
 }
 
@@ -101,8 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_sub_parser(name: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"chute {name}")
-    if name in ("status", "files", "events", "gc"):
+    if name in ("status", "files", "events", "gc", "fleet"):
         p.add_argument("--json", action="store_true", help="machine-readable output")
+    if name == "fleet":
+        from chute.core.fleet_cli import add_arguments
+
+        add_arguments(p)
     if name == "files":
         p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
         p.add_argument("--limit", type=int, default=0, help="at most N lines (newest first)")
@@ -237,6 +243,10 @@ def _subcommand(name: str, argv: list[str]) -> int:
     args = build_sub_parser(name).parse_args(argv)
     if name == "config":
         return _config_cmd(args)
+    if name == "fleet":
+        from chute.core.fleet_cli import run as fleet_run
+
+        return fleet_run(_config(args, None), args)
     data_dir = getattr(args, "data_dir", None)
     cfg = _config(args, data_dir)
     from chute.core import logsetup
@@ -296,6 +306,7 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
     now = time.time()
     data = api.status(config=cfg).as_dict()
     running, rows_1h, errors = data["running"], data["rows_last_hour"], data["recent_errors"]
+    data["fleet"] = json.loads(ledger.meta("fleet") or "null")  # core/fleet.py: host name, mirror error
     if as_json:
         print(json.dumps(data, indent=2))
         return EXIT_OK
@@ -309,6 +320,10 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
             print(f"  {humanize.naturaltime(now - e['at']):>16}  {e['state']:<11} {e['path']}: {e['error']}")
     for alert in data["alerts"]:
         print(f"{alert['level'].upper():<8} {alert['name']}: {alert['message']}")
+    if data["fleet"] and running:
+        fleet = data["fleet"]
+        print(f"fleet: host {fleet['host']}, " + (f"mirror paused: {fleet['error']}" if fleet["error"]
+                                                   else "mirroring to ClickHouse (see `chute fleet`)"))
     return EXIT_OK
 
 

@@ -86,6 +86,13 @@ class Config:
     quarantine_keep: str = ""
     ledger_keep: str = ""
     gc_at: str = "03:30"
+    # Fleet (core/fleet.py): mirror this host's file states and heartbeat to `_chute_*` tables in the
+    # target database, and poll `_chute_commands` there; one setting turns it all off.
+    fleet_mirror: bool = True
+    fleet_host: str = ""  # this chute's name in the fleet; empty: the machine's host name
+    fleet_interval: float = 2.0  # seconds between mirror flushes, heartbeats and command polls
+    fleet_stale_seconds: float = 30.0  # a host whose last heartbeat is older is flagged stale
+    dedup_scope: str = "host"  # duplicate = same sha256 loaded on this host | by any host of the fleet
     routes: tuple[Route, ...] = ()
     sources: tuple[Source, ...] = ()
 
@@ -443,6 +450,12 @@ def config_problems(cfg: Config) -> list[tuple[str, str]]:
     need(not cfg.cluster or re.fullmatch(r"[A-Za-z0-9_.-]+", cfg.cluster) is not None, "cluster",
          f"cluster {cfg.cluster!r}: a cluster name from the server's remote_servers (letters, digits, _ . -)")
     out += ops_problems(cfg)
+    need(cfg.fleet_interval > 0, "fleet_interval", "fleet_interval must be more than 0")
+    need(cfg.fleet_stale_seconds > cfg.fleet_interval, "fleet_stale_seconds",
+         "fleet_stale_seconds must be more than fleet_interval")
+    need(cfg.dedup_scope in ("host", "fleet"), "dedup_scope", "dedup_scope must be host or fleet")
+    need(cfg.dedup_scope == "host" or cfg.fleet_mirror, "dedup_scope",
+         "dedup_scope = fleet needs fleet_mirror = true (the fleet's loaded files are found there)")
     return out
 
 

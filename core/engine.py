@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chute.core import tracing
 from chute.core.alerts import Alert, Monitor
@@ -30,6 +31,9 @@ from chute.core.sources import extra_sources
 from chute.core.states import State
 from chute.core.target import AccessError, Target
 from chute.core.watcher import Watcher
+
+if TYPE_CHECKING:
+    from chute.core.fleet import FleetMirror
 
 log = logging.getLogger("chute.engine")
 
@@ -150,6 +154,7 @@ class Engine:
         self.metrics = Metrics(self)
         self.monitor = Monitor(self)
         self.gc = DailyGc(self)  # retention (core/gc.py), checked with the health probe
+        self.fleet: FleetMirror | None = None  # core/fleet.py, unless fleet_mirror = false
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -177,6 +182,7 @@ class Engine:
             self.watcher.start(observe=not self.once)
             self.loader.on_settle = self.watcher.hint
             self.metrics.serve(cfg.metrics_addr)
+            self._start_fleet()
         except BaseException:
             self.close()
             raise
@@ -224,6 +230,8 @@ class Engine:
         if self._pool:
             self._pool.shutdown(wait=True)
         tracing.flush()
+        if self.fleet is not None:
+            self.fleet.stop()  # after the last load, so its final state reaches the fleet
         self.close()
 
     def close(self) -> None:
@@ -236,6 +244,21 @@ class Engine:
             self.ledger.close()
             self.ledger = None
         self._state_lock.release()
+
+    def _start_fleet(self) -> None:
+        """The fleet mirror and, with dedup_scope = fleet, the loader's fleet-wide duplicate check."""
+        if not self.cfg.fleet_mirror:
+            return
+        from chute.core.fleet import FleetDedup, FleetMirror
+
+        if self.cfg.dedup_scope == "fleet" and self.loader is not None:
+            self.loader.fleet = FleetDedup(self.cfg, self.target, self.ledger)
+        self.fleet = FleetMirror(self)
+        self.fleet.start()
+
+    def wake(self) -> None:
+        """Run queued commands and dispatch now rather than at the next tick."""
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:

@@ -448,6 +448,19 @@ class Ledger:
             sql += f" LIMIT {int(limit)}"
         return [FileRow.of(r) for r in self._q(sql, args)]
 
+    def versions_with_sha(self, sha256: str) -> list[FileRow]:
+        return [FileRow.of(r) for r in self._q("SELECT * FROM files WHERE sha256 = ? ORDER BY id", (sha256,))]
+
+    def changed_since(self, since: float, after_id: int | None = None, limit: int = 5000) -> list[FileRow]:
+        """Versions updated at or after ``since`` (with ``after_id``: after (since, after_id), for the next
+        page), oldest change first (the fleet mirror's feed)."""
+        if after_id is None:
+            rows = self._q("SELECT * FROM files WHERE updated_at >= ? ORDER BY updated_at, id LIMIT ?", (since, limit))
+        else:
+            rows = self._q("SELECT * FROM files WHERE updated_at > ? OR (updated_at = ? AND id > ?)"
+                           " ORDER BY updated_at, id LIMIT ?", (since, since, after_id, limit))
+        return [FileRow.of(r) for r in rows]
+
     def counts(self) -> dict[str, int]:
         return {r["state"]: r["n"] for r in self._q("SELECT state, count(*) AS n FROM files GROUP BY state")}
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +30,9 @@ from chute.core.routing import Route, options_for
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
 from chute.core.states import State
 from chute.core.target import Encoded, Target
+
+if TYPE_CHECKING:
+    from chute.core.fleet import FleetDedup
 
 log = logging.getLogger("chute.loader")
 
@@ -97,6 +101,7 @@ class Loader:
         self.on_unreachable: Callable[[TargetError], None] = lambda exc: None
         self.on_settle: Callable[[str], None] = lambda rel: None
         self.on_batch: Callable[[str, int, int, float], None] = lambda table, rows, nbytes, secs: None
+        self.fleet: FleetDedup | None = None  # dedup_scope = "fleet" (core/fleet.py), set by the engine
 
     def _connect_lanes(self) -> None:
         """Open each insert thread's connection now: a handshake costs ~0.1 s, not for the first file."""
@@ -135,7 +140,7 @@ class Loader:
                                    expect=[State.LOADING])
             return State.QUEUED
         except _Deferred as exc:
-            self.ledger.transition(row.id, State.QUEUED, detail=str(exc), next_attempt=time.time() + 1.0,
+            self.ledger.transition(row.id, State.QUEUED, detail=str(exc), next_attempt=time.time() + exc.delay,
                                    expect=[State.LOADING])
             return State.QUEUED
         except _Duplicate as exc:
@@ -195,6 +200,7 @@ class Loader:
                     # landed without its ack is still rows of ours in the table.
                     if not self.ledger.any_batches(row.id, row.generation):
                         self._gatekeep(row, sha, append, opts)
+                        failpoints.rendezvous("rendezvous")
                         generation = self.ledger.token_generation(sha, row.id, row.generation)
                         if generation != row.generation:
                             self.ledger.update(row.id, generation=generation)
@@ -271,6 +277,11 @@ class Loader:
         if twin is not None:
             where = "the same path" if twin.path == row.path else twin.path
             raise _Duplicate(f"same content as {where} (loaded as #{twin.id})")
+        verdict = self.fleet.check(row, sha) if self.fleet is not None else None
+        if verdict is not None and verdict[0] == "duplicate":
+            raise _Duplicate(verdict[1])
+        if verdict is not None:  # another host is loading it: ask again once its mirror has moved on
+            raise _Deferred(verdict[1], delay=2 * self.cfg.fleet_interval)
         if row.approved:
             return
         if append.base is not None:
@@ -471,6 +482,9 @@ class Loader:
         # A keyed (Replacing) table may already have merged away rows whose key repeats, so there
         # only "more than sent" (duplicates) or "nothing at all" is provably wrong.
         ok = (0 < found <= rows or rows == 0) if keyed else found == rows
+        if not ok and not keyed and self.fleet is not None:
+            found = self._verify_fleet(row, sha, rows, found)
+            ok = True
         if not ok:
             raise _VerifyError(f"verification failed: {row.table_name} holds {found} rows of this file, "
                                f"expected {rows}")
@@ -479,6 +493,23 @@ class Loader:
         log.info("loaded %s -> %s: %d rows (%s)", row.path, row.table_name, found,
                  ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()),
                  extra=file_fields(row, "loaded", rows=found, duration_s=round(sum(timings.values()), 3)))
+
+    def _verify_fleet(self, row: FileRow, sha: str, rows: int, found: int) -> int:
+        """dedup_scope = fleet: another host may have sent some or all of this content's batches (same
+        tokens) under its own path. One copy of the content in the table is what counts."""
+        assert self.fleet is not None
+        verdict = self.fleet.verify(row, sha, rows, found)
+        if verdict == "loaded":
+            return found
+        if verdict == "extra":  # a full copy exists besides ours: ours goes
+            self.target.delete_source(row.table_name, sha, row.path)
+            self.ledger.update(row.id, generation=row.generation + 1, rows_loaded=0)
+        if verdict == "duplicate":  # every batch we sent was dropped as the other host's (same tokens)
+            self.ledger.update(row.id, rows_loaded=0)
+        if verdict in ("duplicate", "extra"):
+            raise _Duplicate(f"another host loaded the same content at the same moment; its copy in "
+                             f"{row.table_name} stands")
+        raise _VerifyError(f"verification failed: {row.table_name} holds {found} rows of this file, expected {rows}")
 
     def _after_load(self, row: FileRow, path: Path) -> None:
         mode = self.cfg.after_load
@@ -610,7 +641,9 @@ def _since(row: FileRow) -> float:
 
 
 class _Deferred(Exception):
-    pass
+    def __init__(self, message: str, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
 
 
 class _Duplicate(Exception):

@@ -18,6 +18,8 @@ OWN_DIRS = frozenset({"_quarantine", "_archive"})
 _TRAILING_TOKEN = re.compile(
     r"[._-]+(?:\d{4}[-_]?\d{2}[-_]?\d{2}(?:[tT_ -]?\d{2}[-_:]?\d{2}(?:[-_:]?\d{2})?)?|\d+)$"
 )
+# chute's own tables in the target database (core/fleet.py): never a data table.
+RESERVED_PREFIX = "_chute_"
 _BAD_CHARS = re.compile(r"[^a-z0-9_]")
 _LETTER = re.compile(r"[^\W\d_]")
 
@@ -131,6 +133,8 @@ def sanitize(name: str) -> str:
         out = "t_"
     if out[0].isdigit():
         out = "t_" + out
+    if out.startswith(RESERVED_PREFIX):  # `-chute-files.csv` must not load into the fleet's own tables
+        out = "t" + out
     return out
 
 

@@ -26,6 +26,12 @@ from tests.chhttp import ChHttpServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The fleet mirror (core/fleet.py) is on by default; tests that are not about it run without its
+# extra thread and tables (tests/test_fleet*.py turn it on), including chute subprocesses.
+# `CHUTE_FLEET_MIRROR=true pytest ...` runs any test with the mirror on.
+os.environ.setdefault("CHUTE_FLEET_MIRROR", "false")
+FLEET_MIRROR = os.environ["CHUTE_FLEET_MIRROR"] == "true"
+
 
 @pytest.fixture(scope="session")
 def embedded_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -98,6 +104,7 @@ def make_config(tmp: Path, chdb: Path | HttpTarget, **overrides: Any) -> Config:
         backoff_base=0.05,
         backoff_max=0.5,
         log_format="text",
+        fleet_mirror=FLEET_MIRROR,
     )
     return dataclasses.replace(base, **overrides)
 

@@ -30,6 +30,7 @@ from chute.tui.commands import ChuteCommands
 from chute.tui.messages import ActionDone, Refreshed, Stopped
 from chute.tui.screens.confirm import ConfirmScreen
 from chute.tui.screens.details import DetailsScreen
+from chute.tui.screens.fleet import FleetScreen
 from chute.tui.screens.help import HelpScreen, binding_rows
 from chute.tui.screens.main import MainScreen
 from chute.tui.screens.stopping import StoppingScreen
@@ -53,6 +54,7 @@ class ChuteApp(App[int]):
         # p, not space: a stray space (k9s marks rows with it) must never stop ingestion
         Binding("p", "pause", "Pause", tooltip="pause intake: no new file starts loading"),
         Binding("p", "resume", "Resume", tooltip="resume intake"),
+        Binding("f", "fleet", "Fleet", tooltip="every chute host on this ClickHouse; act on their files"),
     ]
 
     def __init__(self, engine: EngineLike, *, now: Callable[[], float] = time.time,
@@ -299,6 +301,10 @@ class ChuteApp(App[int]):
     def action_resume(self) -> None:
         self.execute("resume", None)
 
+    def action_fleet(self) -> None:
+        if not isinstance(self.screen, FleetScreen):
+            self.push_screen(FleetScreen(self.engine.cfg, self.actor))
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
@@ -311,6 +317,7 @@ class ChuteApp(App[int]):
             ("Filter box", [("enter", "keep the filter, back to the table"), ("esc", "clear the filter")]),
             ("Details", binding_rows(DetailsScreen.BINDINGS)),
             ("Confirmation (purge, bulk)", binding_rows(ConfirmScreen.BINDINGS)),
+            ("Fleet", binding_rows(FleetScreen.BINDINGS) + [("tab", "between the hosts and a host's files")]),
         ]
         self.push_screen(HelpScreen(sections))
 
