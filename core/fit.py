@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from chute.core.errors import InputError
-from chute.core.schema import Column, polars_type
+from chute.core.schema import Column, base_type, polars_type
 
 
 @dataclass
@@ -46,18 +46,25 @@ class Fitter:
         self.header_lines = header_lines
         self.casts: dict[str, pl.DataType] = {}
         self.not_null: list[str] = []
+        self.dates: dict[str, pl.DataType] = {}  # text in this file, a date in the table: check before sending
         for col in table:
             if col.name not in wire:
                 continue
             want = polars_type(col.type)
             if want is not None and wire[col.name] != want and col.name not in dates:
                 self.casts[col.name] = want
+            if want is None and wire[col.name] == pl.String and col.name not in dates:
+                kind = base_type(col.type)
+                if kind.startswith("Date32") or kind == "Date":
+                    self.dates[col.name] = pl.Date()
+                elif kind.startswith("DateTime"):
+                    self.dates[col.name] = pl.Datetime("ns")
             if not col.nullable:
                 self.not_null.append(col.name)
 
     @property
     def idle(self) -> bool:
-        return not self.casts and not self.not_null
+        return not self.casts and not self.not_null and not self.dates
 
     def fit(self, df: pl.DataFrame, first_row: int
             ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
@@ -77,6 +84,14 @@ class Fitter:
                 rejects += self._describe(df, name, wrong, first_row, f"not a valid {want}")
                 bad = bad | wrong
             out = out.with_columns(cast.alias(name))
+        for name, kind in self.dates.items():
+            text = df[name]
+            parsed = text.str.to_date(strict=False) if kind == pl.Date else text.str.to_datetime(
+                strict=False, time_unit="ns")
+            wrong = parsed.is_null() & text.is_not_null()
+            if wrong.any():
+                rejects += self._describe(df, name, wrong, first_row, f"not a valid {base_type(str(kind))}")
+                bad = bad | wrong
         for name in self.not_null:
             empty = df[name].is_null()
             if empty.any():

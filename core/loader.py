@@ -23,7 +23,7 @@ from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
 from chute.core.ledger import FileRow, Ledger
 from chute.core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
-from chute.core.routing import Route, options_for
+from chute.core.routing import Route, options_for, reader_options
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
 from chute.core.states import State
 from chute.core.target import Encoded, Target
@@ -166,8 +166,7 @@ class Loader:
                 if (src.st.st_size, src.st.st_mtime_ns) != (row.size, row.mtime_ns):
                     raise FileChanged(f"{row.path} changed since it settled")
                 opts = options_for(row.table_name, cfg.routes)
-                csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
-                reader = reader_for(src, row.fmt, csv_opts)
+                reader = reader_for(src, row.fmt, reader_options(opts, row.fmt))
                 t0 = time.perf_counter()
                 plan = hash_and_plan(src, reader, self._hash_pool)
                 timings = {"validate": time.perf_counter() - t0}

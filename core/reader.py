@@ -160,6 +160,9 @@ class Reader:
         self._convert_dates: set[str] = set()
         self._frame: pl.DataFrame | None = None
         self._distinct: dict[str, float] = {}
+        # Per text-inferred column: its kind and why (core/formats/infer.py Verdict).
+        self.verdicts: dict = {}
+        self.null_values: tuple[str, ...] = ()
         # A check that need not delay the first insert; the loader runs it alongside and
         # awaits it before verification.
         self.pending_check: Callable[[], InputError | None] | None = None
@@ -186,6 +189,13 @@ class Reader:
     def diagnose(self) -> InputError | None:
         """Slow path after a parse error: find the first bad line and say what is wrong with it."""
         return None
+
+    def _set_verdicts(self, verdicts: dict) -> None:
+        """Adopt whole-file inference: the wire schema, and which columns are dates ClickHouse parses."""
+        self.verdicts = verdicts
+        self._wire = pl.Schema({c: v.wire for c, v in verdicts.items()})
+        self._dates = {c: v.dtype for c, v in verdicts.items() if v.kind in ("date", "datetime")}
+        self._convert_dates = set()
 
     def _in_memory(self) -> bool:
         factor = 1 if self.src.compression is None else 6
@@ -290,26 +300,6 @@ class Reader:
         return None
 
 
-# What ClickHouse's own text parser reads (the fast path); anything else polars converts.
-_CH_DATE_TEXT = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)?$"
-
-
-def detect_dates(sample: pl.DataFrame) -> tuple[dict[str, pl.DataType], set[str]]:
-    """Text columns of the sample in which every value is a date or a date-time, and which of
-    them polars must convert (offsets, other layouts) instead of leaving them to ClickHouse."""
-    found: dict[str, pl.DataType] = {}
-    convert: set[str] = set()
-    for name, dtype in sample.schema.items():
-        if dtype == pl.String:
-            kind = _temporal_type(sample[name])
-            if kind is not None:
-                found[name] = kind
-                plain = sample[name].drop_nulls().str.contains(_CH_DATE_TEXT).all()
-                if getattr(kind, "time_zone", None) or not plain:
-                    convert.add(name)
-    return found, convert
-
-
 def open_binary(src: Source) -> BinaryIO:
     """A fresh, decompressing binary stream over the source (slow paths only)."""
     raw = open(src.proc_path, "rb")  # noqa: SIM115 - the caller closes the returned stream
@@ -324,20 +314,11 @@ def open_binary(src: Source) -> BinaryIO:
 
 
 def reader_for(src: Source, fmt: str | None, options: dict | None = None) -> Reader:
-    from chute.core.csv_reader import CsvReader
-    from chute.core.json_reader import NdjsonReader
-    from chute.core.parquet_reader import ParquetReader
+    """The reader for ``fmt`` from the core/formats registry (imported here, late, to keep the
+    formats package free to import this module)."""
+    from chute.core.formats import reader_for as lookup
 
-    if fmt is None:
-        raise InputError(f"unknown file type {src.path.name!r}: expected .csv, .tsv, .txt, .ndjson, .jsonl, .json or "
-                         ".parquet, optionally with .gz or .zst")
-    if fmt in ("csv", "tsv"):
-        return CsvReader(src, tsv=fmt == "tsv", **(options or {}))
-    if fmt == "ndjson":
-        return NdjsonReader(src)
-    if fmt == "parquet":
-        return ParquetReader(src)
-    raise InputError(f"format {fmt!r} is not supported")
+    return lookup(src, fmt, options)
 
 
 def hash_and_plan(src: Source, reader: Reader, pool: ThreadPoolExecutor | None = None) -> Plan:
@@ -381,24 +362,6 @@ def warm_up(target: object) -> None:
     data = with_lineage(df, "warm-up", "0" * 64, 0)
     if encode is not None:
         encode(data)
-
-
-def _temporal_type(values: pl.Series) -> pl.DataType | None:
-    """Date or Datetime when every non-empty value in the sample parses as one."""
-    present = values.drop_nulls()
-    lengths = present.str.len_bytes()
-    if present.is_empty() or lengths.min() < 8 or lengths.max() > 40:  # type: ignore[operator]
-        return None
-    try:
-        as_date = present.str.to_date(strict=False)
-        if as_date.null_count() == 0:
-            return pl.Date()
-        as_datetime = present.str.to_datetime(strict=False, time_unit="us")
-        if as_datetime.null_count() == 0:
-            return as_datetime.dtype
-    except pl.exceptions.PolarsError:
-        pass  # polars found no date layout at all: text
-    return None
 
 
 def _clean_polars_error(exc: BaseException) -> str:

@@ -41,6 +41,7 @@ class Route:
     on_bad_rows: str = "quarantine"  # values that do not fit: quarantine the file | skip the rows
     delimiter: str | None = None  # CSV: sniffed when not set
     header: bool | None = None  # CSV: detected when not set
+    null_values: tuple[str, ...] | None = None  # NULL in typed text columns (None: infer.DEFAULT_NULL_VALUES)
 
     @classmethod
     def parse(cls, raw: dict) -> Route:
@@ -63,6 +64,11 @@ class Route:
             raise ValueError(f"'on_bad_rows' must be one of {', '.join(BAD_ROW_POLICIES)}")
         if data.get("skip_existing_keys") and len(data["key"]) != 1:
             raise ValueError("'skip_existing_keys' needs a one-column 'key'")
+        if "null_values" in data:
+            nulls = data["null_values"]
+            if not isinstance(nulls, list) or not all(isinstance(v, str) for v in nulls):
+                raise ValueError("'null_values' must be a list of strings")
+            data["null_values"] = tuple(nulls)
         if data.get("delimiter") is not None and len(str(data["delimiter"])) != 1:
             raise ValueError("'delimiter' must be one character")
         return cls(**data)
@@ -74,6 +80,14 @@ def options_for(table: str, routes: tuple[Route, ...] | list[Route]) -> Route:
         if sanitize(route.table) == table:
             return route
     return Route(table=table)
+
+
+def reader_options(route: Route, fmt: str | None) -> dict:
+    """What a route tells the format reader (core/formats)."""
+    out: dict = {"null_values": route.null_values}
+    if fmt in ("csv", "tsv"):
+        out.update(delimiter=route.delimiter, header=route.header)
+    return out
 
 
 def is_ignored(rel: str) -> bool:

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import polars as pl
 
 from chute.core.errors import InputError
-from chute.core.json_reader import flatten_nested
-from chute.core.reader import Plan, Reader, open_binary
+from chute.core.formats import register
+from chute.core.formats.ndjson import flatten_nested
+from chute.core.reader import Plan, Reader, Source, open_binary
 
 
 class ParquetReader(Reader):
@@ -51,3 +52,8 @@ def _read_magic(fd: int) -> bytes:
     import os
 
     return os.pread(fd, 4, 0)
+
+
+@register("parquet")
+def _make(src: Source, options: dict) -> ParquetReader:
+    return ParquetReader(src)

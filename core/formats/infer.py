@@ -1,0 +1,245 @@
+"""Lossless type inference for text columns (CSV, TSV, and NDJSON scalars).
+
+A column becomes a number, bool, date or date-time only if EVERY value in the file round-trips:
+printing the typed value gives back the text, up to the normalisation the README lists
+(``1.50`` -> ``1.5``, ``1e3`` -> ``1000``, ``True`` -> ``true``, ``T`` or space in a date-time,
+an offset converted to UTC). Anything else stays text: leading zeros, a leading ``+``,
+integers beyond Int64, more digits than a Float64 keeps, thousands separators, mixed date layouts.
+
+Null tokens (a route's ``null_values``) are NULL only in columns that are otherwise typed: a
+text column keeps a literal ``NA`` (think North America).
+
+Cost: the sample (first rows) picks one candidate type per column; the whole file is then
+checked against that candidate only, one vectorised expression per typed column. Only when a
+later value disagrees is the column checked against the wider kinds (widening, never quarantine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+DEFAULT_NULL_VALUES = ("", "NA", "N/A", "NULL", "null", "NaN", "\\N", "#N/A")
+
+# The kinds, in the order they are tried (narrowest first).
+KINDS = ("int", "float", "bool", "date", "datetime", "datetime_tz")
+_INT = r"^(0|-?[1-9][0-9]{0,18})$"
+_FLOAT = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?$|^-?inf$"
+_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?$"
+_DATETIME_TZ = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})$"
+FLOAT_DIGITS = 15  # a decimal with at most 15 significant digits survives a trip through a double
+YEARS = (1900, 2299)  # ClickHouse Date32/DateTime64 range: outside it values would be clamped
+
+_WHY = {"int": "every value is an integer", "float": "every value is a decimal number (<= 15 digits)",
+        "bool": "every value is true or false", "date": "every value is an ISO date (YYYY-MM-DD)",
+        "datetime": "every value is an ISO date-time", "datetime_tz": "every value is a date-time with an offset "
+        "(stored in UTC)"}
+
+
+@dataclass
+class Verdict:
+    """What one column is, and why."""
+
+    kind: str  # one of KINDS, or "text"
+    why: str = ""
+    tokens: list[str] = field(default_factory=list)  # null tokens seen (typed columns only)
+    precision: str = "us"  # datetime kinds: "ns" when a value has more than 6 fraction digits
+
+    @property
+    def dtype(self) -> pl.DataType:
+        """The column's polars type as the table sees it."""
+        return {"int": pl.Int64(), "float": pl.Float64(), "bool": pl.Boolean(), "date": pl.Date(),
+                "datetime": pl.Datetime(self.precision),  # type: ignore[arg-type]
+                "datetime_tz": pl.Datetime(self.precision, "UTC")}.get(self.kind, pl.String())  # type: ignore[arg-type]
+
+    @property
+    def wire(self) -> pl.DataType:
+        """The polars type a batch carries: dates travel as text (ClickHouse parses them), except
+        offsets, which polars converts to UTC."""
+        if self.kind in ("date", "datetime"):
+            return pl.String()
+        return self.dtype
+
+
+def _value(name: str, tokens: tuple[str, ...]) -> pl.Expr:
+    col = pl.col(name)
+    return pl.when(col.is_in(tokens)).then(None).otherwise(col) if tokens else col
+
+
+def _ok(kind: str, v: pl.Expr) -> pl.Expr:
+    """True where a (non-null) value is a lossless ``kind``."""
+    if kind == "int":
+        return v.str.contains(_INT) & v.cast(pl.Int64, strict=False).is_not_null()
+    if kind == "float":
+        digits = (v.str.replace(r"[eE].*$", "").str.replace_all(r"[-.]", "").str.strip_chars_start("0")
+                  .str.strip_chars_end("0").str.len_bytes())
+        number = v.cast(pl.Float64, strict=False)
+        return v.str.contains(_FLOAT) & (digits <= FLOAT_DIGITS) & (number.is_finite() | v.str.ends_with("inf"))
+    if kind == "bool":
+        return v.str.to_lowercase().is_in(["true", "false"])
+    year = v.str.slice(0, 4).cast(pl.Int32, strict=False).is_between(*YEARS)
+    if kind == "date":
+        return v.str.contains(_DATE) & v.str.to_date("%Y-%m-%d", strict=False).is_not_null() & year
+    if kind == "datetime":
+        parsed = v.str.replace("T", " ", literal=True).str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False,
+                                                                        time_unit="ns")
+        return v.str.contains(_DATETIME) & parsed.is_not_null() & year
+    if kind == "datetime_tz":
+        return v.str.contains(_DATETIME_TZ) & utc(v).is_not_null() & year
+    raise ValueError(kind)
+
+
+def utc(v: pl.Expr, unit: str = "us") -> pl.Expr:
+    """A date-time with an offset (or Z) as a UTC timestamp."""
+    text = v.str.replace("T", " ", literal=True).str.replace(r"Z$", "+00:00")
+    return text.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", time_unit=unit, time_zone="UTC",  # type: ignore[arg-type]
+                                strict=False)
+
+
+def _bad(kind: str, name: str, tokens: tuple[str, ...]) -> pl.Expr:
+    """How many values of the column are not a lossless ``kind``."""
+    v = _value(name, tokens)
+    return (v.is_not_null() & ~_ok(kind, v).fill_null(False)).sum()
+
+
+def sample_kinds(sample: pl.DataFrame, tokens: tuple[str, ...]) -> dict[str, str | None]:
+    """Candidate kind per text column of the sample: None when the sample holds no value at all
+    (the whole file decides), "text" when no kind fits."""
+    names = [c for c, t in sample.schema.items() if t == pl.String]
+    if not names:
+        return {}
+    exprs = [_value(c, tokens).is_not_null().sum().alias(f"n\x00{c}") for c in names]
+    exprs += [_bad(k, c, tokens).alias(f"{k}\x00{c}") for c in names for k in KINDS]
+    stats = sample.select(exprs).row(0, named=True)
+    out: dict[str, str | None] = {}
+    for c in names:
+        if not stats[f"n\x00{c}"]:
+            out[c] = None
+            continue
+        out[c] = next((k for k in KINDS if stats[f"{k}\x00{c}"] == 0), "text")
+    return out
+
+
+def whole_file(lf: pl.LazyFrame, candidates: dict[str, str | None], tokens: tuple[str, ...],
+               streaming: bool) -> tuple[dict[str, Verdict], int, dict[str, int]]:
+    """Check every value of the file against each column's candidate; widen where one fails.
+    Returns (verdicts, rows, null counts as the typed columns will have them)."""
+
+    def collect(exprs: list[pl.Expr]) -> dict:
+        q = lf.select(exprs)
+        return (q.collect(engine="streaming") if streaming else q.collect()).row(0, named=True)
+
+    typed = {c: k for c, k in candidates.items() if k not in ("text",)}
+    exprs = [pl.len().alias("\x00rows")] + [pl.col(c).null_count().alias(f"null\x00{c}") for c in candidates]
+    for c, k in typed.items():
+        if k is not None:
+            exprs.append(_bad(k, c, tokens).alias(f"bad\x00{c}"))
+        else:
+            exprs.append(_value(c, tokens).is_not_null().sum().alias(f"bad\x00{c}"))  # any value at all?
+    stats = collect(exprs)
+    verdicts = {c: Verdict("text", "the sample holds text") for c in candidates}
+    widen: dict[str, int] = {}
+    for c, k in typed.items():
+        if k is not None and stats[f"bad\x00{c}"] == 0:
+            verdicts[c] = Verdict(k, _WHY[k])
+        elif k is None and stats[f"bad\x00{c}"] == 0:
+            verdicts[c] = Verdict("text", "no values (every value empty or a null token)")
+        else:
+            widen[c] = KINDS.index(k) + 1 if k is not None else 0
+    if widen:  # a later value disagrees with the sample: try the wider kinds over the whole column
+        more = collect([_bad(k, c, tokens).alias(f"{k}\x00{c}") for c, start in widen.items() for k in KINDS[start:]])
+        for c, start in widen.items():
+            kind = next((k for k in KINDS[start:] if more[f"{k}\x00{c}"] == 0), None)
+            verdicts[c] = Verdict(kind, _WHY[kind] + " (widened: the first rows suggested "
+                                  f"{candidates[c] or 'no type'})") if kind else Verdict("text", "")
+    # Null tokens seen, and the null counts the typed columns will have.
+    typed_now = [c for c, v in verdicts.items() if v.kind != "text"]
+    extra: dict[str, int] = {}
+    if typed_now and tokens:
+        seen = collect([pl.col(c).filter(pl.col(c).is_in(tokens)).unique().sort().head(len(tokens)).implode()
+                        .alias(f"tok\x00{c}") for c in typed_now])
+        for c in typed_now:
+            found = list(seen[f"tok\x00{c}"] or [])
+            verdicts[c].tokens = found
+            if found:
+                extra[c] = -1  # counted below
+        if extra:
+            counts = collect([pl.col(c).is_in(tokens).sum().alias(c) for c in extra])
+            extra = {c: int(counts[c]) for c in extra}
+    dt = [c for c, v in verdicts.items() if v.kind in ("datetime", "datetime_tz")]
+    if dt:
+        digits = collect([pl.col(c).str.extract(r"\.([0-9]+)", 1).str.len_bytes().max().alias(c) for c in dt])
+        for c in dt:
+            verdicts[c].precision = "ns" if (digits[c] or 0) > 6 else "us"
+    nulls = {c: int(stats[f"null\x00{c}"]) + extra.get(c, 0) for c in candidates}
+    return verdicts, int(stats["\x00rows"]), nulls
+
+
+def to_wire(df: pl.DataFrame, verdicts: dict[str, Verdict], tokens: tuple[str, ...]) -> pl.DataFrame:
+    """Text batch -> typed batch: null tokens become NULL, numbers and bools are cast, offsets go
+    to UTC; plain dates stay text for ClickHouse to parse."""
+    exprs = []
+    for c, v in verdicts.items():
+        if v.kind == "text" or c not in df.columns:
+            continue
+        value = _value(c, tuple(v.tokens)) if v.tokens else pl.col(c)
+        if v.kind == "int":
+            exprs.append(value.cast(pl.Int64))
+        elif v.kind == "float":
+            exprs.append(value.cast(pl.Float64))
+        elif v.kind == "bool":
+            exprs.append(value.str.to_lowercase() == "true")
+        elif v.kind == "datetime_tz":
+            exprs.append(utc(value, v.precision))
+        elif v.tokens:
+            exprs.append(value)
+    return df.with_columns(exprs) if exprs else df
+
+
+def explain_text(series: pl.Series, tokens: tuple[str, ...], header_lines: int) -> str:
+    """Why a column stayed text, naming the first value (and its line) that is not a lossless
+    number or date. Slow-ish (a few passes over one column): for `chute inspect` and details."""
+    values = series.to_frame("v").select(_value("v", tokens).alias("v"))["v"]
+    present = values.drop_nulls()
+    if present.is_empty():
+        return "no values (every value empty or a null token)"
+
+    def first(mask: pl.Series) -> tuple[int, str] | None:
+        hits = mask.fill_null(False).arg_true()
+        if not len(hits):
+            return None
+        i = int(hits[0])
+        return i + 1 + header_lines, str(values[i])
+
+    frame = values.to_frame("v")
+    numeric = frame.select(_ok("float", pl.col("v")) | pl.col("v").str.contains(r"^[-+]?[0-9][0-9,]*(\.[0-9]+)?$"))["v"]
+    dated = frame.select(pl.col("v").str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"))["v"]
+    rules = [
+        (r"^-?0[0-9]", "leading zero"),
+        (r"^\+[0-9]", "leading '+'"),
+        (r"^-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$", "thousands separator"),
+        (r"^-?[0-9]{19,}$", "integer beyond Int64"),
+    ]
+    if numeric.sum() * 2 >= len(present):
+        for pattern, label in rules:
+            hit = first(values.str.contains(pattern))
+            if hit:
+                return f"{label} at line {hit[0]} ({hit[1]!r})"
+        float_ok = frame.select(_ok("float", pl.col("v")))["v"]
+        hit = first(numeric & ~float_ok)
+        if hit:
+            return f"more digits than a Float64 keeps at line {hit[0]} ({hit[1]!r})"
+        hit = first(~numeric & values.is_not_null())
+        if hit:
+            return f"not a number at line {hit[0]} ({hit[1]!r})"
+    if dated.sum() * 2 >= len(present):
+        kinds = [k for k in ("date", "datetime", "datetime_tz")]
+        oks = [frame.select(_ok(k, pl.col("v")))["v"].fill_null(False) for k in kinds]
+        best = max(range(3), key=lambda i: int(oks[i].sum()))
+        hit = first(~oks[best] & values.is_not_null())
+        if hit:
+            return f"mixed or non-ISO date layouts at line {hit[0]} ({hit[1]!r})"
+    hit = first(values.is_not_null())
+    return f"text at line {hit[0]} ({hit[1]!r})" if hit else "text"
