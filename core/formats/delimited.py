@@ -120,6 +120,8 @@ class CsvReader(Reader):
             self._check_frame(frame)
             verdicts, rows, nulls = whole_file(frame.lazy(), candidates, self.null_values, streaming=False)
             self._set_verdicts(verdicts)
+            # Empty fields (not null tokens) in the last column: the only sign of a short row.
+            self._short_suspects = frame[self.names[-1]].is_null().arg_true() if self.names else None
             self._frame = to_wire(frame, verdicts, self.null_values)
             return self._finish_plan(rows, nulls)
         # (NUL bytes in plain files are found while hashing.)
@@ -160,7 +162,7 @@ class CsvReader(Reader):
         offset = 1 if self.header else 0
         if lines.len() != self._frame.height + offset:
             return self.diagnose()  # records span lines (quoted newlines): walk it properly
-        nulls = self._frame[self.names[-1]].is_null().arg_true()
+        nulls = self._short_suspects
         tails = lines.gather(nulls + offset).str.strip_chars_end("\r")
         delim = self.delimiter or ","
         short = ~(tails.str.ends_with(delim) | tails.str.ends_with(f'{delim}{self.quote}{self.quote}'))

@@ -69,7 +69,7 @@ class Verdict:
 
 def _value(name: str, tokens: tuple[str, ...]) -> pl.Expr:
     col = pl.col(name)
-    return pl.when(col.is_in(tokens)).then(None).otherwise(col) if tokens else col
+    return pl.when(col.is_in(tokens)).then(None).otherwise(col).alias(name) if tokens else col
 
 
 def _ok(kind: str, v: pl.Expr) -> pl.Expr:
