@@ -59,8 +59,8 @@ class Fitter:
                     self.dates[col.name] = pl.Date()
                 elif kind.startswith("DateTime"):
                     self.dates[col.name] = pl.Datetime("ns")
-            if not col.nullable:
-                self.not_null.append(col.name)
+            if not col.nullable and not base_type(col.type).startswith(("Array(", "Map(")):
+                self.not_null.append(col.name)  # (a missing list or map loads as [] or {})
 
     @property
     def idle(self) -> bool:

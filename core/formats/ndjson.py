@@ -91,20 +91,6 @@ class NdjsonReader(Reader):
         return None
 
 
-def flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
-    """Objects (and lists of objects) become JSON text; lists of scalars stay lists."""
-    exprs = []
-    for name, dtype in df.schema.items():
-        if isinstance(dtype, pl.Struct):
-            exprs.append(pl.col(name).struct.json_encode())
-        elif isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct | pl.List):
-            inner = pl.element().struct.json_encode() if isinstance(dtype.inner, pl.Struct) else pl.element()
-            exprs.append(pl.col(name).list.eval(inner.cast(pl.String)))
-        elif dtype == pl.Null:
-            exprs.append(pl.col(name).cast(pl.String))
-    return df.with_columns(exprs) if exprs else df
-
-
 def _list_type(dtype: pl.DataType) -> pl.DataType:
     """Lists of scalars stay lists (a list that is always empty or null holds text); anything
     else is read as text."""
