@@ -21,6 +21,7 @@ from chute.core import failpoints
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
+from chute.core.formats.limits import check_limits
 from chute.core.ledger import FileRow, Ledger
 from chute.core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
 from chute.core.routing import Route, options_for, reader_options
@@ -167,6 +168,7 @@ class Loader:
                     raise FileChanged(f"{row.path} changed since it settled")
                 opts = options_for(row.table_name, cfg.routes)
                 reader = reader_for(src, row.fmt, reader_options(opts, row.fmt))
+                check_limits(src, cfg.max_record_bytes, cfg.max_decompression_ratio, text=reader.TEXT)
                 t0 = time.perf_counter()
                 plan = hash_and_plan(src, reader, self._hash_pool)
                 timings = {"validate": time.perf_counter() - t0}

@@ -255,7 +255,7 @@ class Reader:
                     if self._frame is None:
                         self._check_frame(df)
                     yield idx, self._convert(df, idx * batch_rows)
-        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+        except (*READER_ERRORS, OSError) as exc:
             raise self.diagnose() or self._input_error(exc) from None
 
     def _convert(self, df: pl.DataFrame, first_row: int) -> pl.DataFrame:
@@ -325,17 +325,28 @@ def hash_and_plan(src: Source, reader: Reader, pool: ThreadPoolExecutor | None =
     """Hash and validate at once: both release the GIL, so two cores do both in the time of one."""
     if pool is None:
         src.sha256, nul = hash_fd(src.fd, src.st.st_size)
-        plan = reader.plan()
+        plan = _planned(reader)
     else:
         fut = pool.submit(hash_fd, src.fd, src.st.st_size)
         try:
-            plan = reader.plan()
+            plan = _planned(reader)
         finally:
             src.sha256, nul = fut.result()
     # Text formats only (Parquet is binary); compressed files are checked after decompression.
     if nul and src.compression is None and reader.TEXT:
         raise reader.diagnose() or InputError("NUL byte in the data")
     return plan
+
+
+# What a parser raises on a file it cannot read: deterministic, so a quarantine, never a retry.
+READER_ERRORS = (pl.exceptions.PolarsError, pa.ArrowException, RecursionError, ValueError, EOFError)
+
+
+def _planned(reader: Reader) -> Plan:
+    try:
+        return reader.plan()
+    except READER_ERRORS as exc:
+        raise InputError(f"cannot read the file: {_clean_polars_error(exc)}") from None
 
 
 def with_lineage(df: pl.DataFrame, rel_path: str, sha256: str, first_row: int,

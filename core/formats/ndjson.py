@@ -28,14 +28,16 @@ class NdjsonReader(Reader):
             raise InputError("no data: the file has only blank lines" if head else "empty file")
         try:
             sample = pl.read_ndjson(io.BytesIO(head), infer_schema_length=self.INFER_ROWS)
+        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):  # shapes disagree: load as JSON text
+            sample = pl.DataFrame(schema={k: pl.String for k in _keys(head)})
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise self.diagnose() or self._input_error(exc) from None
         if not sample.columns:
-            raise InputError("no fields: every line is an empty object")
+            raise self.diagnose() or InputError("no fields: every line is an empty object")
         try:  # every key of the whole file, and which values are lists
             raw = pl.scan_ndjson(self.src.proc_path, infer_schema_length=None).collect_schema()
-        except pl.exceptions.ComputeError:
-            raw = sample.schema  # nested values that disagree in shape: they load as JSON text
+        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):
+            raw = pl.Schema({k: pl.String for k in sample.columns})
         except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
             raise self.diagnose() or self._input_error(exc) from None
         # Scalars and objects are read as JSON text and typed losslessly like CSV fields (so the
@@ -89,6 +91,21 @@ class NdjsonReader(Reader):
         except (OSError, EOFError) as exc:
             return self._input_error(exc)
         return None
+
+
+def _keys(head: bytes) -> list[str]:
+    """Every key of the sample's objects, in order of appearance (slow path: shapes disagree)."""
+    import json
+
+    keys: dict[str, None] = {}
+    for line in head.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            keys.update(dict.fromkeys(value))
+    return list(keys)
 
 
 def _list_type(dtype: pl.DataType) -> pl.DataType:
