@@ -23,7 +23,7 @@ from chute.core.states import BAD_OUTCOMES, State
 
 log = logging.getLogger("chute")
 
-SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config")
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "inspect")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -67,8 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_sub_parser(name: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"chute {name}")
-    if name in ("status", "files", "events"):
+    if name in ("status", "files", "events", "inspect"):
         p.add_argument("--json", action="store_true", help="machine-readable output")
+    if name == "inspect":  # core/preview.py
+        p.add_argument("files", nargs="+", metavar="FILE", help="files to inspect (nothing is written anywhere)")
+        p.add_argument("--data-dir", metavar="DIR", help="the data folder, for table routing (default ./data)")
+        p.add_argument("--rows", type=int, default=5, metavar="N", help="first rows to show (default 5)")
     if name == "files":
         p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
         p.add_argument("--limit", type=int, default=0, help="at most N lines (newest first)")
@@ -212,6 +216,10 @@ def _subcommand(name: str, argv: list[str]) -> int:
         return run_attached(cfg)
     if name in ("approve", "retry", "purge"):
         return _action(cfg, name, args)
+    if name == "inspect":
+        from chute.core.preview import inspect_cmd
+
+        return inspect_cmd(cfg, args.files, args.json, args.rows)
     ledger = _read_ledger(cfg)
     try:
         if name == "status":
