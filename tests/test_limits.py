@@ -39,6 +39,8 @@ def test_hostile_sizes_are_quarantined_with_a_reason(engine_factory, tmp_path: P
         "deep.ndjson": b'{"a": ' + b"[" * 10_000 + b"]" * 10_000 + b"}\n",
         # A reader error deep in a valid-looking gzip of JSON: quarantined, not retried.
         "mixed.ndjson.gz": gzip.compress(b'{"a": 1}\n{"a": [1, {"b": 2}]}\n{"a": {"c": [[[]]]}}\n'),
+        # A short row whose field is over the csv module's 128 KiB default (found by tests/fuzz.py).
+        "short_long.csv": b"a,b,c\n1,2,3\n99," + b"x" * (1 << 18) + b"\n",
     }
     for name, body in files.items():
         (data / name).write_bytes(body)
@@ -52,6 +54,8 @@ def test_hostile_sizes_are_quarantined_with_a_reason(engine_factory, tmp_path: P
     nul = engine.ledger.current("nul.csv.gz")
     assert nul.state == State.QUARANTINED and ("decompression-ratio" in nul.last_error
                                              or "record at line 1" in nul.last_error), nul.last_error
+    short = engine.ledger.current("short_long.csv")
+    assert short.state == State.QUARANTINED and "ragged row at line 3" in short.last_error, short.last_error
     for name in ("deep.ndjson", "mixed.ndjson.gz"):
         row = engine.ledger.current(name)
         assert row.state in (State.QUARANTINED, State.LOADED), (name, row.state, row.last_error)

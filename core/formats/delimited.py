@@ -19,6 +19,9 @@ from chute.core.formats.infer import DEFAULT_NULL_VALUES, sample_kinds, to_wire,
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 _DELIMITERS = ",\t;|"
+# The csv module's own 128 KiB field cap would turn a long (legal) field into an error on the slow
+# paths; record size is bounded before parsing instead (core/formats/limits.py).
+csv.field_size_limit(1 << 30)
 # Above this many decompressed bytes the exact check for short rows is skipped (it is a
 # Python-speed pass); such rows then load with their missing trailing values empty.
 SHORT_ROW_CHECK_BYTES = 64 << 20
@@ -69,7 +72,10 @@ class CsvReader(Reader):
                     self.delimiter = sniffer.sniff(sample, delimiters=_DELIMITERS).delimiter
                 except csv.Error:
                     self.delimiter = ","
-        first = next(csv.reader(io.StringIO(text), delimiter=self.delimiter, quotechar=self.quote), [])
+        try:
+            first = next(csv.reader(io.StringIO(text), delimiter=self.delimiter, quotechar=self.quote), [])
+        except csv.Error as exc:
+            raise InputError(f"malformed CSV header: {exc}", line=1) from None
         if self.header is None:
             self.header = _looks_like_header(first)
         if self.header:
