@@ -76,7 +76,7 @@ class Fitter:
         rejects: list[tuple[int, str, str, str]] = []
         out = df
         for name, want in self.casts.items():
-            cast = df[name].cast(want, strict=False)
+            cast = _cast(df[name], want)
             wrong = cast.is_null() & df[name].is_not_null()
             if df[name].dtype.is_float() and want.is_integer():
                 wrong = wrong | (cast.cast(pl.Float64) != df[name]).fill_null(False)  # 1.5 is not an integer
@@ -111,3 +111,17 @@ class Fitter:
         # Line numbers assume one line per record (quoted newlines shift them).
         return [(first_row + int(i) + 1 + self.header_lines, name, str(v), reason)
                 for i, v in zip(idx.to_list(), values.to_list(), strict=True)]
+
+
+def _cast(values: pl.Series, want: pl.DataType) -> pl.Series:
+    """``values`` as ``want``; a value that does not convert becomes NULL (and is then reported).
+    Text to Bool takes the spellings inference takes; a conversion polars has no rule for
+    converts nothing (every value is reported), never an unexpected error."""
+    if want == pl.Boolean and values.dtype == pl.String:
+        low = values.str.to_lowercase()
+        return (pl.select(pl.when(low == "true").then(True).when(low == "false").then(False).otherwise(None)
+                          .alias(values.name)).to_series())
+    try:
+        return values.cast(want, strict=False)
+    except pl.exceptions.PolarsError:
+        return pl.Series(values.name, [None] * len(values), dtype=want)

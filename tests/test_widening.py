@@ -39,3 +39,18 @@ def test_late_disagreement_widens_instead_of_quarantining(engine_factory, tmp_pa
     assert query(engine, f"SELECT count(), max(n) FROM `{db}`.late_float") == [(12_001, 11_999.0)]
     got = [r[0] for r in query(engine, f"SELECT m FROM `{db}`.mixed ORDER BY k")]
     assert got == ["1", "1.5", None, "true", "x", "2"]
+
+
+def test_text_into_a_bool_column_is_a_quarantine_not_a_retry(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """Found by tests/fuzz.py: a file whose column is text, into a table where it is Bool, was
+    retried six times as "unexpected" (polars has no String -> Boolean cast)."""
+    cfg = make_config(tmp_path, chdb_path)
+    (cfg.data_dir / "flags").mkdir()
+    (cfg.data_dir / "flags" / "a.csv").write_text("id,ok\n1,true\n2,false\n")
+    engine = engine_factory(cfg)
+    wait_for(lambda: engine.ledger.current("flags/a.csv").state == State.LOADED, what="table created")
+    (cfg.data_dir / "flags" / "b.csv").write_text("id,ok\n3,TRUE\n4,maybe\n")
+    final = (State.LOADED, State.QUARANTINED, State.FAILED)
+    row = wait_for(lambda: (r := engine.ledger.current("flags/b.csv")) and r.state in final and r, what="final")
+    assert row.state == State.QUARANTINED and row.attempts <= 1, (row.state, row.attempts, row.last_error)
+    assert "'maybe' at line 3" in row.last_error, row.last_error
