@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from polars.exceptions import PanicException
 
 from chute.core import failpoints
 from chute.core.config import Config
@@ -152,6 +153,8 @@ class Loader:
             return self._quarantine(row, exc)
         except TargetError as exc:
             return self._failed(row, exc)
+        except PanicException as exc:  # a parser's Rust side crashed on this file: bad input, not a retry
+            return self._quarantine(row, InputError(f"the parser crashed on this file: {str(exc)[:200]}"))
         except Exception as exc:  # noqa: BLE001 - the daemon keeps going; the reason is recorded
             log.exception("unexpected error loading %s", row.path)
             return self._failed(row, TargetError(f"unexpected {type(exc).__name__}: {exc}"))

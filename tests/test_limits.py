@@ -66,3 +66,17 @@ def test_hostile_sizes_are_quarantined_with_a_reason(engine_factory, tmp_path: P
     for name in quarantined:
         moved = engine.ledger.current(name).moved_to
         assert moved and json.loads(Path(str(data / moved) + ".reason.json").read_text())["reason"]
+
+
+def test_parser_panic_is_a_quarantine_not_a_stuck_load(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """Found by tests/fuzz.py: a corrupt Parquet makes polars panic (a BaseException), which left the
+    file in `loading` and its worker dead."""
+    cfg = make_config(tmp_path, chdb_path)
+    (cfg.data_dir / "p.parquet.zst").write_bytes((Path(__file__).parent / "data" / "panic.parquet.zst").read_bytes())
+    (cfg.data_dir / "after.csv").write_bytes(b"x\n1\n")
+    engine = engine_factory(cfg)
+    final = {State.LOADED, State.QUARANTINED, State.FAILED}
+    wait_for(lambda: all((r := engine.ledger.current(n)) and r.state in final for n in ("p.parquet.zst", "after.csv")),
+             timeout=60, what="final")
+    row = engine.ledger.current("p.parquet.zst")
+    assert row.state == State.QUARANTINED and "corrupt" in row.last_error, (row.state, row.last_error)

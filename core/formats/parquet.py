@@ -16,7 +16,7 @@ import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.formats import register
-from chute.core.reader import Plan, Reader, Source, open_binary
+from chute.core.reader import Plan, Reader, Source, _clean_polars_error, open_binary
 
 
 class ParquetReader(Reader):
@@ -45,16 +45,16 @@ class ParquetReader(Reader):
             self._wire = flatten_nested(pl.DataFrame(schema=raw)).schema
             stats = lf.select(pl.len().alias("\x00rows"), *[pl.col(c).null_count() for c in raw]).collect(
                 engine="streaming").row(0, named=True)
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            raise InputError(f"unreadable Parquet: {str(exc).splitlines()[0][:300]}") from None
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
+            raise InputError(f"unreadable Parquet: {_clean_polars_error(exc)[:300]}") from None
         rows = stats.pop("\x00rows")
         # Dictionary-encoded or not, text columns get LowCardinality by the same rule as CSV/NDJSON.
         text = [c for c, t in self._wire.items() if t == pl.String]
         if text and rows >= 100:
             try:
                 head = flatten_nested(pl.scan_parquet(self._data).head(self.INFER_ROWS).collect())
-            except (pl.exceptions.PolarsError, OSError) as exc:
-                raise InputError(f"unreadable Parquet: {str(exc).splitlines()[0][:300]}") from None
+            except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
+                raise InputError(f"unreadable Parquet: {_clean_polars_error(exc)[:300]}") from None
             self._distinct = {c: head[c].n_unique() / head.height for c in text}
         return self._finish_plan(rows, stats)
 
