@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chute")
 
-SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "gc", "serve",
-               "fleet")
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "inspect", "gc",
+               "serve", "fleet")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -72,6 +72,7 @@ SUMMARIES = {
     "attach": "console attached to a running headless daemon on this host",
     "events": "the audit trail: who changed what, when and why",
     "config": "the effective configuration as TOML; --check FILE validates one",
+    "inspect": "dry run: table, inferred types and why, null tokens, drift, first rows, problems",
     "gc": "retention now: prune _archive/, _quarantine/ and old ledger rows (loaded hashes stay)",
     "fleet": "every chute host writing to this ClickHouse: heartbeats, counts, alerts; act on their files",
     "serve": "the console in a web browser (127.0.0.1; read-only unless started with a token)",
@@ -103,12 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_sub_parser(name: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"chute {name}")
-    if name in ("status", "files", "events", "gc", "fleet"):
+    if name in ("status", "files", "events", "gc", "fleet", "inspect"):
         p.add_argument("--json", action="store_true", help="machine-readable output")
     if name == "fleet":
         from chute.core.fleet_cli import add_arguments
 
         add_arguments(p)
+    if name == "inspect":  # core/preview.py
+        p.add_argument("files", nargs="+", metavar="FILE", help="files to inspect (nothing is written anywhere)")
+        p.add_argument("--data-dir", metavar="DIR", help="the data folder, for table routing (default ./data)")
+        p.add_argument("--rows", type=int, default=5, metavar="N", help="first rows to show (default 5)")
     if name == "files":
         p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
         p.add_argument("--limit", type=int, default=0, help="at most N lines (newest first)")
@@ -262,6 +267,10 @@ def _subcommand(name: str, argv: list[str]) -> int:
         return _action(cfg, name, args)
     if name == "gc":
         return _gc(cfg, args.json)
+    if name == "inspect":
+        from chute.core.preview import inspect_cmd
+
+        return inspect_cmd(cfg, args.files, args.json, args.rows)
     ledger = _read_ledger(cfg)
     try:
         if name == "status":

@@ -60,6 +60,9 @@ class Config:
     insert_timeout: float = 300.0
     connect_timeout: float = 10.0
     max_file_bytes: int = 0  # 0: no limit
+    # Bounded memory (core/formats/limits.py): longest record, and decompressed/compressed size; 0: no limit.
+    max_record_bytes: int = 64 << 20
+    max_decompression_ratio: int = 100
     log_format: str = "auto"  # auto | text | json
     log_level: str = "info"
     # Prometheus /metrics at HOST:PORT (core/metrics.py); empty: off; a bare port binds loopback only.
@@ -433,6 +436,9 @@ def config_problems(cfg: Config) -> list[tuple[str, str]]:
     need(cfg.dedup_window >= 1, "dedup_window", "dedup_window must be at least 1")
     need(cfg.insert_timeout > 0, "insert_timeout", "insert_timeout must be more than 0")
     need(cfg.connect_timeout > 0, "connect_timeout", "connect_timeout must be more than 0")
+    need(cfg.max_record_bytes >= 0, "max_record_bytes", "max_record_bytes must not be negative (0: no limit)")
+    need(cfg.max_decompression_ratio >= 0, "max_decompression_ratio",
+         "max_decompression_ratio must not be negative (0: no limit)")
     need(cfg.max_file_bytes >= 0, "max_file_bytes", "max_file_bytes must not be negative (0: no limit)")
     need(cfg.log_format in ("auto", "text", "json"), "log_format", "log_format must be auto, text or json")
     need(cfg.log_level in LOG_LEVELS, "log_level", f"log_level must be one of {', '.join(LOG_LEVELS)}")

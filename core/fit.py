@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from chute.core.errors import InputError
-from chute.core.schema import Column, polars_type
+from chute.core.schema import Column, base_type, polars_type
 
 
 @dataclass
@@ -47,18 +47,25 @@ class Fitter:
         self.header_lines = header_lines
         self.casts: dict[str, pl.DataType] = {}
         self.not_null: list[str] = []
+        self.dates: dict[str, pl.DataType] = {}  # text in this file, a date in the table: check before sending
         for col in table:
             if col.name not in wire:
                 continue
             want = polars_type(col.type)
             if want is not None and wire[col.name] != want and col.name not in dates:
                 self.casts[col.name] = want
-            if not col.nullable:
-                self.not_null.append(col.name)
+            if want is None and wire[col.name] == pl.String and col.name not in dates:
+                kind = base_type(col.type)
+                if kind.startswith("Date32") or kind == "Date":
+                    self.dates[col.name] = pl.Date()
+                elif kind.startswith("DateTime"):
+                    self.dates[col.name] = pl.Datetime("ns")
+            if not col.nullable and not base_type(col.type).startswith(("Array(", "Map(")):
+                self.not_null.append(col.name)  # (a missing list or map loads as [] or {})
 
     @property
     def idle(self) -> bool:
-        return not self.casts and not self.not_null
+        return not self.casts and not self.not_null and not self.dates
 
     def fit(self, df: pl.DataFrame, first_row: int
             ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
@@ -70,7 +77,7 @@ class Fitter:
         rejects: list[tuple[int, str, str, str]] = []
         out = df
         for name, want in self.casts.items():
-            cast = df[name].cast(want, strict=False)
+            cast = _cast(df[name], want)
             wrong = cast.is_null() & df[name].is_not_null()
             if df[name].dtype.is_float() and want.is_integer():
                 wrong = wrong | (cast.cast(pl.Float64) != df[name]).fill_null(False)  # 1.5 is not an integer
@@ -78,6 +85,14 @@ class Fitter:
                 rejects += self._describe(df, name, wrong, first_row, f"not a valid {want}")
                 bad = bad | wrong
             out = out.with_columns(cast.alias(name))
+        for name, kind in self.dates.items():
+            text = df[name]
+            parsed = text.str.to_date(strict=False) if kind == pl.Date else text.str.to_datetime(
+                strict=False, time_unit="ns")
+            wrong = parsed.is_null() & text.is_not_null()
+            if wrong.any():
+                rejects += self._describe(df, name, wrong, first_row, f"not a valid {base_type(str(kind))}")
+                bad = bad | wrong
         for name in self.not_null:
             empty = df[name].is_null()
             if empty.any():
@@ -97,3 +112,17 @@ class Fitter:
         # Line numbers assume one line per record (quoted newlines shift them).
         return [(first_row + int(i) + 1 + self.header_lines, name, str(v), reason)
                 for i, v in zip(idx.to_list(), values.to_list(), strict=True)]
+
+
+def _cast(values: pl.Series, want: pl.DataType) -> pl.Series:
+    """``values`` as ``want``; a value that does not convert becomes NULL (and is then reported).
+    Text to Bool takes the spellings inference takes; a conversion polars has no rule for
+    converts nothing (every value is reported), never an unexpected error."""
+    if want == pl.Boolean and values.dtype == pl.String:
+        low = values.str.to_lowercase()
+        return (pl.select(pl.when(low == "true").then(True).when(low == "false").then(False).otherwise(None)
+                          .alias(values.name)).to_series())
+    try:
+        return values.cast(want, strict=False)
+    except pl.exceptions.PolarsError:
+        return pl.Series(values.name, [None] * len(values), dtype=want)

@@ -24,8 +24,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from chute.core.csv_reader import CsvReader
 from chute.core.errors import FileChanged
+from chute.core.formats.delimited import CsvReader
 from chute.core.ledger import FileRow, Ledger
 from chute.core.reader import Source, head_bytes
 from chute.core.routing import Route

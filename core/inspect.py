@@ -18,6 +18,7 @@ import polars as pl
 
 from chute.core.config import Config
 from chute.core.errors import ChuteError
+from chute.core.formats.why import column_reasons
 from chute.core.ledger import Event, FileRow, Ledger
 from chute.core.reader import head_bytes, open_source, reader_for
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
@@ -68,6 +69,7 @@ class FileDetails:
     events: list[Event] = field(default_factory=list)
     error: str | None = None
     error_at: str | None = None  # "line 12, column 'amount'" from a quarantine reason file
+    why: dict[str, str] = field(default_factory=dict)  # why each column got its type (core/formats/why.py)
 
     @property
     def drifted(self) -> bool:
@@ -84,9 +86,10 @@ def inspect_file(cfg: Config, row: FileRow, ledger: Ledger, target: SchemaSource
     header: list[str] = []
     rows: list[tuple[str, ...]] = []
     read_note = _unreadable(cfg, row)
+    why: dict[str, str] = {}
     if read_note is None:
         try:
-            file_columns, header, rows, read_note = _read_head(cfg.locate(location), row, limit)
+            file_columns, header, rows, read_note = _read_head(cfg.locate(location), row, limit, why)
         except ChuteError as exc:
             read_note = f"cannot read the file: {exc}"
         except (pl.exceptions.PolarsError, OSError, EOFError, ValueError) as exc:
@@ -97,7 +100,7 @@ def inspect_file(cfg: Config, row: FileRow, ledger: Ledger, target: SchemaSource
     diff = _diff(file_columns, table_columns) if file_columns and table_columns else []
     return FileDetails(row=row, location=location, file_columns=file_columns, table_columns=table_columns,
                        table_note=table_note, diff=diff, header=header, rows=rows, read_note=read_note,
-                       events=events, error=error, error_at=error_at)
+                       events=events, error=error, error_at=error_at, why=why)
 
 
 def _unreadable(cfg: Config, row: FileRow) -> str | None:
@@ -114,14 +117,15 @@ def _unreadable(cfg: Config, row: FileRow) -> str | None:
     return None
 
 
-def _read_head(path: Path, row: FileRow, limit: int) -> tuple[list[Column], list[str], list[tuple[str, ...]],
-                                                               str | None]:
+def _read_head(path: Path, row: FileRow, limit: int, why: dict[str, str]
+               ) -> tuple[list[Column], list[str], list[tuple[str, ...]], str | None]:
     """Columns as the loader infers them (its own validating pass, so the same verdict) and the
     first rows. A file the loader refuses still shows its first lines, as raw text."""
     with open_source(path, row.compression) as src:
         reader = reader_for(src, row.fmt)
         try:
             plan = reader.plan()
+            why.update(column_reasons(reader))
             first = next(reader.batches(limit), None)
         except ChuteError as exc:
             head, _ = head_bytes(src, RAW_BYTES) if row.fmt != "parquet" else (b"", True)

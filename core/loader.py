@@ -17,16 +17,18 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from polars.exceptions import PanicException
 
 from chute.core import failpoints, tracing
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
+from chute.core.formats.limits import check_limits
 from chute.core.growing import Append
 from chute.core.ledger import FileRow, Ledger, same_identity
 from chute.core.logsetup import file_fields
 from chute.core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
-from chute.core.routing import Route, options_for
+from chute.core.routing import Route, options_for, reader_options
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
 from chute.core.states import State
 from chute.core.target import Encoded, Target
@@ -159,6 +161,8 @@ class Loader:
             return self._quarantine(row, exc)
         except TargetError as exc:
             return self._failed(row, exc)
+        except PanicException as exc:  # a parser's Rust side crashed on this file: bad input, not a retry
+            return self._quarantine(row, InputError(f"the parser crashed on this file: {str(exc)[:200]}"))
         except Exception as exc:  # the daemon keeps going; the reason is recorded
             log.exception("unexpected error loading %s", row.path, extra=file_fields(row, "load_error"))
             return self._failed(row, TargetError(f"unexpected {type(exc).__name__}: {exc}"))
@@ -175,10 +179,10 @@ class Loader:
                 if not same_identity(row, src.st):
                     raise FileChanged(f"{row.path} changed since it settled")
                 opts = options_for(row.table_name, cfg.every_route)
-                csv_opts = {"delimiter": opts.delimiter, "header": opts.header} if row.fmt in ("csv", "tsv") else None
-                # A grown file reads only its appended records (core/growing.py).
+                # A grown file reads only its appended records (core/growing.py), in the base's dialect.
                 part = append.prepare(src, opts, sent=self.ledger.any_batches(row.id, row.generation))
-                reader = reader_for(part, row.fmt, append.csv_opts or csv_opts)
+                reader = reader_for(part, row.fmt, {**reader_options(opts, row.fmt), **(append.csv_opts or {})})
+                check_limits(part, cfg.max_record_bytes, cfg.max_decompression_ratio, text=reader.TEXT)
                 t0 = time.perf_counter()
                 trace = tracing.current()
                 with trace.step("hash", bytes=row.size) as span:

@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import os
+import re
 import stat
 import zlib
 from collections.abc import Callable, Iterator
@@ -160,6 +161,9 @@ class Reader:
         self._convert_dates: set[str] = set()
         self._frame: pl.DataFrame | None = None
         self._distinct: dict[str, float] = {}
+        # Per text-inferred column: its kind and why (core/formats/infer.py Verdict).
+        self.verdicts: dict = {}
+        self.null_values: tuple[str, ...] = ()
         # A check that need not delay the first insert; the loader runs it alongside and
         # awaits it before verification.
         self.pending_check: Callable[[], InputError | None] | None = None
@@ -186,6 +190,13 @@ class Reader:
     def diagnose(self) -> InputError | None:
         """Slow path after a parse error: find the first bad line and say what is wrong with it."""
         return None
+
+    def _set_verdicts(self, verdicts: dict) -> None:
+        """Adopt whole-file inference: the wire schema, and which columns are dates ClickHouse parses."""
+        self.verdicts = verdicts
+        self._wire = pl.Schema({c: v.wire for c, v in verdicts.items()})
+        self._dates = {c: v.dtype for c, v in verdicts.items() if v.kind in ("date", "datetime")}
+        self._convert_dates = set()
 
     def _in_memory(self) -> bool:
         factor = 1 if self.src.compression is None else 6
@@ -245,7 +256,7 @@ class Reader:
                     if self._frame is None:
                         self._check_frame(df)
                     yield idx, self._convert(df, idx * batch_rows)
-        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+        except (*READER_ERRORS, OSError) as exc:
             raise self.diagnose() or self._input_error(exc) from None
 
     def _convert(self, df: pl.DataFrame, first_row: int) -> pl.DataFrame:
@@ -290,26 +301,6 @@ class Reader:
         return None
 
 
-# What ClickHouse's own text parser reads (the fast path); anything else polars converts.
-_CH_DATE_TEXT = r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}:\d{2}(\.\d{1,9})?)?$"
-
-
-def detect_dates(sample: pl.DataFrame) -> tuple[dict[str, pl.DataType], set[str]]:
-    """Text columns of the sample in which every value is a date or a date-time, and which of
-    them polars must convert (offsets, other layouts) instead of leaving them to ClickHouse."""
-    found: dict[str, pl.DataType] = {}
-    convert: set[str] = set()
-    for name, dtype in sample.schema.items():
-        if dtype == pl.String:
-            kind = _temporal_type(sample[name])
-            if kind is not None:
-                found[name] = kind
-                plain = sample[name].drop_nulls().str.contains(_CH_DATE_TEXT).all()
-                if getattr(kind, "time_zone", None) or not plain:
-                    convert.add(name)
-    return found, convert
-
-
 def open_binary(src: Source) -> BinaryIO:
     """A fresh, decompressing binary stream over the source (slow paths only)."""
     raw = open(src.proc_path, "rb")  # noqa: SIM115 - the caller closes the returned stream
@@ -324,37 +315,42 @@ def open_binary(src: Source) -> BinaryIO:
 
 
 def reader_for(src: Source, fmt: str | None, options: dict | None = None) -> Reader:
-    from chute.core.csv_reader import CsvReader
-    from chute.core.json_reader import NdjsonReader
-    from chute.core.parquet_reader import ParquetReader
+    """The reader for ``fmt`` from the core/formats registry (imported here, late, to keep the
+    formats package free to import this module)."""
+    from chute.core.formats import reader_for as lookup
 
-    if fmt is None:
-        raise InputError(f"unknown file type {src.path.name!r}: expected .csv, .tsv, .txt, .ndjson, .jsonl, .json or "
-                         ".parquet, optionally with .gz or .zst")
-    if fmt in ("csv", "tsv"):
-        return CsvReader(src, tsv=fmt == "tsv", **(options or {}))
-    if fmt == "ndjson":
-        return NdjsonReader(src)
-    if fmt == "parquet":
-        return ParquetReader(src)
-    raise InputError(f"format {fmt!r} is not supported")
+    return lookup(src, fmt, options)
 
 
 def hash_and_plan(src: Source, reader: Reader, pool: ThreadPoolExecutor | None = None) -> Plan:
     """Hash and validate at once: both release the GIL, so two cores do both in the time of one."""
     if pool is None:
         src.sha256, nul = hash_fd(src.fd, src.st.st_size)
-        plan = reader.plan()
+        plan = _planned(reader)
     else:
         fut = pool.submit(hash_fd, src.fd, src.st.st_size)
         try:
-            plan = reader.plan()
+            plan = _planned(reader)
         finally:
             src.sha256, nul = fut.result()
     # Text formats only (Parquet is binary); compressed files are checked after decompression.
     if nul and src.compression is None and reader.TEXT:
         raise reader.diagnose() or InputError("NUL byte in the data")
     return plan
+
+
+# What a parser raises on a file it cannot read: deterministic, so a quarantine, never a retry.
+# PanicException (polars' Rust side gave up on a corrupt file) is a BaseException: named here, or it
+# would escape every handler and leave the file in `loading` (found by tests/fuzz.py).
+READER_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException, pa.ArrowException, RecursionError,
+                 ValueError, EOFError)
+
+
+def _planned(reader: Reader) -> Plan:
+    try:
+        return reader.plan()
+    except READER_ERRORS as exc:
+        raise InputError(f"cannot read the file: {_clean_polars_error(exc)}") from None
 
 
 def with_lineage(df: pl.DataFrame, rel_path: str, sha256: str, first_row: int,
@@ -383,27 +379,12 @@ def warm_up(target: object) -> None:
         encode(data)
 
 
-def _temporal_type(values: pl.Series) -> pl.DataType | None:
-    """Date or Datetime when every non-empty value in the sample parses as one."""
-    present = values.drop_nulls()
-    lengths = present.str.len_bytes()
-    if present.is_empty() or lengths.min() < 8 or lengths.max() > 40:  # type: ignore[operator]
-        return None
-    try:
-        as_date = present.str.to_date(strict=False)
-        if as_date.null_count() == 0:
-            return pl.Date()
-        as_datetime = present.str.to_datetime(strict=False, time_unit="us")
-        if as_datetime.null_count() == 0:
-            return as_datetime.dtype
-    except pl.exceptions.PolarsError:
-        pass  # polars found no date layout at all: text
-    return None
-
-
 def _clean_polars_error(exc: BaseException) -> str:
     """Polars errors carry a long hint block; keep the first meaningful lines."""
     text = str(exc).strip()
+    if isinstance(exc, pl.exceptions.PanicException):  # nested unwrap() chatter: keep the innermost cause
+        causes = re.findall(r"(?:OutOfSpec|ComputeError|InvalidOperation)\(\\*\"([^\"\\]+)", text)
+        return "the parser gave up on corrupt data" + (f" ({causes[-1]})" if causes else "")
     lines = [ln for ln in text.splitlines() if ln.strip()]
     keep: list[str] = []
     for ln in lines:

@@ -50,6 +50,7 @@ class Route:
     # A new version that starts with a loaded one's exact bytes: load the appended records
     # ("append") or hold it for an operator like any changed content ("hold").
     growing: str = "append"
+    null_values: tuple[str, ...] | None = None  # NULL in typed text columns (None: infer.DEFAULT_NULL_VALUES)
 
     @classmethod
     def parse(cls, raw: dict) -> Route:
@@ -61,6 +62,8 @@ class Route:
         data["columns"] = tuple((str(k), str(v)) for k, v in data.get("columns", {}).items())
         key = data.get("key", ())
         data["key"] = (key,) if isinstance(key, str) else tuple(str(k) for k in key)
+        if "null_values" in data:
+            data["null_values"] = tuple(data["null_values"])
         return cls(**data)
 
     @classmethod
@@ -86,6 +89,9 @@ class Route:
             out.append("'done_marker' must be a suffix like \".ok\" or a file name like \"_SUCCESS\"")
         if raw.get("growing", "append") not in GROWING_POLICIES:
             out.append(f"'growing' must be one of {', '.join(GROWING_POLICIES)}")
+        nulls = raw.get("null_values", [])
+        if not isinstance(nulls, list) or not all(isinstance(v, str) for v in nulls):
+            out.append("'null_values' must be a list of strings")
         return out
 
 
@@ -95,6 +101,14 @@ def options_for(table: str, routes: tuple[Route, ...] | list[Route]) -> Route:
         if sanitize(route.table) == table:
             return route
     return Route(table=table)
+
+
+def reader_options(route: Route, fmt: str | None) -> dict:
+    """What a route tells the format reader (core/formats)."""
+    out: dict = {"null_values": route.null_values}
+    if fmt in ("csv", "tsv"):
+        out.update(delimiter=route.delimiter, header=route.header)
+    return out
 
 
 def is_ignored(rel: str) -> bool:

@@ -5,6 +5,7 @@ Identifiers come from file headers: they are always quoted, never pasted raw int
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -43,6 +44,9 @@ class Column:
         return self.nullable or bool(self.default)
 
 
+_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")
+
+
 def ch_type(dtype: pl.DataType) -> str:
     """ClickHouse type for a polars dtype (without Nullable)."""
     if dtype == pl.Boolean:
@@ -54,9 +58,15 @@ def ch_type(dtype: pl.DataType) -> str:
         return "Date32"
     if isinstance(dtype, pl.Datetime):
         precision = {"ms": 3, "us": 6, "ns": 9}[dtype.time_unit or "us"]
-        return f"DateTime64({precision}, 'UTC')" if dtype.time_zone else f"DateTime64({precision})"
+        if not dtype.time_zone:
+            return f"DateTime64({precision})"
+        zone = dtype.time_zone if _ZONE.match(dtype.time_zone) else "UTC"  # the instant is kept either way
+        return f"DateTime64({precision}, '{zone}')"
     if isinstance(dtype, pl.Decimal):
         return f"Decimal({dtype.precision or 38}, {dtype.scale or 0})"
+    if isinstance(dtype, pl.Map):
+        # Keys cannot be Nullable; a missing map loads as {} (ClickHouse maps cannot be NULL).
+        return f"Map({ch_type(dtype.key)}, Nullable({ch_type(dtype.value)}))"  # type: ignore[attr-defined]
     if isinstance(dtype, pl.List | pl.Array):
         # Arrays cannot be Nullable in ClickHouse; a missing list loads as [].
         return f"Array(Nullable({ch_type(dtype.inner)}))"  # type: ignore[arg-type]
@@ -77,7 +87,7 @@ def columns_for(schema: pl.Schema, null_counts: dict[str, int], distinct_ratio: 
             out.append(Column(name, explicit[name]))
             continue
         base = ch_type(dtype)
-        nullable = (null_counts.get(name, 0) > 0 or dtype == pl.Null) and not base.startswith("Array(")
+        nullable = (null_counts.get(name, 0) > 0 or dtype == pl.Null) and not base.startswith(("Array(", "Map("))
         kind = f"Nullable({base})" if nullable else base
         if base == "String" and (distinct_ratio or {}).get(name, 1.0) <= LOW_CARDINALITY_RATIO:
             kind = f"LowCardinality({kind})"

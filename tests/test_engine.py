@@ -204,16 +204,21 @@ def test_bad_input_is_quarantined_and_the_daemon_keeps_going(engine_factory, tmp
 
 
 def test_bad_value_late_in_file_leaves_zero_rows(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
-    """A date that does not parse in the last batch: earlier batches were inserted, then removed."""
+    """A date that does not fit the table in the last batch: earlier batches were inserted, then
+    removed. (Inference covers the whole file, so the file's own column is text; the table,
+    created by an earlier file, has a date there.)"""
     cfg = make_config(tmp_path, chdb_path, batch_rows=50)
+    (cfg.data_dir / "late").mkdir()
+    (cfg.data_dir / "late" / "first.csv").write_bytes(csv_bytes(make_rows(3, seed=99)))
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "late/first.csv") == State.LOADED, what="table created")
     rows = make_rows(20_000)
     rows[-1][3] = "not a date"
-    (cfg.data_dir / "late.csv").write_bytes(csv_bytes(rows))
-    engine = engine_factory(cfg)
-    wait_for(lambda: state_of(engine, "late.csv") == State.QUARANTINED, what="quarantined")
-    row = engine.ledger.current("late.csv")
-    assert "not a date" in row.last_error and "20000" in row.last_error
-    assert query(engine, f"SELECT count() FROM `{cfg.database}`.late")[0][0] == 0
+    (cfg.data_dir / "late" / "late.csv").write_bytes(csv_bytes(rows))
+    wait_for(lambda: state_of(engine, "late/late.csv") == State.QUARANTINED, what="quarantined")
+    row = engine.ledger.current("late/late.csv")
+    assert "not a date" in row.last_error and "20001" in row.last_error, row.last_error
+    assert query(engine, f"SELECT count() FROM `{cfg.database}`.late")[0][0] == 3
     assert row.generation >= 1  # tokens of the removed rows are never reused
 
 

@@ -168,15 +168,17 @@ class DetailsScreen(Screen[None]):
         if d.table_columns is None:
             grid.add_column("column")
             grid.add_column("file type")
+            grid.add_column("why")
             for c in d.file_columns:
-                grid.add_row(Text(c.name), c.type)
+                grid.add_row(Text(c.name), c.type, Text(d.why.get(c.name, ""), style="dim"))
         else:
             for name in ("", "column", "file", "table", ""):
                 grid.add_column(name, no_wrap=name != "")
             for diff in d.diff:
                 sign, style = DIFF_STYLE[diff.change]
+                note = DIFF_NOTE[diff.change] or d.why.get(diff.name, "")  # no drift: why this type
                 grid.add_row(Text(sign, style=style), Text(diff.name, style=style), diff.file_type or "—",
-                             diff.table_type or "—", Text(DIFF_NOTE[diff.change], style=style or "dim"))
+                             diff.table_type or "—", Text(note, style=style or "dim"))
         if not d.table_note:
             return grid
         return Group(grid, Text(d.table_note, style="italic dim"))

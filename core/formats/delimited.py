@@ -1,8 +1,8 @@
 """Delimited text: CSV, TSV and other delimiters (sniffed), with or without a header row.
 
-The dialect and the column names come from the first MiB; the column types from the first
-10,000 rows (widened to the whole file when a later row does not fit). Errors polars reports
-without a position send us down a slow path that finds the first bad line.
+The dialect and the column names come from the first MiB. Every field is read as text; the
+column types come from a lossless check of the whole file (core/formats/infer.py). Errors polars
+reports without a position send us down a slow path that finds the first bad line.
 """
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ from collections.abc import Iterator
 import polars as pl
 
 from chute.core.errors import InputError
-from chute.core.reader import Plan, Reader, Source, detect_dates, head_bytes, open_binary
+from chute.core.formats import register
+from chute.core.formats.infer import DEFAULT_NULL_VALUES, sample_kinds, to_wire, whole_file
+from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 _DELIMITERS = ",\t;|"
+# The csv module's own 128 KiB field cap would turn a long (legal) field into an error on the slow
+# paths; record size is bounded before parsing instead (core/formats/limits.py).
+csv.field_size_limit(1 << 30)
 # Above this many decompressed bytes the exact check for short rows is skipped (it is a
 # Python-speed pass); such rows then load with their missing trailing values empty.
 SHORT_ROW_CHECK_BYTES = 64 << 20
@@ -24,8 +29,9 @@ SHORT_ROW_CHECK_BYTES = 64 << 20
 
 class CsvReader(Reader):
     def __init__(self, src: Source, tsv: bool = False, delimiter: str | None = None,
-                 header: bool | None = None) -> None:
+                 header: bool | None = None, null_values: tuple[str, ...] | None = None) -> None:
         super().__init__(src)
+        self.null_values = DEFAULT_NULL_VALUES if null_values is None else tuple(null_values)
         self.tsv = tsv
         self.delimiter = delimiter
         self.header = header
@@ -66,7 +72,10 @@ class CsvReader(Reader):
                     self.delimiter = sniffer.sniff(sample, delimiters=_DELIMITERS).delimiter
                 except csv.Error:
                     self.delimiter = ","
-        first = next(csv.reader(io.StringIO(text), delimiter=self.delimiter, quotechar=self.quote), [])
+        try:
+            first = next(csv.reader(io.StringIO(text), delimiter=self.delimiter, quotechar=self.quote), [])
+        except csv.Error as exc:
+            raise InputError(f"malformed CSV header: {exc}", line=1) from None
         if self.header is None:
             self.header = _looks_like_header(first)
         if self.header:
@@ -84,10 +93,11 @@ class CsvReader(Reader):
     def plan(self) -> Plan:
         head, complete = head_bytes(self.src, self.SAMPLE_BYTES)
         text = self._dialect(head, complete)
+        self._text = pl.Schema({n: pl.String for n in self.names})
         try:
             sample = self._sample(io.BytesIO(text.encode()))
         except pl.exceptions.NoDataError:
-            sample = pl.DataFrame(schema={n: pl.String for n in self.names})
+            sample = pl.DataFrame(schema=self._text)
         except (pl.exceptions.PolarsError, OSError) as exc:
             if complete:
                 raise self.diagnose() or self._input_error(exc) from None
@@ -95,55 +105,47 @@ class CsvReader(Reader):
                 sample = self._sample(self.src.proc_path)
             except (pl.exceptions.PolarsError, OSError, EOFError) as exc2:
                 raise self.diagnose() or self._input_error(exc2) from None
-        self._dates, self._convert_dates = detect_dates(sample)
-        self._sample_distinct(sample)
-        self._wire = pl.Schema({c: (pl.String if c in self._dates else t) for c, t in sample.schema.items()})
+        candidates = sample_kinds(sample, self.null_values)
         try:
-            plan = self._full_pass()
-        except pl.exceptions.ComputeError:
-            plan = None  # a later row is wider than the sample's types: infer from the whole file
+            plan = self._full_pass(candidates)
         except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
             raise self.diagnose() or self._input_error(exc) from None
-        if plan is None:
-            try:
-                widest = pl.scan_csv(self.src.proc_path, infer_schema_length=None, new_columns=self.names,
-                                     **self._read_args()).collect_schema()
-                self._dates = {c: t for c, t in self._dates.items() if widest.get(c) == pl.String}
-                self._wire = widest
-                plan = self._full_pass()
-            except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-                raise self.diagnose() or self._input_error(exc) from None
+        if sample.height >= 100:
+            self._distinct = {c: sample[c].n_unique() / sample.height
+                              for c, v in self.verdicts.items() if v.kind == "text"}
+            plan.distinct_ratio = dict(self._distinct)
         self._check_short_rows(plan)
         return plan
 
     def _sample(self, source: io.BytesIO | str) -> pl.DataFrame:
-        return pl.read_csv(source, n_rows=self.INFER_ROWS, infer_schema_length=self.INFER_ROWS,
-                           new_columns=self.names, **self._read_args())
+        return pl.read_csv(source, n_rows=self.INFER_ROWS, schema=self._text, **self._read_args())
 
-    def _full_pass(self) -> Plan:
-        assert self._wire is not None
+    def _full_pass(self, candidates: dict[str, str | None]) -> Plan:
         if self._in_memory():
-            frame = pl.read_csv(self.src.proc_path, schema=self._wire, **self._read_args())
+            frame = pl.read_csv(self.src.proc_path, schema=self._text, **self._read_args())
             self._check_frame(frame)
-            self._frame = frame
-            return self._finish_plan(frame.height, frame.null_count().row(0, named=True))
+            verdicts, rows, nulls = whole_file(frame.lazy(), candidates, self.null_values, streaming=False)
+            self._set_verdicts(verdicts)
+            # Empty fields (not null tokens) in the last column: the only sign of a short row.
+            self._short_suspects = frame[self.names[-1]].is_null().arg_true() if self.names else None
+            self._frame = to_wire(frame, verdicts, self.null_values)
+            return self._finish_plan(rows, nulls)
         # (NUL bytes in plain files are found while hashing.)
-        text = [c for c, t in self._wire.items() if t == pl.String] if self.src.compression else []
-        stats = self._scan().select(
-            pl.len().alias("\x00rows"),
-            *[pl.col(c).null_count() for c in self._wire],
-            *[pl.col(c).str.contains("\x00", literal=True).any().alias(f"\x00nul{c}") for c in text],
-        ).collect(engine="streaming").row(0, named=True)
-        if any(stats.pop(f"\x00nul{c}") for c in text):
-            raise self.diagnose() or InputError("NUL byte in the data")
-        rows = stats.pop("\x00rows")
-        return self._finish_plan(rows, stats)
+        if self.src.compression:
+            nul = self._scan().select(pl.any_horizontal(pl.col(c).str.contains("\x00", literal=True).any()
+                                                        for c in self._text)).collect(engine="streaming").item()
+            if nul:
+                raise self.diagnose() or InputError("NUL byte in the data")
+        verdicts, rows, nulls = whole_file(self._scan(), candidates, self.null_values, streaming=True)
+        self._set_verdicts(verdicts)
+        return self._finish_plan(rows, nulls)
 
     def _scan(self) -> pl.LazyFrame:
-        return pl.scan_csv(self.src.proc_path, schema=self._wire, **self._read_args())
+        return pl.scan_csv(self.src.proc_path, schema=self._text, **self._read_args())
 
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
-        yield from self._scan().collect_batches(chunk_size=batch_rows)
+        for df in self._scan().collect_batches(chunk_size=batch_rows):
+            yield to_wire(df, self.verdicts, self.null_values)
 
     def _check_short_rows(self, plan: Plan) -> None:
         """polars fills missing trailing fields with nulls, so a null in the last column is the only
@@ -166,7 +168,7 @@ class CsvReader(Reader):
         offset = 1 if self.header else 0
         if lines.len() != self._frame.height + offset:
             return self.diagnose()  # records span lines (quoted newlines): walk it properly
-        nulls = self._frame[self.names[-1]].is_null().arg_true()
+        nulls = self._short_suspects
         tails = lines.gather(nulls + offset).str.strip_chars_end("\r")
         delim = self.delimiter or ","
         short = ~(tails.str.ends_with(delim) | tails.str.ends_with(f'{delim}{self.quote}{self.quote}'))
@@ -246,3 +248,8 @@ def _looks_like_header(first: list[str]) -> bool:
         except ValueError:
             return True
     return numeric == 0
+
+
+@register("csv", "tsv")
+def _make(src: Source, options: dict) -> CsvReader:
+    return CsvReader(src, tsv=options.pop("fmt", "csv") == "tsv", **options)

@@ -1,0 +1,116 @@
+"""Bounded memory: a file whose one record, or whose decompressed size, would blow up memory is
+quarantined with the reason and the line before any parser sees it.
+
+The parsers (polars) hold a record, and a decompressed file that goes the in-memory path, whole.
+So: a per-record limit (the longest line, measured with numpy on the decompressed bytes, never
+per line in Python) and a decompression-ratio guard (a 1 MB gzip that inflates to 1 GiB). Plain
+files smaller than the record limit cannot hold an oversized record and are not scanned at all,
+so the common case costs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from chute.core.errors import InputError
+from chute.core.reader import Source
+
+MAX_RECORD_BYTES = 64 << 20  # one line of text (a CSV record without quoted newlines, an NDJSON object)
+MAX_RATIO = 100  # decompressed / compressed size ...
+RATIO_FLOOR = 256 << 20  # ... checked only once the output passes this size: small bombs are harmless
+_CHUNK = 4 << 20
+
+
+def check_limits(src: Source, max_record: int = MAX_RECORD_BYTES, max_ratio: int = MAX_RATIO,
+                 text: bool = True) -> None:
+    """Raise InputError (a quarantine) when a record or the decompression ratio is over its limit."""
+    if src.compression is None:
+        if text and max_record and src.st.st_size > max_record:
+            _scan(_plain_chunks(src), max_record, None)
+        return
+    allowed = max(RATIO_FLOOR, src.st.st_size * max_ratio) if max_ratio else None
+    _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio)
+
+
+def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0) -> None:
+    total = 0
+    line = 1
+    run = 0  # bytes since the last newline
+    for chunk in chunks:
+        total += len(chunk)
+        if max_total is not None and total > max_total:
+            raise InputError(f"decompresses to over {max_total >> 20} MiB, more than {ratio}x its compressed "
+                             "size (decompression-ratio guard against zip bombs)")
+        if not max_record:
+            continue
+        nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
+        if not len(nl):
+            run += len(chunk)
+        else:
+            longest = max(run + int(nl[0]), int(np.diff(nl).max()) - 1 if len(nl) > 1 else 0)
+            if longest > max_record:
+                at = line if run + int(nl[0]) > max_record else line + 1 + int(np.argmax(np.diff(nl)))
+                raise _too_long(at, longest, max_record)
+            line += len(nl)
+            run = len(chunk) - int(nl[-1]) - 1
+        if run > max_record:
+            raise _too_long(line, run, max_record)
+
+
+def _too_long(line: int, size: int, limit: int) -> InputError:
+    return InputError(f"record at line {line} is over {size >> 20} MiB, beyond the limit of {limit >> 20} MiB "
+                      "per record (max_record_bytes)", line=line)
+
+
+def _plain_chunks(src: Source) -> Iterator[bytes]:
+    offset = 0
+    while offset < src.st.st_size:
+        chunk = os.pread(src.fd, _CHUNK, offset)
+        if not chunk:
+            return
+        offset += len(chunk)
+        yield chunk
+
+
+def _decompressed_chunks(src: Source) -> Iterator[bytes]:
+    try:
+        if src.compression == "gzip":
+            yield from _gunzip(src)
+        else:
+            import zstandard
+
+            with open(src.proc_path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as reader:
+                while chunk := reader.read(_CHUNK):
+                    yield chunk
+    except (zlib.error, OSError, EOFError, ValueError) as exc:
+        raise InputError(f"truncated or corrupt {src.compression} data: {exc}") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("zstandard"):
+            raise InputError(f"truncated or corrupt {src.compression} data: {exc}") from None
+        raise
+
+
+def _gunzip(src: Source) -> Iterator[bytes]:
+    """Every member of a (possibly multi-member) gzip file, output bounded per step."""
+    d = zlib.decompressobj(wbits=31)
+    offset = 0
+    while offset < src.st.st_size:
+        data = os.pread(src.fd, 1 << 20, offset)
+        if not data:
+            break
+        offset += len(data)
+        while data:
+            out = d.decompress(data, _CHUNK)
+            if out:
+                yield out
+            data = d.unconsumed_tail
+            if d.eof:
+                rest = d.unused_data
+                d = zlib.decompressobj(wbits=31)
+                data = rest + data if rest else data
+                if not data:
+                    break

@@ -1,0 +1,121 @@
+"""Newline-delimited JSON: one object per line. Scalars are typed like CSV fields (lossless
+inference over the whole file), nested objects load as JSON text, lists of scalars as arrays."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import polars as pl
+
+from chute.core.errors import InputError
+from chute.core.formats import register
+from chute.core.formats.infer import DEFAULT_NULL_VALUES, sample_kinds, to_wire, whole_file
+from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
+
+
+class NdjsonReader(Reader):
+    def __init__(self, src: Source, null_values: tuple[str, ...] | None = None) -> None:
+        super().__init__(src)
+        self.null_values = DEFAULT_NULL_VALUES if null_values is None else tuple(null_values)
+        self._text = pl.Schema()
+
+    def plan(self) -> Plan:
+        head, complete = head_bytes(self.src, self.SAMPLE_BYTES)
+        if not complete:
+            head = head[: head.rfind(b"\n") + 1] or head
+        if not head.strip():
+            raise InputError("no data: the file has only blank lines" if head else "empty file")
+        try:
+            sample = pl.read_ndjson(io.BytesIO(head), infer_schema_length=self.INFER_ROWS)
+        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):  # shapes disagree: load as JSON text
+            sample = pl.DataFrame(schema={k: pl.String for k in _keys(head)})
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise self.diagnose() or self._input_error(exc) from None
+        if not sample.columns:
+            raise self.diagnose() or InputError("no fields: every line is an empty object")
+        try:  # every key of the whole file, and which values are lists
+            raw = pl.scan_ndjson(self.src.proc_path, infer_schema_length=None).collect_schema()
+        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):
+            raw = pl.Schema({k: pl.String for k in sample.columns})
+        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+            raise self.diagnose() or self._input_error(exc) from None
+        # Scalars and objects are read as JSON text and typed losslessly like CSV fields (so the
+        # same data gets the same table from either format); lists of scalars stay arrays.
+        self._text = pl.Schema({c: _list_type(t) for c, t in raw.items()})
+        try:
+            sample = pl.read_ndjson(io.BytesIO(head), schema=self._text)
+            candidates = sample_kinds(sample, self.null_values)
+            if self._in_memory():
+                frame = pl.read_ndjson(self.src.proc_path, schema=self._text)
+                self._check_frame(frame)
+                verdicts, rows, nulls = whole_file(frame.lazy(), candidates, self.null_values, streaming=False)
+                self._frame = to_wire(frame, verdicts, self.null_values)
+            else:
+                verdicts, rows, nulls = whole_file(self._scan(), candidates, self.null_values, streaming=True)
+        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+            raise self.diagnose() or self._input_error(exc) from None
+        self._set_verdicts(verdicts)
+        self._wire = pl.Schema({c: (verdicts[c].wire if c in verdicts else t) for c, t in self._text.items()})
+        lists = [c for c in self._text if c not in verdicts]
+        if lists:
+            counts = (self._frame.lazy() if self._frame is not None else self._scan()).select(
+                pl.col(c).null_count() for c in lists).collect().row(0, named=True)
+            nulls.update(counts)
+        self._sample_distinct(sample)
+        self._distinct = {c: r for c, r in self._distinct.items() if verdicts.get(c) and verdicts[c].kind == "text"}
+        return self._finish_plan(rows, nulls)
+
+    def _scan(self) -> pl.LazyFrame:
+        return pl.scan_ndjson(self.src.proc_path, schema=self._text)
+
+    def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
+        for df in self._scan().collect_batches(chunk_size=batch_rows):
+            yield to_wire(df, self.verdicts, self.null_values)
+
+    def diagnose(self) -> InputError | None:
+        import json
+
+        try:
+            with open_binary(self.src) as raw:
+                for lineno, line in enumerate(raw, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        value = json.loads(line)
+                    except (UnicodeDecodeError, ValueError) as exc:
+                        return InputError(f"line {lineno} is not valid JSON: {str(exc)[:120]}", line=lineno)
+                    if not isinstance(value, dict):
+                        return InputError(f"line {lineno} is a JSON {type(value).__name__}, not an object",
+                                          line=lineno)
+        except (OSError, EOFError) as exc:
+            return self._input_error(exc)
+        return None
+
+
+def _keys(head: bytes) -> list[str]:
+    """Every key of the sample's objects, in order of appearance (slow path: shapes disagree)."""
+    import json
+
+    keys: dict[str, None] = {}
+    for line in head.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            keys.update(dict.fromkeys(value))
+    return list(keys)
+
+
+def _list_type(dtype: pl.DataType) -> pl.DataType:
+    """Lists of scalars stay lists (a list that is always empty or null holds text); anything
+    else is read as text."""
+    if isinstance(dtype, pl.List) and not isinstance(dtype.inner, pl.Struct | pl.List):
+        return pl.List(pl.String) if dtype.inner == pl.Null else dtype
+    return pl.String()
+
+
+@register("ndjson")
+def _make(src: Source, options: dict) -> NdjsonReader:
+    return NdjsonReader(src, null_values=options.get("null_values"))

@@ -1,0 +1,38 @@
+"""`chute inspect FILE... [--json]`: a dry run that says why each column got its type (issue 9.6)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from chute.core import cli
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = cli.main(["inspect", *argv])
+    return code, capsys.readouterr().out
+
+
+def test_inspect_explains_types_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "people.csv").write_bytes(b"zip,n,region,phone,when\n01234,1,EU,+441,2026-01-01\n98765,NA,NA,+442,"
+                                      b"2026-01-02\n12345,3,APAC,+443,02/01/2026\n")
+    (data / "bad.csv.gz").write_bytes(gzip.compress(b"a,b\n1,2\n3,4,5\n"))
+    state = tmp_path / "state"
+    code, out = run(capsys, str(data / "people.csv"), "--data-dir", str(data), "--state-dir", str(state), "--json")
+    assert code == 0
+    report = json.loads(out)[0]
+    cols = {c["name"]: c for c in report["columns"]}
+    assert report["table"] == "people" and report["rows"] == 3
+    assert cols["zip"]["type"] == "String" and cols["zip"]["why"] == "leading zero at line 2 ('01234')"
+    assert cols["phone"]["why"].startswith("leading '+' at line 2")
+    assert cols["n"]["type"] == "Nullable(Int64)" and cols["n"]["null_tokens"] == ["NA"]
+    assert cols["region"]["type"] == "String"  # a literal NA (North America) stays text
+    assert "date layouts at line 4" in cols["when"]["why"]
+    assert report["first_rows"][1] == ["98765", None, "NA", "+442", "2026-01-02"]
+    code, out = run(capsys, str(data / "bad.csv.gz"), "--data-dir", str(data), "--state-dir", str(state))
+    assert code == 3 and "problem (would quarantine): ragged row at line 3" in out
+    assert not state.exists()  # nothing opened for writing
+    assert sorted(p.name for p in data.iterdir()) == ["bad.csv.gz", "people.csv"]
