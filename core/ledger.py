@@ -392,6 +392,30 @@ class Ledger:
             sql += f" LIMIT {int(limit)}"
         return [FileRow.of(r) for r in self._q(sql, args)]
 
+    def iter_files_json(self, state: str | None = None, limit: int | None = None,
+                        chunk: int = 2_000) -> Iterator[str]:
+        """`list_files` as JSON text, one FileRow.as_dict() object per row, newest first. SQLite writes
+        the JSON (a third of the CPU of Python's json module) and rows are read chunk by chunk on a
+        connection of its own, so the caller writes the first line while the rest are still on disk."""
+        fields = FileRow.__dataclass_fields__
+        # REAL columns as 17 significant digits: they read back as the very same float.
+        values = [f"CASE WHEN {n} IS NULL THEN NULL ELSE json(printf('%!.17g', {n})) END"
+                  if str(f.type).startswith("float") else n for n, f in fields.items()]
+        sql = "SELECT json_object(" + ", ".join(f"'{n}', {v}" for n, v in zip(fields, values, strict=True))
+        sql += ") FROM files" + (" WHERE state = ?" if state else "")
+        sql += " ORDER BY updated_at DESC, id DESC" + (f" LIMIT {int(limit)}" if limit else "")
+        conn = connect(self.path, readonly=True)
+        conn.row_factory = None
+        try:
+            cur = conn.execute(sql, (state,) if state else ())
+            size = 64  # a small first read: the first line goes out before the rest is fetched
+            while rows := cur.fetchmany(size):
+                for (text,) in rows:
+                    yield text
+                size = chunk
+        finally:
+            conn.close()
+
     def counts(self) -> dict[str, int]:
         return {r["state"]: r["n"] for r in self._q("SELECT state, count(*) AS n FROM files GROUP BY state")}
 
