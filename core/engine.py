@@ -361,10 +361,7 @@ class Engine:
         with self._lock:
             if self._inflight:
                 return False
-        for row in self.ledger.in_states([State.SEEN, State.SETTLING, State.QUEUED, State.LOADING, State.FAILED]):
-            if row.state != State.FAILED or row.next_attempt is not None:
-                return False
-        return True
+        return not self.ledger.has_pending()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -90,6 +90,8 @@ CREATE TABLE IF NOT EXISTS commands(
     result TEXT,
     done_at REAL
 );
+-- Every version of a path (Ledger.versions, run per load): without it, a scan of the whole history.
+CREATE INDEX IF NOT EXISTS files_path ON files(path);
 """
 
 # Columns added after a ledger was first created, as (table, column, declaration): applied at
@@ -351,6 +353,13 @@ class Ledger:
         marks = ",".join("?" * len(names))
         rows = self._q(f"SELECT * FROM files WHERE state IN ({marks}) ORDER BY id LIMIT ?", (*names, limit))
         return [FileRow.of(r) for r in rows]
+
+    def has_pending(self) -> bool:
+        """Is any version still on its way (seen to loading, or failed with a retry due)? Two indexed
+        look-ups, however many finished versions the ledger holds."""
+        rows = self._q("SELECT EXISTS(SELECT 1 FROM files WHERE state IN ('seen', 'settling', 'queued', 'loading'))"
+                       " OR EXISTS(SELECT 1 FROM files WHERE state = 'failed' AND next_attempt IS NOT NULL) AS p")
+        return bool(rows[0]["p"])
 
     def runnable(self, now: float, exclude: Iterable[int] = (), limit: int = 16) -> list[FileRow]:
         """Queued files, and failed ones whose next attempt is due, oldest first."""

@@ -107,9 +107,8 @@ class Watcher:
         return len(self._settling) + (0 if self._hints.empty() and not self._draining else 1)
 
     def _load_known(self) -> None:
-        for row in self.ledger.list_files(current_only=True):
-            if row.size is not None and row.state not in (State.SEEN, State.SETTLING):
-                self._known[row.path] = (row.dev or 0, row.inode or 0, row.size, row.mtime_ns or 0)
+        # Known identities are looked up per path as paths show up (_remember), not all at start:
+        # start-up must not grow with the ledger's history.
         for row in self.ledger.in_states([State.SEEN, State.SETTLING]):
             self._settling[row.path] = _Settling(row.id, (row.size or 0, row.mtime_ns or 0), time.time(), False)
 
@@ -187,6 +186,8 @@ class Watcher:
         if not (os.path.isfile(path) or _is_special(st)):
             return
         ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if rel not in self._known and rel not in self._settling:
+            self._remember(rel)
         if self._known.get(rel) == ident and rel not in self._settling:
             return
         fmt, compression = format_of(rel)
@@ -206,6 +207,14 @@ class Watcher:
             # (A version being loaded is the loader's to judge; remembering this identity now
             # would hide a newer file at this path from every later scan.)
             self._known[rel] = ident
+
+    def _remember(self, rel: str) -> None:
+        """The ledger's identity of ``rel`` when its current version is settled and not loading (a read, no
+        write lock); otherwise the sighting goes to the ledger as usual."""
+        row = self.ledger.current(rel)
+        if row is not None and row.size is not None and row.state not in (State.SEEN, State.SETTLING,
+                                                                          State.LOADING):
+            self._known[rel] = (row.dev or 0, row.inode or 0, row.size, row.mtime_ns or 0)
 
     def _settle(self) -> None:
         now = time.time()

@@ -150,9 +150,69 @@ def test_files_json_matches_the_rows(tmp_path: Path) -> None:
     expect = [r.as_dict() for r in led.list_files(limit=10)]
     expect_failed = [r.as_dict() for r in led.list_files(state="failed")]
     led.close()
-    for extra, want in (([], expect), (["--state", "failed"], expect_failed)):
+    for extra, want in ((["--limit", "10"], expect), (["--state", "failed"], expect_failed)):
         proc = subprocess.run([sys.executable, "-m", "chute.core", "files", "--json", "--state-dir", str(state),
-                               *(["--limit", "10"] if not extra else extra)],
+                               *extra],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert [json.loads(line) for line in proc.stdout.splitlines()] == want
+
+
+def _history_ledger(cfg_state: Path, data_dir: Path, n: int) -> None:
+    """``n`` finished versions whose files are long gone: half loaded, half superseded (failed, no retry)."""
+    cfg_state.mkdir(parents=True)
+    led = Ledger(cfg_state)
+    led.set_meta("data_dir", str(data_dir.resolve()))
+    led.close()
+    db = sqlite3.connect(cfg_state / Ledger.FILENAME)
+    now = time.time() - n
+    db.executemany(
+        "INSERT INTO files(path, current, dev, inode, size, mtime_ns, sha256, table_name, fmt, state, rows,"
+        " rows_loaded, first_seen, updated_at) VALUES (?,?,1,?,100,?,?,'t','csv',?,5,5,?,?)",
+        ((f"t/old{i:06d}.csv", i % 2, i, i, f"{i:064x}", "loaded" if i % 2 else "failed", now + i, now + i)
+         for i in range(n)))
+    db.commit()
+    db.close()
+
+
+def test_start_does_not_grow_with_the_ledger(tmp_path: Path, chdb_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine over a ledger with a long history starts (and decides it is idle) with about the same
+    ledger work as over a short one: what is read at start is what is in the folder, not the past."""
+    from chute.core.engine import Engine
+    from tests.conftest import make_config
+
+    def steps(n: int) -> int:
+        cfg = make_config(tmp_path / f"n{n}", chdb_path)
+        (cfg.data_dir / "t").mkdir()
+        pl.DataFrame({"a": [1, 2]}).write_csv(cfg.data_dir / "t" / "new.csv")
+        _history_ledger(cfg.state_dir, cfg.data_dir, n)
+        count = [0]
+        real_connect = ledger_mod.connect
+
+        def counting(path: Path, readonly: bool = False) -> sqlite3.Connection:
+            conn = real_connect(path, readonly)
+
+            def tick() -> int:
+                count[0] += 1
+                return 0
+
+            conn.set_progress_handler(tick, 100)
+            return conn
+
+        monkeypatch.setattr(ledger_mod, "connect", counting)
+        engine = Engine(cfg, once=True)
+        try:
+            engine.start()
+            assert engine.wait_idle(timeout=120)
+            engine.idle()
+            assert engine.ledger is not None
+            assert engine.ledger.current("t/new.csv").state == "loaded"  # type: ignore[union-attr]
+            return count[0]
+        finally:
+            engine.stop()
+            monkeypatch.undo()
+
+    small, large = steps(1_000), steps(20_000)
+    # 20x the history may not cost 20x: allow noise from how many idle polls the load took.
+    assert large < small * 3, (small, large)
