@@ -404,14 +404,22 @@ class Ledger:
     def iter_files_json(self, state: str | None = None, limit: int | None = None,
                         chunk: int = 2_000) -> Iterator[str]:
         """`list_files` as JSON text, one FileRow.as_dict() object per row, newest first. SQLite writes
-        the JSON (a third of the CPU of Python's json module) and rows are read chunk by chunk on a
+        the JSON (a third of the CPU of Python's json module), and rows are read chunk by chunk on a
         connection of its own, so the caller writes the first line while the rest are still on disk."""
         fields = FileRow.__dataclass_fields__
-        # REAL columns as 17 significant digits: they read back as the very same float.
-        values = [f"CASE WHEN {n} IS NULL THEN NULL ELSE json(printf('%!.17g', {n})) END"
-                  if str(f.type).startswith("float") else n for n, f in fields.items()]
-        sql = "SELECT json_object(" + ", ".join(f"'{n}', {v}" for n, v in zip(fields, values, strict=True))
-        sql += ") FROM files" + (" WHERE state = ?" if state else "")
+        # Laid out as json.dumps does ({"key": value, ...}: scripts match on that); REAL columns as 17
+        # significant digits, which read back as the very same float.
+        def value(name: str, kind: str) -> str:  # kind: the field's annotation
+            if kind.startswith("int"):
+                return f"ifnull({name}, 'null')"
+            if kind.startswith("float"):
+                return f"CASE WHEN {name} IS NULL THEN 'null' ELSE printf('%!.17g', {name}) END"
+            return f"json_quote({name})"
+
+        parts = [f"'{', ' if i else ''}\"{name}\": ' || {value(name, str(f.type))}"
+                 for i, (name, f) in enumerate(fields.items())]
+        sql = "SELECT '{' || " + " || ".join(parts) + " || '}'"
+        sql += " FROM files" + (" WHERE state = ?" if state else "")
         sql += " ORDER BY updated_at DESC, id DESC" + (f" LIMIT {int(limit)}" if limit else "")
         conn = connect(self.path, readonly=True)
         conn.row_factory = None
