@@ -156,6 +156,7 @@ def test_files_json_matches_the_rows(tmp_path: Path) -> None:
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert [json.loads(line) for line in proc.stdout.splitlines()] == want
+        assert '"state": "' in proc.stdout  # json.dumps' layout: scripts grep for it
 
 
 def _history_ledger(cfg_state: Path, data_dir: Path, n: int) -> None:
