@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= ./data
 
-.PHONY: run test lint bench screenshots clean
+.PHONY: run test lint bench bench-quick bench-ingest screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,7 +27,15 @@ lint: $(STAMP)
 	mkdir -p .mypy_path/chute && ln -sfn ../../core .mypy_path/chute/core && ln -sfn ../../tui .mypy_path/chute/tui
 	MYPYPATH=.mypy_path $(BIN)/mypy -p chute.core -p chute.tui
 
+# Every issue-12 workload beside ClickHouse's own ingestion (bench/suite.py); BENCH_ARGS=--big adds 16M rows.
 bench: $(STAMP)
+	$(BIN)/python -m bench.suite $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.suite --quick $(BENCH_ARGS)
+
+# The original like-for-like load timing of one 1M-row CSV (bench/ingest.py).
+bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
 	$(BIN)/python -m bench.latency
 

@@ -381,11 +381,14 @@ def _config_cmd(args: argparse.Namespace) -> int:
 
 
 def _files(ledger: Any, state: str | None, limit: int, as_json: bool) -> int:
-    rows = ledger.list_files(state=state, limit=limit or None)
-    if as_json:
-        for r in rows:
-            print(json.dumps(r.as_dict()))
+    if as_json:  # streamed: the first line at once, memory flat however long the ledger
+        out = sys.stdout
+        for n, line in enumerate(ledger.iter_files_json(state=state, limit=limit or None)):
+            out.write(line + "\n")
+            if n == 0:
+                out.flush()
         return EXIT_OK
+    rows = ledger.list_files(state=state, limit=limit or None)
     for r in rows:
         reason = r.last_error or r.reason or ""
         rows_txt = "-" if r.rows is None else str(r.rows)

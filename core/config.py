@@ -43,6 +43,8 @@ class Config:
     password_file: Path | None = None
     # Rows per insert. Fixed in the ledger per file at its first attempt.
     batch_rows: int = 125_000
+    # Adapt B per new file to insert latency and memory, starting at batch_rows (core/batch_size.py).
+    batch_rows_adaptive: bool = False
     # Insert threads per file; each has its own connection (chDB runs them in parallel too).
     insert_parallel: int = 2
     settle_seconds: float = 2.0

@@ -400,13 +400,9 @@ class Engine:
         with self._lock:
             if self._inflight:
                 return False
-        parked = self.watcher.waiting_for_marker() if self.watcher else set()  # only a new file moves those
-        for row in self.ledger.in_states([State.SEEN, State.SETTLING, State.QUEUED, State.LOADING, State.FAILED]):
-            if row.state in (State.SEEN, State.SETTLING) and row.path in parked:
-                continue
-            if row.state != State.FAILED or row.next_attempt is not None:
-                return False
-        return True
+        # Files parked until their done-marker appears are not on their way: only a new file moves them.
+        parked = self.watcher.waiting_for_marker() if self.watcher else set()
+        return not self.ledger.has_pending(exclude_paths=parked)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from polars.exceptions import PanicException
 
-from chute.core import failpoints, tracing
+from chute.core import failpoints, sysinfo, tracing
+from chute.core.batch_size import BatchSizer
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
@@ -98,6 +99,7 @@ class Loader:
         self._batch_pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-parse")
         self._insert_pool = ThreadPoolExecutor(max_workers=cfg.workers * max(1, cfg.insert_parallel),
                                                thread_name_prefix="chute-insert")
+        self.sizer = BatchSizer(cfg.batch_rows, adaptive=cfg.batch_rows_adaptive)
         warm_up(target)
         self._connect_lanes()
         self.on_unreachable: Callable[[TargetError], None] = lambda exc: None
@@ -198,7 +200,7 @@ class Loader:
                     raise _Deferred(f"waiting: file #{owner} with the same content is loading")
                 try:
                     self.ledger.update(row.id, sha256=sha, rows=plan.rows)
-                    batch_rows = row.batch_rows or cfg.batch_rows
+                    batch_rows = row.batch_rows or self._choose_batch_rows(src.st.st_size, plan.rows)
                     done = self.ledger.done_batches(row.id, row.generation)
                     # "Nothing sent yet" means no batch at all, acknowledged or not: an insert that
                     # landed without its ack is still rows of ours in the table.
@@ -442,6 +444,7 @@ class Loader:
                     progress.rows_done += rows
                     loaded = progress.rows_done
                 self.ledger.ack(row.id, row.generation, idx, loaded)
+                self.sizer.observe(rows, secs)
                 self.on_batch(row.table_name, rows, int(rows * bytes_per_row), secs)
                 self.on_progress(progress, row.id)
 
@@ -458,6 +461,13 @@ class Loader:
             for fut in futures:
                 if not fut.done():
                     fut.exception()
+
+    def _choose_batch_rows(self, size: int, rows: int) -> int:
+        """B for a file's first attempt (core/batch_size.py); the ledger keeps it for every replay."""
+        if not self.sizer.adaptive:
+            return self.cfg.batch_rows
+        mem = sysinfo.memory()
+        return self.sizer.choose(size / rows if rows else 0.0, mem.available if mem else None)
 
     def _anti_join(self, table: str, key: str, ch_type: str, data: pa.Table) -> pa.Table:
         """Drop rows whose key the table already has (``skip_existing_keys``), for readers that

@@ -24,6 +24,9 @@ import polars as pl
 import pyarrow as pa
 
 from chute.core.errors import FileChanged, InputError
+from chute.core.no_pandas import keep_pandas_out
+
+keep_pandas_out()  # before any pa.array call: pyarrow would import pandas (~1 s) to probe its input
 
 _CHUNK = 4 << 20
 _GZIP_MAGIC = b"\x1f\x8b"

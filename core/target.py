@@ -17,6 +17,7 @@ import pyarrow as pa
 from chute.core import failpoints
 from chute.core.config import Config
 from chute.core.errors import HoldError, InputError, TargetError, UsageError
+from chute.core.no_pandas import keep_pandas_out
 from chute.core.schema import (
     LINEAGE,
     Column,
@@ -27,6 +28,8 @@ from chute.core.schema import (
     qualified,
     quote_ident,
 )
+
+keep_pandas_out()  # see core/no_pandas.py
 
 log = logging.getLogger("chute.target")
 

@@ -177,10 +177,8 @@ class Watcher:
         self._hints.put((path, hint))
 
     def _load_known(self) -> None:
-        for row in self.ledger.list_files(current_only=True):
-            if row.size is not None and row.state not in (State.SEEN, State.SETTLING) and self._mine(row.path):
-                self._known[row.path[len(self.prefix):]] = (row.dev or 0, row.inode or 0, row.size, row.mtime_ns or 0,
-                                                            row.ctime_ns)
+        # Known identities are looked up per path as paths show up (_remember), not all at start:
+        # start-up must not grow with the ledger's history.
         for row in self.ledger.in_states([State.SEEN, State.SETTLING]):
             if self._mine(row.path):
                 ident = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns or 0)
@@ -303,6 +301,8 @@ class Watcher:
         if not self.admit(rel, st):
             return
         ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if rel not in self._known and rel not in self._settling:
+            self._remember(rel)
         entry = self._settling.get(rel)
         if entry is not None and entry.ident == ident:
             if complete:  # nothing new to record; closed or renamed: look again now
@@ -337,6 +337,14 @@ class Watcher:
             # (A version being loaded is the loader's to judge; remembering this identity now
             # would hide a newer file at this path from every later scan.)
             self._known[rel] = ident
+
+    def _remember(self, rel: str) -> None:
+        """The ledger's identity of ``rel`` when its current version is settled and not loading (a read, no
+        write lock); otherwise the sighting goes to the ledger as usual."""
+        row = self.ledger.current(self.prefix + rel)
+        if row is not None and row.size is not None and row.state not in (State.SEEN, State.SETTLING,
+                                                                          State.LOADING):
+            self._known[rel] = (row.dev or 0, row.inode or 0, row.size, row.mtime_ns or 0, row.ctime_ns)
 
     # -- readiness ------------------------------------------------------------------------
 

@@ -1,0 +1,49 @@
+"""Rows per insert (B), chosen per file from recent insert latency and available memory.
+
+B is part of every dedup token (``<sha256>:<B>:<i>``) and fixed in the ledger at a file's
+first attempt, so a replay forms the very same batches: B adapts *between* files, never within
+one. Off unless ``batch_rows_adaptive = true``; then ``batch_rows`` is the starting point.
+"""
+
+from __future__ import annotations
+
+import threading
+
+# Within these: below ClickHouse's max_insert_block_size (1,048,576), so one insert stays one
+# block and a retry forms the same blocks; above the size where per-insert overhead dominates.
+MIN_ROWS = 10_000
+MAX_ROWS = 1_000_000
+TARGET_SECONDS = 1.0  # one insert about this long: progress stays live, overhead stays small
+MEMORY_SHARE = 0.05  # one batch's bytes at most this share of available memory (it lives ~3x: text, frame, Arrow)
+_SMOOTHING = 0.3  # weight of the newest observation
+_MIN_OBSERVED_ROWS = 1_000  # smaller inserts are all fixed overhead: they say nothing about rows
+
+
+class BatchSizer:
+    def __init__(self, base: int, adaptive: bool = False) -> None:
+        self.base = base
+        self.adaptive = adaptive
+        self._secs_per_row: float | None = None
+        self._lock = threading.Lock()
+
+    def observe(self, rows: int, seconds: float) -> None:
+        """An acknowledged insert of ``rows`` that took ``seconds`` (any file, any lane)."""
+        if rows < _MIN_OBSERVED_ROWS or seconds <= 0:
+            return
+        rate = seconds / rows
+        with self._lock:
+            old = self._secs_per_row
+            self._secs_per_row = rate if old is None else old + _SMOOTHING * (rate - old)
+
+    def choose(self, bytes_per_row: float, available_bytes: int | None) -> int:
+        """B for a file not yet started, whose rows take about ``bytes_per_row`` on disk."""
+        if not self.adaptive:
+            return self.base
+        with self._lock:
+            secs_per_row = self._secs_per_row
+        rows = self.base if secs_per_row is None else TARGET_SECONDS / secs_per_row
+        rows = min(max(rows, MIN_ROWS), MAX_ROWS)
+        if available_bytes and bytes_per_row > 0:
+            rows = min(rows, max(1_000, MEMORY_SHARE * available_bytes / bytes_per_row))
+        # Whole thousands: tokens and logs stay readable, and nearby estimates give the same B.
+        return max(1_000, int(rows + 0.5) // 1_000 * 1_000)
