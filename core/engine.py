@@ -151,6 +151,7 @@ class Engine:
         self.target_ok = False
         self.target_error: str | None = None
         self._history: deque[tuple[int, int, int]] = deque(maxlen=3600)  # per second: rows, bytes
+        self.started_at = time.time()  # the fleet heartbeat reports it (core/fleet.py)
         self.metrics = Metrics(self)
         self.monitor = Monitor(self)
         self.gc = DailyGc(self)  # retention (core/gc.py), checked with the health probe

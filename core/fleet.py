@@ -488,7 +488,8 @@ class FleetDedup:
         # unless rows of this content may be our own (an unfinished version here that sent batches).
         if self._own_rows_possible(row, sha):
             return None
-        if self.store.target.table_exists(row.table_name) and self.store.count_content(row.table_name, sha):
+        exists = self.store.target.table_columns(row.table_name) is not None
+        if exists and self.store.count_content(row.table_name, sha):
             return "duplicate", (f"same content is already in table {row.table_name} (loaded by another host; "
                                  "the fleet mirror has not said which yet)")
         return None
