@@ -17,8 +17,7 @@ run: $(STAMP)
 	mkdir -p $(DATA)
 	$(BIN)/chute $(DATA)
 
-test: $(STAMP)
-	$(BIN)/ruff check core tui tests bench examples
+test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Type-checks core/ and tui/ under their package names (chute.core, chute.tui) through links.
@@ -30,6 +29,7 @@ lint: $(STAMP)
 # Every issue-12 workload beside ClickHouse's own ingestion (bench/suite.py); BENCH_ARGS=--big adds 16M rows.
 bench: $(STAMP)
 	$(BIN)/python -m bench.suite $(BENCH_ARGS)
+	$(BIN)/python -m bench.latency
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench.suite --quick $(BENCH_ARGS)
@@ -37,7 +37,6 @@ bench-quick: $(STAMP)
 # The original like-for-like load timing of one 1M-row CSV (bench/ingest.py).
 bench-ingest: $(STAMP)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
-	$(BIN)/python -m bench.latency
 
 screenshots: $(STAMP)
 	$(BIN)/python -m chute.tui.demo --screenshots screenshots/

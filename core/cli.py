@@ -107,9 +107,9 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
     if name in ("status", "files", "events", "gc", "fleet", "inspect"):
         p.add_argument("--json", action="store_true", help="machine-readable output")
     if name == "fleet":
-        from chute.core.fleet_cli import add_arguments
+        from chute.core import fleet_cli
 
-        add_arguments(p)
+        fleet_cli.add_arguments(p)
     if name == "inspect":  # core/preview.py
         p.add_argument("files", nargs="+", metavar="FILE", help="files to inspect (nothing is written anywhere)")
         p.add_argument("--data-dir", metavar="DIR", help="the data folder, for table routing (default ./data)")
@@ -121,9 +121,9 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--since", metavar="T", help="how long ago (3600, 15m, 2h, 7d) or an ISO time")
         p.add_argument("--path", metavar="PATH", help="only events of this file (relative to DATA_DIR)")
     if name in ("approve", "retry", "purge"):
-        from chute.core.action_cli import add_arguments
+        from chute.core import action_cli
 
-        add_arguments(p, [s.value for s in State])
+        action_cli.add_arguments(p, [s.value for s in State])
         p.add_argument("--data-dir", metavar="DIR", help="the data folder (default: the ledger's)")
         p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a running daemon")
     if name == "attach":

@@ -22,7 +22,7 @@ from chute.core import tracing
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
-from chute.core.folders import watcher_for
+from chute.core.folders import Watchers, watcher_for
 from chute.core.gc import DailyGc
 from chute.core.ledger import FileRow, Ledger
 from chute.core.loader import Loader, Progress
@@ -146,7 +146,7 @@ class Engine:
         self._state_lock = StateLock(cfg.state_dir)
         self._pool: ThreadPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
-        self.watcher: Watcher | None = None
+        self.watcher: Watcher | Watchers | None = None
         self.loader: Loader | None = None
         self.target_ok = False
         self.target_error: str | None = None
@@ -179,9 +179,9 @@ class Engine:
             self.loader.on_unreachable = self._mark_unreachable
             self.loader.on_batch = self._record_batch
             self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
-            self.watcher = watcher_for(cfg, self.ledger, on_queued=self._wake.set)  # one per [[sources]] folder
-            self.watcher.start(observe=not self.once)
-            self.loader.on_settle = self.watcher.hint
+            self.watcher = watcher = watcher_for(cfg, self.ledger, on_queued=self._wake.set)  # one per source
+            watcher.start(observe=not self.once)
+            self.loader.on_settle = watcher.hint
             self.metrics.serve(cfg.metrics_addr)
             self._start_fleet()
         except BaseException:
@@ -252,7 +252,7 @@ class Engine:
             return
         from chute.core.fleet import FleetDedup, FleetMirror
 
-        if self.cfg.dedup_scope == "fleet" and self.loader is not None:
+        if self.cfg.dedup_scope == "fleet" and self.loader is not None and self.ledger is not None:
             self.loader.fleet = FleetDedup(self.cfg, self.target, self.ledger)
         self.fleet = FleetMirror(self)
         self.fleet.start()

@@ -221,7 +221,7 @@ class Loader:
                     self._clear_superseded(row)
                     if not row.batch_rows:
                         self.ledger.update(row.id, batch_rows=batch_rows)  # fixed before the first insert
-                    if append.active and row.base_id is None:  # so is what an append version loads
+                    if append.base is not None and row.base_id is None:  # so is what an append version loads
                         self.ledger.update(row.id, base_id=append.base.id, byte_base=append.byte_base,
                                            row_base=append.row_base)
                         row = replace(row, base_id=append.base.id, byte_base=append.byte_base,

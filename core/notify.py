@@ -59,7 +59,8 @@ def apprise_sender(urls: Sequence[str]) -> Callable[[Message], bool]:
              "resolved": apprise.NotifyType.SUCCESS, "info": apprise.NotifyType.INFO}
 
     def send(msg: Message) -> bool:
-        return bool(bell.notify(title=msg.title, body=msg.body, notify_type=kinds.get(msg.level)))
+        kind = kinds.get(msg.level, apprise.NotifyType.INFO)
+        return bool(bell.notify(title=msg.title, body=msg.body, notify_type=kind))
 
     return send
 

@@ -255,9 +255,9 @@ class Watcher:
                         entry.note = None if entry.note and entry.note.startswith(_MARKER_NOTE) else entry.note
                 continue
             if hint is Hint.OPENED:
-                entry = self._settling.get(rel)
-                if entry is not None and entry.created_at is not None:
-                    entry.opened = True  # written in place: wait for its close
+                opened = self._settling.get(rel)
+                if opened is not None and opened.created_at is not None:
+                    opened.opened = True  # written in place: wait for its close
                 continue
             self.observe(rel, complete=hint in (Hint.CLOSED, Hint.MOVED), created=hint is Hint.CREATED)
 

@@ -102,8 +102,10 @@ class ConsoleServer(Server):
         service: AppService | None = None
         try:
             await websocket.prepare(request)
+            # textual-serve wants close() -> None; aiohttp's returns a bool it ignores.
             service = AppService(command, write_bytes=websocket.send_bytes, write_str=websocket.send_str,
-                                 close=websocket.close, download_manager=self.download_manager, debug=False)
+                                 close=websocket.close,  # type: ignore[arg-type]
+                                 download_manager=self.download_manager, debug=False)
             await service.start(width, height)
             await self._process_messages(websocket, service)
         except Exception:

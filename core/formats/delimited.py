@@ -169,6 +169,8 @@ class CsvReader(Reader):
         if lines.len() != self._frame.height + offset:
             return self.diagnose()  # records span lines (quoted newlines): walk it properly
         nulls = self._short_suspects
+        if nulls is None:
+            return None
         tails = lines.gather(nulls + offset).str.strip_chars_end("\r")
         delim = self.delimiter or ","
         short = ~(tails.str.ends_with(delim) | tails.str.ends_with(f'{delim}{self.quote}{self.quote}'))

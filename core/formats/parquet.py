@@ -52,10 +52,10 @@ class ParquetReader(Reader):
         text = [c for c, t in self._wire.items() if t == pl.String]
         if text and rows >= 100:
             try:
-                head = flatten_nested(pl.scan_parquet(self._data).head(self.INFER_ROWS).collect())
+                sample = flatten_nested(pl.scan_parquet(self._data).head(self.INFER_ROWS).collect())
             except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
                 raise InputError(f"unreadable Parquet: {_clean_polars_error(exc)[:300]}") from None
-            self._distinct = {c: head[c].n_unique() / head.height for c in text}
+            self._distinct = {c: sample[c].n_unique() / sample.height for c in text}
         return self._finish_plan(rows, stats)
 
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
