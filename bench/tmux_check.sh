@@ -13,7 +13,7 @@ S=chute-check-$$
 tmux new-session -d -s $S -x 80 -y 24 "cd $W && TERM=xterm-256color $BIN $W/data --state-dir $W/state --clickhouse chdb://$W/ch --settle-seconds 0.2; echo EXITED rc=\$?; sleep 30"
 tmux set-option -t $S remain-on-exit on >/dev/null
 for i in $(seq 1 120); do $BIN files --state-dir $W/state 2>/dev/null | grep -q "sales.csv.*loaded" && break; sleep 0.5; done
-printf 'id,v\n' > $W/data/sales.csv.part; for i in $(seq 1 220); do echo "$i,$i"; done >> $W/data/sales.csv.part; mv $W/data/sales.csv.part $W/data/sales.csv
+printf 'id,v\n' > $W/data/sales.csv.part; for i in $(seq 5 224); do echo "$i,$i"; done >> $W/data/sales.csv.part; mv $W/data/sales.csv.part $W/data/sales.csv
 for i in $(seq 1 120); do $BIN files --state-dir $W/state 2>/dev/null | grep -q "sales.csv.*held" && break; sleep 0.5; done
 echo "== chute files (console running)"; $BIN files --state-dir $W/state
 tmux send-keys -t $S -l '/state:quarantined'

@@ -34,7 +34,8 @@ def test_purge_by_id_removes_the_old_version_and_keeps_the_new_held_one(tmp_path
     data.mkdir()
     _replace(data / "sales.csv", _csv(200))
     assert run_chute("--no-ui", "--once", *_args(tmp_path)).returncode == 0
-    _replace(data / "sales.csv", _csv(220))  # rows appended: a new version, held
+    # Edited, not only appended to (a pure append would load just the new rows): a new version, held.
+    _replace(data / "sales.csv", "id,v\n" + "".join(f"{i},{i}\n" for i in range(5, 225)))
     assert run_chute("--no-ui", "--once", *_args(tmp_path)).returncode == 3
     versions = sorted((f for f in _files(tmp_path) if f["path"] == "sales.csv"), key=lambda f: f["id"])
     old, new = versions

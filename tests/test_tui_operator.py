@@ -83,7 +83,7 @@ async def test_purge_of_an_old_version_purges_that_version(console: Callable[...
         await until(pilot, lambda: state(app, "sales.csv") == "loaded", what="loaded")
         old = app.reader.current("sales.csv")
         assert old is not None and old.sha256
-        write_csv(data, "sales.csv", csv(220))  # rows appended: a new version, held
+        write_csv(data, "sales.csv", csv(220, start=5))  # edited, not only appended to: a new version, held
         await until(pilot, lambda: state(app, "sales.csv") == "held", what="new version held")
         new = app.reader.current("sales.csv")
         assert new is not None and new.id != old.id
