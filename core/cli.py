@@ -390,7 +390,10 @@ def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
     ledger = open_ledger(cfg)
     target = Target(cfg)
     try:
-        print(actions.run(cfg, ledger, target, name, args.path, actor))
+        from chute.core import intents
+
+        print(actions.run(cfg, ledger, target, name, args.path, actor))  # resumes its own unfinished intent
+        intents.recover(cfg, ledger, target)  # and whatever else a killed engine or command left half-done
         return EXIT_OK
     finally:
         target.close()

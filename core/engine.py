@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chute.core import intents
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
@@ -161,6 +162,7 @@ class Engine:
                 self.ledger.set_meta(key, value)
             self._connect(wait_for_target)
             self.ledger.set_meta("server_version", self.target.server_version)
+            intents.recover(cfg, self.ledger, self.target)  # actions a crash interrupted: finish or roll back
             recovered = self.ledger.recover_interrupted()
             if recovered:
                 log.info("resuming %d file(s) interrupted by the last stop", len(recovered))

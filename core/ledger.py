@@ -90,6 +90,19 @@ CREATE TABLE IF NOT EXISTS commands(
     result TEXT,
     done_at REAL
 );
+CREATE TABLE IF NOT EXISTS intents(  -- write-ahead operator actions (core/intents.py)
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL,
+    action TEXT NOT NULL,          -- purge | retry | archive | delete
+    actor TEXT NOT NULL,
+    from_state TEXT NOT NULL,      -- the version's state when the action began
+    args TEXT NOT NULL,            -- JSON: everything the effect needs to run again after a crash
+    status TEXT NOT NULL DEFAULT 'open',  -- open | done | rolled_back
+    created REAL NOT NULL,
+    closed REAL,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS intents_open ON intents(file_id) WHERE status = 'open';
 """
 
 # Columns added after a ledger was first created, as (table, column, declaration): applied at
@@ -506,3 +519,35 @@ class Ledger:
     def command(self, command_id: int) -> sqlite3.Row | None:
         rows = self._q("SELECT * FROM commands WHERE id = ?", (command_id,))
         return rows[0] if rows else None
+
+    # -- intents (write-ahead operator actions, core/intents.py) --------------------------
+
+    def open_intent(self, file_id: int, action: str, actor: str, args: str, *, expect: Iterable[State],
+                    **fields: Any) -> int | None:
+        """Record an intent for ``file_id`` if it is in one of ``expect`` and has no other open
+        intent, and update ``fields`` in the same transaction. Returns the intent id or None."""
+        now = time.time()
+        with self._tx() as c:
+            row = c.execute("SELECT state, path FROM files WHERE id = ?", (file_id,)).fetchone()
+            if row is None or State(row["state"]) not in set(expect):
+                return None
+            if c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open'", (file_id,)).fetchone():
+                return None
+            cur = c.execute("INSERT INTO intents(file_id, action, actor, from_state, args, created)"
+                            " VALUES (?, ?, ?, ?, ?, ?)", (file_id, action, actor, row["state"], args, now))
+            if fields:
+                fields["updated_at"] = now
+                cols = ", ".join(f"{k} = ?" for k in fields)
+                c.execute(f"UPDATE files SET {cols} WHERE id = ?", (*fields.values(), file_id))
+            self._event(c, file_id, row["path"], actor, f"{action} intent", None, None, None, now)
+            return int(cur.lastrowid or 0)
+
+    def close_intent(self, intent_id: int, status: str, outcome: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE intents SET status = ?, outcome = ?, closed = ? WHERE id = ? AND status = 'open'",
+                      (status, outcome, time.time(), intent_id))
+
+    def open_intents(self, file_id: int | None = None) -> list[sqlite3.Row]:
+        if file_id is None:
+            return self._q("SELECT * FROM intents WHERE status = 'open' ORDER BY id")
+        return self._q("SELECT * FROM intents WHERE status = 'open' AND file_id = ? ORDER BY id", (file_id,))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chute.core import failpoints
+from chute.core import failpoints, intents
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
@@ -224,7 +224,7 @@ class Loader:
                     if expected != plan.rows and not (fitter.skip_bad or opts.skip_existing_keys):
                         raise _VerifyError(f"verification failed: the batches sent hold {expected} rows, the file "
                                            f"{plan.rows}")
-                    self._verify(row, sha, expected, timings, keyed=bool(opts.key))
+                    after = self._verify(row, sha, expected, timings, keyed=bool(opts.key))
                     if rejects.count:
                         self._note_rejects(row, rejects)
                 finally:
@@ -232,7 +232,7 @@ class Loader:
             except InputError:
                 src.check_unchanged()  # a file rewritten under us is not bad input: settle it again
                 raise
-        self._after_load(row, path)
+        self._after_load(row, path, after)
 
     def _clear_superseded(self, row: FileRow) -> None:
         """Older versions at this path that stopped part-way left rows of content that no longer
@@ -382,17 +382,19 @@ class Loader:
                 idx, rows, encoded = item
                 token = dedup_token(sha, batch_rows, idx, row.generation)
                 self.ledger.intent(row.id, row.generation, idx, token, rows)
+                failpoints.step("batch_intent")
                 t0 = time.perf_counter()
                 try:
                     self.target.insert(row.table_name, encoded, token)
                 except InputError as exc:
                     raise self._explain(reader, idx, batch_rows, exc) from None
                 secs = time.perf_counter() - t0
-                failpoints.maybe_kill("kill_after_insert")
+                failpoints.step("insert_acked")
                 with lock:
                     progress.rows_done += rows
                     loaded = progress.rows_done
                 self.ledger.ack(row.id, row.generation, idx, loaded)
+                failpoints.step("batch_done")
                 self.on_batch(row.table_name, rows, int(rows * bytes_per_row), secs)
                 self.on_progress(progress, row.id)
 
@@ -430,7 +432,8 @@ class Loader:
                     f"{exc} (in data rows {idx * batch_rows + 1}-{idx * batch_rows + df.height})")
         return exc
 
-    def _verify(self, row: FileRow, sha: str, rows: int, timings: dict[str, float], keyed: bool) -> None:
+    def _verify(self, row: FileRow, sha: str, rows: int, timings: dict[str, float],
+                keyed: bool) -> intents.Intent | None:
         t0 = time.perf_counter()
         found = self.target.count_source(row.table_name, sha, row.path)
         timings["verify"] = time.perf_counter() - t0
@@ -440,32 +443,20 @@ class Loader:
         if not ok:
             raise _VerifyError(f"verification failed: {row.table_name} holds {found} rows of this file, "
                                f"expected {rows}")
+        # Write-ahead: the archive/delete intent precedes `loaded`, so a crash in between still moves it.
+        dest = _free_name(self.cfg.archive_dir / row.path) if self.cfg.after_load == "archive" else None
+        after = intents.begin_after_load(self.cfg, self.ledger, row, dest)
         self.ledger.transition(row.id, State.LOADED, rows_loaded=found, loaded_at=time.time(), last_error=None,
                                error_kind=None, detail=f"{found} rows into {row.table_name}", expect=[State.LOADING])
         log.info("loaded %s -> %s: %d rows (%s)", row.path, row.table_name, found,
                  ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()))
+        failpoints.step("loaded")
+        return after
 
-    def _after_load(self, row: FileRow, path: Path) -> None:
-        mode = self.cfg.after_load
-        if mode == "keep":
-            return
-        try:
-            st = os.stat(path)
-            if (st.st_ino, st.st_size, st.st_mtime_ns) != (row.inode, row.size, row.mtime_ns):
-                return  # a newer file took the name meanwhile: it is not ours to move
-        except FileNotFoundError:
-            return
-        try:
-            if mode == "delete":
-                path.unlink(missing_ok=True)
-                self.ledger.update(row.id, moved_to="(deleted)")
-            elif mode == "archive":
-                dest = _free_name(self.cfg.archive_dir / row.path)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, dest)
-                self.ledger.update(row.id, moved_to=str(dest.relative_to(self.cfg.data_dir)))
-        except OSError as exc:
-            log.warning("loaded %s but could not %s it: %s", row.path, mode, exc.strerror)
+    def _after_load(self, row: FileRow, path: Path, intent: intents.Intent | None) -> None:
+        """Archive or delete the loaded file, finishing the intent written before `loaded` (core/intents.py)."""
+        if intent is not None:
+            intents.after_load(self.cfg, self.ledger, intent)
 
     # -- outcomes -------------------------------------------------------------------------
 
