@@ -17,26 +17,32 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-_COUNTS = """
-import json, sys, clickhouse_connect
-c = clickhouse_connect.get_client(dsn=sys.argv[1])
-db = sys.argv[2]
-tables = [r[0] for r in c.query(
-    "SELECT DISTINCT table FROM system.columns WHERE database = {db:String} AND name = '_source_sha256'",
-    parameters={"db": db}).result_rows]
-out = []
-for t in tables:
-    q = ("SELECT _source_path, _source_sha256, count(), count() - uniqExact(_source_row) FROM `" + db + "`.`"
-         + t.replace("`", "") + "` GROUP BY 1, 2")
-    out += [[t, p, s, int(n), int(d)] for p, s, n, d in c.query(q).result_rows]
-print(json.dumps(out))
-"""
+ROOT = Path(__file__).resolve().parent.parent
+Counts = list[tuple[str, str, str, int, int]]
 
 
-def clickhouse_counts(engine_dir: Path, database: str = "default") -> list[tuple[str, str, str, int, int]]:
+def counts_via(client: Any, database: str = "default") -> Counts:
     """(table, path, sha, rows, duplicate rows) for every file version with rows in ClickHouse."""
-    proc = subprocess.run([sys.executable, "-c", _COUNTS, f"chdb://{engine_dir}", database], capture_output=True,
-                          text=True, timeout=180)
+    tables = [r[0] for r in client.query(
+        "SELECT DISTINCT table FROM system.columns WHERE database = {db:String} AND name = '_source_sha256'",
+        parameters={"db": database}).result_rows]
+    out: Counts = []
+    for t in tables:
+        q = (f"SELECT _source_path, _source_sha256, count(), count() - uniqExact(_source_row)"
+             f" FROM `{database}`.`{t.replace('`', '')}` GROUP BY 1, 2")
+        out += [(t, p, s, int(n), int(d)) for p, s, n, d in client.query(q).result_rows]
+    return out
+
+
+_SUBPROCESS = ("import json, sys, clickhouse_connect\n"
+               "from tests.invariants import counts_via\n"
+               "print(json.dumps(counts_via(clickhouse_connect.get_client(dsn=sys.argv[1]), sys.argv[2])))\n")
+
+
+def clickhouse_counts(engine_dir: Path, database: str = "default") -> Counts:
+    """``counts_via`` for an embedded engine directory, from a fresh process (this one may hold another path)."""
+    proc = subprocess.run([sys.executable, "-c", _SUBPROCESS, f"chdb://{engine_dir}", database], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
     if proc.returncode != 0:
         raise AssertionError(f"counting rows failed: {proc.stderr[-2000:]}")
     return [tuple(r) for r in json.loads(proc.stdout)]
@@ -62,7 +68,8 @@ def open_intents(state_dir: Path) -> list[dict[str, Any]]:
         conn.close()
 
 
-def disagreements(state_dir: Path, engine_dir: Path, database: str = "default") -> list[str]:
+def disagreements(state_dir: Path, engine_dir: Path | None = None, database: str = "default",
+                  counts: Counts | None = None) -> list[str]:
     """Every way the ledger and ClickHouse disagree (empty: they agree). Call when every version is final."""
     expected: dict[tuple[str, str], int] = defaultdict(int)
     problems = []
@@ -72,7 +79,10 @@ def disagreements(state_dir: Path, engine_dir: Path, database: str = "default") 
         if v["state"] == "loaded" and v["sha256"]:
             expected[(v["path"], v["sha256"])] += int(v["rows_loaded"])
     found: dict[tuple[str, str], int] = defaultdict(int)
-    for table, path, sha, rows, dups in clickhouse_counts(engine_dir, database):
+    if counts is None:
+        assert engine_dir is not None
+        counts = clickhouse_counts(engine_dir, database)
+    for table, path, sha, rows, dups in counts:
         found[(path, sha)] += rows
         if dups:
             problems.append(f"{table}: {path} ({sha[:12]}) has {dups} duplicate rows")
