@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= ./data
 
-.PHONY: run test lint bench screenshots clean
+.PHONY: run test lint bench screenshots clean chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check core tui tests bench
+
+# Not part of `make test`: >= 200 SIGKILLs at named steps, endpoint kills, disk full, fuzz (tests/chaos.py).
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)

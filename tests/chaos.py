@@ -274,8 +274,8 @@ def fuzz() -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.split("\n")[0])
-    ap.add_argument("--kills", type=int, default=170, help="SIGKILLs of chute over HTTP (default 170)")
-    ap.add_argument("--local-kills", type=int, default=30, help="SIGKILLs of chute on embedded chDB (default 30)")
+    ap.add_argument("--kills", type=int, default=165, help="SIGKILLs of chute over HTTP (default 165)")
+    ap.add_argument("--local-kills", type=int, default=25, help="SIGKILLs of chute on embedded chDB (default 25)")
     ap.add_argument("--endpoint-kills", type=int, default=12, help="SIGKILLs of the HTTP endpoint (default 12)")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--budget", type=float, default=780, help="seconds for the kill rounds (default 780)")
