@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ from chute.core.states import BAD_OUTCOMES, State
 
 log = logging.getLogger("chute")
 
-SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config")
+SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "recover")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -81,6 +82,9 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a running daemon")
     if name == "attach":
         p.add_argument("--data-dir", metavar="DIR", help=argparse.SUPPRESS)
+    if name == "recover":  # core/recover.py
+        p.add_argument("--data-dir", metavar="DIR", help="the data folder (default ./data or the config's)")
+        p.add_argument("--force", action="store_true", help="rebuild even if the ledger is readable")
     if name == "config":
         p.add_argument("--check", nargs="?", const="", metavar="FILE",
                        help="validate FILE (default: --config, or the default file) and exit")
@@ -125,11 +129,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNEXPECTED
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:  # `chute files | head`: the reader left; that is not an error
+        _quiet_stdout()
+        return EXIT_OK
+    except sqlite3.DatabaseError as exc:  # damage found past the ledger's opening check
+        print(f"chute: error: the ledger is damaged ({exc}); `chute recover` rebuilds it from ClickHouse's "
+              "lineage columns", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback; details at debug level
         log.debug("unexpected error", exc_info=True)
         print(f"chute: unexpected error: {type(exc).__name__}: {exc} (run with --log-level debug for details)",
               file=sys.stderr)
         return EXIT_UNEXPECTED
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise BrokenPipeError again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 # -- running the engine -------------------------------------------------------------------
@@ -212,6 +230,11 @@ def _subcommand(name: str, argv: list[str]) -> int:
         return run_attached(cfg)
     if name in ("approve", "retry", "purge"):
         return _action(cfg, name, args)
+    if name == "recover":
+        from chute.core import recover
+
+        print(recover.run(cfg, force=args.force))
+        return EXIT_OK
     ledger = _read_ledger(cfg)
     try:
         if name == "status":

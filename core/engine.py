@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chute.core import intents
+from chute.core import intents, private
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
@@ -62,7 +62,8 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self, mode: str) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, private.FILE_MODE)
+        os.fchmod(fd, private.FILE_MODE)  # not the umask's: see core/private.py
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -101,7 +102,7 @@ def prepare_dirs(cfg: Config) -> None:
     if not cfg.data_dir.is_dir():
         raise UsageError(f"data folder {cfg.data_dir} does not exist (create it, or pass another DATA_DIR)")
     try:
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        private.private_dir(cfg.state_dir)
         probe = cfg.state_dir / ".write-test"
         probe.write_text("")
         probe.unlink()

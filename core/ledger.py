@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chute.core.errors import UsageError
+from chute.core.private import private_file, tighten
 from chute.core.states import State
 
 SCHEMA_VERSION = 1
@@ -110,6 +112,15 @@ CREATE INDEX IF NOT EXISTS intents_open ON intents(file_id) WHERE status = 'open
 ADDED_COLUMNS: list[tuple[str, str, str]] = []
 
 
+class LedgerDamaged(UsageError):
+    """The ledger file is not a readable SQLite database: one line, and the way out."""
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        super().__init__(f"the ledger {path} is damaged ({exc}); `chute recover` rebuilds it from ClickHouse's "
+                         "lineage columns (the damaged file is kept)")
+        self.path = path
+
+
 @dataclass(frozen=True)
 class FileRow:
     id: int
@@ -189,11 +200,18 @@ class Ledger:
         self.path = Path(state_dir) / self.FILENAME
         self.readonly = readonly
         self._lock = threading.RLock()
-        self._conn = connect(self.path, readonly)
         if not readonly:
-            self._conn.executescript(_SCHEMA)
-            self._add_missing_columns()
-            self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+            private_file(self.path)  # 0600 before SQLite creates it (its -wal/-shm copy the mode)
+        try:
+            self._conn = connect(self.path, readonly)
+            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if not readonly:
+                self._conn.executescript(_SCHEMA)
+                self._add_missing_columns()
+                self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+                tighten(Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
+        except sqlite3.DatabaseError as exc:
+            raise LedgerDamaged(self.path, exc) from None
 
     def close(self) -> None:
         with self._lock:
@@ -551,3 +569,17 @@ class Ledger:
         if file_id is None:
             return self._q("SELECT * FROM intents WHERE status = 'open' ORDER BY id")
         return self._q("SELECT * FROM intents WHERE status = 'open' AND file_id = ? ORDER BY id", (file_id,))
+
+    # -- rebuilding (chute recover, core/recover.py) --------------------------------------
+
+    def insert_version(self, fields: dict[str, Any], actor: str, detail: str) -> int:
+        """A version reconstructed from outside the ledger (ClickHouse's lineage columns)."""
+        now = time.time()
+        fields = {"first_seen": now, "updated_at": now, **fields}
+        cols = ", ".join(fields)
+        with self._tx() as c:
+            cur = c.execute(f"INSERT INTO files({cols}) VALUES ({', '.join('?' * len(fields))})",
+                            tuple(str(v) if isinstance(v, State) else v for v in fields.values()))
+            fid = int(cur.lastrowid or 0)
+            self._event(c, fid, fields["path"], actor, "transition", None, str(fields["state"]), detail, now)
+            return fid
