@@ -132,9 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `chute files | head`: the reader left; that is not an error
         _quiet_stdout()
         return EXIT_OK
-    except sqlite3.DatabaseError as exc:  # damage found past the ledger's opening check
-        print(f"chute: error: the ledger is damaged ({exc}); `chute recover` rebuilds it from ClickHouse's "
-              "lineage columns", file=sys.stderr)
+    except sqlite3.DatabaseError as exc:  # found past the ledger's opening check
+        from chute.core.ledger import is_damage
+
+        if is_damage(exc):
+            print(f"chute: error: the ledger is damaged ({exc}); `chute recover` rebuilds it from ClickHouse's "
+                  "lineage columns", file=sys.stderr)
+        else:
+            print(f"chute: error: the ledger cannot be used: {exc} (is the state dir's disk full?)", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback; details at debug level
         log.debug("unexpected error", exc_info=True)

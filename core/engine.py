@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chute.core import intents, private
+from chute.core import intents, private, resources
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
@@ -148,6 +148,7 @@ class Engine:
         self.started_at = time.time()
         self.metrics = Metrics(self)
         self.monitor = Monitor(self)
+        self.resources = resources.Guard()  # disk full: pause, one alert, resume by itself (core/resources.py)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -171,6 +172,7 @@ class Engine:
                                  exhaust_unreachable=self.once)
             self.loader.on_unreachable = self._mark_unreachable
             self.loader.on_batch = self._record_batch
+            self.loader.on_full = self._resource_fault
             self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
             self.watcher = Watcher(cfg, self.ledger, on_queued=self._wake.set)
             self.watcher.start(observe=not self.once)
@@ -247,7 +249,7 @@ class Engine:
                 break
             try:
                 self._run_commands()
-                if self.paused or not self.target_ok:
+                if self.paused or not self.target_ok or self.resources.fault:
                     continue
                 with self._lock:
                     busy = list(self._inflight)
@@ -258,15 +260,17 @@ class Engine:
                     with self._lock:
                         self._inflight[row.id] = None
                     self._pool.submit(self._work, row)
-            except Exception:  # noqa: BLE001 - keep dispatching whatever one tick hit
-                log.exception("dispatch tick failed")
+            except Exception as exc:  # noqa: BLE001 - keep dispatching whatever one tick hit
+                if not self._resource_fault(exc):
+                    log.exception("dispatch tick failed")
 
     def _work(self, row: FileRow) -> None:
         try:
             assert self.loader is not None
             self.metrics.on_outcome(row, self.loader.run(row))
-        except Exception:  # noqa: BLE001 - a pool thread's exception would vanish; say it, keep going
-            log.exception("loading %s stopped unexpectedly", row.path)
+        except Exception as exc:  # noqa: BLE001 - a pool thread's exception would vanish; say it, keep going
+            if not self._resource_fault(exc):  # a full disk strands it in `loading`: requeued when space returns
+                log.exception("loading %s stopped unexpectedly", row.path)
         finally:
             with self._lock:
                 self._inflight.pop(row.id, None)
@@ -278,13 +282,14 @@ class Engine:
         Probed every second while down and every 5 s while up, so an outage shows in snapshots
         (console, alerts) even when no file is loading.
         """
-        while not self._stop.wait(1.0 if not self.target_ok else 5.0):
+        while not self._stop.wait(1.0 if not self.target_ok or self.resources.fault else 5.0):
             try:
                 self._health_tick()
             except Exception:  # noqa: BLE001 - the health thread must outlive any one bad tick
                 log.exception("health check failed")
 
     def _health_tick(self) -> None:
+        self._space_tick()
         self.monitor.tick()
         answers = self.target.ping()
         if self._stop.is_set() or answers == self.target_ok:
@@ -297,6 +302,60 @@ class Engine:
         else:
             self._mark_unreachable(TargetError(self.target.probe_error or "ClickHouse does not answer",
                                                unreachable=True))
+
+    # -- resource faults (core/resources.py) ----------------------------------------------
+
+    def _resource_fault(self, exc: BaseException) -> bool:
+        """A disk-full error from anywhere: trip the guard (once). False when ``exc`` is something else."""
+        kind = resources.full_kind(exc)
+        if kind is None:
+            return False
+        free = self.target.free_space() if kind == resources.TARGET else None
+        self.resources.trip(kind, exc, target_free=free)
+        return True
+
+    def _space_tick(self) -> None:
+        """Probe for space while a fault holds intake; notice a full state dir no write has hit yet."""
+        import shutil
+
+        guard = self.resources
+        if guard.fault is None:
+            try:
+                if shutil.disk_usage(self.cfg.state_dir).free < resources.PROBE_BYTES:
+                    guard.trip(resources.STATE, OSError(28, "no space left on device", str(self.cfg.state_dir)))
+            except OSError:
+                pass
+            return
+        if guard.fault == resources.STATE:
+            if not resources.state_dir_writable(self.cfg.state_dir):
+                return
+        else:
+            free = self.target.free_space()
+            if not ((free is not None and guard.target_free is not None and free > guard.target_free + (1 << 20))
+                    or guard.target_retry_due()):
+                return
+        assert self.ledger is not None
+        try:
+            self._requeue_stranded()
+        except Exception as exc:  # noqa: BLE001 - still full after all: stay paused
+            self._resource_fault(exc)
+            return
+        guard.clear()
+        self._wake.set()
+
+    def _requeue_stranded(self) -> None:
+        """Versions a full disk left in `loading` (no worker has them) go back to the queue; those that
+        wait for the target's space are due now."""
+        assert self.ledger is not None
+        with self._lock:
+            busy = set(self._inflight)
+        for row in self.ledger.in_states([State.LOADING]):
+            if row.id not in busy:
+                self.ledger.transition(row.id, State.QUEUED, detail="resumed: a full disk interrupted it",
+                                       expect=[State.LOADING])
+        for row in self.ledger.in_states([State.FAILED]):
+            if row.error_kind == "full" and row.next_attempt is not None:
+                self.ledger.update(row.id, next_attempt=time.time())
 
     def _mark_unreachable(self, exc: TargetError) -> None:
         if self.target_ok:

@@ -176,9 +176,16 @@ class Event:
     detail: str | None
 
 
-def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """The file itself is broken (not a full disk, a lock or a permission): `chute recover` is the way out."""
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+def connect(path: Path, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+        conn = sqlite3.connect(f"file:{path}?mode=ro{'&immutable=1' if immutable else ''}", uri=True, timeout=10,
+                               check_same_thread=False)
     else:
         conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
     conn.row_factory = sqlite3.Row
@@ -203,14 +210,23 @@ class Ledger:
         if not readonly:
             private_file(self.path)  # 0600 before SQLite creates it (its -wal/-shm copy the mode)
         try:
-            self._conn = connect(self.path, readonly)
-            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            try:
+                self._conn = connect(self.path, readonly)
+                self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                if not readonly:
+                    raise
+                # A reader cannot create the -shm file on a full disk: read the file as it stands.
+                self._conn = connect(self.path, readonly, immutable=True)
+                self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             if not readonly:
                 self._conn.executescript(_SCHEMA)
                 self._add_missing_columns()
                 self._set_meta_default("schema_version", str(SCHEMA_VERSION))
                 tighten(Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
         except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise UsageError(f"cannot open the ledger {self.path}: {exc} (is its disk full?)") from None
             raise LedgerDamaged(self.path, exc) from None
 
     def close(self) -> None:
@@ -228,7 +244,12 @@ class Ledger:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError:  # disk full at commit: never leave the shared connection mid-transaction
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def _q(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chute.core import failpoints, intents
+from chute.core import failpoints, intents, resources
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
@@ -95,6 +96,7 @@ class Loader:
         self.on_unreachable: Callable[[TargetError], None] = lambda exc: None
         self.on_settle: Callable[[str], None] = lambda rel: None
         self.on_batch: Callable[[str, int, int, float], None] = lambda table, rows, nbytes, secs: None
+        self.on_full: Callable[[BaseException], bool] = lambda exc: False  # a disk filled up (core/resources.py)
 
     def _connect_lanes(self) -> None:
         """Open each insert thread's connection now: a handshake costs ~0.1 s, not for the first file."""
@@ -152,6 +154,11 @@ class Loader:
         except TargetError as exc:
             return self._failed(row, exc)
         except Exception as exc:  # noqa: BLE001 - the daemon keeps going; the reason is recorded
+            if resources.full_kind(exc) and self.on_full(exc):  # not the file's fault, not an attempt
+                # If the ledger cannot write either, the engine requeues it when space returns.
+                with contextlib.suppress(Exception):
+                    self.ledger.transition(row.id, State.QUEUED, detail=f"paused: {exc}", expect=[State.LOADING])
+                return None
             log.exception("unexpected error loading %s", row.path)
             return self._failed(row, TargetError(f"unexpected {type(exc).__name__}: {exc}"))
         finally:
@@ -484,6 +491,12 @@ class Loader:
         return State.SETTLING
 
     def _failed(self, row: FileRow, exc: TargetError) -> State | None:
+        if resources.full_kind(exc) == resources.TARGET and self.on_full(exc):
+            # ClickHouse's disk is full: wait for space (the engine resumes it), costing no attempt.
+            self.ledger.transition(row.id, State.FAILED, error_kind="full", last_error=str(exc),
+                                   next_attempt=time.time() + resources.TARGET_RETRY_SECONDS, detail=str(exc),
+                                   expect=[State.LOADING])
+            return State.FAILED
         fresh = self.ledger.get(row.id)
         # An attempt that got batches acknowledged is not a failure to give up on (a flaky link).
         progressed = fresh is not None and (fresh.rows_loaded or 0) > (row.rows_loaded or 0)

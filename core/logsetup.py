@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from chute.core.ratelimit import RateLimit
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -36,6 +38,7 @@ def configure(fmt: str = "auto", level: str = "info", stream=None) -> None:  # n
         fmt = "text" if stream.isatty() else "json"
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RateLimit())  # a fault repeating many times a second is a line now and then
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))

@@ -22,7 +22,7 @@ from typing import Any
 
 from chute.core.config import Config
 from chute.core.errors import ChuteError, TargetError, UsageError
-from chute.core.ledger import Ledger
+from chute.core.ledger import Ledger, is_damage
 from chute.core.reader import hash_and_plan, hash_fd, open_source, reader_for
 from chute.core.routing import format_of, options_for
 from chute.core.schema import qualified
@@ -58,6 +58,8 @@ def damaged(state_dir: Path) -> str | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):  # a full disk or a lock is not damage: rebuilding would not help
+            raise UsageError(f"cannot read the ledger {path}: {exc}") from None
         return str(exc)
     return None if result == "ok" else str(result)
 
