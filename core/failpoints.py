@@ -7,19 +7,17 @@
   kill landed where it meant to, not wherever a timer happened to be.
 - ``kill_any=P``: at every named step, SIGKILL with probability P (random timing on top).
 - ``kill_after_insert=P``: the old spelling of ``kill_any`` limited to ``insert_acked``.
-- ``enospc_at=STEP:N``: raise ``OSError(ENOSPC)`` at the N-th hit of STEP and every hit after
-  it until the file named by ``space`` exists (``space=/path``): a disk that fills, then frees.
 - ``no_dedup``: send inserts without tokens and with deduplication disabled. Exists only so
   a test can show that its duplicate check catches a broken system. Never use it in production.
 - ``seed=N``: seed for the probabilities.
 
 Steps (``STEPS``) are the protocol's and the actions' worst moments; ``step(name)`` marks
-one. Unset (the default) every failpoint is off and a step costs one dict lookup.
+one. (A full disk is tested for real, on a tmpfs: tests/test_resources.py.) Unset (the
+default), every failpoint is off and a step costs one dict lookup.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import signal
@@ -37,7 +35,6 @@ STEPS = (
     "purge_deleted",   # purge: rows deleted, file and ledger not yet done
     "retry_intent",    # retry: intent written, quarantined file not yet moved back
     "retry_moved",     # retry: file moved back, ledger not yet requeued
-    "ledger_write",    # any ledger transaction (for enospc_at: the state dir filling up)
 )
 
 _spec: dict[str, str] = {}
@@ -59,7 +56,6 @@ def _targets(key: str) -> dict[str, int]:
 
 
 _kill_at = _targets("kill_at")
-_enospc_at = _targets("enospc_at")
 
 
 def enabled(name: str) -> bool:
@@ -83,7 +79,7 @@ def _die(name: str, nth: int) -> None:
 
 
 def step(name: str) -> None:
-    """The process reached step ``name``: die or fail here if a failpoint says so."""
+    """The process reached step ``name``: die here if a failpoint says so."""
     if not _spec:
         return
     with _lock:
@@ -93,9 +89,6 @@ def step(name: str) -> None:
             p = _spec.get("kill_after_insert")
         if _kill_at.get(name) == nth or (p is not None and _rng.random() < float(p)):
             _die(name, nth)
-    first = _enospc_at.get(name)
-    if first is not None and nth >= first and not os.path.exists(_spec.get("space", "/nonexistent/space")):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
 
 
 def maybe_kill(name: str) -> None:

@@ -239,6 +239,9 @@ def recover(cfg: Config, ledger: Ledger, target: Target) -> list[str]:
                 done.append(f"finished {intent.action} of {intent.args['path']}")
             else:
                 ledger.close_intent(intent.id, "rolled_back", f"unknown action {intent.action!r}")
+        except UsageError as exc:  # its premise is gone (the file vanished): rolled back, said why
+            log.warning("the interrupted %s of %s was rolled back: %s", intent.action, intent.args.get("path"), exc)
+            continue
         except ChuteError as exc:  # ClickHouse away: the intent stays open for the next start
             log.warning("could not finish the interrupted %s of %s yet: %s", intent.action,
                         intent.args.get("path"), exc)

@@ -139,3 +139,33 @@ def test_status_reads_a_ledger_on_a_full_disk(tmp_path: Path) -> None:
         fill(state)
         status = run_chute("status", "--state-dir", str(state))
         assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+
+
+def test_a_repeating_error_is_logged_now_and_then() -> None:
+    import logging
+
+    from chute.core.ratelimit import RateLimit
+
+    limit = RateLimit(interval=3600, burst=3)
+
+    def record(msg: str, level: int = logging.ERROR) -> logging.LogRecord:
+        return logging.LogRecord("chute.watcher", level, __file__, 1, msg, None, None)
+
+    passed = [limit.filter(record("watcher tick failed")) for _ in range(10_000)]
+    assert sum(passed) == 3
+    assert limit.filter(record("another error"))  # a different message is not a loop
+    assert all(limit.filter(record("loaded x", logging.INFO)) for _ in range(100))  # info is never cut
+    limit.interval = 0  # the window is over: the next line says how many were cut
+    line = record("watcher tick failed")
+    assert limit.filter(line) and "9997 more like this" in line.getMessage()
+
+
+def test_every_failpoint_step_in_the_code_is_declared() -> None:
+    import re
+
+    from chute.core.failpoints import STEPS
+
+    used = set()
+    for path in (ROOT / "core").rglob("*.py"):
+        used |= set(re.findall(r'failpoints\.step\("(\w+)"\)', path.read_text()))
+    assert used == set(STEPS)
