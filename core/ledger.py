@@ -379,6 +379,9 @@ class Ledger:
             row = c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
             runnable = row is not None and row["current"] == 1 and (
                 row["state"] == State.QUEUED or (row["state"] == State.FAILED and row["next_attempt"] is not None))
+            if runnable and c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open'",
+                                      (file_id,)).fetchone():
+                runnable = False  # an operator's action on it is unfinished (core/intents.py)
             if not runnable:
                 return None
             c.execute("UPDATE files SET state = 'loading', next_attempt = NULL, updated_at = ? WHERE id = ?",

@@ -124,3 +124,25 @@ def test_killed_retry_finishes_on_the_same_command(tmp_path: Path, step: str) ->
     assert open_intents(tmp_path / "state") == []
     assert _once(tmp_path).returncode == 3  # bad input stays bad: quarantined again, with its reason
     assert _state(tmp_path, "bad.ndjson") == "quarantined"
+
+
+def test_a_version_with_an_open_intent_is_never_claimed(tmp_path: Path) -> None:
+    """Something may make a version runnable meanwhile (a retry schedule, ClickHouse coming back):
+    the loader still must not take it while an operator's action on it is unfinished."""
+    import os
+    import time
+
+    from chute.core.ledger import Ledger
+    from chute.core.states import State
+
+    (tmp_path / "f.csv").write_text("a\n1\n")
+    ledger = Ledger(tmp_path)
+    row, _ = ledger.observe("f.csv", os.stat(tmp_path / "f.csv"), "f", "csv", None, complete=True)
+    ledger.transition(row.id, State.FAILED, next_attempt=time.time() - 1)
+    iid = ledger.open_intent(row.id, "purge", "test", "{}", expect=[State.FAILED])
+    assert iid is not None
+    assert ledger.open_intent(row.id, "retry", "test", "{}", expect=[State.FAILED]) is None  # one at a time
+    assert ledger.claim(row.id) is None
+    ledger.close_intent(iid, "rolled_back", "test")
+    assert ledger.claim(row.id) is not None
+    ledger.close()
