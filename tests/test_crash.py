@@ -75,6 +75,7 @@ def _finish(tmp: Path, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a loaded machine is slow, never wrong: no wall-clock windows
 def test_sigkill_while_loading_never_duplicates_or_loses(tmp_path: Path) -> None:
     observed, state, engine = crash_cycles(tmp_path, "", seed=1)
     assert all(dups == 0 for _, dups in observed), observed
@@ -88,6 +89,7 @@ def test_sigkill_while_loading_never_duplicates_or_loses(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a loaded machine is slow, never wrong: no wall-clock windows
 def test_negative_control_without_dedup_is_caught(tmp_path: Path) -> None:
     """Same crashes, deduplication off: the same check must see duplicate rows."""
     observed, _, engine = crash_cycles(tmp_path, ",no_dedup", seed=1)

@@ -118,12 +118,14 @@ def _scenario(tmp: Path, state: Path, engine: Path, full_folder: Path, alert: st
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a loaded machine is slow, never wrong: no wall-clock windows
 def test_state_dir_full_pauses_alerts_once_and_resumes(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "state", "8m") as state:
         _scenario(tmp_path, state, tmp_path / "ch", state, "state_dir_full")
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a loaded machine is slow, never wrong: no wall-clock windows
 def test_target_full_pauses_alerts_once_and_resumes(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "ch", "40m") as engine:
         _scenario(tmp_path, tmp_path / "state", engine, engine, "target_full")
