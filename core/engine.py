@@ -331,8 +331,10 @@ class Engine:
                 return
         else:
             free = self.target.free_space()
-            if not ((free is not None and guard.target_free is not None and free > guard.target_free + (1 << 20))
-                    or guard.target_retry_due()):
+            if free is None or guard.target_free is None:  # the server does not say: try again now and then
+                if not guard.target_retry_due():
+                    return
+            elif free <= guard.target_free + (1 << 20):
                 return
         assert self.ledger is not None
         try:

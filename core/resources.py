@@ -28,7 +28,7 @@ TARGET = "target full"
 TARGET_FULL_CODES = frozenset({243})
 _FULL_TEXT = ("no space left on device", "not enough space", "database or disk is full", "disk quota exceeded")
 PROBE_BYTES = 64 * 1024  # a state-dir probe must fit a ledger transaction's WAL growth
-TARGET_RETRY_SECONDS = 30.0  # no space figure rose: try one file anyway now and then
+TARGET_RETRY_SECONDS = 30.0  # the server gives no free-space figure: try again now and then
 
 
 def full_kind(exc: BaseException) -> str | None:
@@ -90,7 +90,7 @@ class Guard:
         return kind
 
     def target_retry_due(self) -> bool:
-        """With no free-space figure that rose, let one file try again now and then."""
+        """With no free-space figure to watch, let intake try again now and then."""
         with self._lock:
             if time.monotonic() - self._last_try < TARGET_RETRY_SECONDS:
                 return False
