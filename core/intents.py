@@ -60,9 +60,10 @@ def _begin(ledger: Ledger, row: FileRow, action: str, actor: str, args: dict[str
     if iid is None:
         pending = open_for(ledger, row.id)
         if pending is not None:
-            raise UsageError(f"{row.path} has an unfinished {pending.action} (by {pending.actor}); "
-                             f"run `chute {pending.action if pending.action in ('purge', 'retry') else 'recover'}` "
-                             "again or restart chute to finish it")
+            again = f"run `chute {pending.action} {row.path}` again" if pending.action in ("purge", "retry") \
+                else "try again in a moment"
+            raise UsageError(f"{row.path} has an unfinished {pending.action} (by {pending.actor}); {again}, or "
+                             "restart chute, to finish it first")
         raise UsageError(f"{row.path} changed state while {action} was requested; look again and retry")
     return Intent(iid, row.id, action, actor, row.state, args)
 

@@ -201,7 +201,14 @@ class World:
             self.problems.append(f"{phase}: rows expected {expected}, got {got}, duplicates {dups}")
         for problem in disagreements(self.state, counts=counts):
             self.problems.append(f"{phase}: {problem}")
-        states = Counter(v["state"] for v in ledger_versions(self.state))
+        versions = ledger_versions(self.state)
+        states = Counter(v["state"] for v in versions)
+        current = {v["path"]: v for v in versions if v["current"]}
+        for rel in sorted(self.files):
+            v = current.get(rel)
+            if v is None or v["state"] != "loaded":
+                self.problems.append(f"{phase}: {rel} ({self.files[rel]} rows) ended "
+                                     f"{v and v['state']}: {v and (v['last_error'] or v['reason'])}")
         for rel in self.bad:
             row = [v for v in ledger_versions(self.state) if v["path"] == rel]
             if row and row[-1]["state"] != "quarantined":
@@ -272,6 +279,33 @@ def fuzz() -> dict[str, object]:
     return {"exit": proc.returncode, "tail": proc.stdout.strip().splitlines()[-5:]}
 
 
+def remote_phase(tmp: Path, args: argparse.Namespace, report: dict[str, object]) -> tuple[World, int]:
+    with ChHttpServer(tmp / "http-engine", user="chaos", password="chaos-pw") as server:
+        client_lock = threading.Lock()
+
+        def remote_counts() -> Counts:
+            import clickhouse_connect
+
+            with client_lock:
+                client = clickhouse_connect.get_client(host="127.0.0.1", port=server.port, username="chaos",
+                                                       password="chaos-pw", autogenerate_session_id=False)
+                try:
+                    return counts_via(client)
+                finally:
+                    client.close()
+
+        url = f"http://chaos@127.0.0.1:{server.port}"
+        remote = World(tmp / "remote", [url], {"CHUTE_CLICKHOUSE_PASSWORD": "chaos-pw"}, remote_counts,
+                       random.Random(args.seed))
+        remote.data.mkdir(parents=True)
+        run_rounds(remote, args.kills, args.budget * 0.75)
+        report["remote"] = remote.finish("remote")
+        n = endpoint_kills(remote, server, args.endpoint_kills)
+        report["endpoint_kills"] = n
+        report["after_endpoint_kills"] = remote.finish("endpoint kills")
+    return remote, n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.split("\n")[0])
     ap.add_argument("--kills", type=int, default=165, help="SIGKILLs of chute over HTTP (default 165)")
@@ -279,39 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--endpoint-kills", type=int, default=12, help="SIGKILLs of the HTTP endpoint (default 12)")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--budget", type=float, default=780, help="seconds for the kill rounds (default 780)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (printed) for a post-mortem")
+    ap.add_argument("--local-only", action="store_true", help="only the embedded-chDB rounds")
     args = ap.parse_args(argv)
     t0 = time.monotonic()
     report: dict[str, object] = {"seed": args.seed}
     tmp = Path(tempfile.mkdtemp(prefix="chute-chaos-"))
     ok = True
     try:
-        # 1 + 2: remote
-        with ChHttpServer(tmp / "http-engine", user="chaos", password="chaos-pw") as server:
-            pw = tmp / "password"
-            pw.write_text("chaos-pw")
-            pw.chmod(0o600)
-            url = f"http://chaos@127.0.0.1:{server.port}"
-            client_lock = threading.Lock()
-
-            def remote_counts() -> Counts:
-                import clickhouse_connect
-
-                with client_lock:
-                    client = clickhouse_connect.get_client(host="127.0.0.1", port=server.port, username="chaos",
-                                                           password="chaos-pw", autogenerate_session_id=False)
-                    try:
-                        return counts_via(client)
-                    finally:
-                        client.close()
-
-            remote = World(tmp / "remote", [url], {"CHUTE_CLICKHOUSE_PASSWORD": "chaos-pw"}, remote_counts,
-                           random.Random(args.seed))
-            remote.data.mkdir(parents=True)
-            run_rounds(remote, args.kills, args.budget * 0.75)
-            report["remote"] = remote.finish("remote")
-            n = endpoint_kills(remote, server, args.endpoint_kills)
-            report["endpoint_kills"] = n
-            report["after_endpoint_kills"] = remote.finish("endpoint kills")
+        # 1 + 2: remote, then the endpoint kills
+        remote, n = (None, 0) if args.local_only else remote_phase(tmp, args, report)
         # 3: local
         local_dir = tmp / "local"
         local = World(local_dir, [f"chdb://{local_dir / 'ch'}"], {}, lambda: clickhouse_counts(local_dir / "ch"),
@@ -320,19 +331,24 @@ def main(argv: list[str] | None = None) -> int:
         run_rounds(local, args.local_kills, max(60.0, args.budget - (time.monotonic() - t0)))
         report["local"] = local.finish("local")
         for world, name in ((remote, "remote"), (local, "local")):
+            if world is None:
+                continue
             report[f"{name}_kills"] = sum(world.kills.values())
             report[f"{name}_kills_by_step"] = dict(world.kills)
             report[f"{name}_rounds_that_finished_first"] = world.no_kill
             ok = ok and not world.problems
             report[f"{name}_problems"] = world.problems[:20]
-        report["kills_total"] = sum(remote.kills.values()) + sum(local.kills.values()) + n
-        report["disk_full"] = disk_full()
-        report["fuzz"] = fuzz()
+        report["kills_total"] = sum(remote.kills.values() if remote else ()) + sum(local.kills.values()) + n
+        report["disk_full"] = disk_full() if not args.local_only else {"skipped": "--local-only"}
+        report["fuzz"] = fuzz() if not args.local_only else {"skipped": "--local-only"}
         ok = ok and report["disk_full"].get("exit", 0) == 0 and report["fuzz"].get("exit", 0) == 0
     finally:
         report["seconds"] = round(time.monotonic() - t0)
         print(json.dumps(report, indent=2, default=str))
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"work folder kept: {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     print("chaos: OK" if ok else "chaos: FAILED", file=sys.stderr)
     return 0 if ok else 1
 
