@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= ./data
 
-.PHONY: run test lint bench bench-quick bench-ingest screenshots clean
+.PHONY: run test lint bench bench-quick bench-ingest screenshots clean chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check core tui tests bench examples
 	mkdir -p .mypy_path/chute && ln -sfn ../../core .mypy_path/chute/core && ln -sfn ../../tui .mypy_path/chute/tui
 	MYPYPATH=.mypy_path $(BIN)/mypy -p chute.core -p chute.tui
+
+# Not part of `make test`: >= 200 SIGKILLs at named steps, endpoint kills, disk full, fuzz (tests/chaos.py).
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 # Every issue-12 workload beside ClickHouse's own ingestion (bench/suite.py); BENCH_ARGS=--big adds 16M rows.
 bench: $(STAMP)

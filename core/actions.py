@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import os
 from pathlib import Path
 
-from chute.core import action_rules
+from chute.core import action_rules, intents
 from chute.core.config import Config
-from chute.core.errors import ChuteError, UsageError
+from chute.core.errors import UsageError
 from chute.core.ledger import FileRow, Ledger
 from chute.core.states import State
 from chute.core.target import Target
@@ -89,6 +88,9 @@ def run(cfg: Config, ledger: Ledger, target: Target, action: str, path: str | No
 def approve(ledger: Ledger, row: FileRow, actor: str) -> str:
     if (why := action_rules.refusal("approve", row.path, row.state)) is not None:
         raise UsageError(why)
+    pending = intents.open_for(ledger, row.id)
+    if pending is not None:  # e.g. a purge a crash interrupted: finish that first
+        raise UsageError(f"{row.path} has an unfinished {pending.action}; run it again or restart chute first")
     ledger.transition(row.id, State.QUEUED, actor=actor, detail="approved", approved=1, next_attempt=None,
                       last_error=None, error_kind=None, expect=[State.HELD])
     return f"approved {row.path}"
@@ -97,64 +99,11 @@ def approve(ledger: Ledger, row: FileRow, actor: str) -> str:
 def retry(cfg: Config, ledger: Ledger, row: FileRow, actor: str) -> str:
     if (why := action_rules.refusal("retry", row.path, row.state)) is not None:
         raise UsageError(why)
-    if row.state == State.QUARANTINED and row.moved_to:
-        src, dest = cfg.locate(row.moved_to), cfg.locate(row.path)
-        if dest.exists():
-            raise UsageError(f"cannot move {row.moved_to} back: {row.path} exists again")
-        if src.exists() or src.is_symlink():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dest)
-        Path(str(src) + ".reason.json").unlink(missing_ok=True)
-        Path(str(src) + ".rejects.csv").unlink(missing_ok=True)
-    dest = cfg.locate(row.path)
-    if not (dest.exists() or dest.is_symlink()):
-        raise UsageError(f"{row.path} is no longer in the data folder")
-    st = os.stat(dest, follow_symlinks=False)
-    ledger.transition(row.id, State.QUEUED, actor=actor, detail="retry requested", attempts=0, next_attempt=None,
-                      moved_to=None, last_error=None, error_kind=None, reason=None,  # the old error is history
-                      dev=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                      ctime_ns=st.st_ctime_ns, expect=[State.FAILED, State.QUARANTINED])
-    return f"retrying {row.path}"
+    return intents.retry(cfg, ledger, row, actor)  # write-ahead: core/intents.py
 
 
 def purge(cfg: Config, ledger: Ledger, target: Target, row: FileRow, actor: str) -> str:
-    if (why := action_rules.refusal("purge", row.path, row.state)) is not None:
+    if (why := action_rules.refusal("purge", row.path, row.state)) is not None and row.state != State.PURGED:
         raise UsageError(why)
-    # Claim the version first, so a retry the dispatcher starts meanwhile cannot run it (and
-    # cannot overwrite the purge afterwards).
-    claimed = ledger.transition(row.id, State.PURGED, actor=actor, generation=row.generation + 1,
-                                next_attempt=None, detail="purge requested", expect=[row.state])
-    if claimed is None:
-        raise UsageError(f"{row.path} changed state while purging was requested; look again and retry")
-    deleted = 0
-    # Rows belong to this version only if it (not a twin elsewhere) inserted them.
-    if row.sha256 and (row.state == State.LOADED or ledger.any_batches(row.id, row.generation)):
-        try:
-            deleted = target.count_source(row.table_name, row.sha256, row.path)
-            target.delete_source(row.table_name, row.sha256, row.path)
-        except ChuteError as exc:  # the rows are still there: so is the version, for another try
-            ledger.transition(row.id, row.state, actor=actor, generation=row.generation, expect=[State.PURGED],
-                              detail=f"purge failed, nothing deleted: {exc}")
-            raise
-    on_disk = cfg.locate(row.moved_to or row.path)
-    if row.moved_to and row.moved_to.startswith("("):
-        on_disk = cfg.locate(row.path)
-    removed = False
-    if _same_file(on_disk, row):  # never delete a newer file that took this one's name
-        on_disk.unlink()
-        removed = True
-    for extra in (Path(str(on_disk) + ".reason.json"), Path(str(on_disk) + ".rejects.csv")):
-        extra.unlink(missing_ok=True)
-    outcome = "removed" if removed else ("already gone" if not on_disk.exists() else "kept (it is a newer file)")
-    ledger.log(row.id, row.path, actor, "purge", f"{deleted} rows deleted from {row.table_name}, file {outcome}")
-    return f"purged {row.path}: {deleted} rows deleted, file {outcome}"
+    return intents.purge(cfg, ledger, target, row, actor)  # write-ahead: core/intents.py
 
-
-def _same_file(path: Path, row: FileRow) -> bool:
-    try:
-        st = os.stat(path, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    if row.inode is None:
-        return True
-    return (st.st_ino, st.st_size, st.st_mtime_ns) == (row.inode, row.size, row.mtime_ns)

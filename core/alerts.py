@@ -232,6 +232,18 @@ def from_ledger(cfg: Config, ledger: Ledger, now: float, running: bool) -> list[
     return evaluate(gather(cfg, ledger, now, reachable=reachable, target_error=error), Thresholds.of(cfg))
 
 
+def with_resource_fault(alerts: list[Alert], engine: Any) -> list[Alert]:
+    """A full disk that paused intake (core/resources.py) is one critical alert, ``state_dir_full`` or
+    ``target_full``, in place of the `disk_nearly_full` of the same folder."""
+    guard = getattr(engine, "resources", None)
+    fault = getattr(guard, "fault", None)
+    if guard is None or fault is None:
+        return alerts
+    name, folder = ("state_dir_full", "state") if fault == "state dir full" else ("target_full", "engine")
+    alert = Alert("critical", name, f"intake paused: {fault} ({guard.detail}); resumes by itself when space returns")
+    return [alert] + [a for a in alerts if not (a.name == "disk_nearly_full" and a.subject == folder)]
+
+
 # -- the live engine ------------------------------------------------------------------------
 
 
@@ -269,11 +281,15 @@ class Monitor:
         now = self.clock()
         try:
             self._record_health(ledger, now)
+        except Exception:
+            log.debug("recording health failed", exc_info=True)
+        try:
             inp = gather(engine.cfg, ledger, now, reachable=bool(engine.target_ok), target_error=engine.target_error)
         except Exception:  # e.g. the ledger closed during shutdown
             log.debug("alert evaluation failed", exc_info=True)
             with self._lock:
-                return list(self._alerts)
+                cached = self._inputs
+            return self._evaluate(cached)
         with self._lock:
             self._inputs = inp
             due, self._day = summary_due(self._day, now)
@@ -284,8 +300,9 @@ class Monitor:
             ledger.set_meta(notify.SUMMARY_META, self.notifier.summary_day or "")
         return self._evaluate(inp)
 
-    def _evaluate(self, inp: Inputs) -> list[Alert]:
-        alerts = evaluate(inp, Thresholds.of(self.engine.cfg))
+    def _evaluate(self, inp: Inputs | None) -> list[Alert]:
+        alerts = evaluate(inp, Thresholds.of(self.engine.cfg)) if inp is not None else []
+        alerts = with_resource_fault(alerts, self.engine)
         with self._lock:
             firing = {a.key: a for a in alerts if a.level != "info"}
             started = [a for k, a in firing.items() if k not in self._firing]
@@ -303,8 +320,10 @@ class Monitor:
                 self.notifier.resolved(alert)
         return alerts
 
-    def _files(self, alert: Alert, inp: Inputs) -> list[str]:
+    def _files(self, alert: Alert, inp: Inputs | None) -> list[str]:
         """The files behind an alert, for its notification."""
+        if inp is None:
+            return []
         if alert.name == "oldest_waiting" and inp.oldest_waiting:
             return [inp.oldest_waiting.path]
         if alert.name == "error_rate" and self.engine.ledger is not None:

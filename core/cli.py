@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chute")
 
 SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "inspect", "gc",
-               "serve", "fleet")
+               "serve", "fleet", "recover")
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
 
 
@@ -73,6 +75,7 @@ SUMMARIES = {
     "events": "the audit trail: who changed what, when and why",
     "config": "the effective configuration as TOML; --check FILE validates one",
     "inspect": "dry run: table, inferred types and why, null tokens, drift, first rows, problems",
+    "recover": "rebuild a damaged ledger from the lineage columns in ClickHouse (nothing reloads)",
     "gc": "retention now: prune _archive/, _quarantine/ and old ledger rows (loaded hashes stay)",
     "fleet": "every chute host writing to this ClickHouse: heartbeats, counts, alerts; act on their files",
     "serve": "the console in a web browser (127.0.0.1; read-only unless started with a token)",
@@ -137,6 +140,9 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--public-url", metavar="URL", help="the URL browsers use, when not http://HOST:PORT")
         p.add_argument("--token-file", metavar="FILE", help="file holding the token that allows actions "
                        "(env CHUTE_SERVE_TOKEN; without one the console is read-only)")
+    if name == "recover":  # core/recover.py
+        p.add_argument("--data-dir", metavar="DIR", help="the data folder (default ./data or the config's)")
+        p.add_argument("--force", action="store_true", help="rebuild even if the ledger is readable")
     if name == "config":
         _engine_flags(p)
         p.add_argument("--check", nargs="?", const="", metavar="FILE",
@@ -182,11 +188,30 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNEXPECTED
     except KeyboardInterrupt:
         return EXIT_OK
+    except BrokenPipeError:  # `chute files | head`: the reader left; that is not an error
+        _quiet_stdout()
+        return EXIT_OK
+    except sqlite3.DatabaseError as exc:  # found past the ledger's opening check
+        from chute.core.ledger import is_damage
+
+        if is_damage(exc):
+            print(f"chute: error: the ledger is damaged ({exc}); `chute recover` rebuilds it from ClickHouse's "
+                  "lineage columns", file=sys.stderr)
+        else:
+            print(f"chute: error: the ledger cannot be used: {exc} (is the state dir's disk full?)", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # one line, never a traceback; details at debug level
         log.debug("unexpected error", exc_info=True)
         print(f"chute: unexpected error: {type(exc).__name__}: {exc} (run with --log-level debug for details)",
               file=sys.stderr)
         return EXIT_UNEXPECTED
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise BrokenPipeError again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 # -- running the engine -------------------------------------------------------------------
@@ -271,6 +296,11 @@ def _subcommand(name: str, argv: list[str]) -> int:
         from chute.core.preview import inspect_cmd
 
         return inspect_cmd(cfg, args.files, args.json, args.rows)
+    if name == "recover":
+        from chute.core import recover
+
+        print(recover.run(cfg, force=args.force))
+        return EXIT_OK
     ledger = _read_ledger(cfg)
     try:
         if name == "status":
@@ -473,6 +503,10 @@ def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
                 if not bulk:
                     raise
                 results.append((False, str(exc)))
+        # ... and whatever else a killed engine or command left half-done (core/intents.py).
+        from chute.core import intents
+
+        intents.recover(cfg, ledger, target)
         return action_cli.report(results)
     finally:
         target.close()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chute.core import tracing
+from chute.core import intents, private, resources, tracing
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
@@ -70,7 +70,8 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self, mode: str) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, private.FILE_MODE)
+        os.fchmod(fd, private.FILE_MODE)  # not the umask's: see core/private.py
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -109,7 +110,7 @@ def prepare_dirs(cfg: Config) -> None:
     if not cfg.data_dir.is_dir():
         raise UsageError(f"data folder {cfg.data_dir} does not exist (create it, or pass another DATA_DIR)")
     try:
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        private.private_dir(cfg.state_dir)
         probe = cfg.state_dir / ".write-test"
         probe.write_text("")
         probe.unlink()
@@ -156,6 +157,7 @@ class Engine:
         self.monitor = Monitor(self)
         self.gc = DailyGc(self)  # retention (core/gc.py), checked with the health probe
         self.fleet: FleetMirror | None = None  # core/fleet.py, unless fleet_mirror = false
+        self.resources = resources.Guard()  # disk full: pause, one alert, resume by itself (core/resources.py)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -171,6 +173,7 @@ class Engine:
                 self.ledger.set_meta(key, value)
             self._connect(wait_for_target)
             self.ledger.set_meta("server_version", self.target.server_version)
+            intents.recover(cfg, self.ledger, self.target)  # actions a crash interrupted: finish or roll back
             recovered = self.ledger.recover_interrupted()
             if recovered:
                 log.info("resuming %d file(s) interrupted by the last stop", len(recovered))
@@ -178,6 +181,7 @@ class Engine:
                                  exhaust_unreachable=self.once)
             self.loader.on_unreachable = self._mark_unreachable
             self.loader.on_batch = self._record_batch
+            self.loader.on_full = self._resource_fault
             self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
             self.watcher = watcher = watcher_for(cfg, self.ledger, on_queued=self._wake.set)  # one per source
             watcher.start(observe=not self.once)
@@ -276,7 +280,7 @@ class Engine:
                 break
             try:
                 self._run_commands()
-                if self.paused or not self.target_ok:
+                if self.paused or not self.target_ok or self.resources.fault:
                     continue
                 with self._lock:
                     busy = list(self._inflight)
@@ -287,8 +291,9 @@ class Engine:
                     with self._lock:
                         self._inflight[row.id] = None
                     self._pool.submit(self._work, row)
-            except Exception:  # keep dispatching whatever one tick hit
-                log.exception("dispatch tick failed")
+            except Exception as exc:  # keep dispatching whatever one tick hit
+                if not self._resource_fault(exc):
+                    log.exception("dispatch tick failed")
 
     def _work(self, row: FileRow) -> None:
         try:
@@ -299,9 +304,11 @@ class Engine:
                     fresh = self.ledger.get(row.id) if self.ledger else None
                     trace.finish(outcome and str(outcome), fresh and (fresh.last_error or fresh.reason))
             self.metrics.on_outcome(row, outcome)
-        except Exception:  # a pool thread's exception would vanish; say it, keep going
-            log.exception("loading %s stopped unexpectedly", row.path,
-                          extra={"event": "load_error", "path": row.path, "table": row.table_name, "file_id": row.id})
+        except Exception as exc:  # a pool thread's exception would vanish; say it, keep going
+            if not self._resource_fault(exc):  # a full disk strands it in `loading`: requeued when space returns
+                log.exception("loading %s stopped unexpectedly", row.path,
+                              extra={"event": "load_error", "path": row.path, "table": row.table_name,
+                                     "file_id": row.id})
         finally:
             with self._lock:
                 self._inflight.pop(row.id, None)
@@ -313,13 +320,14 @@ class Engine:
         Probed every second while down and every 5 s while up, so an outage shows in snapshots
         (console, alerts) even when no file is loading.
         """
-        while not self._stop.wait(1.0 if not self.target_ok else 5.0):
+        while not self._stop.wait(1.0 if not self.target_ok or self.resources.fault else 5.0):
             try:
                 self._health_tick()
             except Exception:  # the health thread must outlive any one bad tick
                 log.exception("health check failed")
 
     def _health_tick(self) -> None:
+        self._space_tick()
         self.monitor.tick()
         self.gc.tick()
         answers = self.target.ping()
@@ -333,6 +341,62 @@ class Engine:
         else:
             self._mark_unreachable(TargetError(self.target.probe_error or "ClickHouse does not answer",
                                                unreachable=True))
+
+    # -- resource faults (core/resources.py) ----------------------------------------------
+
+    def _resource_fault(self, exc: BaseException) -> bool:
+        """A disk-full error from anywhere: trip the guard (once). False when ``exc`` is something else."""
+        kind = resources.full_kind(exc)
+        if kind is None:
+            return False
+        free = self.target.free_space() if kind == resources.TARGET else None
+        self.resources.trip(kind, exc, target_free=free)
+        return True
+
+    def _space_tick(self) -> None:
+        """Probe for space while a fault holds intake; notice a full state dir no write has hit yet."""
+        import shutil
+
+        guard = self.resources
+        if guard.fault is None:
+            try:
+                if shutil.disk_usage(self.cfg.state_dir).free < resources.PROBE_BYTES:
+                    guard.trip(resources.STATE, OSError(28, "no space left on device", str(self.cfg.state_dir)))
+            except OSError:
+                pass
+            return
+        if guard.fault == resources.STATE:
+            if not resources.state_dir_writable(self.cfg.state_dir):
+                return
+        else:
+            free = self.target.free_space()
+            if free is None or guard.target_free is None:  # the server does not say: try again now and then
+                if not guard.target_retry_due():
+                    return
+            elif free <= guard.target_free + (1 << 20):
+                return
+        assert self.ledger is not None
+        try:
+            self._requeue_stranded()
+        except Exception as exc:  # noqa: BLE001 - still full after all: stay paused
+            self._resource_fault(exc)
+            return
+        guard.clear()
+        self._wake.set()
+
+    def _requeue_stranded(self) -> None:
+        """Versions a full disk left in `loading` (no worker has them) go back to the queue; those that
+        wait for the target's space are due now."""
+        assert self.ledger is not None
+        with self._lock:
+            busy = set(self._inflight)
+        for row in self.ledger.in_states([State.LOADING]):
+            if row.id not in busy:
+                self.ledger.transition(row.id, State.QUEUED, detail="resumed: a full disk interrupted it",
+                                       expect=[State.LOADING])
+        for row in self.ledger.in_states([State.FAILED]):
+            if row.error_kind == "full" and row.next_attempt is not None:
+                self.ledger.update(row.id, next_attempt=time.time())
 
     def _mark_unreachable(self, exc: TargetError) -> None:
         if self.target_ok:

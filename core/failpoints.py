@@ -1,8 +1,12 @@
 """Failpoints for crash and negative-control tests, set with ``CHUTE_FAILPOINTS``.
 
-``CHUTE_FAILPOINTS="kill_after_insert=0.3,no_dedup"``:
-- ``kill_after_insert=P``: with probability P, SIGKILL this process right after ClickHouse
-  acknowledged an insert and before the ledger records it (the protocol's worst moment).
+``CHUTE_FAILPOINTS="kill_at=insert_acked:3,marker=/tmp/fp.log"``:
+- ``kill_at=STEP:N``: SIGKILL this process the N-th time it reaches the named STEP (default
+  N=1). Several may be joined with ``+`` (``kill_at=purge_intent:1+archive_moved:2``). Before
+  dying it appends ``STEP N pid`` to the ``marker`` file (fsynced), so a test can prove the
+  kill landed where it meant to, not wherever a timer happened to be.
+- ``kill_any=P``: at every named step, SIGKILL with probability P (random timing on top).
+- ``kill_after_insert=P``: the old spelling of ``kill_any`` limited to ``insert_acked``.
 - ``no_dedup``: send inserts without tokens and with deduplication disabled. Exists only so
   a test can show that its duplicate check catches a broken system. Never use it in production.
 - ``seed=N``: seed for the probabilities.
@@ -10,7 +14,9 @@
   (up to 60 s) until N processes have reached that point (files in DIR), so a test can make
   two hosts load the same content at the same moment (tests/test_fleet_daemons.py).
 
-Unset (the default) every failpoint is off and costs one dict lookup.
+Steps (``STEPS``) are the protocol's and the actions' worst moments; ``step(name)`` marks
+one. (A full disk is tested for real, on a tmpfs: tests/test_resources.py.) Unset (the
+default), every failpoint is off and a step costs one dict lookup.
 """
 
 from __future__ import annotations
@@ -18,8 +24,23 @@ from __future__ import annotations
 import os
 import random
 import signal
+import threading
 import time
 from pathlib import Path
+
+# The named steps, in the order they happen. Keep in sync with the step() calls.
+STEPS = (
+    "batch_intent",    # loader: intent for batch i written, insert not yet sent
+    "insert_acked",    # loader: ClickHouse acknowledged batch i, the ledger has not
+    "batch_done",      # loader: the ledger recorded the ack
+    "loaded",          # loader: the version is `loaded`; archive/delete not yet done
+    "archive_intent",  # after-load move/delete: intent written, file not yet moved
+    "archive_moved",   # after-load move/delete: file moved or deleted, ledger not yet told
+    "purge_intent",    # purge: intent written, rows not yet deleted
+    "purge_deleted",   # purge: rows deleted, file and ledger not yet done
+    "retry_intent",    # retry: intent written, quarantined file not yet moved back
+    "retry_moved",     # retry: file moved back, ledger not yet requeued
+)
 
 _spec: dict[str, str] = {}
 for part in filter(None, (os.environ.get("CHUTE_FAILPOINTS") or "").split(",")):
@@ -27,16 +48,57 @@ for part in filter(None, (os.environ.get("CHUTE_FAILPOINTS") or "").split(",")):
     _spec[key.strip()] = value.strip() or "1"
 
 _rng = random.Random(int(_spec.get("seed", "0")) or None)
+_hits: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def _targets(key: str) -> dict[str, int]:
+    out = {}
+    for item in filter(None, _spec.get(key, "").split("+")):
+        name, _, nth = item.partition(":")
+        out[name] = int(nth or "1")
+    return out
+
+
+_kill_at = _targets("kill_at")
 
 
 def enabled(name: str) -> bool:
     return name in _spec
 
 
+def active() -> bool:
+    return bool(_spec)
+
+
+def _die(name: str, nth: int) -> None:
+    marker = _spec.get("marker")
+    if marker:
+        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, f"{name} {nth} {os.getpid()}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def step(name: str) -> None:
+    """The process reached step ``name``: die here if a failpoint says so."""
+    if not _spec:
+        return
+    with _lock:
+        nth = _hits[name] = _hits.get(name, 0) + 1
+        p = _spec.get("kill_any")
+        if name == "insert_acked" and p is None:
+            p = _spec.get("kill_after_insert")
+        if _kill_at.get(name) == nth or (p is not None and _rng.random() < float(p)):
+            _die(name, nth)
+
+
 def maybe_kill(name: str) -> None:
-    p = _spec.get(name)
-    if p is not None and _rng.random() < float(p):
-        os.kill(os.getpid(), signal.SIGKILL)
+    """The old entry point (``kill_after_insert``): same as ``step``."""
+    step("insert_acked" if name == "kill_after_insert" else name)
 
 
 def rendezvous(name: str) -> None:

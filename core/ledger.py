@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chute.core.errors import UsageError
+from chute.core.private import private_file, tighten
 from chute.core.states import State
 
 SCHEMA_VERSION = 1
@@ -105,6 +107,19 @@ CREATE TABLE IF NOT EXISTS kept_hashes(
 -- Every version of a path (versions(), the changed-content check before each load): without it
 -- a ledger of 1M rows scans the table per file (150 ms at 300k rows; 0.04 ms with it).
 CREATE INDEX IF NOT EXISTS files_path ON files(path);
+CREATE TABLE IF NOT EXISTS intents(  -- write-ahead operator actions (core/intents.py)
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL,
+    action TEXT NOT NULL,          -- purge | retry | archive | delete
+    actor TEXT NOT NULL,
+    from_state TEXT NOT NULL,      -- the version's state when the action began
+    args TEXT NOT NULL,            -- JSON: everything the effect needs to run again after a crash
+    status TEXT NOT NULL DEFAULT 'open',  -- open | done | rolled_back
+    created REAL NOT NULL,
+    closed REAL,
+    outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS intents_open ON intents(file_id) WHERE status = 'open';
 """
 
 # Columns added after a ledger was first created, as (table, column, declaration): applied at
@@ -120,6 +135,15 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("files", "byte_base", "INTEGER NOT NULL DEFAULT 0"),
     ("files", "row_base", "INTEGER NOT NULL DEFAULT 0"),
 ]
+
+
+class LedgerDamaged(UsageError):
+    """The ledger file is not a readable SQLite database: one line, and the way out."""
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        super().__init__(f"the ledger {path} is damaged ({exc}); `chute recover` rebuilds it from ClickHouse's "
+                         "lineage columns (the damaged file is kept)")
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -188,9 +212,16 @@ def same_identity(row: FileRow, st: os.stat_result) -> bool:
     return row.ctime_ns is None or row.ctime_ns == st.st_ctime_ns
 
 
-def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """The file itself is broken (not a full disk, a lock or a permission): `chute recover` is the way out."""
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+def connect(path: Path, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+        conn = sqlite3.connect(f"file:{path}?mode=ro{'&immutable=1' if immutable else ''}", uri=True, timeout=10,
+                               check_same_thread=False)
     else:
         conn = sqlite3.connect(path, timeout=10, check_same_thread=False, isolation_level=None)
     conn.row_factory = sqlite3.Row
@@ -212,11 +243,27 @@ class Ledger:
         self.path = Path(state_dir) / self.FILENAME
         self.readonly = readonly
         self._lock = threading.RLock()
-        self._conn = connect(self.path, readonly)
         if not readonly:
-            self._conn.executescript(_SCHEMA)
-            self._add_missing_columns()
-            self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+            private_file(self.path)  # 0600 before SQLite creates it (its -wal/-shm copy the mode)
+        try:
+            try:
+                self._conn = connect(self.path, readonly)
+                self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                if not readonly:
+                    raise
+                # A reader cannot create the -shm file on a full disk: read the file as it stands.
+                self._conn = connect(self.path, readonly, immutable=True)
+                self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if not readonly:
+                self._conn.executescript(_SCHEMA)
+                self._add_missing_columns()
+                self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+                tighten(Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise UsageError(f"cannot open the ledger {self.path}: {exc} (is its disk full?)") from None
+            raise LedgerDamaged(self.path, exc) from None
 
     def close(self) -> None:
         with self._lock:
@@ -233,7 +280,12 @@ class Ledger:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError:  # disk full at commit: never leave the shared connection mid-transaction
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def _q(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -367,6 +419,9 @@ class Ledger:
             row = c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
             runnable = row is not None and row["current"] == 1 and (
                 row["state"] == State.QUEUED or (row["state"] == State.FAILED and row["next_attempt"] is not None))
+            if runnable and c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open'",
+                                      (file_id,)).fetchone():
+                runnable = False  # an operator's action on it is unfinished (core/intents.py)
             if not runnable:
                 return None
             c.execute("UPDATE files SET state = 'loading', next_attempt = NULL, updated_at = ? WHERE id = ?",
@@ -641,3 +696,49 @@ class Ledger:
     def command(self, command_id: int) -> sqlite3.Row | None:
         rows = self._q("SELECT * FROM commands WHERE id = ?", (command_id,))
         return rows[0] if rows else None
+
+    # -- intents (write-ahead operator actions, core/intents.py) --------------------------
+
+    def open_intent(self, file_id: int, action: str, actor: str, args: str, *, expect: Iterable[State],
+                    **fields: Any) -> int | None:
+        """Record an intent for ``file_id`` if it is in one of ``expect`` and has no other open
+        intent, and update ``fields`` in the same transaction. Returns the intent id or None."""
+        now = time.time()
+        with self._tx() as c:
+            row = c.execute("SELECT state, path FROM files WHERE id = ?", (file_id,)).fetchone()
+            if row is None or State(row["state"]) not in set(expect):
+                return None
+            if c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open'", (file_id,)).fetchone():
+                return None
+            cur = c.execute("INSERT INTO intents(file_id, action, actor, from_state, args, created)"
+                            " VALUES (?, ?, ?, ?, ?, ?)", (file_id, action, actor, row["state"], args, now))
+            if fields:
+                fields["updated_at"] = now
+                cols = ", ".join(f"{k} = ?" for k in fields)
+                c.execute(f"UPDATE files SET {cols} WHERE id = ?", (*fields.values(), file_id))
+            self._event(c, file_id, row["path"], actor, f"{action} intent", None, None, None, now)
+            return int(cur.lastrowid or 0)
+
+    def close_intent(self, intent_id: int, status: str, outcome: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE intents SET status = ?, outcome = ?, closed = ? WHERE id = ? AND status = 'open'",
+                      (status, outcome, time.time(), intent_id))
+
+    def open_intents(self, file_id: int | None = None) -> list[sqlite3.Row]:
+        if file_id is None:
+            return self._q("SELECT * FROM intents WHERE status = 'open' ORDER BY id")
+        return self._q("SELECT * FROM intents WHERE status = 'open' AND file_id = ? ORDER BY id", (file_id,))
+
+    # -- rebuilding (chute recover, core/recover.py) --------------------------------------
+
+    def insert_version(self, fields: dict[str, Any], actor: str, detail: str) -> int:
+        """A version reconstructed from outside the ledger (ClickHouse's lineage columns)."""
+        now = time.time()
+        fields = {"first_seen": now, "updated_at": now, **fields}
+        cols = ", ".join(fields)
+        with self._tx() as c:
+            cur = c.execute(f"INSERT INTO files({cols}) VALUES ({', '.join('?' * len(fields))})",
+                            tuple(str(v) if isinstance(v, State) else v for v in fields.values()))
+            fid = int(cur.lastrowid or 0)
+            self._event(c, fid, fields["path"], actor, "transition", None, str(fields["state"]), detail, now)
+            return fid

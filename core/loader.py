@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from polars.exceptions import PanicException
 
-from chute.core import failpoints, sysinfo, tracing
+from chute.core import failpoints, intents, resources, sysinfo, tracing
 from chute.core.batch_size import BatchSizer
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
@@ -106,6 +107,7 @@ class Loader:
         self.on_settle: Callable[[str], None] = lambda rel: None
         self.on_batch: Callable[[str, int, int, float], None] = lambda table, rows, nbytes, secs: None
         self.fleet: FleetDedup | None = None  # dedup_scope = "fleet" (core/fleet.py), set by the engine
+        self.on_full: Callable[[BaseException], bool] = lambda exc: False  # a disk filled up (core/resources.py)
 
     def _connect_lanes(self) -> None:
         """Open each insert thread's connection now: a handshake costs ~0.1 s, not for the first file."""
@@ -166,6 +168,11 @@ class Loader:
         except PanicException as exc:  # a parser's Rust side crashed on this file: bad input, not a retry
             return self._quarantine(row, InputError(f"the parser crashed on this file: {str(exc)[:200]}"))
         except Exception as exc:  # the daemon keeps going; the reason is recorded
+            if resources.full_kind(exc) and self.on_full(exc):  # not the file's fault, not an attempt
+                # If the ledger cannot write either, the engine requeues it when space returns.
+                with contextlib.suppress(Exception):
+                    self.ledger.transition(row.id, State.QUEUED, detail=f"paused: {exc}", expect=[State.LOADING])
+                return None
             log.exception("unexpected error loading %s", row.path, extra=file_fields(row, "load_error"))
             return self._failed(row, TargetError(f"unexpected {type(exc).__name__}: {exc}"))
         finally:
@@ -253,7 +260,7 @@ class Loader:
                         raise _VerifyError(f"verification failed: the batches sent hold {expected} rows, the file "
                                            f"{plan.rows}")
                     with trace.step("verify", rows=expected):
-                        self._verify(row, sha, expected, timings, keyed=bool(opts.key))
+                        after = self._verify(row, sha, expected, timings, keyed=bool(opts.key))
                     if rejects.count:
                         self._note_rejects(row, rejects)
                 finally:
@@ -262,7 +269,7 @@ class Loader:
                 src.check_unchanged()  # a file rewritten under us is not bad input: settle it again
                 raise
         with trace.step("after_load", mode=cfg.after_load):
-            self._after_load(row, path)
+            self._after_load(row, path, after)
 
     def _clear_superseded(self, row: FileRow) -> None:
         """Older versions at this path that stopped part-way left rows of content that no longer
@@ -432,6 +439,7 @@ class Loader:
                 idx, rows, encoded = item
                 token = dedup_token(sha, batch_rows, idx, row.generation)
                 self.ledger.intent(row.id, row.generation, idx, token, rows)
+                failpoints.step("batch_intent")
                 t0 = time.perf_counter()
                 try:
                     with trace.step("insert", batch=idx, rows=rows, token=token):
@@ -439,12 +447,13 @@ class Loader:
                 except InputError as exc:
                     raise self._explain(reader, idx, batch_rows, exc) from None
                 secs = time.perf_counter() - t0
-                failpoints.maybe_kill("kill_after_insert")
+                failpoints.step("insert_acked")
                 with lock:
                     progress.rows_done += rows
                     loaded = progress.rows_done
                 self.ledger.ack(row.id, row.generation, idx, loaded)
                 self.sizer.observe(rows, secs)
+                failpoints.step("batch_done")
                 self.on_batch(row.table_name, rows, int(rows * bytes_per_row), secs)
                 self.on_progress(progress, row.id)
 
@@ -489,7 +498,8 @@ class Loader:
                     f"{exc} (in data rows {idx * batch_rows + 1}-{idx * batch_rows + df.height})")
         return exc
 
-    def _verify(self, row: FileRow, sha: str, rows: int, timings: dict[str, float], keyed: bool) -> None:
+    def _verify(self, row: FileRow, sha: str, rows: int, timings: dict[str, float],
+                keyed: bool) -> intents.Intent | None:
         t0 = time.perf_counter()
         found = self.target.count_source(row.table_name, sha, row.path)
         timings["verify"] = time.perf_counter() - t0
@@ -502,11 +512,16 @@ class Loader:
         if not ok:
             raise _VerifyError(f"verification failed: {row.table_name} holds {found} rows of this file, "
                                f"expected {rows}")
+        # Write-ahead: the archive/delete intent precedes `loaded`, so a crash in between still moves it.
+        dest = _free_name(self.cfg.aside("_archive", row.path)) if self.cfg.after_load == "archive" else None
+        after = intents.begin_after_load(self.cfg, self.ledger, row, dest)
         self.ledger.transition(row.id, State.LOADED, rows_loaded=found, loaded_at=time.time(), last_error=None,
                                error_kind=None, detail=f"{found} rows into {row.table_name}", expect=[State.LOADING])
         log.info("loaded %s -> %s: %d rows (%s)", row.path, row.table_name, found,
                  ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()),
                  extra=file_fields(row, "loaded", rows=found, duration_s=round(sum(timings.values()), 3)))
+        failpoints.step("loaded")
+        return after
 
     def _verify_fleet(self, row: FileRow, sha: str, rows: int, found: int) -> int:
         """dedup_scope = fleet: another host may have sent some or all of this content's batches (same
@@ -525,28 +540,10 @@ class Loader:
                              f"{row.table_name} stands")
         raise _VerifyError(f"verification failed: {row.table_name} holds {found} rows of this file, expected {rows}")
 
-    def _after_load(self, row: FileRow, path: Path) -> None:
-        mode = self.cfg.after_load
-        if mode == "keep":
-            return
-        try:
-            st = os.stat(path)
-            if (st.st_ino, st.st_size, st.st_mtime_ns) != (row.inode, row.size, row.mtime_ns):
-                return  # a newer file took the name meanwhile: it is not ours to move
-        except FileNotFoundError:
-            return
-        try:
-            if mode == "delete":
-                path.unlink(missing_ok=True)
-                self.ledger.update(row.id, moved_to="(deleted)")
-            elif mode == "archive":
-                dest = _free_name(self.cfg.aside("_archive", row.path))
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, dest)
-                self.ledger.update(row.id, moved_to=self.cfg.ledger_path(dest, row.path))
-        except OSError as exc:
-            log.warning("loaded %s but could not %s it: %s", row.path, mode, exc.strerror,
-                        extra=file_fields(row, f"{mode}_failed", error_kind="os"))
+    def _after_load(self, row: FileRow, path: Path, intent: intents.Intent | None) -> None:
+        """Archive or delete the loaded file, finishing the intent written before `loaded` (core/intents.py)."""
+        if intent is not None:
+            intents.after_load(self.cfg, self.ledger, intent)
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -575,6 +572,12 @@ class Loader:
         return State.SETTLING
 
     def _failed(self, row: FileRow, exc: TargetError) -> State | None:
+        if resources.full_kind(exc) == resources.TARGET and self.on_full(exc):
+            # ClickHouse's disk is full: wait for space (the engine resumes it), costing no attempt.
+            self.ledger.transition(row.id, State.FAILED, error_kind="full", last_error=str(exc),
+                                   next_attempt=time.time() + resources.TARGET_RETRY_SECONDS, detail=str(exc),
+                                   expect=[State.LOADING])
+            return State.FAILED
         fresh = self.ledger.get(row.id)
         # An attempt that got batches acknowledged is not a failure to give up on (a flaky link).
         progressed = fresh is not None and (fresh.rows_loaded or 0) > (row.rows_loaded or 0)

@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Any
 
+from chute.core.ratelimit import RateLimit
+
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
 
@@ -70,6 +72,7 @@ def configure(fmt: str = "auto", level: str = "info", stream=None) -> None:
         fmt = "text" if stream.isatty() else "json"
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RateLimit())  # a fault repeating many times a second is a line now and then
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))

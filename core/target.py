@@ -513,3 +513,11 @@ class Target:
             self._call("command", f"ALTER TABLE {qualified(self.database, table)} MODIFY SETTING "
                                   f"non_replicated_deduplication_window = {int(self.cfg.dedup_window)}")
             log.info("set non_replicated_deduplication_window = %d on %s", self.cfg.dedup_window, table)
+
+    def free_space(self) -> int | None:
+        """Free bytes on ClickHouse's disks (system.disks), or None when it does not say (core/resources.py)."""
+        try:
+            rows = self._call("query", "SELECT min(free_space) FROM system.disks").result_rows
+            return int(rows[0][0]) if rows and rows[0][0] is not None else None
+        except Exception:  # noqa: BLE001 - a probe: no answer is "unknown"
+            return None

@@ -399,11 +399,12 @@ def exit_summary(cfg: Config, since: float, attached: bool) -> str:
 def _log_to_file(cfg: Config, name: str) -> Path | None:
     """Log lines go to a file while the console owns the terminal (a line on stderr would tear it)."""
     from chute.core import logsetup
+    from chute.core.private import open_private, private_dir
 
     try:
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(cfg.state_dir)
         path = cfg.state_dir / name
-        logsetup.configure("text", cfg.log_level, stream=path.open("a", encoding="utf-8"))
+        logsetup.configure("text", cfg.log_level, stream=open_private(path))  # 0600: core/private.py
         return path
     except OSError:
         logging.getLogger().handlers[:] = [logging.NullHandler()]
