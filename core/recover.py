@@ -1,6 +1,6 @@
 """`chute recover`: rebuild a damaged ledger from ClickHouse's lineage columns.
 
-Every row chute inserts carries `_source_path`, `_source_sha256` and `_source_row` (DESIGN 2),
+Every row chute inserts carries `_source_path`, `_source_sha256` and `_source_row` (docs/CONTRACTS.md#where-rows-go),
 so ClickHouse itself says which file versions were loaded and with how many rows. The rebuilt
 ledger marks those versions `loaded`, with the identity (inode, size, mtime) of the file still
 on disk (or in the archive) when its content matches, so the watcher sees nothing new and

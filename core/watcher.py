@@ -1,4 +1,4 @@
-"""Notice files in DATA_DIR and decide when each is complete (DESIGN 4.1).
+"""Notice files in DATA_DIR and decide when each is complete (docs/ARCHITECTURE.md#complete-files).
 
 A file is complete when no process holds it open for writing (core/writers.py reads /proc)
 and one of these says the writer is done:

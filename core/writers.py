@@ -1,4 +1,4 @@
-"""Is a file under DATA_DIR held open for writing by any process? (DESIGN 4.1)
+"""Is a file under DATA_DIR held open for writing by any process? (docs/ARCHITECTURE.md#complete-files)
 
 Inotify tells us when a writer closes a file, but not about writers that opened it before
 chute started, nor about a file moved in while its writer still holds it. Two ways to ask:
