@@ -307,6 +307,10 @@ def read_file(path: Path) -> tuple[dict[str, Any], list[ConfigError]]:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; a binary or Latin-1 file is the user's to fix
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(_located(path, line, f"not UTF-8 text (byte {exc.start + 1}); TOML files are UTF-8"),
+                          line=line) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -524,10 +528,16 @@ def check_file(path: Path) -> list[ConfigError]:
     if values.get("sources") and "data_dir" not in values:
         values["data_dir"] = values["sources"][0].path
     cfg = replace(Config(), **values)  # the keys that parsed: their values can still be out of range
-    for key, message in config_problems(cfg):
+    found = config_problems(cfg)
+    for key, message in found:
         if key in values:
             line = key_line(text, key)
             problems.append(ConfigError(_located(path, line, message), key=key, line=line))
+    if "notify" in values and not any(key == "notify" for key, _ in found):
+        from chute.core.notify import url_problem  # imports apprise: only when checking a file
+
+        for message in filter(None, map(url_problem, cfg.notify)):
+            problems.append(ConfigError(_located(path, key_line(text, "notify"), message), key="notify"))
     return sorted(problems, key=lambda p: p.line or 0)
 
 

@@ -72,6 +72,10 @@ class Route:
         out = [f"unknown key {k!r}" for k in sorted(set(raw) - set(cls.__dataclass_fields__))]
         if "table" not in raw:
             out.append("missing key 'table'")
+        elif not isinstance(raw["table"], str) or not raw["table"]:
+            out.append("'table' must be a table name (a string)")
+        if not isinstance(raw.get("glob", ""), str):
+            out.append("'glob' must be a string (a glob relative to the data folder)")
         if not isinstance(raw.get("columns", {}), dict):
             out.append("'columns' must be a table of column = \"ClickHouse type\"")
         key = raw.get("key", ())

@@ -134,7 +134,14 @@ class Source:
             except ValueError as exc:
                 problems.append(f"'{key}': {exc}")
         routes = []
-        for i, entry in enumerate(data.get("routes", []) if isinstance(data.get("routes", []), list) else [], 1):
+        if not isinstance(data.get("routes", []), list):
+            problems.append("'routes' must be a list of [[sources.routes]] tables")
+            data["routes"] = []
+        for i, entry in enumerate(data.get("routes", []), 1):
+            found = Route.problems(entry) if isinstance(entry, dict) else ["not a table"]
+            problems += [f"routes entry {i}: {message}" for message in found]
+            if found:
+                continue
             try:
                 routes.append(Route.parse(entry))
             except (ValueError, TypeError) as exc:

@@ -1,0 +1,118 @@
+"""Hostile review of issues 13/15/16: bad config files, bad ports, the API given odd arguments.
+
+Each case is a defect that once ended in a traceback-like "unexpected error" (exit 1), a check that
+said "ok" for a file the engine then refused, or a call that did something other than asked.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from chute.core import api, cli
+from chute.core.errors import UsageError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("CHUTE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_config_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "chute.toml"
+    path.write_bytes(b"workers = 2\n\xff\xfe batch_rows = 5\n")
+    code, _, err = run_cli(capsys, "config", "--check", str(path))
+    assert code == 2, err
+    assert "unexpected" not in err and "UTF-8" in err and str(path) in err
+    code, _, err = run_cli(capsys, "status", "--config", str(path), "--state-dir", str(tmp_path / "s"))
+    assert code == 2 and "UTF-8" in err, err
+
+
+def test_routes_with_a_glob_or_table_that_is_not_a_string_are_reported(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "chute.toml"
+    path.write_text('[[routes]]\nglob = 1\ntable = "x"\n\n[[routes]]\nglob = "*.tsv"\ntable = 5\n\n'
+                    '[[sources]]\npath = "' + str(tmp_path / "more") + '"\nname = "more"\nroutes = "x"\n')
+    code, _, err = run_cli(capsys, "config", "--check", str(path))
+    assert code == 2, err
+    assert "line 2" in err and "'glob'" in err
+    assert "line 7" in err and "'table'" in err
+    assert "'routes' must be a list" in err
+    # The engine refuses it with the same message, not with a TypeError from the matcher.
+    (tmp_path / "data").mkdir()
+    code, _, err = run_cli(capsys, "--no-ui", "--once", "--config", str(path), "--state-dir", str(tmp_path / "s"),
+                           str(tmp_path / "data"))
+    assert code == 2 and "unexpected" not in err, err
+
+
+def test_a_notify_url_apprise_refuses_fails_config_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`config --check` said ok for `slack://`, then the engine refused to start with it."""
+    path = tmp_path / "chute.toml"
+    path.write_text('notify = ["json://127.0.0.1:9/hook", "slack://"]\n')
+    code, _, err = run_cli(capsys, "config", "--check", str(path))
+    assert code == 2, err
+    assert "line 1" in err and "'slack://'" in err and "json://127.0.0.1" not in err
+
+
+def test_a_refused_notify_url_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """apprise's own log line came out before chute's message: two lines for one problem."""
+    (tmp_path / "data").mkdir()
+    code, _, err = run_cli(capsys, "--no-ui", "--once", "--state-dir", str(tmp_path / "s"), "--notify", "foo://bar",
+                           "--log-format", "text", str(tmp_path / "data"))
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "foo://bar" in lines[0], err
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_serve_port_out_of_range_is_a_usage_error(port: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "serve", "--port", port, "--state-dir", str(tmp_path / "s"),
+                           "--clickhouse", f"chdb://{tmp_path / 'ch'}", str(tmp_path))
+    assert code == 2, err
+    assert "unexpected" not in err and "--port" in err
+
+
+def test_serve_on_a_taken_port_starts_no_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The engine started (and loaded files) before the bind failed."""
+    pytest.importorskip("textual_serve")
+    data, state = tmp_path / "data", tmp_path / "state"
+    data.mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run_cli(capsys, "serve", "--port", str(port), "--state-dir", str(state),
+                               "--clickhouse", f"chdb://{tmp_path / 'ch'}", str(data))
+    assert code == 2 and "cannot serve on" in err and "in use" in err, err
+    assert not (state / "ledger.sqlite3").exists(), "an engine ran although the console could not be served"
+
+
+def test_api_load_takes_one_path_as_well_as_a_list(tmp_path: Path) -> None:
+    """A str is iterable: load("data/a.csv") used to ask for "/", "t", "m", ... one character each."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(UsageError) as info:
+        api.load(str(data / "missing.csv"), data_dir=data, state_dir=tmp_path / "s")
+    assert "missing.csv" in str(info.value)
+
+
+def test_api_data_dir_that_is_a_file_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("a\n1\n")
+    with pytest.raises(UsageError) as info:
+        api.run_once(path, state_dir=tmp_path / "s", clickhouse_url=f"chdb://{tmp_path / 'ch'}")
+    assert "not a folder" in str(info.value), info.value
+
