@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
 def build_sub_parser(name: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"chute {name}")
     if name in ("status", "files", "events", "gc", "fleet", "inspect"):
@@ -133,7 +139,7 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="folder to watch when no daemon runs "
                        "(default: the running daemon's, else ./data)")
         p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-        p.add_argument("--port", type=int, default=8422, help="port (default 8422)")
+        p.add_argument("--port", type=_port, default=8422, help="port (default 8422)")
         p.add_argument("--public-url", metavar="URL", help="the URL browsers use, when not http://HOST:PORT")
         p.add_argument("--token-file", metavar="FILE", help="file holding the token that allows actions "
                        "(env CHUTE_SERVE_TOKEN; without one the console is read-only)")

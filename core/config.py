@@ -308,9 +308,9 @@ def read_file(path: Path) -> tuple[dict[str, Any], list[ConfigError]]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:  # TOML is UTF-8; a binary or Latin-1 file is the user's to fix
-        line = exc.object[:exc.start].count(b"\n") + 1
-        raise ConfigError(_located(path, line, f"not UTF-8 text (byte {exc.start + 1}); TOML files are UTF-8"),
-                          line=line) from None
+        at = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(_located(path, at, f"not UTF-8 text (byte {exc.start + 1}); TOML files are UTF-8"),
+                          line=at) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -106,6 +106,8 @@ class StateLock:
 
 
 def prepare_dirs(cfg: Config) -> None:
+    if cfg.data_dir.exists() and not cfg.data_dir.is_dir():
+        raise UsageError(f"data folder {cfg.data_dir} is not a folder (DATA_DIR is the folder to watch)")
     if not cfg.data_dir.is_dir():
         raise UsageError(f"data folder {cfg.data_dir} does not exist (create it, or pass another DATA_DIR)")
     try:
