@@ -489,6 +489,10 @@ def ops_problems(cfg: Config) -> list[tuple[str, str]]:
         if "://" not in url:
             out.append(("notify", f"notify {url!r}: an apprise URL such as slack://..., mailto://..., "
                                   "json://host:port/path"))
+    for key in ("include", "exclude"):
+        for glob in getattr(cfg, key):
+            if glob.startswith(("/", "~")):
+                out.append((key, f"{key} glob {glob!r}: globs are relative to the folder (e.g. \"*.csv\")"))
     try:
         parse_backfill(cfg.backfill)
     except ValueError as exc:

@@ -119,6 +119,7 @@ class Source:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 problems.append(f"'{key}' must be a list of globs")
                 value = []
+            problems += [f"'{key}' glob {g!r}: globs are relative to the folder" for g in value if g.startswith("/")]
             data[key] = tuple(value)
         for key in ("name", "backfill", "archive_keep", "quarantine_keep"):
             if key in data and not isinstance(data[key], str):
@@ -153,6 +154,13 @@ class Source:
         return cls(**data), []
 
 
+def glob_matches(rel: str, glob: str) -> bool:
+    """fnmatch, where ``*`` crosses folders; ``./x`` means ``x`` and ``**/x`` also matches ``x`` at the
+    top (as in .gitignore: plain fnmatch wants the slash, so every top-level file was ignored)."""
+    glob = glob.removeprefix("./")
+    return fnmatch.fnmatchcase(rel, glob) or (glob.startswith("**/") and fnmatch.fnmatchcase(rel, glob[3:]))
+
+
 class Admission:
     """Decides, before the ledger hears of it, whether a path of a folder is chute's to load."""
 
@@ -183,10 +191,10 @@ class Admission:
 
     def reason(self, rel: str, st: os.stat_result | None = None) -> str | None:
         """Why ``rel`` is not taken, or None when it is."""
-        if self.include and not any(fnmatch.fnmatchcase(rel, g) for g in self.include):
+        if self.include and not any(glob_matches(rel, g) for g in self.include):
             return "matches no include glob"
         for glob in self.exclude:
-            if fnmatch.fnmatchcase(rel, glob):
+            if glob_matches(rel, glob):
                 return f"excluded by {glob!r}"
         if self.since is not None and self.start is not None and st is not None:
             there_before = st.st_ctime < self.start  # ctime: a move-in or a write after the start is new

@@ -116,3 +116,23 @@ def test_api_data_dir_that_is_a_file_says_so(tmp_path: Path) -> None:
         api.run_once(path, state_dir=tmp_path / "s", clickhouse_url=f"chdb://{tmp_path / 'ch'}")
     assert "not a folder" in str(info.value), info.value
 
+
+
+@pytest.mark.parametrize("glob", ["**/*.csv", "./*.csv", "./**/*.csv"])
+def test_include_globs_written_the_usual_ways_match_top_level_files(glob: str) -> None:
+    """`**/*.csv` and `./*.csv` ignored every file at the top of the folder (fnmatch needs the slash)."""
+    from chute.core.sources import Admission
+
+    admit = Admission((glob,), (), "all")
+    assert admit.reason("a.csv") is None
+    assert admit.reason("sub/a.csv") is None
+    assert admit.reason("a.json") == "matches no include glob"
+    assert Admission((), ("./" + glob.removeprefix("./"),), "all").reason("a.csv") is not None
+
+
+def test_an_absolute_include_glob_is_a_config_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Globs are relative to the folder: an absolute one matched nothing, so every file was ignored."""
+    path = tmp_path / "chute.toml"
+    path.write_text(f'include = ["{tmp_path}/data/*.csv"]\n')
+    code, _, err = run_cli(capsys, "config", "--check", str(path))
+    assert code == 2 and "line 1" in err and "relative" in err, err
