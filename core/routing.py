@@ -156,10 +156,17 @@ def sanitize(name: str) -> str:
     return out
 
 
+def glob_matches(rel: str, glob: str) -> bool:
+    """fnmatch, where ``*`` crosses folders; ``./x`` means ``x`` and ``**/x`` also matches ``x`` at the
+    top (as in .gitignore: plain fnmatch wants the slash, so top-level files never matched)."""
+    glob = glob.removeprefix("./")
+    return fnmatch.fnmatchcase(rel, glob) or (glob.startswith("**/") and fnmatch.fnmatchcase(rel, glob[3:]))
+
+
 def table_for(rel: str, routes: list[Route] | tuple[Route, ...] = ()) -> str:
     """The table a file (path relative to DATA_DIR, POSIX separators) loads into."""
     for route in routes:
-        if route.glob and fnmatch.fnmatchcase(rel, route.glob):
+        if route.glob and glob_matches(rel, route.glob):
             return sanitize(route.table)
     parts = PurePosixPath(rel).parts
     if len(parts) > 1:

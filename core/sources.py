@@ -11,7 +11,6 @@ so a file moved in later is always taken, however old its mtime.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import re
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from chute.core.routing import glob_matches
 
 log = logging.getLogger("chute.sources")
 
@@ -152,13 +153,6 @@ class Source:
             return None, problems
         data["path"] = Path(data["path"]).expanduser().resolve()
         return cls(**data), []
-
-
-def glob_matches(rel: str, glob: str) -> bool:
-    """fnmatch, where ``*`` crosses folders; ``./x`` means ``x`` and ``**/x`` also matches ``x`` at the
-    top (as in .gitignore: plain fnmatch wants the slash, so every top-level file was ignored)."""
-    glob = glob.removeprefix("./")
-    return fnmatch.fnmatchcase(rel, glob) or (glob.startswith("**/") and fnmatch.fnmatchcase(rel, glob[3:]))
 
 
 class Admission:

@@ -136,3 +136,11 @@ def test_an_absolute_include_glob_is_a_config_problem(tmp_path: Path, capsys: py
     path.write_text(f'include = ["{tmp_path}/data/*.csv"]\n')
     code, _, err = run_cli(capsys, "config", "--check", str(path))
     assert code == 2 and "line 1" in err and "relative" in err, err
+
+
+def test_route_globs_match_top_level_files_the_same_way() -> None:
+    from chute.core.routing import Route, table_for
+
+    routes = (Route.parse({"glob": "**/*.tsv", "table": "tabs"}), Route.parse({"glob": "./x-*.csv", "table": "xs"}))
+    assert table_for("a.tsv", routes) == "tabs" and table_for("d/a.tsv", routes) == "tabs"
+    assert table_for("x-1.csv", routes) == "xs"
