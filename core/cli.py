@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in SUBCOMMANDS:
             return _subcommand(argv[0], argv[1:])
+        _typo(argv)
         return _run(argv)
     except UsageError as exc:
         print(f"chute: error: {exc}", file=sys.stderr)
@@ -193,6 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chute: unexpected error: {type(exc).__name__}: {exc} (run with --log-level debug for details)",
               file=sys.stderr)
         return EXIT_UNEXPECTED
+
+
+def _typo(argv: list[str]) -> None:
+    """`chute stauts`: a mistyped subcommand, not a DATA_DIR that does not exist."""
+    import difflib
+
+    word = argv[0] if argv else ""
+    if word and not word.startswith("-") and "/" not in word and not Path(word).exists():
+        close = difflib.get_close_matches(word, SUBCOMMANDS, n=1)
+        if close:
+            raise UsageError(f"unknown subcommand {word!r} (did you mean {close[0]!r}?) and no folder of that name")
 
 
 # -- running the engine -------------------------------------------------------------------

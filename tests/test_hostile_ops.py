@@ -144,3 +144,13 @@ def test_route_globs_match_top_level_files_the_same_way() -> None:
     routes = (Route.parse({"glob": "**/*.tsv", "table": "tabs"}), Route.parse({"glob": "./x-*.csv", "table": "xs"}))
     assert table_for("a.tsv", routes) == "tabs" and table_for("d/a.tsv", routes) == "tabs"
     assert table_for("x-1.csv", routes) == "xs"
+
+
+def test_a_mistyped_subcommand_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`chute stauts` said "data folder .../stauts does not exist" (it took the word for DATA_DIR)."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "stauts")
+    assert code == 2 and "did you mean 'status'" in err, err
+    (tmp_path / "stauts").mkdir()  # a folder of that name is a DATA_DIR after all
+    assert cli._typo(["stauts"]) is None
