@@ -361,6 +361,11 @@ def _gc(cfg: config_mod.Config, as_json: bool) -> int:
     from chute.core.ledger import Ledger
 
     _read_ledger(cfg).close()  # the same clear message when there is no ledger yet
+    lock: StateLock | None = StateLock(cfg.state_dir)
+    try:  # no engine: hold the state dir, so none starts while VACUUM locks the ledger
+        lock.acquire("gc")  # type: ignore[union-attr]
+    except UsageError:
+        lock = None  # an engine runs: prune beside it, no VACUUM
     ledger = Ledger(cfg.state_dir)
     try:
         owner = ledger.meta("data_dir")
@@ -368,12 +373,14 @@ def _gc(cfg: config_mod.Config, as_json: bool) -> int:
             cfg = dataclasses.replace(cfg, data_dir=Path(owner))
         if not gc.configured(cfg):
             print("chute gc: nothing to do: set ledger_keep, archive_keep or quarantine_keep", file=sys.stderr)
-        running = StateLock.holder(cfg.state_dir) is not None
+        running = lock is None
         report = gc.run(cfg, ledger, vacuum=not running, actor=action_cli.actor())
         if running:
             report.notes.append("engine running: freed ledger pages are reused, the file is not shrunk")
     finally:
         ledger.close()
+        if lock is not None:
+            lock.release()
     print(json.dumps(report.as_dict(), indent=2) if as_json else report.line())
     return EXIT_OK
 

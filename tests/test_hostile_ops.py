@@ -154,3 +154,38 @@ def test_a_mistyped_subcommand_is_named(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 2 and "did you mean 'status'" in err, err
     (tmp_path / "stauts").mkdir()  # a folder of that name is a DATA_DIR after all
     assert cli._typo(["stauts"]) is None
+
+
+def test_gc_without_an_engine_holds_the_state_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`chute gc` checked for an engine once, then ran VACUUM unlocked: an engine starting meanwhile
+    shared the ledger with it (its writes waited on VACUUM's lock). Now none can start until gc is done;
+    with an engine already running, gc prunes beside it and does not VACUUM."""
+    from chute.core import gc
+    from chute.core.engine import StateLock
+    from chute.core.ledger import Ledger
+
+    state, data = tmp_path / "state", tmp_path / "data"
+    data.mkdir()
+    state.mkdir()
+    Ledger(state).close()
+    seen: list[tuple[str | None, bool]] = []
+    real = gc.run
+
+    def spy(cfg, ledger, *, vacuum=False, **kw):  # type: ignore[no-untyped-def]
+        seen.append((StateLock.holder(state), vacuum))
+        return real(cfg, ledger, vacuum=vacuum, **kw)
+
+    monkeypatch.setattr(gc, "run", spy)
+    monkeypatch.setenv("CHUTE_LEDGER_KEEP", "1d")
+    code, out, err = run_cli(capsys, "gc", "--state-dir", str(state))
+    assert code == 0, err
+    assert seen[0][0] is not None and seen[0][0].endswith("gc") and seen[0][1] is True
+    assert StateLock.holder(state) is None  # released
+    engine_lock = StateLock(state)
+    engine_lock.acquire("daemon")
+    try:
+        code, out, err = run_cli(capsys, "gc", "--state-dir", str(state))
+    finally:
+        engine_lock.release()
+    assert code == 0 and seen[1][1] is False and "engine running" in out, (out, err)
