@@ -57,8 +57,9 @@ class Keep:
     @classmethod
     def parse(cls, text: str) -> Keep:
         age = size = None
-        for word in text.replace(",", " ").split():
-            if re.fullmatch(r"\d+(?:\.\d+)?[smhdw]?", word.lower()) and not word.isdigit():
+        joined = re.sub(r"(\d)\s+([A-Za-z])", r"\1\2", text)  # "10 GiB" as "10GiB"
+        for word in joined.replace(",", " ").split():
+            if re.fullmatch(r"\d+(?:\.\d+)?[smhdw]", word.lower()):  # a bare number is a size, as parse_size says
                 age = parse_age(word)
             else:
                 try:

@@ -189,3 +189,12 @@ def test_gc_without_an_engine_holds_the_state_dir(tmp_path: Path, capsys: pytest
     finally:
         engine_lock.release()
     assert code == 0 and seen[1][1] is False and "engine running" in out, (out, err)
+
+
+def test_retention_numbers_without_a_unit_are_bytes_and_units_may_be_spaced() -> None:
+    """"1.5" was 1.5 *seconds* (archive gone at the next gc) while "1024" was bytes; "10 GiB" was refused."""
+    from chute.core.sources import Keep
+
+    assert Keep.parse("1.5") == Keep(None, 1) and Keep.parse("1024") == Keep(None, 1024)
+    assert Keep.parse("10 GiB") == Keep(None, 10 * 2**30)
+    assert Keep.parse("30 d, 2 GB") == Keep(30 * 86400, 2 * 10**9)
