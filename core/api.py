@@ -377,6 +377,8 @@ def act(action: str, path: str | os.PathLike[str] | None = None, *, id: int | No
         raise UsageError(f"unknown action {action!r}")
     if (path is None) == (id is None):
         raise UsageError(f"{action}: give a path or an id (one of them)")
+    if id is not None and not (isinstance(id, int) and 1 <= id < 2**63):  # SQLite INTEGER, else OverflowError
+        raise UsageError(f"no file with id {id!r} in the ledger (see `chute files`)")
     cfg = make_config(data_dir, config=config, **settings)
     ledger = _read_ledger(cfg)
     try:

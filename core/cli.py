@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -108,6 +109,12 @@ def _port(text: str) -> int:
     return int(text)
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) >= 2**63:  # SQLite's INTEGER: beyond it a datatype mismatch
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0 for all)")
+    return int(text)
+
+
 def build_sub_parser(name: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"chute {name}")
     if name in ("status", "files", "events", "gc", "fleet", "inspect"):
@@ -122,7 +129,7 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--rows", type=int, default=5, metavar="N", help="first rows to show (default 5)")
     if name == "files":
         p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
-        p.add_argument("--limit", type=int, default=0, help="at most N lines (newest first)")
+        p.add_argument("--limit", type=_count, default=0, help="at most N lines (newest first)")
     if name == "events":
         p.add_argument("--since", metavar="T", help="how long ago (3600, 15m, 2h, 7d) or an ISO time")
         p.add_argument("--path", metavar="PATH", help="only events of this file (relative to DATA_DIR)")
@@ -188,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chute: {exc}", file=sys.stderr)
         return EXIT_UNEXPECTED
     except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:  # `chute events | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return EXIT_OK
     except Exception as exc:  # one line, never a traceback; details at debug level
         log.debug("unexpected error", exc_info=True)

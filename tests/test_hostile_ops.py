@@ -198,3 +198,40 @@ def test_retention_numbers_without_a_unit_are_bytes_and_units_may_be_spaced() ->
     assert Keep.parse("1.5") == Keep(None, 1) and Keep.parse("1024") == Keep(None, 1024)
     assert Keep.parse("10 GiB") == Keep(None, 10 * 2**30)
     assert Keep.parse("30 d, 2 GB") == Keep(30 * 86400, 2 * 10**9)
+
+
+def test_ids_and_limits_beyond_sqlite_integers_are_usage_errors(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """An OverflowError / "datatype mismatch" (exit 1) for `--id 99999999999999999999`."""
+    from chute.core.ledger import Ledger
+
+    state = tmp_path / "state"
+    state.mkdir()
+    Ledger(state).close()
+    huge = "9" * 25
+    for argv in (["approve", "--id", huge], ["files", "--limit", huge], ["retry", "--id", "-3"]):
+        code, _, err = run_cli(capsys, *argv, "--state-dir", str(state))
+        assert code == 2 and "unexpected" not in err, (argv, err)
+    with pytest.raises(UsageError):
+        api.approve(id=10**30, state_dir=state)
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
+    """`chute events | head -1` ended in "unexpected error: BrokenPipeError"."""
+    import subprocess
+
+    from chute.core.ledger import Ledger
+    from tests.conftest import chute_cmd
+
+    state = tmp_path / "state"
+    state.mkdir()
+    ledger = Ledger(state)
+    for i in range(5000):
+        ledger.log(None, f"file-{i:05}.csv", "test", "note", "x" * 40)
+    ledger.close()
+    proc = subprocess.Popen(chute_cmd("events", "--state-dir", str(state)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(os.environ, CHUTE_LOG_FORMAT="text"))
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and not err.strip(), err.decode()
