@@ -235,3 +235,18 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
     proc.stdout.close()
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and not err.strip(), err.decode()
+
+
+def test_an_exporter_chute_does_not_have_is_named_not_turned_into_otlp(caplog: pytest.LogCaptureFixture) -> None:
+    """OTEL_TRACES_EXPORTER=console switched OTLP on towards localhost:4318 (errors every few seconds)."""
+    from chute.core import tracing
+
+    assert not tracing.wanted({"OTEL_TRACES_EXPORTER": "console"})
+    assert tracing.wanted({"OTEL_TRACES_EXPORTER": "console,otlp"})
+    tracing.uninstall()
+    try:
+        with caplog.at_level("WARNING", logger="chute.tracing"):
+            assert tracing.configure({"OTEL_TRACES_EXPORTER": "zipkin"}) is False
+        assert "zipkin ignored" in caplog.text
+    finally:
+        tracing.uninstall()
