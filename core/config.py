@@ -522,6 +522,13 @@ def ops_problems(cfg: Config) -> list[tuple[str, str]]:
             out.append(("sources", f"[[sources]] {source.name!r}: {where} overlaps the data folder {data}"))
     if len(set(names)) != len(names):
         out.append(("sources", "[[sources]] entries need distinct names"))
+    others = [s for s in cfg.sources if Path(s.path) != data]
+    for i, one in enumerate(others):  # one folder under two names: every file read twice, moved under the other
+        for two in others[i + 1:]:
+            a, b = Path(one.path), Path(two.path)
+            if a.is_relative_to(b) or b.is_relative_to(a):
+                out.append(("sources", f"[[sources]] {one.name!r} ({a}) and {two.name!r} ({b}) overlap: "
+                                       "each folder may be watched once"))
     return out
 
 

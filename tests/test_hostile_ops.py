@@ -250,3 +250,14 @@ def test_an_exporter_chute_does_not_have_is_named_not_turned_into_otlp(caplog: p
         assert "zipkin ignored" in caplog.text
     finally:
         tracing.uninstall()
+
+
+@pytest.mark.parametrize("second", ["more", "more/sub"])
+def test_two_sources_on_one_folder_are_a_config_problem(second: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The same folder under two names was watched twice: each file read twice, one copy a 'duplicate'."""
+    path = tmp_path / "chute.toml"
+    path.write_text(f'data_dir = "{tmp_path / "data"}"\n\n[[sources]]\npath = "{tmp_path / "more"}"\nname = "a"\n\n'
+                    f'[[sources]]\npath = "{tmp_path / second}"\nname = "b"\n')
+    code, _, err = run_cli(capsys, "config", "--check", str(path))
+    assert code == 2 and "overlap" in err and "'a'" in err and "'b'" in err, err
