@@ -590,6 +590,9 @@ def dump(cfg: Config, sources: dict[str, str] | None = None) -> str:
             value = mask_url(value) if value else ""
             if not value:
                 note += f"; embedded chDB at {default_engine_dir()}"
+        if f.name == "notify" and any(mask_url(url) != url for url in value):  # mailto://bob:PASSWORD@...
+            value = tuple(mask_url(url) for url in value)
+            note += "; passwords masked"
         if value is None:
             lines.append(f"# {f.name} = (not set)")
             continue

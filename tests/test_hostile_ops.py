@@ -261,3 +261,11 @@ def test_two_sources_on_one_folder_are_a_config_problem(second: str, tmp_path: P
                     f'[[sources]]\npath = "{tmp_path / second}"\nname = "b"\n')
     code, _, err = run_cli(capsys, "config", "--check", str(path))
     assert code == 2 and "overlap" in err and "'a'" in err and "'b'" in err, err
+
+
+def test_chute_config_masks_passwords_in_notify_urls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The dump says "secrets masked" but printed mailto://bob:s3cret@... in full."""
+    code, out, err = run_cli(capsys, "config", "--notify", "mailto://bob:s3cret@example.com",
+                             "--notify", "json://127.0.0.1:9/hook", "--state-dir", str(tmp_path))
+    assert code == 0, err
+    assert "s3cret" not in out and "mailto://bob:***@example.com" in out and "json://127.0.0.1:9/hook" in out
