@@ -269,3 +269,31 @@ def test_chute_config_masks_passwords_in_notify_urls(tmp_path: Path, capsys: pyt
                              "--notify", "json://127.0.0.1:9/hook", "--state-dir", str(tmp_path))
     assert code == 0, err
     assert "s3cret" not in out and "mailto://bob:***@example.com" in out and "json://127.0.0.1:9/hook" in out
+
+
+def test_the_cli_task_judges_this_run_not_last_weeks_quarantine(tmp_path: Path) -> None:
+    """load_folder_cli read every problem in the ledger's history: a run whose only problem was a held
+    file failed as BadInput (do not retry) because of a file quarantined runs ago."""
+    import importlib
+    import sys
+
+    from tests.conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        tasks = importlib.import_module("chute_tasks")
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ok.csv").write_bytes(b"id\n1\n")
+    (data / "empty.csv").write_bytes(b"")
+    env = {"CHUTE_CLICKHOUSE_URL": f"chdb://{tmp_path / 'engine'}", "CHUTE_STATE_DIR": str(tmp_path / "state"),
+           "CHUTE_SETTLE_SECONDS": "0"}
+    chute = (sys.executable, "-m", "chute.core")
+    with pytest.raises(tasks.BadInput):
+        tasks.load_folder_cli(data, chute=chute, env=env)
+    (data / "new.csv").write_bytes(b"id\n2\n")
+    with pytest.raises(tasks.Held) as err:
+        tasks.load_folder_cli(data, chute=chute, env=dict(env, CHUTE_REQUIRE_APPROVAL="true"))
+    assert [f.path for f in err.value.files] == ["new.csv"]
