@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser, states: list[str]) -> None:
                    "(its newest version)")
     p.add_argument("--id", type=version_id, metavar="N", dest="file_id",
                    help="one version, by the id `chute files` shows")
-    p.add_argument("--state", choices=states, help="every file in this state (bulk)")
+    p.add_argument("--state", choices=states, metavar="STATE",
+                   help="every file in this state (bulk): " + ", ".join(states))
     p.add_argument("--table", metavar="T", help="every file of this table (bulk)")
     p.add_argument("--glob", metavar="G", help="every file whose path matches G, e.g. 'orders/*.csv' (bulk)")
     p.add_argument("--yes", action="store_true", help="do not ask before a bulk action (scripts)")

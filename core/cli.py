@@ -81,10 +81,14 @@ SUMMARIES = {
 
 
 def _subcommand_lines() -> str:
+    import shutil
+    import textwrap
+
+    width = max(40, shutil.get_terminal_size().columns - 2)  # as argparse wraps the options above
     lines = ["subcommands (chute NAME --help for each):"]
     for name in SUBCOMMANDS:
         summary = SUMMARIES.get(name) or (build_sub_parser(name).description or "").split("\n")[0]
-        lines.append(f"  {name:<10} {summary}")
+        lines.append(textwrap.fill(summary, width, initial_indent=f"  {name:<10} ", subsequent_indent=" " * 13))
     return "\n".join(lines)
 
 
@@ -128,7 +132,8 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--data-dir", metavar="DIR", help="the data folder, for table routing (default ./data)")
         p.add_argument("--rows", type=int, default=5, metavar="N", help="first rows to show (default 5)")
     if name == "files":
-        p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
+        p.add_argument("--state", choices=[s.value for s in State], metavar="STATE",  # the list, wrapped, in help
+                       help="only files in this state: " + ", ".join(s.value for s in State))
         p.add_argument("--limit", type=_count, default=0, help="at most N lines (newest first)")
     if name == "events":
         p.add_argument("--since", metavar="T", help="how long ago (3600, 15m, 2h, 7d) or an ISO time")

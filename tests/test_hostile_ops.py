@@ -297,3 +297,12 @@ def test_the_cli_task_judges_this_run_not_last_weeks_quarantine(tmp_path: Path) 
     with pytest.raises(tasks.Held) as err:
         tasks.load_folder_cli(data, chute=chute, env=dict(env, CHUTE_REQUIRE_APPROVAL="true"))
     assert [f.path for f in err.value.files] == ["new.csv"]
+
+
+def test_help_fits_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The subcommand list of `chute --help` (up to 104 characters) and --state's choices wrapped at 80."""
+    monkeypatch.setenv("COLUMNS", "80")
+    texts = {"chute": cli.build_parser().format_help()}
+    texts.update({name: cli.build_sub_parser(name).format_help() for name in cli.SUBCOMMANDS})
+    wide = [(name, line) for name, text in texts.items() for line in text.splitlines() if len(line) > 80]
+    assert not wide, wide
