@@ -306,3 +306,44 @@ def test_help_fits_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     texts.update({name: cli.build_sub_parser(name).format_help() for name in cli.SUBCOMMANDS})
     wide = [(name, line) for name, text in texts.items() for line in text.splitlines() if len(line) > 80]
     assert not wide, wide
+
+
+def _silent_server() -> tuple[socket.socket, int]:
+    """A "ClickHouse" that accepts connections and never answers."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(50)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def test_a_clickhouse_that_never_answers_is_reported_in_seconds(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The engine's start and `chute fleet` waited out the insert timeout (300 s) on such a server."""
+    import time
+
+    server, port = _silent_server()
+    (tmp_path / "data").mkdir()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(UsageError, match="no answer"):
+            api.run_once(tmp_path / "data", clickhouse_url=f"http://127.0.0.1:{port}", state_dir=tmp_path / "s")
+        t1 = time.monotonic()
+        code, _, err = run_cli(capsys, "fleet", "--clickhouse", f"http://127.0.0.1:{port}",
+                               "--state-dir", str(tmp_path / "s"))
+        t2 = time.monotonic()
+    finally:
+        server.close()
+    assert code == 2 and "no answer" in err, err
+    assert t1 - t0 < 60 and t2 - t1 < 60, (t1 - t0, t2 - t1)
