@@ -40,11 +40,20 @@ def actor() -> str:
         return f"cli:uid{os.getuid()}"
 
 
+def version_id(text: str) -> int:
+    """An --id: a ledger row id (SQLite INTEGER; a larger number used to end in an OverflowError)."""
+    if not text.isdigit() or not 1 <= int(text) < 2**63:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version id (the first column of `chute files`)")
+    return int(text)
+
+
 def add_arguments(p: argparse.ArgumentParser, states: list[str]) -> None:
     p.add_argument("path", metavar="PATH", nargs="?", help="file path, relative to DATA_DIR or absolute "
                    "(its newest version)")
-    p.add_argument("--id", type=int, metavar="N", dest="file_id", help="one version, by the id `chute files` shows")
-    p.add_argument("--state", choices=states, help="every file in this state (bulk)")
+    p.add_argument("--id", type=version_id, metavar="N", dest="file_id",
+                   help="one version, by the id `chute files` shows")
+    p.add_argument("--state", choices=states, metavar="STATE",
+                   help="every file in this state (bulk): " + ", ".join(states))
     p.add_argument("--table", metavar="T", help="every file of this table (bulk)")
     p.add_argument("--glob", metavar="G", help="every file whose path matches G, e.g. 'orders/*.csv' (bulk)")
     p.add_argument("--yes", action="store_true", help="do not ask before a bulk action (scripts)")

@@ -211,9 +211,10 @@ def run_once(data_dir: str | os.PathLike[str] | None = None, *, config: config_m
         engine.stop()
 
 
-def load(paths: Iterable[str | os.PathLike[str]], data_dir: str | os.PathLike[str] | None = None, *,
+def load(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+         data_dir: str | os.PathLike[str] | None = None, *,
          config: config_mod.Config | None = None, timeout: float | None = None, **settings: Any) -> RunResult:
-    """Load these files (inside the data folder) and return where each ended.
+    """Load these files (inside the data folder; one path or several) and return where each ended.
 
     With no chute running on the state dir this runs once, as :func:`run_once` (which loads every
     new file in the folder: chute loads each file exactly once, whoever asked); with a daemon
@@ -223,6 +224,8 @@ def load(paths: Iterable[str | os.PathLike[str]], data_dir: str | os.PathLike[st
     from chute.core.engine import StateLock
 
     cfg = make_config(data_dir, config=config, **settings)
+    if isinstance(paths, str | os.PathLike):  # one path, not its characters
+        paths = [paths]
     wanted = [_relative(cfg, p) for p in paths]
     for rel in wanted:
         if not (cfg.data_dir / rel).exists():
@@ -374,6 +377,8 @@ def act(action: str, path: str | os.PathLike[str] | None = None, *, id: int | No
         raise UsageError(f"unknown action {action!r}")
     if (path is None) == (id is None):
         raise UsageError(f"{action}: give a path or an id (one of them)")
+    if id is not None and not (isinstance(id, int) and 1 <= id < 2**63):  # SQLite INTEGER, else OverflowError
+        raise UsageError(f"no file with id {id!r} in the ledger (see `chute files`)")
     cfg = make_config(data_dir, config=config, **settings)
     ledger = _read_ledger(cfg)
     try:

@@ -83,10 +83,14 @@ SUMMARIES = {
 
 
 def _subcommand_lines() -> str:
+    import shutil
+    import textwrap
+
+    width = max(40, shutil.get_terminal_size().columns - 2)  # as argparse wraps the options above
     lines = ["subcommands (chute NAME --help for each):"]
     for name in SUBCOMMANDS:
         summary = SUMMARIES.get(name) or (build_sub_parser(name).description or "").split("\n")[0]
-        lines.append(f"  {name:<10} {summary}")
+        lines.append(textwrap.fill(summary, width, initial_indent=f"  {name:<10} ", subsequent_indent=" " * 13))
     return "\n".join(lines)
 
 
@@ -105,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) >= 2**63:  # SQLite's INTEGER: beyond it a datatype mismatch
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0 for all)")
+    return int(text)
+
+
 def build_sub_parser(name: str) -> argparse.ArgumentParser:
     p = _Parser(prog=f"chute {name}")
     if name in ("status", "files", "events", "gc", "fleet", "inspect"):
@@ -118,8 +134,9 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("--data-dir", metavar="DIR", help="the data folder, for table routing (default ./data)")
         p.add_argument("--rows", type=int, default=5, metavar="N", help="first rows to show (default 5)")
     if name == "files":
-        p.add_argument("--state", choices=[s.value for s in State], help="only files in this state")
-        p.add_argument("--limit", type=int, default=0, help="at most N lines (newest first)")
+        p.add_argument("--state", choices=[s.value for s in State], metavar="STATE",  # the list, wrapped, in help
+                       help="only files in this state: " + ", ".join(s.value for s in State))
+        p.add_argument("--limit", type=_count, default=0, help="at most N lines (newest first)")
     if name == "events":
         p.add_argument("--since", metavar="T", help="how long ago (3600, 15m, 2h, 7d) or an ISO time")
         p.add_argument("--path", metavar="PATH", help="only events of this file (relative to DATA_DIR)")
@@ -136,7 +153,7 @@ def build_sub_parser(name: str) -> argparse.ArgumentParser:
         p.add_argument("data_dir", nargs="?", metavar="DATA_DIR", help="folder to watch when no daemon runs "
                        "(default: the running daemon's, else ./data)")
         p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-        p.add_argument("--port", type=int, default=8422, help="port (default 8422)")
+        p.add_argument("--port", type=_port, default=8422, help="port (default 8422)")
         p.add_argument("--public-url", metavar="URL", help="the URL browsers use, when not http://HOST:PORT")
         p.add_argument("--token-file", metavar="FILE", help="file holding the token that allows actions "
                        "(env CHUTE_SERVE_TOKEN; without one the console is read-only)")
@@ -179,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] in SUBCOMMANDS:
             return _subcommand(argv[0], argv[1:])
+        _typo(argv)
         return _run(argv)
     except UsageError as exc:
         print(f"chute: error: {exc}", file=sys.stderr)
@@ -212,6 +230,17 @@ def _quiet_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def _typo(argv: list[str]) -> None:
+    """`chute stauts`: a mistyped subcommand, not a DATA_DIR that does not exist."""
+    import difflib
+
+    word = argv[0] if argv else ""
+    if word and not word.startswith("-") and "/" not in word and not Path(word).exists():
+        close = difflib.get_close_matches(word, SUBCOMMANDS, n=1)
+        if close:
+            raise UsageError(f"unknown subcommand {word!r} (did you mean {close[0]!r}?) and no folder of that name")
 
 
 # -- running the engine -------------------------------------------------------------------
@@ -373,6 +402,11 @@ def _gc(cfg: config_mod.Config, as_json: bool) -> int:
     from chute.core.ledger import Ledger
 
     _read_ledger(cfg).close()  # the same clear message when there is no ledger yet
+    lock: StateLock | None = StateLock(cfg.state_dir)
+    try:  # no engine: hold the state dir, so none starts while VACUUM locks the ledger
+        lock.acquire("gc")  # type: ignore[union-attr]
+    except UsageError:
+        lock = None  # an engine runs: prune beside it, no VACUUM
     ledger = Ledger(cfg.state_dir)
     try:
         owner = ledger.meta("data_dir")
@@ -380,12 +414,14 @@ def _gc(cfg: config_mod.Config, as_json: bool) -> int:
             cfg = dataclasses.replace(cfg, data_dir=Path(owner))
         if not gc.configured(cfg):
             print("chute gc: nothing to do: set ledger_keep, archive_keep or quarantine_keep", file=sys.stderr)
-        running = StateLock.holder(cfg.state_dir) is not None
+        running = lock is None
         report = gc.run(cfg, ledger, vacuum=not running, actor=action_cli.actor())
         if running:
             report.notes.append("engine running: freed ledger pages are reused, the file is not shrunk")
     finally:
         ledger.close()
+        if lock is not None:
+            lock.release()
     print(json.dumps(report.as_dict(), indent=2) if as_json else report.line())
     return EXIT_OK
 

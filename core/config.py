@@ -307,6 +307,10 @@ def read_file(path: Path) -> tuple[dict[str, Any], list[ConfigError]]:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; a binary or Latin-1 file is the user's to fix
+        at = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(_located(path, at, f"not UTF-8 text (byte {exc.start + 1}); TOML files are UTF-8"),
+                          line=at) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -485,6 +489,10 @@ def ops_problems(cfg: Config) -> list[tuple[str, str]]:
         if "://" not in url:
             out.append(("notify", f"notify {url!r}: an apprise URL such as slack://..., mailto://..., "
                                   "json://host:port/path"))
+    for key in ("include", "exclude"):
+        for glob in getattr(cfg, key):
+            if glob.startswith(("/", "~")):
+                out.append((key, f"{key} glob {glob!r}: globs are relative to the folder (e.g. \"*.csv\")"))
     try:
         parse_backfill(cfg.backfill)
     except ValueError as exc:
@@ -514,6 +522,13 @@ def ops_problems(cfg: Config) -> list[tuple[str, str]]:
             out.append(("sources", f"[[sources]] {source.name!r}: {where} overlaps the data folder {data}"))
     if len(set(names)) != len(names):
         out.append(("sources", "[[sources]] entries need distinct names"))
+    others = [s for s in cfg.sources if Path(s.path) != data]
+    for i, one in enumerate(others):  # one folder under two names: every file read twice, moved under the other
+        for two in others[i + 1:]:
+            a, b = Path(one.path), Path(two.path)
+            if a.is_relative_to(b) or b.is_relative_to(a):
+                out.append(("sources", f"[[sources]] {one.name!r} ({a}) and {two.name!r} ({b}) overlap: "
+                                       "each folder may be watched once"))
     return out
 
 
@@ -524,10 +539,16 @@ def check_file(path: Path) -> list[ConfigError]:
     if values.get("sources") and "data_dir" not in values:
         values["data_dir"] = values["sources"][0].path
     cfg = replace(Config(), **values)  # the keys that parsed: their values can still be out of range
-    for key, message in config_problems(cfg):
+    found = config_problems(cfg)
+    for key, message in found:
         if key in values:
             line = key_line(text, key)
             problems.append(ConfigError(_located(path, line, message), key=key, line=line))
+    if "notify" in values and not any(key == "notify" for key, _ in found):
+        from chute.core.notify import url_problem  # imports apprise: only when checking a file
+
+        for message in filter(None, map(url_problem, cfg.notify)):
+            problems.append(ConfigError(_located(path, key_line(text, "notify"), message), key="notify"))
     return sorted(problems, key=lambda p: p.line or 0)
 
 
@@ -569,6 +590,9 @@ def dump(cfg: Config, sources: dict[str, str] | None = None) -> str:
             value = mask_url(value) if value else ""
             if not value:
                 note += f"; embedded chDB at {default_engine_dir()}"
+        if f.name == "notify" and any(mask_url(url) != url for url in value):  # mailto://bob:PASSWORD@...
+            value = tuple(mask_url(url) for url in value)
+            note += "; passwords masked"
         if value is None:
             lines.append(f"# {f.name} = (not set)")
             continue

@@ -107,6 +107,8 @@ class StateLock:
 
 
 def prepare_dirs(cfg: Config) -> None:
+    if cfg.data_dir.exists() and not cfg.data_dir.is_dir():
+        raise UsageError(f"data folder {cfg.data_dir} is not a folder (DATA_DIR is the folder to watch)")
     if not cfg.data_dir.is_dir():
         raise UsageError(f"data folder {cfg.data_dir} does not exist (create it, or pass another DATA_DIR)")
     try:
@@ -203,6 +205,12 @@ class Engine:
         said = -60.0
         while True:
             try:
+                # Probe first (seconds): check() runs under the insert timeout, so a server that takes
+                # the connection and never answers held the start for 300 s, deaf to SIGTERM.
+                if not self.cfg.embedded and not self.target.ping():
+                    failure = self.target.probe_failure
+                    raise failure if isinstance(failure, TargetError) else TargetError(
+                        self.target.probe_error or "no answer", unreachable=True)
                 version = self.target.check()
                 self.target_ok, self.target_error = True, None
                 log.info("ClickHouse %s at %s answers", version, self.cfg.masked_url())

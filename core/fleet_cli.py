@@ -4,6 +4,7 @@ actions sent to a host through its own command channel (core/fleet.py)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -12,7 +13,7 @@ import humanize
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
 from chute.core.fleet import ACTIONS, FleetFile, FleetStore, HostStatus
-from chute.core.target import AccessError, Target
+from chute.core.target import PROBE_TIMEOUT, AccessError, Target
 
 STATE_COLUMNS = ("loaded", "duplicate", "queued", "loading", "held", "failed", "quarantined")
 
@@ -29,6 +30,10 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         raise UsageError("an action needs --host HOST (the host whose file it is)")
     if args.action in ("approve", "retry", "purge") and not args.path:
         raise UsageError(f"{args.action} needs the PATH of the file on host {args.host}")
+    # A look at the fleet answers in seconds or says why not: a ClickHouse that accepts the connection
+    # and never answers held `chute fleet` for the insert timeout (300 s), and longer.
+    cfg = dataclasses.replace(cfg, insert_timeout=min(cfg.insert_timeout, PROBE_TIMEOUT),
+                              connect_timeout=min(cfg.connect_timeout, PROBE_TIMEOUT))
     target = Target(cfg)
     try:
         store = FleetStore(cfg, target)

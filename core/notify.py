@@ -17,7 +17,8 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +54,11 @@ def apprise_sender(urls: Sequence[str]) -> Callable[[Message], bool]:
 
     bell = apprise.Apprise()
     for url in urls:
-        if not bell.add(url):
-            raise UsageError(f"notify URL {url!r} is not one apprise understands (see its wiki for the schemes)")
+        with _apprise_says() as said:  # its reason goes into our one line, not onto stderr before it
+            added = bell.add(url)
+        if not added:
+            why = f": {said[0]}" if said else ""
+            raise UsageError(f"notify URL {url!r} is not one apprise understands{why} (see its wiki for the schemes)")
     kinds = {"critical": apprise.NotifyType.FAILURE, "warning": apprise.NotifyType.WARNING,
              "resolved": apprise.NotifyType.SUCCESS, "info": apprise.NotifyType.INFO}
 
@@ -63,6 +67,35 @@ def apprise_sender(urls: Sequence[str]) -> Callable[[Message], bool]:
         return bool(bell.notify(title=msg.title, body=msg.body, notify_type=kind))
 
     return send
+
+
+@contextmanager
+def _apprise_says() -> Iterator[list[str]]:
+    """The messages apprise logs meanwhile, kept from the log."""
+    said: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    logger = logging.getLogger("apprise")
+    handler, propagate = Keep(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield said
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def url_problem(url: str) -> str | None:
+    """Why apprise would refuse ``url`` (`chute config --check`), or None."""
+    try:
+        apprise_sender([url])
+    except UsageError as exc:
+        return str(exc)
+    return None
 
 
 class Notifier:

@@ -72,6 +72,10 @@ class Route:
         out = [f"unknown key {k!r}" for k in sorted(set(raw) - set(cls.__dataclass_fields__))]
         if "table" not in raw:
             out.append("missing key 'table'")
+        elif not isinstance(raw["table"], str) or not raw["table"]:
+            out.append("'table' must be a table name (a string)")
+        if not isinstance(raw.get("glob", ""), str):
+            out.append("'glob' must be a string (a glob relative to the data folder)")
         if not isinstance(raw.get("columns", {}), dict):
             out.append("'columns' must be a table of column = \"ClickHouse type\"")
         key = raw.get("key", ())
@@ -152,10 +156,17 @@ def sanitize(name: str) -> str:
     return out
 
 
+def glob_matches(rel: str, glob: str) -> bool:
+    """fnmatch, where ``*`` crosses folders; ``./x`` means ``x`` and ``**/x`` also matches ``x`` at the
+    top (as in .gitignore: plain fnmatch wants the slash, so top-level files never matched)."""
+    glob = glob.removeprefix("./")
+    return fnmatch.fnmatchcase(rel, glob) or (glob.startswith("**/") and fnmatch.fnmatchcase(rel, glob[3:]))
+
+
 def table_for(rel: str, routes: list[Route] | tuple[Route, ...] = ()) -> str:
     """The table a file (path relative to DATA_DIR, POSIX separators) loads into."""
     for route in routes:
-        if route.glob and fnmatch.fnmatchcase(rel, route.glob):
+        if route.glob and glob_matches(rel, route.glob):
             return sanitize(route.table)
     parts = PurePosixPath(rel).parts
     if len(parts) > 1:

@@ -11,7 +11,6 @@ so a file moved in later is always taken, however old its mtime.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import re
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from chute.core.routing import glob_matches
 
 log = logging.getLogger("chute.sources")
 
@@ -56,8 +57,9 @@ class Keep:
     @classmethod
     def parse(cls, text: str) -> Keep:
         age = size = None
-        for word in text.replace(",", " ").split():
-            if re.fullmatch(r"\d+(?:\.\d+)?[smhdw]?", word.lower()) and not word.isdigit():
+        joined = re.sub(r"(\d)\s+([A-Za-z])", r"\1\2", text)  # "10 GiB" as "10GiB"
+        for word in joined.replace(",", " ").split():
+            if re.fullmatch(r"\d+(?:\.\d+)?[smhdw]", word.lower()):  # a bare number is a size, as parse_size says
                 age = parse_age(word)
             else:
                 try:
@@ -119,6 +121,7 @@ class Source:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 problems.append(f"'{key}' must be a list of globs")
                 value = []
+            problems += [f"'{key}' glob {g!r}: globs are relative to the folder" for g in value if g.startswith("/")]
             data[key] = tuple(value)
         for key in ("name", "backfill", "archive_keep", "quarantine_keep"):
             if key in data and not isinstance(data[key], str):
@@ -134,7 +137,14 @@ class Source:
             except ValueError as exc:
                 problems.append(f"'{key}': {exc}")
         routes = []
-        for i, entry in enumerate(data.get("routes", []) if isinstance(data.get("routes", []), list) else [], 1):
+        if not isinstance(data.get("routes", []), list):
+            problems.append("'routes' must be a list of [[sources.routes]] tables")
+            data["routes"] = []
+        for i, entry in enumerate(data.get("routes", []), 1):
+            found = Route.problems(entry) if isinstance(entry, dict) else ["not a table"]
+            problems += [f"routes entry {i}: {message}" for message in found]
+            if found:
+                continue
             try:
                 routes.append(Route.parse(entry))
             except (ValueError, TypeError) as exc:
@@ -176,10 +186,10 @@ class Admission:
 
     def reason(self, rel: str, st: os.stat_result | None = None) -> str | None:
         """Why ``rel`` is not taken, or None when it is."""
-        if self.include and not any(fnmatch.fnmatchcase(rel, g) for g in self.include):
+        if self.include and not any(glob_matches(rel, g) for g in self.include):
             return "matches no include glob"
         for glob in self.exclude:
-            if fnmatch.fnmatchcase(rel, glob):
+            if glob_matches(rel, glob):
                 return f"excluded by {glob!r}"
         if self.since is not None and self.start is not None and st is not None:
             there_before = st.st_ctime < self.start  # ctime: a move-in or a write after the start is new

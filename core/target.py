@@ -291,6 +291,7 @@ class Target:
         self.server_version = ""
         self.insert_settings: dict[str, Any] = dict(INSERT_SETTINGS)
         self.probe_error: str | None = None
+        self.probe_failure: Exception | None = None  # the classified error behind probe_error
         self._ipc_codec = ipc_codec(cfg)
 
     # -- connections ----------------------------------------------------------------------
@@ -389,7 +390,8 @@ class Target:
             self.probe_error = None
             return True
         except Exception as exc:  # noqa: BLE001 - any failure means "not answering"
-            self.probe_error = str(classify(exc, remote=not self.cfg.embedded))
+            self.probe_failure = classify(exc, remote=not self.cfg.embedded)
+            self.probe_error = str(self.probe_failure)
             return False
 
     # -- tables ---------------------------------------------------------------------------

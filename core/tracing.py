@@ -68,10 +68,14 @@ def wanted(env: Mapping[str, str] = os.environ) -> bool:
     """Whether the standard OTEL_* variables ask for traces."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    exporters = {e.strip().lower() for e in env.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
-    if exporters:
-        return bool(exporters - {"none"})
+    exporters = _exporters(env)
+    if exporters:  # only OTLP is chute's: "console" or "zipkin" must not turn into OTLP to localhost:4318
+        return "otlp" in exporters
     return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+def _exporters(env: Mapping[str, str]) -> set[str]:
+    return {e.strip().lower() for e in env.get("OTEL_TRACES_EXPORTER", "").split(",") if e.strip()}
 
 
 def configure(env: Mapping[str, str] = os.environ) -> bool:
@@ -81,6 +85,10 @@ def configure(env: Mapping[str, str] = os.environ) -> bool:
         if _configured:
             return _tracer is not None
         _configured = True
+        others = _exporters(env) - {"otlp", "none"}
+        if others and env.get("OTEL_SDK_DISABLED", "").strip().lower() != "true":
+            log.warning("OTEL_TRACES_EXPORTER=%s: chute exports traces over OTLP/HTTP only (otlp); %s ignored",
+                        env["OTEL_TRACES_EXPORTER"], ", ".join(sorted(others)))
         if not wanted(env):
             return False
         try:

@@ -17,7 +17,9 @@ import json
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from chute.core import api
@@ -64,6 +66,7 @@ def load_folder_cli(data_dir: str | os.PathLike[str], *, chute: Sequence[str] = 
     the exit code of `chute --no-ui --once` says whether to look closer, `chute files --json` says why."""
     logger = logger or log
     full_env = dict(os.environ, **(env or {}))
+    started = time.time()
     proc = subprocess.run([*chute, "--no-ui", "--once", os.fspath(data_dir)], env=full_env, capture_output=True,
                           text=True, timeout=timeout)
     for line in proc.stderr.splitlines():
@@ -74,8 +77,8 @@ def load_folder_cli(data_dir: str | os.PathLike[str], *, chute: Sequence[str] = 
                              timeout=600, check=True)
     rows = [json.loads(line) for line in listing.stdout.splitlines() if line.strip()]
     newest: dict[str, api.FileInfo] = {}
-    for r in rows:
-        if r["current"]:
+    for r in rows:  # this run's files, as the API's: in the folder now, or moved aside by this run
+        if r["current"] and ((Path(data_dir) / r["path"]).exists() or r["updated_at"] >= started):
             newest.setdefault(r["path"], _info(r))
     files = list(newest.values()) if proc.returncode == 3 else [f for f in newest.values() if f.ok]
     return _judge(files, logger)

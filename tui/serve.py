@@ -17,6 +17,7 @@ import hmac
 import logging
 import os
 import shlex
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -134,11 +135,25 @@ def read_token(token_file: str | None) -> str | None:
     return token or None
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """Bind and let go, as aiohttp will (SO_REUSEADDR): a taken port or a foreign address fails here."""
+    from chute.core.errors import UsageError
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(addr)
+    except OSError as exc:
+        raise UsageError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def run_serve(cfg: Config, *, host: str, port: int, token: str | None, public_url: str | None = None,
               config_file: str | None = None) -> int:
     """Serve the console until SIGINT/SIGTERM; run an engine here when none holds the state dir."""
     from chute.core.engine import Engine, StateLock
 
+    _check_bindable(host, port)  # before an engine starts loading for a console that cannot be served
     engine = None
     if StateLock.holder(cfg.state_dir) is None:
         engine = Engine(cfg, mode="serve")
