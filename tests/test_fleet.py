@@ -159,6 +159,7 @@ def test_fleet_scope_finds_content_another_host_loaded_after_its_tokens_expired(
     (a.data_dir / "orders-0002.csv").write_text("id,name\n1,other\n")  # pushes the first file's token out
     wait_for(lambda: state_of(ea, "orders-0002.csv") == "loaded", timeout=60)
     if a_mirrors:
+        wait_for(lambda: ea.fleet.store._ready, timeout=60, what="a's fleet tables")  # a loaded machine is slow
         store, target = store_for(b)
         try:
             wait_for(lambda: store.loaded_elsewhere(ea.ledger.current("orders.csv").sha256), timeout=30)
