@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import select
 import sys
 import time
 from dataclasses import dataclass
 
-from chute.core import actions
+from chute.core import action_rules, actions
 from chute.core.config import Config
 from chute.core.errors import UsageError
 from chute.core.ledger import FileRow, Ledger
@@ -62,10 +63,19 @@ def plan(cfg: Config, ledger: Ledger, name: str, args: argparse.Namespace) -> tu
     if given != 1:
         raise UsageError(f"chute {name}: give PATH, --id N, or --state/--table/--glob (exactly one of these)")
     if args.path is not None:
+        if args.dry_run:  # say which version, and whether the action applies, as the real run would
+            row = actions.find(cfg, ledger, args.path)
+            if (why := action_rules.refusal(name, row.path, row.state)) is not None:
+                raise UsageError(why)
+            return [Item(f"#{row.id} {row.path} ({row.state})", path=args.path)], []
         return [Item(args.path, path=args.path)], []
     if args.file_id is not None:
         row = actions.find_id(ledger, args.file_id)
         return [Item(f"#{row.id} {row.path}", file_id=row.id)], []
+    if args.state is not None and not action_rules.applies(name, args.state):
+        fits = ", ".join(sorted(action_rules.APPLIES[name]))
+        raise UsageError(f"{name} applies to {fits} files, never to {args.state}: --state {args.state} selects "
+                         "nothing to do")
     rows = actions.select(ledger, name, state=args.state, table=args.table, glob=args.glob)
     return [Item(f"#{r.id} {r.path}", file_id=r.id, expect=str(r.state)) for r in rows], rows
 
@@ -83,11 +93,27 @@ def confirm(name: str, rows: list[FileRow], args: argparse.Namespace) -> bool:
         return True
     if not sys.stdin.isatty():
         raise UsageError(f"{name} of {len(rows)} files needs confirmation: run it in a terminal, or add --yes")
-    answer = input(f"{name} these {len(rows)} files? [y/N] ").strip().lower()
+    try:
+        answer = _ask(f"{name} these {len(rows)} files? [y/N] ").strip().lower()
+    except (EOFError, KeyboardInterrupt):  # ctrl-d / ctrl-c: a no, said clearly
+        answer = ""
+        print()
     if answer not in ("y", "yes"):
         print("nothing done")
         return False
     return True
+
+
+def _ask(prompt: str) -> str:
+    """input(), but ctrl-c works: SIGINT may land on a polars worker thread, which does not
+    interrupt the main thread's read, so wait in short selects and let Python run its handler."""
+    print(prompt, end="", flush=True)
+    while not select.select([sys.stdin], [], [], 0.2)[0]:
+        pass
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
 
 
 def via_daemon(state_dir: object, name: str, items: list[Item], who: str, wait: float) -> list[tuple[bool, str]]:
