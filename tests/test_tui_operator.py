@@ -329,3 +329,29 @@ async def test_marks_and_bulk_actions_confirmed_once(console: Callable[..., Chut
         assert state(app, "other.csv") == "held"
         assert any("3 of 3 done" in n for n in notes(app))
         assert table.marked == []
+
+
+async def test_daemon_gone_disables_actions_everywhere_and_the_exit_line_says_so(
+        console: Callable[..., ChuteApp]) -> None:
+    """Hostile review: the details screen and the command palette still offered r/d, and the
+    exit line said "the daemon keeps running" about a daemon that was killed."""
+    from chute.tui.commands import ChuteCommands
+
+    app = console()
+    write_csv(app.engine.cfg.data_dir, "bad.csv", "a,b\n1,2,3\n")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: state(app, "bad.csv") == "quarantined", timeout=60, what="quarantined")
+    app.engine.stop()
+    attached = ChuteApp(AttachedEngine(app.engine.cfg, holder=lambda: None), refresh_seconds=0.2)
+    async with attached.run_test(size=SIZE) as pilot:
+        await refreshed(pilot)
+        await select(pilot, "bad.csv")
+        titles = [title for title, _, _ in ChuteCommands(attached.screen).commands()]
+        assert not any(t.startswith(("Retry", "Purge", "Pause", "Resume")) for t in titles), titles
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(attached.screen, DetailsScreen), what="details")
+        await pilot.pause()
+        assert attached.screen.active_bindings["r"].enabled is False
+        assert attached.screen.active_bindings["d"].enabled is False
+    line = app_module.exit_summary(app.engine.cfg, 0.0, attached=True, daemon_running=False)
+    assert "keeps running" not in line and "no daemon" in line, line

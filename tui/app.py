@@ -377,7 +377,7 @@ def _user() -> str:
         return "unknown"
 
 
-def exit_summary(cfg: Config, since: float, attached: bool) -> str:
+def exit_summary(cfg: Config, since: float, attached: bool, daemon_running: bool = True) -> str:
     """The one line left on the terminal after the console closes: what happened while it ran."""
     try:
         ledger = Ledger(cfg.state_dir, readonly=True)
@@ -388,7 +388,8 @@ def exit_summary(cfg: Config, since: float, attached: bool) -> str:
             ledger.close()
     except Exception:  # noqa: BLE001 - a summary must never turn an exit into a traceback
         return "chute: detached" if attached else "chute: stopped"
-    what = "detached (the daemon keeps running)" if attached else "stopped"
+    what = ("detached (the daemon keeps running)" if daemon_running else "detached (no daemon is running: "
+            "start `chute --no-ui`)") if attached else "stopped"
     line = (f"chute: {what}; this session {done.get(State.LOADED, 0)} loaded, {done.get(State.FAILED, 0)} failed, "
             f"{done.get(State.QUARANTINED, 0)} quarantined, {done.get(State.HELD, 0)} held")
     if held:
@@ -460,6 +461,7 @@ def run_attached(cfg: Config, read_only: bool = False) -> int:
         code = ChuteApp(engine).run()
     finally:
         engine.stop()
-        print(exit_summary(engine.cfg, started, attached=True), file=sys.stderr)
+        print(exit_summary(engine.cfg, started, attached=True, daemon_running=engine.daemon is not None),
+              file=sys.stderr)
     return code or 0
 
