@@ -93,7 +93,9 @@ async def test_purge_of_an_old_version_purges_that_version(console: Callable[...
         await pilot.pause()
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
-        title = app.screen.title_text
+        title, body = app.screen.title_text, app.screen.body
+        # Hostile review: the dialog said it "removes the file sales.csv", which is the newer version's.
+        assert "removes the file" not in body and f"keeps the file sales.csv: it is a newer version (#{new.id}" in body
         await pilot.press("y")
         await until(pilot, lambda: str(app.reader.get(old.id).state) == "purged", timeout=15, what="old purged")
         assert rows_of(app, "sales", old.sha256) == 0

@@ -213,8 +213,13 @@ class ChuteApp(App[int]):
             return
         rows = f"the {row.rows_loaded:,} rows it loaded into {row.table_name}" if row.rows_loaded else "no rows"
         where = row.moved_to or row.path
-        body = (f"#{row.id} {row.path}  ({row.state})\n\nDeletes {rows} and removes the file {where} from the "
-                "data folder. This cannot be undone. If the file changes state first, nothing is done.")
+        newest = None if row.moved_to else self.reader.current(row.path)
+        if newest is not None and newest.id != row.id:  # the file at that path is another version's
+            disk = f"keeps the file {row.path}: it is a newer version (#{newest.id}, {newest.state})"
+        else:
+            disk = f"removes the file {where} from the data folder"
+        body = (f"#{row.id} {row.path}  ({row.state})\n\nDeletes {rows} and {disk}. This cannot be undone. "
+                "If the file changes state first, nothing is done.")
         self._confirm("purge", [row], f"Purge #{row.id} {row.path}?", body)
 
     def _recheck(self, dialog: ConfirmScreen) -> None:
