@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chute: {exc}", file=sys.stderr)
         return EXIT_UNEXPECTED
     except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:  # `chute files | head`: the reader had enough; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush is quiet too
         return EXIT_OK
     except Exception as exc:  # one line, never a traceback; details at debug level
         log.debug("unexpected error", exc_info=True)

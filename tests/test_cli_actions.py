@@ -154,3 +154,17 @@ def test_a_state_the_action_never_applies_to_is_an_error(tmp_path: Path) -> None
     _one_clear_line(run_chute("approve", "--state", "quarantined", "--yes", *state), 2, "approve applies to held")
     nothing = run_chute("approve", "--glob", "nomatch*", "--yes", *state)  # a filter that matches nothing is fine
     assert nothing.returncode == 0 and "nothing to approve" in nothing.stdout
+
+
+def test_a_reader_that_goes_away_early_gets_no_error(tmp_path: Path) -> None:
+    """`chute files | head -1`: the pipe closes before chute writes; that is not an error."""
+    import subprocess
+
+    from tests.conftest import chute_cmd
+
+    state = _held(tmp_path)
+    proc = subprocess.Popen(chute_cmd("files", *state), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `head` after its lines
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err
