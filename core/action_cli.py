@@ -13,6 +13,7 @@ import os
 import select
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chute.core import action_rules, actions
@@ -116,20 +117,33 @@ def _ask(prompt: str) -> str:
     return line
 
 
-def via_daemon(state_dir: object, name: str, items: list[Item], who: str, wait: float) -> list[tuple[bool, str]]:
+def via_daemon(state_dir: object, name: str, items: list[Item], who: str, wait: float,
+               holder: Callable[[], str | None] | None = None) -> list[tuple[bool, str]]:
     """Queue every item on the running engine's command channel, then collect the answers."""
     from pathlib import Path
 
+    from chute.core.engine import StateLock
+
     ledger = Ledger(Path(str(state_dir)))
+    alive = holder or (lambda: StateLock.holder(Path(str(state_dir))))
     try:
         ids = [ledger.enqueue_command(name, it.path, who, it.file_id, it.expect) for it in items]
         out: dict[int, tuple[bool, str]] = {}
         deadline = time.monotonic() + wait
+        checked = time.monotonic()
         while len(out) < len(ids) and time.monotonic() < deadline:
             for cid in ids:
                 cmd = None if cid in out else ledger.command(cid)
                 if cmd is not None and cmd["status"] != "pending":
                     out[cid] = (cmd["status"] == "done", str(cmd["result"]))
+            if len(out) < len(ids) and time.monotonic() - checked > 0.5:
+                checked = time.monotonic()
+                if alive() is None:  # the daemon died: take back what it has not done, or the next one would
+                    gone = f"the daemon stopped before carrying it out: {name} withdrawn, nothing done"
+                    for cid in ids:
+                        if cid not in out and ledger.withdraw_command(cid, gone):
+                            out[cid] = (False, gone)
+                    continue
             if len(out) < len(ids):
                 time.sleep(0.1)
         return [out.get(cid, (False, f"the running engine has not answered in {wait:.0f}s; the command stays "

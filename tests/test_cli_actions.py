@@ -168,3 +168,19 @@ def test_a_reader_that_goes_away_early_gets_no_error(tmp_path: Path) -> None:
     proc.stdout.close()  # like `head` after its lines
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and err == "", err
+
+
+def test_cli_takes_back_what_a_dead_daemon_never_did(tmp_path: Path) -> None:
+    """Hostile review: `chute purge` whose daemon was killed left the purge queued for the next one."""
+    from chute.core.action_cli import Item, via_daemon
+    from chute.core.ledger import Ledger
+
+    state = _held(tmp_path)
+    results = via_daemon(state[1], "purge", [Item("#1", file_id=1, expect="held")], "cli:t", wait=60,
+                         holder=lambda: None)
+    assert results == [(False, "the daemon stopped before carrying it out: purge withdrawn, nothing done")]
+    ledger = Ledger(Path(state[1]))
+    try:
+        assert ledger.pending_commands() == []
+    finally:
+        ledger.close()
