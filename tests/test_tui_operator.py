@@ -357,3 +357,38 @@ async def test_daemon_gone_disables_actions_everywhere_and_the_exit_line_says_so
         assert attached.screen.active_bindings["d"].enabled is False
     line = app_module.exit_summary(app.engine.cfg, 0.0, attached=True, daemon_running=False)
     assert "keeps running" not in line and "no daemon" in line, line
+
+
+async def test_q_right_after_a_confirmed_bulk_purge_lets_it_finish(console: Callable[..., ChuteApp]) -> None:
+    """Hostile review: `y` then `q` stopped the engine under the purge worker: one file purged,
+    the rest failed with 'Cannot operate on a closed database' in the log, and nothing said so."""
+    from chute.core.ledger import Ledger
+
+    app = console()
+    for i in range(12):
+        write_csv(app.engine.cfg.data_dir, f"f{i:02d}.csv", csv(3, start=i * 10))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: all(state(app, f"f{i:02d}.csv") == "loaded" for i in range(12)), timeout=60,
+                    what="all loaded")
+        await refreshed(pilot)
+        app.show_pane("files")
+        await pilot.pause()
+        real = app.engine.command
+
+        def slow(*args: Any, **kwargs: Any) -> str:  # each purge takes a while, as on a busy server
+            import time
+
+            time.sleep(0.1)
+            return real(*args, **kwargs)
+
+        app.engine.command = slow  # type: ignore[method-assign]
+        await pilot.press("asterisk", "d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="bulk confirm")
+        await pilot.press("y", "q")
+        await until(pilot, lambda: not app.is_running, timeout=60, what="stopped")
+    ledger = Ledger(app.engine.cfg.state_dir, readonly=True)
+    try:
+        states = {r.path: str(r.state) for r in ledger.list_files(limit=100)}
+    finally:
+        ledger.close()
+    assert states == {f"f{i:02d}.csv": "purged" for i in range(12)}, states

@@ -368,6 +368,11 @@ class ChuteApp(App[int]):
 
     @work(thread=True, group="stop")
     def _stop_engine(self) -> None:
+        # Actions the operator confirmed finish first: `y` then `q` must not cut a bulk purge short
+        # (the engine's ledger and ClickHouse would close under it).
+        for worker in [w for w in self.workers if w.group == "actions"]:
+            while not worker.is_finished:
+                time.sleep(0.05)
         self.engine.stop()
         self.post_message(Stopped())
 
