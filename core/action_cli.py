@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import select
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from chute.core import actions
+from chute.core import action_rules, actions
 from chute.core.config import Config
 from chute.core.errors import UsageError
 from chute.core.ledger import FileRow, Ledger
@@ -71,10 +73,19 @@ def plan(cfg: Config, ledger: Ledger, name: str, args: argparse.Namespace) -> tu
     if given != 1:
         raise UsageError(f"chute {name}: give PATH, --id N, or --state/--table/--glob (exactly one of these)")
     if args.path is not None:
+        if args.dry_run:  # say which version, and whether the action applies, as the real run would
+            row = actions.find(cfg, ledger, args.path)
+            if (why := action_rules.refusal(name, row.path, row.state)) is not None:
+                raise UsageError(why)
+            return [Item(f"#{row.id} {row.path} ({row.state})", path=args.path)], []
         return [Item(args.path, path=args.path)], []
     if args.file_id is not None:
         row = actions.find_id(ledger, args.file_id)
         return [Item(f"#{row.id} {row.path}", file_id=row.id)], []
+    if args.state is not None and not action_rules.applies(name, args.state):
+        fits = ", ".join(sorted(action_rules.APPLIES[name]))
+        raise UsageError(f"{name} applies to {fits} files, never to {args.state}: --state {args.state} selects "
+                         "nothing to do")
     rows = actions.select(ledger, name, state=args.state, table=args.table, glob=args.glob)
     return [Item(f"#{r.id} {r.path}", file_id=r.id, expect=str(r.state)) for r in rows], rows
 
@@ -92,27 +103,56 @@ def confirm(name: str, rows: list[FileRow], args: argparse.Namespace) -> bool:
         return True
     if not sys.stdin.isatty():
         raise UsageError(f"{name} of {len(rows)} files needs confirmation: run it in a terminal, or add --yes")
-    answer = input(f"{name} these {len(rows)} files? [y/N] ").strip().lower()
+    try:
+        answer = _ask(f"{name} these {len(rows)} files? [y/N] ").strip().lower()
+    except (EOFError, KeyboardInterrupt):  # ctrl-d / ctrl-c: a no, said clearly
+        answer = ""
+        print()
     if answer not in ("y", "yes"):
         print("nothing done")
         return False
     return True
 
 
-def via_daemon(state_dir: object, name: str, items: list[Item], who: str, wait: float) -> list[tuple[bool, str]]:
+def _ask(prompt: str) -> str:
+    """input(), but ctrl-c works: SIGINT may land on a polars worker thread, which does not
+    interrupt the main thread's read, so wait in short selects and let Python run its handler."""
+    print(prompt, end="", flush=True)
+    while not select.select([sys.stdin], [], [], 0.2)[0]:
+        pass
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
+
+
+def via_daemon(state_dir: object, name: str, items: list[Item], who: str, wait: float,
+               holder: Callable[[], str | None] | None = None) -> list[tuple[bool, str]]:
     """Queue every item on the running engine's command channel, then collect the answers."""
     from pathlib import Path
 
+    from chute.core.engine import StateLock
+
     ledger = Ledger(Path(str(state_dir)))
+    alive = holder or (lambda: StateLock.holder(Path(str(state_dir))))
     try:
         ids = [ledger.enqueue_command(name, it.path, who, it.file_id, it.expect) for it in items]
         out: dict[int, tuple[bool, str]] = {}
         deadline = time.monotonic() + wait
+        checked = time.monotonic()
         while len(out) < len(ids) and time.monotonic() < deadline:
             for cid in ids:
                 cmd = None if cid in out else ledger.command(cid)
                 if cmd is not None and cmd["status"] != "pending":
                     out[cid] = (cmd["status"] == "done", str(cmd["result"]))
+            if len(out) < len(ids) and time.monotonic() - checked > 0.5:
+                checked = time.monotonic()
+                if alive() is None:  # the daemon died: take back what it has not done, or the next one would
+                    gone = f"the daemon stopped before carrying it out: {name} withdrawn, nothing done"
+                    for cid in ids:
+                        if cid not in out and ledger.withdraw_command(cid, gone):
+                            out[cid] = (False, gone)
+                    continue
             if len(out) < len(ids):
                 time.sleep(0.1)
         return [out.get(cid, (False, f"the running engine has not answered in {wait:.0f}s; the command stays "

@@ -144,12 +144,19 @@ class AttachedEngine:
             self._writer = Ledger(self.cfg.state_dir)
         cid = self._writer.enqueue_command(action, path, actor, file_id, expect)
         deadline = time.monotonic() + self.command_timeout
+        checked = time.monotonic()
         while time.monotonic() < deadline:
             cmd = self._writer.command(cid)
             if cmd is not None and cmd["status"] != "pending":
                 if cmd["status"] == "done":
                     return str(cmd["result"])
                 raise UsageError(str(cmd["result"]))
+            if time.monotonic() - checked > 0.5:
+                checked = time.monotonic()
+                # The daemon died meanwhile: take the command back, or the next daemon runs it later.
+                gone = f"the daemon stopped before carrying it out: {action} withdrawn, nothing done"
+                if self.daemon is None and self._writer.withdraw_command(cid, gone):
+                    raise UsageError(gone)
             time.sleep(0.05)
         raise UsageError(f"the daemon has not answered in {self.command_timeout:.0f}s; the command stays queued")
 

@@ -693,6 +693,14 @@ class Ledger:
             c.execute("UPDATE commands SET status = ?, result = ?, done_at = ? WHERE id = ?",
                       ("done" if ok else "error", result, time.time(), command_id))
 
+    def withdraw_command(self, command_id: int, result: str) -> bool:
+        """Take back a command no daemon has picked up (its asker saw the daemon stop), so the next
+        daemon does not carry it out later. False when a daemon has already answered it."""
+        with self._tx() as c:
+            cur = c.execute("UPDATE commands SET status = 'error', result = ?, done_at = ? WHERE id = ? "
+                            "AND status = 'pending'", (result, time.time(), command_id))
+            return cur.rowcount == 1
+
     def command(self, command_id: int) -> sqlite3.Row | None:
         rows = self._q("SELECT * FROM commands WHERE id = ?", (command_id,))
         return rows[0] if rows else None

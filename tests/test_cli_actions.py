@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -80,8 +81,6 @@ def test_bulk_lists_asks_once_and_dry_run_touches_nothing(tmp_path: Path) -> Non
                       "other.csv": "held"}
     events = run_chute("events", "--json", *state).stdout.splitlines()
     assert all(not json.loads(e)["actor"].endswith("unknown") for e in events)
-    nothing = run_chute("retry", "--state", "held", "--yes", *state)
-    assert nothing.returncode == 0 and "nothing to retry" in nothing.stdout
     _one_clear_line(run_chute("purge", "other.csv", "--id", "1", *state), 2, "exactly one")
 
 
@@ -89,3 +88,99 @@ def test_actor_is_the_os_account_when_user_is_unset(monkeypatch: pytest.MonkeyPa
     for name in ("USER", "LOGNAME", "LNAME", "USERNAME"):  # cron, systemd units
         monkeypatch.delenv(name, raising=False)
     assert actor() == f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
+
+
+def _held(tmp: Path, n: int = 2) -> list[str]:
+    (tmp / "data" / "orders").mkdir(parents=True)
+    for i in range(n):
+        _replace(tmp / "data" / "orders" / f"o{i}.csv", _csv(i + 1))
+    assert run_chute("--no-ui", "--once", *_args(tmp, "--require-approval")).returncode == 3
+    return ["--state-dir", str(tmp / "state")]
+
+
+def _at_the_prompt(args: list[str], keys: bytes) -> tuple[int, str]:
+    """Run a bulk action in a terminal (a pty), answer its [y/N] with ``keys``; (exit code, output)."""
+    import pty
+    import select
+    import time
+
+    from tests.conftest import chute_cmd
+
+    cmd = chute_cmd(*args)
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execvp(cmd[0], cmd)
+    out = b""
+    deadline = time.monotonic() + 120
+    try:
+        while b"[y/N]" not in out and time.monotonic() < deadline:
+            if select.select([fd], [], [], 1)[0]:
+                out += os.read(fd, 4096)
+        os.write(fd, keys)
+        while time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+            if select.select([fd], [], [], 0.2)[0]:
+                with contextlib.suppress(OSError):  # the child closed the terminal
+                    out += os.read(fd, 4096)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return -1, out.decode(errors="replace")
+    finally:
+        os.close(fd)
+    return 0, out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("keys", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
+def test_ctrl_d_or_ctrl_c_at_the_bulk_question_cancels_cleanly(tmp_path: Path, keys: bytes) -> None:
+    state = _held(tmp_path)
+    code, out = _at_the_prompt(["approve", "--glob", "orders/*", *state], keys)
+    assert code == 0, f"still waiting after {keys!r}: {out}"  # ctrl-c used to hang until enter (polars threads)
+    assert "Error" not in out and "nothing done" in out, out
+    assert {f["state"] for f in _files(tmp_path)} == {"held"}
+
+
+def test_dry_run_of_one_path_names_the_version_and_whether_the_action_applies(tmp_path: Path) -> None:
+    state = _held(tmp_path)
+    _one_clear_line(run_chute("purge", "nonexistent.csv", "--dry-run", *state), 2, "no file")
+    _one_clear_line(run_chute("retry", "orders/o0.csv", "--dry-run", *state), 2, "only failed or quarantined")
+    dry = run_chute("approve", "orders/o1.csv", "--dry-run", *state)
+    assert dry.returncode == 0 and "would approve #" in dry.stdout, (dry.stdout, dry.stderr)
+
+
+def test_a_state_the_action_never_applies_to_is_an_error(tmp_path: Path) -> None:
+    state = _held(tmp_path)
+    _one_clear_line(run_chute("approve", "--state", "quarantined", "--yes", *state), 2, "approve applies to held")
+    nothing = run_chute("approve", "--glob", "nomatch*", "--yes", *state)  # a filter that matches nothing is fine
+    assert nothing.returncode == 0 and "nothing to approve" in nothing.stdout
+
+
+def test_a_reader_that_goes_away_early_gets_no_error(tmp_path: Path) -> None:
+    """`chute files | head -1`: the pipe closes before chute writes; that is not an error."""
+    import subprocess
+
+    from tests.conftest import chute_cmd
+
+    state = _held(tmp_path)
+    proc = subprocess.Popen(chute_cmd("files", *state), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # like `head` after its lines
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err
+
+
+def test_cli_takes_back_what_a_dead_daemon_never_did(tmp_path: Path) -> None:
+    """Hostile review: `chute purge` whose daemon was killed left the purge queued for the next one."""
+    from chute.core.action_cli import Item, via_daemon
+    from chute.core.ledger import Ledger
+
+    state = _held(tmp_path)
+    results = via_daemon(state[1], "purge", [Item("#1", file_id=1, expect="held")], "cli:t", wait=60,
+                         holder=lambda: None)
+    assert results == [(False, "the daemon stopped before carrying it out: purge withdrawn, nothing done")]
+    ledger = Ledger(Path(state[1]))
+    try:
+        assert ledger.pending_commands() == []
+    finally:
+        ledger.close()

@@ -159,3 +159,26 @@ def state_of_daemon(cfg: Config, path: str) -> str | None:
         return None if row is None else str(row.state)
     finally:
         ledger.close()
+
+
+def test_a_command_whose_daemon_dies_is_withdrawn_not_left_for_the_next_daemon(tmp_path: Path) -> None:
+    """Hostile review: the daemon killed while a console's purge waited left the purge queued, and
+    the next daemon started (maybe days later) carried it out. Now it is withdrawn and said so."""
+    from chute.core.errors import UsageError
+
+    state = tmp_path / "state"
+    state.mkdir()
+    Ledger(state).close()
+    alive = iter([True, True, True])  # alive when asked, then killed while the command waits
+    cfg = Config(data_dir=tmp_path / "data", state_dir=state)
+    eng = AttachedEngine(cfg, holder=lambda: "pid 1 daemon" if next(alive, False) else None, command_timeout=60)
+    try:
+        with pytest.raises(UsageError, match="stopped before carrying it out"):
+            eng.command("purge", None, actor="t", file_id=1, expect="loaded")
+    finally:
+        eng.close()
+    ledger = Ledger(state)
+    try:
+        assert ledger.pending_commands() == []
+    finally:
+        ledger.close()

@@ -93,7 +93,9 @@ async def test_purge_of_an_old_version_purges_that_version(console: Callable[...
         await pilot.pause()
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
-        title = app.screen.title_text
+        title, body = app.screen.title_text, app.screen.body
+        # Hostile review: the dialog said it "removes the file sales.csv", which is the newer version's.
+        assert "removes the file" not in body and f"keeps the file sales.csv: it is a newer version (#{new.id}" in body
         await pilot.press("y")
         await until(pilot, lambda: str(app.reader.get(old.id).state) == "purged", timeout=15, what="old purged")
         assert rows_of(app, "sales", old.sha256) == 0
@@ -329,3 +331,64 @@ async def test_marks_and_bulk_actions_confirmed_once(console: Callable[..., Chut
         assert state(app, "other.csv") == "held"
         assert any("3 of 3 done" in n for n in notes(app))
         assert table.marked == []
+
+
+async def test_daemon_gone_disables_actions_everywhere_and_the_exit_line_says_so(
+        console: Callable[..., ChuteApp]) -> None:
+    """Hostile review: the details screen and the command palette still offered r/d, and the
+    exit line said "the daemon keeps running" about a daemon that was killed."""
+    from chute.tui.commands import ChuteCommands
+
+    app = console()
+    write_csv(app.engine.cfg.data_dir, "bad.csv", "a,b\n1,2,3\n")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: state(app, "bad.csv") == "quarantined", timeout=60, what="quarantined")
+    app.engine.stop()
+    attached = ChuteApp(AttachedEngine(app.engine.cfg, holder=lambda: None), refresh_seconds=0.2)
+    async with attached.run_test(size=SIZE) as pilot:
+        await refreshed(pilot)
+        await select(pilot, "bad.csv")
+        titles = [title for title, _, _ in ChuteCommands(attached.screen).commands()]
+        assert not any(t.startswith(("Retry", "Purge", "Pause", "Resume")) for t in titles), titles
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(attached.screen, DetailsScreen), what="details")
+        await pilot.pause()
+        assert attached.screen.active_bindings["r"].enabled is False
+        assert attached.screen.active_bindings["d"].enabled is False
+    line = app_module.exit_summary(app.engine.cfg, 0.0, attached=True, daemon_running=False)
+    assert "keeps running" not in line and "no daemon" in line, line
+
+
+async def test_q_right_after_a_confirmed_bulk_purge_lets_it_finish(console: Callable[..., ChuteApp]) -> None:
+    """Hostile review: `y` then `q` stopped the engine under the purge worker: one file purged,
+    the rest failed with 'Cannot operate on a closed database' in the log, and nothing said so."""
+    from chute.core.ledger import Ledger
+
+    app = console()
+    for i in range(12):
+        write_csv(app.engine.cfg.data_dir, f"f{i:02d}.csv", csv(3, start=i * 10))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: all(state(app, f"f{i:02d}.csv") == "loaded" for i in range(12)), timeout=60,
+                    what="all loaded")
+        await refreshed(pilot)
+        app.show_pane("files")
+        await pilot.pause()
+        real = app.engine.command
+
+        def slow(*args: Any, **kwargs: Any) -> str:  # each purge takes a while, as on a busy server
+            import time
+
+            time.sleep(0.1)
+            return real(*args, **kwargs)
+
+        app.engine.command = slow  # type: ignore[method-assign]
+        await pilot.press("asterisk", "d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="bulk confirm")
+        await pilot.press("y", "q")
+        await until(pilot, lambda: not app.is_running, timeout=60, what="stopped")
+    ledger = Ledger(app.engine.cfg.state_dir, readonly=True)
+    try:
+        states = {r.path: str(r.state) for r in ledger.list_files(limit=100)}
+    finally:
+        ledger.close()
+    assert states == {f"f{i:02d}.csv": "purged" for i in range(12)}, states

@@ -213,8 +213,13 @@ class ChuteApp(App[int]):
             return
         rows = f"the {row.rows_loaded:,} rows it loaded into {row.table_name}" if row.rows_loaded else "no rows"
         where = row.moved_to or row.path
-        body = (f"#{row.id} {row.path}  ({row.state})\n\nDeletes {rows} and removes the file {where} from the "
-                "data folder. This cannot be undone. If the file changes state first, nothing is done.")
+        newest = None if row.moved_to else self.reader.current(row.path)
+        if newest is not None and newest.id != row.id:  # the file at that path is another version's
+            disk = f"keeps the file {row.path}: it is a newer version (#{newest.id}, {newest.state})"
+        else:
+            disk = f"removes the file {where} from the data folder"
+        body = (f"#{row.id} {row.path}  ({row.state})\n\nDeletes {rows} and {disk}. This cannot be undone. "
+                "If the file changes state first, nothing is done.")
         self._confirm("purge", [row], f"Purge #{row.id} {row.path}?", body)
 
     def _recheck(self, dialog: ConfirmScreen) -> None:
@@ -363,6 +368,11 @@ class ChuteApp(App[int]):
 
     @work(thread=True, group="stop")
     def _stop_engine(self) -> None:
+        # Actions the operator confirmed finish first: `y` then `q` must not cut a bulk purge short
+        # (the engine's ledger and ClickHouse would close under it).
+        for worker in [w for w in self.workers if w.group == "actions"]:
+            while not worker.is_finished:
+                time.sleep(0.05)
         self.engine.stop()
         self.post_message(Stopped())
 
@@ -377,7 +387,7 @@ def _user() -> str:
         return "unknown"
 
 
-def exit_summary(cfg: Config, since: float, attached: bool) -> str:
+def exit_summary(cfg: Config, since: float, attached: bool, daemon_running: bool = True) -> str:
     """The one line left on the terminal after the console closes: what happened while it ran."""
     try:
         ledger = Ledger(cfg.state_dir, readonly=True)
@@ -388,7 +398,8 @@ def exit_summary(cfg: Config, since: float, attached: bool) -> str:
             ledger.close()
     except Exception:  # noqa: BLE001 - a summary must never turn an exit into a traceback
         return "chute: detached" if attached else "chute: stopped"
-    what = "detached (the daemon keeps running)" if attached else "stopped"
+    what = ("detached (the daemon keeps running)" if daemon_running else "detached (no daemon is running: "
+            "start `chute --no-ui`)") if attached else "stopped"
     line = (f"chute: {what}; this session {done.get(State.LOADED, 0)} loaded, {done.get(State.FAILED, 0)} failed, "
             f"{done.get(State.QUARANTINED, 0)} quarantined, {done.get(State.HELD, 0)} held")
     if held:
@@ -461,6 +472,7 @@ def run_attached(cfg: Config, read_only: bool = False) -> int:
         code = ChuteApp(engine).run()
     finally:
         engine.stop()
-        print(exit_summary(engine.cfg, started, attached=True), file=sys.stderr)
+        print(exit_summary(engine.cfg, started, attached=True, daemon_running=engine.daemon is not None),
+              file=sys.stderr)
     return code or 0
 

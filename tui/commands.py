@@ -23,15 +23,16 @@ class ChuteCommands(Provider):
     def commands(self) -> list[Command]:
         app = self.chute
         out: list[Command] = []
-        if app.engine_paused:
+        gone = app.daemon_gone  # attached, and no daemon would carry an action out: offer none
+        if app.engine_paused and not gone:
             out.append(("Resume intake", "start loading files again", app.action_resume))
-        else:
+        elif not gone:
             out.append(("Pause intake", "finish the batch in flight, start no new file", app.action_pause))
         table = app.main.active_table
         marked = table.marked if table is not None else []
         for action, verb in (("approve", "Approve"), ("retry", "Retry"), ("purge", "Purge")):
             fit = [r for r in marked if app.action_applies(action, r)]
-            if fit:
+            if fit and not gone:
                 out.append((f"{verb} {len(fit)} marked files", "listed, confirmed once",
                             partial(app.ask_many, action, marked)))
         if table is not None:
@@ -42,7 +43,7 @@ class ChuteCommands(Provider):
             for action, verb, what in (("approve", "Approve", "load this held file"),
                                        ("retry", "Retry", "try this file again now"),
                                        ("purge", "Purge", "delete the file and the rows it loaded (asks first)")):
-                if app.action_applies(action, row):
+                if app.action_applies(action, row) and not gone:
                     out.append((f"{verb} {row.path}", what, partial(app.ask, action, row)))
             out.append((f"Details of {row.path}", "schema, first rows, timeline, full error",
                         partial(app.open_details, row)))

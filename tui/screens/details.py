@@ -199,6 +199,8 @@ class DetailsScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "act":
+            if self.app.daemon_gone:  # type: ignore[attr-defined]
+                return None  # attached, and nothing would carry it out: shown, dimmed
             return True if self.app.action_applies(str(parameters[0]), self.row) else None  # type: ignore[attr-defined]
         return True
 
