@@ -312,6 +312,8 @@ class Loader:
         clash = [c.name for c in wanted if c.name in LINEAGE_NAMES]
         if clash:
             raise InputError(f"column name {clash[0]!r} is reserved for chute's lineage columns", column=clash[0])
+        if any(not c.name.strip() for c in wanted):  # a JSON key "" or a Parquet column "": ClickHouse has no such name
+            raise InputError("a column has an empty name (JSON key \"\" or Parquet column \"\")")
         existing = self.target.table_columns(table)
         if existing is None:
             missing_key = [k for k in opts.key if k not in plan.schema]
