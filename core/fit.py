@@ -84,6 +84,10 @@ class Fitter:
             if wrong.any():
                 rejects += self._describe(df, name, wrong, first_row, f"not a valid {want}")
                 bad = bad | wrong
+            altered = _altered(df[name], want) & ~wrong
+            if altered.any():  # '01234' casts to 1234: the table would not say what the file said
+                rejects += self._describe(df, name, altered, first_row, f"{want} would not keep it as written")
+                bad = bad | altered
             out = out.with_columns(cast.alias(name))
         for name, kind in self.dates.items():
             text = df[name]
@@ -112,6 +116,19 @@ class Fitter:
         # Line numbers assume one line per record (quoted newlines shift them).
         return [(first_row + int(i) + 1 + self.header_lines, name, str(v), reason)
                 for i, v in zip(idx.to_list(), values.to_list(), strict=True)]
+
+
+_INT_TEXT = r"(?-u)^(0|-?[1-9][0-9]*)$"
+_FLOAT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$"
+
+
+def _altered(values: pl.Series, want: pl.DataType) -> pl.Series:
+    """Text that casts to a number but not losslessly (leading zeros, a '+', spaces): the same
+    rule as inference (core/formats/infer.py), applied to a file loading into an existing table."""
+    if values.dtype != pl.String or not (want.is_integer() or want.is_float()):
+        return pl.Series(values.name, [False] * len(values))
+    pattern = _INT_TEXT if want.is_integer() else _FLOAT_TEXT
+    return (~values.str.contains(pattern)).fill_null(False)
 
 
 def _cast(values: pl.Series, want: pl.DataType) -> pl.Series:
