@@ -45,5 +45,24 @@ def test_an_append_keeps_the_same_rule(engine_factory, tmp_path: Path, chdb_path
         f.write(b"3,01234\n")
     wait_for(lambda: (r := engine.ledger.current("grow.csv")).id != first and r.state in FINAL, what="append final")
     row = engine.ledger.current("grow.csv")
-    assert row.state == State.QUARANTINED and "'01234'" in row.last_error, (row.state, row.last_error)
+    # ... and names the line in the whole file (it said line 2: the line within the appended part).
+    assert row.state == State.QUARANTINED and "'01234' at line 4" in row.last_error, (row.state, row.last_error)
     assert query(engine, f"SELECT zip FROM `{cfg.database}`.grow ORDER BY _source_row") == [(12345,), (23456,)]
+
+
+def test_a_broken_append_names_its_line_in_the_whole_file(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    cfg = make_config(tmp_path, chdb_path)
+    base = {"r.csv": b"id,n\n1,5\n2,6\n", "j.ndjson": b'{"a":1}\n{"a":2}\n'}
+    for name, body in base.items():
+        (cfg.data_dir / name).write_bytes(body)
+    engine = engine_factory(cfg)
+    wait_for(lambda: all(state_of(engine, n) == State.LOADED for n in base), what="bases loaded")
+    firsts = {n: engine.ledger.current(n).id for n in base}
+    with open(cfg.data_dir / "r.csv", "ab") as f:
+        f.write(b"3,4,5\n")
+    with open(cfg.data_dir / "j.ndjson", "ab") as f:
+        f.write(b"{bad\n")
+    wait_for(lambda: all((r := engine.ledger.current(n)).id != firsts[n] and r.state in FINAL for n in base),
+             what="appends final")
+    assert "ragged row at line 4:" in engine.ledger.current("r.csv").last_error
+    assert "line 3 is not valid JSON" in engine.ledger.current("j.ndjson").last_error
