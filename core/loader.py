@@ -324,6 +324,10 @@ class Loader:
             if missing_key:
                 raise HoldError(f"table {table}'s key column {missing_key[0]!r} is not in this file")
             self.target.create_table(table, wanted, order_by=opts.order_by, key=opts.key)
+            actual = self.target.table_columns(table)  # IF NOT EXISTS: another first file may have won
+            if actual is not None and {c.name: c.type for c in actual if c.name not in LINEAGE_NAMES} != {
+                    c.name: c.type for c in wanted}:
+                return self._reconcile(row, table, wanted, actual, opts)
             log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted),
                      extra={"event": "table_created", "table": table})
             self._record_columns(table, wanted)

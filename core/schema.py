@@ -116,8 +116,9 @@ def polars_type(ch: str) -> pl.DataType | None:
               "Float64": pl.Float64, "Bool": pl.Boolean, "String": pl.String}
     if base in simple:
         return simple[base]()
-    if base.startswith("Decimal"):
-        return pl.Float64()
+    decimal = re.fullmatch(r"Decimal\((\d+),\s*(\d+)\)", base)
+    if decimal and int(decimal[1]) <= 38:  # exact, never through a double (polars holds up to 38 digits)
+        return pl.Decimal(int(decimal[1]), int(decimal[2]))
     return None
 
 

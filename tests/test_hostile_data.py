@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from chute.core.schema import Column
 from chute.core.states import State
 from tests.conftest import make_config, query, state_of, wait_for
 
@@ -66,3 +67,77 @@ def test_a_broken_append_names_its_line_in_the_whole_file(engine_factory, tmp_pa
              what="appends final")
     assert "ragged row at line 4:" in engine.ledger.current("r.csv").last_error
     assert "line 3 is not valid JSON" in engine.ledger.current("j.ndjson").last_error
+
+
+def test_decimals_stay_exact(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """Decimals went through a double on the way in: 38 digits came back as 17 good ones."""
+    import decimal
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cfg = make_config(tmp_path, chdb_path)
+    (cfg.data_dir / "dec").mkdir()
+    out = io.BytesIO()
+    values = [decimal.Decimal("1234567890123456789012345678.0123456789"), decimal.Decimal("0.0000000001")]
+    pq.write_table(pa.table({"id": [1, 2], "d": pa.array(values, pa.decimal128(38, 10))}), out)
+    (cfg.data_dir / "dec" / "a.parquet").write_bytes(out.getvalue())
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "dec/a.parquet") == State.LOADED, what="parquet loaded")
+    cases = {"float.csv": b"id,d\n3,1234567890123.45\n4,-2.5\n",  # a double's shortest text, exactly
+             "long.csv": b"id,d\n5,1234567890123456789.0123456789\n",  # text (beyond a double) into the decimal
+             "scale.csv": b"id,d\n6,0.12345678901234\n", "lead.csv": b"id,d\n7,007.5\n"}  # would change: refused
+    for name, body in cases.items():
+        (cfg.data_dir / "dec" / name).write_bytes(body)
+    wait_for(lambda: all(state_of(engine, f"dec/{n}") in FINAL for n in cases), what="all final")
+    states = {n: engine.ledger.current(f"dec/{n}").state for n in cases}
+    assert states == {"float.csv": State.LOADED, "long.csv": State.LOADED, "scale.csv": State.QUARANTINED,
+                      "lead.csv": State.QUARANTINED}, states
+    got = query(engine, f"SELECT id, toString(d) FROM `{cfg.database}`.dec ORDER BY id")
+    assert got == [(1, "1234567890123456789012345678.0123456789"), (2, "0.0000000001"), (3, "1234567890123.45"),
+                   (4, "-2.5"), (5, "1234567890123456789.0123456789")], got
+
+
+def test_a_file_that_lost_the_race_to_create_its_table_fits_the_winners(engine_factory, tmp_path: Path,
+                                                                        chdb_path: Path) -> None:
+    """Two first files for one table: the one whose CREATE TABLE IF NOT EXISTS was a no-op sent its
+    own types unchecked (a double into a Decimal(38, 10) column: 1234567890123.4498535779)."""
+    cfg = make_config(tmp_path, chdb_path)
+    engine = engine_factory(cfg)
+    db = cfg.database
+    target = engine.target
+    target.create_table("race", [Column("id", "Int64"), Column("d", "Decimal(38, 10)")])  # the winner's table
+    real = target.table_columns
+    calls = []
+
+    def first_sees_none(table: str):  # the winner created the table right after this file looked
+        calls.append(table)
+        return None if len(calls) == 1 else real(table)
+
+    target.table_columns = first_sees_none
+    (cfg.data_dir / "race.csv").write_bytes(b"id,d\n1,1234567890123.45\n2,-2.5\n")
+    wait_for(lambda: state_of(engine, "race.csv") in FINAL, what="race.csv final")
+    row = engine.ledger.current("race.csv")
+    assert row.state == State.LOADED, (row.state, row.last_error)
+    got = query(engine, f"SELECT id, toString(d) FROM `{db}`.race ORDER BY id")
+    assert got == [(1, "1234567890123.45"), (2, "-2.5")], got
+
+
+def test_binary_that_is_not_utf8_loads_as_its_bytes(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """A Parquet binary column with bytes that are not UTF-8 was retried six times as "unexpected"."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cfg = make_config(tmp_path, chdb_path)
+    out = io.BytesIO()
+    pq.write_table(pa.table({"id": [1, 2, 3], "b": pa.array([b"\x00\xff", None, b""], pa.binary())}), out)
+    (cfg.data_dir / "bin.parquet").write_bytes(out.getvalue())
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "bin.parquet") in FINAL, what="bin.parquet final")
+    row = engine.ledger.current("bin.parquet")
+    assert row.state == State.LOADED and row.attempts <= 1, (row.state, row.last_error)
+    got = query(engine, f"SELECT id, hex(b), b IS NULL FROM `{cfg.database}`.bin ORDER BY id")
+    assert got == [(1, "00FF", 0), (2, None, 1), (3, "", 0)], got
