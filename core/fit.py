@@ -52,6 +52,8 @@ class Fitter:
             if col.name not in wire:
                 continue
             want = polars_type(col.type)
+            if wire[col.name] == pl.Binary and want == pl.String:
+                want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
             if want is not None and wire[col.name] != want and col.name not in dates:
                 self.casts[col.name] = want
             if want is None and wire[col.name] == pl.String and col.name not in dates:
@@ -84,6 +86,10 @@ class Fitter:
             if wrong.any():
                 rejects += self._describe(df, name, wrong, first_row, f"not a valid {want}")
                 bad = bad | wrong
+            altered = _altered(df[name], cast, want) & ~wrong
+            if altered.any():  # '01234' casts to 1234: the table would not say what the file said
+                rejects += self._describe(df, name, altered, first_row, f"{want} would not keep it as written")
+                bad = bad | altered
             out = out.with_columns(cast.alias(name))
         for name, kind in self.dates.items():
             text = df[name]
@@ -114,6 +120,30 @@ class Fitter:
                 for i, v in zip(idx.to_list(), values.to_list(), strict=True)]
 
 
+_INT_TEXT = r"(?-u)^(0|-?[1-9][0-9]*)$"
+_FLOAT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$"
+
+
+def _altered(values: pl.Series, cast: pl.Series, want: pl.DataType) -> pl.Series:
+    """Values that cast but not losslessly: text with leading zeros, a '+' or spaces (the same
+    rule as inference, core/formats/infer.py), digits beyond a decimal's scale."""
+    if isinstance(want, pl.Decimal) and values.dtype.is_float():
+        return (cast.cast(pl.Float64) != values).fill_null(False)
+    if isinstance(want, pl.Decimal) and values.dtype == pl.String:
+        return (_plain(cast.cast(pl.String)) != _plain(values)).fill_null(False)
+    if values.dtype != pl.String or not (want.is_integer() or want.is_float()):
+        return pl.Series(values.name, [False] * len(values))
+    pattern = _INT_TEXT if want.is_integer() else _FLOAT_TEXT
+    return (~values.str.contains(pattern)).fill_null(False)
+
+
+def _plain(text: pl.Series) -> pl.Series:
+    """A decimal's text without trailing fraction zeros: '1.50' and '1.5000' compare equal."""
+    frac = text.str.contains(".", literal=True)
+    trimmed = text.str.replace(r"0+$", "").str.replace(r"\.$", "")
+    return pl.select(pl.when(frac).then(trimmed).otherwise(text)).to_series()
+
+
 def _cast(values: pl.Series, want: pl.DataType) -> pl.Series:
     """``values`` as ``want``; a value that does not convert becomes NULL (and is then reported).
     Text to Bool takes the spellings inference takes; a conversion polars has no rule for
@@ -122,6 +152,8 @@ def _cast(values: pl.Series, want: pl.DataType) -> pl.Series:
         low = values.str.to_lowercase()
         return (pl.select(pl.when(low == "true").then(True).when(low == "false").then(False).otherwise(None)
                           .alias(values.name)).to_series())
+    if isinstance(want, pl.Decimal) and values.dtype.is_float():
+        values = values.cast(pl.String)  # the shortest text of the double, not its binary expansion
     try:
         return values.cast(want, strict=False)
     except pl.exceptions.PolarsError:

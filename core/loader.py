@@ -195,7 +195,10 @@ class Loader:
                 t0 = time.perf_counter()
                 trace = tracing.current()
                 with trace.step("hash", bytes=row.size) as span:
-                    plan = hash_and_plan(part, reader, self._hash_pool)
+                    try:
+                        plan = hash_and_plan(part, reader, self._hash_pool)
+                    except InputError as exc:  # an append's reader counts lines from the appended part
+                        raise _in_whole_file(exc, append.row_base) from None
                     sha = append.sha256 or src.sha256
                     span.set(rows=plan.rows, sha256=sha)
                 timings = {"validate": time.perf_counter() - t0}
@@ -240,7 +243,8 @@ class Loader:
                     check = self._hash_pool.submit(reader.pending_check) if reader.pending_check else None
                     rejects = Rejects(_free_name(cfg.aside("_quarantine", row.path + ".rejects.csv")))
                     fitter = Fitter(table, reader.wire_schema, set(reader.date_columns),
-                                    skip_bad=opts.on_bad_rows == "skip", header_lines=reader.header_lines)
+                                    skip_bad=opts.on_bad_rows == "skip",
+                                    header_lines=reader.header_lines + row.row_base)  # lines after the base's
                     anti_join = None  # (key, its ClickHouse type), looked up once per file
                     if opts.skip_existing_keys:
                         key = opts.key[0]
@@ -319,12 +323,18 @@ class Loader:
         clash = [c.name for c in wanted if c.name in LINEAGE_NAMES]
         if clash:
             raise InputError(f"column name {clash[0]!r} is reserved for chute's lineage columns", column=clash[0])
+        if any(not c.name.strip() for c in wanted):  # a JSON key "" or a Parquet column "": ClickHouse has no such name
+            raise InputError("a column has an empty name (JSON key \"\" or Parquet column \"\")")
         existing = self.target.table_columns(table)
         if existing is None:
             missing_key = [k for k in opts.key if k not in plan.schema]
             if missing_key:
                 raise HoldError(f"table {table}'s key column {missing_key[0]!r} is not in this file")
             self.target.create_table(table, wanted, order_by=opts.order_by, key=opts.key)
+            actual = self.target.table_columns(table)  # IF NOT EXISTS: another first file may have won
+            if actual is not None and {c.name: c.type for c in actual if c.name not in LINEAGE_NAMES} != {
+                    c.name: c.type for c in wanted}:
+                return self._reconcile(row, table, wanted, actual, opts)
             log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted),
                      extra={"event": "table_created", "table": table})
             self._record_columns(table, wanted)
@@ -675,6 +685,14 @@ def _nullable(kind: str) -> str:
     if kind.startswith("LowCardinality("):
         return f"LowCardinality(Nullable({kind[len('LowCardinality('):-1]}))"
     return f"Nullable({kind})"
+
+
+def _in_whole_file(exc: InputError, row_base: int) -> InputError:
+    """The error with its line counted in the whole file (records before the append: one line each)."""
+    if not exc.line or not row_base:
+        return exc
+    line = exc.line + row_base
+    return InputError(str(exc).replace(f"line {exc.line}", f"line {line}", 1), line=line, column=exc.column)
 
 
 def _check_inside(root: Path, path: Path) -> None:

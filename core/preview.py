@@ -48,6 +48,8 @@ def preview(cfg: Config, path: Path, rows: int = ROWS, recorded: dict[str, list[
                                        "null_tokens": list(verdict.tokens) if verdict else []})
                 if col.name in LINEAGE_NAMES:
                     out["problems"].append(f"column name {col.name!r} is reserved for chute's lineage columns")
+                if not col.name.strip():
+                    out["problems"].append("a column has an empty name (JSON key \"\" or Parquet column \"\")")
             first = next(reader.batches(rows), None)
             if first is not None:
                 out["first_rows"] = [[None if v is None else str(v) for v in r] for r in first[1].head(rows).rows()]

@@ -66,11 +66,16 @@ def ch_type(dtype: pl.DataType) -> str:
         return f"Decimal({dtype.precision or 38}, {dtype.scale or 0})"
     if isinstance(dtype, pl.Map):
         # Keys cannot be Nullable; a missing map loads as {} (ClickHouse maps cannot be NULL).
-        return f"Map({ch_type(dtype.key)}, Nullable({ch_type(dtype.value)}))"  # type: ignore[arg-type]
+        return f"Map({ch_type(dtype.key)}, {_nullable(ch_type(dtype.value))})"  # type: ignore[arg-type]
     if isinstance(dtype, pl.List | pl.Array):
         # Arrays cannot be Nullable in ClickHouse; a missing list loads as [].
-        return f"Array(Nullable({ch_type(dtype.inner)}))"  # type: ignore[arg-type]
+        return f"Array({_nullable(ch_type(dtype.inner))})"  # type: ignore[arg-type]
     return "String"
+
+
+def _nullable(ch: str) -> str:
+    """Nullable(...) where ClickHouse allows it: arrays and maps cannot be inside Nullable."""
+    return ch if ch.startswith(("Array(", "Map(")) else f"Nullable({ch})"
 
 
 # Strings whose sample repeats a lot are stored as LowCardinality (dictionary-encoded).
@@ -111,8 +116,9 @@ def polars_type(ch: str) -> pl.DataType | None:
               "Float64": pl.Float64, "Bool": pl.Boolean, "String": pl.String}
     if base in simple:
         return simple[base]()
-    if base.startswith("Decimal"):
-        return pl.Float64()
+    decimal = re.fullmatch(r"Decimal\((\d+),\s*(\d+)\)", base)
+    if decimal and int(decimal[1]) <= 38:  # exact, never through a double (polars holds up to 38 digits)
+        return pl.Decimal(int(decimal[1]), int(decimal[2]))
     return None
 
 

@@ -54,6 +54,7 @@ CORPUS: dict[str, tuple[object, str, str]] = {
     "big_field.csv": (b'id,blob\n1,"' + b"x," * 1_000_00 + b'"\n', "loaded", ""),
     "no_final_newline.csv": (b"a,b\n1,2", "loaded", ""),
     "r\xc3\xa9sum\xc3\xa9 final.csv".encode().decode(): (b"k\n1\n", "loaded", ""),
+    "emptykey.ndjson": (b'{"":1,"a":2}\n', "quarantined", "a column has an empty name"),  # was retried 6x
     "good_copy.csv": (GOOD, "duplicate", "same content as"),
 }
 

@@ -24,6 +24,9 @@ COLUMNS = {
     "tsns": pa.array([1, 2, None], pa.timestamp("ns")),
     "st": pa.array([{"a": 1}, None, {"a": None}], pa.struct([("a", pa.int64())])),
     "u64": pa.array([2**64 - 1, 0, None], pa.uint64()),
+    # Found by the hostile review: a map of lists, a list of lists.
+    "mapl": pa.array([[("k", [1, None])], None, [("e", [])]], pa.map_(pa.string(), pa.list_(pa.int64()))),
+    "lol": pa.array([[[1, 2], [None]], None, [[]]], pa.list_(pa.list_(pa.int64()))),
 }
 EXPECTED = {
     "dec": ("Nullable(Decimal(7, 2))", ["1.23", None, "-99999.99"]),
@@ -36,6 +39,8 @@ EXPECTED = {
     "tsns": ("Nullable(DateTime64(9))", ["1970-01-01 00:00:00.000000001", "1970-01-01 00:00:00.000000002", None]),
     "st": ("Nullable(String)", ['{"a":1}', None, '{"a":null}']),
     "u64": ("Nullable(UInt64)", ["18446744073709551615", "0", None]),
+    "mapl": ("Map(String, Array(Nullable(Int64)))", ["{'k':[1,NULL]}", "{}", "{'e':[]}"]),
+    "lol": ("Array(Array(Nullable(Int64)))", ["[[1,2],[NULL]]", "[]", "[[]]"]),
 }
 
 
@@ -53,10 +58,20 @@ def test_every_arrow_type_round_trips(engine_factory, tmp_path: Path, chdb_path:
     # Unsupported: a duration; a decimal wider than ClickHouse's 76 digits.
     (cfg.data_dir / "dur").mkdir()
     (cfg.data_dir / "dur" / "f.parquet").write_bytes(parquet("dur", pa.array([1, None, 3], pa.duration("s"))))
+    # A decimal wider than 38 digits (polars reads up to 38): quarantined before any table, column named.
+    (cfg.data_dir / "wide").mkdir()
+    (cfg.data_dir / "wide" / "f.parquet").write_bytes(
+        parquet("wide", pa.array([decimal.Decimal("1.5"), None, None], pa.decimal256(50, 10))))
+    # Structs where ClickHouse would get a tuple without field names: quarantined, column named.
+    deep = pa.struct([("x", pa.int64())])
+    for name, array in {"mapst": pa.array([[("k", {"x": 1})], None, []], pa.map_(pa.string(), deep)),
+                        "lolst": pa.array([[[{"x": 1}]], None, []], pa.list_(pa.list_(deep)))}.items():
+        (cfg.data_dir / name).mkdir()
+        (cfg.data_dir / name / "f.parquet").write_bytes(parquet(name, array))
     engine = engine_factory(cfg)
     final = {State.LOADED, State.QUARANTINED, State.FAILED, State.HELD}
     wait_for(lambda: all((r := engine.ledger.current(f"{n}/f.parquet")) and r.state in final
-                         for n in [*COLUMNS, "dur"]), timeout=60, what="all final")
+                         for n in [*COLUMNS, "dur", "wide", "mapst", "lolst"]), timeout=60, what="all final")
     db = cfg.database
     problems = []
     for name, (ch_type, values) in EXPECTED.items():
@@ -75,3 +90,9 @@ def test_every_arrow_type_round_trips(engine_factory, tmp_path: Path, chdb_path:
     assert "column 'dur'" in dur.last_error and "Duration" in dur.last_error
     tables = {r[0] for r in query(engine, f"SHOW TABLES FROM `{db}`")}
     assert "dur" not in tables  # quarantined before any table was created
+    wide = engine.ledger.current("wide/f.parquet")
+    assert "Decimal(50, 10)" in wide.last_error and wide.attempts <= 1, wide.last_error
+    for name in ("wide", "mapst", "lolst"):
+        row = engine.ledger.current(f"{name}/f.parquet")
+        assert row.state == State.QUARANTINED and f"column {name!r}" in row.last_error, (name, row.last_error)
+        assert name not in tables

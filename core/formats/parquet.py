@@ -13,6 +13,8 @@ import io
 from collections.abc import Iterator
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from chute.core.errors import InputError
 from chute.core.formats import register
@@ -38,6 +40,7 @@ class ParquetReader(Reader):
         head = self._data.getvalue()[:4] if isinstance(self._data, io.BytesIO) else _read_magic(self.src.fd)
         if head != b"PAR1":
             raise InputError("not a Parquet file (no PAR1 magic bytes)")
+        _wide_decimals(self._data)
         try:
             lf = pl.scan_parquet(self._data)
             raw = lf.collect_schema()
@@ -63,6 +66,21 @@ class ParquetReader(Reader):
             yield flatten_nested(df)
 
 
+def _wide_decimals(data: str | io.BytesIO) -> None:
+    """polars reads decimals of up to 38 digits; name a wider column instead of polars' bare error."""
+    try:
+        schema = pq.read_schema(data)
+    except (pa.ArrowException, OSError):
+        return  # polars reports an unreadable footer itself
+    finally:
+        if isinstance(data, io.BytesIO):
+            data.seek(0)
+    for field in schema:
+        if pa.types.is_decimal(field.type) and field.type.precision > 38:
+            raise InputError(f"column {field.name!r} has type Decimal({field.type.precision}, {field.type.scale}): "
+                             "chute reads decimals of up to 38 digits", column=field.name)
+
+
 def _read_magic(fd: int) -> bytes:
     import os
 
@@ -79,17 +97,22 @@ _UNSUPPORTED = (pl.Duration, pl.Object, pl.Unknown)
 
 def unsupported(schema: pl.Schema) -> None:
     """Quarantine (before any table exists) a file with a type chute cannot load losslessly."""
-    def bad(dtype: pl.DataType) -> bool:
+    def bad(dtype: pl.DataType, struct_ok: str) -> bool:
+        # A struct becomes JSON text at the top, in a top-level list, or anywhere inside a struct;
+        # deeper (a map's value, a list of lists of structs) ClickHouse would get it as a tuple
+        # without field names.
         if isinstance(dtype, _UNSUPPORTED):
             return True
         if isinstance(dtype, pl.List | pl.Array):
-            return bad(dtype.inner)  # type: ignore[arg-type]
+            return bad(dtype.inner, {"top": "list", "list": "no"}.get(struct_ok, struct_ok))  # type: ignore[arg-type]
+        if isinstance(dtype, pl.Map):
+            return bad(dtype.key, "no") or bad(dtype.value, "no")  # type: ignore[arg-type]
         if isinstance(dtype, pl.Struct):
-            return any(bad(f.dtype) for f in dtype.fields)  # type: ignore[arg-type]
+            return struct_ok == "no" or any(bad(f.dtype, "json") for f in dtype.fields)  # type: ignore[arg-type]
         return False
 
     for name, dtype in schema.items():
-        if bad(dtype) or (isinstance(dtype, pl.Decimal) and (dtype.precision or 38) > 76):
+        if bad(dtype, "top") or (isinstance(dtype, pl.Decimal) and (dtype.precision or 38) > 76):
             raise InputError(f"column {name!r} has type {dtype}, which chute cannot load into ClickHouse without "
                              "changing its values", column=name)
 
@@ -103,9 +126,8 @@ def flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
         col = pl.col(name)
         if isinstance(dtype, pl.Struct):
             exprs.append(pl.when(col.is_null()).then(None).otherwise(col.struct.json_encode()).alias(name))
-        elif isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct | pl.List):
-            inner = pl.element().struct.json_encode() if isinstance(dtype.inner, pl.Struct) else pl.element()
-            exprs.append(col.list.eval(inner.cast(pl.String)))
+        elif isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
+            exprs.append(col.list.eval(pl.element().struct.json_encode()))
         elif isinstance(dtype, pl.List) and dtype.inner == pl.Null:
             exprs.append(col.cast(pl.List(pl.String)))
         elif dtype == pl.Time:
