@@ -18,6 +18,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.filter import Monochrome, NoColor
 
 from chute.core import action_rules
@@ -137,8 +138,11 @@ class ChuteApp(App[int]):
         paused_changed = self.refreshes == 0 or (view.snap.paused, view.daemon) != self._was_paused
         self._was_paused = (view.snap.paused, view.daemon)
         t0 = time.perf_counter()
-        with self.batch_update():
-            self.main.show(view)
+        try:
+            with self.batch_update():
+                self.main.show(view)
+        except NoMatches:  # a refresh that lands while the app is being torn down (its widgets are gone)
+            return
         self.apply_seconds = time.perf_counter() - t0
         self.refreshes += 1
         if isinstance(self.screen, DetailsScreen):
