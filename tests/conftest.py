@@ -177,3 +177,12 @@ def engine_query(engine_dir: Path, sql: str) -> list[list[Any]]:
     if proc.returncode != 0:
         raise AssertionError(f"query failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No CHUTE_* from the caller's shell, and no default config file of theirs."""
+    for name in list(os.environ):
+        if name.startswith("CHUTE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
-import os
 import re
 import tomllib
 from datetime import datetime
@@ -21,13 +20,8 @@ from tests.test_engine import csv_bytes, make_rows
 OPTIONS = [f.name for f in dataclasses.fields(Config) if f.name not in config.LISTS]
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No CHUTE_* from the caller's shell, and no default config file of theirs."""
-    for name in list(os.environ):
-        if name.startswith("CHUTE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+# No CHUTE_* from the caller's shell, no default config file of theirs (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def write(tmp_path: Path, text: str, name: str = "chute.toml") -> Path:

@@ -15,13 +15,8 @@ import pytest
 from chute.core import api, cli
 from chute.core.errors import UsageError
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("CHUTE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+# No CHUTE_* from the caller's shell, no default config file of theirs (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -15,15 +15,8 @@ from chute.core import cli, logsetup
 from tests.conftest import run_chute
 from tests.test_engine import csv_bytes, make_rows
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("CHUTE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+# No CHUTE_* from the caller's shell, no default config file of theirs (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def test_help_lists_every_subcommand_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
