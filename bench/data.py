@@ -51,7 +51,7 @@ class Workload:
 
 def frame(rows: int, offset: int = 0) -> pl.DataFrame:
     """Seven columns of the kinds real exports carry: ids, amounts, a low-cardinality code, a
-    timestamp, a flag, and free text with commas and empties (the same as bench/ingest.py)."""
+    timestamp, a flag, and free text with commas and empties (bench/ingest.py writes it too)."""
     import numpy as np
 
     rng = np.random.default_rng(42 + offset)

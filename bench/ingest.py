@@ -26,21 +26,9 @@ ROOT = HERE.parent
 
 
 def generate(path: Path, rows: int, compression: str | None = None) -> None:
-    import numpy as np
-    import polars as pl
+    from bench.data import frame  # the one generator of the benchmark's data (bench.suite uses it too)
 
-    rng = np.random.default_rng(42)
-    start = pl.datetime(2026, 1, 1)
-    df = pl.DataFrame({
-        "id": np.arange(rows, dtype=np.int64),
-        "user_id": rng.integers(0, 100_000, rows),
-        "amount": np.round(rng.random(rows) * 1000, 2),
-        "country": rng.choice(["US", "DE", "FR", "JP", "BR", "IN", "GB"], rows),
-        "ts": pl.datetime_range(start, start + pl.duration(seconds=rows - 1), "1s", eager=True),
-        "ok": rng.integers(0, 2, rows).astype(bool),
-        "note": rng.choice(["alpha", "beta", "gamma delta", "epsilon, quoted", ""], rows),
-    })
-    df.write_csv(path)
+    frame(rows).write_csv(path)
 
 
 def native(csv: Path, engine_dir: Path, plain: bool = False) -> dict:
