@@ -186,3 +186,24 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("CHUTE_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture
+def console(tmp_path: Path, chdb_path: Path):
+    """A console on a started engine (the engine is stopped at teardown unless the test quit it).
+    Textual is imported here, not at the top: most tests never need it."""
+    from chute.core.engine import Engine
+    from chute.tui.app import ChuteApp
+
+    engines: list[Engine] = []
+
+    def make(**overrides: Any) -> ChuteApp:
+        engine = Engine(make_config(tmp_path, chdb_path, **overrides), mode="console")
+        engine.start()
+        engines.append(engine)
+        return ChuteApp(engine, refresh_seconds=0.2, actor="console:test")
+
+    yield make
+    for engine in engines:
+        if not engine.stopping:
+            engine.stop()

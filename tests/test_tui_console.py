@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.command import CommandPalette
@@ -26,21 +25,6 @@ from tests.tui_helpers import refreshed, select, state, until, write_csv
 SIZE = (100, 30)
 
 
-@pytest.fixture
-def console(tmp_path: Path, chdb_path: Path) -> Iterator[Callable[..., ChuteApp]]:
-    """A console on a started engine (the engine is stopped at teardown unless the test quit it)."""
-    engines: list[Engine] = []
-
-    def make(**overrides: Any) -> ChuteApp:
-        engine = Engine(make_config(tmp_path, chdb_path, **overrides), mode="console")
-        engine.start()
-        engines.append(engine)
-        return ChuteApp(engine, refresh_seconds=0.2, actor="console:test")
-
-    yield make
-    for engine in engines:
-        if not engine.stopping:
-            engine.stop()
 
 
 def data_of(app: ChuteApp) -> Path:

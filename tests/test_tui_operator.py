@@ -7,18 +7,15 @@ before the fix), against a real in-process engine (embedded ClickHouse).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from textual import events
 from textual.command import CommandPalette
 from textual.keys import _character_to_key
 from textual.widgets import Input, Static
 
 from chute.core.attach import AttachedEngine
-from chute.core.engine import Engine
 from chute.tui import app as app_module
 from chute.tui.app import ChuteApp
 from chute.tui.screens.confirm import ConfirmScreen
@@ -29,26 +26,12 @@ from chute.tui.widgets.files_table import FilesTable
 from chute.tui.widgets.ledger_table import LedgerTable
 from chute.tui.widgets.rates_strip import RatesStrip
 from chute.tui.widgets.status_line import StatusLine
-from tests.conftest import make_config, query
+from tests.conftest import query
 from tests.tui_helpers import refreshed, select, state, until, write_csv
 
 SIZE = (100, 30)
 
 
-@pytest.fixture
-def console(tmp_path: Path, chdb_path: Path) -> Iterator[Callable[..., ChuteApp]]:
-    engines: list[Engine] = []
-
-    def make(**overrides: Any) -> ChuteApp:
-        engine = Engine(make_config(tmp_path, chdb_path, **overrides), mode="console")
-        engine.start()
-        engines.append(engine)
-        return ChuteApp(engine, refresh_seconds=0.2, actor="console:test")
-
-    yield make
-    for engine in engines:
-        if not engine.stopping:
-            engine.stop()
 
 
 def csv(n: int, start: int = 1) -> str:
