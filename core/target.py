@@ -209,30 +209,17 @@ def http_client_kwargs(cfg: Config) -> dict[str, Any]:
     TLS), ``compress=lz4|zstd|gzip|deflate|none`` (response and request compression; lz4 by
     default). The password never comes from the URL: CHUTE_CLICKHOUSE_PASSWORD or password_file.
     """
-    url = cfg.clickhouse_url
-    parts = urlsplit(url)
+    parts = urlsplit(cfg.clickhouse_url)
     secure = parts.scheme == "https"
-    try:
-        raw = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-    except ValueError:
-        raise UsageError(f"bad options in the ClickHouse URL: {parts.query!r}") from None
-    unknown = sorted(set(raw) - set(URL_OPTIONS))
-    if unknown:
-        raise UsageError(f"unknown option {unknown[0]!r} in the ClickHouse URL (known: {', '.join(URL_OPTIONS)})")
-    opts = {k: v[-1] for k, v in raw.items()}
-    tls = [k for k in ("ca_cert", "verify", "client_cert", "client_key") if k in opts]
-    if tls and not secure:
-        raise UsageError(f"{tls[0]} in the ClickHouse URL needs https://")
-    compress = opts.get("compress", "lz4").lower()
-    if compress not in ("lz4", "zstd", "gzip", "deflate", "none"):
-        raise UsageError(f"compress={compress} in the ClickHouse URL: use lz4, zstd, gzip, deflate or none")
+    opts = _url_options(parts.query, secure)
+    compress = _compression(opts)
     kwargs: dict[str, Any] = {
         "interface": "https" if secure else "http",
         "host": parts.hostname,
         "port": parts.port or (8443 if secure else 8123),
         "username": unquote(parts.username) if parts.username else "default",
         "password": cfg.password(),
-        "compress": False if compress == "none" else compress,
+        "compress": compress,
         "connect_timeout": max(1, round(cfg.connect_timeout)),
         "send_receive_timeout": max(1, round(cfg.insert_timeout)),
         # No session: one client per thread, and parallel lanes must not collide on a session id.
@@ -244,23 +231,63 @@ def http_client_kwargs(cfg: Config) -> dict[str, Any]:
     }
     if parts.path.strip("/"):
         kwargs["proxy_path"] = parts.path.rstrip("/")  # ClickHouse behind a reverse proxy under a path
+    return kwargs | _tls_kwargs(opts)
+
+
+_TLS_OPTIONS = ("ca_cert", "verify", "client_cert", "client_key")
+# URL option -> clickhouse-connect argument, for the options that name a file.
+_TLS_FILES = (("ca_cert", "ca_cert"), ("client_cert", "client_cert"), ("client_key", "client_cert_key"))
+_COMPRESSIONS = ("lz4", "zstd", "gzip", "deflate", "none")
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
+def _url_options(query: str, secure: bool) -> dict[str, str]:
+    """The URL's ``?options`` (the last value of each); unknown ones and TLS over http:// refused."""
+    try:
+        raw = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise UsageError(f"bad options in the ClickHouse URL: {query!r}") from None
+    unknown = sorted(set(raw) - set(URL_OPTIONS))
+    if unknown:
+        raise UsageError(f"unknown option {unknown[0]!r} in the ClickHouse URL (known: {', '.join(URL_OPTIONS)})")
+    opts = {k: v[-1] for k, v in raw.items()}
+    tls = [k for k in _TLS_OPTIONS if k in opts]
+    if tls and not secure:
+        raise UsageError(f"{tls[0]} in the ClickHouse URL needs https://")
+    return opts
+
+
+def _compression(opts: dict[str, str]) -> str | bool:
+    """clickhouse-connect's ``compress``: the codec's name, or False for ``compress=none``."""
+    compress = opts.get("compress", "lz4").lower()
+    if compress not in _COMPRESSIONS:
+        raise UsageError(f"compress={compress} in the ClickHouse URL: use lz4, zstd, gzip, deflate or none")
+    return False if compress == "none" else compress
+
+
+def _tls_kwargs(opts: dict[str, str]) -> dict[str, Any]:
+    """``verify`` and the certificate files, each file checked to exist now (not at the first insert)."""
+    out: dict[str, Any] = {}
     if "verify" in opts:
         value = opts["verify"].lower()
-        if value not in ("true", "false", "1", "0", "yes", "no"):
+        if value not in _TRUE + _FALSE:
             raise UsageError(f"verify={opts['verify']} in the ClickHouse URL: use true or false")
-        kwargs["verify"] = value in ("true", "1", "yes")
-    for key, arg in (("ca_cert", "ca_cert"), ("client_cert", "client_cert"), ("client_key", "client_cert_key")):
+        out["verify"] = value in _TRUE
+    for key, arg in _TLS_FILES:
         if key in opts:
-            value = opts[key]
-            if not (key == "ca_cert" and value == "certifi"):
-                path = Path(value).expanduser()
-                if not path.is_file():
-                    raise UsageError(f"{key} file {value} (from the ClickHouse URL) does not exist")
-                value = str(path)
-            kwargs[arg] = value
+            out[arg] = _tls_file(key, opts[key])
     if "client_key" in opts and "client_cert" not in opts:
         raise UsageError("client_key in the ClickHouse URL needs client_cert as well")
-    return kwargs
+    return out
+
+
+def _tls_file(key: str, value: str) -> str:
+    if key == "ca_cert" and value == "certifi":
+        return value  # the certifi package's bundle
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise UsageError(f"{key} file {value} (from the ClickHouse URL) does not exist")
+    return str(path)
 
 
 def ipc_codec(cfg: Config) -> str | None:
