@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -229,35 +230,52 @@ def _coerce(name: str, value: Any, strict: bool = False) -> Any:
     if kind is None or name in LISTS:
         raise _unknown(name)
     bad = ConfigError(f"{name}: {value!r} is not {_KIND_WORDS.get(kind, kind)}", key=name)
-    if kind == "tuple[str, ...]":  # TOML: a list of strings; environment and flags: comma-separated
-        if isinstance(value, str) and not strict:
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        raise bad
-    is_num = isinstance(value, int | float) and not isinstance(value, bool)
-    if strict and not {"int": is_num and isinstance(value, int), "float": is_num,
-                       "bool": isinstance(value, bool)}.get(kind, isinstance(value, str)):
-        raise bad
     try:
-        if kind in ("Path", "Path | None"):
-            return Path(value).expanduser() if value not in (None, "") else None
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "bool":
-            if isinstance(value, str):
-                word = value.strip().lower()
-                if word not in _TRUE + _FALSE:
-                    raise bad
-                return word in _TRUE
-            return bool(value)
-        if kind == "str":
-            return str(value)
+        if kind == "tuple[str, ...]":
+            return _to_strings(value, split=not strict)
+        if strict and not _TOML_TYPES.get(kind, _is_str)(value):
+            raise bad
+        convert = _CONVERTERS.get(kind)
+        return value if convert is None else convert(value)
     except (TypeError, ValueError):
         raise bad from None
-    return value
+
+
+def _to_strings(value: Any, split: bool) -> tuple[str, ...]:
+    """TOML: a list of strings; environment and flags (``split``): also one comma-separated string."""
+    if isinstance(value, str) and split:
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(value)
+
+
+def _to_bool(value: Any) -> bool:
+    if not isinstance(value, str):
+        return bool(value)
+    word = value.strip().lower()
+    if word not in _TRUE + _FALSE:
+        raise ValueError(value)
+    return word in _TRUE
+
+
+def _to_path(value: Any) -> Path | None:
+    return Path(value).expanduser() if value not in (None, "") else None
+
+
+def _is_num(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)  # (bool is an int in Python)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+# By the option's type: how a value converts, and (TOML) which values already have that type.
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "Path": _to_path, "Path | None": _to_path, "int": int, "float": float, "bool": _to_bool, "str": str}
+_TOML_TYPES: dict[str, Callable[[Any], bool]] = {
+    "int": lambda v: _is_num(v) and isinstance(v, int), "float": _is_num, "bool": lambda v: isinstance(v, bool)}
 
 
 def _toml_line(exc: tomllib.TOMLDecodeError) -> int | None:
@@ -477,22 +495,28 @@ def _clock(text: str) -> bool:
 
 def ops_problems(cfg: Config) -> list[tuple[str, str]]:
     """Notifications, sources, retention (issue 13)."""
-    out: list[tuple[str, str]] = []
-    for key in ("notify_summary_at", "gc_at"):
-        if not _clock(getattr(cfg, key)):
-            out.append((key, f"{key} {getattr(cfg, key)!r}: a local time HH:MM, or \"\" for never"))
+    return [*_notify_problems(cfg), *_glob_problems(cfg), *_retention_problems(cfg), *_source_problems(cfg)]
+
+
+def _notify_problems(cfg: Config) -> list[tuple[str, str]]:
+    out = [(key, f"{key} {getattr(cfg, key)!r}: a local time HH:MM, or \"\" for never")
+           for key in ("notify_summary_at", "gc_at") if not _clock(getattr(cfg, key))]
     if cfg.notify_min_interval < 0:
         out.append(("notify_min_interval", "notify_min_interval must not be negative"))
     if cfg.notify_max_per_hour < 1:
         out.append(("notify_max_per_hour", "notify_max_per_hour must be at least 1"))
-    for url in cfg.notify:
-        if "://" not in url:
-            out.append(("notify", f"notify {url!r}: an apprise URL such as slack://..., mailto://..., "
-                                  "json://host:port/path"))
-    for key in ("include", "exclude"):
-        for glob in getattr(cfg, key):
-            if glob.startswith(("/", "~")):
-                out.append((key, f"{key} glob {glob!r}: globs are relative to the folder (e.g. \"*.csv\")"))
+    out += [("notify", f"notify {url!r}: an apprise URL such as slack://..., mailto://..., json://host:port/path")
+            for url in cfg.notify if "://" not in url]
+    return out
+
+
+def _glob_problems(cfg: Config) -> list[tuple[str, str]]:
+    return [(key, f"{key} glob {glob!r}: globs are relative to the folder (e.g. \"*.csv\")")
+            for key in ("include", "exclude") for glob in getattr(cfg, key) if glob.startswith(("/", "~"))]
+
+
+def _retention_problems(cfg: Config) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
     try:
         parse_backfill(cfg.backfill)
     except ValueError as exc:
@@ -508,21 +532,17 @@ def ops_problems(cfg: Config) -> list[tuple[str, str]]:
                 out.append(("ledger_keep", "ledger_keep must be at least 1d (alerts read the last 24 h of events)"))
         except ValueError as exc:
             out.append(("ledger_keep", f"ledger_keep: {exc}"))
+    return out
+
+
+def _source_problems(cfg: Config) -> list[tuple[str, str]]:
+    """[[sources]] besides DATA_DIR: each named, and no folder watched twice (or inside DATA_DIR)."""
     data = Path(cfg.data_dir).resolve()
-    names = []
-    for source in cfg.sources:
-        where = Path(source.path)
-        if where == data:
-            continue  # the entry for DATA_DIR itself: its filters, routes and retention
-        names.append(source.name)
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", source.name):
-            out.append(("sources", f"[[sources]] {where}: needs a name of lower-case letters, digits, _ or - "
-                                   "(its files are known as @NAME/... in the ledger)"))
-        elif where.is_relative_to(data) or data.is_relative_to(where):
-            out.append(("sources", f"[[sources]] {source.name!r}: {where} overlaps the data folder {data}"))
+    others = [s for s in cfg.sources if Path(s.path) != data]  # DATA_DIR's own entry: filters, routes, retention
+    out = [problem for source in others if (problem := _source_name_problem(source, data))]
+    names = [s.name for s in others]
     if len(set(names)) != len(names):
         out.append(("sources", "[[sources]] entries need distinct names"))
-    others = [s for s in cfg.sources if Path(s.path) != data]
     for i, one in enumerate(others):  # one folder under two names: every file read twice, moved under the other
         for two in others[i + 1:]:
             a, b = Path(one.path), Path(two.path)
@@ -530,6 +550,16 @@ def ops_problems(cfg: Config) -> list[tuple[str, str]]:
                 out.append(("sources", f"[[sources]] {one.name!r} ({a}) and {two.name!r} ({b}) overlap: "
                                        "each folder may be watched once"))
     return out
+
+
+def _source_name_problem(source: Source, data: Path) -> tuple[str, str] | None:
+    where = Path(source.path)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", source.name):
+        return ("sources", f"[[sources]] {where}: needs a name of lower-case letters, digits, _ or - "
+                           "(its files are known as @NAME/... in the ledger)")
+    if where.is_relative_to(data) or data.is_relative_to(where):
+        return ("sources", f"[[sources]] {source.name!r}: {where} overlaps the data folder {data}")
+    return None
 
 
 def check_file(path: Path) -> list[ConfigError]:
@@ -581,42 +611,45 @@ def dump(cfg: Config, sources: dict[str, str] | None = None) -> str:
     """The configuration as a TOML file that ``--config`` reads back; secrets masked, sources as comments."""
     sources = sources or {}
     lines = ["# chute: effective configuration (defaults < config file < CHUTE_* environment < flags)"]
-    for f in fields(Config):
-        if f.name in LISTS:
-            continue
-        value = getattr(cfg, f.name)
-        note = sources.get(f.name, "default")
-        if f.name == "clickhouse_url":
-            value = mask_url(value) if value else ""
-            if not value:
-                note += f"; embedded chDB at {default_engine_dir()}"
-        if f.name == "notify" and any(mask_url(url) != url for url in value):  # mailto://bob:PASSWORD@...
-            value = tuple(mask_url(url) for url in value)
-            note += "; passwords masked"
-        if value is None:
-            lines.append(f"# {f.name} = (not set)")
-            continue
-        lines.append(f"{f.name} = {_toml_value(value)}  # {note}")
-    if os.environ.get("CHUTE_CLICKHOUSE_PASSWORD") is not None:
-        lines.append("# password: set in CHUTE_CLICKHOUSE_PASSWORD (not shown)")
-    elif cfg.password_file:
-        lines.append(f"# password: read from {cfg.password_file} (not shown)")
-    else:
-        lines.append("# password: none")
+    lines += [_option_line(cfg, f.name, sources.get(f.name, "default")) for f in fields(Config) if f.name not in LISTS]
+    lines.append(_password_note(cfg))
     for route in cfg.routes:
-        lines += ["", "[[routes]]"]
-        for f in fields(route):
-            value = getattr(route, f.name)
-            if value is not None and value != f.default:
-                lines.append(f"{_toml_key(f.name)} = {_toml_value(value)}")
+        lines += ["", "[[routes]]", *_table_lines(route)]
     for source in cfg.sources:
-        lines += ["", "[[sources]]"]
-        for f in fields(source):
-            value = getattr(source, f.name)
-            if f.name != "routes" and value != f.default:
-                lines.append(f"{_toml_key(f.name)} = {_toml_value(value)}")
+        lines += ["", "[[sources]]", *_table_lines(source, skip="routes")]
         for route in source.routes:
-            lines += ["[[sources.routes]]"]
-            lines += [f"{_toml_key(f.name)} = {_toml_value(getattr(route, f.name))}" for f in fields(route)
-                      if getattr(route, f.name) is not None and getattr(route, f.name) != f.default]
+            lines += ["[[sources.routes]]", *_table_lines(route)]
     return "\n".join(lines) + "\n"
+
+
+def _option_line(cfg: Config, name: str, note: str) -> str:
+    """``name = value  # where it came from``; the URL and notify URLs with their passwords masked."""
+    value = getattr(cfg, name)
+    if name == "clickhouse_url":
+        value = mask_url(value) if value else ""
+        if not value:
+            note += f"; embedded chDB at {default_engine_dir()}"
+    if name == "notify" and any(mask_url(url) != url for url in value):  # mailto://bob:PASSWORD@...
+        value = tuple(mask_url(url) for url in value)
+        note += "; passwords masked"
+    if value is None:
+        return f"# {name} = (not set)"
+    return f"{name} = {_toml_value(value)}  # {note}"
+
+
+def _password_note(cfg: Config) -> str:
+    if os.environ.get("CHUTE_CLICKHOUSE_PASSWORD") is not None:
+        return "# password: set in CHUTE_CLICKHOUSE_PASSWORD (not shown)"
+    if cfg.password_file:
+        return f"# password: read from {cfg.password_file} (not shown)"
+    return "# password: none"
+
+
+def _table_lines(entry: Route | Source, skip: str = "") -> list[str]:
+    """A [[routes]] or [[sources]] entry's keys that differ from the defaults (None: not set)."""
+    lines = []
+    for f in fields(entry):
+        value = getattr(entry, f.name)
+        if f.name != skip and value is not None and value != f.default:
+            lines.append(f"{_toml_key(f.name)} = {_toml_value(value)}")
+    return lines
