@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -74,29 +75,41 @@ class Route:
             out.append("missing key 'table'")
         elif not isinstance(raw["table"], str) or not raw["table"]:
             out.append("'table' must be a table name (a string)")
-        if not isinstance(raw.get("glob", ""), str):
-            out.append("'glob' must be a string (a glob relative to the data folder)")
-        if not isinstance(raw.get("columns", {}), dict):
-            out.append("'columns' must be a table of column = \"ClickHouse type\"")
-        key = raw.get("key", ())
-        key = (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list | tuple) else ()
-        if raw.get("drift", "hold") not in DRIFT_POLICIES:
-            out.append(f"'drift' must be one of {', '.join(DRIFT_POLICIES)}")
-        if raw.get("on_bad_rows", "quarantine") not in BAD_ROW_POLICIES:
-            out.append(f"'on_bad_rows' must be one of {', '.join(BAD_ROW_POLICIES)}")
-        if raw.get("skip_existing_keys") and len(key) != 1:
-            out.append("'skip_existing_keys' needs a one-column 'key'")
-        if raw.get("delimiter") is not None and len(str(raw["delimiter"])) != 1:
-            out.append("'delimiter' must be one character")
-        marker = raw.get("done_marker")
-        if marker is not None and (not isinstance(marker, str) or marker in ("", ".") or "/" in marker):
-            out.append("'done_marker' must be a suffix like \".ok\" or a file name like \"_SUCCESS\"")
-        if raw.get("growing", "append") not in GROWING_POLICIES:
-            out.append(f"'growing' must be one of {', '.join(GROWING_POLICIES)}")
-        nulls = raw.get("null_values", [])
-        if not isinstance(nulls, list) or not all(isinstance(v, str) for v in nulls):
-            out.append("'null_values' must be a list of strings")
-        return out
+        return out + [message for ok, message in _ROUTE_RULES if not ok(raw)]
+
+
+def _one_of(key: str, allowed: tuple[str, ...]) -> tuple[Callable[[dict], bool], str]:
+    return (lambda raw: raw.get(key, allowed[0]) in allowed), f"'{key}' must be one of {', '.join(allowed)}"
+
+
+def _key_columns(raw: dict) -> tuple:
+    key = raw.get("key", ())
+    return (key,) if isinstance(key, str) else tuple(key) if isinstance(key, list | tuple) else ()
+
+
+def _marker_ok(marker: object) -> bool:
+    return marker is None or (isinstance(marker, str) and marker not in ("", ".") and "/" not in marker)
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+# A [[routes]] table's checks past its keys and `table`, in the order `config --check` reports them:
+# (a test the raw TOML table must pass, the problem when it does not).
+_ROUTE_RULES: tuple[tuple[Callable[[dict], bool], str], ...] = (
+    (lambda raw: isinstance(raw.get("glob", ""), str), "'glob' must be a string (a glob relative to the data folder)"),
+    (lambda raw: isinstance(raw.get("columns", {}), dict), "'columns' must be a table of column = \"ClickHouse type\""),
+    _one_of("drift", DRIFT_POLICIES),
+    _one_of("on_bad_rows", BAD_ROW_POLICIES),
+    (lambda raw: not raw.get("skip_existing_keys") or len(_key_columns(raw)) == 1,
+     "'skip_existing_keys' needs a one-column 'key'"),
+    (lambda raw: raw.get("delimiter") is None or len(str(raw["delimiter"])) == 1, "'delimiter' must be one character"),
+    (lambda raw: _marker_ok(raw.get("done_marker")),
+     "'done_marker' must be a suffix like \".ok\" or a file name like \"_SUCCESS\""),
+    _one_of("growing", GROWING_POLICIES),
+    (lambda raw: _strings(raw.get("null_values", [])), "'null_values' must be a list of strings"),
+)
 
 
 def options_for(table: str, routes: tuple[Route, ...] | list[Route]) -> Route:

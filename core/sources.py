@@ -105,55 +105,69 @@ class Source:
     @classmethod
     def parse(cls, raw: dict) -> tuple[Source | None, list[str]]:
         """From a TOML table: (source, every problem found), each problem naming its key in quotes."""
-        from chute.core.routing import Route
-
-        problems: list[str] = []
         known = set(cls.__dataclass_fields__)
-        for key in sorted(set(raw) - known):
-            problems.append(f"unknown key {key!r}")
+        problems = [f"unknown key {key!r}" for key in sorted(set(raw) - known)]
         if not isinstance(raw.get("path"), str) or not raw.get("path"):
             problems.append("missing key 'path' (the folder to watch)")
         data: dict[str, Any] = {k: v for k, v in raw.items() if k in known}
         for key in ("include", "exclude"):
-            value = data.get(key, [])
-            if isinstance(value, str):
-                value = [value]
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                problems.append(f"'{key}' must be a list of globs")
-                value = []
-            problems += [f"'{key}' glob {g!r}: globs are relative to the folder" for g in value if g.startswith("/")]
-            data[key] = tuple(value)
+            data[key] = _globs(key, data.get(key, []), problems)
         for key in ("name", "backfill", "archive_keep", "quarantine_keep"):
             if key in data and not isinstance(data[key], str):
                 problems.append(f"'{key}' must be a string")
                 data.pop(key)
-        try:
-            parse_backfill(data.get("backfill") or "all")
-        except ValueError as exc:
-            problems.append(f"'backfill': {exc}")
-        for key in ("archive_keep", "quarantine_keep"):
-            try:
-                Keep.parse(data.get(key, ""))
-            except ValueError as exc:
-                problems.append(f"'{key}': {exc}")
-        routes = []
-        if not isinstance(data.get("routes", []), list):
-            problems.append("'routes' must be a list of [[sources.routes]] tables")
-            data["routes"] = []
-        for i, entry in enumerate(data.get("routes", []), 1):
-            found = Route.problems(entry) if isinstance(entry, dict) else ["not a table"]
-            problems += [f"routes entry {i}: {message}" for message in found]
-            if found:
-                continue
-            try:
-                routes.append(Route.parse(entry))
-            except (ValueError, TypeError) as exc:
-                problems.append(f"routes entry {i}: {exc}")
-        data["routes"] = tuple(routes)
+        problems += _spec_problems(data)
+        data["routes"] = _source_routes(data.get("routes", []), problems)
         if problems:
             return None, problems
         data["path"] = Path(data["path"]).expanduser().resolve()
         return cls(**data), []
+
+
+def _globs(key: str, value: Any, problems: list[str]) -> tuple[str, ...]:
+    """``include``/``exclude``: one glob or a list of them, relative to the folder."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(f"'{key}' must be a list of globs")
+        return ()
+    problems += [f"'{key}' glob {g!r}: globs are relative to the folder" for g in value if g.startswith("/")]
+    return tuple(value)
+
+
+def _spec_problems(data: dict[str, Any]) -> list[str]:
+    """``backfill`` and the retention specs, parsed as the engine will."""
+    out = []
+    try:
+        parse_backfill(data.get("backfill") or "all")
+    except ValueError as exc:
+        out.append(f"'backfill': {exc}")
+    for key in ("archive_keep", "quarantine_keep"):
+        try:
+            Keep.parse(data.get(key, ""))
+        except ValueError as exc:
+            out.append(f"'{key}': {exc}")
+    return out
+
+
+def _source_routes(entries: Any, problems: list[str]) -> tuple[Any, ...]:
+    """The entry's [[sources.routes]]: those without problems, parsed."""
+    from chute.core.routing import Route
+
+    if not isinstance(entries, list):
+        problems.append("'routes' must be a list of [[sources.routes]] tables")
+        return ()
+    routes = []
+    for i, entry in enumerate(entries, 1):
+        found = Route.problems(entry) if isinstance(entry, dict) else ["not a table"]
+        problems += [f"routes entry {i}: {message}" for message in found]
+        if found:
+            continue
+        try:
+            routes.append(Route.parse(entry))
+        except (ValueError, TypeError) as exc:
+            problems.append(f"routes entry {i}: {exc}")
+    return tuple(routes)
 
 
 class Admission:
