@@ -107,6 +107,30 @@ def _ts(values: list[float | None]) -> pa.Array:
     return pa.array([None if v is None else int(v * 1000) for v in values], pa.timestamp("ms", tz="UTC"))
 
 
+# The mirror's columns after `host`: (column, FileRow attribute, how its values are written):
+# an Arrow type, "text" (None as ""), "enum" (the State's name), "ts" (epoch seconds -> DateTime64(3)), None (as is).
+_FILE_COLUMNS: tuple[tuple[str, str, pa.DataType | str | None], ...] = (
+    ("file_id", "id", pa.uint64()), ("path", "path", None), ("table_name", "table_name", None),
+    ("state", "state", "enum"), ("current", "current", pa.uint8()), ("sha256", "sha256", "text"),
+    ("rows", "rows", pa.uint64()), ("rows_loaded", "rows_loaded", pa.uint64()), ("size", "size", pa.uint64()),
+    ("attempts", "attempts", pa.uint32()), ("error_kind", "error_kind", "text"), ("reason", "reason", "text"),
+    ("last_error", "last_error", "text"), ("first_seen", "first_seen", "ts"), ("updated_at", "updated_at", "ts"),
+    ("loaded_at", "loaded_at", "ts"),
+)
+
+
+def _column(values: list[Any], kind: pa.DataType | str | None) -> Any:
+    if isinstance(kind, pa.DataType):
+        return pa.array(values, kind)
+    if kind == "text":
+        return [v or "" for v in values]
+    if kind == "enum":
+        return [str(v) for v in values]
+    if kind == "ts":
+        return _ts(values)
+    return values
+
+
 # -- what the fleet view shows ----------------------------------------------------------------
 
 
@@ -188,25 +212,8 @@ class FleetStore:
     # -- writes (the mirror) --------------------------------------------------------------
 
     def write_files(self, rows: list[FileRow]) -> None:
-        data = pa.table({
-            "host": [self.host] * len(rows),
-            "file_id": pa.array([r.id for r in rows], pa.uint64()),
-            "path": [r.path for r in rows],
-            "table_name": [r.table_name for r in rows],
-            "state": [str(r.state) for r in rows],
-            "current": pa.array([r.current for r in rows], pa.uint8()),
-            "sha256": [r.sha256 or "" for r in rows],
-            "rows": pa.array([r.rows for r in rows], pa.uint64()),
-            "rows_loaded": pa.array([r.rows_loaded for r in rows], pa.uint64()),
-            "size": pa.array([r.size for r in rows], pa.uint64()),
-            "attempts": pa.array([r.attempts for r in rows], pa.uint32()),
-            "error_kind": [r.error_kind or "" for r in rows],
-            "reason": [r.reason or "" for r in rows],
-            "last_error": [r.last_error or "" for r in rows],
-            "first_seen": _ts([r.first_seen for r in rows]),
-            "updated_at": _ts([r.updated_at for r in rows]),
-            "loaded_at": _ts([r.loaded_at for r in rows]),
-        })
+        data = pa.table({"host": [self.host] * len(rows)}
+                        | {name: _column([getattr(r, attr) for r in rows], kind) for name, attr, kind in _FILE_COLUMNS})
         self._insert(FILES, data)
 
     def write_heartbeat(self, beat: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from chute.core.errors import ChuteError
 from chute.core.formats.limits import check_limits
 from chute.core.formats.why import column_reasons
 from chute.core.reader import hash_and_plan, open_source, reader_for
-from chute.core.routing import format_of, options_for, reader_options, table_for
+from chute.core.routing import Route, format_of, options_for, reader_options, table_for
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
 
 ROWS = 5
@@ -35,41 +35,56 @@ def preview(cfg: Config, path: Path, rows: int = ROWS, recorded: dict[str, list[
                            "rows": None, "columns": [], "first_rows": [], "drift": [], "problems": []}
     opts = options_for(table, cfg.routes)
     try:
-        with open_source(path, compression, cfg.max_file_bytes) as src:
-            reader = reader_for(src, fmt, reader_options(opts, fmt))
-            check_limits(src, cfg.max_record_bytes, cfg.max_decompression_ratio, text=reader.TEXT)
-            plan = hash_and_plan(src, reader)
-            out["rows"], out["sha256"] = plan.rows, src.sha256
-            reasons = column_reasons(reader)
-            columns = columns_for(plan.schema, plan.null_counts, plan.distinct_ratio, dict(opts.columns))
-            for col in columns:
-                verdict = reader.verdicts.get(col.name)
-                out["columns"].append({"name": col.name, "type": col.type, "why": reasons.get(col.name, ""),
-                                       "null_tokens": list(verdict.tokens) if verdict else []})
-                if col.name in LINEAGE_NAMES:
-                    out["problems"].append(f"column name {col.name!r} is reserved for chute's lineage columns")
-                if not col.name.strip():
-                    out["problems"].append("a column has an empty name (JSON key \"\" or Parquet column \"\")")
-            first = next(reader.batches(rows), None)
-            if first is not None:
-                out["first_rows"] = [[None if v is None else str(v) for v in r] for r in first[1].head(rows).rows()]
+        _read(cfg, path, opts, rows, out)
     except ChuteError as exc:
         line = getattr(exc, "line", None)
         out["problems"].append(f"{exc}" + (f" (line {line})" if line and f"line {line}" not in str(exc) else ""))
     existing = (recorded or {}).get(table)
-    if existing is not None and out["columns"]:
-        have = {c.name: c.type for c in existing if c.name not in LINEAGE_NAMES}
-        for c in out["columns"]:
-            if c["name"] not in have:
-                out["drift"].append(f"new column {c['name']} ({c['type']}): held for approval under drift = "
-                                    f"{opts.drift}")
-            elif have[c["name"]] != c["type"]:
-                out["drift"].append(f"{c['name']}: file {c['type']}, table {have[c['name']]}")
-        names = {c["name"] for c in out["columns"]}
-        out["drift"] += [f"{n}: in the table, not in the file" for n in have if n not in names]
-    elif existing is None:
+    if existing is None:
         out["table_note"] = f"table {table} not recorded in the ledger: the first file would create it"
+    elif out["columns"]:
+        out["drift"] = _drift(out["columns"], existing, opts.drift)
     return out
+
+
+def _read(cfg: Config, path: Path, opts: Route, rows: int, out: dict[str, Any]) -> None:
+    """What the loader's first pass would find: rows, hash, columns with their types and why, first rows."""
+    fmt, compression = out["format"], out["compression"]
+    with open_source(path, compression, cfg.max_file_bytes) as src:
+        reader = reader_for(src, fmt, reader_options(opts, fmt))
+        check_limits(src, cfg.max_record_bytes, cfg.max_decompression_ratio, text=reader.TEXT)
+        plan = hash_and_plan(src, reader)
+        out["rows"], out["sha256"] = plan.rows, src.sha256
+        reasons = column_reasons(reader)
+        for col in columns_for(plan.schema, plan.null_counts, plan.distinct_ratio, dict(opts.columns)):
+            verdict = reader.verdicts.get(col.name)
+            out["columns"].append({"name": col.name, "type": col.type, "why": reasons.get(col.name, ""),
+                                   "null_tokens": list(verdict.tokens) if verdict else []})
+            out["problems"] += _name_problems(col.name)
+        first = next(reader.batches(rows), None)
+        if first is not None:
+            out["first_rows"] = [[None if v is None else str(v) for v in r] for r in first[1].head(rows).rows()]
+
+
+def _name_problems(name: str) -> list[str]:
+    if name in LINEAGE_NAMES:
+        return [f"column name {name!r} is reserved for chute's lineage columns"]
+    if not name.strip():
+        return ["a column has an empty name (JSON key \"\" or Parquet column \"\")"]
+    return []
+
+
+def _drift(columns: list[dict[str, Any]], existing: list[Column], policy: str) -> list[str]:
+    """The file's columns against the table's as the ledger recorded them."""
+    have = {c.name: c.type for c in existing if c.name not in LINEAGE_NAMES}
+    out = []
+    for c in columns:
+        if c["name"] not in have:
+            out.append(f"new column {c['name']} ({c['type']}): held for approval under drift = {policy}")
+        elif have[c["name"]] != c["type"]:
+            out.append(f"{c['name']}: file {c['type']}, table {have[c['name']]}")
+    names = {c["name"] for c in columns}
+    return out + [f"{n}: in the table, not in the file" for n in have if n not in names]
 
 
 def recorded_tables(cfg: Config) -> dict[str, list[Column]]:
