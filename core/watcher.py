@@ -286,51 +286,59 @@ class Watcher:
     def observe(self, rel: str, complete: bool, from_scan: bool = False, created: bool = False) -> None:
         if is_ignored(rel):
             return
+        st = self._stat(rel)
+        if st is None or not self.admit(rel, st):
+            return
+        ident = _ident(st)
+        if rel not in self._known and rel not in self._settling:
+            self._remember(rel)
+        entry = self._settling.get(rel)
+        if entry is not None:
+            self._seen_again(entry, ident, st, complete, from_scan, created)
+        elif not self._known_same(rel, ident):
+            self._record(rel, st, ident, complete, from_scan, created)
+
+    def _stat(self, rel: str) -> os.stat_result | None:
+        """A regular file's (or FIFO's, socket's, device's) stat; None when it is gone or something else."""
         path = self.root / rel
         try:
             st = os.stat(path, follow_symlinks=False)
             if os.path.islink(path):
                 st = os.stat(path)  # the loader refuses links that leave the data folder
         except (FileNotFoundError, NotADirectoryError):
-            return
+            return None
         except OSError as exc:
             log.warning("cannot stat %s: %s", rel, exc.strerror)
-            return
-        if not (stat.S_ISREG(st.st_mode) or _is_special(st)):
-            return
-        if not self.admit(rel, st):
-            return
-        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        if rel not in self._known and rel not in self._settling:
-            self._remember(rel)
-        entry = self._settling.get(rel)
-        if entry is not None and entry.ident == ident:
+            return None
+        return st if stat.S_ISREG(st.st_mode) or _is_special(st) else None
+
+    def _seen_again(self, entry: _Pending, ident: tuple[int, int, int, int, int], st: os.stat_result,
+                    complete: bool, from_scan: bool, created: bool) -> None:
+        """A settling file looked at again: the same version (note how it was finished) or a changed one."""
+        if entry.ident == ident:
             if complete:  # nothing new to record; closed or renamed: look again now
                 entry.complete, entry.recheck_at = True, 0.0
             if created and entry.created_at is None and not entry.opened:
                 entry.created_at = time.monotonic()
             return
-        if entry is not None:
-            # Still being written: the quiet period starts again. The ledger learns the identity
-            # when the file is queued: one write then, not one per write(2) of a slow writer.
-            now = time.time()
-            entry.ident = ident
-            entry.quiet_since = min(now, max(st.st_mtime_ns, st.st_ctime_ns) / 1e9) if from_scan else now
-            entry.complete, entry.created_at, entry.opened = complete, time.monotonic() if created else None, False
-            if complete:
-                entry.recheck_at = 0.0
-            return
-        if self._known_same(rel, ident):
-            return
+        # Still being written: the quiet period starts again. The ledger learns the identity
+        # when the file is queued: one write then, not one per write(2) of a slow writer.
+        entry.ident = ident
+        entry.quiet_since = _quiet_since(st, from_scan)
+        entry.complete, entry.created_at, entry.opened = complete, time.monotonic() if created else None, False
+        if complete:
+            entry.recheck_at = 0.0
+
+    def _record(self, rel: str, st: os.stat_result, ident: tuple[int, int, int, int, int], complete: bool,
+                from_scan: bool, created: bool) -> None:
+        """A version the ledger may not know: record it, and watch it settle unless it is already past that."""
         fmt, compression = format_of(rel)
         row, changed = self.ledger.observe(self.prefix + rel, st, table_for(rel, self.routes), fmt, compression,
                                            complete)
-        now = time.time()
+        quiet = _quiet_since(st, from_scan)
         if row.state in (State.SEEN, State.SETTLING) or (changed and row.state == State.QUEUED):
             if row.state != State.SETTLING:
                 row = self.ledger.transition(row.id, State.SETTLING, actor="watcher") or row
-            # A file found by a scan has been quiet since it last changed; one from an event since now.
-            quiet = min(now, max(st.st_mtime_ns, st.st_ctime_ns) / 1e9) if from_scan else now
             self._settling[rel] = _Pending(row.id, ident, quiet, complete,
                                            created_at=time.monotonic() if created else None)
         elif row.state != State.LOADING:
@@ -350,53 +358,76 @@ class Watcher:
 
     def _settle(self) -> None:
         now, wall = time.monotonic(), time.time()
-        ready = []
-        for rel, entry in list(self._settling.items()):
-            if entry.recheck_at > now:
-                continue
-            quiet = wall - entry.quiet_since >= self.cfg.settle_seconds
-            moved_in = entry.created_at is not None and not entry.opened and now - entry.created_at >= OPEN_GRACE
-            if not (entry.complete or moved_in or quiet):
-                continue  # nothing to decide yet (and no stat: a flood of events must not cost one per file)
-            if entry.ident[2] == 0 and not quiet:
-                continue  # an empty file closed (`touch`, then written) is about to be written: settle it
-            try:
-                st = os.stat(self.root / rel)
-            except FileNotFoundError:
-                del self._settling[rel]
-                self.ledger.transition(entry.file_id, State.FAILED, actor="watcher", error_kind="gone",
-                                       last_error="file disappeared before it settled", next_attempt=None,
-                                       expect=[State.SEEN, State.SETTLING])
-                continue
-            except OSError:
-                entry.recheck_at = now + WRITER_RECHECK  # (not in a tight loop)
-                continue
-            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != entry.ident:
-                self.observe(rel, complete=False)  # still being written (events may be lost: we stat too)
-                continue
-            missing = self._missing_marker(rel, st)
-            if missing is not None:
-                self._note(rel, entry, f"{_MARKER_NOTE} {missing}")
-                entry.recheck_at = now + MARKER_RECHECK
-                continue
-            writers = self.writers.of(self.root / rel)
-            if writers:
-                self._note(rel, entry, "open for writing by " + ", ".join(str(w) for w in writers[:3]))
-                entry.recheck_at = now + WRITER_RECHECK
-                continue
-            ready.append((rel, entry))
+        ready = [(rel, entry) for rel, entry in list(self._settling.items()) if self._ready(rel, entry, now, wall)]
         for rel, entry in ready:
-            del self._settling[rel]
-            extra = {"reason": None} if entry.note else {}
-            dev, inode, size, mtime_ns, ctime_ns = entry.ident
-            row = self.ledger.transition(entry.file_id, State.QUEUED, actor="watcher",
-                                         expect=[State.SEEN, State.SETTLING], dev=dev, inode=inode, size=size,
-                                         mtime_ns=mtime_ns, ctime_ns=ctime_ns, complete_hint=int(entry.complete),
-                                         sha256=None, **extra)
-            if row is not None:
-                self._known[rel] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns)
+            self._queue(rel, entry)
         if ready:
             self.on_queued()
+
+    def _ready(self, rel: str, entry: _Pending, now: float, wall: float) -> bool:
+        """Is the file complete: finished by its writer, unchanged, its marker there, no writer left?"""
+        if entry.recheck_at > now or not self._due(entry, now, wall):
+            return False
+        st = self._unchanged(rel, entry, now)
+        if st is None:
+            return False
+        blocked = self._blocker(rel, st)
+        if blocked is not None:
+            why, wait = blocked
+            self._note(rel, entry, why)
+            entry.recheck_at = now + wait
+            return False
+        return True
+
+    def _due(self, entry: _Pending, now: float, wall: float) -> bool:
+        """Worth a look: closed, renamed or moved in, or quiet for settle_seconds."""
+        quiet = wall - entry.quiet_since >= self.cfg.settle_seconds
+        moved_in = entry.created_at is not None and not entry.opened and now - entry.created_at >= OPEN_GRACE
+        if not (entry.complete or moved_in or quiet):
+            return False  # nothing to decide yet (and no stat: a flood of events must not cost one per file)
+        # An empty file closed (`touch`, then written) is about to be written: settle it.
+        return entry.ident[2] != 0 or quiet
+
+    def _unchanged(self, rel: str, entry: _Pending, now: float) -> os.stat_result | None:
+        """The file's stat when it is still the version being watched; None when it is gone (failed),
+        cannot be read now (looked at again later) or changed (observed again)."""
+        try:
+            st = os.stat(self.root / rel)
+        except FileNotFoundError:
+            del self._settling[rel]
+            self.ledger.transition(entry.file_id, State.FAILED, actor="watcher", error_kind="gone",
+                                   last_error="file disappeared before it settled", next_attempt=None,
+                                   expect=[State.SEEN, State.SETTLING])
+            return None
+        except OSError:
+            entry.recheck_at = now + WRITER_RECHECK  # (not in a tight loop)
+            return None
+        if _ident(st) != entry.ident:
+            self.observe(rel, complete=False)  # still being written (events may be lost: we stat too)
+            return None
+        return st
+
+    def _blocker(self, rel: str, st: os.stat_result) -> tuple[str, float] | None:
+        """Why a finished file still waits (its done-marker, a writer holding it), and when to look again."""
+        missing = self._missing_marker(rel, st)
+        if missing is not None:
+            return f"{_MARKER_NOTE} {missing}", MARKER_RECHECK
+        writers = self.writers.of(self.root / rel)
+        if writers:
+            return "open for writing by " + ", ".join(str(w) for w in writers[:3]), WRITER_RECHECK
+        return None
+
+    def _queue(self, rel: str, entry: _Pending) -> None:
+        """Complete: the ledger learns the identity it settled with, and the file is queued."""
+        del self._settling[rel]
+        extra = {"reason": None} if entry.note else {}
+        dev, inode, size, mtime_ns, ctime_ns = entry.ident
+        row = self.ledger.transition(entry.file_id, State.QUEUED, actor="watcher",
+                                     expect=[State.SEEN, State.SETTLING], dev=dev, inode=inode, size=size,
+                                     mtime_ns=mtime_ns, ctime_ns=ctime_ns, complete_hint=int(entry.complete),
+                                     sha256=None, **extra)
+        if row is not None:
+            self._known[rel] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns)
 
     def _note(self, rel: str, entry: _Pending, why: str) -> None:
         """Say once (ledger `reason`, log) why a file is not taken yet."""
@@ -456,3 +487,14 @@ class Watcher:
 
 def _is_special(st: os.stat_result) -> bool:
     return stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) or stat.S_ISCHR(st.st_mode)
+
+
+def _ident(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """A version's identity: dev, inode, size, mtime_ns, ctime_ns."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _quiet_since(st: os.stat_result, from_scan: bool) -> float:
+    """A file found by a scan has been quiet since it last changed; one from an event since now."""
+    now = time.time()
+    return min(now, max(st.st_mtime_ns, st.st_ctime_ns) / 1e9) if from_scan else now
