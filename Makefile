@@ -20,9 +20,11 @@ run: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# Type-checks core/ and tui/ under their package names (chute.core, chute.tui) through links.
+# Type-checks core/ and tui/ under their package names (chute.core, chute.tui) through links;
+# vulture: no dead code in core/ or tui/ (settings in pyproject.toml, reasons in vulture_whitelist.py).
 lint: $(STAMP)
 	$(BIN)/ruff check core tui tests bench examples
+	$(BIN)/vulture
 	mkdir -p .mypy_path/chute && ln -sfn ../../core .mypy_path/chute/core && ln -sfn ../../tui .mypy_path/chute/tui
 	MYPYPATH=.mypy_path $(BIN)/mypy -p chute.core -p chute.tui
 

@@ -29,7 +29,7 @@ log = logging.getLogger("chute")
 
 SUBCOMMANDS = ("status", "files", "approve", "retry", "purge", "attach", "events", "config", "inspect", "gc",
                "serve", "fleet", "recover")
-EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_BAD_FILES = 0, 1, 2, 3
+EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE = 0, 1, 2  # 3 (some files not loaded): api.RunResult.exit_code
 
 
 class _Parser(argparse.ArgumentParser):

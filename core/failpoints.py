@@ -96,11 +96,6 @@ def step(name: str) -> None:
             _die(name, nth)
 
 
-def maybe_kill(name: str) -> None:
-    """The old entry point (``kill_after_insert``): same as ``step``."""
-    step("insert_acked" if name == "kill_after_insert" else name)
-
-
 def rendezvous(name: str) -> None:
     spec = _spec.get(name)
     if spec is None:

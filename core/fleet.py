@@ -58,11 +58,6 @@ _OVERLAP = 2.0
 _INSERT_SETTINGS = {"async_insert": 1, "wait_for_async_insert": 1}
 
 
-def is_internal(table: str) -> bool:
-    """chute's own tables in the target database: never a data table, never listed with them."""
-    return table.startswith(PREFIX)
-
-
 def host_name(cfg: Config) -> str:
     return cfg.fleet_host or socket.gethostname()
 

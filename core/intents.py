@@ -30,9 +30,6 @@ from chute.core.target import Target
 
 log = logging.getLogger("chute.intents")
 
-# States a purge may start from (not while the loader may own the version).
-PURGEABLE = (State.LOADED, State.DUPLICATE, State.HELD, State.FAILED, State.QUARANTINED)
-
 
 @dataclass(frozen=True)
 class Intent:

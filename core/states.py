@@ -20,5 +20,3 @@ class State(StrEnum):
 
 # States in which a file needs nothing more from the engine by itself.
 FINAL = frozenset({State.LOADED, State.DUPLICATE, State.HELD, State.QUARANTINED, State.PURGED})
-# Outcomes that make `--once` exit 3.
-BAD_OUTCOMES = frozenset({State.FAILED, State.QUARANTINED, State.HELD})

@@ -168,7 +168,6 @@ class FileTrace:
         from opentelemetry import trace
 
         self._tracer = tracer
-        self._trace = trace
         self._outcome: tuple[str | None, str | None] = (None, None)
         first = row.attempts == 0 and row.rows_loaded == 0 and str(row.state) == "queued"
         self.base = {"chute.path": row.path, "chute.table": row.table_name, "chute.version_id": row.id}

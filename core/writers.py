@@ -51,8 +51,6 @@ class OpenWriters:
         self.available = os.path.isdir(os.path.join(proc, "self", "fd"))
         self._taken = -1e9
         self._by_path: dict[str, list[Writer]] = {}
-        self.scans = 0
-        self.last_scan_seconds = 0.0
         self.leases = False
 
     def enable_leases(self) -> bool:
@@ -106,7 +104,6 @@ class OpenWriters:
             os.close(fd)
 
     def scan(self) -> dict[str, list[Writer]]:
-        t0 = time.monotonic()
         found: dict[str, list[Writer]] = {}
         try:
             pids = [p for p in os.listdir(self.proc) if p.isdigit()]
@@ -128,8 +125,6 @@ class OpenWriters:
                 found.setdefault(target, []).append(Writer(int(pid), _comm(self.proc, pid)))
         self._by_path = found
         self._taken = time.monotonic()
-        self.scans += 1
-        self.last_scan_seconds = self._taken - t0
         return found
 
 

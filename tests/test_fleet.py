@@ -14,7 +14,7 @@ import pytest
 
 from chute.core.config import Config, load
 from chute.core.errors import UsageError
-from chute.core.fleet import FILES, FleetStore, is_internal
+from chute.core.fleet import FILES, FleetStore
 from chute.core.routing import table_for
 from chute.core.target import Target
 from tests.conftest import make_config, query, state_of, wait_for
@@ -45,7 +45,6 @@ def test_fleet_is_on_by_default_and_one_setting_turns_it_off(tmp_path: Path) -> 
 def test_own_tables_are_never_data_tables() -> None:
     assert table_for("-chute-files.csv") != FILES
     assert not table_for("-chute-hosts.csv").startswith("_chute_")
-    assert is_internal(FILES) and not is_internal("events")
 
 
 def test_mirror_shows_states_heartbeat_and_problem_files(engine_factory, tmp_path: Path, chdb_path: Path) -> None:

@@ -24,10 +24,6 @@ def register(*names: str) -> Callable[[Callable[[Source, dict], Reader]], Callab
     return add
 
 
-def formats() -> list[str]:
-    return sorted(_REGISTRY)
-
-
 def reader_for(src: Source, fmt: str | None, options: dict | None = None) -> Reader:
     if fmt is None:
         raise InputError(f"unknown file type {src.path.name!r}: expected .csv, .tsv, .txt, .ndjson, .jsonl, .json or "

@@ -30,9 +30,6 @@ from chute.tui.widgets.status_line import StatusLine
 if TYPE_CHECKING:
     from chute.tui.app import ChuteApp
 
-PANES = ("files", "rates", "errors", "quarantine")
-
-
 class MainScreen(Screen[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
