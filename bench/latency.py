@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.procs import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -109,12 +111,7 @@ def run(drops: int, rows: int, pythonpath: str | None, extra: list[str]) -> dict
                 f"{s} {statistics.median(marks[s]) * 1000:.0f} ms" for s in order if s in marks))
             return out
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc, timeout=30)
             log.close()
 
 

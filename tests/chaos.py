@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 from tests.chhttp import ChHttpServer
 from tests.invariants import Counts, clickhouse_counts, counts_via, disagreements, ledger_versions
+from tests.procs import stop
 from tests.test_engine import csv_bytes, make_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -251,12 +252,7 @@ def endpoint_kills(world: World, server: ChHttpServer, n: int) -> int:
         while time.monotonic() < deadline and world.pending():
             time.sleep(0.5)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         if proc.returncode not in (0, -signal.SIGKILL):
             world.problems.append(f"daemon after endpoint kills exited {proc.returncode}")
     return done

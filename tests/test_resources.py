@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from tests.conftest import ROOT, chute_cmd, run_chute, wait_for
 from tests.invariants import disagreements, ledger_versions, total_rows
+from tests.procs import stop
 
 ROWS = 20_000
 
@@ -104,12 +104,7 @@ def _scenario(tmp: Path, state: Path, engine: Path, full_folder: Path, alert: st
             [r["msg"] for r in lines if "alert" in r.get("msg", "")]
         assert any("space is back" in r.get("msg", "") for r in lines)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     assert proc.returncode == 0, log.read_text()[-3000:]
     assert not any(v["state"] == "loading" for v in ledger_versions(state))
     assert total_rows(engine) == (5 * ROWS, 0)

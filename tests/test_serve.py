@@ -12,7 +12,6 @@ import http.client
 import os
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -24,6 +23,7 @@ import pytest
 
 from chute.core.ledger import Ledger
 from tests.conftest import ROOT, chute_cmd, wait_for
+from tests.procs import stop
 
 TOKEN = "serve-test-token-5b1f0c2e9a"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -52,16 +52,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Site:
@@ -124,8 +114,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield s
     finally:
         if serve is not None:
-            _stop(serve)
-        _stop(daemon)
+            stop(serve)
+        stop(daemon)
 
 
 def test_the_token_is_checked_and_moves_into_a_strict_cookie(site: Site) -> None:
@@ -176,7 +166,7 @@ def test_serve_runs_the_engine_itself_when_no_daemon_does(tmp_path: Path) -> Non
         wait_for(loaded, timeout=120, interval=0.2, what="the served engine to load alone.csv")
         assert site.get("/").status == 200
     finally:
-        _stop(proc)
+        stop(proc)
     assert proc.returncode == 0, (tmp_path / "serve.log").read_text()
     assert StateLock.holder(tmp_path / "state") is None
 

@@ -24,6 +24,7 @@ from chute.tui.screens.details import DetailsScreen
 from chute.tui.screens.main import MainScreen
 from chute.tui.widgets.status_line import StatusLine
 from tests.conftest import ROOT, wait_for
+from tests.procs import stop
 from tests.tui_helpers import refreshed, select, state, until, write_csv
 
 SIZE = (100, 30)
@@ -58,11 +59,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Config, subprocess.Popen]]:
         wait_for(settled, timeout=60, what="two files held for approval, one quarantined")
         yield Config(data_dir=data, state_dir=sd), proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=30)
         log.close()
 
 
