@@ -96,5 +96,15 @@ def disagreements(state_dir: Path, engine_dir: Path | None = None, database: str
 
 def total_rows(engine_dir: Path, database: str = "default") -> tuple[int, int]:
     """(rows, duplicate rows) over every table."""
+    return _totals(clickhouse_counts(engine_dir, database))
+
+
+def rows_and_disagreements(state_dir: Path, engine_dir: Path,
+                           database: str = "default") -> tuple[tuple[int, int], list[str]]:
+    """``total_rows`` and ``disagreements`` from one count (one engine start in a fresh process, not two)."""
     counts = clickhouse_counts(engine_dir, database)
+    return _totals(counts), disagreements(state_dir, counts=counts)
+
+
+def _totals(counts: Counts) -> tuple[int, int]:
     return sum(c[3] for c in counts), sum(c[4] for c in counts)

@@ -212,12 +212,12 @@ def test_bad_value_late_in_file_leaves_zero_rows(engine_factory, tmp_path: Path,
     (cfg.data_dir / "late" / "first.csv").write_bytes(csv_bytes(make_rows(3, seed=99)))
     engine = engine_factory(cfg)
     wait_for(lambda: state_of(engine, "late/first.csv") == State.LOADED, what="table created")
-    rows = make_rows(20_000)
+    rows = make_rows(2_000)  # 40 batches: the bad value is in the last one
     rows[-1][3] = "not a date"
     (cfg.data_dir / "late" / "late.csv").write_bytes(csv_bytes(rows))
     wait_for(lambda: state_of(engine, "late/late.csv") == State.QUARANTINED, what="quarantined")
     row = engine.ledger.current("late/late.csv")
-    assert "not a date" in row.last_error and "20001" in row.last_error, row.last_error
+    assert "'not a date' at line 2001" in row.last_error, row.last_error
     assert query(engine, f"SELECT count() FROM `{cfg.database}`.late")[0][0] == 3
     assert row.generation >= 1  # tokens of the removed rows are never reused
 

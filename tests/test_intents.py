@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_chute
-from tests.invariants import disagreements, ledger_versions, open_intents, total_rows
+from tests.invariants import disagreements, ledger_versions, open_intents, rows_and_disagreements
 from tests.test_engine import csv_bytes, make_rows
 
 ROWS = 3000
@@ -67,13 +67,11 @@ def test_killed_purge_finishes_and_rows_agree(tmp_path: Path, step: str, finish:
         assert _once(tmp_path).returncode == 0
     assert _state(tmp_path, "p.csv") == "purged"
     assert not (data / "p.csv").exists()
-    assert total_rows(tmp_path / "ch") == (0, 0)
-    assert disagreements(tmp_path / "state", tmp_path / "ch") == []
+    assert rows_and_disagreements(tmp_path / "state", tmp_path / "ch") == ((0, 0), [])
     # The same content under a new name loads once: nothing of the purged version is left to double it.
     (data / "q.csv").write_bytes(body)
     assert _once(tmp_path).returncode == 0
-    assert total_rows(tmp_path / "ch") == (ROWS, 0)
-    assert disagreements(tmp_path / "state", tmp_path / "ch") == []
+    assert rows_and_disagreements(tmp_path / "state", tmp_path / "ch") == ((ROWS, 0), [])
 
 
 @pytest.mark.parametrize("step", ["loaded", "archive_intent", "archive_moved"])
@@ -90,8 +88,7 @@ def test_killed_archive_is_finished_at_restart(tmp_path: Path, step: str) -> Non
     assert [v["state"] for v in version] == ["loaded"], version
     assert not (data / "a.csv").exists()
     assert version[0]["moved_to"] and (data / version[0]["moved_to"]).exists(), version
-    assert total_rows(tmp_path / "ch") == (ROWS, 0)
-    assert disagreements(tmp_path / "state", tmp_path / "ch") == []
+    assert rows_and_disagreements(tmp_path / "state", tmp_path / "ch") == ((ROWS, 0), [])
 
 
 def test_killed_delete_after_load_is_finished_at_restart(tmp_path: Path) -> None:

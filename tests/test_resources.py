@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, chute_cmd, run_chute, wait_for
-from tests.invariants import disagreements, ledger_versions, total_rows
+from tests.invariants import ledger_versions, rows_and_disagreements
 from tests.procs import stop
 
 ROWS = 20_000
@@ -107,8 +107,7 @@ def _scenario(tmp: Path, state: Path, engine: Path, full_folder: Path, alert: st
         stop(proc)
     assert proc.returncode == 0, log.read_text()[-3000:]
     assert not any(v["state"] == "loading" for v in ledger_versions(state))
-    assert total_rows(engine) == (5 * ROWS, 0)
-    assert disagreements(state, engine) == []
+    assert rows_and_disagreements(state, engine) == ((5 * ROWS, 0), [])
     assert "Traceback" not in log.read_text()
 
 
