@@ -358,9 +358,21 @@ class Watcher:
 
     def _settle(self) -> None:
         now, wall = time.monotonic(), time.time()
-        ready = [(rel, entry) for rel, entry in list(self._settling.items()) if self._ready(rel, entry, now, wall)]
+        ready = []
+        for rel, entry in list(self._settling.items()):
+            if not self._ready(rel, entry, now, wall):
+                continue
+            ready.append((rel, entry))
         for rel, entry in ready:
-            self._queue(rel, entry)
+            del self._settling[rel]
+            extra = {"reason": None} if entry.note else {}
+            dev, inode, size, mtime_ns, ctime_ns = entry.ident
+            row = self.ledger.transition(entry.file_id, State.QUEUED, actor="watcher",
+                                         expect=[State.SEEN, State.SETTLING], dev=dev, inode=inode, size=size,
+                                         mtime_ns=mtime_ns, ctime_ns=ctime_ns, complete_hint=int(entry.complete),
+                                         sha256=None, **extra)
+            if row is not None:
+                self._known[rel] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns)
         if ready:
             self.on_queued()
 
@@ -416,18 +428,6 @@ class Watcher:
         if writers:
             return "open for writing by " + ", ".join(str(w) for w in writers[:3]), WRITER_RECHECK
         return None
-
-    def _queue(self, rel: str, entry: _Pending) -> None:
-        """Complete: the ledger learns the identity it settled with, and the file is queued."""
-        del self._settling[rel]
-        extra = {"reason": None} if entry.note else {}
-        dev, inode, size, mtime_ns, ctime_ns = entry.ident
-        row = self.ledger.transition(entry.file_id, State.QUEUED, actor="watcher",
-                                     expect=[State.SEEN, State.SETTLING], dev=dev, inode=inode, size=size,
-                                     mtime_ns=mtime_ns, ctime_ns=ctime_ns, complete_hint=int(entry.complete),
-                                     sha256=None, **extra)
-        if row is not None:
-            self._known[rel] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns)
 
     def _note(self, rel: str, entry: _Pending, why: str) -> None:
         """Say once (ledger `reason`, log) why a file is not taken yet."""
