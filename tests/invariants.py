@@ -57,6 +57,15 @@ def ledger_versions(state_dir: Path) -> list[dict[str, Any]]:
         conn.close()
 
 
+def current_versions(state_dir: Path) -> dict[str, dict[str, Any]]:
+    """Each path's current version, read straight from the ledger (no chute process per look, so a
+    polling test does not load the machine); empty while the ledger or its tables do not exist yet."""
+    try:
+        return {v["path"]: v for v in ledger_versions(state_dir) if v["current"]}
+    except sqlite3.OperationalError:
+        return {}
+
+
 def open_intents(state_dir: Path) -> list[dict[str, Any]]:
     conn = sqlite3.connect(f"file:{state_dir / 'ledger.sqlite3'}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, chute_cmd, run_chute
-from tests.invariants import clickhouse_counts, rows_and_disagreements
+from tests.invariants import clickhouse_counts, current_versions, rows_and_disagreements
 from tests.test_engine import csv_bytes, make_rows
 
 ROWS = 30_000
@@ -114,8 +114,8 @@ def test_interrupted_daemon_exits_zero_and_resumes(tmp_path: Path) -> None:
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        out = run_chute("files", "--json", "--state-dir", str(tmp_path / "state"))
-        if '"rows_loaded": 0' not in out.stdout and '"state": "loading"' in out.stdout:
+        big = current_versions(tmp_path / "state").get("big.csv", {})
+        if big.get("state") == "loading" and big.get("rows_loaded"):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)

@@ -43,6 +43,7 @@ from tests.conftest import (
     state_of,
     wait_for,
 )
+from tests.invariants import current_versions
 from tests.test_engine import csv_bytes, make_rows
 
 # Small backoff so retries happen within the test; settle fast.
@@ -510,7 +511,8 @@ def test_password_never_leaks(tmp_path: Path) -> None:
                                           "0.2", "--log-level", "debug", "--log-format", "json"),
                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            wait_for(lambda: "loaded" in run_chute("files", *common).stdout, timeout=60, what="sales loaded")
+            wait_for(lambda: current_versions(state).get("sales.csv", {}).get("state") == "loaded", timeout=60,
+                     what="sales loaded")
             cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace")
             seen = [cmdline]
             for args in (["status"], ["status", "--json"], ["files", "--json"], ["events", "--json"]):
