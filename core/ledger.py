@@ -369,6 +369,10 @@ class Ledger:
                 if old.state == State.LOADING:
                     # The loader notices the change itself (it re-stats the open file).
                     return old, False
+                if c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open' AND action = 'retry'",
+                             (old.id,)).fetchone():
+                    # A retry is moving this very file back; it records the new identity itself.
+                    return old, False
                 c.execute("UPDATE files SET current = 0 WHERE id = ?", (old.id,))
                 if old.state not in (State.LOADED, State.DUPLICATE, State.QUARANTINED, State.PURGED, State.HELD):
                     # Superseded before it finished: it never runs again; its partial rows (if any)

@@ -84,3 +84,18 @@ def test_an_old_ledger_gains_added_columns_in_place(tmp_path, monkeypatch) -> No
     Ledger(tmp_path).close()  # idempotent
     conn = sqlite3.connect(tmp_path / Ledger.FILENAME)
     assert "probe_col" in {r[1] for r in conn.execute("PRAGMA table_info(files)")}
+
+
+def test_a_file_moved_back_by_a_retry_stays_the_same_version(tmp_path: Path) -> None:
+    """A retry moves a quarantined file back into the data folder (its ctime changes) and then
+    requeues the version. A watcher sighting in between used to make it a new version, so the
+    operator's retry ran on one version and the file loaded as another (seen as a flaky
+    test_policies::test_operator_commands_end_to_end under load)."""
+    ledger = Ledger(tmp_path)
+    row, _ = ledger.observe("q.csv", _stat(tmp_path, "q.csv", b"x\n1\n"), "q", "csv", None, True)
+    ledger.transition(row.id, State.QUARANTINED, moved_to="quarantine/q.csv")
+    assert ledger.open_intent(row.id, "retry", "ops", "{}", expect=[State.QUARANTINED]) is not None
+    os.utime(tmp_path / "q.csv", ns=(1, 1))  # the move back: a new ctime (and here a new mtime)
+    seen, changed = ledger.observe("q.csv", os.stat(tmp_path / "q.csv"), "q", "csv", None, True)
+    assert (seen.id, changed) == (row.id, False)
+    assert [v.id for v in ledger.versions("q.csv")] == [row.id]
