@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from polars.exceptions import PanicException
 
 from chute.core import failpoints, intents, resources, sysinfo, tracing
+from chute.core import groups as grouping
 from chute.core.batch_size import BatchSizer
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
@@ -157,6 +158,7 @@ class Loader:
         self.on_batch: Callable[[str, int, int, float], None] = lambda *_: None
         self.fleet: FleetDedup | None = None  # dedup_scope = "fleet" (core/fleet.py), set by the engine
         self.on_full: Callable[[BaseException], bool] = lambda exc: False  # a disk filled up (core/resources.py)
+        self.groups = grouping.Groups(self)
 
     def _connect_lanes(self) -> None:
         """Open each insert thread's connection now: a handshake costs ~0.1 s, not for the first file."""
@@ -187,6 +189,10 @@ class Loader:
         if started is None:
             return None
         return self.settle(started, lambda: self._load_one(started))
+
+    def run_group(self, rows: list[FileRow]) -> list[tuple[FileRow, State | None]]:
+        """Small files of one table, loaded together where they can share one insert (core/groups.py)."""
+        return self.groups.run(rows)
 
     def settle(self, row: FileRow, work: Callable[[], State | None]) -> State | None:
         """Run ``work`` for the claimed version ``row``; an exception becomes its outcome. Never raises."""
@@ -230,7 +236,8 @@ class Loader:
             self.on_progress(None, row.id)
 
     def _load_one(self, row: FileRow) -> State:
-        self._load(row)
+        """One version alone; first its unacknowledged group insert, if any, is settled (core/groups.py)."""
+        self._load(self.groups.resolve(row))
         return State.LOADED
 
     def _load(self, row: FileRow) -> None:
