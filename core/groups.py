@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
@@ -41,6 +43,7 @@ log = logging.getLogger("chute.groups")
 # A dispatch candidate: at most this many bytes on disk. Whether it joins a group is decided
 # after its plan (rows within B and group_max_rows).
 SMALL_BYTES = 4 << 20
+PREPARE_THREADS = min(4, os.cpu_count() or 2)
 # States a member of an unacknowledged group may be in for the group to be replayed.
 REPLAYABLE = (State.QUEUED, State.FAILED, State.LOADING)
 
@@ -95,6 +98,11 @@ class Groups:
     def __init__(self, loader: Loader) -> None:
         self.loader = loader
         self._replay = threading.Lock()  # one unacknowledged group settled at a time
+        # Members are parsed side by side (polars releases the GIL): a group's files are many and small.
+        self._pool = ThreadPoolExecutor(max_workers=PREPARE_THREADS, thread_name_prefix="chute-group")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
     # -- one dispatch of small files ---------------------------------------------------------
 
@@ -104,8 +112,9 @@ class Groups:
         outcomes: dict[int, State | None] = {r.id: None for r in rows}
         ready: list[_Member] = []
         alone: list[FileRow] = []
-        for row in L.ledger.claim_many([r.id for r in rows]):
-            outcome, member = self._try(row, partial(self._prepare, row))
+        claimed = L.ledger.claim_many([r.id for r in rows])
+        prepared = self._pool.map(lambda row: self._try(row, partial(self._prepare, row)), claimed)
+        for row, (outcome, member) in zip(claimed, prepared, strict=True):
             if outcome != State.LOADING:
                 outcomes[row.id] = outcome
             elif member is None:

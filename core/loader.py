@@ -158,6 +158,9 @@ class Loader:
         self.on_batch: Callable[[str, int, int, float], None] = lambda *_: None
         self.fleet: FleetDedup | None = None  # dedup_scope = "fleet" (core/fleet.py), set by the engine
         self.on_full: Callable[[BaseException], bool] = lambda exc: False  # a disk filled up (core/resources.py)
+        # Each table's columns once checked (lineage, dedup window), so a file of a known table costs
+        # no schema query; dropped on any error of a load into it (core/groups.py makes many such loads).
+        self._schemas: dict[str, list[Column]] = {}
         self.groups = grouping.Groups(self)
 
     def _connect_lanes(self) -> None:
@@ -176,6 +179,7 @@ class Loader:
             pass  # they connect on first use instead
 
     def close(self) -> None:
+        self.groups.close()
         self._hash_pool.shutdown(wait=True)
         self._batch_pool.shutdown(wait=True)
         self._insert_pool.shutdown(wait=True)
@@ -197,7 +201,12 @@ class Loader:
     def settle(self, row: FileRow, work: Callable[[], State | None]) -> State | None:
         """Run ``work`` for the claimed version ``row``; an exception becomes its outcome. Never raises."""
         try:
-            return work()
+            try:
+                return work()
+            except (HoldError, InputError, TargetError):
+                # The table may have changed under us (DDL by someone else, drift): look at it again.
+                self._schemas.pop(row.table_name, None)
+                raise
         except Interrupted:
             self.ledger.transition(row.id, State.QUEUED, detail="interrupted by shutdown; resumes at next start",
                                    expect=[State.LOADING])
@@ -426,6 +435,10 @@ class Loader:
             raise InputError(f"column name {clash[0]!r} is reserved for chute's lineage columns", column=clash[0])
         if any(not c.name.strip() for c in wanted):  # a JSON key "" or a Parquet column "": ClickHouse has no such name
             raise InputError("a column has an empty name (JSON key \"\" or Parquet column \"\")")
+        cached = self._schemas.get(table)
+        if cached is not None:  # checked once per table and process (lineage, dedup window)
+            self._schemas[table] = columns = self._reconcile(row, table, wanted, list(cached), opts)
+            return columns
         existing = self.target.table_columns(table)
         if existing is None:
             missing_key = [k for k in opts.key if k not in plan.schema]
@@ -439,10 +452,12 @@ class Loader:
             log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted),
                      extra={"event": "table_created", "table": table})
             self._record_columns(table, wanted)
+            self._schemas[table] = wanted
             return wanted
         self.target.add_lineage(table, existing)
         self.target.ensure_dedup_window(table)
-        return self._reconcile(row, table, wanted, existing, opts)
+        self._schemas[table] = columns = self._reconcile(row, table, wanted, existing, opts)
+        return columns
 
     def _reconcile(self, row: FileRow, table: str, wanted: list[Column], existing: list[Column],
                    opts: Route) -> list[Column]:
