@@ -452,7 +452,8 @@ class Loader:
             log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted),
                      extra={"event": "table_created", "table": table})
             self._record_columns(table, wanted)
-            self._schemas[table] = wanted
+            if actual is not None:  # what the next file would read from system.columns
+                self._schemas[table] = actual
             return wanted
         self.target.add_lineage(table, existing)
         self.target.ensure_dedup_window(table)
