@@ -27,9 +27,9 @@ FILES = 120
 ROWS = 25  # per file
 
 
-def small_files(data: Path, n: int = FILES, rows: int = ROWS) -> None:
+def small_files(data: Path, n: int = FILES, rows: int = ROWS, start: int = 0) -> None:
     data.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
+    for i in range(start, start + n):
         lines = ["id,name,amount"] + [f"{i * 1000 + j},n{i}-{j},{j}.25" for j in range(rows)]
         (data / f"part_{i:04d}.csv").write_text("\n".join(lines) + "\n")
 
@@ -165,3 +165,29 @@ def test_a_member_changed_after_a_crash_abandons_its_group(tmp_path: Path, group
     assert disagreements(tmp_path / "state", tmp_path / "ch") == []
     assert ledger(tmp_path / "state", "SELECT state FROM groups WHERE id = 1") == [("abandoned",)]
     assert ledger(tmp_path / "state", "SELECT count(*) FROM events WHERE action = 'group abandoned'") == [(40,)]
+
+
+def test_grouped_files_are_archived_after_load(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    cfg = make_config(tmp_path, chdb_path, after_load="archive")
+    small_files(cfg.data_dir, 8)
+    engine = engine_factory(cfg)
+    wait_for(lambda: engine.idle(), timeout=120, what="idle")
+    for i in range(8):
+        assert state_of(engine, f"part_{i:04d}.csv") == State.LOADED
+        assert (cfg.data_dir / "_archive" / f"part_{i:04d}.csv").exists()
+        assert not (cfg.data_dir / f"part_{i:04d}.csv").exists()
+    assert ledger(cfg.state_dir, "SELECT count(*) FROM intents WHERE status = 'open'") == [(0,)]
+
+
+def test_a_table_dropped_behind_the_cached_schema_is_made_again(engine_factory, tmp_path: Path,
+                                                               chdb_path: Path) -> None:
+    """The loader remembers each table's columns; an error loading into it must make it look again."""
+    cfg = make_config(tmp_path, chdb_path)
+    small_files(cfg.data_dir, 3)
+    engine = engine_factory(cfg)
+    wait_for(lambda: engine.idle(), timeout=120, what="idle")
+    engine.target.client().command(f"DROP TABLE `{cfg.database}`.part SYNC")
+    small_files(cfg.data_dir, 3, start=100)
+    wait_for(lambda: all(state_of(engine, f"part_{i:04d}.csv") == State.LOADED for i in range(100, 103)),
+             timeout=120, what="loaded again")
+    assert query(engine, f"SELECT count() FROM `{cfg.database}`.part")[0][0] == 3 * ROWS
