@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +45,9 @@ log = logging.getLogger("chute.groups")
 # after its plan (rows within B and group_max_rows).
 SMALL_BYTES = 4 << 20
 PREPARE_THREADS = min(4, os.cpu_count() or 2)
+# A group keeps each member's file open from its hash to its verification (the re-check reads
+# the descriptor): a dispatch takes at most a quarter of the process's descriptors per group.
+FD_BUDGET = max(2, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
 # States a member of an unacknowledged group may be in for the group to be replayed.
 REPLAYABLE = (State.QUEUED, State.FAILED, State.LOADING)
 
@@ -58,7 +62,7 @@ def dispatch(cfg: Config, rows: list[FileRow], free: int) -> list[list[FileRow]]
             work.append([row])
             continue
         group = filling.get(row.table_name)
-        if group is None or len(group) >= cfg.group_max_files:
+        if group is None or len(group) >= min(cfg.group_max_files, FD_BUDGET):
             group = filling[row.table_name] = []
             work.append(group)
         group.append(row)
