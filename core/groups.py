@@ -228,9 +228,21 @@ class Groups:
                     self._abandon(gid, table, records, f"the group insert was refused: {exc}")
                     alone.extend(m.row for m in members)
                     return {}
-            except BaseException as exc:  # noqa: BLE001 - each member records it as its own outcome
-                return {m.row.id: L.settle(m.row, _raiser(exc)) for m in members}
+            except BaseException as exc:  # noqa: BLE001 - recorded as the members' outcomes
+                return self._shared_failure(members, exc)
             return self._verify(table, members)
+
+    def _shared_failure(self, members: list[_Member], exc: BaseException) -> dict[int, State | None]:
+        """The shared insert failed once: the first member records it (one attempt, and the engine's
+        pause on an outage or a full disk); the others wait for the next try without spending one.
+        Whichever loads next replays the group first (``resolve``)."""
+        L = self.loader
+        first = members[0].row
+        out = {first.id: L.settle(first, _raiser(exc))}
+        wait: BaseException = exc if isinstance(exc, lm.Interrupted) else lm._Deferred(
+            f"waiting: the insert shared with {first.path} failed: {exc}", delay=max(1.0, L.cfg.backoff_base))
+        out.update({m.row.id: L.settle(m.row, _raiser(wait)) for m in members[1:]})
+        return out
 
     def _send(self, gid: int, table: str, token: str, records: list[GroupMember], datas: list[pa.Table]) -> None:
         L = self.loader
