@@ -190,6 +190,5 @@ class AttachedEngine:
             # Batch acks do not log events, so the newest event is the move to `loading`.
             last = self.ledger.events(file_id=row.id, limit=1)
             started = last[-1].ts if last else row.updated_at
-            out.append(Progress(row.id, row.path, row.table_name, row.rows_loaded, row.rows or 0, row.size or 0,
-                                started))
+            out.append(Progress(row.id, row.path, row.table_name, row.rows_loaded, row.rows or 0, started))
         return out

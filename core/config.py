@@ -48,6 +48,10 @@ class Config:
     batch_rows_adaptive: bool = False
     # Insert threads per file; each has its own connection (chDB runs them in parallel too).
     insert_parallel: int = 2
+    # Small files of one table share one insert under one token (core/groups.py): at most this many
+    # files and rows per insert. group_max_files = 1: every file alone.
+    group_max_files: int = 1000
+    group_max_rows: int = 100_000
     settle_seconds: float = 2.0
     rescan_seconds: float = 30.0
     workers: int = 2
@@ -450,6 +454,9 @@ def config_problems(cfg: Config) -> list[tuple[str, str]]:
     need(1 <= cfg.batch_rows <= 1_000_000, "batch_rows",
          "batch_rows must be between 1 and 1000000 (below max_insert_block_size)")
     need(cfg.insert_parallel >= 1, "insert_parallel", "insert_parallel must be at least 1")
+    need(cfg.group_max_files >= 1, "group_max_files", "group_max_files must be at least 1 (1: no groups)")
+    need(1 <= cfg.group_max_rows <= 1_000_000, "group_max_rows",
+         "group_max_rows must be between 1 and 1000000 (below max_insert_block_size)")
     need(cfg.settle_seconds >= 0, "settle_seconds", "settle_seconds must not be negative")
     need(cfg.rescan_seconds > 0, "rescan_seconds", "rescan_seconds must be more than 0")
     need(cfg.workers >= 1, "workers", "workers must be at least 1")

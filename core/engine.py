@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chute.core import intents, private, resources, tracing
+from chute.core import groups, intents, private, resources, tracing
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
@@ -295,15 +295,32 @@ class Engine:
                 free = self.cfg.workers - len(busy)
                 if free <= 0:
                     continue
-                for row in self.ledger.runnable(time.time(), exclude=busy, limit=free):
+                runnable = self.ledger.runnable(time.time(), exclude=busy, limit=free * self.cfg.group_max_files)
+                for rows in groups.dispatch(self.cfg, runnable, free):  # small files of a table: one insert
                     with self._lock:
-                        self._inflight[row.id] = None
-                    self._pool.submit(self._work, row)
+                        self._inflight.update((row.id, None) for row in rows)
+                    self._pool.submit(self._work, rows)
             except Exception as exc:  # keep dispatching whatever one tick hit
                 if not self._resource_fault(exc):
                     log.exception("dispatch tick failed")
 
-    def _work(self, row: FileRow) -> None:
+    def _work(self, rows: list[FileRow]) -> None:
+        if len(rows) == 1:
+            return self._work_one(rows[0])
+        try:
+            assert self.loader is not None
+            for row, outcome in self.loader.run_group(rows):
+                self.metrics.on_outcome(row, outcome)
+        except Exception as exc:  # as _work_one
+            if not self._resource_fault(exc):
+                log.exception("loading a group of %d files stopped unexpectedly", len(rows))
+        finally:
+            with self._lock:
+                for row in rows:
+                    self._inflight.pop(row.id, None)
+            self._wake.set()
+
+    def _work_one(self, row: FileRow) -> None:
         try:
             assert self.loader is not None
             with tracing.file_trace(row) as trace:

@@ -10,6 +10,8 @@
 - ``no_dedup``: send inserts without tokens and with deduplication disabled. Exists only so
   a test can show that its duplicate check catches a broken system. Never use it in production.
 - ``seed=N``: seed for the probabilities.
+- ``group_reorder``: replay an unacknowledged group in reverse order (so under another token).
+  The negative control of tests/test_groups.py; never use it in production.
 - ``rendezvous=DIR:N``: after the duplicate checks and before its first insert, a load waits
   (up to 60 s) until N processes have reached that point (files in DIR), so a test can make
   two hosts load the same content at the same moment (tests/test_fleet_daemons.py).
@@ -33,6 +35,10 @@ STEPS = (
     "batch_intent",    # loader: intent for batch i written, insert not yet sent
     "insert_acked",    # loader: ClickHouse acknowledged batch i, the ledger has not
     "batch_done",      # loader: the ledger recorded the ack
+    "group_intent",    # groups: the group's intent written, its insert not yet sent
+    "group_inserted",  # groups: ClickHouse acknowledged the group's insert (or its replay), the ledger has not
+    "group_done",      # groups: the ledger recorded the group's ack, members not yet verified
+    "group_verified",  # groups: the members' rows counted, none yet `loaded`
     "loaded",          # loader: the version is `loaded`; archive/delete not yet done
     "archive_intent",  # after-load move/delete: intent written, file not yet moved
     "archive_moved",   # after-load move/delete: file moved or deleted, ledger not yet told

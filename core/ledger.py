@@ -120,6 +120,26 @@ CREATE TABLE IF NOT EXISTS intents(  -- write-ahead operator actions (core/inten
     outcome TEXT
 );
 CREATE INDEX IF NOT EXISTS intents_open ON intents(file_id) WHERE status = 'open';
+-- Small files sharing one insert (core/groups.py, docs/ARCHITECTURE.md#groups): the group and its
+-- members in their fixed order, written before the insert; one ack marks every member's batch 0.
+CREATE TABLE IF NOT EXISTS groups(
+    id INTEGER PRIMARY KEY,
+    table_name TEXT NOT NULL,
+    token TEXT NOT NULL,
+    state TEXT NOT NULL,           -- intent | done | abandoned
+    created REAL NOT NULL,
+    closed REAL
+);
+CREATE TABLE IF NOT EXISTS group_members(
+    group_id INTEGER NOT NULL,
+    pos INTEGER NOT NULL,          -- the member's place in the insert
+    file_id INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    PRIMARY KEY(group_id, pos)
+);
+CREATE INDEX IF NOT EXISTS group_members_file ON group_members(file_id, generation);
 """
 
 # Columns added after a ledger was first created, as (table, column, declaration): applied at
@@ -190,6 +210,17 @@ class FileRow:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
         out["state"] = str(self.state)
         return out
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """One file version in a group's insert (core/groups.py)."""
+
+    file_id: int
+    generation: int
+    sha256: str
+    rows: int
+    batch_rows: int = 0  # B to fix for the version (group intent only)
 
 
 @dataclass(frozen=True)
@@ -399,39 +430,59 @@ class Ledger:
 
         Returns the new row, or None when the file was not in an expected state.
         """
+        with self._tx() as c:
+            return self._transition(c, file_id, to, actor, detail, expect, fields, time.time())
+
+    def transition_many(self, moves: list[tuple[int, dict[str, Any]]], to: State, *, actor: str = "engine",
+                        expect: Iterable[State] | None = None) -> list[FileRow]:
+        """`transition` of many versions (id, fields) in one transaction: one fsync for a scan's
+        files, not one each. Returns the rows that moved."""
         now = time.time()
         with self._tx() as c:
-            row = c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
-            if row is None:
-                return None
-            old = State(row["state"])
-            if expect is not None and old not in set(expect):
-                return None
-            fields["state"] = str(to)
-            fields["updated_at"] = now
-            cols = ", ".join(f"{k} = ?" for k in fields)
-            c.execute(f"UPDATE files SET {cols} WHERE id = ?", (*fields.values(), file_id))
-            if old != to or detail:
-                self._event(c, file_id, row["path"], actor, "transition", old, to, detail, now)
-            return FileRow.of(c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
+            moved = [self._transition(c, fid, to, actor, None, expect, dict(fields), now) for fid, fields in moves]
+        return [row for row in moved if row is not None]
+
+    def _transition(self, c: sqlite3.Connection, file_id: int, to: State, actor: str, detail: str | None,
+                    expect: Iterable[State] | None, fields: dict[str, Any], now: float) -> FileRow | None:
+        row = c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+        if row is None:
+            return None
+        old = State(row["state"])
+        if expect is not None and old not in set(expect):
+            return None
+        fields["state"] = str(to)
+        fields["updated_at"] = now
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        c.execute(f"UPDATE files SET {cols} WHERE id = ?", (*fields.values(), file_id))
+        if old != to or detail:
+            self._event(c, file_id, row["path"], actor, "transition", old, to, detail, now)
+        return FileRow.of(c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
 
     def claim(self, file_id: int) -> FileRow | None:
         """Move a version to `loading` if it is still runnable *and* still the current version of
         its path, in one transaction (the watcher may supersede it after the dispatcher chose it)."""
+        with self._tx() as c:
+            return self._claim(c, file_id, time.time())
+
+    def claim_many(self, file_ids: Iterable[int]) -> list[FileRow]:
+        """`claim` for several versions in one transaction (a group, core/groups.py); the claimed ones."""
         now = time.time()
         with self._tx() as c:
-            row = c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
-            runnable = row is not None and row["current"] == 1 and (
-                row["state"] == State.QUEUED or (row["state"] == State.FAILED and row["next_attempt"] is not None))
-            if runnable and c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open'",
-                                      (file_id,)).fetchone():
-                runnable = False  # an operator's action on it is unfinished (core/intents.py)
-            if not runnable:
-                return None
-            c.execute("UPDATE files SET state = 'loading', next_attempt = NULL, updated_at = ? WHERE id = ?",
-                      (now, file_id))
-            self._event(c, file_id, row["path"], "engine", "transition", row["state"], State.LOADING, None, now)
-            return FileRow.of(c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
+            return [row for row in (self._claim(c, fid, now) for fid in file_ids) if row is not None]
+
+    def _claim(self, c: sqlite3.Connection, file_id: int, now: float) -> FileRow | None:
+        row = c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
+        runnable = row is not None and row["current"] == 1 and (
+            row["state"] == State.QUEUED or (row["state"] == State.FAILED and row["next_attempt"] is not None))
+        if runnable and c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open'",
+                                  (file_id,)).fetchone():
+            runnable = False  # an operator's action on it is unfinished (core/intents.py)
+        if not runnable:
+            return None
+        c.execute("UPDATE files SET state = 'loading', next_attempt = NULL, updated_at = ? WHERE id = ?",
+                  (now, file_id))
+        self._event(c, file_id, row["path"], "engine", "transition", row["state"], State.LOADING, None, now)
+        return FileRow.of(c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone())
 
     def update(self, file_id: int, **fields: Any) -> None:
         """Change fields without a state transition (sha256, rows, progress)."""
@@ -754,3 +805,81 @@ class Ledger:
             fid = int(cur.lastrowid or 0)
             self._event(c, fid, fields["path"], actor, "transition", None, str(fields["state"]), detail, now)
             return fid
+
+    # -- groups: small files sharing one insert (core/groups.py, docs/ARCHITECTURE.md#groups) --------
+
+    def group_intent(self, table: str, token: str, members: list[GroupMember]) -> int:
+        """Write-ahead, in one transaction: the group, its members in order, each member's batch 0
+        as an intent under the group's token, and each member's hash, rows and B."""
+        now = time.time()
+        with self._tx() as c:
+            gid = int(c.execute("INSERT INTO groups(table_name, token, state, created) VALUES (?, ?, 'intent', ?)",
+                                (table, token, now)).lastrowid or 0)
+            c.executemany("INSERT INTO group_members(group_id, pos, file_id, generation, sha256, rows)"
+                          " VALUES (?, ?, ?, ?, ?, ?)",
+                          [(gid, pos, m.file_id, m.generation, m.sha256, m.rows) for pos, m in enumerate(members)])
+            c.executemany("INSERT INTO batches(file_id, generation, idx, token, rows, state, sent_at)"
+                          " VALUES (?, ?, 0, ?, ?, 'intent', ?) ON CONFLICT(file_id, generation, idx)"
+                          " DO UPDATE SET token = excluded.token, sent_at = excluded.sent_at",
+                          [(m.file_id, m.generation, token, m.rows, now) for m in members])
+            c.executemany("UPDATE files SET sha256 = ?, rows = ?, batch_rows = IFNULL(batch_rows, ?), updated_at = ?"
+                          " WHERE id = ?", [(m.sha256, m.rows, m.batch_rows, now, m.file_id) for m in members])
+            return gid
+
+    def group_ack(self, group_id: int) -> None:
+        """ClickHouse acknowledged the group's insert: every member's batch 0 is done, in one transaction."""
+        now = time.time()
+        with self._tx() as c:
+            c.execute("UPDATE groups SET state = 'done', closed = ? WHERE id = ? AND state = 'intent'", (now, group_id))
+            members = c.execute("SELECT file_id, generation, rows FROM group_members WHERE group_id = ?",
+                                (group_id,)).fetchall()
+            c.executemany("UPDATE batches SET state = 'done', acked_at = ? WHERE file_id = ? AND generation = ?"
+                          " AND idx = 0", [(now, m["file_id"], m["generation"]) for m in members])
+            c.executemany("UPDATE files SET rows_loaded = ?, updated_at = ? WHERE id = ? AND generation = ?",
+                          [(m["rows"], now, m["file_id"], m["generation"]) for m in members])
+
+    def abandon_group(self, group_id: int, why: str) -> None:
+        """The group cannot be replayed as it was (its rows were deleted first): close it and move each
+        member still at the group's generation to a fresh one (docs/ARCHITECTURE.md#generations)."""
+        now = time.time()
+        with self._tx() as c:
+            c.execute("UPDATE groups SET state = 'abandoned', closed = ? WHERE id = ? AND state = 'intent'",
+                      (now, group_id))
+            for m in c.execute("SELECT m.file_id, f.path FROM group_members m JOIN files f ON f.id = m.file_id"
+                               " WHERE m.group_id = ? AND f.generation = m.generation", (group_id,)).fetchall():
+                c.execute("UPDATE files SET generation = generation + 1, rows_loaded = 0, updated_at = ? WHERE id = ?",
+                          (now, m["file_id"]))
+                self._event(c, m["file_id"], m["path"], "engine", "group abandoned", None, None, why, now)
+
+    def open_group(self, file_id: int, generation: int) -> int | None:
+        """The group whose insert this version's batch ``generation``:0 may be in, still unacknowledged."""
+        rows = self._q("SELECT g.id FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.file_id = ?"
+                       " AND m.generation = ? AND g.state = 'intent' ORDER BY g.id DESC LIMIT 1",
+                       (file_id, generation))
+        return int(rows[0]["id"]) if rows else None
+
+    def group(self, group_id: int) -> tuple[sqlite3.Row, list[GroupMember]] | None:
+        """A group and its members, in their order."""
+        rows = self._q("SELECT * FROM groups WHERE id = ?", (group_id,))
+        if not rows:
+            return None
+        members = self._q("SELECT file_id, generation, sha256, rows FROM group_members WHERE group_id = ?"
+                          " ORDER BY pos", (group_id,))
+        return rows[0], [GroupMember(m["file_id"], m["generation"], m["sha256"], m["rows"]) for m in members]
+
+    def loaded_many(self, outcomes: list[tuple[int, int, str]]) -> list[int]:
+        """`transition(id, LOADED, ...)` from `loading` for many versions in one transaction
+        (``(file_id, rows_loaded, detail)``). Returns the ids that were still `loading`."""
+        now = time.time()
+        done = []
+        with self._tx() as c:
+            for file_id, rows, detail in outcomes:
+                cur = c.execute("UPDATE files SET state = 'loaded', rows_loaded = ?, loaded_at = ?, last_error = NULL,"
+                                " error_kind = NULL, updated_at = ? WHERE id = ? AND state = 'loading' RETURNING path",
+                                (rows, now, now, file_id)).fetchone()
+                if cur is not None:
+                    self._event(c, file_id, cur["path"], "engine", "transition", State.LOADING, State.LOADED, detail,
+                                now)
+                    done.append(file_id)
+        return done
+

@@ -11,16 +11,17 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from polars.exceptions import PanicException
 
 from chute.core import failpoints, intents, resources, sysinfo, tracing
+from chute.core import groups as grouping
 from chute.core.batch_size import BatchSizer
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
@@ -29,7 +30,7 @@ from chute.core.formats.limits import check_limits
 from chute.core.growing import Append
 from chute.core.ledger import FileRow, Ledger, same_identity
 from chute.core.logsetup import file_fields
-from chute.core.reader import Plan, Reader, hash_and_plan, open_source, reader_for, warm_up, with_lineage
+from chute.core.reader import Plan, Reader, Source, hash_and_plan, open_source, reader_for, warm_up, with_lineage
 from chute.core.routing import Route, options_for, reader_options
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
 from chute.core.states import State
@@ -64,8 +65,57 @@ class Progress:
     table: str
     rows_done: int
     rows_total: int
-    bytes_total: int
     started: float
+
+
+@dataclass
+class _Job:
+    """One version's load in progress: what each step of ``Loader._load`` hands the next."""
+
+    row: FileRow
+    src: Source
+    part: Source  # what is read: the whole file, or an append's new records (core/growing.py)
+    append: Append
+    opts: Route
+    reader: Reader
+    trace: Any
+    plan: Plan = None  # type: ignore[assignment]  # set by step 2, before any later step reads it
+    sha: str = ""
+    batch_rows: int = 0
+    done: dict[int, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    rejects: Rejects | None = None
+
+
+@dataclass
+class _Pipe:
+    """The send pipeline of one version: a producer thread feeding ``lanes`` insert threads."""
+
+    row: FileRow
+    reader: Reader
+    sha: str
+    batch_rows: int
+    done: dict[int, int]
+    fitter: Fitter
+    rejects: Rejects
+    anti_join: tuple[str, str] | None
+    progress: Progress
+    lanes: int
+    ready: queue.Queue[tuple[int, int, Encoded] | None]
+    bytes_per_row: float
+    trace: Any
+    halt: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def put(self, item: tuple[int, int, Encoded] | None) -> bool:
+        """Queue ``item`` unless the pipeline halted meanwhile."""
+        while not self.halt.is_set():
+            try:
+                self.ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
 
 class ShaClaims:
@@ -104,10 +154,14 @@ class Loader:
         warm_up(target)
         self._connect_lanes()
         self.on_unreachable: Callable[[TargetError], None] = lambda exc: None
-        self.on_settle: Callable[[str], None] = lambda rel: None
-        self.on_batch: Callable[[str, int, int, float], None] = lambda table, rows, nbytes, secs: None
+        self.on_settle: Callable[[str], None] = lambda _rel: None
+        self.on_batch: Callable[[str, int, int, float], None] = lambda *_: None
         self.fleet: FleetDedup | None = None  # dedup_scope = "fleet" (core/fleet.py), set by the engine
         self.on_full: Callable[[BaseException], bool] = lambda exc: False  # a disk filled up (core/resources.py)
+        # Each table's columns once checked (lineage, dedup window), so a file of a known table costs
+        # no schema query; dropped on any error of a load into it (core/groups.py makes many such loads).
+        self._schemas: dict[str, list[Column]] = {}
+        self.groups = grouping.Groups(self)
 
     def _connect_lanes(self) -> None:
         """Open each insert thread's connection now: a handshake costs ~0.1 s, not for the first file."""
@@ -125,6 +179,7 @@ class Loader:
             pass  # they connect on first use instead
 
     def close(self) -> None:
+        self.groups.close()
         self._hash_pool.shutdown(wait=True)
         self._batch_pool.shutdown(wait=True)
         self._insert_pool.shutdown(wait=True)
@@ -137,10 +192,21 @@ class Loader:
         started = self.ledger.claim(row.id)
         if started is None:
             return None
-        row = started
+        return self.settle(started, lambda: self._load_one(started))
+
+    def run_group(self, rows: list[FileRow]) -> list[tuple[FileRow, State | None]]:
+        """Small files of one table, loaded together where they can share one insert (core/groups.py)."""
+        return self.groups.run(rows)
+
+    def settle(self, row: FileRow, work: Callable[[], State | None]) -> State | None:
+        """Run ``work`` for the claimed version ``row``; an exception becomes its outcome. Never raises."""
         try:
-            self._load(row)
-            return State.LOADED
+            try:
+                return work()
+            except (HoldError, InputError, TargetError):
+                # The table may have changed under us (DDL by someone else, drift): look at it again.
+                self._schemas.pop(row.table_name, None)
+                raise
         except Interrupted:
             self.ledger.transition(row.id, State.QUEUED, detail="interrupted by shutdown; resumes at next start",
                                    expect=[State.LOADING])
@@ -178,102 +244,146 @@ class Loader:
         finally:
             self.on_progress(None, row.id)
 
+    def _load_one(self, row: FileRow) -> State:
+        """One version alone; first its unacknowledged group insert, if any, is settled (core/groups.py)."""
+        self._load(self.groups.resolve(row))
+        return State.LOADED
+
     def _load(self, row: FileRow) -> None:
+        """The numbered steps of docs/ARCHITECTURE.md#exactly-once, in order."""
         cfg = self.cfg
         path = cfg.locate(row.path)
         _check_inside(cfg.split(row.path)[0], path)
         with open_source(path, row.compression, cfg.max_file_bytes) as src, Append(self.ledger, row,
                                                                                    cfg.state_dir) as append:
             try:
-                if not same_identity(row, src.st):
-                    raise FileChanged(f"{row.path} changed since it settled")
-                opts = options_for(row.table_name, cfg.every_route)
-                # A grown file reads only its appended records (core/growing.py), in the base's dialect.
-                part = append.prepare(src, opts, sent=self.ledger.any_batches(row.id, row.generation))
-                reader = reader_for(part, row.fmt, {**reader_options(opts, row.fmt), **(append.csv_opts or {})})
-                check_limits(part, cfg.max_record_bytes, cfg.max_decompression_ratio, text=reader.TEXT)
-                t0 = time.perf_counter()
-                trace = tracing.current()
-                with trace.step("hash", bytes=row.size) as span:
-                    try:
-                        plan = hash_and_plan(part, reader, self._hash_pool)
-                    except InputError as exc:  # an append's reader counts lines from the appended part
-                        raise _in_whole_file(exc, append.row_base) from None
-                    sha = append.sha256 or src.sha256
-                    span.set(rows=plan.rows, sha256=sha)
-                timings = {"validate": time.perf_counter() - t0}
-                trace.set(sha256=sha, rows=plan.rows)
-                if row.sha256 and row.sha256 != sha and row.rows_loaded:
-                    raise HoldError(f"content changed after {row.rows_loaded} rows were loaded from the old content")
-                owner = self.claims.claim(sha, row.id)
-                if owner is not None:
-                    raise _Deferred(f"waiting: file #{owner} with the same content is loading")
+                job = self._open(row, src, append)                   # 1. open once
+                self._hash_and_plan(job)                             # 2. hash and plan
+                self._claim_content(job)                             # 3. claim the content
                 try:
-                    self.ledger.update(row.id, sha256=sha, rows=plan.rows)
-                    batch_rows = row.batch_rows or self._choose_batch_rows(src.st.st_size, plan.rows)
-                    done = self.ledger.done_batches(row.id, row.generation)
-                    # "Nothing sent yet" means no batch at all, acknowledged or not: an insert that
-                    # landed without its ack is still rows of ours in the table.
-                    if not self.ledger.any_batches(row.id, row.generation):
-                        self._gatekeep(row, sha, append, opts)
-                        failpoints.rendezvous("rendezvous")
-                        generation = self.ledger.token_generation(sha, row.id, row.generation)
-                        if generation != row.generation:
-                            self.ledger.update(row.id, generation=generation)
-                            row = replace(row, generation=generation)
-                    else:
-                        twin = self.ledger.by_sha(sha, [State.LOADED], exclude_id=row.id)
-                        if twin is not None:  # a twin finished first: take back our partial rows
-                            self.target.delete_source(row.table_name, sha, row.path)
-                            self.ledger.update(row.id, generation=row.generation + 1, rows_loaded=0)
-                            raise _Duplicate(f"same content as {twin.path} (loaded as #{twin.id}); "
-                                             "partial rows removed")
-                    self._clear_superseded(row)
-                    if not row.batch_rows:
-                        self.ledger.update(row.id, batch_rows=batch_rows)  # fixed before the first insert
-                    if append.base is not None and row.base_id is None:  # so is what an append version loads
-                        self.ledger.update(row.id, base_id=append.base.id, byte_base=append.byte_base,
-                                           row_base=append.row_base)
-                        row = replace(row, base_id=append.base.id, byte_base=append.byte_base,
-                                      row_base=append.row_base)
-                    t0 = time.perf_counter()
-                    with trace.step("table"):
-                        table = self._prepare_table(row, plan, opts)
-                    t1 = time.perf_counter()
-                    check = self._hash_pool.submit(reader.pending_check) if reader.pending_check else None
-                    rejects = Rejects(_free_name(cfg.aside("_quarantine", row.path + ".rejects.csv")))
-                    fitter = Fitter(table, reader.wire_schema, set(reader.date_columns),
-                                    skip_bad=opts.on_bad_rows == "skip",
-                                    header_lines=reader.header_lines + row.row_base)  # lines after the base's
-                    anti_join = None  # (key, its ClickHouse type), looked up once per file
-                    if opts.skip_existing_keys:
-                        key = opts.key[0]
-                        anti_join = (key, next((c.type for c in table if c.name == key), "String"))
-                    try:
-                        self._send(row, reader, plan, sha, batch_rows, done, fitter, rejects, anti_join)
-                    finally:
-                        rejects.close()
-                    src.check_unchanged()
-                    problem = check.result() if check else None
-                    if problem is not None:
-                        raise problem
-                    t2 = time.perf_counter()
-                    timings.update(table=t1 - t0, insert=t2 - t1)
-                    expected = sum(self.ledger.done_batches(row.id, row.generation).values())
-                    if expected != plan.rows and not (fitter.skip_bad or opts.skip_existing_keys):
-                        raise _VerifyError(f"verification failed: the batches sent hold {expected} rows, the file "
-                                           f"{plan.rows}")
-                    with trace.step("verify", rows=expected):
-                        after = self._verify(row, sha, expected, timings, keyed=bool(opts.key))
-                    if rejects.count:
-                        self._note_rejects(row, rejects)
+                    after = self._load_claimed(job)                  # 4-9
                 finally:
-                    self.claims.release(sha, row.id)
+                    self.claims.release(job.sha, row.id)
             except InputError:
                 src.check_unchanged()  # a file rewritten under us is not bad input: settle it again
                 raise
-        with trace.step("after_load", mode=cfg.after_load):
-            self._after_load(row, path, after)
+        with job.trace.step("after_load", mode=cfg.after_load):
+            self._after_load(job.row, path, after)
+
+    def _load_claimed(self, job: _Job) -> intents.Intent | None:
+        """Steps 4-9 for a version whose content this loader holds (ShaClaims)."""
+        self.ledger.update(job.row.id, sha256=job.sha, rows=job.plan.rows)
+        job.batch_rows = job.row.batch_rows or self._choose_batch_rows(job.src.st.st_size, job.plan.rows)
+        job.done = self.ledger.done_batches(job.row.id, job.row.generation)
+        self._gatekeep_or_take_back(job)                             # 4. gatekeep
+        self._clear_superseded(job.row)
+        self._fix_batch_rows(job)                                    # 5. fix B
+        t0 = time.perf_counter()
+        with job.trace.step("table"):
+            table = self._prepare_table(job.row, job.plan, job.opts)  # 6. prepare the table
+        t1 = time.perf_counter()
+        check = self._hash_pool.submit(job.reader.pending_check) if job.reader.pending_check else None
+        fitter = self._send_all(job, table)                          # 7. send
+        self._recheck(job, check)                                    # 8. re-check
+        job.timings.update(table=t1 - t0, insert=time.perf_counter() - t1)
+        return self._verify_sent(job, fitter)                        # 9. verify
+
+    def _open(self, row: FileRow, src: Source, append: Append) -> _Job:
+        """Step 1: the open file must be the version the watcher settled; pick its reader."""
+        if not same_identity(row, src.st):
+            raise FileChanged(f"{row.path} changed since it settled")
+        opts = options_for(row.table_name, self.cfg.every_route)
+        # A grown file reads only its appended records (core/growing.py), in the base's dialect.
+        part = append.prepare(src, opts, sent=self.ledger.any_batches(row.id, row.generation))
+        reader = reader_for(part, row.fmt, {**reader_options(opts, row.fmt), **(append.csv_opts or {})})
+        check_limits(part, self.cfg.max_record_bytes, self.cfg.max_decompression_ratio, text=reader.TEXT)
+        return _Job(row, src, part, append, opts, reader, tracing.current())
+
+    def _hash_and_plan(self, job: _Job) -> None:
+        """Step 2: sha256 and the plan (rows, schema), on two threads."""
+        t0 = time.perf_counter()
+        with job.trace.step("hash", bytes=job.row.size) as span:
+            try:
+                job.plan = hash_and_plan(job.part, job.reader, self._hash_pool)
+            except InputError as exc:  # an append's reader counts lines from the appended part
+                raise _in_whole_file(exc, job.append.row_base) from None
+            job.sha = job.append.sha256 or job.src.sha256
+            span.set(rows=job.plan.rows, sha256=job.sha)
+        job.timings["validate"] = time.perf_counter() - t0
+        job.trace.set(sha256=job.sha, rows=job.plan.rows)
+
+    def _claim_content(self, job: _Job) -> None:
+        """Step 3: a twin with the same content loading right now makes this one wait."""
+        row = job.row
+        if row.sha256 and row.sha256 != job.sha and row.rows_loaded:
+            raise HoldError(f"content changed after {row.rows_loaded} rows were loaded from the old content")
+        owner = self.claims.claim(job.sha, row.id)
+        if owner is not None:
+            raise _Deferred(f"waiting: file #{owner} with the same content is loading")
+
+    def _gatekeep_or_take_back(self, job: _Job) -> None:
+        """Step 4. "Nothing sent yet" means no batch at all, acknowledged or not: an insert that
+        landed without its ack is still rows of ours in the table."""
+        row, sha = job.row, job.sha
+        if not self.ledger.any_batches(row.id, row.generation):
+            self._gatekeep(row, sha, job.append, job.opts)
+            failpoints.rendezvous("rendezvous")
+            generation = self.ledger.token_generation(sha, row.id, row.generation)
+            if generation != row.generation:
+                self.ledger.update(row.id, generation=generation)
+                job.row = replace(row, generation=generation)
+            return
+        twin = self.ledger.by_sha(sha, [State.LOADED], exclude_id=row.id)
+        if twin is not None:  # a twin finished first: take back our partial rows
+            self.target.delete_source(row.table_name, sha, row.path)
+            self.ledger.update(row.id, generation=row.generation + 1, rows_loaded=0)
+            raise _Duplicate(f"same content as {twin.path} (loaded as #{twin.id}); partial rows removed")
+
+    def _fix_batch_rows(self, job: _Job) -> None:
+        """Step 5: B (and, for an append, what it loads) fixed in the ledger before the first insert."""
+        row, append = job.row, job.append
+        if not row.batch_rows:
+            self.ledger.update(row.id, batch_rows=job.batch_rows)
+        if append.base is not None and row.base_id is None:
+            self.ledger.update(row.id, base_id=append.base.id, byte_base=append.byte_base, row_base=append.row_base)
+            job.row = replace(row, base_id=append.base.id, byte_base=append.byte_base, row_base=append.row_base)
+
+    def _send_all(self, job: _Job, table: list[Column]) -> Fitter:
+        """Step 7: fit every batch to the table's columns and send those not yet acknowledged."""
+        row, opts, reader = job.row, job.opts, job.reader
+        rejects = Rejects(_free_name(self.cfg.aside("_quarantine", row.path + ".rejects.csv")))
+        fitter = Fitter(table, reader.wire_schema, set(reader.date_columns), skip_bad=opts.on_bad_rows == "skip",
+                        header_lines=reader.header_lines + row.row_base)  # lines after the base's
+        anti_join = None  # (key, its ClickHouse type), looked up once per file
+        if opts.skip_existing_keys:
+            key = opts.key[0]
+            anti_join = (key, next((c.type for c in table if c.name == key), "String"))
+        try:
+            self._send(row, reader, job.plan, job.sha, job.batch_rows, job.done, fitter, rejects, anti_join)
+        finally:
+            rejects.close()
+        job.rejects = rejects
+        return fitter
+
+    @staticmethod
+    def _recheck(job: _Job, check: Future[InputError | None] | None) -> None:
+        """Step 8: the file is unchanged, and the background validity check of the whole file passed."""
+        job.src.check_unchanged()
+        problem = check.result() if check else None
+        if problem is not None:
+            raise problem
+
+    def _verify_sent(self, job: _Job, fitter: Fitter) -> intents.Intent | None:
+        """Step 9: the acknowledged batches hold every parsed row, and ClickHouse holds them."""
+        row, plan = job.row, job.plan
+        expected = sum(self.ledger.done_batches(row.id, row.generation).values())
+        if expected != plan.rows and not (fitter.skip_bad or job.opts.skip_existing_keys):
+            raise _VerifyError(f"verification failed: the batches sent hold {expected} rows, the file {plan.rows}")
+        with job.trace.step("verify", rows=expected):
+            after = self._verify(row, job.sha, expected, job.timings, keyed=bool(job.opts.key))
+        if job.rejects is not None and job.rejects.count:
+            self._note_rejects(row, job.rejects)
+        return after
 
     def _clear_superseded(self, row: FileRow) -> None:
         """Older versions at this path that stopped part-way left rows of content that no longer
@@ -325,6 +435,10 @@ class Loader:
             raise InputError(f"column name {clash[0]!r} is reserved for chute's lineage columns", column=clash[0])
         if any(not c.name.strip() for c in wanted):  # a JSON key "" or a Parquet column "": ClickHouse has no such name
             raise InputError("a column has an empty name (JSON key \"\" or Parquet column \"\")")
+        cached = self._schemas.get(table)
+        if cached is not None:  # checked once per table and process (lineage, dedup window)
+            self._schemas[table] = columns = self._reconcile(row, table, wanted, list(cached), opts)
+            return columns
         existing = self.target.table_columns(table)
         if existing is None:
             missing_key = [k for k in opts.key if k not in plan.schema]
@@ -338,10 +452,13 @@ class Loader:
             log.info("created table %s.%s with %d columns", self.cfg.database, table, len(wanted),
                      extra={"event": "table_created", "table": table})
             self._record_columns(table, wanted)
+            if actual is not None:  # what the next file would read from system.columns
+                self._schemas[table] = actual
             return wanted
         self.target.add_lineage(table, existing)
         self.target.ensure_dedup_window(table)
-        return self._reconcile(row, table, wanted, existing, opts)
+        self._schemas[table] = columns = self._reconcile(row, table, wanted, existing, opts)
+        return columns
 
     def _reconcile(self, row: FileRow, table: str, wanted: list[Column], existing: list[Column],
                    opts: Route) -> list[Column]:
@@ -398,88 +515,82 @@ class Loader:
         intent before it is sent and its ack after, so their order does not matter
         (docs/ARCHITECTURE.md#intent-and-ack).
         """
-        progress = Progress(row.id, row.path, row.table_name, sum(done.values()), plan.rows, row.size or 0,
-                            time.time())
+        progress = Progress(row.id, row.path, row.table_name, sum(done.values()), plan.rows, time.time())
         self.on_progress(progress, row.id)
-        bytes_per_row = (row.size or 0) / plan.rows if plan.rows else 0
         lanes = max(1, self.cfg.insert_parallel)
-        ready: queue.Queue[tuple[int, int, Encoded] | None] = queue.Queue(maxsize=lanes)
-        halt = threading.Event()
-        lock = threading.Lock()
-        trace = tracing.current()  # handed to the pipeline's threads (context does not cross pools)
-
-        def put(item: tuple[int, int, Encoded] | None) -> bool:
-            while not halt.is_set():
-                try:
-                    ready.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def produce() -> None:
-            try:
-                began = time.time()
-                for idx, df in reader.batches(batch_rows, skip=frozenset(done)):
-                    first = idx * batch_rows
-                    df, rejected, kept = fitter.fit(df, first)
-                    rejects.add(rejected)
-                    data = with_lineage(df, row.path, sha, row.row_base + first, kept)
-                    if anti_join is not None:
-                        data = self._anti_join(row.table_name, *anti_join, data)
-                    encoded = self.target.encode(data)
-                    trace.span_at("parse", began, time.time(), batch=idx, rows=data.num_rows)
-                    if not put((idx, data.num_rows, encoded)):
-                        return
-                    began = time.time()
-            finally:
-                for _ in range(lanes):
-                    put(None)
-
-        def consume() -> None:
-            while not halt.is_set():
-                try:
-                    item = ready.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if item is None:
-                    return
-                if self.stop.is_set():
-                    raise Interrupted()
-                idx, rows, encoded = item
-                token = dedup_token(sha, batch_rows, idx, row.generation)
-                self.ledger.intent(row.id, row.generation, idx, token, rows)
-                failpoints.step("batch_intent")
-                t0 = time.perf_counter()
-                try:
-                    with trace.step("insert", batch=idx, rows=rows, token=token):
-                        self.target.insert(row.table_name, encoded, token)
-                except InputError as exc:
-                    raise self._explain(reader, idx, batch_rows, exc) from None
-                secs = time.perf_counter() - t0
-                failpoints.step("insert_acked")
-                with lock:
-                    progress.rows_done += rows
-                    loaded = progress.rows_done
-                self.ledger.ack(row.id, row.generation, idx, loaded)
-                self.sizer.observe(rows, secs)
-                failpoints.step("batch_done")
-                self.on_batch(row.table_name, rows, int(rows * bytes_per_row), secs)
-                self.on_progress(progress, row.id)
-
-        futures = [self._batch_pool.submit(produce)] + [self._insert_pool.submit(consume) for _ in range(lanes)]
+        pipe = _Pipe(row, reader, sha, batch_rows, done, fitter, rejects, anti_join, progress, lanes,
+                     queue.Queue(maxsize=lanes), bytes_per_row=(row.size or 0) / plan.rows if plan.rows else 0,
+                     trace=tracing.current())  # handed to the pipeline's threads (context does not cross pools)
+        futures = [self._batch_pool.submit(self._produce, pipe)]
+        futures += [self._insert_pool.submit(self._consume, pipe) for _ in range(lanes)]
         try:
             for fut in futures[1:] + futures[:1]:
                 try:
                     fut.result()
                 except BaseException:
-                    halt.set()  # one lane failed: the others stop taking batches
+                    pipe.halt.set()  # one lane failed: the others stop taking batches
                     raise
         finally:
-            halt.set()
+            pipe.halt.set()
             for fut in futures:
                 if not fut.done():
                     fut.exception()
+
+    def _produce(self, pipe: _Pipe) -> None:
+        """The producer: parse, fit, add lineage, encode; hand each batch to the lanes."""
+        row = pipe.row
+        try:
+            began = time.time()
+            for idx, df in pipe.reader.batches(pipe.batch_rows, skip=frozenset(pipe.done)):
+                first = idx * pipe.batch_rows
+                df, rejected, kept = pipe.fitter.fit(df, first)
+                pipe.rejects.add(rejected)
+                data = with_lineage(df, row.path, pipe.sha, row.row_base + first, kept)
+                if pipe.anti_join is not None:
+                    data = self._anti_join(row.table_name, *pipe.anti_join, data)
+                encoded = self.target.encode(data)
+                pipe.trace.span_at("parse", began, time.time(), batch=idx, rows=data.num_rows)
+                if not pipe.put((idx, data.num_rows, encoded)):
+                    return
+                began = time.time()
+        finally:
+            for _ in range(pipe.lanes):
+                pipe.put(None)
+
+    def _consume(self, pipe: _Pipe) -> None:
+        """One insert lane: for each batch, intent -> insert with its token -> ack."""
+        while not pipe.halt.is_set():
+            try:
+                item = pipe.ready.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                return
+            if self.stop.is_set():
+                raise Interrupted()
+            self._send_batch(pipe, *item)
+
+    def _send_batch(self, pipe: _Pipe, idx: int, rows: int, encoded: Encoded) -> None:
+        row = pipe.row
+        token = dedup_token(pipe.sha, pipe.batch_rows, idx, row.generation)
+        self.ledger.intent(row.id, row.generation, idx, token, rows)
+        failpoints.step("batch_intent")
+        t0 = time.perf_counter()
+        try:
+            with pipe.trace.step("insert", batch=idx, rows=rows, token=token):
+                self.target.insert(row.table_name, encoded, token)
+        except InputError as exc:
+            raise self._explain(pipe.reader, idx, pipe.batch_rows, exc) from None
+        secs = time.perf_counter() - t0
+        failpoints.step("insert_acked")
+        with pipe.lock:
+            pipe.progress.rows_done += rows
+            loaded = pipe.progress.rows_done
+        self.ledger.ack(row.id, row.generation, idx, loaded)
+        self.sizer.observe(rows, secs)
+        failpoints.step("batch_done")
+        self.on_batch(row.table_name, rows, int(rows * pipe.bytes_per_row), secs)
+        self.on_progress(pipe.progress, row.id)
 
     def _choose_batch_rows(self, size: int, rows: int) -> int:
         """B for a file's first attempt (core/batch_size.py); the ledger keeps it for every replay."""

@@ -519,6 +519,15 @@ class Target:
             parameters={"sha": sha256, "path": path}).result_rows
         return int(rows[0][0])
 
+    def count_sources(self, table: str, versions: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """`count_source` for many versions in one GROUP BY query: {(sha256, path): rows} (core/groups.py)."""
+        rows = self._call(
+            "query", f"SELECT _source_sha256, _source_path, count() FROM {qualified(self.database, table)}"
+                     " WHERE _source_sha256 IN {shas:Array(String)} GROUP BY _source_sha256, _source_path",
+            parameters={"shas": sorted({sha for sha, _ in versions})}).result_rows
+        wanted = set(versions)
+        return {(str(r[0]), str(r[1])): int(r[2]) for r in rows if (r[0], r[1]) in wanted}
+
     def delete_source(self, table: str, sha256: str, path: str) -> None:
         """Remove every row a file version loaded (tokens stay remembered: docs/ARCHITECTURE.md#generations)."""
         self._call(

@@ -363,16 +363,18 @@ class Watcher:
             if not self._ready(rel, entry, now, wall):
                 continue
             ready.append((rel, entry))
+        moves, rels = [], {}
         for rel, entry in ready:
             del self._settling[rel]
             extra = {"reason": None} if entry.note else {}
             dev, inode, size, mtime_ns, ctime_ns = entry.ident
-            row = self.ledger.transition(entry.file_id, State.QUEUED, actor="watcher",
-                                         expect=[State.SEEN, State.SETTLING], dev=dev, inode=inode, size=size,
-                                         mtime_ns=mtime_ns, ctime_ns=ctime_ns, complete_hint=int(entry.complete),
-                                         sha256=None, **extra)
-            if row is not None:
-                self._known[rel] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns)
+            moves.append((entry.file_id, dict(dev=dev, inode=inode, size=size, mtime_ns=mtime_ns, ctime_ns=ctime_ns,
+                                              complete_hint=int(entry.complete), sha256=None, **extra)))
+            rels[entry.file_id] = rel
+        # One transaction for every file this tick queues (a scan finds thousands at once).
+        for row in self.ledger.transition_many(moves, State.QUEUED, actor="watcher",
+                                               expect=[State.SEEN, State.SETTLING]) if moves else ():
+            self._known[rels[row.id]] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns)
         if ready:
             self.on_queued()
 
