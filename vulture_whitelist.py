@@ -31,5 +31,4 @@ _.seed_bulk  # tui/demo.seed_bulk: bench/console.py
 
 # NOT used: dead code in files other helpers own in round 3, listed only to keep `make lint` green
 # until they are merged. Delete each line once its owner has removed the name.
-_.bytes_total  # core/loader.py Progress.bytes_total (helper "groups")
 _.YEARS  # core/formats/infer.py YEARS (helper "fidelity")

@@ -13,7 +13,6 @@ from tests.conftest import ROOT
 # Round 3: these are being split by the helper that owns the file. Remove an entry once its
 # function is at C or better (the test fails on a stale entry, so the list only shrinks).
 PENDING = {
-    ("core/loader.py", "Loader._load"),  # helper "groups"
     ("core/formats/infer.py", "whole_file"),  # helper "fidelity"
     ("core/formats/ndjson.py", "NdjsonReader.plan"),  # helper "fidelity"
     ("core/recover.py", "rebuild"),  # helper "chaos"
