@@ -168,7 +168,8 @@ def ddl_role(ch_dir: str) -> None:
 
     session = Session(ch_dir)
     tables = json.loads(str(session.query(
-        "SELECT name, create_table_query FROM system.tables WHERE database = 'default'", "JSONCompact")))["data"]
+        "SELECT name, create_table_query FROM system.tables WHERE database = 'default'"
+        " AND NOT startsWith(name, '_chute_')", "JSONCompact")))["data"]  # not the fleet mirror's (core/fleet.py)
     (name, create), = tables
     cols = json.loads(str(session.query(
         f"SELECT name, type FROM system.columns WHERE database = 'default' AND table = '{name}' ORDER BY position",
