@@ -69,7 +69,7 @@ def test_pandas_still_works_when_asked_for() -> None:
 # Modules an empty `--once` has no use for: the loader and the formats, and the libraries only they use
 # (chDB itself imports pyarrow and numpy, so those cost nothing extra). Each was imported at start before.
 LAZY_MODULES = ("chute.core.loader", "chute.core.reader", "chute.core.formats", "chute.core.fit", "polars",
-                "pyarrow.compute", "pyarrow.parquet", "pandas")
+                "pyarrow.compute", "pyarrow.parquet", "prometheus_client", "pandas")
 
 
 def test_empty_once_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
