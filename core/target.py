@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -265,14 +264,6 @@ def http_client_kwargs(cfg: Config) -> dict[str, Any]:
     return kwargs
 
 
-def _literal(value: object) -> str:
-    """A setting's value as SQL: numbers bare, text quoted (tokens and names are chute's own, but escaped)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
-
-
 def ipc_codec(cfg: Config) -> str | None:
     """Compression of the Arrow IPC buffers in insert bodies: none in-process; over HTTP the URL's
     ``compress`` where Arrow has it (zstd: ~3x smaller than lz4 on typical batches, ~4x the CPU)."""
@@ -484,34 +475,15 @@ class Target:
                 settings["deduplicate_insert"] = "disable"
         for delay in (*INSERT_RETRY_DELAYS, None):
             try:
-                if self.cfg.embedded:
-                    self._insert_in_process(table, batch, settings)
-                else:
-                    self._call("raw_insert", qualified(self.database, table), [quote_ident(n) for n in batch.names],
-                               batch.body, settings=settings, fmt="Arrow")
+                self._call("raw_insert", qualified(self.database, table), [quote_ident(n) for n in batch.names],
+                           batch.body,
+                           settings=settings, fmt="Arrow")
                 return
             except TargetError as exc:
                 if delay is None or not exc.unreachable:
                     raise
                 log.debug("insert of %s (token %s) uncertain: %s; resending", table, token, exc)
                 time.sleep(delay)
-
-    def _insert_in_process(self, table: str, batch: Encoded, settings: dict[str, Any]) -> None:
-        """chDB: the batch in an anonymous in-memory file the engine reads as ``file()`` (it runs in this
-        process, so ``/proc/self/fd`` is ours). clickhouse-connect's raw_insert writes a temp file on disk
-        for ``INSERT ... FROM INFILE``, which took about twice the wall time for the same Arrow bytes
-        (1M rows: 1.3-1.6 s against 0.5-0.7 s, bench/suite.py). Same settings, same token, same blocks."""
-        fd = os.memfd_create("chute-batch", os.MFD_CLOEXEC)
-        try:
-            view = memoryview(batch.body)
-            while view:
-                view = view[os.write(fd, view):]
-            names = ", ".join(quote_ident(n) for n in batch.names)
-            clause = ", ".join(f"{k} = {_literal(v)}" for k, v in settings.items())
-            self._call("command", f"INSERT INTO {qualified(self.database, table)} ({names}) SELECT * FROM "
-                                  f"file('/proc/self/fd/{fd}', 'Arrow') SETTINGS {clause}")
-        finally:
-            os.close(fd)
 
     def count_source(self, table: str, sha256: str, path: str) -> int:
         """Rows of one file version: its content hash *and* its path, so a twin elsewhere never counts."""
