@@ -96,7 +96,7 @@ def test_empty_once_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
 
     assert loaded_modules() == []
     # The negative control: the same check sees the loader's once there is something to load. A CSV
-    # still needs neither pyarrow.compute (~0.14 s of CPU; only skip_existing_keys uses it) nor
+    # still needs neither pyarrow.compute (only skip_existing_keys uses it) nor
     # pyarrow.parquet.
     (data / "t").mkdir()
     pl.DataFrame({"a": [1, 2]}).write_csv(data / "t" / "a.csv")
