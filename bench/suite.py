@@ -6,7 +6,9 @@ ClickHouse's side is a bare chDB process running ``INSERT INTO t SELECT * FROM f
 the table definition chute itself created for the same files (read back from chute's engine,
 lineage columns left out). Sides alternate (A B, then B A) and each figure is the median of
 ``--runs``. Absolute times on a shared 2-core machine are noise; the ratios are the result, and
-the load average is printed beside them.
+the load average is printed beside them. chute's own modules are byte-compiled first, as an
+installed package's are (with PYTHONDONTWRITEBYTECODE set, an editable checkout would otherwise
+compile every module in every run, about 0.2 s, while chDB's side loads compiled site-packages).
 
     python -m bench.suite             # everything (16M rows only with --big)
     python -m bench.suite --quick     # a ~1-minute subset (make bench-quick)
@@ -16,6 +18,7 @@ the load average is printed beside them.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import re
@@ -166,7 +169,7 @@ def ddl_role(ch_dir: str) -> None:
     session = Session(ch_dir)
     tables = json.loads(str(session.query(
         "SELECT name, create_table_query FROM system.tables WHERE database = 'default'"
-        " AND NOT startsWith(name, '_chute_')", "JSONCompact")))["data"]  # not the fleet mirror's
+        " AND NOT startsWith(name, '_chute_')", "JSONCompact")))["data"]  # not the fleet mirror's (core/fleet.py)
     (name, create), = tables
     cols = json.loads(str(session.query(
         f"SELECT name, type FROM system.columns WHERE database = 'default' AND table = '{name}' ORDER BY position",
@@ -325,6 +328,8 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown workload(s): {', '.join(unknown)}")
     runs = args.runs or (3 if args.quick else 5)
+    for package in ("core", "tui"):  # as `pip install` does: see the module docstring
+        compileall.compile_dir(ROOT / package, quiet=1)
     started = loadavg()
     print(f"chute vs ClickHouse (chDB), {runs} alternating rounds, median; load average {started}", flush=True)
     results = []

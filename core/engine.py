@@ -25,7 +25,6 @@ from chute.core.errors import TargetError, UsageError
 from chute.core.folders import Watchers, watcher_for
 from chute.core.gc import DailyGc
 from chute.core.ledger import FileRow, Ledger
-from chute.core.loader import Loader, Progress
 from chute.core.metrics import Metrics
 from chute.core.sources import extra_sources
 from chute.core.states import State
@@ -34,6 +33,7 @@ from chute.core.watcher import Watcher
 
 if TYPE_CHECKING:
     from chute.core.fleet import FleetMirror
+    from chute.core.loader import Loader, Progress  # imported when the loader is built (_loader_ready)
 
 log = logging.getLogger("chute.engine")
 
@@ -179,15 +179,11 @@ class Engine:
             recovered = self.ledger.recover_interrupted()
             if recovered:
                 log.info("resuming %d file(s) interrupted by the last stop", len(recovered))
-            self.loader = Loader(cfg, self.ledger, self.target, stop=self._stop, on_progress=self._progress,
-                                 exhaust_unreachable=self.once)
-            self.loader.on_unreachable = self._mark_unreachable
-            self.loader.on_batch = self._record_batch
-            self.loader.on_full = self._resource_fault
             self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
             self.watcher = watcher = watcher_for(cfg, self.ledger, on_queued=self._wake.set)  # one per source
             watcher.start(observe=not self.once)
-            self.loader.on_settle = watcher.hint
+            if not self.once:  # a daemon's first file must not wait for the loader's libraries and connections
+                self._loader_ready()
             self.metrics.serve(cfg.metrics_addr)
             self._start_fleet()
         except BaseException:
@@ -198,6 +194,28 @@ class Engine:
         log.info("watching %s -> %s (database %s), mode %s", cfg.data_dir, cfg.masked_url(), cfg.database, self.mode)
         for source in extra_sources(cfg):
             log.info("watching %s as @%s/", source.path, source.name)
+
+    def _loader_ready(self) -> Loader:
+        """The loader, built on first use: `--once` over an empty folder never imports polars, pyarrow.compute or
+        the formats, nor opens the insert connections (issue 12, tests/test_startup.py)."""
+        if self.loader is not None:
+            return self.loader
+        from chute.core.loader import Loader
+
+        assert self.ledger is not None
+        loader = Loader(self.cfg, self.ledger, self.target, stop=self._stop, on_progress=self._progress,
+                        exhaust_unreachable=self.once)
+        loader.on_unreachable = self._mark_unreachable
+        loader.on_batch = self._record_batch
+        loader.on_full = self._resource_fault
+        if self.watcher is not None:
+            loader.on_settle = self.watcher.hint
+        if self.cfg.fleet_mirror and self.cfg.dedup_scope == "fleet":
+            from chute.core.fleet import FleetDedup
+
+            loader.fleet = FleetDedup(self.cfg, self.target, self.ledger)
+        self.loader = loader
+        return loader
 
     def _connect(self, wait: float) -> None:
         """Reach ClickHouse, waiting up to ``wait`` seconds (--wait-for-clickhouse) for it to come up."""
@@ -262,10 +280,8 @@ class Engine:
         """The fleet mirror and, with dedup_scope = fleet, the loader's fleet-wide duplicate check."""
         if not self.cfg.fleet_mirror:
             return
-        from chute.core.fleet import FleetDedup, FleetMirror
+        from chute.core.fleet import FleetMirror
 
-        if self.cfg.dedup_scope == "fleet" and self.loader is not None and self.ledger is not None:
-            self.loader.fleet = FleetDedup(self.cfg, self.target, self.ledger)
         self.fleet = FleetMirror(self)
         self.fleet.start()
 
@@ -297,6 +313,7 @@ class Engine:
                     continue
                 runnable = self.ledger.runnable(time.time(), exclude=busy, limit=free * self.cfg.group_max_files)
                 for rows in groups.dispatch(self.cfg, runnable, free):  # small files of a table: one insert
+                    self._loader_ready()
                     with self._lock:
                         self._inflight.update((row.id, None) for row in rows)
                     self._pool.submit(self._work, rows)

@@ -5,26 +5,31 @@ bytes per table, batch insert latency, load outcomes, errors by kind, retries), 
 read from the ledger, the host and the engine at scrape time by :class:`EngineCollector`
 (files by state, queue depth, oldest waiting file, ClickHouse reachable, ledger size, free
 disk, memory, firing alerts). ``process_*`` (CPU, memory, file descriptors) come from
-prometheus_client's ProcessCollector.
+prometheus_client's ProcessCollector. prometheus_client is imported, and the counters made, on
+first use: a `--once` over an empty folder never needs them (issue 12, tests/test_startup.py).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
-from chute.core import __version__, health, sysinfo
+from chute.core import __version__, sysinfo
 from chute.core.alerts import WAITING
 from chute.core.config import parse_hostport
 from chute.core.errors import UsageError
 from chute.core.ledger import FileRow
 from chute.core.states import State
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.registry import Collector
+else:
+    Collector = object  # duck-typed by the registry; the real base only for the type checker
 
 log = logging.getLogger("chute.metrics")
 
@@ -47,6 +52,8 @@ class EngineCollector(Collector):
         return iter(())  # no describe: registering must not scrape (the engine may not have started)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        from prometheus_client.core import GaugeMetricFamily
+
         engine = self.engine
         ledger = engine.ledger
         cfg = engine.cfg
@@ -85,6 +92,8 @@ class EngineCollector(Collector):
         yield alerts
 
     def _ledger(self, ledger: Any, now: float) -> Iterator[GaugeMetricFamily]:
+        from prometheus_client.core import GaugeMetricFamily
+
         counts = ledger.counts()
         files = GaugeMetricFamily("chute_files", "File versions in the ledger, by state", labels=["state"])
         for state in State:
@@ -110,8 +119,24 @@ class Metrics:
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.registry = CollectorRegistry()
-        reg = self.registry
+        self._lock = threading.Lock()
+        self._registry: CollectorRegistry | None = None
+        self._server: Any = None
+        self._thread: Any = None
+        self.address: tuple[str, int] | None = None
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """chute's own registry (never prometheus_client's global one), built on first use."""
+        with self._lock:
+            if self._registry is None:
+                self._registry = self._build()
+        return self._registry
+
+    def _build(self) -> CollectorRegistry:
+        from prometheus_client import CollectorRegistry, Counter, Histogram, Info, ProcessCollector
+
+        reg = CollectorRegistry()
         self.rows = Counter("chute_rows_loaded", "Rows acknowledged by ClickHouse, per table", ["table"],
                             registry=reg)
         self.bytes = Counter("chute_bytes_loaded", "Source-file bytes loaded (pro rata per batch), per table",
@@ -131,14 +156,13 @@ class Metrics:
             self.errors.labels(kind)
         Info("chute_build", "chute version", registry=reg).info({"version": __version__})
         ProcessCollector(registry=reg)
-        reg.register(EngineCollector(engine))
-        self._server: Any = None
-        self._thread: Any = None
-        self.address: tuple[str, int] | None = None
+        reg.register(EngineCollector(self.engine))
+        return reg
 
     # -- hooks (called from loader threads) -----------------------------------------------
 
     def on_batch(self, table: str, rows: int, nbytes: int, secs: float) -> None:
+        self.registry  # noqa: B018 - builds the counters on first use
         self.rows.labels(table).inc(rows)
         self.bytes.labels(table).inc(nbytes)
         self.latency.observe(secs)
@@ -147,6 +171,7 @@ class Metrics:
         """After the loader took ``row`` (as it was picked up) to ``outcome``; the ledger has the error kind."""
         if outcome is None:
             return  # not started: another worker or an operator got there first
+        self.registry  # noqa: B018 - builds the counters on first use
         if row.state == State.FAILED:
             self.retries.inc()  # an attempt of a file whose previous attempt failed
         if outcome in (State.QUEUED, State.SETTLING):
@@ -167,6 +192,8 @@ class Metrics:
         except ValueError as exc:
             raise UsageError(f"metrics_addr {exc}") from None
         try:
+            from chute.core import health
+
             self._server, self._thread = health.start_server(host, port, self.registry, self.engine)  # + /healthz
         except OSError as exc:
             raise UsageError(f"cannot serve metrics on {addr}: {exc.strerror or exc}") from None

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # polars is imported where a type is mapped: target and fleet use this module too, and an
+    import polars as pl  # empty `--once` never maps a type (tests/test_startup.py)
 
 LINEAGE = (
     ("_source_path", "LowCardinality(String)"),
@@ -49,6 +51,8 @@ _ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+/-]{0,63}$")
 
 def ch_type(dtype: pl.DataType) -> str:
     """ClickHouse type for a polars dtype (without Nullable)."""
+    import polars as pl
+
     if dtype == pl.Boolean:
         return "Bool"
     if dtype in (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
@@ -86,6 +90,8 @@ def columns_for(schema: pl.Schema, null_counts: dict[str, int], distinct_ratio: 
                 explicit: dict[str, str] | None = None) -> list[Column]:
     """Data columns: Nullable only where the file has nulls; LowCardinality where it pays;
     explicit types from the table's route win."""
+    import polars as pl
+
     out = []
     for name, dtype in schema.items():
         if explicit and name in explicit:
@@ -110,6 +116,8 @@ def base_type(ch: str) -> str:
 
 def polars_type(ch: str) -> pl.DataType | None:
     """The polars type a value must cast to for a ClickHouse column type (None: let ClickHouse judge)."""
+    import polars as pl
+
     base = base_type(ch)
     simple = {"Int8": pl.Int8, "Int16": pl.Int16, "Int32": pl.Int32, "Int64": pl.Int64, "UInt8": pl.UInt8,
               "UInt16": pl.UInt16, "UInt32": pl.UInt32, "UInt64": pl.UInt64, "Float32": pl.Float32,

@@ -9,10 +9,8 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
-
-import pyarrow as pa
 
 from chute.core import failpoints
 from chute.core.config import Config
@@ -28,6 +26,9 @@ from chute.core.schema import (
     qualified,
     quote_ident,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 keep_pandas_out()  # see core/no_pandas.py
 

@@ -66,6 +66,43 @@ def test_pandas_still_works_when_asked_for() -> None:
     assert proc.stdout.strip() == "pandas"
 
 
+# Modules an empty `--once` has no use for: the loader and the formats, and the libraries only they use
+# (chDB itself imports pyarrow and numpy, so those cost nothing extra). Each was imported at start before.
+LAZY_MODULES = ("chute.core.loader", "chute.core.reader", "chute.core.formats", "chute.core.fit", "polars",
+                "pyarrow.compute", "pyarrow.parquet", "prometheus_client", "pandas")
+
+
+def test_empty_once_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
+    """`--once` over an empty folder starts, checks ClickHouse and exits without importing the
+    loader's libraries (issue 12: within 1.5x of an empty chDB process); one file brings them in."""
+    data = tmp_path / "data"
+    data.mkdir()
+    code = (
+        "import sys\n"
+        "from chute.core.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        f"print(rc, *[m for m in {LAZY_MODULES!r} if m in sys.modules])\n"
+    )
+
+    def loaded_modules() -> list[str]:
+        args = ["--no-ui", "--once", str(data), "--state-dir", str(tmp_path / "state"),
+                "--clickhouse", f"chdb://{tmp_path / 'ch'}", "--log-format", "json"]
+        proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rc, *found = proc.stdout.split()
+        assert rc == "0", proc.stdout + proc.stderr[-2000:]
+        return found
+
+    assert loaded_modules() == []
+    # The negative control: the same check sees the loader's once there is something to load. A CSV
+    # still needs neither pyarrow.compute (only skip_existing_keys uses it) nor
+    # pyarrow.parquet.
+    (data / "t").mkdir()
+    pl.DataFrame({"a": [1, 2]}).write_csv(data / "t" / "a.csv")
+    assert set(loaded_modules()) == set(LAZY_MODULES) - {"pandas", "pyarrow.compute", "pyarrow.parquet"}
+
+
 # -- a large ledger -------------------------------------------------------------------------------
 
 

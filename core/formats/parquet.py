@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from chute.core.errors import InputError
 from chute.core.formats import register
@@ -68,6 +67,8 @@ class ParquetReader(Reader):
 
 def _wide_decimals(data: str | io.BytesIO) -> None:
     """polars reads decimals of up to 38 digits; name a wider column instead of polars' bare error."""
+    import pyarrow.parquet as pq  # here: a process loading no Parquet need not import it
+
     try:
         schema = pq.read_schema(data)
     except (pa.ArrowException, OSError):
