@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chute.core import groups, intents, private, resources, tracing
+from chute.core import dispatch, intents, private, resources, tracing
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
@@ -312,7 +312,7 @@ class Engine:
                 if free <= 0:
                     continue
                 runnable = self.ledger.runnable(time.time(), exclude=busy, limit=free * self.cfg.group_max_files)
-                for rows in groups.dispatch(self.cfg, runnable, free):  # small files of a table: one insert
+                for rows in dispatch.dispatch(self.cfg, runnable, free):  # small files of a table: one insert
                     self._loader_ready()
                     with self._lock:
                         self._inflight.update((row.id, None) for row in rows)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import resource
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ import pyarrow as pa
 
 import chute.core.loader as lm
 from chute.core import failpoints, intents
-from chute.core.config import Config
 from chute.core.errors import FileChanged, InputError, TargetError
 from chute.core.fit import Fitter
 from chute.core.growing import Append
@@ -41,32 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chute.groups")
 
-# A dispatch candidate: at most this many bytes on disk. Whether it joins a group is decided
-# after its plan (rows within B and group_max_rows).
-SMALL_BYTES = 4 << 20
 PREPARE_THREADS = min(4, os.cpu_count() or 2)
-# A group keeps each member's file open from its hash to its verification (the re-check reads
-# the descriptor): a dispatch takes at most a quarter of the process's descriptors per group.
-FD_BUDGET = max(2, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4)
 # States a member of an unacknowledged group may be in for the group to be replayed.
 REPLAYABLE = (State.QUEUED, State.FAILED, State.LOADING)
-
-
-def dispatch(cfg: Config, rows: list[FileRow], free: int) -> list[list[FileRow]]:
-    """Work for ``free`` load slots from runnable ``rows`` (oldest first): runs of small files of
-    one table, up to ``group_max_files`` each, and big files alone."""
-    work: list[list[FileRow]] = []
-    filling: dict[str, list[FileRow]] = {}
-    for row in rows:
-        if cfg.group_max_files <= 1 or (row.size or 0) > SMALL_BYTES:
-            work.append([row])
-            continue
-        group = filling.get(row.table_name)
-        if group is None or len(group) >= min(cfg.group_max_files, FD_BUDGET):
-            group = filling[row.table_name] = []
-            work.append(group)
-        group.append(row)
-    return work[:free]
 
 
 def group_token(table: str, members: list[GroupMember]) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from chute.core.groups import dispatch, group_token
+from chute.core.dispatch import dispatch
+from chute.core.groups import group_token
 from chute.core.ledger import FileRow, GroupMember
 from chute.core.states import State
 from tests.conftest import make_config, query, run_chute, state_of, wait_for
