@@ -46,6 +46,8 @@ def test_scrape_during_a_real_load(engine_factory) -> None:
     body = csv_bytes(make_rows(1000))
     (engine.cfg.data_dir / "sales.csv").write_bytes(body)
     wait_for(lambda: state_of(engine, "sales.csv") == "loaded", what="sales.csv loaded")
+    # The outcome is counted just after the ledger says loaded (another thread): wait for it too.
+    wait_for(lambda: value(scrape(engine), "chute_file_outcomes_total", outcome="loaded") == 1, what="outcome counted")
     after = scrape(engine)
     assert value(after, "chute_rows_loaded_total", table="sales") == 1000
     assert value(after, "chute_batch_insert_seconds_count") == 10  # 1000 rows in batches of 100
@@ -69,6 +71,8 @@ def test_scrape_during_a_real_load(engine_factory) -> None:
     # A bad file: quarantined, counted as an input error and in the files-by-state gauge.
     (engine.cfg.data_dir / "broken.csv.gz").write_bytes(b"\x1f\x8b not really gzip")
     wait_for(lambda: state_of(engine, "broken.csv.gz") == "quarantined", what="quarantine")
+    wait_for(lambda: value(scrape(engine), "chute_file_outcomes_total", outcome="quarantined") == 1,
+             what="outcome counted")
     last = scrape(engine)
     assert value(last, "chute_files", state="quarantined") == 1
     assert value(last, "chute_file_outcomes_total", outcome="quarantined") == 1
