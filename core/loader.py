@@ -633,9 +633,7 @@ class Loader:
             except TargetError as err:
                 return self._failed(row, TargetError(f"{exc} (and removing its partial rows failed: {err})",
                                                      unreachable=err.unreachable))
-        src = self.cfg.locate(row.path)
         dest = _free_name(self.cfg.aside("_quarantine", row.path))
-        moved = None
         reason = {
             "path": row.path,
             "reason": str(exc),
@@ -645,18 +643,7 @@ class Loader:
             "table": row.table_name,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dest)
-            moved = self.cfg.ledger_path(dest, row.path)
-            Path(str(dest) + ".reason.json").write_text(json.dumps(reason, indent=2) + "\n")
-        except FileNotFoundError:
-            pass
-        except OSError as err:
-            log.warning("could not move %s to quarantine: %s", row.path, err.strerror,
-                        extra=file_fields(row, "quarantine_move_failed", error_kind="os"))
-        self.ledger.transition(row.id, State.QUARANTINED, error_kind="input", last_error=str(exc), reason=str(exc),
-                               moved_to=moved, next_attempt=None, detail=str(exc), expect=[State.LOADING])
+        intents.quarantine(self.cfg, self.ledger, row, reason, dest)  # write-ahead: move, reason, state
         log.warning("quarantined %s: %s", row.path, exc, extra=file_fields(row, "quarantined", error_kind="input",
                                       duration_s=_since(row)))
         return State.QUARANTINED

@@ -49,7 +49,8 @@ from tests.invariants import Counts, clickhouse_counts, counts_via, disagreement
 from tests.test_engine import csv_bytes, make_rows
 
 ROOT = Path(__file__).resolve().parent.parent
-LOAD_STEPS = ("batch_intent", "insert_acked", "batch_done", "loaded", "archive_intent", "archive_moved")
+LOAD_STEPS = ("batch_intent", "insert_acked", "batch_done", "loaded", "archive_intent", "archive_moved",
+              "quarantine_intent", "quarantine_moved")
 PURGE_STEPS = ("purge_intent", "purge_deleted")
 RETRY_STEPS = ("retry_intent", "retry_moved")
 BATCH = 1000

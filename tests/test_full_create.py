@@ -1,0 +1,51 @@
+"""The engine's disk fills up while chDB creates a table (issue 11 leftover): a file for a new table
+arrives on a full disk, then space comes back. The table must be created and the file loaded,
+with nothing left half-made that blocks it. Skipped where tmpfs cannot be mounted (needs root).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, chute_cmd, wait_for
+from tests.invariants import disagreements, ledger_versions, total_rows
+from tests.test_resources import ROWS, _log_lines, _states, fill, tmpfs, write_csv
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # a loaded machine is slow, never wrong: no wall-clock windows
+def test_new_table_on_a_full_engine_disk_is_created_when_space_returns(tmp_path: Path) -> None:
+    data, state = tmp_path / "data", tmp_path / "state"
+    data.mkdir()
+    log = tmp_path / "chute.log"
+    with tmpfs(tmp_path / "ch", "40m") as engine, log.open("w") as out:
+        proc = subprocess.Popen(chute_cmd("--no-ui", str(data), "--state-dir", str(state), "--clickhouse",
+                                          f"chdb://{engine}", "--settle-seconds", "0.1", "--log-format", "json"),
+                                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            write_csv(data / "t" / "a0.csv", 1)
+            wait_for(lambda: _states(state) == {"t/a0.csv": "loaded"}, timeout=120, what="the first file loaded")
+            filler = fill(engine)
+            write_csv(data / "u" / "b0.csv", 2)  # table u does not exist yet: CREATE TABLE on a full disk
+            wait_for(lambda: any("b0.csv" in str(r) and r.get("level") in ("WARNING", "ERROR", "CRITICAL")
+                                 or r.get("msg", "").startswith("alert critical target_full")
+                                 for r in _log_lines(log)), timeout=120, what="the full disk noticed")
+            filler.unlink()
+            wait_for(lambda: _states(state) == {"t/a0.csv": "loaded", "u/b0.csv": "loaded"}, timeout=300,
+                     what=f"both files loaded after space returned: {_states(state)}")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, log.read_text()[-3000:]
+        assert not any(v["state"] == "loading" for v in ledger_versions(state))
+        assert total_rows(engine) == (2 * ROWS, 0)
+        assert disagreements(state, engine) == []
+        assert "Traceback" not in log.read_text()
