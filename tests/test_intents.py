@@ -171,7 +171,9 @@ def test_a_version_with_an_open_intent_is_never_claimed(tmp_path: Path) -> None:
     assert iid is not None
     assert ledger.open_intent(row.id, "retry", "test", "{}", expect=[State.FAILED]) is None  # one at a time
     assert ledger.claim(row.id) is None
+    assert ledger.open_intent_count() == 1  # the console's status line counts it
     ledger.close_intent(iid, "rolled_back", "test")
+    assert ledger.open_intent_count() == 0
     assert ledger.claim(row.id) is not None
     ledger.close()
 
