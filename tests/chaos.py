@@ -97,6 +97,7 @@ class World:
     # -- files ------------------------------------------------------------------------------
 
     def add_files(self, n: int) -> None:
+        before = dict(self.files)
         for _ in range(n):
             self.serial += 1
             k, kind = self.serial, self.rng.choice(("csv", "csv", "ndjson.gz", "parquet", "small", "bad"))
@@ -127,6 +128,7 @@ class World:
             os.replace(tmp, path)  # complete files only: that is the watcher's part of issue 11
             if kind != "bad":
                 self.files[rel] = rows
+        self.journal("add " + " ".join(f"{rel}:{rows}" for rel, rows in self.files.items() if rel not in before))
 
     def pending(self) -> bool:
         states = {v["path"]: v["state"] for v in ledger_versions(self.state) if v["current"]} \
@@ -134,6 +136,12 @@ class World:
         return any(states.get(rel) not in ("loaded", "purged") for rel in self.files)
 
     # -- rounds -----------------------------------------------------------------------------
+
+    def journal(self, what: str, proc: subprocess.CompletedProcess | None = None) -> None:
+        """One line per round in ROOT/rounds.log, for a post-mortem of a kept work folder (--keep)."""
+        rc = "" if proc is None else f" -> exit {proc.returncode}"
+        with (self.root / "rounds.log").open("a") as out:
+            out.write(f"{time.strftime('%H:%M:%S')} {what}{rc}\n")
 
     def killed(self, proc: subprocess.CompletedProcess, marker: Path, step: str | None) -> bool:
         """True when the failpoint killed the process (where it said); False when it finished first."""
@@ -162,7 +170,9 @@ class World:
             step = self.rng.choice(LOAD_STEPS)
             nth = self.rng.randint(1, 12 if step.startswith("batch") or step == "insert_acked" else 3)
             fp = f"kill_at={step}:{nth}"
-        self.killed(self.once(f"{fp},marker={marker}"), marker, step)
+        proc = self.once(f"{fp},marker={marker}")
+        self.journal(f"load {fp} marker={marker.read_text().split() if marker.exists() else []}", proc)
+        self.killed(proc, marker, step)
         self.check_no_duplicates(f"a load killed at {step or 'random'}")
 
     def action_round(self) -> None:
@@ -183,9 +193,11 @@ class World:
                 del self.files[rel]
         else:
             return
+        self.journal(f"{step.split('_')[0]} {rel} kill_at={step}:1", proc)
         if self.killed(proc, marker, step) and self.rng.random() < 0.5:
             # The operator's way out: the same command again (the other half is left to the restart).
             again = self.run("retry" if step in RETRY_STEPS else "purge", rel, *self.common())
+            self.journal(f"  the same {step.split('_')[0]} {rel} again", again)
             if again.returncode != 0:
                 self.problems.append(f"the same {step.split('_')[0]} again failed: {again.stderr[-500:]}")
         self.check_no_duplicates(f"an action killed at {step}")
@@ -205,11 +217,21 @@ class World:
         versions = ledger_versions(self.state)
         states = Counter(v["state"] for v in versions)
         current = {v["path"]: v for v in versions if v["current"]}
+        in_clickhouse: Counter = Counter()
+        for _table, path, _sha, rows, _dups in counts:
+            in_clickhouse[path] += rows
         for rel in sorted(self.files):
             v = current.get(rel)
             if v is None or v["state"] != "loaded":
                 self.problems.append(f"{phase}: {rel} ({self.files[rel]} rows) ended "
                                      f"{v and v['state']}: {v and (v['last_error'] or v['reason'])}")
+            elif in_clickhouse[rel] != self.files[rel]:  # loaded, and the ledger agreeing, is not enough
+                self.problems.append(f"{phase}: {rel} has {self.files[rel]} rows, ClickHouse holds "
+                                     f"{in_clickhouse[rel]} (ledger #{v['id']}: rows {v['rows']}, "
+                                     f"loaded {v['rows_loaded']})")
+        for path in sorted(set(in_clickhouse) - set(self.files)):
+            self.problems.append(f"{phase}: {in_clickhouse[path]} rows of {path}, which the script purged "
+                                 "or never wrote as good")
         for rel in self.bad:
             row = [v for v in ledger_versions(self.state) if v["path"] == rel]
             if row and row[-1]["state"] != "quarantined":
