@@ -140,6 +140,8 @@ class World:
     def journal(self, what: str, proc: subprocess.CompletedProcess | None = None) -> None:
         """One line per round in ROOT/rounds.log, for a post-mortem of a kept work folder (--keep)."""
         rc = "" if proc is None else f" -> exit {proc.returncode}"
+        if proc is not None and proc.returncode not in (0, -signal.SIGKILL):  # why: its last line
+            rc += ": " + (proc.stderr.strip().splitlines() or [""])[-1][:300]
         with (self.root / "rounds.log").open("a") as out:
             out.write(f"{time.strftime('%H:%M:%S')} {what}{rc}\n")
 
