@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from polars.exceptions import PanicException
 
-from chute.core import failpoints, intents, resources, sysinfo, tracing
+from chute.core import failpoints, intents, nullability, resources, sysinfo, tracing
 from chute.core.batch_size import BatchSizer
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
@@ -363,6 +363,9 @@ class Loader:
             self._record_columns(table, existing)
             self.ledger.log(row.id, row.path, "engine", "schema", f"added column(s) {listing} to {table}")
             log.info("schema drift on %s: added %s", table, listing, extra={"event": "schema_drift", "table": table})
+        if narrow := nullability.narrower(existing, wanted, opts):  # empty values where the table has none
+            existing = nullability.widen(self.target, table, existing, narrow, opts, bool(row.approved))
+            self._record_columns(table, existing)
         names = {w.name for w in wanted}
         missing = [c for c in existing if c.name not in names and c.name not in LINEAGE_NAMES and not c.fillable]
         if missing:

@@ -444,6 +444,12 @@ class Target:
     def add_column(self, table: str, column: Column) -> None:
         self._call("command", add_column_sql(self.database, table, column))
 
+    def modify_columns(self, table: str, columns: list[Column]) -> None:
+        """Give existing columns new types (core/nullability.py); waits for the mutation to finish."""
+        changes = ", ".join(f"MODIFY COLUMN {quote_ident(c.name)} {c.type}" for c in columns)
+        self._call("command", f"ALTER TABLE {qualified(self.database, table)} {changes}",
+                   settings={"mutations_sync": 2})
+
     def existing_keys(self, table: str, key: str, ch_type: str, values: list) -> set:
         """Which of ``values`` are already in ``table``'s ``key`` column.
 
