@@ -7,7 +7,8 @@ small files). Nothing is wrong with such a file: the table is narrower than the 
 through the table's drift policy like a new column does: ``evolve`` (or an approved file) widens
 the column (``ALTER TABLE ... MODIFY COLUMN c Nullable(T)``, a mutation that rewrites that
 column), ``hold`` waits for an operator, ``freeze`` quarantines. Key and sorting columns cannot
-be Nullable: there an empty value stays bad input (the Fitter says which line).
+be Nullable: there an empty value stays bad input (the Fitter says which line); so does it under
+``on_bad_rows = "skip"`` (those rows are skipped), unless the table evolves.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def _nullable(kind: str) -> str:
 
 
 def narrower(existing: list[Column], wanted: list[Column], opts: Route) -> list[Column]:
-    """Columns of the table that are not Nullable where this file has empty values (and could be)."""
+    """Columns of the table that are not Nullable where this file has empty values (and could be).
+    None under ``on_bad_rows = "skip"`` (unless ``drift = "evolve"``): there such rows are skipped."""
+    if opts.on_bad_rows == "skip" and opts.drift != "evolve":
+        return []
     has_nulls = {c.name for c in wanted if c.nullable}
     sorting = set(opts.key) | set(re.findall(r"\w+", opts.order_by or ""))
     return [c for c in existing if c.name in has_nulls and not c.nullable and not c.default
