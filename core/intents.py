@@ -248,11 +248,11 @@ def _run_quarantine(cfg: Config, ledger: Ledger, intent: Intent) -> str | None:
     src, dest = cfg.locate(a["path"]), cfg.locate(a["dest"])
     moved = None
     try:
-        if _same_file(src, a["identity"]) and not dest.exists():
+        if _ours(src, a["identity"]) and not (dest.exists() or dest.is_symlink()):
             dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dest)
+            os.replace(src, dest)  # a symlink moves as the link
         failpoints.step("quarantine_moved")
-        if dest.exists() and _same_file(dest, a["identity"]):
+        if _ours(dest, a["identity"]):
             Path(str(dest) + ".reason.json").write_text(json.dumps(a["reason"], indent=2) + "\n")
             moved = a["dest"]
     except OSError as exc:
@@ -300,10 +300,15 @@ def recover(cfg: Config, ledger: Ledger, target: Target) -> list[str]:
     return done
 
 
-def _same_file(path: Path, identity: list[int | None]) -> bool:
+def _ours(path: Path, identity: list[int | None]) -> bool:
+    """The file (or, for a symlink quarantined for where it points, the link) the version recorded."""
+    return _same_file(path, identity) or (path.is_symlink() and _same_file(path, identity, follow=True))
+
+
+def _same_file(path: Path, identity: list[int | None], follow: bool = False) -> bool:
     try:
-        st = os.stat(path, follow_symlinks=False)
-    except FileNotFoundError:
+        st = os.stat(path, follow_symlinks=follow)
+    except OSError:  # gone, or a link that leads nowhere (a loop, a dead end)
         return False
     if identity[0] is None:
         return True
