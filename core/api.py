@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from chute.core.ledger import FileRow, Ledger
 
 __all__ = [
-    "ActionResult", "FileInfo", "LoadProblems", "NotAnswered", "RunResult", "Status",
+    "ActionResult", "FileInfo", "LoadProblems", "NotAnswered", "OpenAction", "RunResult", "Status",
     "approve", "files", "load", "make_config", "purge", "retry", "run_once", "status",
 ]
 
@@ -113,6 +113,34 @@ class RunResult:
 
 
 @dataclass(frozen=True)
+class OpenAction:
+    """A write-ahead action (core/intents.py) that began and has not finished: it runs right now, or a
+    crash interrupted it and the same command again, or the next engine start, finishes it."""
+
+    id: int  # the intent's id
+    action: str  # purge | retry | archive | delete
+    version_id: int  # the file version it acts on (ledger id)
+    path: str
+    actor: str
+    from_state: str  # the version's state when the action began
+    since: float  # when it began (epoch seconds)
+
+    @classmethod
+    def of(cls, row: Any) -> OpenAction:
+        import json
+
+        path = str(json.loads(row["args"]).get("path") or "")
+        return cls(id=row["id"], action=row["action"], version_id=row["file_id"], path=path, actor=row["actor"],
+                   from_state=row["from_state"], since=row["created"])
+
+    @property
+    def way_forward(self) -> str:
+        if self.action in ("purge", "retry"):
+            return f"`chute {self.action} {self.path}` again, or a restart, finishes it"
+        return "the engine finishes it right after the load, or at its next start"
+
+
+@dataclass(frozen=True)
 class Status:
     """What `chute status` shows: counts per state, rates, recent errors, firing alerts."""
 
@@ -124,6 +152,7 @@ class Status:
     files_loaded_last_hour: int
     recent_errors: list[FileInfo] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    open_actions: list[OpenAction] = field(default_factory=list)  # write-ahead actions not finished
 
     def as_dict(self) -> dict[str, Any]:
         """The `chute status --json` document."""
@@ -137,6 +166,7 @@ class Status:
             "recent_errors": [{"path": e.path, "state": str(e.state), "error": e.reason, "at": e.updated_at}
                               for e in self.recent_errors],
             "alerts": self.alerts,
+            "open_actions": [{**dataclasses.asdict(a), "way_forward": a.way_forward} for a in self.open_actions],
         }
 
 
@@ -320,9 +350,19 @@ def status(*, config: config_mod.Config | None = None, **settings: Any) -> Statu
             files_loaded_last_hour=ledger.loaded_since(now - 3600),
             recent_errors=[FileInfo.of(r) for r in ledger.recent_errors(10)],
             alerts=[a.as_dict() for a in alerts.from_ledger(alert_cfg, ledger, now, running is not None)],
+            open_actions=_open_actions(ledger),
         )
     finally:
         ledger.close()
+
+
+def _open_actions(ledger: Ledger) -> list[OpenAction]:
+    import sqlite3
+
+    try:
+        return [OpenAction.of(r) for r in ledger.open_intents()]
+    except sqlite3.OperationalError:  # a ledger from before write-ahead actions: no intents table yet
+        return []
 
 
 def files(state: State | str | None = None, *, limit: int | None = None, path: str | None = None,

@@ -132,6 +132,7 @@ class AttachedEngine:
             settling=counts.get(State.SETTLING, 0) + counts.get(State.SEEN, 0),
             history=history,
             alerts=self._current_alerts(now),
+            open_actions=ledger.open_intent_count(),
         )
 
     def command(self, action: str, path: str | None = None, actor: str = "operator", *,

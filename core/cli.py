@@ -372,7 +372,8 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
     from chute.core import api
 
     now = time.time()
-    data = api.status(config=cfg).as_dict()
+    status = api.status(config=cfg)
+    data = status.as_dict()
     running, rows_1h, errors = data["running"], data["rows_last_hour"], data["recent_errors"]
     data["fleet"] = json.loads(ledger.meta("fleet") or "null")  # core/fleet.py: host name, mirror error
     if as_json:
@@ -388,11 +389,21 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
             print(f"  {humanize.naturaltime(now - e['at']):>16}  {e['state']:<11} {e['path']}: {e['error']}")
     for alert in data["alerts"]:
         print(f"{alert['level'].upper():<8} {alert['name']}: {alert['message']}")
+    _print_open_actions(status.open_actions, now)
     if data["fleet"] and running:
         fleet = data["fleet"]
         print(f"fleet: host {fleet['host']}, " + (f"mirror paused: {fleet['error']}" if fleet["error"]
                                                    else "mirroring to ClickHouse (see `chute fleet`)"))
     return EXIT_OK
+
+
+def _print_open_actions(actions: list[Any], now: float) -> None:
+    """Write-ahead actions begun and not finished (core/intents.py): what, on which version, since when."""
+    if actions:
+        print(f"open actions ({len(actions)}, begun and not finished):")
+    for a in actions:
+        print(f"  {a.action:<8} {a.path} (version {a.version_id}, was {a.from_state}, by {a.actor}, "
+              f"since {humanize.naturaltime(now - a.since)}): {a.way_forward}")
 
 
 def _gc(cfg: config_mod.Config, as_json: bool) -> int:

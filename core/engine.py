@@ -60,6 +60,7 @@ class Snapshot:
     settling: int
     history: list[tuple[float, int, int]] = field(default_factory=list)  # (second, rows, bytes)
     alerts: list[Alert] = field(default_factory=list)  # firing rules, most severe first (core/alerts.py)
+    open_actions: int = 0  # write-ahead actions begun and not finished (core/intents.py)
 
 
 class StateLock:
@@ -497,6 +498,7 @@ class Engine:
             settling=self.watcher.settling if self.watcher else 0,
             history=[(float(s), r, b) for s, r, b in history[-600:]],
             alerts=self.monitor.current(),
+            open_actions=self.ledger.open_intent_count(),
         )
 
     def idle(self) -> bool:

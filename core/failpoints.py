@@ -42,6 +42,8 @@ STEPS = (
     "loaded",          # loader: the version is `loaded`; archive/delete not yet done
     "archive_intent",  # after-load move/delete: intent written, file not yet moved
     "archive_moved",   # after-load move/delete: file moved or deleted, ledger not yet told
+    "quarantine_intent",  # loader's quarantine: intent written, bad file not yet moved
+    "quarantine_moved",   # loader's quarantine: file moved to _quarantine/, ledger not yet told
     "purge_intent",    # purge: intent written, rows not yet deleted
     "purge_deleted",   # purge: rows deleted, file and ledger not yet done
     "retry_intent",    # retry: intent written, quarantined file not yet moved back

@@ -1,7 +1,7 @@
 """Write-ahead operator actions: an intent in the ledger first, then the effect, then the final state.
 
-Purge, retry and the after-load archive/delete each change something outside the ledger
-(ClickHouse rows, files on disk). Done in the wrong order, a crash between two writes leaves
+Purge, retry, the after-load archive/delete and the loader's quarantine move each change something
+outside the ledger (ClickHouse rows, files on disk). Done in the wrong order, a crash between two writes leaves
 them disagreeing: issue 11 found a version marked `purged` whose rows were still in ClickHouse.
 So each action first records an intent holding everything its effect needs (paths, content
 hash, table, the file's identity); then performs steps that are each safe to run twice; then
@@ -220,6 +220,51 @@ def after_load(cfg: Config, ledger: Ledger, intent: Intent) -> None:
     ledger.close_intent(intent.id, "done", outcome)
 
 
+# -- the loader's quarantine ------------------------------------------------------------------
+
+
+def quarantine(cfg: Config, ledger: Ledger, row: FileRow, reason: dict[str, Any], dest: Path) -> str | None:
+    """Move a bad file (a `loading` version) to ``dest`` in _quarantine/ with its reason file, then mark
+    it `quarantined`. Write-ahead: a crash between the move and the ledger used to leave the file in
+    _quarantine/ and the version `loading`, requeued at the next start and then "gone". Returns
+    ``moved_to`` (None: the file could not be moved, or was gone)."""
+    args = {"path": row.path, "identity": [row.inode, row.size, row.mtime_ns],
+            "dest": cfg.ledger_path(dest, row.path), "reason": reason}
+    iid = ledger.open_intent(row.id, "quarantine", "engine", json.dumps(args), expect=(State.LOADING,))
+    if iid is None:  # no longer ours (or another action is open): record the verdict, move nothing
+        _quarantined(ledger, row.id, reason, None)
+        return None
+    failpoints.step("quarantine_intent")
+    return _run_quarantine(cfg, ledger, Intent(iid, row.id, "quarantine", "engine", State.LOADING, args))
+
+
+def _run_quarantine(cfg: Config, ledger: Ledger, intent: Intent) -> str | None:
+    """Each step checks first, so a restart runs it again safely: move (if the file is still where it
+    was and the same), reason file beside it, then the state."""
+    a = intent.args
+    src, dest = cfg.locate(a["path"]), cfg.locate(a["dest"])
+    moved = None
+    try:
+        if _ours(src, a["identity"]) and not (dest.exists() or dest.is_symlink()):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)  # a symlink moves as the link
+        failpoints.step("quarantine_moved")
+        if _ours(dest, a["identity"]):
+            Path(str(dest) + ".reason.json").write_text(json.dumps(a["reason"], indent=2) + "\n")
+            moved = a["dest"]
+    except OSError as exc:
+        log.warning("could not move %s to quarantine: %s", a["path"], exc.strerror)
+    _quarantined(ledger, intent.file_id, a["reason"], moved)
+    ledger.close_intent(intent.id, "done", f"moved to {moved}" if moved else "not moved")
+    return moved
+
+
+def _quarantined(ledger: Ledger, file_id: int, reason: dict[str, Any], moved: str | None) -> None:
+    text = str(reason.get("reason") or "quarantined")
+    ledger.transition(file_id, State.QUARANTINED, error_kind="input", last_error=text, reason=text,
+                      moved_to=moved, next_attempt=None, detail=text, expect=[State.LOADING])
+
+
 # -- recovery ---------------------------------------------------------------------------------
 
 
@@ -233,6 +278,9 @@ def recover(cfg: Config, ledger: Ledger, target: Target) -> list[str]:
                 done.append(_run_purge(cfg, ledger, target, intent, resumed=True))
             elif intent.action == "retry":
                 done.append(_run_retry(cfg, ledger, intent))
+            elif intent.action == "quarantine":
+                _run_quarantine(cfg, ledger, intent)
+                done.append(f"finished quarantining {intent.args['path']}")
             elif intent.action in ("archive", "delete"):
                 after_load(cfg, ledger, intent)
                 done.append(f"finished {intent.action} of {intent.args['path']}")
@@ -249,10 +297,15 @@ def recover(cfg: Config, ledger: Ledger, target: Target) -> list[str]:
     return done
 
 
-def _same_file(path: Path, identity: list[int | None]) -> bool:
+def _ours(path: Path, identity: list[int | None]) -> bool:
+    """The file (or, for a symlink quarantined for where it points, the link) the version recorded."""
+    return _same_file(path, identity) or (path.is_symlink() and _same_file(path, identity, follow=True))
+
+
+def _same_file(path: Path, identity: list[int | None], follow: bool = False) -> bool:
     try:
-        st = os.stat(path, follow_symlinks=False)
-    except FileNotFoundError:
+        st = os.stat(path, follow_symlinks=follow)
+    except OSError:  # gone, or a link that leads nowhere (a loop, a dead end)
         return False
     if identity[0] is None:
         return True

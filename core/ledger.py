@@ -787,6 +787,13 @@ class Ledger:
             c.execute("UPDATE intents SET status = ?, outcome = ?, closed = ? WHERE id = ? AND status = 'open'",
                       (status, outcome, time.time(), intent_id))
 
+    def open_intent_count(self) -> int:
+        """Actions begun and not finished, for status lines (a partial index keeps it cheap)."""
+        try:
+            return int(self._q("SELECT count(*) FROM intents WHERE status = 'open'")[0][0])
+        except sqlite3.OperationalError:  # a ledger from before intents, opened read-only (not upgraded)
+            return 0
+
     def open_intents(self, file_id: int | None = None) -> list[sqlite3.Row]:
         if file_id is None:
             return self._q("SELECT * FROM intents WHERE status = 'open' ORDER BY id")

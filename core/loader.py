@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from polars.exceptions import PanicException
 
-from chute.core import failpoints, intents, resources, sysinfo, tracing
+from chute.core import failpoints, intents, nullability, resources, sysinfo, tracing
 from chute.core import groups as grouping
 from chute.core.batch_size import BatchSizer
 from chute.core.config import Config
@@ -479,6 +479,9 @@ class Loader:
             self._record_columns(table, existing)
             self.ledger.log(row.id, row.path, "engine", "schema", f"added column(s) {listing} to {table}")
             log.info("schema drift on %s: added %s", table, listing, extra={"event": "schema_drift", "table": table})
+        if narrow := nullability.narrower(existing, wanted, opts):  # empty values where the table has none
+            existing = nullability.widen(self.target, table, existing, narrow, opts, bool(row.approved))
+            self._record_columns(table, existing)
         names = {w.name for w in wanted}
         missing = [c for c in existing if c.name not in names and c.name not in LINEAGE_NAMES and not c.fillable]
         if missing:
@@ -745,9 +748,7 @@ class Loader:
             except TargetError as err:
                 return self._failed(row, TargetError(f"{exc} (and removing its partial rows failed: {err})",
                                                      unreachable=err.unreachable))
-        src = self.cfg.locate(row.path)
         dest = _free_name(self.cfg.aside("_quarantine", row.path))
-        moved = None
         reason = {
             "path": row.path,
             "reason": str(exc),
@@ -757,18 +758,7 @@ class Loader:
             "table": row.table_name,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dest)
-            moved = self.cfg.ledger_path(dest, row.path)
-            Path(str(dest) + ".reason.json").write_text(json.dumps(reason, indent=2) + "\n")
-        except FileNotFoundError:
-            pass
-        except OSError as err:
-            log.warning("could not move %s to quarantine: %s", row.path, err.strerror,
-                        extra=file_fields(row, "quarantine_move_failed", error_kind="os"))
-        self.ledger.transition(row.id, State.QUARANTINED, error_kind="input", last_error=str(exc), reason=str(exc),
-                               moved_to=moved, next_attempt=None, detail=str(exc), expect=[State.LOADING])
+        intents.quarantine(self.cfg, self.ledger, row, reason, dest)  # write-ahead: move, reason, state
         log.warning("quarantined %s: %s", row.path, exc, extra=file_fields(row, "quarantined", error_kind="input",
                                       duration_s=_since(row)))
         return State.QUARANTINED

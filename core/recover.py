@@ -131,43 +131,59 @@ def rebuild(cfg: Config, ledger: Ledger, target: Target) -> dict[str, int]:
     stats = {"loaded": 0, "on_disk": 0, "archived": 0, "requeued": 0, "quarantined": 0, "tables": len(
         {f.table for f in found})}
     for rel, versions in sorted(by_path.items()):
-        here = _content(cfg, cfg.data_dir / rel, versions[0].table)
-        current = next((v for v in versions if here and here[0] == v.sha256), None) or max(
-            versions, key=lambda v: v.ingested)
-        for v in sorted(versions, key=lambda v: v.ingested):
-            fmt, compression = format_of(rel)
-            fields: dict[str, Any] = {
-                "path": rel, "current": int(v is current), "sha256": v.sha256, "table_name": v.table, "fmt": fmt,
-                "compression": compression, "rows": v.rows, "rows_loaded": v.rows, "state": State.LOADED,
-                "loaded_at": v.ingested, "approved": 1,
-            }
-            detail = f"rebuilt from ClickHouse: {v.rows} rows in {v.table}"
-            where = here if here and here[0] == v.sha256 else None
-            if where is not None:
-                stats["on_disk"] += 1
-            else:
-                for candidate in _archived(cfg, rel):
-                    seen = _content(cfg, candidate, v.table)
-                    if seen and seen[0] == v.sha256:
-                        where = seen
-                        fields["moved_to"] = str(candidate.relative_to(cfg.data_dir))
-                        stats["archived"] += 1
-                        break
-            if where is not None:
-                st = where[2]
-                fields.update(dev=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)
-                opts = options_for(v.table, cfg.routes)
-                exact = not (opts.on_bad_rows == "skip" or opts.skip_existing_keys or opts.key)
-                if exact and where[1] is not None and where[1] > v.rows and "moved_to" not in fields:
-                    # Stopped part-way: finish it. Its tokens drop what is in; the count check guards the rest.
-                    fields.update(state=State.QUEUED, rows=where[1], loaded_at=None)
-                    detail = f"rebuilt from ClickHouse: {v.rows} of {where[1]} rows were loaded; loading the rest"
-                    stats["requeued"] += 1
-            if fields["state"] == State.LOADED:
-                stats["loaded"] += 1
-            ledger.insert_version(fields, ACTOR, detail)
+        _rebuild_path(cfg, ledger, rel, versions, stats)
     stats["quarantined"] = _quarantined(cfg, ledger, set(by_path))
     return stats
+
+
+def _rebuild_path(cfg: Config, ledger: Ledger, rel: str, versions: list[Found], stats: dict[str, int]) -> None:
+    """Every version ClickHouse holds for one path; the current one is the content on disk, else the newest."""
+    here = _content(cfg, cfg.data_dir / rel, versions[0].table)
+    current = next((v for v in versions if here and here[0] == v.sha256), None) or max(
+        versions, key=lambda v: v.ingested)
+    for v in sorted(versions, key=lambda v: v.ingested):
+        fmt, compression = format_of(rel)
+        fields: dict[str, Any] = {
+            "path": rel, "current": int(v is current), "sha256": v.sha256, "table_name": v.table, "fmt": fmt,
+            "compression": compression, "rows": v.rows, "rows_loaded": v.rows, "state": State.LOADED,
+            "loaded_at": v.ingested, "approved": 1,
+        }
+        detail = f"rebuilt from ClickHouse: {v.rows} rows in {v.table}"
+        where = _where(cfg, rel, v, here, fields, stats)
+        if where is not None:
+            st = where[2]
+            fields.update(dev=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)
+            if _unfinished(cfg, v, where[1]) and "moved_to" not in fields:
+                # Stopped part-way: finish it. Its tokens drop what is in; the count check guards the rest.
+                fields.update(state=State.QUEUED, rows=where[1], loaded_at=None)
+                detail = f"rebuilt from ClickHouse: {v.rows} of {where[1]} rows were loaded; loading the rest"
+                stats["requeued"] += 1
+        if fields["state"] == State.LOADED:
+            stats["loaded"] += 1
+        ledger.insert_version(fields, ACTOR, detail)
+
+
+def _where(cfg: Config, rel: str, v: Found, here: tuple[str, int | None, Any] | None, fields: dict[str, Any],
+           stats: dict[str, int]) -> tuple[str, int | None, Any] | None:
+    """The file that holds this version's content: in the data folder, or in the archive (``moved_to``)."""
+    if here and here[0] == v.sha256:
+        stats["on_disk"] += 1
+        return here
+    for candidate in _archived(cfg, rel):
+        seen = _content(cfg, candidate, v.table)
+        if seen and seen[0] == v.sha256:
+            fields["moved_to"] = str(candidate.relative_to(cfg.data_dir))
+            stats["archived"] += 1
+            return seen
+    return None
+
+
+def _unfinished(cfg: Config, v: Found, rows_on_disk: int | None) -> bool:
+    """The file holds more records than ClickHouse has of it, and the table keeps every row sent
+    (no skipped bad rows, no key filtering), so the difference is a load that stopped part-way."""
+    opts = options_for(v.table, cfg.routes)
+    exact = not (opts.on_bad_rows == "skip" or opts.skip_existing_keys or opts.key)
+    return exact and rows_on_disk is not None and rows_on_disk > v.rows
 
 
 def _quarantined(cfg: Config, ledger: Ledger, known: set[str]) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from chute.core import failpoints
+from chute.core import chdb_metadata, failpoints
 from chute.core.config import Config
 from chute.core.errors import HoldError, InputError, TargetError, UsageError
 from chute.core.no_pandas import keep_pandas_out
@@ -332,7 +332,13 @@ class Target:
             if cfg.embedded:
                 path = cfg.engine_path()
                 path.mkdir(parents=True, exist_ok=True)
-                return clickhouse_connect.get_client(dsn=f"chdb://{path}")
+                try:
+                    return clickhouse_connect.get_client(dsn=f"chdb://{path}")
+                except Exception:
+                    # A CREATE TABLE on a full disk left an empty definition: chDB will not start with it.
+                    if not chdb_metadata.set_aside(path, cfg.state_dir / "broken-chdb-metadata"):
+                        raise
+                    return clickhouse_connect.get_client(dsn=f"chdb://{path}")
             kwargs = http_client_kwargs(cfg)
             if probe:  # health checks answer in seconds or count as "no answer"
                 kwargs.update(connect_timeout=min(kwargs["connect_timeout"], PROBE_TIMEOUT),
@@ -444,9 +450,33 @@ class Target:
                      key: tuple[str, ...] = ()) -> None:
         self._call("command", create_table_sql(self.database, table, columns, self.cfg.dedup_window, order_by, key,
                                                 self.cfg.cluster or None))
+        if self.cfg.embedded:
+            self._stored_definition(table, self.table_settings(table))
+
+    def _stored_definition(self, table: str, ddl: str) -> None:
+        """chDB on a full disk "creates" a table whose definition file stays empty: it works until the
+        process ends, then chDB will not start at all (core/chdb_metadata.py). Drop it while it is empty
+        and report a full disk (intake pauses); the next attempt after space returns creates it anew."""
+        if ddl:
+            return
+        name = qualified(self.database, table)
+        rows = int(self._call("query", f"SELECT count() FROM {name}").result_rows[0][0])
+        if rows:
+            raise TargetError(f"table {table} holds {rows} rows but chDB stored no definition for it (it was "
+                              "created on a full disk) and will not start again with it: copy its rows to another "
+                              f"table (INSERT INTO ... SELECT * FROM {name}), then DROP TABLE {name}")
+        self._call("command", f"DROP TABLE IF EXISTS {name} SYNC")
+        raise TargetError(f"not enough space on ClickHouse's disk to store the definition of table {table}; "
+                          "it is created again when space returns", code=243)  # NOT_ENOUGH_SPACE
 
     def add_column(self, table: str, column: Column) -> None:
         self._call("command", add_column_sql(self.database, table, column))
+
+    def modify_columns(self, table: str, columns: list[Column]) -> None:
+        """Give existing columns new types (core/nullability.py); waits for the mutation to finish."""
+        changes = ", ".join(f"MODIFY COLUMN {quote_ident(c.name)} {c.type}" for c in columns)
+        self._call("command", f"ALTER TABLE {qualified(self.database, table)} {changes}",
+                   settings={"mutations_sync": 2})
 
     def existing_keys(self, table: str, key: str, ch_type: str, values: list) -> set:
         """Which of ``values`` are already in ``table``'s ``key`` column.
@@ -542,6 +572,8 @@ class Target:
                                    " WHERE database = {db:String} AND name = {t:String}",
                           parameters={"db": self.database, "t": table}).result_rows
         engine, ddl = (str(rows[0][0]), str(rows[0][1])) if rows else ("", "")
+        if rows and self.cfg.embedded:
+            self._stored_definition(table, ddl)  # a table created on a full disk: no ALTER can fix it
         if not engine.endswith("MergeTree"):
             raise HoldError(f"table {table} uses engine {engine or 'unknown'}, which cannot deduplicate inserts; "
                             "chute loads only into MergeTree-family tables")

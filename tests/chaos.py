@@ -50,7 +50,8 @@ from tests.procs import stop
 from tests.test_engine import csv_bytes, make_rows
 
 ROOT = Path(__file__).resolve().parent.parent
-LOAD_STEPS = ("batch_intent", "insert_acked", "batch_done", "loaded", "archive_intent", "archive_moved")
+LOAD_STEPS = ("batch_intent", "insert_acked", "batch_done", "loaded", "archive_intent", "archive_moved",
+              "quarantine_intent", "quarantine_moved")
 PURGE_STEPS = ("purge_intent", "purge_deleted")
 RETRY_STEPS = ("retry_intent", "retry_moved")
 BATCH = 1000
@@ -69,6 +70,7 @@ class World:
     bad: set[str] = field(default_factory=set)
     kills: Counter = field(default_factory=Counter)
     no_kill: int = 0
+    approved: int = 0  # held good files the script approved, as an operator would (schema drift)
     problems: list[str] = field(default_factory=list)
     serial: int = 0
 
@@ -97,6 +99,7 @@ class World:
     # -- files ------------------------------------------------------------------------------
 
     def add_files(self, n: int) -> None:
+        before = dict(self.files)
         for _ in range(n):
             self.serial += 1
             k, kind = self.serial, self.rng.choice(("csv", "csv", "ndjson.gz", "parquet", "small", "bad"))
@@ -127,6 +130,7 @@ class World:
             os.replace(tmp, path)  # complete files only: that is the watcher's part of issue 11
             if kind != "bad":
                 self.files[rel] = rows
+        self.journal("add " + " ".join(f"{rel}:{rows}" for rel, rows in self.files.items() if rel not in before))
 
     def pending(self) -> bool:
         states = {v["path"]: v["state"] for v in ledger_versions(self.state) if v["current"]} \
@@ -134,6 +138,14 @@ class World:
         return any(states.get(rel) not in ("loaded", "purged") for rel in self.files)
 
     # -- rounds -----------------------------------------------------------------------------
+
+    def journal(self, what: str, proc: subprocess.CompletedProcess | None = None) -> None:
+        """One line per round in ROOT/rounds.log, for a post-mortem of a kept work folder (--keep)."""
+        rc = "" if proc is None else f" -> exit {proc.returncode}"
+        if proc is not None and proc.returncode not in (0, -signal.SIGKILL):  # why: its last line
+            rc += ": " + (proc.stderr.strip().splitlines() or [""])[-1][:300]
+        with (self.root / "rounds.log").open("a") as out:
+            out.write(f"{time.strftime('%H:%M:%S')} {what}{rc}\n")
 
     def killed(self, proc: subprocess.CompletedProcess, marker: Path, step: str | None) -> bool:
         """True when the failpoint killed the process (where it said); False when it finished first."""
@@ -162,13 +174,17 @@ class World:
             step = self.rng.choice(LOAD_STEPS)
             nth = self.rng.randint(1, 12 if step.startswith("batch") or step == "insert_acked" else 3)
             fp = f"kill_at={step}:{nth}"
-        self.killed(self.once(f"{fp},marker={marker}"), marker, step)
+        proc = self.once(f"{fp},marker={marker}")
+        self.journal(f"load {fp} marker={marker.read_text().split() if marker.exists() else []}", proc)
+        self.killed(proc, marker, step)
         self.check_no_duplicates(f"a load killed at {step or 'random'}")
 
     def action_round(self) -> None:
         marker = self.root / "marker"
         marker.unlink(missing_ok=True)
         versions = [v for v in ledger_versions(self.state) if v["current"]]
+        if self.approve_held(versions, every=self.rng.random() < 0.5):
+            return
         loaded = [v["path"] for v in versions if v["state"] == "loaded" and v["path"] in self.files]
         quarantined = [v["path"] for v in versions if v["state"] == "quarantined"]
         if quarantined and (self.rng.random() < 0.3 or not loaded):
@@ -183,15 +199,33 @@ class World:
                 del self.files[rel]
         else:
             return
+        self.journal(f"{step.split('_')[0]} {rel} kill_at={step}:1", proc)
         if self.killed(proc, marker, step) and self.rng.random() < 0.5:
             # The operator's way out: the same command again (the other half is left to the restart).
             again = self.run("retry" if step in RETRY_STEPS else "purge", rel, *self.common())
+            self.journal(f"  the same {step.split('_')[0]} {rel} again", again)
             if again.returncode != 0:
                 self.problems.append(f"the same {step.split('_')[0]} again failed: {again.stderr[-500:]}")
         self.check_no_duplicates(f"an action killed at {step}")
 
+    def approve_held(self, versions: list[dict], every: bool = True) -> int:
+        """Approve good files held for schema drift (a later small file with an empty value in a column
+        the table's first file made not Nullable: core/nullability.py), as the operator would.
+        Approve is one ledger transaction: no step to kill. ``every=False``: approve none."""
+        held = [v["path"] for v in versions if v["current"] and v["state"] == "held" and v["path"] in self.files]
+        for rel in held if every else ():
+            proc = self.run("approve", rel, *self.common())
+            self.journal(f"approve {rel}", proc)
+            if proc.returncode != 0:
+                self.problems.append(f"approving held {rel} failed: {proc.stderr[-500:]}")
+            self.approved += 1
+        return len(held) if every else 0
+
     def finish(self, phase: str) -> dict[str, object]:
         """A clean run to the end; then the ledger and ClickHouse must agree with the script's truth."""
+        if (self.state / "ledger.sqlite3").exists() and self.approve_held(ledger_versions(self.state)):
+            self.once()  # what was approved loads (and may find more drift: approve once more below)
+            self.approve_held(ledger_versions(self.state))
         done = self.once()
         if done.returncode not in (0, 3):
             self.problems.append(f"{phase}: the final --once exited {done.returncode}: {done.stderr[-1500:]}")
@@ -205,11 +239,21 @@ class World:
         versions = ledger_versions(self.state)
         states = Counter(v["state"] for v in versions)
         current = {v["path"]: v for v in versions if v["current"]}
+        in_clickhouse: Counter = Counter()
+        for _table, path, _sha, rows, _dups in counts:
+            in_clickhouse[path] += rows
         for rel in sorted(self.files):
             v = current.get(rel)
             if v is None or v["state"] != "loaded":
                 self.problems.append(f"{phase}: {rel} ({self.files[rel]} rows) ended "
                                      f"{v and v['state']}: {v and (v['last_error'] or v['reason'])}")
+            elif in_clickhouse[rel] != self.files[rel]:  # loaded, and the ledger agreeing, is not enough
+                self.problems.append(f"{phase}: {rel} has {self.files[rel]} rows, ClickHouse holds "
+                                     f"{in_clickhouse[rel]} (ledger #{v['id']}: rows {v['rows']}, "
+                                     f"loaded {v['rows_loaded']})")
+        for path in sorted(set(in_clickhouse) - set(self.files)):
+            self.problems.append(f"{phase}: {in_clickhouse[path]} rows of {path}, which the script purged "
+                                 "or never wrote as good")
         for rel in self.bad:
             row = [v for v in ledger_versions(self.state) if v["path"] == rel]
             if row and row[-1]["state"] != "quarantined":
@@ -332,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             report[f"{name}_kills"] = sum(world.kills.values())
             report[f"{name}_kills_by_step"] = dict(world.kills)
             report[f"{name}_rounds_that_finished_first"] = world.no_kill
+            report[f"{name}_held_for_drift_and_approved"] = world.approved
             ok = ok and not world.problems
             report[f"{name}_problems"] = world.problems[:20]
         report["kills_total"] = sum(remote.kills.values() if remote else ()) + sum(local.kills.values()) + n

@@ -15,7 +15,6 @@ from tests.conftest import ROOT
 PENDING = {
     ("core/formats/infer.py", "whole_file"),  # helper "fidelity"
     ("core/formats/ndjson.py", "NdjsonReader.plan"),  # helper "fidelity"
-    ("core/recover.py", "rebuild"),  # helper "chaos"
 }
 
 

@@ -123,6 +123,34 @@ def test_killed_retry_finishes_on_the_same_command(tmp_path: Path, step: str) ->
     assert _state(tmp_path, "bad.ndjson") == "quarantined"
 
 
+@pytest.mark.parametrize("step", ["quarantine_intent", "quarantine_moved"])
+def test_killed_quarantine_move_is_finished_at_restart(tmp_path: Path, step: str) -> None:
+    """Issue 11 leftover: killed between moving a bad file to _quarantine/ and the ledger write, the
+    version stayed `loading`, was requeued at the next start and found its file gone: a stray file in
+    _quarantine/ (no reason file) and a ledger that no longer knew where it was. Now the move is
+    write-ahead: the restart finishes it, and `chute retry` brings the file back as usual."""
+    import json
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "bad.ndjson").write_bytes(b'{"a": 1}\n{not json\n')
+    env, marker = _failpoint(tmp_path, step)
+    _killed_at(_once(tmp_path, env=env), marker, step)
+    restart = _once(tmp_path)  # the start finishes the open intent (this run itself may load nothing)
+    assert restart.returncode in (0, 3) and "Traceback" not in restart.stderr, restart.stderr
+    [version] = [v for v in ledger_versions(tmp_path / "state") if v["path"] == "bad.ndjson"]
+    assert (version["state"], version["moved_to"]) == ("quarantined", "_quarantine/bad.ndjson"), version
+    assert version["error_kind"] == "input" and version["reason"], version
+    assert not (data / "bad.ndjson").exists()
+    assert sorted(p.name for p in (data / "_quarantine").iterdir()) == ["bad.ndjson", "bad.ndjson.reason.json"]
+    reason = json.loads((data / "_quarantine" / "bad.ndjson.reason.json").read_text())
+    assert (reason["path"], reason["reason"]) == ("bad.ndjson", version["reason"])
+    assert open_intents(tmp_path / "state") == []
+    back = run_chute("retry", "bad.ndjson", *_common(tmp_path))
+    assert back.returncode == 0 and (data / "bad.ndjson").exists(), back.stderr
+    assert not (data / "_quarantine" / "bad.ndjson").exists()
+
+
 def test_a_version_with_an_open_intent_is_never_claimed(tmp_path: Path) -> None:
     """Something may make a version runnable meanwhile (a retry schedule, ClickHouse coming back):
     the loader still must not take it while an operator's action on it is unfinished."""
@@ -140,6 +168,37 @@ def test_a_version_with_an_open_intent_is_never_claimed(tmp_path: Path) -> None:
     assert iid is not None
     assert ledger.open_intent(row.id, "retry", "test", "{}", expect=[State.FAILED]) is None  # one at a time
     assert ledger.claim(row.id) is None
+    assert ledger.open_intent_count() == 1  # the console's status line counts it
     ledger.close_intent(iid, "rolled_back", "test")
+    assert ledger.open_intent_count() == 0
     assert ledger.claim(row.id) is not None
     ledger.close()
+
+
+def test_status_shows_an_unfinished_action_until_it_is_finished(tmp_path: Path) -> None:
+    """Issue 11 leftover: an action a crash interrupted was invisible; `chute status` (text and --json)
+    now names it (action, version, path, since when) and the way to finish it, until it is finished."""
+    import json
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "bad.ndjson").write_bytes(b'{"a": 1}\n{not json\n')
+    assert _once(tmp_path).returncode == 3
+    version = ledger_versions(tmp_path / "state")[-1]["id"]
+    env, marker = _failpoint(tmp_path, "retry_intent")
+    _killed_at(run_chute("retry", "bad.ndjson", *_common(tmp_path), env=env), marker, "retry_intent")
+
+    text = run_chute("status", *_common(tmp_path))
+    assert text.returncode == 0, text.stderr
+    assert "open actions (1, begun and not finished)" in text.stdout, text.stdout
+    assert f"retry    bad.ndjson (version {version}, was quarantined" in text.stdout, text.stdout
+    assert "`chute retry bad.ndjson` again" in text.stdout
+    doc = json.loads(run_chute("status", "--json", *_common(tmp_path)).stdout)
+    [action] = doc["open_actions"]
+    assert (action["action"], action["path"], action["version_id"], action["from_state"]) == \
+        ("retry", "bad.ndjson", version, "quarantined")
+    assert action["since"] > 0 and "again" in action["way_forward"]
+
+    assert run_chute("retry", "bad.ndjson", *_common(tmp_path)).returncode == 0
+    assert "open actions" not in run_chute("status", *_common(tmp_path)).stdout
+    assert json.loads(run_chute("status", "--json", *_common(tmp_path)).stdout)["open_actions"] == []

@@ -265,6 +265,8 @@ async def test_figures_tries_reasons_plurals_history_and_help_keys(console: Call
         strip = again.main.query_one(RatesStrip)
         strip.show(dataclasses.replace(again.view, snap=snap))
         assert "1 loading" in strip.render().plain
+        strip.show(dataclasses.replace(again.view, snap=dataclasses.replace(snap, open_actions=2)))
+        assert "2 unfinished" in strip.render().plain  # actions a crash interrupted (chute status names them)
 def _plain(content: object) -> str:
     from rich.console import Console
 

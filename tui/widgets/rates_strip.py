@@ -46,6 +46,8 @@ class RatesStrip(Static):
             n = view.count(state)
             if n:
                 parts.append((1, Text(f"{n} {state}", style=fmt.STATE_STYLE[state])))
+        if snap.open_actions:  # begun, not finished: `chute status` says which
+            parts.append((2, Text(f"{snap.open_actions} unfinished", style="yellow")))
         sep = Text(" │ ", style="dim")
         while len(parts) > 1 and sum(p.cell_len for _, p in parts) + sep.cell_len * (len(parts) - 1) > self.size.width:
             parts.remove(max(parts, key=lambda item: item[0]))  # whole segments: a cut number would mislead
