@@ -17,6 +17,7 @@ from chute.core.engine import Snapshot
 from chute.core.ledger import FileRow, Ledger
 from chute.core.loader import Progress
 from chute.core.states import State
+from chute.tui.advice import as_now
 
 ERRORS_LIMIT = 200
 STATES = tuple(s.value for s in State)
@@ -200,6 +201,18 @@ class LoadedPerMinute:
         return [float(self._done[s]) for s in starts] + [live]
 
 
+def _as_now(reader: Ledger, rows: list[FileRow]) -> list[FileRow]:
+    """Hold reasons as they stand now (tui/advice.py): only held rows cost a lookup."""
+    if not any(r.state == State.HELD for r in rows):
+        return rows
+
+    def state_of(file_id: int) -> str | None:
+        old = reader.get(file_id)
+        return None if old is None else str(old.state)
+
+    return [as_now(r, state_of) if r.state == State.HELD else r for r in rows]
+
+
 def collect(engine: EngineLike, reader: Ledger, query: FileQuery, now: float, limit: int,
             per_minute: LoadedPerMinute | None = None, newest: NewestFiles | None = None,
             past: PastRates | None = None) -> View:
@@ -209,6 +222,7 @@ def collect(engine: EngineLike, reader: Ledger, query: FileQuery, now: float, li
         snap = replace(snap, history=past.merged(reader, snap.history, now))
     files, capped = (newest or NewestFiles(limit)).read(reader, query)
     errors = reader.recent_errors(ERRORS_LIMIT)
+    files, errors = _as_now(reader, files), _as_now(reader, errors)
     tries = reader.load_attempts(r.id for r in errors)
     quarantine = reader.list_files(state=State.QUARANTINED, limit=limit)
     midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
