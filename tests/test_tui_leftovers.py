@@ -5,13 +5,18 @@ failing on the code before its fix (a17324f)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from textual.widgets import Static
 
+from chute.core.alerts import OUTCOMES
+from chute.core.ledger import Ledger
 from chute.tui.app import ChuteApp
+from chute.tui.demo import seed_bulk
 from chute.tui.screens.confirm import ConfirmScreen
 from chute.tui.screens.details import DetailsScreen
 from chute.tui.screens.fleet import FleetScreen
+from chute.tui.view import Outcomes
 from chute.tui.widgets.files_table import FilesTable
 from chute.tui.widgets.selection_line import SelectionLine
 from tests.tui_helpers import refreshed, select, state, until, write_csv
@@ -128,3 +133,16 @@ async def test_fleet_tables_fit_80_columns(console: Callable[..., ChuteApp]) -> 
         assert {"host", "status", "held", "failed"} <= hosts, hosts
         files = {str(k.value) for k in screen.files_table.columns}
         assert {"path", "state", "reason"} <= files, files
+
+
+# The refresh's day and hour figures come from minutes counted once: they must equal a full count.
+def test_outcome_counts_kept_per_minute_equal_a_full_count(tmp_path: Path) -> None:
+    seed_bulk(tmp_path / "state", tmp_path / "data", 3000, now=1_800_000_000.0)
+    reader = Ledger(tmp_path / "state", readonly=True)
+    try:
+        tally = Outcomes()
+        for now in (1_800_000_000.0, 1_800_000_007.5, 1_800_000_061.0, 1_800_000_900.0, 1_800_002_000.0):
+            for start in (now - 3600, now - 1234.5, 1_799_997_000.0):
+                assert tally.since(reader, start, now) == reader.outcomes_since(start, OUTCOMES), (now, start)
+    finally:
+        reader.close()

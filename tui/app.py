@@ -36,7 +36,7 @@ from chute.tui.screens.fleet import FleetScreen
 from chute.tui.screens.help import HelpScreen, binding_rows
 from chute.tui.screens.main import MainScreen
 from chute.tui.screens.stopping import StoppingScreen
-from chute.tui.view import EngineLike, FileQuery, LoadedPerMinute, NewestFiles, PastRates, View, collect
+from chute.tui.view import EngineLike, FileQuery, LoadedPerMinute, NewestFiles, Outcomes, PastRates, View, collect
 from chute.tui.widgets.ledger_table import LedgerTable
 from chute.tui.widgets.status_line import StatusLine
 
@@ -83,6 +83,7 @@ class ChuteApp(App[int]):
         self._stopping = False
         self._per_minute = LoadedPerMinute()
         self._newest = NewestFiles(limit)
+        self._outcomes = Outcomes()  # counted once per finished minute, not per refresh
         # The attached engine reads its history from the ledger already; an engine of its own starts empty.
         self._past = PastRates() if engine.mode != "attach" else None
         self._was_paused: tuple[bool, str | None] = (False, None)
@@ -122,7 +123,7 @@ class ChuteApp(App[int]):
     def _collect(self, query: FileQuery) -> None:
         try:
             view = collect(self.engine, self.reader, query, self.now(), self.limit, self._per_minute, self._newest,
-                           self._past)
+                           self._past, self._outcomes)
         except Exception as exc:  # noqa: BLE001 - a failed tick must not kill the console; the next one retries
             if not self._stopping:
                 log.warning("console refresh failed: %s", exc)
