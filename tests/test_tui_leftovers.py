@@ -7,17 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.geometry import Region
 from textual.widgets import Static
 
 from chute.core.alerts import OUTCOMES
 from chute.core.ledger import Ledger
 from chute.tui.app import ChuteApp
-from chute.tui.demo import seed_bulk
+from chute.tui.demo import demo_app, seed_bulk, wait_ready
 from chute.tui.screens.confirm import ConfirmScreen
 from chute.tui.screens.details import DetailsScreen
 from chute.tui.screens.fleet import FleetScreen
 from chute.tui.view import Outcomes
 from chute.tui.widgets.files_table import FilesTable
+from chute.tui.widgets.ledger_table import LedgerTable
 from chute.tui.widgets.selection_line import SelectionLine
 from tests.tui_helpers import refreshed, select, state, until, write_csv
 
@@ -146,3 +148,38 @@ def test_outcome_counts_kept_per_minute_equal_a_full_count(tmp_path: Path) -> No
                 assert tally.since(reader, start, now) == reader.outcomes_since(start, OUTCOMES), (now, start)
     finally:
         reader.close()
+
+
+def _painted(table: FilesTable) -> list[list[tuple[str, object]]]:
+    """The table's visible lines as (text, style) segments, as the compositor would ask for them."""
+    strips = table.render_lines(Region(0, 0, table.size.width, table.size.height))
+    return [[(seg.text, seg.style) for seg in strip] for strip in strips]
+
+
+def _repainted(table: FilesTable) -> list[list[tuple[str, object]]]:
+    table._clear_caches()  # Textual's own full invalidation: what an uncached paint shows
+    return _painted(table)
+
+
+# The key-latency caches (only the rows a cursor move or a changed cell touches are re-rendered)
+# must paint exactly what a paint without caches paints; a stale cache is caught (negative control).
+async def test_row_caches_paint_what_an_uncached_paint_shows(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = demo_app(tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot)
+        table = app.main.query_one(FilesTable)
+        await pilot.press("j", "j", "space", "k", "j", "j", "space")
+        await pilot.pause()
+        key = table.selected_key
+        assert key is not None
+        table.update_cell(key, "rows", "424,242")
+        for press in ([], ["k"], ["j", "j"], ["asterisk"], ["G"], ["asterisk"], ["g"]):
+            await pilot.press(*press)
+            await pilot.pause()
+            assert _painted(table) == _repainted(table), press
+        # Negative control: a changed cell whose cached renders are kept shows the old value.
+        _painted(table)
+        monkeypatch.setattr(LedgerTable, "_drop_stale", lambda self: None)
+        table.update_cell(table.selected_key, "rows", "777,777")
+        assert _painted(table) != _repainted(table), "the comparison must catch a stale row"
