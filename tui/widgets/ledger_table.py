@@ -137,10 +137,10 @@ class LedgerTable(DataTable[Any]):
 
     def update_cell(self, row_key: RowKey | str, column_key: ColumnKey | str, value: Any, *,
                     update_width: bool = False) -> None:
-        """DataTable's, but a changed cell drops only its own row's cached renders and repaints
-        only its row. The stock one bumps a table-wide generation that every render cache is keyed
-        on: an Age ticking on one row (every second) or a mark re-rendered every visible cell at the
-        next key press, which was most of a cursor move's worst cases."""
+        """DataTable's, but a changed cell drops only its own row's cached renders, so a repaint
+        re-renders only its lines. The stock one bumps a table-wide generation that every render
+        cache is keyed on: an Age ticking on one row (every second) or a mark re-rendered every
+        visible cell at the next key press, which was most of a cursor move's worst cases."""
         if update_width:
             super().update_cell(row_key, column_key, value, update_width=True)
             return
@@ -150,7 +150,7 @@ class LedgerTable(DataTable[Any]):
             raise CellDoesNotExist(f"No cell exists for row_key={row!r}, column_key={col!r}.")
         self._data[row][col] = value
         self._stale.add(row)
-        self.refresh_row(self.get_row_index(row))
+        self.refresh()  # unchanged lines come from the line cache (finding one row's region is O(rows))
 
     def _render_line_in_row(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
                             hover_location: Coordinate) -> tuple[list[list[Segment]], list[list[Segment]]]:
