@@ -26,6 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = 10_000
+# What each key in the `keys` run does: cursor moves are the common case; a jump or a pane switch
+# paints a page of rows never painted before; space marks.
+KIND = {"j": "cursor", "k": "cursor", "G": "jump", "g": "jump", "1": "pane", "2": "pane", "3": "pane", "4": "pane",
+        "space": "mark"}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -39,6 +43,31 @@ def _ms(values: list[float]) -> dict:
 
 
 # -- in-process: open, keys, refresh ----------------------------------------------------------
+
+
+def _count_work() -> dict[str, int]:
+    """Counters of what a key press makes Textual do: table rows rendered (a row-cache miss),
+    Rich renders (mostly table cells) and screen layout passes. Wraps three Textual/Rich methods
+    for the bench process only."""
+    import rich.console
+    from textual.screen import Screen
+    from textual.widgets import DataTable
+
+    counts: dict[str, int] = {}
+
+    def counting(owner: type, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            counts[label] = counts.get(label, 0) + 1
+            return inner(*args, **kwargs)
+
+        setattr(owner, name, wrapper)
+
+    counting(DataTable, "_get_row_style", "table_rows_rendered")  # called once per row-cache miss
+    counting(rich.console.Console, "render_lines", "rich_renders")
+    counting(Screen, "_refresh_layout", "layouts")
+    return counts
 
 
 async def _keys(root: Path) -> dict:
@@ -57,13 +86,24 @@ async def _keys(root: Path) -> dict:
         await wait_ready(pilot)
         out["open_s"] = round(time.perf_counter() - t0, 3)
         out["caption"] = str(app.main.query_one("#files-caption").render())
+        work = _count_work()
+        counted: dict[str, dict[str, list[int]]] = {}
         moves: list[float] = []
         cpu: list[float] = []
+        main: list[float] = []
+        kinds: dict[str, dict[str, list[float]]] = {}
         for key in ["j"] * 60 + ["k"] * 20 + ["G", "g", "2", "3", "4", "1"] * 3 + ["space"] * 10:
-            t, c = time.perf_counter(), time.process_time()
+            work.clear()
+            t, c, m = time.perf_counter(), time.process_time(), time.thread_time()
             await pilot.press(key)
             moves.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
+            cpu.append(time.process_time() - c)  # every thread: the refresh worker's ticks land on some keys
+            main.append(time.thread_time() - m)  # the UI thread only
+            kind = kinds.setdefault(KIND[key], {"process_cpu": [], "main_thread_cpu": []})
+            kind["process_cpu"].append(cpu[-1])
+            kind["main_thread_cpu"].append(main[-1])
+            for what, n in work.items():
+                counted.setdefault(KIND[key], {}).setdefault(what, []).append(n)
         marks: list[float] = []
         for _ in range(4):  # mark every shown file (the filtered set, up to 500 rows), then unmark
             t = time.perf_counter()
@@ -72,6 +112,11 @@ async def _keys(root: Path) -> dict:
         out["keys_mark_all_500"] = _ms(marks)
         out["keys_move_pilot_wall"] = _ms(moves)
         out["keys_move_cpu"] = _ms(cpu)
+        out["keys_move_main_thread_cpu"] = _ms(main)
+        out["keys_by_kind"] = {k: {what: _ms(v) for what, v in d.items()} for k, d in kinds.items()}
+        # Work per key, in counts: the same on a quiet or a loaded machine (2 cores shared by many).
+        out["keys_work_per_key"] = {k: {what: round(sum(v) / len(kinds[k]["process_cpu"]), 1) for what, v in d.items()}
+                                    for k, d in counted.items()}
         typing: list[float] = []
         await pilot.press("slash")
         t0 = time.perf_counter()
@@ -132,8 +177,10 @@ async def _baseline() -> dict:
 
 
 def keys() -> dict:
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         out = asyncio.run(_keys(Path(tmp)))
+    out["load_average_1m_before_after"] = [round(load[0], 2), round(os.getloadavg()[0], 2)]  # 2 cores shared
     out["baseline_bare_datatable"] = asyncio.run(_baseline())
     return out
 

@@ -692,6 +692,19 @@ class Ledger:
                        " GROUP BY to_state", (since, *names))
         return {r["to_state"]: int(r["n"]) for r in rows}
 
+    def outcomes_per_minute(self, since: float, until: float, states: Iterable[State]) -> dict[int, dict[str, int]]:
+        """Transitions into each of ``states`` in [since, until), by wall-clock minute (its start).
+        A finished minute never changes, so the console counts it once (tui/view.py)."""
+        names = [str(s) for s in states]
+        marks = ",".join("?" * len(names))
+        rows = self._q(f"SELECT CAST(ts / 60 AS INTEGER) * 60 AS m, to_state, count(*) AS n FROM events"
+                       f" WHERE ts >= ? AND ts < ? AND to_state IN ({marks}) GROUP BY m, to_state",
+                       (since, until, *names))
+        out: dict[int, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(int(r["m"]), {})[r["to_state"]] = int(r["n"])
+        return out
+
     def oldest_in(self, states: Iterable[State]) -> FileRow | None:
         """The version in one of ``states`` that chute first saw longest ago."""
         names = [str(s) for s in states]

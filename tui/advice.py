@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import replace
+
 from chute.core.ledger import FileRow
 from chute.core.states import State
 
@@ -15,6 +19,26 @@ def why(row: FileRow) -> tuple[str, str] | None:
     return (label, text) if label and text else None
 
 
+_HELD_FOR = re.compile(r"version #(\d+) was loaded with other content")
+
+
+def as_now(row: FileRow, state_of: Callable[[int], str | None]) -> FileRow:
+    """``row`` with its hold reason as it stands now. A changed-content hold names the version that
+    was loaded at the time and says "purge the old one first"; once that version is purged (or
+    otherwise gone), the advice would send the operator after something already done."""
+    text = row.last_error or row.reason or ""
+    found = _HELD_FOR.search(text) if row.state == State.HELD else None
+    if found is None:
+        return row
+    old = int(found.group(1))
+    now = state_of(old)
+    if now is None or now == State.LOADED:
+        return row
+    # What changed first: the Reason column at 80 columns shows some 30 characters.
+    text = f"old version #{old} {now} since: approve to load this one (changed content at a known path)"
+    return replace(row, last_error=text) if row.last_error else replace(row, reason=text)
+
+
 def advice(row: FileRow) -> str:
     why = (row.last_error or row.reason or "").lower()
     if row.state == State.HELD:
@@ -22,6 +46,8 @@ def advice(row: FileRow) -> str:
             return "press a to approve it"
         if "schema drift" in why:
             return "a adds the new column(s) to the table (ALTER TABLE ADD COLUMN) and loads it; d drops the file"
+        if "since: approve" in why:  # the old version is gone (as_now)
+            return "press a to load it"
         if "changed content" in why:
             return "a loads this version as well; or purge the old version first"
         return "press a to release it, or d to drop it"

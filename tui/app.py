@@ -27,6 +27,7 @@ from chute.core.errors import ChuteError, UsageError
 from chute.core.inspect import FileDetails, inspect_file
 from chute.core.ledger import FileRow, Ledger
 from chute.core.states import State
+from chute.tui.advice import as_now
 from chute.tui.commands import ChuteCommands
 from chute.tui.messages import ActionDone, Refreshed, Stopped
 from chute.tui.screens.confirm import ConfirmScreen
@@ -35,7 +36,7 @@ from chute.tui.screens.fleet import FleetScreen
 from chute.tui.screens.help import HelpScreen, binding_rows
 from chute.tui.screens.main import MainScreen
 from chute.tui.screens.stopping import StoppingScreen
-from chute.tui.view import EngineLike, FileQuery, LoadedPerMinute, NewestFiles, PastRates, View, collect
+from chute.tui.view import EngineLike, FileQuery, LoadedPerMinute, NewestFiles, Outcomes, PastRates, View, collect
 from chute.tui.widgets.ledger_table import LedgerTable
 from chute.tui.widgets.status_line import StatusLine
 
@@ -82,6 +83,7 @@ class ChuteApp(App[int]):
         self._stopping = False
         self._per_minute = LoadedPerMinute()
         self._newest = NewestFiles(limit)
+        self._outcomes = Outcomes()  # counted once per finished minute, not per refresh
         # The attached engine reads its history from the ledger already; an engine of its own starts empty.
         self._past = PastRates() if engine.mode != "attach" else None
         self._was_paused: tuple[bool, str | None] = (False, None)
@@ -121,7 +123,7 @@ class ChuteApp(App[int]):
     def _collect(self, query: FileQuery) -> None:
         try:
             view = collect(self.engine, self.reader, query, self.now(), self.limit, self._per_minute, self._newest,
-                           self._past)
+                           self._past, self._outcomes)
         except Exception as exc:  # noqa: BLE001 - a failed tick must not kill the console; the next one retries
             if not self._stopping:
                 log.warning("console refresh failed: %s", exc)
@@ -200,6 +202,7 @@ class ChuteApp(App[int]):
     def inspect(self, row: FileRow) -> FileDetails:
         """Runs in the details screen's thread worker."""
         fresh = self.reader.get(row.id) or row
+        fresh = as_now(fresh, lambda file_id: str(old.state) if (old := self.reader.get(file_id)) else None)
         return inspect_file(self.engine.cfg, fresh, self.reader, self.engine.target)
 
     def open_details(self, row: FileRow) -> None:
@@ -241,14 +244,14 @@ class ChuteApp(App[int]):
         if not fit:
             self.notify(f"{action} applies to none of the {len(rows)} marked files", severity="warning")
             return
-        listed = "\n".join(f"#{r.id} {r.path}  ({r.state})" for r in fit[:12])
-        more = f"\n… and {len(fit) - 12} more" if len(fit) > 12 else ""
-        skipped = f"\n{len(rows) - len(fit)} marked file(s) skipped: {action} does not apply" \
+        listed = [f"#{r.id} {r.path}  ({r.state})" for r in fit]  # the dialog scrolls them
+        skipped = f"{len(rows) - len(fit)} marked file(s) skipped: {action} does not apply\n" \
             if len(fit) < len(rows) else ""
-        body = f"{listed}{more}{skipped}\n\nEach is done only if it is still in the state shown."
-        self._confirm(action, fit, f"{action.capitalize()} {len(fit)} files?", body)
+        body = f"{skipped}Each is done only if it is still in the state shown."
+        self._confirm(action, fit, f"{action.capitalize()} {len(fit)} files?", body, listed)
 
-    def _confirm(self, action: str, rows: list[FileRow], title: str, body: str) -> None:
+    def _confirm(self, action: str, rows: list[FileRow], title: str, body: str, items: list[str] | None = None
+                 ) -> None:
         def answered(yes: bool | None) -> None:
             if yes:
                 self.execute(action, rows)
@@ -258,7 +261,7 @@ class ChuteApp(App[int]):
                 self.notify(f"{action} of {what} cancelled", timeout=3)
 
         about = tuple((r.id, str(r.state)) for r in rows)
-        self.push_screen(ConfirmScreen(title, body, yes_label=f"Yes, {action}", about=about), answered)
+        self.push_screen(ConfirmScreen(title, body, yes_label=f"Yes, {action}", about=about, items=items), answered)
 
     @work(thread=True, group="actions")
     def execute(self, action: str, rows: list[FileRow] | None) -> None:

@@ -108,13 +108,17 @@ class FleetScreen(Screen[None]):
         self.hosts_table.show(message.hosts)
         caption = self.query_one("#fleet-host-caption", Static)
         if message.error:
-            caption.update(f"fleet view unavailable: {message.error}")
+            text = f"fleet view unavailable: {message.error}"
         elif message.host:
             stale = [h.host for h in message.hosts if h.stale]
             note = f"   stale: {', '.join(stale)}" if stale else ""
-            caption.update(f"{message.host}: {len(message.files)} held, failed or quarantined file(s){note}")
+            text = f"{message.host}: {len(message.files)} held, failed or quarantined file(s){note}"
         else:
-            caption.update("no hosts")
+            text = "no hosts"
+        if not self.cfg.fleet_mirror:  # the likely reason this host is missing: say how to add it
+            text = (f"{text}\nThis chute does not report here (fleet_mirror = false): set fleet_mirror = true in "
+                    "its config file or CHUTE_FLEET_MIRROR=true, then restart it.")
+        caption.update(text)
         self.files_table.show(message.files)
         self.refreshes += 1
 

@@ -128,7 +128,7 @@ class MainScreen(Screen[None]):
                 continue  # an unchanged label must not cost a layout pass every second
             self._labels[key] = text
             if key.startswith("#"):
-                self.query_one(key, Static).update(text)
+                self.query_one(key, Static).update(text, layout=False)  # one fixed line: no layout pass
             else:
                 tabs.get_tab(key).label = text
 
@@ -240,6 +240,8 @@ class MainScreen(Screen[None]):
 
     def action_pane(self, pane: str) -> None:
         self.query_one(TabbedContent).active = pane
+        if pane != "rates":  # focused now, not when TabActivated arrives: one paint of the table, not two
+            self.set_focus(self.query_one(f"#{pane}-table", LedgerTable), scroll_visible=False)
 
     def action_filter(self) -> None:
         self.action_pane("files")

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from chute.core.fleet import FleetFile
 from chute.tui import format as fmt
+from chute.tui.widgets.fitted_table import Fit, FittedTable
 
 
-class FleetFilesTable(DataTable):
+class FleetFilesTable(FittedTable):
+    """At 80 columns the path and the reason share the room; tries, then age, go first."""
+
+    COLUMNS: ClassVar[list[Fit]] = [
+        Fit("age", "Age", 5), Fit("path", "Path", 10, least=16, path=True), Fit("state", "State", 9),
+        Fit("tries", "Tries", 4), Fit("reason", "Reason", 8, least=16),
+    ]
+
     def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.zebra_stripes = True
         self.files: list[FleetFile] = []
-        for key, label in (("age", "Age"), ("path", "Path"), ("state", "State"), ("tries", "Tries"),
-                           ("reason", "Reason")):
-            self.add_column(label, key=key)
 
     @property
     def selected(self) -> FleetFile | None:
@@ -28,13 +31,7 @@ class FleetFilesTable(DataTable):
 
     def show(self, files: list[FleetFile], now: float | None = None) -> None:
         now = time.time() if now is None else now
-        keep = self.selected
         self.files = files
-        self.clear()
-        for f in files:
-            self.add_row(fmt.age(now - f.updated_at), f.path, fmt.state_text(f.state), str(f.attempts),
-                         Text(f.reason.splitlines()[0] if f.reason else ""), key=f"{f.host}:{f.file_id}")
-        if keep is not None:
-            ids = [f.file_id for f in files]
-            if keep.file_id in ids:
-                self.move_cursor(row=ids.index(keep.file_id))
+        self.put([(f"{f.host}:{f.file_id}", {
+            "age": fmt.age(now - f.updated_at), "path": f.path, "state": fmt.state_text(f.state),
+            "tries": str(f.attempts), "reason": Text(fmt.one_line(f.reason) if f.reason else "")}) for f in files])

@@ -11,10 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.coordinate import Coordinate
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
 
 from chute.core.ledger import FileRow
 
@@ -61,6 +67,7 @@ class LedgerTable(DataTable[Any]):
         self._order: list[str] = []
         self._widths: dict[str, int] = {}
         self._marked: set[str] = set()  # rows marked with space for a bulk action (k9s)
+        self._stale: set[RowKey] = set()  # rows whose cached renders go before the next paint
 
     def on_mount(self) -> None:
         for col in self.COLUMNS:
@@ -125,6 +132,55 @@ class LedgerTable(DataTable[Any]):
         if changed:
             self._keep_cursor(keep)
         return changed
+
+    # -- per-row render caches --------------------------------------------------------------
+
+    def update_cell(self, row_key: RowKey | str, column_key: ColumnKey | str, value: Any, *,
+                    update_width: bool = False) -> None:
+        """DataTable's, but a changed cell drops only its own row's cached renders, so a repaint
+        re-renders only its lines. The stock one bumps a table-wide generation that every render
+        cache is keyed on: an Age ticking on one row (every second) or a mark re-rendered every
+        visible cell at the next key press, which was most of a cursor move's worst cases."""
+        if update_width:
+            super().update_cell(row_key, column_key, value, update_width=True)
+            return
+        row = row_key if isinstance(row_key, RowKey) else RowKey(row_key)
+        col = column_key if isinstance(column_key, ColumnKey) else ColumnKey(column_key)
+        if row not in self._row_locations or col not in self._column_locations:
+            raise CellDoesNotExist(f"No cell exists for row_key={row!r}, column_key={col!r}.")
+        self._data[row][col] = value
+        if not self._stale:  # else a repaint is pending already (a refresh costs ~0.1 ms: 500 marks)
+            self.refresh()  # unchanged lines come from the line cache (finding one row's region is O(rows))
+        self._stale.add(row)
+
+    def _render_line_in_row(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
+                            hover_location: Coordinate) -> tuple[list[list[Segment]], list[list[Segment]]]:
+        """With a row cursor, a row looks the same wherever the cursor is unless it is on that row:
+        Textual keys its row cache on the cursor's position, so every cursor move re-assembled
+        every visible row; here only the two rows the cursor leaves and enters miss the cache."""
+        if self.cursor_type == "row":
+            index = self._row_locations.get(row_key) if row_key in self._row_locations else -1
+            if cursor_location.row != index:
+                cursor_location = _AWAY
+            if hover_location.row != index:
+                hover_location = _AWAY
+        return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        if self._stale:
+            self._drop_stale()
+        return super().render_lines(crop)
+
+    def _drop_stale(self) -> None:
+        """One pass over Textual's render caches (bounded LRUs) for the rows changed since the last paint."""
+        stale, self._stale = self._stale, set()
+        rows = {self.get_row_index(k) for k in stale if k in self._row_locations}
+        top = self.header_height if self.show_header else 0
+        lines = {top + r for r in rows}
+        _discard(self._cell_render_cache, 0, stale)  # keyed (row key, column key, ...)
+        _discard(self._row_render_cache, 0, stale)  # (row key, line, ...)
+        _discard(self._row_renderable_cache, 1, rows)  # (generation, row index)
+        _discard(self._line_cache, 0, lines)  # (y, ...)
 
     def _cells(self, model: tuple[Any, ...], row: FileRow) -> list[Any]:
         return [self._cell(col, value, row) for col, value in zip(self.COLUMNS, model, strict=True)]
@@ -236,6 +292,17 @@ class LedgerTable(DataTable[Any]):
         if self.row_count:
             self.scroll_to_region(self._get_row_region(self.cursor_row), animate=False, immediate=True,
                                   top=False)
+
+
+def _discard(cache: LRUCache[Any, Any], part: int, values: set[Any]) -> None:
+    """Drop the entries whose key's ``part`` is one of ``values``."""
+    keys = list(cache.keys())
+    for key in keys:
+        if key[part] in values:
+            cache.discard(key)
+
+
+_AWAY = Coordinate(-10, -10)  # "not on this row" (-1 is the header row)
 
 
 def _gap(width: int) -> int:
