@@ -163,7 +163,7 @@ def matches(source: object, loaded: str | None, ch_type: str, fmt: str = "csv") 
     if loaded is None:
         return False
     if base.startswith(("Int", "UInt")):
-        return loaded == text
+        return loaded == ("0" if text == "-0" else text)  # an integer has no negative zero (README)
     if base.startswith("Float"):
         if text in ("inf", "-inf"):
             return loaded == text

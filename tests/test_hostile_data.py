@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from chute.core.schema import Column
 from chute.core.states import State
 from tests.conftest import make_config, query, state_of, wait_for

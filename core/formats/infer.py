@@ -221,7 +221,8 @@ def _widen(q: _Pass, widen: dict[str, int], candidates: dict[str, str | None],
     """A later value disagrees with the sample: try the wider kinds over the whole column (rare:
     a second pass), then count the tokens and fractions of the columns that found a kind.
     Returns the verdicts and those counts (keyed like the first pass's)."""
-    more = q.collect([_bad(k, c, tokens).alias(f"{k}\x00{c}") for c, start in widen.items() for k in KINDS[start:]])
+    tries = [_bad(k, c, tokens).alias(f"{k}\x00{c}") for c, start in widen.items() for k in KINDS[start:]]
+    more = q.collect(tries) if tries else {}  # (nothing wider than an offset date-time: text)
     out: dict[str, Verdict] = {}
     for c, start in widen.items():
         kind = next((k for k in KINDS[start:] if more[f"{k}\x00{c}"] == 0), None)
