@@ -58,16 +58,19 @@ def test_naive_timestamps_load_unshifted_and_zone_less_from_every_format(engine_
 def in_paris(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     """chute with an embedded chDB in a process whose TZ is Europe/Paris: the same wall times as
     CSV into a zone-less table (plain), as CSV into a route-declared DateTime64(6, 'UTC') column
-    (pinned), and as a Parquet naive timestamp (pq). What each reads back, in that zone."""
+    (pinned), as a Parquet naive timestamp (pq) and the same into a declared column (pqpinned).
+    What each reads back, in that zone."""
     tmp = tmp_path_factory.mktemp("paris")
     data = tmp / "data"
     for table in ("plain", "pinned"):  # (the table name in a column: not the same bytes, not a duplicate)
         (data / table).mkdir(parents=True)
         (data / table / "t.csv").write_text("i,t,k\n" + "".join(f"{i},{w},{table}\n" for i, w in enumerate(WALL)))
-    (data / "pq").mkdir()
-    pl.DataFrame({"i": range(len(WALL)), "t": pl.Series(WALL).str.to_datetime(time_unit="us")}).write_parquet(
-        data / "pq" / "t.parquet")
-    (tmp / "chute.toml").write_text('[[routes]]\ntable = "pinned"\ncolumns = { t = "DateTime64(6, \'UTC\')" }\n')
+    for table in ("pq", "pqpinned"):
+        (data / table).mkdir()
+        pl.DataFrame({"i": range(len(WALL)), "t": pl.Series(WALL).str.to_datetime(time_unit="us"),
+                      "k": table}).write_parquet(data / table / "t.parquet")
+    (tmp / "chute.toml").write_text("".join(f'[[routes]]\ntable = "{t}"\ncolumns = {{ t = "DateTime64(6, \'UTC\')" }}\n'
+                                            for t in ("pinned", "pqpinned")))
     env = {**os.environ, "TZ": "Europe/Paris"}
     ch = tmp / "ch"
     run = subprocess.run([sys.executable, "-m", "chute.core", "--no-ui", "--once", str(data), "--state-dir",
@@ -79,7 +82,7 @@ def in_paris(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
         from chdb import session
         s = session.Session({str(ch)!r})
         out = {{}}
-        for table in ("plain", "pinned", "pq"):
+        for table in ("plain", "pinned", "pq", "pqpinned"):
             rows = s.query(f"SELECT toString(t) FROM default.{{table}} ORDER BY i", "JSONCompact")
             out[table] = [r[0] for r in json.loads(str(rows))["data"]]
         print(json.dumps(out))
@@ -92,7 +95,7 @@ EXACT = [w if "." in w else w + ".000000" for w in WALL]
 
 
 def test_in_a_dst_time_zone_only_the_skipped_hour_moves_unless_the_column_says_utc(in_paris) -> None:
-    assert in_paris["pinned"] == EXACT
+    assert in_paris["pinned"] == EXACT and in_paris["pqpinned"] == EXACT
     moved = [i for i, (a, b) in enumerate(zip(in_paris["plain"], EXACT, strict=True)) if a != b]
     assert moved == [1], in_paris["plain"]  # 2026-03-29 02:30 does not exist in Paris; nothing else moves
 
