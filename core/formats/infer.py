@@ -190,8 +190,8 @@ def _candidate_exprs(c: str, kind: str, tokens: tuple[str, ...]) -> list[pl.Expr
     exprs = [_bad(kind, c, tokens, pl.col(f"miss\x00{c}")).alias(f"bad\x00{c}")]
     if tokens:
         # A token that passes the fast test (a route's "-999") is not among the misses.
-        fast_tokens = tuple(pl.select(_fast(kind, pl.Series(tokens, dtype=pl.String))).to_series().fill_null(False)
-                            .to_list())
+        fast_tokens = pl.DataFrame({"t": tokens}, schema={"t": pl.String}).select(
+            _fast(kind, pl.col("t")).fill_null(False))["t"].to_list()
         both = tuple(t for t, f in zip(tokens, fast_tokens, strict=True) if f)
         pool = col.filter(pl.col(f"miss\x00{c}") | col.is_in(both)) if both else rest
         exprs += [pool.is_in(tokens).sum().alias(f"tok\x00{c}"), _tokens_seen(pool, tokens).alias(f"seen\x00{c}")]
