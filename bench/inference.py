@@ -5,6 +5,8 @@ Two sides, alternating A B / B A, each a fresh `chute --no-ui --once` process on
 (one typed parse of the file, no whole-file check: what a loader without lossless inference
 does). Reported: medians of the load phase (ledger `loading` -> `loaded`), of the validate step
 (hash + plan, from the `loaded` log line) and of the process CPU time, with the load average.
+``--reader``: no engine, only the reader in fresh processes: CPU (and wall) of hash + plan, the
+part before the first insert, and of typing the batches, which runs beside the inserts.
 """
 
 from __future__ import annotations
@@ -71,6 +73,46 @@ def run(side: str, csv: Path, batch_rows: int) -> dict:
     return {"load": end - start, "validate": validate, "cpu": cpu, "rows": rows}
 
 
+def _reader_child(side: str, csv: str) -> None:
+    """One fresh process: hash + plan, then every batch with its lineage (what the producer does)."""
+    if side == "sample":
+        _trust_the_sample()
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chute.core.reader import hash_and_plan, open_source, reader_for, with_lineage
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    with ThreadPoolExecutor(2) as pool, open_source(Path(csv), None) as src:
+        reader = reader_for(src, "csv")
+        c0, t0 = cpu(), time.perf_counter()
+        hash_and_plan(src, reader, pool)
+        c1, t1 = cpu(), time.perf_counter()
+        for idx, df in reader.batches(125_000):
+            with_lineage(df, "bench", "0" * 64, idx * 125_000)
+        c2 = cpu()
+    print(json.dumps({"plan_cpu": c1 - c0, "plan_wall": t1 - t0, "batches_cpu": c2 - c1}))
+
+
+def _reader_runs(csv: Path, runs: int) -> None:
+    got: dict[str, list[dict]] = {"sample": [], "whole": []}
+    loads = [os.getloadavg()[0]]
+    for i in range(runs):
+        for side in ("sample", "whole") if i % 2 == 0 else ("whole", "sample"):
+            proc = subprocess.run([sys.executable, "-m", "bench.inference", "--role", side, "--reader", str(csv)],
+                                  cwd=ROOT, capture_output=True, text=True, check=True)
+            got[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        loads.append(os.getloadavg()[0])
+    print(f"reader only, median of {runs} fresh processes (load average {min(loads):.1f}-{max(loads):.1f}):")
+    for side, rs in got.items():
+        print(f"  {side:<6} hash + plan CPU {statistics.median(r['plan_cpu'] for r in rs):.3f}s "
+              f"(wall {statistics.median(r['plan_wall'] for r in rs):.3f}s), "
+              f"batches CPU {statistics.median(r['batches_cpu'] for r in rs):.3f}s")
+
+
 def _child(side: str, argv: list[str]) -> int:
     if side == "sample":
         _trust_the_sample()
@@ -85,8 +127,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--batch-rows", type=int, default=125_000)
     ap.add_argument("--role", choices=["whole", "sample"], help=argparse.SUPPRESS)
+    ap.add_argument("--reader", nargs="?", const="", help="reader only (no engine): CPU before the first insert")
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.role and args.reader:
+        _reader_child(args.role, args.reader)
+        return
     if args.role:
         raise SystemExit(_child(args.role, args.rest))
     from bench.ingest import generate
@@ -96,6 +142,9 @@ def main() -> None:
     csv = out / f"bench_{args.rows}.csv"
     if not csv.exists():
         generate(csv, args.rows)
+    if args.reader is not None:
+        _reader_runs(csv, args.runs)
+        return
     loads = [os.getloadavg()[0]]
     got: dict[str, list[dict]] = {"sample": [], "whole": []}
     for i in range(args.runs):
