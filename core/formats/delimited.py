@@ -186,7 +186,8 @@ class CsvReader(Reader):
         found = lines.select(pl.len().alias("n"), pl.col("i").filter(blank).implode().alias("at")).collect(
             engine="streaming" if not self._in_memory() else "auto").row(0, named=True)
         if found["n"] == records + self.header_lines:
-            return pl.Series("i", found["at"], dtype=pl.UInt32) - self.header_lines
+            at = pl.Series("i", found["at"], dtype=pl.Int64) - self.header_lines
+            return at.filter(at >= 0).cast(pl.UInt32)  # (a blank line above the header is no record)
         return self._walk_blank_records(records)
 
     def _walk_blank_records(self, records: int) -> pl.Series | None:
