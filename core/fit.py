@@ -120,7 +120,7 @@ class Fitter:
                 for i, v in zip(idx.to_list(), values.to_list(), strict=True)]
 
 
-_INT_TEXT = r"(?-u)^(0|-?[1-9][0-9]*)$"
+_INT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)$"  # "-0" is 0, as in inference
 _FLOAT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$"
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from chute.core.schema import Column
 from chute.core.states import State
 from tests.conftest import make_config, query, state_of, wait_for
@@ -145,11 +143,10 @@ def test_binary_that_is_not_utf8_loads_as_its_bytes(engine_factory, tmp_path: Pa
     assert got == [(1, "00FF", 0), (2, None, 1), (3, "", 0)], got
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: polars reads a blank line of a multi-column CSV as a row of NULLs")
 def test_blank_lines_are_not_rows(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
     cfg = make_config(tmp_path, chdb_path)
     (cfg.data_dir / "blank.csv").write_bytes(b"id,n\n1,5\n\n2,6\n\n")
     engine = engine_factory(cfg)
     wait_for(lambda: state_of(engine, "blank.csv") in FINAL, what="blank.csv final")
     got = query(engine, f"SELECT id, n FROM `{cfg.database}`.blank ORDER BY _source_row")
-    assert got == [(1, 5), (2, 6)], got  # today: [(1, 5), (None, None), (2, 6), (None, None)], Nullable columns
+    assert got == [(1, 5), (2, 6)], got  # was: [(1, 5), (None, None), (2, 6), (None, None)], Nullable columns

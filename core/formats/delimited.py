@@ -15,7 +15,7 @@ import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.formats import register
-from chute.core.formats.infer import DEFAULT_NULL_VALUES, sample_kinds, to_wire, whole_file
+from chute.core.formats.infer import DEFAULT_NULL_VALUES, FileFacts, sample_kinds, to_wire, whole_file
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 _DELIMITERS = ",\t;|"
@@ -37,6 +37,7 @@ class CsvReader(Reader):
         self.header = header
         self.quote = '"'
         self.names: list[str] = []
+        self._blank: pl.Series | None = None  # record numbers that are blank lines (skipped)
 
     @property
     def header_lines(self) -> int:
@@ -124,28 +125,83 @@ class CsvReader(Reader):
         if self._in_memory():
             frame = pl.read_csv(self.src.proc_path, schema=self._text, **self._read_args())
             self._check_frame(frame)
-            verdicts, rows, nulls = whole_file(frame.lazy(), candidates, self.null_values, streaming=False)
-            self._set_verdicts(verdicts)
+            facts = self._skip_blank_lines(whole_file(frame.lazy(), candidates, self.null_values, streaming=False))
+            if self._blank is not None:
+                frame = frame.filter(~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(self._blank.implode()))
+            self._set_verdicts(facts.verdicts)
             # Empty fields (not null tokens) in the last column: the only sign of a short row.
             self._short_suspects = frame[self.names[-1]].is_null().arg_true() if self.names else None
-            self._frame = to_wire(frame, verdicts, self.null_values)
-            return self._finish_plan(rows, nulls)
+            self._frame = frame  # text: typed batch by batch, beside the inserts (_raw_batches)
+            return self._finish_plan(facts.rows, facts.nulls)
         # (NUL bytes in plain files are found while hashing.)
         if self.src.compression:
             nul = self._scan().select(pl.any_horizontal(pl.col(c).str.contains("\x00", literal=True).any()
                                                         for c in self._text)).collect(engine="streaming").item()
             if nul:
                 raise self.diagnose() or InputError("NUL byte in the data")
-        verdicts, rows, nulls = whole_file(self._scan(), candidates, self.null_values, streaming=True)
-        self._set_verdicts(verdicts)
-        return self._finish_plan(rows, nulls)
+        facts = self._skip_blank_lines(whole_file(self._scan(), candidates, self.null_values, streaming=True))
+        self._set_verdicts(facts.verdicts)
+        return self._finish_plan(facts.rows, facts.nulls)
 
     def _scan(self) -> pl.LazyFrame:
-        return pl.scan_csv(self.src.proc_path, schema=self._text, **self._read_args())
+        lf = pl.scan_csv(self.src.proc_path, schema=self._text, **self._read_args())
+        if self._blank is None:
+            return lf
+        return lf.with_row_index("\x00i").filter(~pl.col("\x00i").is_in(self._blank.implode())).drop("\x00i")
 
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
         for df in self._scan().collect_batches(chunk_size=batch_rows):
             yield to_wire(df, self.verdicts, self.null_values)
+
+    def _raw_batches(self, batch_rows: int) -> Iterator[pl.DataFrame]:
+        batches = super()._raw_batches(batch_rows)
+        if self._frame is None:  # streamed: typed in _stream
+            return batches
+        return (to_wire(df, self.verdicts, self.null_values) for df in batches)
+
+    # -- blank lines -----------------------------------------------------------------------
+
+    def _skip_blank_lines(self, facts: FileFacts) -> FileFacts:
+        """A blank line of a file with two or more columns is not a record (it has one field, not
+        N): skipped, as pandas, R and Python's csv do. polars reads it as a row of NULLs, so only
+        rows with every field NULL (a blank line, or a line of empty fields such as ``,,``, which
+        IS a record) are looked at. In a one-column file a blank line is an empty value."""
+        if not facts.empty_rows or len(self.names) < 2:
+            return facts
+        blank = self._blank_records(facts.rows)
+        if blank is None or not len(blank):
+            return facts
+        self._blank = blank
+        n = len(blank)
+        return FileFacts(facts.verdicts, facts.rows - n, {c: k - n for c, k in facts.nulls.items()},
+                         facts.empty_rows - n)
+
+    def _blank_records(self, records: int) -> pl.Series | None:
+        """Numbers (0-based, data records) of the records that are blank lines. Fast when lines
+        are records (no quoted newlines); else a walk with Python's csv module. None when the two
+        parsers disagree on the records (then nothing is skipped)."""
+        lines = pl.scan_csv(self.src.proc_path, has_header=False, separator="\x00", quote_char=None,
+                            schema={"line": pl.String}).with_row_index("i")
+        blank = pl.col("line").is_null() | (pl.col("line").str.strip_chars_end("\r") == "")
+        found = lines.select(pl.len().alias("n"), pl.col("i").filter(blank).implode().alias("at")).collect(
+            engine="streaming" if not self._in_memory() else "auto").row(0, named=True)
+        if found["n"] == records + self.header_lines:
+            at = pl.Series("i", found["at"], dtype=pl.Int64) - self.header_lines
+            return at.filter(at >= 0).cast(pl.UInt32)  # (a blank line above the header is no record)
+        return self._walk_blank_records(records)
+
+    def _walk_blank_records(self, records: int) -> pl.Series | None:
+        at: list[int] = []
+        with open_binary(self.src) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            reader = csv.reader(text, delimiter=self.delimiter or ",", quotechar=self.quote)
+            if self.header:
+                next(reader, None)
+            n = 0
+            for n, record in enumerate(reader, 1):
+                if not record:
+                    at.append(n - 1)
+        return pl.Series("i", at, dtype=pl.UInt32) if n == records else None
 
     def _check_short_rows(self, plan: Plan) -> None:
         """polars fills missing trailing fields with nulls, so a null in the last column is the only

@@ -2,16 +2,20 @@
 
 A column becomes a number, bool, date or date-time only if EVERY value in the file round-trips:
 printing the typed value gives back the text, up to the normalisation the README lists
-(``1.50`` -> ``1.5``, ``1e3`` -> ``1000``, ``True`` -> ``true``, ``T`` or space in a date-time,
-an offset converted to UTC). Anything else stays text: leading zeros, a leading ``+``,
-integers beyond Int64, more digits than a Float64 keeps, thousands separators, mixed date layouts.
+(``1.50`` -> ``1.5``, ``1e3`` -> ``1000``, ``-0`` -> ``0`` in an integer column, ``True`` ->
+``true``, ``T`` or space in a date-time, an offset converted to UTC). Anything else stays text:
+leading zeros, a leading ``+``, integers beyond Int64, more digits than a Float64 keeps,
+thousands separators, mixed date layouts, days that are not in the calendar.
 
 Null tokens (a route's ``null_values``) are NULL only in columns that are otherwise typed: a
 text column keeps a literal ``NA`` (think North America).
 
 Cost: the sample (first rows) picks one candidate type per column; the whole file is then
-checked against that candidate only, one vectorised expression per typed column. Only when a
-later value disagrees is the column checked against the wider kinds (widening, never quarantine).
+checked against that candidate in ONE pass: a single cheap regular expression per value (the
+common shapes: an integer of at most 18 digits, a short plain decimal, a calendar date), and the
+exact checks (overflow, significant digits, exponents, null tokens) only on the few values that
+fail it. Only when a later value disagrees is the column checked against the wider kinds
+(widening, never quarantine).
 """
 
 from __future__ import annotations
@@ -25,16 +29,23 @@ DEFAULT_NULL_VALUES = ("", "NA", "N/A", "NULL", "null", "NaN", "\\N", "#N/A")
 # The kinds, in the order they are tried (narrowest first).
 KINDS = ("int", "float", "bool", "date", "datetime", "datetime_tz")
 # (?-u): ASCII-only matching, 3-4x faster than Unicode classes on polars' regex engine.
-_INT = r"(?-u)^(0|-?[1-9][0-9]{0,18})$"
+_INT = r"(?-u)^-?(0|[1-9][0-9]{0,18})$"  # 19 digits may still overflow Int64: see _exact
+_INT_FAST = r"(?-u)^-?(0|[1-9][0-9]{0,17})$"  # at most 18 digits: always an Int64
 _FLOAT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?$|^-?inf$"
-_YMD = r"(19[0-9]{2}|2[0-2][0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"  # years 1900-2299
+_FLOAT_FAST = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"  # no exponent; with <= 15 bytes, <= 15 digits
+# Calendar dates of years 1900-2299 (ClickHouse's Date32/DateTime64 range: outside it values
+# would be clamped), Feb 29 only in leap years: one pattern, no second parse of the day.
+_Y = r"(19[0-9]{2}|2[0-2][0-9]{2})"
+_MD = r"((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
+_LEAP = r"((19|2[0-2])(0[48]|[2468][048]|[13579][26])|2000)"
+_YMD = rf"({_Y}-{_MD}|{_LEAP}-02-29)"
 _HMS = r"[T ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
 _DATE = rf"(?-u)^{_YMD}$"
 _DATETIME = rf"(?-u)^{_YMD}{_HMS}$"
 _DATETIME_TZ = rf"(?-u)^{_YMD}{_HMS}(Z|[+-](0[0-9]|1[0-4]):?[0-5][0-9])$"
 _BOOLS = ("true", "false", "True", "False", "TRUE", "FALSE")
 FLOAT_DIGITS = 15  # a decimal with at most 15 significant digits survives a trip through a double
-YEARS = (1900, 2299)  # ClickHouse Date32/DateTime64 range: outside it values would be clamped
+YEARS = (1900, 2299)
 
 _WHY = {"int": "every value is an integer", "float": "every value is a decimal number (<= 15 digits)",
         "bool": "every value is true or false", "date": "every value is an ISO date (YYYY-MM-DD)",
@@ -67,13 +78,23 @@ class Verdict:
         return self.dtype
 
 
+@dataclass
+class FileFacts:
+    """What the whole-file pass found."""
+
+    verdicts: dict[str, Verdict]
+    rows: int
+    nulls: dict[str, int]  # per column, as the typed columns will have them (null tokens included)
+    empty_rows: int = 0  # rows in which every column is NULL (a blank line of a CSV reads as one)
+
+
 def _value(name: str, tokens: tuple[str, ...]) -> pl.Expr:
     col = pl.col(name)
     return pl.when(col.is_in(tokens)).then(None).otherwise(col).alias(name) if tokens else col
 
 
-def _ok(kind: str, v: pl.Expr) -> pl.Expr:
-    """True where a (non-null) value is a lossless ``kind`` (slow, exact form: for explanations)."""
+def _exact(kind: str, v: pl.Expr) -> pl.Expr:
+    """True where a (non-null) value is a lossless ``kind``: every check, at full cost."""
     if kind == "int":
         return v.str.contains(_INT) & v.cast(pl.Int64, strict=False).is_not_null()
     if kind == "float":
@@ -81,9 +102,19 @@ def _ok(kind: str, v: pl.Expr) -> pl.Expr:
             v.cast(pl.Float64, strict=False).is_finite() | v.str.ends_with("inf"))
     if kind == "bool":
         return v.is_in(_BOOLS)
-    pattern = {"date": _DATE, "datetime": _DATETIME, "datetime_tz": _DATETIME_TZ}[kind]
-    day = v.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    return v.str.contains(pattern) & day.is_not_null() & v.str.slice(0, 4).is_between(pl.lit("1900"), pl.lit("2299"))
+    return v.str.contains({"date": _DATE, "datetime": _DATETIME, "datetime_tz": _DATETIME_TZ}[kind])
+
+
+def _fast(kind: str, v: pl.Expr) -> pl.Expr:
+    """A cheap test that implies :func:`_exact`, true for the common shapes of ``kind``: one
+    regular expression per value. What fails it goes through the exact checks."""
+    if kind == "int":
+        return v.str.contains(_INT_FAST)
+    if kind == "float":
+        return (v.str.len_bytes() <= FLOAT_DIGITS) & v.str.contains(_FLOAT_FAST)
+    if kind == "bool":  # two comparisons cost a fifth of a six-value is_in
+        return (v == "true") | (v == "false")
+    return _exact(kind, v)
 
 
 def _digits(v: pl.Expr) -> pl.Expr:
@@ -92,25 +123,13 @@ def _digits(v: pl.Expr) -> pl.Expr:
             .str.strip_chars_end("0").str.len_bytes())
 
 
-def _bad(kind: str, name: str, tokens: tuple[str, ...]) -> pl.Expr:
-    """How many values of the column are not a lossless ``kind`` (0 or not is what matters).
-    The whole-file form: a cheap test on every value, the costly ones only on the few values
-    that could fail them (long numbers, exponents, days past the 28th)."""
+def _bad(kind: str, name: str, tokens: tuple[str, ...], miss: pl.Expr | None = None) -> pl.Expr:
+    """How many values of the column are neither a lossless ``kind`` nor a null token (0 or not
+    is what matters). ``miss``: the values that failed the fast test, if already known."""
     c = pl.col(name)
-    present = c.is_not_null() & ~c.is_in(tokens) if tokens else c.is_not_null()
-    if kind == "bool":
-        return (present & ~c.is_in(_BOOLS)).sum()
-    pattern = {"int": _INT, "float": _FLOAT, "date": _DATE, "datetime": _DATETIME, "datetime_tz": _DATETIME_TZ}[kind]
-    bad = (present & ~c.str.contains(pattern)).sum()
-    if kind == "int":  # 19 digits may still overflow Int64
-        long = c.filter(c.str.len_bytes() >= 19)
-        return bad + long.cast(pl.Int64, strict=False).is_null().sum() - long.is_null().sum()
-    if kind == "float":
-        long = c.filter(c.str.len_bytes() > FLOAT_DIGITS)
-        exp = c.filter(c.str.contains("[eE]"))
-        return bad + (_digits(long) > FLOAT_DIGITS).sum() + exp.cast(pl.Float64, strict=False).is_infinite().sum()
-    late = c.filter(c.str.slice(8, 2) > "28").str.slice(0, 10).unique()  # Feb 30 passes the pattern
-    return bad + late.str.to_date("%Y-%m-%d", strict=False).is_null().sum() - late.is_null().sum()
+    rest = c.filter(c.is_not_null() & ~_fast(kind, c) if miss is None else miss)
+    wrong = ~_exact(kind, rest)
+    return (wrong & ~rest.is_in(tokens)).sum() if tokens else wrong.sum()
 
 
 def utc(v: pl.Expr, unit: str = "us") -> pl.Expr:
@@ -140,57 +159,118 @@ def sample_kinds(sample: pl.DataFrame, tokens: tuple[str, ...]) -> dict[str, str
     return out
 
 
+class _Pass:
+    """Aggregate queries over the file (in memory, or streamed from disk: one read per query)."""
+
+    def __init__(self, lf: pl.LazyFrame, streaming: bool) -> None:
+        self.lf = lf
+        self.streaming = streaming
+
+    def collect(self, exprs: list[pl.Expr], lf: pl.LazyFrame | None = None) -> dict:
+        q = (self.lf if lf is None else lf).select(exprs)
+        return (q.collect(engine="streaming") if self.streaming else q.collect()).row(0, named=True)
+
+
+def _tokens_seen(v: pl.Expr, tokens: tuple[str, ...]) -> pl.Expr:
+    return v.filter(v.is_in(tokens)).unique().sort().head(len(tokens)).implode()
+
+
+def _fine_fraction(name: str) -> pl.Expr:
+    """More than 6 fraction digits anywhere (nanoseconds). Only values longer than
+    "YYYY-MM-DD HH:MM:SS.ffffff" can have them."""
+    c = pl.col(name)
+    return c.filter(c.str.len_bytes() > 26).str.contains(r"(?-u)\.[0-9]{7}").any()
+
+
+def _candidate_exprs(c: str, kind: str, tokens: tuple[str, ...]) -> list[pl.Expr]:
+    """The one-pass checks of column ``c`` against its candidate: values failing the fast test
+    (``miss``, a column the pass adds) get the exact checks and the null-token count."""
+    col = pl.col(c)
+    rest = col.filter(pl.col(f"miss\x00{c}"))
+    exprs = [_bad(kind, c, tokens, pl.col(f"miss\x00{c}")).alias(f"bad\x00{c}")]
+    if tokens:
+        # A token that passes the fast test (a route's "-999") is not among the misses.
+        fast_tokens = pl.DataFrame({"t": tokens}, schema={"t": pl.String}).select(
+            _fast(kind, pl.col("t")).fill_null(False))["t"].to_list()
+        both = tuple(t for t, f in zip(tokens, fast_tokens, strict=True) if f)
+        pool = col.filter(pl.col(f"miss\x00{c}") | col.is_in(both)) if both else rest
+        exprs += [pool.is_in(tokens).sum().alias(f"tok\x00{c}"), _tokens_seen(pool, tokens).alias(f"seen\x00{c}")]
+    if kind in ("datetime", "datetime_tz"):
+        exprs.append(_fine_fraction(c).alias(f"fine\x00{c}"))
+    return exprs
+
+
+def _first_pass(q: _Pass, candidates: dict[str, str | None], tokens: tuple[str, ...]) -> dict:
+    """Rows, all-NULL rows, NULLs per column, and every typed column against its candidate."""
+    names = list(candidates)
+    misses = [(pl.col(c).is_not_null() & ~_fast(k, pl.col(c))).alias(f"miss\x00{c}")
+              for c, k in candidates.items() if k not in ("text", None)]
+    exprs = [pl.len().alias("\x00rows"), *(pl.col(c).null_count().alias(f"null\x00{c}") for c in names)]
+    if names:
+        exprs.append(pl.all_horizontal(pl.col(c).is_null() for c in names).sum().alias("\x00empty"))
+    for c, k in candidates.items():
+        if k is None:  # the sample held no value: does the file hold any?
+            exprs.append(_value(c, tokens).is_not_null().sum().alias(f"bad\x00{c}"))
+        elif k != "text":
+            exprs += _candidate_exprs(c, k, tokens)
+    return q.collect(exprs, q.lf.with_columns(misses) if misses else None)
+
+
+def _widen(q: _Pass, widen: dict[str, int], candidates: dict[str, str | None],
+           tokens: tuple[str, ...]) -> tuple[dict[str, Verdict], dict]:
+    """A later value disagrees with the sample: try the wider kinds over the whole column (rare:
+    a second pass), then count the tokens and fractions of the columns that found a kind.
+    Returns the verdicts and those counts (keyed like the first pass's)."""
+    tries = [_bad(k, c, tokens).alias(f"{k}\x00{c}") for c, start in widen.items() for k in KINDS[start:]]
+    more = q.collect(tries) if tries else {}  # (nothing wider than an offset date-time: text)
+    out: dict[str, Verdict] = {}
+    for c, start in widen.items():
+        kind = next((k for k in KINDS[start:] if more[f"{k}\x00{c}"] == 0), None)
+        out[c] = Verdict(kind, _WHY[kind] + " (widened: the first rows suggested "
+                         f"{candidates[c] or 'no type'})") if kind else Verdict("text", "")
+    typed = [c for c, v in out.items() if v.kind != "text"]
+    exprs = [e for c in typed if tokens for e in (pl.col(c).is_in(tokens).sum().alias(f"tok\x00{c}"),
+                                                   _tokens_seen(pl.col(c), tokens).alias(f"seen\x00{c}"))]
+    exprs += [_fine_fraction(c).alias(f"fine\x00{c}") for c in typed if out[c].kind in ("datetime", "datetime_tz")]
+    facts = q.collect(exprs) if exprs else {}
+    for c in typed:
+        _adopt(out[c], facts, c)
+    return out, facts
+
+
+def _adopt(verdict: Verdict, stats: dict, c: str) -> None:
+    """Tokens seen and fraction precision, from a pass's results."""
+    verdict.tokens = list(stats.get(f"seen\x00{c}") or [])
+    if stats.get(f"fine\x00{c}"):
+        verdict.precision = "ns"
+
+
 def whole_file(lf: pl.LazyFrame, candidates: dict[str, str | None], tokens: tuple[str, ...],
-               streaming: bool) -> tuple[dict[str, Verdict], int, dict[str, int]]:
-    """Check every value of the file against each column's candidate; widen where one fails.
-    Returns (verdicts, rows, null counts as the typed columns will have them)."""
-
-    def collect(exprs: list[pl.Expr]) -> dict:
-        q = lf.select(exprs)
-        return (q.collect(engine="streaming") if streaming else q.collect()).row(0, named=True)
-
-    typed = {c: k for c, k in candidates.items() if k != "text"}
-    exprs = [pl.len().alias("\x00rows")] + [pl.col(c).null_count().alias(f"null\x00{c}") for c in candidates]
-    for c, k in typed.items():
-        if k is not None:
-            exprs.append(_bad(k, c, tokens).alias(f"bad\x00{c}"))
-        else:
-            exprs.append(_value(c, tokens).is_not_null().sum().alias(f"bad\x00{c}"))  # any value at all?
-        if tokens:
-            exprs.append(pl.col(c).is_in(tokens).sum().alias(f"tok\x00{c}"))
-    stats = collect(exprs)
+               streaming: bool) -> FileFacts:
+    """Check every value of the file against each column's candidate; widen where one fails."""
+    q = _Pass(lf, streaming)
+    stats = _first_pass(q, candidates, tokens)
     verdicts = {c: Verdict("text", "the sample holds text") for c in candidates}
     widen: dict[str, int] = {}
-    for c, k in typed.items():
-        if k is not None and stats[f"bad\x00{c}"] == 0:
-            verdicts[c] = Verdict(k, _WHY[k])
-        elif k is None and stats[f"bad\x00{c}"] == 0:
+    for c, k in candidates.items():
+        if k == "text":
+            continue
+        if stats[f"bad\x00{c}"]:
+            widen[c] = KINDS.index(k) + 1 if k is not None else 0
+            stats.pop(f"tok\x00{c}", None)  # counted against the candidate: recounted if it widens to a kind
+        elif k is None:
             verdicts[c] = Verdict("text", "no values (every value empty or a null token)")
         else:
-            widen[c] = KINDS.index(k) + 1 if k is not None else 0
-    if widen:  # a later value disagrees with the sample: try the wider kinds over the whole column
-        more = collect([_bad(k, c, tokens).alias(f"{k}\x00{c}") for c, start in widen.items() for k in KINDS[start:]])
-        for c, start in widen.items():
-            kind = next((k for k in KINDS[start:] if more[f"{k}\x00{c}"] == 0), None)
-            verdicts[c] = Verdict(kind, _WHY[kind] + " (widened: the first rows suggested "
-                                  f"{candidates[c] or 'no type'})") if kind else Verdict("text", "")
-    # Null tokens seen (named only where there are some), and the typed columns' null counts.
-    typed_now = [c for c, v in verdicts.items() if v.kind != "text"]
-    extra = {c: int(stats.get(f"tok\x00{c}") or 0) for c in typed_now if tokens}
-    if c_tok := [c for c, n in extra.items() if n]:
-        seen = collect([pl.col(c).filter(pl.col(c).is_in(tokens)).unique().sort().head(len(tokens)).implode()
-                        .alias(c) for c in c_tok])
-        for c in c_tok:
-            verdicts[c].tokens = list(seen[c] or [])
-    if dt := [c for c, v in verdicts.items() if v.kind in ("datetime", "datetime_tz")]:
-        # More than 6 fraction digits anywhere: nanoseconds. Only values longer than
-        # "YYYY-MM-DD HH:MM:SS.ffffff" can have them.
-        fine = collect([pl.col(c).filter(pl.col(c).str.len_bytes() > 26).str.contains(r"(?-u)\.[0-9]{7}").any()
-                        .alias(c) for c in dt])
-        for c in dt:
-            verdicts[c].precision = "ns" if fine[c] else "us"
-    nulls = {c: int(stats[f"null\x00{c}"]) + extra.get(c, 0) for c in candidates}
-    return verdicts, int(stats["\x00rows"]), nulls
+            verdicts[c] = Verdict(k, _WHY[k])
+            _adopt(verdicts[c], stats, c)
+    if widen:
+        found, facts = _widen(q, widen, candidates, tokens)
+        verdicts.update(found)
+        stats.update(facts)
+    # Null tokens in typed columns become NULL: the table's null counts include them.
+    nulls = {c: int(stats[f"null\x00{c}"]) + (int(stats.get(f"tok\x00{c}") or 0) if v.kind != "text" else 0)
+             for c, v in verdicts.items()}
+    return FileFacts(verdicts, int(stats["\x00rows"]), nulls, int(stats.get("\x00empty") or 0))
 
 
 def to_wire(df: pl.DataFrame, verdicts: dict[str, Verdict], tokens: tuple[str, ...]) -> pl.DataFrame:
@@ -230,7 +310,8 @@ def explain_text(series: pl.Series, tokens: tuple[str, ...], header_lines: int) 
         return i + 1 + header_lines, str(values[i])
 
     frame = values.to_frame("v")
-    numeric = frame.select(_ok("float", pl.col("v")) | pl.col("v").str.contains(r"^[-+]?[0-9][0-9,]*(\.[0-9]+)?$"))["v"]
+    numeric = frame.select(_exact("float", pl.col("v"))
+                           | pl.col("v").str.contains(r"^[-+]?[0-9][0-9,]*(\.[0-9]+)?$"))["v"]
     dated = frame.select(pl.col("v").str.contains(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"))["v"]
     rules = [
         (r"^-?0[0-9]", "leading zero"),
@@ -243,7 +324,7 @@ def explain_text(series: pl.Series, tokens: tuple[str, ...], header_lines: int) 
             hit = first(values.str.contains(pattern))
             if hit:
                 return f"{label} at line {hit[0]} ({hit[1]!r})"
-        float_ok = frame.select(_ok("float", pl.col("v")))["v"]
+        float_ok = frame.select(_exact("float", pl.col("v")))["v"]
         hit = first(numeric & ~float_ok)
         if hit:
             return f"more digits than a Float64 keeps at line {hit[0]} ({hit[1]!r})"
@@ -252,7 +333,7 @@ def explain_text(series: pl.Series, tokens: tuple[str, ...], header_lines: int) 
             return f"not a number at line {hit[0]} ({hit[1]!r})"
     if dated.sum() * 2 >= len(present):
         kinds = [k for k in ("date", "datetime", "datetime_tz")]
-        oks = [frame.select(_ok(k, pl.col("v")))["v"].fill_null(False) for k in kinds]
+        oks = [frame.select(_exact(k, pl.col("v")))["v"].fill_null(False) for k in kinds]
         best = max(range(3), key=lambda i: int(oks[i].sum()))
         hit = first(~oks[best] & values.is_not_null())
         if hit:

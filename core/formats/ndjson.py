@@ -10,7 +10,7 @@ import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.formats import register
-from chute.core.formats.infer import DEFAULT_NULL_VALUES, sample_kinds, to_wire, whole_file
+from chute.core.formats.infer import DEFAULT_NULL_VALUES, FileFacts, sample_kinds, to_wire, whole_file
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 
@@ -21,11 +21,33 @@ class NdjsonReader(Reader):
         self._text = pl.Schema()
 
     def plan(self) -> Plan:
+        head = self._head()
+        self._text = self._text_schema(self._first_sample(head))
+        try:
+            sample = pl.read_ndjson(io.BytesIO(head), schema=self._text)
+            facts = self._infer(sample)
+        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+            raise self.diagnose() or self._input_error(exc) from None
+        self._set_verdicts(facts.verdicts)
+        self._wire = pl.Schema({c: (facts.verdicts[c].wire if c in facts.verdicts else t)
+                                for c, t in self._text.items()})
+        nulls = {**facts.nulls, **self._list_nulls()}
+        self._sample_distinct(sample)
+        self._distinct = {c: r for c, r in self._distinct.items()
+                          if c in facts.verdicts and facts.verdicts[c].kind == "text"}
+        return self._finish_plan(facts.rows, nulls)
+
+    def _head(self) -> bytes:
+        """The first MiB, cut at its last whole line."""
         head, complete = head_bytes(self.src, self.SAMPLE_BYTES)
         if not complete:
             head = head[: head.rfind(b"\n") + 1] or head
         if not head.strip():
             raise InputError("no data: the file has only blank lines" if head else "empty file")
+        return head
+
+    def _first_sample(self, head: bytes) -> pl.DataFrame:
+        """The first lines as polars types them (only their keys matter)."""
         try:
             sample = pl.read_ndjson(io.BytesIO(head), infer_schema_length=self.INFER_ROWS)
         except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):  # shapes disagree: load as JSON text
@@ -34,37 +56,37 @@ class NdjsonReader(Reader):
             raise self.diagnose() or self._input_error(exc) from None
         if not sample.columns:
             raise self.diagnose() or InputError("no fields: every line is an empty object")
-        try:  # every key of the whole file, and which values are lists
+        return sample
+
+    def _text_schema(self, sample: pl.DataFrame) -> pl.Schema:
+        """Every key of the whole file, read as JSON text (scalars and objects, typed losslessly
+        like CSV fields, so the same data gets the same table from either format); lists of
+        scalars stay arrays."""
+        try:
             raw = pl.scan_ndjson(self.src.proc_path, infer_schema_length=None).collect_schema()
         except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):
             raw = pl.Schema({k: pl.String for k in sample.columns})
         except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
             raise self.diagnose() or self._input_error(exc) from None
-        # Scalars and objects are read as JSON text and typed losslessly like CSV fields (so the
-        # same data gets the same table from either format); lists of scalars stay arrays.
-        self._text = pl.Schema({c: _list_type(t) for c, t in raw.items()})
-        try:
-            sample = pl.read_ndjson(io.BytesIO(head), schema=self._text)
-            candidates = sample_kinds(sample, self.null_values)
-            if self._in_memory():
-                frame = pl.read_ndjson(self.src.proc_path, schema=self._text)
-                self._check_frame(frame)
-                verdicts, rows, nulls = whole_file(frame.lazy(), candidates, self.null_values, streaming=False)
-                self._frame = to_wire(frame, verdicts, self.null_values)
-            else:
-                verdicts, rows, nulls = whole_file(self._scan(), candidates, self.null_values, streaming=True)
-        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise self.diagnose() or self._input_error(exc) from None
-        self._set_verdicts(verdicts)
-        self._wire = pl.Schema({c: (verdicts[c].wire if c in verdicts else t) for c, t in self._text.items()})
-        lists = [c for c in self._text if c not in verdicts]
-        if lists:
-            counts = (self._frame.lazy() if self._frame is not None else self._scan()).select(
-                pl.col(c).null_count() for c in lists).collect().row(0, named=True)
-            nulls.update(counts)
-        self._sample_distinct(sample)
-        self._distinct = {c: r for c, r in self._distinct.items() if verdicts.get(c) and verdicts[c].kind == "text"}
-        return self._finish_plan(rows, nulls)
+        return pl.Schema({c: _list_type(t) for c, t in raw.items()})
+
+    def _infer(self, sample: pl.DataFrame) -> FileFacts:
+        candidates = sample_kinds(sample, self.null_values)
+        if not self._in_memory():
+            return whole_file(self._scan(), candidates, self.null_values, streaming=True)
+        frame = pl.read_ndjson(self.src.proc_path, schema=self._text)
+        self._check_frame(frame)
+        facts = whole_file(frame.lazy(), candidates, self.null_values, streaming=False)
+        self._frame = frame  # text: typed batch by batch, beside the inserts (_raw_batches)
+        return facts
+
+    def _list_nulls(self) -> dict[str, int]:
+        """NULL counts of the list columns (not inferred)."""
+        lists = [c for c in self._text if c not in self.verdicts]
+        if not lists:
+            return {}
+        return (self._frame.lazy() if self._frame is not None else self._scan()).select(
+            pl.col(c).null_count() for c in lists).collect().row(0, named=True)
 
     def _scan(self) -> pl.LazyFrame:
         return pl.scan_ndjson(self.src.proc_path, schema=self._text)
@@ -72,6 +94,12 @@ class NdjsonReader(Reader):
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
         for df in self._scan().collect_batches(chunk_size=batch_rows):
             yield to_wire(df, self.verdicts, self.null_values)
+
+    def _raw_batches(self, batch_rows: int) -> Iterator[pl.DataFrame]:
+        batches = super()._raw_batches(batch_rows)
+        if self._frame is None:  # streamed: typed in _stream
+            return batches
+        return (to_wire(df, self.verdicts, self.null_values) for df in batches)
 
     def diagnose(self) -> InputError | None:
         import json
