@@ -28,7 +28,3 @@ _.table_settings  # Target.table_settings: tests/test_deploy.py (engine and SETT
 _.apply_seconds  # ChuteApp.apply_seconds: bench/console.py
 _.took  # View.took: bench/console.py
 _.seed_bulk  # tui/demo.seed_bulk: bench/console.py
-
-# NOT used: dead code in files other helpers own in round 3, listed only to keep `make lint` green
-# until they are merged. Delete each line once its owner has removed the name.
-_.YEARS  # core/formats/infer.py YEARS (helper "fidelity")

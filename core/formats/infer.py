@@ -45,7 +45,6 @@ _DATETIME = rf"(?-u)^{_YMD}{_HMS}$"
 _DATETIME_TZ = rf"(?-u)^{_YMD}{_HMS}(Z|[+-](0[0-9]|1[0-4]):?[0-5][0-9])$"
 _BOOLS = ("true", "false", "True", "False", "TRUE", "FALSE")
 FLOAT_DIGITS = 15  # a decimal with at most 15 significant digits survives a trip through a double
-YEARS = (1900, 2299)
 
 _WHY = {"int": "every value is an integer", "float": "every value is a decimal number (<= 15 digits)",
         "bool": "every value is true or false", "date": "every value is an ISO date (YYYY-MM-DD)",
