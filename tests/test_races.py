@@ -103,7 +103,6 @@ def test_landed_but_unacknowledged_insert_is_not_left_behind_by_a_twin(engine_fa
     cfg = make_config(tmp_path, chdb_path, workers=1, backoff_base=2.0, backoff_max=2.0)
     body = b"id,name\n" + b"".join(f"{i},n{i}\n".encode() for i in range(10))
     (cfg.data_dir / "s").mkdir()
-    (cfg.data_dir / "s" / "a.csv").write_bytes(body)
     engine = engine_factory(cfg)
     real, landed = engine.target.insert, []
 
@@ -114,7 +113,8 @@ def test_landed_but_unacknowledged_insert_is_not_left_behind_by_a_twin(engine_fa
             raise TargetError("timed out after the insert landed")
 
     engine.target.insert = lost_answer
-    (cfg.data_dir / "s" / "a.csv").touch()  # a fresh sighting, now that the insert is wrapped
+    # Written only now: a file there at start could load before the insert is wrapped.
+    (cfg.data_dir / "s" / "a.csv").write_bytes(body)
     wait_for(lambda: state_of(engine, "s/a.csv") == State.FAILED, what="a failed")
     (cfg.data_dir / "s" / "b.csv").write_bytes(body)
     wait_for(lambda: state_of(engine, "s/b.csv") == State.LOADED, what="b loaded")
