@@ -17,8 +17,11 @@ run: $(STAMP)
 	mkdir -p $(DATA)
 	$(BIN)/chute $(DATA)
 
+# Two test processes (pytest-xdist), one test file each at a time: most tests wait on a daemon or a
+# console, so two overlap well even on two cores. PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Type-checks core/ and tui/ under their package names (chute.core, chute.tui) through links;
 # vulture: no dead code in core/ or tui/ (settings in pyproject.toml, reasons in vulture_whitelist.py).

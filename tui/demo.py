@@ -276,8 +276,9 @@ async def _shoot(out: Path, name: str, size: tuple[int, int], keys: list[str], p
     return path
 
 
-async def wait_ready(pilot, refreshes: int = 1, timeout: float = 10.0) -> None:
-    """Until the console applied its first view(s), and a details screen (if any) has read its file."""
+async def wait_ready(pilot, refreshes: int = 1, timeout: float = 60.0) -> None:
+    """Until the console applied its first view(s), and a details screen (if any) has read its file.
+    Generous, for a loaded machine; a screen that never gets there is an error, not a screenshot."""
     from chute.tui.screens.details import DetailsScreen
 
     loop = asyncio.get_running_loop()
@@ -287,7 +288,9 @@ async def wait_ready(pilot, refreshes: int = 1, timeout: float = 10.0) -> None:
         screen = pilot.app.screen
         return pilot.app.refreshes < refreshes or (isinstance(screen, DetailsScreen) and not screen.settled)
 
-    while pending() and loop.time() < deadline:
+    while pending():
+        if loop.time() > deadline:
+            raise TimeoutError(f"console not ready after {timeout:.0f} s")
         await pilot.pause(0.02)
     await pilot.pause()
 
