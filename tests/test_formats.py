@@ -10,8 +10,11 @@ from pathlib import Path
 
 import polars as pl
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chute.core.engine import Engine
+from chute.core.formats.delimited import sure_delimiter
 from chute.core.schema import quote_ident
 from chute.core.states import State
 from tests.conftest import make_config, query, state_of, wait_for
@@ -154,3 +157,30 @@ def test_streaming_path_for_large_files(engine_factory, tmp_path: Path, chdb_pat
     assert query(engine, f"SELECT name FROM `{db}`.stream WHERE id = 42") == [("n, 42",)]
     assert query(engine, f"SELECT count() FROM `{db}`.stream2")[0][0] == 5001
     assert query(engine, f"SELECT count(), max(v) FROM `{db}`.stream3") == [(3000, "x999")]
+
+
+_FIELDS = ["a", "b c", "1", "2.5", "", '"x, y"', '"q;r"', '"t\tu"', '"p|q"', "it's", '"say ""hi"""']
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(st.sampled_from(",;\t|"), st.integers(1, 5), st.lists(st.lists(st.sampled_from(_FIELDS), min_size=1, max_size=6),
+                                                           min_size=0, max_size=14), st.booleans())
+def test_sure_delimiter_agrees_with_sniffer(delim: str, width: int, rows: list[list[str]], crlf: bool) -> None:
+    """The cheap rule (no csv.Sniffer for most files) answers only what Sniffer would; elsewhere it
+    defers (None) and Sniffer decides."""
+    header = delim.join(f"h{i}" for i in range(width))
+    text = ("\r\n" if crlf else "\n").join([header, *(delim.join(r) for r in rows)]) + "\n"
+    got = sure_delimiter(text)
+    if got is not None:
+        try:
+            want = csv.Sniffer().sniff(text, delimiters=",\t;|").delimiter
+        except csv.Error:
+            want = ","
+        assert got == want, text
+
+
+def test_sure_delimiter_defers_when_in_doubt() -> None:
+    assert sure_delimiter("a;b\n1;2\n") == ";"
+    assert sure_delimiter('a,b\n1,"x, y"\n') == ","  # only commas: Sniffer answers "," or fails (",")
+    assert sure_delimiter("notes; misc\nfree text\n") is None  # inconsistent: Sniffer decides
+    assert sure_delimiter("a,b;c\n1,2;3\n") is None  # two candidates

@@ -69,10 +69,7 @@ class CsvReader(Reader):
             if self.tsv:
                 self.delimiter = "\t"
             else:
-                try:
-                    self.delimiter = sniffer.sniff(sample, delimiters=_DELIMITERS).delimiter
-                except csv.Error:
-                    self.delimiter = ","
+                self.delimiter = sure_delimiter(sample) or _sniff(sniffer, sample)
         try:
             first = next(csv.reader(io.StringIO(text), delimiter=self.delimiter, quotechar=self.quote), [])
         except csv.Error as exc:
@@ -300,6 +297,30 @@ class CsvReader(Reader):
         except (OSError, EOFError) as exc:
             return self._input_error(exc)
         return None
+
+
+def _sniff(sniffer: csv.Sniffer, sample: str) -> str:
+    try:
+        return sniffer.sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def sure_delimiter(sample: str) -> str | None:
+    """What csv.Sniffer would answer, where that is certain without running it (it is pure
+    Python, ~1.5 ms for a 6 KiB file: most of a small file's cost). Sniffer only ever answers a
+    candidate that occurs in the sample, else fails (we then take ","). So: none or only "," in
+    the sample: ","; only one other, held the same number of times by each of the first ten
+    non-empty lines (Sniffer's first consistency round finds it): that one. None: ask Sniffer."""
+    present = [d for d in _DELIMITERS if d in sample]
+    if present in ([], [","]):
+        return ","
+    if len(present) > 1:
+        return None
+    d = present[0]
+    lines = [line for line in sample.split("\n") if line][:10]
+    k = lines[0].count(d)
+    return d if k and all(line.count(d) == k for line in lines) else None
 
 
 def fix_names(header: list[str]) -> list[str]:
