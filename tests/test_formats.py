@@ -10,8 +10,11 @@ from pathlib import Path
 
 import polars as pl
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chute.core.engine import Engine
+from chute.core.formats.delimited import sure_delimiter
 from chute.core.schema import quote_ident
 from chute.core.states import State
 from tests.conftest import make_config, query, state_of, wait_for
@@ -154,3 +157,69 @@ def test_streaming_path_for_large_files(engine_factory, tmp_path: Path, chdb_pat
     assert query(engine, f"SELECT name FROM `{db}`.stream WHERE id = 42") == [("n, 42",)]
     assert query(engine, f"SELECT count() FROM `{db}`.stream2")[0][0] == 5001
     assert query(engine, f"SELECT count(), max(v) FROM `{db}`.stream3") == [(3000, "x999")]
+
+
+_FIELDS = ["a", "b c", "1", "2.5", "", '"x, y"', '"q;r"', '"t\tu"', '"p|q"', "it's", '"say ""hi"""']
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(st.sampled_from(",;\t|"), st.integers(1, 5), st.lists(st.lists(st.sampled_from(_FIELDS), min_size=1, max_size=6),
+                                                           min_size=0, max_size=14), st.booleans())
+def test_sure_delimiter_agrees_with_sniffer(delim: str, width: int, rows: list[list[str]], crlf: bool) -> None:
+    """The cheap rule (no csv.Sniffer for most files) answers only what Sniffer would; elsewhere it
+    defers (None) and Sniffer decides."""
+    header = delim.join(f"h{i}" for i in range(width))
+    text = ("\r\n" if crlf else "\n").join([header, *(delim.join(r) for r in rows)]) + "\n"
+    got = sure_delimiter(text)
+    if got is not None:
+        try:
+            want = csv.Sniffer().sniff(text, delimiters=",\t;|").delimiter
+        except csv.Error:
+            want = ","
+        assert got == want, text
+
+
+def test_sure_delimiter_defers_when_in_doubt() -> None:
+    assert sure_delimiter("a;b\n1;2\n") == ";"
+    assert sure_delimiter('a,b\n1,"x, y"\n') == ","  # only commas: Sniffer answers "," or fails (",")
+    assert sure_delimiter("notes; misc\nfree text\n") is None  # inconsistent: Sniffer decides
+    assert sure_delimiter("a,b;c\n1,2;3\n") is None  # two candidates
+
+
+_EDGE_FILES = {
+    "header only": b"a,b\n", "no newline": b"a,b", "blank after header": b"a,b\n\n", "BOM": b"\xef\xbb\xbfa,b\n1,2\n",
+    "BOM, no header": b"\xef\xbb\xbf1,2\n3,4\n", "one column": b"x\n1\n\n2\n", "blank lines": b"a,b\n1,2\n\n3,4\n",
+    "short row": b"a,b\n1,2\n3\n", "long row": b"a,b\n1,2,3\n", "open quote": b'a,b\n1,"x\n',
+    "CRLF": b"a,b\r\n1,2\r\n,\r\n", "tokens": b"a,b\n1,NA\nNA,2\n", "nanoseconds": b"t\n2020-01-01 00:00:00.1234567\n",
+    "empty fields": b"a,b\n,\n,\n", "NUL": b"a,b\n1,\x002\n", "latin-1": b"a,b\n1,\xe9\n",
+    "semicolons": b"a;b\n1;2,5\n", "blank": b"   \n",
+    "many rows": b"n,s\n" + b"".join(b"%d,v%d\n" % (i, i % 7) for i in range(150)),
+}
+
+
+def _planned_facts(path: Path, small: bool, monkeypatch) -> tuple:
+    from chute.core.errors import InputError
+    from chute.core.formats.delimited import CsvReader
+    from chute.core.reader import hash_and_plan, open_source, reader_for
+
+    with monkeypatch.context() as m:
+        if not small:
+            m.setattr(CsvReader, "_plan_small", lambda self, head: None)
+        try:
+            with open_source(path, None) as src:
+                r = reader_for(src, "csv", {})
+                plan = hash_and_plan(src, r)
+                check = r.pending_check() if r.pending_check else None
+                return (plan.schema, plan.rows, plan.null_counts, plan.distinct_ratio, r.verdicts, str(check),
+                        [b.to_dicts() for _, b in r.batches(1000)])
+        except InputError as exc:
+            return ("error", str(exc))
+
+
+def test_small_file_path_plans_like_the_general_path(tmp_path: Path, monkeypatch) -> None:
+    """A file within the 1 MiB head is parsed once (CsvReader._plan_small): the same plan, verdicts,
+    errors and batches as the general path (sample, then a full read) on awkward files."""
+    for name, data in _EDGE_FILES.items():
+        path = tmp_path / "f.csv"
+        path.write_bytes(data)
+        assert _planned_facts(path, True, monkeypatch) == _planned_facts(path, False, monkeypatch), name

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chute.core.formats.infer import DEFAULT_NULL_VALUES, KINDS, sample_kinds, whole_file
+from chute.core.formats.infer import DEFAULT_NULL_VALUES, KINDS, sample_kinds, small_file, whole_file
 from chute.core.reader import Reader, open_source, reader_for
 
 BOOLS = ("true", "false", "True", "False", "TRUE", "FALSE")
@@ -144,6 +144,23 @@ def test_one_pass_decides_what_the_rules_say(column, streaming: bool) -> None:
     if want in ("datetime", "datetime_tz"):
         fine = any(re.search(r"\.[0-9]{7}", v) for v in values if v is not None and v not in tokens)
         assert verdict.precision == ("ns" if fine else "us")
+
+
+@settings(max_examples=500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(columns(), columns())
+def test_small_file_path_decides_like_sample_then_whole_file(a, b) -> None:
+    """A small file (parsed once, sample = whole file) takes small_file's cheap-tests-first route:
+    every fact must equal the general route's (sample_kinds on all rows, then whole_file) and the
+    rules, tokens, precision and reasons included."""
+    (xs, _, tokens), (ys, _, _) = a, b
+    n = max(len(xs), len(ys))
+    frame = pl.DataFrame({"a": xs + [None] * (n - len(xs)), "b": ys + [None] * (n - len(ys))},
+                         schema={"a": pl.String, "b": pl.String})
+    want = whole_file(frame.lazy(), sample_kinds(frame, tokens), tokens, streaming=False)
+    got, uniques = small_file(frame, tokens)
+    assert got == want, (xs, ys, tokens)
+    assert got.verdicts["a"].kind == expected_kind(frame["a"].to_list(), tokens)
+    assert uniques == {c: frame[c].n_unique() for c in frame.columns}
 
 
 VALID = {"int": "12", "float": "1.25", "bool": "true", "date": "2026-01-02", "datetime": "2026-01-02T03:04:05",

@@ -21,6 +21,7 @@ fail it. Only when a later value disagrees is the column checked against the wid
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import polars as pl
 
@@ -270,6 +271,96 @@ def whole_file(lf: pl.LazyFrame, candidates: dict[str, str | None], tokens: tupl
     nulls = {c: int(stats[f"null\x00{c}"]) + (int(stats.get(f"tok\x00{c}") or 0) if v.kind != "text" else 0)
              for c, v in verdicts.items()}
     return FileFacts(verdicts, int(stats["\x00rows"]), nulls, int(stats.get("\x00empty") or 0))
+
+
+# Byte lengths a value of each kind can have: a cheap necessary test (with the casts for numbers)
+# that rules kinds out without a regular expression or literal, whose per-query cost is what
+# dominates small files. Only prunes: a kind failing it somewhere has bad values for certain.
+_LENGTHS = {"bool": (4, 5), "date": (10, 10), "datetime": (19, 29), "datetime_tz": (20, 35)}
+
+
+@lru_cache(maxsize=256)
+def _small_stats(names: tuple[str, ...], tokens: tuple[str, ...]) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """The first query of :func:`small_file`: each column with its null tokens as NULL (computed
+    once, not once per use), then counts, lengths and failed casts. Built once per column set
+    and reused: building expressions costs more than running them on a few hundred rows."""
+    values = [_value(c, tokens).alias(f"v\x00{c}") for c in names]
+    exprs = [pl.len().alias("\x00rows")]
+    if names:
+        exprs.append(pl.all_horizontal(pl.col(c).is_null() for c in names).sum().alias("\x00empty"))
+    for c in names:
+        col, v = pl.col(c), pl.col(f"v\x00{c}")
+        n = v.str.len_bytes()
+        exprs += [col.null_count().alias(f"null\x00{c}"), v.null_count().alias(f"vnull\x00{c}"),
+                  col.n_unique().alias(f"uniq\x00{c}"), n.min().alias(f"min\x00{c}"), n.max().alias(f"max\x00{c}"),
+                  # (polars casts "inf" and "-inf" to Float64 too: every lossless number casts)
+                  v.cast(pl.Int64, strict=False).null_count().alias(f"int\x00{c}"),
+                  v.cast(pl.Float64, strict=False).null_count().alias(f"float\x00{c}")]
+    return values, exprs
+
+
+def _maybe(c: str, stats: dict) -> list[str]:
+    """The kinds column ``c`` may still be after the cheap tests, narrowest first."""
+    vnull, low, high = stats[f"vnull\x00{c}"], stats[f"min\x00{c}"], stats[f"max\x00{c}"]
+    return [k for k in KINDS if (stats[f"{k}\x00{c}"] == vnull if k in ("int", "float")
+                                 else _LENGTHS[k][0] <= low and high <= _LENGTHS[k][1])]
+
+
+@lru_cache(maxsize=1024)
+def _small_check(kind: str, c: str, tokens: tuple[str, ...]) -> list[pl.Expr]:
+    """The exact check of column ``c`` against ``kind`` (and its fraction digits, for date-times)."""
+    exprs = [_bad(kind, c, tokens).alias(f"{kind}\x00{c}")]
+    if kind in ("datetime", "datetime_tz"):
+        exprs.append(_fine_fraction(c).alias(f"fine\x00{c}"))
+    return exprs
+
+
+def small_file(frame: pl.DataFrame, tokens: tuple[str, ...]) -> tuple[FileFacts, dict[str, int]]:
+    """:func:`sample_kinds` then :func:`whole_file` when the sample IS the whole file (a small
+    file, parsed once): the same verdicts for a fixed cost of a few queries instead of one per
+    kind. Cheap tests rule kinds out first; each column then takes the exact check of its
+    narrowest remaining kind, the next one only if that fails. Also returns distinct values."""
+    names = tuple(c for c, t in frame.schema.items() if t == pl.String)
+    values, exprs = _small_stats(names, tokens)
+    stats = frame.with_columns(values).select(exprs).row(0, named=True)
+    rows = stats["\x00rows"]
+    for c in names:  # values that are null tokens (NULL in v, not in the column)
+        stats[f"val\x00{c}"] = rows - stats[f"vnull\x00{c}"]
+        stats[f"tok\x00{c}"] = stats[f"vnull\x00{c}"] - stats[f"null\x00{c}"]
+    kinds = _small_kinds(frame, stats, names, tokens)
+    verdicts = {c: _small_verdict(c, kinds.get(c), stats) for c in names}
+    nulls = {c: int(stats[f"null\x00{c}"]) + (int(stats.get(f"tok\x00{c}") or 0) if v.kind != "text" else 0)
+             for c, v in verdicts.items()}
+    facts = FileFacts(verdicts, int(stats["\x00rows"]), nulls, int(stats.get("\x00empty") or 0))
+    return facts, {c: int(stats[f"uniq\x00{c}"]) for c in names}
+
+
+def _small_kinds(frame: pl.DataFrame, stats: dict, names: tuple[str, ...], tokens: tuple[str, ...]) -> dict[str, str]:
+    """The exact checks, narrowest kind first, one query per round; adds their results to ``stats``."""
+    left = {c: ks for c in names if stats[f"val\x00{c}"] and (ks := _maybe(c, stats))}
+    # Which tokens a typed column holds: asked only where it may be typed and holds some.
+    seen = [_tokens_seen(pl.col(c), tokens).alias(f"seen\x00{c}") for c in left if stats[f"tok\x00{c}"]]
+    kinds: dict[str, str] = {}
+    while left:
+        checks = [e for c, ks in left.items() for e in _small_check(ks[0], c, tokens)]
+        stats.update(frame.select(checks + seen).row(0, named=True))
+        seen = []
+        for c, ks in list(left.items()):
+            kind = ks.pop(0)
+            if stats[f"{kind}\x00{c}"] == 0:
+                kinds[c] = kind
+            if c in kinds or not ks:
+                del left[c]
+    return kinds
+
+
+def _small_verdict(c: str, kind: str | None, stats: dict) -> Verdict:
+    if kind is None:
+        return Verdict("text", "the sample holds text" if stats[f"val\x00{c}"] else
+                       "no values (every value empty or a null token)")
+    verdict = Verdict(kind, _WHY[kind])
+    _adopt(verdict, stats, c)
+    return verdict
 
 
 def to_wire(df: pl.DataFrame, verdicts: dict[str, Verdict], tokens: tuple[str, ...]) -> pl.DataFrame:
