@@ -9,6 +9,10 @@
 - ``kill_after_insert=P``: the old spelling of ``kill_any`` limited to ``insert_acked``.
 - ``no_dedup``: send inserts without tokens and with deduplication disabled. Exists only so
   a test can show that its duplicate check catches a broken system. Never use it in production.
+- ``pause_at=STEP:N``, ``gate=PATH``: the N-th time STEP is reached, create ``PATH.reached`` and
+  wait (up to 120 s) until PATH exists, so a test can break something at exactly that moment
+  (drop a table, stop the server) and then let the process go on. In-process tests set these
+  with ``monkeypatch.setitem(failpoints._spec, ...)``.
 - ``seed=N``: seed for the probabilities.
 - ``group_reorder``: replay an unacknowledged group in reverse order (so under another token).
   The negative control of tests/test_groups.py; never use it in production.
@@ -100,6 +104,16 @@ def step(name: str) -> None:
             p = _spec.get("kill_after_insert")
         if _kill_at.get(name) == nth or (p is not None and _rng.random() < float(p)):
             _die(name, nth)
+    if _targets("pause_at").get(name) == nth:
+        _pause(Path(_spec["gate"]))
+
+
+def _pause(gate: Path) -> None:
+    """Wait (outside the lock: other steps go on) until the test opens ``gate``."""
+    Path(f"{gate}.reached").touch()
+    deadline = time.monotonic() + 120
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def rendezvous(name: str) -> None:

@@ -245,7 +245,11 @@ class Groups:
         if not good:
             return outcomes
         keyed = bool(good[0].job.opts.key)
-        found = L.target.count_sources(table, [(m.job.sha, m.row.path) for m in good])
+        try:
+            found = L.target.count_sources(table, [(m.job.sha, m.row.path) for m in good])
+        except Exception as exc:  # noqa: BLE001 - each member's own failure: none may stay `loading`
+            outcomes.update({m.row.id: L.settle(m.row, _raiser(exc)) for m in good})
+            return outcomes
         failpoints.step("group_verified")
         loaded: list[_Member] = []
         for m in good:

@@ -1,0 +1,39 @@
+"""Hostile cases for small files sharing one insert (core/groups.py): failures at the worst
+moments of a group, made deterministic with failpoints (``pause_at``, ``kill_at``), never timers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chute.core import failpoints
+from chute.core.states import State
+from tests.conftest import make_config, query, state_of, wait_for
+from tests.test_groups import ROWS, ledger, small_files
+
+
+def _pause(monkeypatch: pytest.MonkeyPatch, gate: Path, step: str, nth: int = 1) -> None:
+    monkeypatch.setitem(failpoints._spec, "pause_at", f"{step}:{nth}")
+    monkeypatch.setitem(failpoints._spec, "gate", str(gate))
+
+
+def test_a_failed_verification_query_leaves_no_member_loading(engine_factory, tmp_path: Path, chdb_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group's insert is acknowledged, then ClickHouse fails the verification query (here: the
+    table is gone). Every member must get an outcome (not stay `loading` in a running daemon) and
+    load again once."""
+    gate = tmp_path / "gate"
+    _pause(monkeypatch, gate, "group_done")
+    cfg = make_config(tmp_path, chdb_path, group_max_files=50)
+    small_files(cfg.data_dir, 6)
+    engine = engine_factory(cfg)
+    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group acknowledged")
+    engine.target.client().command(f"DROP TABLE `{cfg.database}`.part SYNC")
+    gate.touch()
+    wait_for(lambda: engine.idle(), timeout=120, what="idle")
+    assert ledger(cfg.state_dir, "SELECT count(*) FROM files WHERE state = 'loading'") == [(0,)]
+    wait_for(lambda: all(state_of(engine, f"part_{i:04d}.csv") == State.LOADED for i in range(6)),
+             timeout=120, what="every member loaded again")
+    assert query(engine, f"SELECT count(), uniqExact(_source_sha256, _source_row) FROM `{cfg.database}`.part") \
+        == [(6 * ROWS, 6 * ROWS)]
