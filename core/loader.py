@@ -674,6 +674,16 @@ class Loader:
         try:
             st = os.stat(path)
         except FileNotFoundError:
+            fresh = self.ledger.get(row.id) or row
+            if fresh.sha256 and self.ledger.any_batches(row.id, fresh.generation):
+                # Rows of a content that changed while it was read, and no newer version at this path
+                # will clear them (_clear_superseded): take them back now, as a quarantine does.
+                try:
+                    self.target.delete_source(row.table_name, fresh.sha256, row.path)
+                    self.ledger.update(row.id, generation=fresh.generation + 1, rows_loaded=0)
+                except TargetError as err:
+                    return self._failed(row, TargetError(f"{why} (and removing its partial rows failed: {err})",
+                                                         unreachable=err.unreachable))
             self.ledger.transition(row.id, State.FAILED, error_kind="gone", last_error="file disappeared before it "
                                    "was loaded", next_attempt=None, detail=why, expect=[State.LOADING])
             return State.FAILED

@@ -10,12 +10,14 @@ import pytest
 from chute.core import failpoints
 from chute.core.states import State
 from tests.conftest import make_config, query, state_of, wait_for
+from tests.invariants import counts_via, disagreements
 from tests.test_groups import ROWS, ledger, small_files
 
 
 def _pause(monkeypatch: pytest.MonkeyPatch, gate: Path, step: str, nth: int = 1) -> None:
     monkeypatch.setitem(failpoints._spec, "pause_at", f"{step}:{nth}")
     monkeypatch.setitem(failpoints._spec, "gate", str(gate))
+    monkeypatch.setattr(failpoints, "_hits", {})  # counted per process: start from zero for this test
 
 
 def test_a_failed_verification_query_leaves_no_member_loading(engine_factory, tmp_path: Path, chdb_path: Path,
@@ -37,3 +39,31 @@ def test_a_failed_verification_query_leaves_no_member_loading(engine_factory, tm
              timeout=120, what="every member loaded again")
     assert query(engine, f"SELECT count(), uniqExact(_source_sha256, _source_row) FROM `{cfg.database}`.part") \
         == [(6 * ROWS, 6 * ROWS)]
+
+
+def _agree(engine, cfg) -> list[str]:
+    return disagreements(cfg.state_dir, counts=counts_via(engine.target.client(), cfg.database))
+
+
+def test_a_member_rewritten_then_deleted_after_the_insert_leaves_no_rows(engine_factory, tmp_path: Path,
+                                                                         chdb_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group's rows are in; one member is rewritten in place (its re-check fails) and then
+    deleted before chute looks again. Its rows must not stay in the table under a version the
+    ledger calls failed."""
+    gate = tmp_path / "gate"
+    _pause(monkeypatch, gate, "group_done")
+    cfg = make_config(tmp_path, chdb_path, group_max_files=50)
+    small_files(cfg.data_dir, 6)
+    engine = engine_factory(cfg)
+    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group acknowledged")
+    victim = cfg.data_dir / "part_0002.csv"
+    with victim.open("a") as f:  # in place: the open descriptor sees it
+        f.write("999999,late,1.5\n")
+    victim.unlink()
+    gate.touch()
+    wait_for(lambda: engine.idle(), timeout=120, what="idle")
+    assert state_of(engine, "part_0002.csv") == State.FAILED
+    for i in (0, 1, 3, 4, 5):
+        assert state_of(engine, f"part_{i:04d}.csv") == State.LOADED
+    assert _agree(engine, cfg) == []
