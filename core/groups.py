@@ -156,8 +156,8 @@ class Groups:
         L._claim_content(job)
         stack.callback(L.claims.release, job.sha, row.id)
         try:
+            L._clear_superseded(job.row)  # whatever this version turns out to be (a duplicate too)
             L._gatekeep_or_take_back(job)
-            L._clear_superseded(job.row)
             table = L._prepare_table(job.row, job.plan, job.opts)
             data = _fitted(job, table)
             if job.reader.pending_check and (problem := job.reader.pending_check()) is not None:

@@ -274,8 +274,8 @@ class Loader:
         self.ledger.update(job.row.id, sha256=job.sha, rows=job.plan.rows)
         job.batch_rows = job.row.batch_rows or self._choose_batch_rows(job.src.st.st_size, job.plan.rows)
         job.done = self.ledger.done_batches(job.row.id, job.row.generation)
+        self._clear_superseded(job.row)  # whatever this version turns out to be (a duplicate too)
         self._gatekeep_or_take_back(job)                             # 4. gatekeep
-        self._clear_superseded(job.row)
         self._fix_batch_rows(job)                                    # 5. fix B
         t0 = time.perf_counter()
         with job.trace.step("table"):

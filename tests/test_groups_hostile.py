@@ -67,3 +67,25 @@ def test_a_member_rewritten_then_deleted_after_the_insert_leaves_no_rows(engine_
     for i in (0, 1, 3, 4, 5):
         assert state_of(engine, f"part_{i:04d}.csv") == State.LOADED
     assert _agree(engine, cfg) == []
+
+
+def test_a_member_rewritten_into_a_twin_after_the_insert_leaves_no_rows(engine_factory, tmp_path: Path,
+                                                                        chdb_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group's rows are in; one member is rewritten in place with a neighbour's content. Its
+    old version is superseded with rows in the table, its new version is a duplicate: the old
+    rows must still be taken back."""
+    gate = tmp_path / "gate"
+    _pause(monkeypatch, gate, "group_done")
+    cfg = make_config(tmp_path, chdb_path, group_max_files=50)
+    small_files(cfg.data_dir, 6)
+    engine = engine_factory(cfg)
+    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group acknowledged")
+    twin = (cfg.data_dir / "part_0001.csv").read_bytes()
+    with (cfg.data_dir / "part_0002.csv").open("r+b") as f:  # in place: the open descriptor sees it
+        f.write(twin)
+        f.truncate()
+    gate.touch()
+    wait_for(lambda: engine.idle() and state_of(engine, "part_0002.csv") == State.DUPLICATE, timeout=120,
+             what="the new version a duplicate")
+    assert _agree(engine, cfg) == []
