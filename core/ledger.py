@@ -858,6 +858,17 @@ class Ledger:
                        (file_id, generation))
         return int(rows[0]["id"]) if rows else None
 
+    def open_groups(self) -> dict[int, tuple[int, int]]:
+        """Versions whose batch is in a group insert never acknowledged: {file_id: (group id, members)}
+        (`chute files`/`status`: a crash left them `loading` until the group is settled)."""
+        try:
+            rows = self._q("SELECT m.file_id, g.id, (SELECT count(*) FROM group_members n WHERE n.group_id = g.id)"
+                           " AS n FROM groups g JOIN group_members m ON m.group_id = g.id JOIN files f"
+                           " ON f.id = m.file_id WHERE g.state = 'intent' AND f.generation = m.generation")
+        except sqlite3.OperationalError:  # read-only on a ledger from before groups: none
+            return {}
+        return {int(r["file_id"]): (int(r["id"]), int(r["n"])) for r in rows}
+
     def group(self, group_id: int) -> tuple[sqlite3.Row, list[GroupMember]] | None:
         """A group and its members, in their order."""
         rows = self._q("SELECT * FROM groups WHERE id = ?", (group_id,))

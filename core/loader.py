@@ -669,7 +669,7 @@ class Loader:
 
     # -- outcomes -------------------------------------------------------------------------
 
-    def _changed(self, row: FileRow, why: str) -> State:
+    def _changed(self, row: FileRow, why: str) -> State | None:
         path = self.cfg.locate(row.path)
         try:
             st = os.stat(path)

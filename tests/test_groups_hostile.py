@@ -9,9 +9,10 @@ import pytest
 
 from chute.core import failpoints
 from chute.core.states import State
-from tests.conftest import make_config, query, state_of, wait_for
+from tests.conftest import make_config, query, run_chute, state_of, wait_for
 from tests.invariants import counts_via, disagreements
-from tests.test_groups import ROWS, ledger, small_files
+from tests.test_crash import kill_at
+from tests.test_groups import ROWS, _args, ledger, small_files
 
 
 def _pause(monkeypatch: pytest.MonkeyPatch, gate: Path, step: str, nth: int = 1) -> None:
@@ -89,3 +90,21 @@ def test_a_member_rewritten_into_a_twin_after_the_insert_leaves_no_rows(engine_f
     wait_for(lambda: engine.idle() and state_of(engine, "part_0002.csv") == State.DUPLICATE, timeout=120,
              what="the new version a duplicate")
     assert _agree(engine, cfg) == []
+
+
+def test_files_and_status_explain_an_unacknowledged_group(tmp_path: Path) -> None:
+    """Killed after the group's insert, before its ack: with no engine running, `chute files` and
+    `chute status` must say why its members show `loading`, not leave an empty reason."""
+    small_files(tmp_path / "data", 5)
+    kill_at(_args(tmp_path), "group_inserted", 1, tmp_path / "failpoint.log")
+    state = ["--state-dir", str(tmp_path / "state")]
+    files = run_chute("files", *state)
+    assert files.returncode == 0, files.stderr
+    lines = [line.split("\t") for line in files.stdout.splitlines()]
+    assert len(lines) == 5 and all(f[3] == "loading" and "never acknowledged" in f[5] for f in lines), files.stdout
+    status = run_chute("status", *state)
+    assert "unacknowledged group inserts: 1 (5 files)" in status.stdout, status.stdout
+    done = run_chute(*_args(tmp_path))  # the next start settles it: nothing left to explain
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "never acknowledged" not in run_chute("files", *state).stdout
+    assert "unacknowledged" not in run_chute("status", *state).stdout
