@@ -40,6 +40,7 @@ STEPS = (
     "insert_acked",    # loader: ClickHouse acknowledged batch i, the ledger has not
     "batch_done",      # loader: the ledger recorded the ack
     "group_intent",    # groups: the group's intent written, its insert not yet sent
+    "group_replay",    # groups: an unacknowledged group rebuilt for its replay, the insert not yet sent
     "group_inserted",  # groups: ClickHouse acknowledged the group's insert (or its replay), the ledger has not
     "group_done",      # groups: the ledger recorded the group's ack, members not yet verified
     "group_verified",  # groups: the members' rows counted, none yet `loaded`

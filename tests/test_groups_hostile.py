@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chute.core import failpoints
+from chute.core import actions, failpoints
 from chute.core.states import State
 from tests.conftest import make_config, query, run_chute, state_of, wait_for
 from tests.invariants import counts_via, disagreements
@@ -108,3 +108,31 @@ def test_files_and_status_explain_an_unacknowledged_group(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr[-3000:]
     assert "never acknowledged" not in run_chute("files", *state).stdout
     assert "unacknowledged" not in run_chute("status", *state).stdout
+
+
+def test_a_member_purged_while_its_group_replays_keeps_no_rows(engine_factory, tmp_path: Path, chdb_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared insert fails: its first member is `failed` (here: gave up), the others replay
+    the group. The replay reads the failed member without claiming it, so an operator may purge
+    it between the replay's checks and its insert: the purged member's rows must not come back."""
+    gate = tmp_path / "gate"
+    _pause(monkeypatch, gate, "group_intent")
+    cfg = make_config(tmp_path, chdb_path, group_max_files=50, max_attempts=1)
+    small_files(cfg.data_dir, 4)
+    engine = engine_factory(cfg)
+    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group's intent")
+    engine.target.client().command(f"DROP TABLE `{cfg.database}`.part SYNC")  # the shared insert fails
+    [(first,)] = ledger(cfg.state_dir, "SELECT f.path FROM group_members m JOIN files f ON f.id = m.file_id"
+                                       " WHERE m.group_id = 1 AND m.pos = 0")
+    _pause(monkeypatch, gate := tmp_path / "gate2", "group_replay")
+    (tmp_path / "gate").touch()  # the paused insert goes on, and fails
+    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the replay rebuilt")
+    assert state_of(engine, first) == State.FAILED
+    assert engine.ledger is not None
+    print(actions.purge(cfg, engine.ledger, engine.target, engine.ledger.current(first), "test"))
+    gate.touch()
+    others = [f"part_{i:04d}.csv" for i in range(4) if f"part_{i:04d}.csv" != first]
+    wait_for(lambda: engine.idle() and all(state_of(engine, p) == State.LOADED for p in others), timeout=120,
+             what="the others loaded")
+    assert state_of(engine, first) == State.PURGED
+    assert _agree(engine, cfg) == []
