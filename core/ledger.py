@@ -837,6 +837,9 @@ class Ledger:
                           " AND idx = 0", [(now, m["file_id"], m["generation"]) for m in members])
             c.executemany("UPDATE files SET rows_loaded = ?, updated_at = ? WHERE id = ? AND generation = ?",
                           [(m["rows"], now, m["file_id"], m["generation"]) for m in members])
+            # A member whose own try failed (even one that gave up) now has its rows in: due now, to verify.
+            c.executemany("UPDATE files SET next_attempt = ? WHERE id = ? AND generation = ? AND state = 'failed'"
+                          " AND current = 1", [(now, m["file_id"], m["generation"]) for m in members])
 
     def abandon_group(self, group_id: int, why: str) -> None:
         """The group cannot be replayed as it was (its rows were deleted first): close it and move each

@@ -136,3 +136,24 @@ def test_a_member_purged_while_its_group_replays_keeps_no_rows(engine_factory, t
              what="the others loaded")
     assert state_of(engine, first) == State.PURGED
     assert _agree(engine, cfg) == []
+
+
+def test_a_member_that_gave_up_before_its_group_replayed_is_loaded(engine_factory, tmp_path: Path,
+                                                                  chdb_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared insert fails and its first member gives up (`failed`, no next attempt); the others
+    replay the group, which puts the first member's rows in the table too. It must not stay
+    `failed` with rows in ClickHouse the ledger does not count."""
+    gate = tmp_path / "gate"
+    _pause(monkeypatch, gate, "group_intent")
+    cfg = make_config(tmp_path, chdb_path, group_max_files=50, max_attempts=1)
+    small_files(cfg.data_dir, 4)
+    engine = engine_factory(cfg)
+    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group's intent")
+    engine.target.client().command(f"DROP TABLE `{cfg.database}`.part SYNC")  # the shared insert fails
+    gate.touch()
+    wait_for(lambda: engine.idle() and ledger(cfg.state_dir, "SELECT state FROM groups WHERE id = 1") == [("done",)],
+             timeout=120, what="the group replayed")
+    wait_for(lambda: engine.idle() and all(state_of(engine, f"part_{i:04d}.csv") == State.LOADED for i in range(4)),
+             timeout=60, what="every member loaded")
+    assert _agree(engine, cfg) == []
