@@ -1,5 +1,6 @@
 """Hostile cases for small files sharing one insert (core/groups.py): failures at the worst
-moments of a group, made deterministic with failpoints (``pause_at``, ``kill_at``), never timers."""
+moments of a group, made deterministic with failpoints (``pause_at``, ``kill_at``), never timers.
+One worker: the paused group is the first, so a table dropped at the pause held no rows yet."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def test_a_failed_verification_query_leaves_no_member_loading(engine_factory, tm
     load again once."""
     gate = tmp_path / "gate"
     _pause(monkeypatch, gate, "group_done")
-    cfg = make_config(tmp_path, chdb_path, group_max_files=50)
+    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50)
     small_files(cfg.data_dir, 6)
     engine = engine_factory(cfg)
     wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group acknowledged")
@@ -54,7 +55,7 @@ def test_a_member_rewritten_then_deleted_after_the_insert_leaves_no_rows(engine_
     ledger calls failed."""
     gate = tmp_path / "gate"
     _pause(monkeypatch, gate, "group_done")
-    cfg = make_config(tmp_path, chdb_path, group_max_files=50)
+    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50)
     small_files(cfg.data_dir, 6)
     engine = engine_factory(cfg)
     wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group acknowledged")
@@ -78,7 +79,7 @@ def test_a_member_rewritten_into_a_twin_after_the_insert_leaves_no_rows(engine_f
     rows must still be taken back."""
     gate = tmp_path / "gate"
     _pause(monkeypatch, gate, "group_done")
-    cfg = make_config(tmp_path, chdb_path, group_max_files=50)
+    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50)
     small_files(cfg.data_dir, 6)
     engine = engine_factory(cfg)
     wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group acknowledged")
@@ -117,7 +118,7 @@ def test_a_member_purged_while_its_group_replays_keeps_no_rows(engine_factory, t
     it between the replay's checks and its insert: the purged member's rows must not come back."""
     gate = tmp_path / "gate"
     _pause(monkeypatch, gate, "group_intent")
-    cfg = make_config(tmp_path, chdb_path, group_max_files=50, max_attempts=1)
+    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50, max_attempts=1)
     small_files(cfg.data_dir, 4)
     engine = engine_factory(cfg)
     wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group's intent")
@@ -146,7 +147,7 @@ def test_a_member_that_gave_up_before_its_group_replayed_is_loaded(engine_factor
     `failed` with rows in ClickHouse the ledger does not count."""
     gate = tmp_path / "gate"
     _pause(monkeypatch, gate, "group_intent")
-    cfg = make_config(tmp_path, chdb_path, group_max_files=50, max_attempts=1)
+    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50, max_attempts=1)
     small_files(cfg.data_dir, 4)
     engine = engine_factory(cfg)
     wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group's intent")
