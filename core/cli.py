@@ -390,6 +390,9 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
     for alert in data["alerts"]:
         print(f"{alert['level'].upper():<8} {alert['name']}: {alert['message']}")
     _print_open_actions(status.open_actions, now)
+    if unacked := ledger.open_groups():
+        groups = sorted({gid for gid, _ in unacked.values()})
+        print(f"unacknowledged group inserts: {len(groups)} ({len(unacked)} files): " + _unacked(groups[0], 0))
     if data["fleet"] and running:
         fleet = data["fleet"]
         print(f"fleet: host {fleet['host']}, " + (f"mirror paused: {fleet['error']}" if fleet["error"]
@@ -466,12 +469,22 @@ def _files(ledger: Any, state: str | None, limit: int, as_json: bool) -> int:
                 out.flush()
         return EXIT_OK
     rows = ledger.list_files(state=state, limit=limit or None)
+    unacked = ledger.open_groups()
     for r in rows:
         reason = r.last_error or r.reason or ""
+        if r.id in unacked and r.state in (State.LOADING, State.QUEUED, State.FAILED):
+            reason = _unacked(*unacked[r.id]) + (f"; {reason}" if reason else "")
         rows_txt = "-" if r.rows is None else str(r.rows)
         # The id first: `chute purge --id N` names exactly this version.
         print(f"{r.id}\t{r.path}\t{r.table_name}\t{r.state}\t{rows_txt}\t{reason}")
     return EXIT_OK
+
+
+def _unacked(group_id: int, members: int) -> str:
+    """Why a version shows `loading` with no engine: its group's insert may or may not have landed."""
+    of = f" of {members} files" if members else ""
+    return (f"in group insert #{group_id}{of} never acknowledged (a crash?): chute replays it, or removes its rows, "
+            "before these files load again")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

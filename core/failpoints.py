@@ -9,6 +9,10 @@
 - ``kill_after_insert=P``: the old spelling of ``kill_any`` limited to ``insert_acked``.
 - ``no_dedup``: send inserts without tokens and with deduplication disabled. Exists only so
   a test can show that its duplicate check catches a broken system. Never use it in production.
+- ``pause_at=STEP:N``, ``gate=PATH``: the N-th time STEP is reached, create ``PATH.reached`` and
+  wait (up to 120 s) until PATH exists, so a test can break something at exactly that moment
+  (drop a table, stop the server) and then let the process go on. In-process tests set these
+  with ``monkeypatch.setitem(failpoints._spec, ...)``.
 - ``seed=N``: seed for the probabilities.
 - ``group_reorder``: replay an unacknowledged group in reverse order (so under another token).
   The negative control of tests/test_groups.py; never use it in production.
@@ -36,6 +40,7 @@ STEPS = (
     "insert_acked",    # loader: ClickHouse acknowledged batch i, the ledger has not
     "batch_done",      # loader: the ledger recorded the ack
     "group_intent",    # groups: the group's intent written, its insert not yet sent
+    "group_replay",    # groups: an unacknowledged group rebuilt for its replay, the insert not yet sent
     "group_inserted",  # groups: ClickHouse acknowledged the group's insert (or its replay), the ledger has not
     "group_done",      # groups: the ledger recorded the group's ack, members not yet verified
     "group_verified",  # groups: the members' rows counted, none yet `loaded`
@@ -102,6 +107,16 @@ def step(name: str) -> None:
             p = _spec.get("kill_after_insert")
         if _kill_at.get(name) == nth or (p is not None and _rng.random() < float(p)):
             _die(name, nth)
+    if _targets("pause_at").get(name) == nth:
+        _pause(Path(_spec["gate"]))
+
+
+def _pause(gate: Path) -> None:
+    """Wait (outside the lock: other steps go on) until the test opens ``gate``."""
+    Path(f"{gate}.reached").touch()
+    deadline = time.monotonic() + 120
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def rendezvous(name: str) -> None:

@@ -156,8 +156,8 @@ class Groups:
         L._claim_content(job)
         stack.callback(L.claims.release, job.sha, row.id)
         try:
+            L._clear_superseded(job.row)  # whatever this version turns out to be (a duplicate too)
             L._gatekeep_or_take_back(job)
-            L._clear_superseded(job.row)
             table = L._prepare_table(job.row, job.plan, job.opts)
             data = _fitted(job, table)
             if job.reader.pending_check and (problem := job.reader.pending_check()) is not None:
@@ -245,7 +245,11 @@ class Groups:
         if not good:
             return outcomes
         keyed = bool(good[0].job.opts.key)
-        found = L.target.count_sources(table, [(m.job.sha, m.row.path) for m in good])
+        try:
+            found = L.target.count_sources(table, [(m.job.sha, m.row.path) for m in good])
+        except Exception as exc:  # noqa: BLE001 - each member's own failure: none may stay `loading`
+            outcomes.update({m.row.id: L.settle(m.row, _raiser(exc)) for m in good})
+            return outcomes
         failpoints.step("group_verified")
         loaded: list[_Member] = []
         for m in good:
@@ -320,12 +324,28 @@ class Groups:
         if token != head["token"] and not failpoints.enabled("group_reorder"):
             self._abandon(gid, table, records, "the group's token does not match its members")
             return
+        failpoints.step("group_replay")
         L.target.insert(table, L.target.encode(_concat(datas)), token)
         failpoints.step("group_inserted")
+        if (gone := self._moved_on(records)) is not None:  # e.g. purged meanwhile: it was never claimed
+            self._abandon(gid, table, records, gone)
+            return
         L.ledger.group_ack(gid)
         failpoints.step("group_done")
         log.info("replayed group #%d of %d file(s) into %s", gid, len(records), table,
                  extra={"event": "group_replayed", "table": table})
+
+    def _moved_on(self, records: list[GroupMember]) -> str | None:
+        """Why a member is no longer the version the replay sent (None: none moved on). The replay
+        reads members it does not claim (`queued`, `failed`); an operator's purge of one that began
+        before this check is seen here, one that begins after it deletes the rows just inserted."""
+        L = self.loader
+        for m in records:
+            row = L.ledger.get(m.file_id)
+            if row is None or row.generation != m.generation or row.state not in REPLAYABLE \
+                    or intents.open_for(L.ledger, m.file_id) is not None:
+                return f"file #{m.file_id} moved on while the group was replayed"
+        return None
 
     def _rebuild(self, m: GroupMember) -> pa.Table:
         """The member's rows exactly as the group sent them, if it is still that very version."""

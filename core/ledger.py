@@ -857,6 +857,9 @@ class Ledger:
                           " AND idx = 0", [(now, m["file_id"], m["generation"]) for m in members])
             c.executemany("UPDATE files SET rows_loaded = ?, updated_at = ? WHERE id = ? AND generation = ?",
                           [(m["rows"], now, m["file_id"], m["generation"]) for m in members])
+            # A member whose own try failed (even one that gave up) now has its rows in: due now, to verify.
+            c.executemany("UPDATE files SET next_attempt = ? WHERE id = ? AND generation = ? AND state = 'failed'"
+                          " AND current = 1", [(now, m["file_id"], m["generation"]) for m in members])
 
     def abandon_group(self, group_id: int, why: str) -> None:
         """The group cannot be replayed as it was (its rows were deleted first): close it and move each
@@ -877,6 +880,17 @@ class Ledger:
                        " AND m.generation = ? AND g.state = 'intent' ORDER BY g.id DESC LIMIT 1",
                        (file_id, generation))
         return int(rows[0]["id"]) if rows else None
+
+    def open_groups(self) -> dict[int, tuple[int, int]]:
+        """Versions whose batch is in a group insert never acknowledged: {file_id: (group id, members)}
+        (`chute files`/`status`: a crash left them `loading` until the group is settled)."""
+        try:
+            rows = self._q("SELECT m.file_id, g.id, (SELECT count(*) FROM group_members n WHERE n.group_id = g.id)"
+                           " AS n FROM groups g JOIN group_members m ON m.group_id = g.id JOIN files f"
+                           " ON f.id = m.file_id WHERE g.state = 'intent' AND f.generation = m.generation")
+        except sqlite3.OperationalError:  # read-only on a ledger from before groups: none
+            return {}
+        return {int(r["file_id"]): (int(r["id"]), int(r["n"])) for r in rows}
 
     def group(self, group_id: int) -> tuple[sqlite3.Row, list[GroupMember]] | None:
         """A group and its members, in their order."""

@@ -274,8 +274,8 @@ class Loader:
         self.ledger.update(job.row.id, sha256=job.sha, rows=job.plan.rows)
         job.batch_rows = job.row.batch_rows or self._choose_batch_rows(job.src.st.st_size, job.plan.rows)
         job.done = self.ledger.done_batches(job.row.id, job.row.generation)
+        self._clear_superseded(job.row)  # whatever this version turns out to be (a duplicate too)
         self._gatekeep_or_take_back(job)                             # 4. gatekeep
-        self._clear_superseded(job.row)
         self._fix_batch_rows(job)                                    # 5. fix B
         t0 = time.perf_counter()
         with job.trace.step("table"):
@@ -672,11 +672,21 @@ class Loader:
 
     # -- outcomes -------------------------------------------------------------------------
 
-    def _changed(self, row: FileRow, why: str) -> State:
+    def _changed(self, row: FileRow, why: str) -> State | None:
         path = self.cfg.locate(row.path)
         try:
             st = os.stat(path)
         except FileNotFoundError:
+            fresh = self.ledger.get(row.id) or row
+            if fresh.sha256 and self.ledger.any_batches(row.id, fresh.generation):
+                # Rows of a content that changed while it was read, and no newer version at this path
+                # will clear them (_clear_superseded): take them back now, as a quarantine does.
+                try:
+                    self.target.delete_source(row.table_name, fresh.sha256, row.path)
+                    self.ledger.update(row.id, generation=fresh.generation + 1, rows_loaded=0)
+                except TargetError as err:
+                    return self._failed(row, TargetError(f"{why} (and removing its partial rows failed: {err})",
+                                                         unreachable=err.unreachable))
             self.ledger.transition(row.id, State.FAILED, error_kind="gone", last_error="file disappeared before it "
                                    "was loaded", next_attempt=None, detail=why, expect=[State.LOADING])
             return State.FAILED
