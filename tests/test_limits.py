@@ -80,3 +80,11 @@ def test_parser_panic_is_a_quarantine_not_a_stuck_load(engine_factory, tmp_path:
              timeout=60, what="final")
     row = engine.ledger.current("p.parquet.zst")
     assert row.state == State.QUARANTINED and "corrupt" in row.last_error, (row.state, row.last_error)
+
+
+def test_record_limit_message_names_small_sizes() -> None:
+    """A limit below 1 MiB used to read "over 0 MiB, beyond the limit of 0 MiB"."""
+    from chute.core.formats.limits import _too_long
+
+    message = str(_too_long(7, 5000, 4096))
+    assert "line 7" in message and "4.9 KiB" in message and "4.0 KiB" in message, message

@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterator
 
 import numpy as np
+from humanize import naturalsize
 
 from chute.core.errors import InputError
 from chute.core.reader import Source
@@ -62,8 +63,8 @@ def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio
 
 
 def _too_long(line: int, size: int, limit: int) -> InputError:
-    return InputError(f"record at line {line} is over {size >> 20} MiB, beyond the limit of {limit >> 20} MiB "
-                      "per record (max_record_bytes)", line=line)
+    return InputError(f"record at line {line} is over {naturalsize(size, binary=True)}, beyond the limit of "
+                      f"{naturalsize(limit, binary=True)} per record (max_record_bytes)", line=line)
 
 
 def _plain_chunks(src: Source) -> Iterator[bytes]:
