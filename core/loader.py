@@ -677,16 +677,12 @@ class Loader:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            fresh = self.ledger.get(row.id) or row
-            if fresh.sha256 and self.ledger.any_batches(row.id, fresh.generation):
-                # Rows of a content that changed while it was read, and no newer version at this path
-                # will clear them (_clear_superseded): take them back now, as a quarantine does.
-                try:
-                    self.target.delete_source(row.table_name, fresh.sha256, row.path)
-                    self.ledger.update(row.id, generation=fresh.generation + 1, rows_loaded=0)
-                except TargetError as err:
-                    return self._failed(row, TargetError(f"{why} (and removing its partial rows failed: {err})",
-                                                         unreachable=err.unreachable))
+            # Rows of a content that changed while it was read, and no newer version at this path
+            # will clear them (_clear_superseded): take them back now, as a quarantine does.
+            err = self._take_back(row)
+            if err is not None:
+                return self._failed(row, TargetError(f"{why} (and removing its partial rows failed: {err})",
+                                                     unreachable=err.unreachable))
             self.ledger.transition(row.id, State.FAILED, error_kind="gone", last_error="file disappeared before it "
                                    "was loaded", next_attempt=None, detail=why, expect=[State.LOADING])
             return State.FAILED
@@ -747,24 +743,32 @@ class Loader:
                                       duration_s=_since(row)))
         return State.FAILED
 
-    def _quarantine(self, row: FileRow, exc: InputError) -> State | None:
+    def _take_back(self, row: FileRow) -> TargetError | None:
+        """Zero partial rows: delete what this version's batches inserted (acknowledged or only
+        attempted: an uncertain insert may have landed) and move to a new generation, so their
+        tokens are never reused. The error when ClickHouse refused the delete."""
         fresh = self.ledger.get(row.id) or row
-        if fresh.sha256 and self.ledger.any_batches(row.id, fresh.generation):
-            # Zero partial rows: take back what earlier batches inserted (acknowledged or only
-            # attempted: an uncertain insert may have landed), and never reuse their tokens.
-            try:
-                self.target.delete_source(row.table_name, fresh.sha256, row.path)
-                self.ledger.update(row.id, generation=fresh.generation + 1, rows_loaded=0)
-            except TargetError as err:
-                return self._failed(row, TargetError(f"{exc} (and removing its partial rows failed: {err})",
-                                                     unreachable=err.unreachable))
+        if not (fresh.sha256 and self.ledger.any_batches(row.id, fresh.generation)):
+            return None
+        try:
+            self.target.delete_source(row.table_name, fresh.sha256, row.path)
+        except TargetError as err:
+            return err
+        self.ledger.update(row.id, generation=fresh.generation + 1, rows_loaded=0)
+        return None
+
+    def _quarantine(self, row: FileRow, exc: InputError) -> State | None:
+        err = self._take_back(row)
+        if err is not None:
+            return self._failed(row, TargetError(f"{exc} (and removing its partial rows failed: {err})",
+                                                 unreachable=err.unreachable))
         dest = _free_name(self.cfg.aside("_quarantine", row.path))
         reason = {
             "path": row.path,
             "reason": str(exc),
             "line": exc.line,
             "column": exc.column,
-            "sha256": fresh.sha256,
+            "sha256": (self.ledger.get(row.id) or row).sha256,
             "table": row.table_name,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
