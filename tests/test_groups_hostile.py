@@ -22,17 +22,24 @@ def _pause(monkeypatch: pytest.MonkeyPatch, gate: Path, step: str, nth: int = 1)
     monkeypatch.setattr(failpoints, "_hits", {})  # counted per process: start from zero for this test
 
 
+def _paused_group(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, chdb_path: Path, engine_factory, step: str,
+                  files: int, **overrides: object):
+    """A daemon loading ``files`` small files as one group, held at ``step`` until the returned gate exists."""
+    gate = tmp_path / "gate"
+    _pause(monkeypatch, gate, step)
+    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50, **overrides)
+    small_files(cfg.data_dir, files)
+    engine = engine_factory(cfg)
+    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what=f"the group at {step}")
+    return cfg, engine, gate
+
+
 def test_a_failed_verification_query_leaves_no_member_loading(engine_factory, tmp_path: Path, chdb_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The group's insert is acknowledged, then ClickHouse fails the verification query (here: the
     table is gone). Every member must get an outcome (not stay `loading` in a running daemon) and
     load again once."""
-    gate = tmp_path / "gate"
-    _pause(monkeypatch, gate, "group_done")
-    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50)
-    small_files(cfg.data_dir, 6)
-    engine = engine_factory(cfg)
-    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group acknowledged")
+    cfg, engine, gate = _paused_group(monkeypatch, tmp_path, chdb_path, engine_factory, "group_done", 6)
     engine.target.client().command(f"DROP TABLE `{cfg.database}`.part SYNC")
     gate.touch()
     wait_for(lambda: engine.idle(), timeout=120, what="idle")
@@ -53,12 +60,7 @@ def test_a_member_rewritten_then_deleted_after_the_insert_leaves_no_rows(engine_
     """The group's rows are in; one member is rewritten in place (its re-check fails) and then
     deleted before chute looks again. Its rows must not stay in the table under a version the
     ledger calls failed."""
-    gate = tmp_path / "gate"
-    _pause(monkeypatch, gate, "group_done")
-    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50)
-    small_files(cfg.data_dir, 6)
-    engine = engine_factory(cfg)
-    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group acknowledged")
+    cfg, engine, gate = _paused_group(monkeypatch, tmp_path, chdb_path, engine_factory, "group_done", 6)
     victim = cfg.data_dir / "part_0002.csv"
     with victim.open("a") as f:  # in place: the open descriptor sees it
         f.write("999999,late,1.5\n")
@@ -77,12 +79,7 @@ def test_a_member_rewritten_into_a_twin_after_the_insert_leaves_no_rows(engine_f
     """The group's rows are in; one member is rewritten in place with a neighbour's content. Its
     old version is superseded with rows in the table, its new version is a duplicate: the old
     rows must still be taken back."""
-    gate = tmp_path / "gate"
-    _pause(monkeypatch, gate, "group_done")
-    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50)
-    small_files(cfg.data_dir, 6)
-    engine = engine_factory(cfg)
-    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group acknowledged")
+    cfg, engine, gate = _paused_group(monkeypatch, tmp_path, chdb_path, engine_factory, "group_done", 6)
     twin = (cfg.data_dir / "part_0001.csv").read_bytes()
     with (cfg.data_dir / "part_0002.csv").open("r+b") as f:  # in place: the open descriptor sees it
         f.write(twin)
@@ -116,12 +113,8 @@ def test_a_member_purged_while_its_group_replays_keeps_no_rows(engine_factory, t
     """The shared insert fails: its first member is `failed` (here: gave up), the others replay
     the group. The replay reads the failed member without claiming it, so an operator may purge
     it between the replay's checks and its insert: the purged member's rows must not come back."""
-    gate = tmp_path / "gate"
-    _pause(monkeypatch, gate, "group_intent")
-    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50, max_attempts=1)
-    small_files(cfg.data_dir, 4)
-    engine = engine_factory(cfg)
-    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group's intent")
+    cfg, engine, gate = _paused_group(monkeypatch, tmp_path, chdb_path, engine_factory, "group_intent", 4,
+                                      max_attempts=1)
     engine.target.client().command(f"DROP TABLE `{cfg.database}`.part SYNC")  # the shared insert fails
     [(first,)] = ledger(cfg.state_dir, "SELECT f.path FROM group_members m JOIN files f ON f.id = m.file_id"
                                        " WHERE m.group_id = 1 AND m.pos = 0")
@@ -145,12 +138,8 @@ def test_a_member_that_gave_up_before_its_group_replayed_is_loaded(engine_factor
     """The shared insert fails and its first member gives up (`failed`, no next attempt); the others
     replay the group, which puts the first member's rows in the table too. It must not stay
     `failed` with rows in ClickHouse the ledger does not count."""
-    gate = tmp_path / "gate"
-    _pause(monkeypatch, gate, "group_intent")
-    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50, max_attempts=1)
-    small_files(cfg.data_dir, 4)
-    engine = engine_factory(cfg)
-    wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the group's intent")
+    cfg, engine, gate = _paused_group(monkeypatch, tmp_path, chdb_path, engine_factory, "group_intent", 4,
+                                      max_attempts=1)
     engine.target.client().command(f"DROP TABLE `{cfg.database}`.part SYNC")  # the shared insert fails
     gate.touch()
     wait_for(lambda: engine.idle() and ledger(cfg.state_dir, "SELECT state FROM groups WHERE id = 1") == [("done",)],
