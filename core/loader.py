@@ -679,7 +679,7 @@ class Loader:
         except FileNotFoundError:
             # Rows of a content that changed while it was read, and no newer version at this path
             # will clear them (_clear_superseded): take them back now, as a quarantine does.
-            err = self._take_back(row)
+            err = self._take_back(self.ledger.get(row.id) or row)
             if err is not None:
                 return self._failed(row, TargetError(f"{why} (and removing its partial rows failed: {err})",
                                                      unreachable=err.unreachable))
@@ -743,22 +743,23 @@ class Loader:
                                       duration_s=_since(row)))
         return State.FAILED
 
-    def _take_back(self, row: FileRow) -> TargetError | None:
-        """Zero partial rows: delete what this version's batches inserted (acknowledged or only
-        attempted: an uncertain insert may have landed) and move to a new generation, so their
-        tokens are never reused. The error when ClickHouse refused the delete."""
-        fresh = self.ledger.get(row.id) or row
-        if not (fresh.sha256 and self.ledger.any_batches(row.id, fresh.generation)):
+    def _take_back(self, fresh: FileRow) -> TargetError | None:
+        """Zero partial rows of ``fresh`` (the version as the ledger has it now): delete what its
+        batches inserted (acknowledged or only attempted: an uncertain insert may have landed) and
+        move to a new generation, so their tokens are never reused. The error when ClickHouse
+        refused the delete."""
+        if not (fresh.sha256 and self.ledger.any_batches(fresh.id, fresh.generation)):
             return None
         try:
-            self.target.delete_source(row.table_name, fresh.sha256, row.path)
+            self.target.delete_source(fresh.table_name, fresh.sha256, fresh.path)
         except TargetError as err:
             return err
-        self.ledger.update(row.id, generation=fresh.generation + 1, rows_loaded=0)
+        self.ledger.update(fresh.id, generation=fresh.generation + 1, rows_loaded=0)
         return None
 
     def _quarantine(self, row: FileRow, exc: InputError) -> State | None:
-        err = self._take_back(row)
+        fresh = self.ledger.get(row.id) or row
+        err = self._take_back(fresh)
         if err is not None:
             return self._failed(row, TargetError(f"{exc} (and removing its partial rows failed: {err})",
                                                  unreachable=err.unreachable))
@@ -768,7 +769,7 @@ class Loader:
             "reason": str(exc),
             "line": exc.line,
             "column": exc.column,
-            "sha256": (self.ledger.get(row.id) or row).sha256,
+            "sha256": fresh.sha256,
             "table": row.table_name,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
