@@ -75,15 +75,9 @@ def test_file_open_for_writing_before_start_waits(engine_factory, tmp_path: Path
     assert _count(engine, "early") == 300
 
 
-def test_rewrite_with_same_size_and_restored_mtime_is_seen(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
-    """Defect 3: same inode, same size, mtime put back: only the ctime tells."""
-    cfg = make_config(tmp_path, chdb_path)
-    path = cfg.data_dir / "same.csv"
-    rows = make_rows(20)
-    path.write_bytes(csv_bytes(rows))
-    engine = engine_factory(cfg)
-    wait_for(lambda: state_of(engine, "same.csv") == State.LOADED, what="loaded")
-    first = engine.ledger.current("same.csv")
+def _rewrite_keeping_size_and_mtime(path: Path, rows: list) -> None:
+    """Rewrite ``path`` in place (same inode) with one value changed, same size, mtime put back:
+    only the ctime tells."""
     st = os.stat(path)
     changed = [list(r) for r in rows]
     changed[0][1] = "PLAIN"  # same length as "plain"
@@ -93,6 +87,18 @@ def test_rewrite_with_same_size_and_restored_mtime_is_seen(engine_factory, tmp_p
         f.write(body)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert os.stat(path).st_ino == st.st_ino and os.stat(path).st_mtime_ns == st.st_mtime_ns
+
+
+def test_rewrite_with_same_size_and_restored_mtime_is_seen(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """Defect 3: same inode, same size, mtime put back: only the ctime tells."""
+    cfg = make_config(tmp_path, chdb_path)
+    path = cfg.data_dir / "same.csv"
+    rows = make_rows(20)
+    path.write_bytes(csv_bytes(rows))
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "same.csv") == State.LOADED, what="loaded")
+    first = engine.ledger.current("same.csv")
+    _rewrite_keeping_size_and_mtime(path, rows)
     wait_for(lambda: (r := engine.ledger.current("same.csv")) is not None and r.id != first.id,
              what="the rewrite seen as a new version")
     wait_for(lambda: state_of(engine, "same.csv") == State.HELD, what="held (changed content at a known path)")
@@ -108,12 +114,7 @@ def test_rewrite_with_restored_mtime_while_stopped_is_seen_at_start(engine_facto
     engine = engine_factory(cfg)
     wait_for(lambda: state_of(engine, "restart.csv") == State.LOADED, what="loaded")
     engine.stop()
-    st = os.stat(path)
-    changed = [list(r) for r in rows]
-    changed[0][1] = "PLAIN"
-    with open(path, "r+b") as f:
-        f.write(csv_bytes(changed))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    _rewrite_keeping_size_and_mtime(path, rows)
     engine = engine_factory(cfg)
     wait_for(lambda: state_of(engine, "restart.csv") == State.HELD, what="the rewrite seen after a restart")
     assert len(engine.ledger.versions("restart.csv")) == 2
