@@ -15,17 +15,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 import chute.core.loader as lm
-from chute.core import failpoints, intents
+from chute.core import combined, failpoints, intents
+from chute.core.combined import Member
 from chute.core.errors import FileChanged, InputError, TargetError
 from chute.core.fit import Fitter
 from chute.core.growing import Append
@@ -53,20 +53,6 @@ def group_token(table: str, members: list[GroupMember]) -> str:
     return f"group:{h.hexdigest()}"
 
 
-@dataclass
-class _Member:
-    job: _Job
-    data: pa.Table  # fitted rows with lineage, ready to concatenate
-    stack: ExitStack  # the open file and its content claim
-
-    @property
-    def row(self) -> FileRow:
-        return self.job.row
-
-    def record(self) -> GroupMember:
-        return GroupMember(self.row.id, self.row.generation, self.job.sha, self.data.num_rows, self.job.batch_rows)
-
-
 class _Unreplayable(Exception):
     """A member of an unacknowledged group is no longer the version the group sent."""
 
@@ -89,31 +75,45 @@ class Groups:
         """Claim ``rows`` in one transaction; members that cannot share an insert load alone."""
         L = self.loader
         outcomes: dict[int, State | None] = {r.id: None for r in rows}
-        ready: list[_Member] = []
+        ready: list[Member] = []
         alone: list[FileRow] = []
         claimed = L.ledger.claim_many([r.id for r in rows])
-        prepared = self._pool.map(lambda row: self._try(row, partial(self._prepare, row)), claimed)
-        for row, (outcome, member) in zip(claimed, prepared, strict=True):
-            if outcome != State.LOADING:
-                outcomes[row.id] = outcome
-            elif member is None:
-                alone.append(row)
-            else:
-                ready.append(member)
+        # Files that can be parsed together (core/combined.py); a table not known yet is first made
+        # (or read) by one of its files on the per-file path, and the others then fit it.
+        fast = combined.combinable(L, claimed)
+        pioneers = list({r.table_name: r for r in reversed(fast) if r.table_name not in L._schemas}.values())
+        self._collect(pioneers, [self._try(r, partial(self._prepare, r)) for r in pioneers], outcomes, ready, alone)
+        members, _ = combined.combine(L, [r for r in fast if r not in pioneers and r.table_name in L._schemas])
+        ready += members
+        taken = {r.id for r in pioneers} | {m.row.id for m in members}
+        rest = [r for r in claimed if r.id not in taken]
+        prepared = self._pool.map(lambda row: self._try(row, partial(self._prepare, row)), rest)
+        self._collect(rest, prepared, outcomes, ready, alone)
         for batch in self._split(ready):
             outcomes.update(self._load_group(batch, alone))
         for row in alone:
             outcomes[row.id] = L.settle(row, partial(self._alone, row))
         return [(r, outcomes[r.id]) for r in rows]
 
+    @staticmethod
+    def _collect(rows: list[FileRow], prepared: Iterable[tuple[State | None, Member | None]],
+                 outcomes: dict[int, State | None], ready: list[Member], alone: list[FileRow]) -> None:
+        for row, (outcome, member) in zip(rows, prepared, strict=True):
+            if outcome != State.LOADING:
+                outcomes[row.id] = outcome
+            elif member is None:
+                alone.append(row)
+            else:
+                ready.append(member)
+
     def _alone(self, row: FileRow) -> State:
         """A claimed version that does not fit a group loads by itself (reread: an abandoned group
         may have moved its generation)."""
         return self.loader._load_one(self.loader.ledger.get(row.id) or row)
 
-    def _try(self, row: FileRow, work: Callable[[], _Member | None]) -> tuple[State | None, _Member | None]:
+    def _try(self, row: FileRow, work: Callable[[], Member | None]) -> tuple[State | None, Member | None]:
         """``work`` for one member: (LOADING, its result), or (its outcome, None) when it raised."""
-        box: list[_Member | None] = []
+        box: list[Member | None] = []
 
         def step() -> State:
             box.append(work())
@@ -122,7 +122,7 @@ class Groups:
         outcome = self.loader.settle(row, step)
         return outcome, box[0] if box else None
 
-    def _prepare(self, row: FileRow) -> _Member | None:
+    def _prepare(self, row: FileRow) -> Member | None:
         """Steps 1-6 for one member, and its rows fitted with lineage. None: it loads alone."""
         L, cfg = self.loader, self.loader.cfg
         if L.ledger.any_batches(row.id, row.generation) or L.fleet is not None:
@@ -146,7 +146,7 @@ class Groups:
             stack.close()
             raise
 
-    def _prepare_open(self, job: _Job, stack: ExitStack) -> _Member | None:
+    def _prepare_open(self, job: _Job, stack: ExitStack) -> Member | None:
         L, row = self.loader, job.row
         L._hash_and_plan(job)
         job.batch_rows = row.batch_rows or L._choose_batch_rows(job.src.st.st_size, job.plan.rows)
@@ -165,13 +165,13 @@ class Groups:
         except BaseException:
             L.ledger.update(row.id, sha256=job.sha, rows=job.plan.rows)  # as the per-file path records it
             raise
-        return _Member(job, data, stack)
+        return Member(job.row, job.sha, job.batch_rows, job.src, bool(job.opts.key), data, stack)
 
-    def _split(self, ready: list[_Member]) -> list[list[_Member]]:
+    def _split(self, ready: list[Member]) -> list[list[Member]]:
         """Members with the same table and columns, in runs of at most group_max_rows rows."""
         cfg = self.loader.cfg
-        out: list[list[_Member]] = []
-        filling: dict[tuple[str, str], tuple[list[_Member], list[int]]] = {}
+        out: list[list[Member]] = []
+        filling: dict[tuple[str, str], tuple[list[Member], list[int]]] = {}
         for m in ready:
             key = (m.row.table_name, str(m.data.schema))
             group, rows = filling.get(key, (None, [0]))
@@ -183,7 +183,7 @@ class Groups:
             rows[0] += m.data.num_rows
         return out
 
-    def _load_group(self, members: list[_Member], alone: list[FileRow]) -> dict[int, State | None]:
+    def _load_group(self, members: list[Member], alone: list[FileRow]) -> dict[int, State | None]:
         """Steps 7-9 for the group: one intent, one insert, one ack, one verification query."""
         L = self.loader
         with ExitStack() as stack:
@@ -207,7 +207,7 @@ class Groups:
                 return self._shared_failure(members, exc)
             return self._verify(table, members)
 
-    def _shared_failure(self, members: list[_Member], exc: BaseException) -> dict[int, State | None]:
+    def _shared_failure(self, members: list[Member], exc: BaseException) -> dict[int, State | None]:
         """The shared insert failed once: the first member records it (one attempt, and the engine's
         pause on an outage or a full disk); the others wait for the next try without spending one.
         Whichever loads next replays the group first (``resolve``)."""
@@ -231,29 +231,29 @@ class Groups:
         failpoints.step("group_done")
         L.on_batch(table, rows, sum(d.nbytes for d in datas), secs)
 
-    def _verify(self, table: str, members: list[_Member]) -> dict[int, State | None]:
+    def _verify(self, table: str, members: list[Member]) -> dict[int, State | None]:
         """Re-check each member's file, then one count per member in one query, then `loaded`."""
         L = self.loader
         outcomes: dict[int, State | None] = {}
-        good: list[_Member] = []
+        good: list[Member] = []
         for m in members:
-            outcome, _ = self._try(m.row, m.job.src.check_unchanged)
+            outcome, _ = self._try(m.row, m.src.check_unchanged)
             if outcome == State.LOADING:
                 good.append(m)
             else:
                 outcomes[m.row.id] = outcome
         if not good:
             return outcomes
-        keyed = bool(good[0].job.opts.key)
+        keyed = good[0].keyed
         try:
-            found = L.target.count_sources(table, [(m.job.sha, m.row.path) for m in good])
+            found = L.target.count_sources(table, [(m.sha, m.row.path) for m in good])
         except Exception as exc:  # noqa: BLE001 - each member's own failure: none may stay `loading`
             outcomes.update({m.row.id: L.settle(m.row, _raiser(exc)) for m in good})
             return outcomes
         failpoints.step("group_verified")
-        loaded: list[_Member] = []
+        loaded: list[Member] = []
         for m in good:
-            n, sent = found.get((m.job.sha, m.row.path), 0), m.data.num_rows
+            n, sent = found.get((m.sha, m.row.path), 0), m.data.num_rows
             if (0 < n <= sent) if keyed else n == sent:
                 loaded.append(m)
             else:
@@ -262,17 +262,17 @@ class Groups:
         outcomes.update(self._loaded(table, loaded, found))
         return outcomes
 
-    def _loaded(self, table: str, members: list[_Member], found: dict[tuple[str, str], int]) -> dict[int, State | None]:
+    def _loaded(self, table: str, members: list[Member], found: dict[tuple[str, str], int]) -> dict[int, State | None]:
         """`loaded` for every verified member in one transaction (one per member with after_load)."""
         L = self.loader
         if L.cfg.after_load != "keep":  # the archive/delete intent precedes `loaded` (core/intents.py)
             out: dict[int, State | None] = {}
             for m in members:
-                count = found[(m.job.sha, m.row.path)]
+                count = found[(m.sha, m.row.path)]
                 out[m.row.id] = L.settle(m.row, partial(self._loaded_one, m, count))
             return out
-        done = set(L.ledger.loaded_many([(m.row.id, found[(m.job.sha, m.row.path)],
-                                          f"{found[(m.job.sha, m.row.path)]} rows into {table} (grouped)")
+        done = set(L.ledger.loaded_many([(m.row.id, found[(m.sha, m.row.path)],
+                                          f"{found[(m.sha, m.row.path)]} rows into {table} (grouped)")
                                          for m in members]))
         for m in members:
             if m.row.id in done:
@@ -281,7 +281,7 @@ class Groups:
         failpoints.step("loaded")
         return {m.row.id: State.LOADED if m.row.id in done else None for m in members}
 
-    def _loaded_one(self, m: _Member, count: int) -> State:
+    def _loaded_one(self, m: Member, count: int) -> State:
         L = self.loader
         dest = lm._free_name(L.cfg.aside("_archive", m.row.path)) if L.cfg.after_load == "archive" else None
         after = intents.begin_after_load(L.cfg, L.ledger, m.row, dest)

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -375,54 +376,66 @@ class Ledger:
         before ctimes were kept (NULL) is compared without it, and gets it filled in.
         """
         now = time.time() if now is None else now
-        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         with self._tx() as c:
-            row = c.execute("SELECT * FROM files WHERE path = ? AND current = 1", (path,)).fetchone()
-            if row is not None:
-                old = FileRow.of(row)
-                same = same_identity(old, st)
-                if same:
-                    if old.ctime_ns is None:
-                        c.execute("UPDATE files SET ctime_ns = ? WHERE id = ?", (st.st_ctime_ns, old.id))
-                    if complete and not old.complete_hint:
-                        c.execute("UPDATE files SET complete_hint = 1 WHERE id = ?", (old.id,))
-                    return old, False
-                sent = c.execute("SELECT 1 FROM batches WHERE file_id = ? LIMIT 1", (old.id,)).fetchone()
-                if old.state in (State.SEEN, State.SETTLING, State.QUEUED) and not old.rows_loaded and not sent:
-                    # Still being written: keep settling on the same version.
-                    c.execute(
-                        "UPDATE files SET dev=?, inode=?, size=?, mtime_ns=?, ctime_ns=?, complete_hint=?, sha256=NULL,"
-                        " updated_at=? WHERE id = ?",
-                        (*ident, int(complete), now, old.id),
-                    )
-                    new = c.execute("SELECT * FROM files WHERE id = ?", (old.id,)).fetchone()
-                    return FileRow.of(new), True
-                if old.state == State.LOADING:
-                    # The loader notices the change itself (it re-stats the open file).
-                    return old, False
-                if c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open' AND action = 'retry'",
-                             (old.id,)).fetchone():
-                    # A retry is moving this very file back; it records the new identity itself.
-                    return old, False
-                c.execute("UPDATE files SET current = 0 WHERE id = ?", (old.id,))
-                if old.state not in (State.LOADED, State.DUPLICATE, State.QUARANTINED, State.PURGED, State.HELD):
-                    # Superseded before it finished: it never runs again; its partial rows (if any)
-                    # are removed when the new version loads.
-                    c.execute("UPDATE files SET state = 'failed', error_kind = 'superseded', next_attempt = NULL,"
-                              " last_error = 'superseded by a newer version of the file', updated_at = ?"
-                              " WHERE id = ?", (now, old.id))
-                    self._event(c, old.id, path, "watcher", "transition", old.state, State.FAILED,
-                                "superseded by a newer version of the file", now)
-            cur = c.execute(
-                "INSERT INTO files(path, dev, inode, size, mtime_ns, ctime_ns, complete_hint, table_name, fmt,"
-                " compression, state, first_seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (path, *ident, int(complete), table, fmt, compression, State.SEEN, now, now),
-            )
-            fid = cur.lastrowid
-            detail = "new version of a known path" if row is not None else None
-            self._event(c, fid, path, "watcher", "transition", None, State.SEEN, detail, now)
-            new = c.execute("SELECT * FROM files WHERE id = ?", (fid,)).fetchone()
-            return FileRow.of(new), True
+            return self._observe(c, path, st, table, fmt, compression, complete, now)
+
+    def observe_many(self, sightings: list[tuple[str, os.stat_result, str, str | None, str | None, bool]]
+                     ) -> list[tuple[FileRow, bool]]:
+        """`observe` of many (path, stat, table, fmt, compression, complete) in one transaction: a
+        scan that finds thousands of new files pays one fsync, not one per file."""
+        now = time.time()
+        with self._tx() as c:
+            return [self._observe(c, *sighting, now) for sighting in sightings]
+
+    def _observe(self, c: sqlite3.Connection, path: str, st: os.stat_result, table: str, fmt: str | None,
+                 compression: str | None, complete: bool, now: float) -> tuple[FileRow, bool]:
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        row = c.execute("SELECT * FROM files WHERE path = ? AND current = 1", (path,)).fetchone()
+        if row is not None:
+            old = FileRow.of(row)
+            same = same_identity(old, st)
+            if same:
+                if old.ctime_ns is None:
+                    c.execute("UPDATE files SET ctime_ns = ? WHERE id = ?", (st.st_ctime_ns, old.id))
+                if complete and not old.complete_hint:
+                    c.execute("UPDATE files SET complete_hint = 1 WHERE id = ?", (old.id,))
+                return old, False
+            sent = c.execute("SELECT 1 FROM batches WHERE file_id = ? LIMIT 1", (old.id,)).fetchone()
+            if old.state in (State.SEEN, State.SETTLING, State.QUEUED) and not old.rows_loaded and not sent:
+                # Still being written: keep settling on the same version.
+                c.execute(
+                    "UPDATE files SET dev=?, inode=?, size=?, mtime_ns=?, ctime_ns=?, complete_hint=?, sha256=NULL,"
+                    " updated_at=? WHERE id = ?",
+                    (*ident, int(complete), now, old.id),
+                )
+                new = c.execute("SELECT * FROM files WHERE id = ?", (old.id,)).fetchone()
+                return FileRow.of(new), True
+            if old.state == State.LOADING:
+                # The loader notices the change itself (it re-stats the open file).
+                return old, False
+            if c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open' AND action = 'retry'",
+                         (old.id,)).fetchone():
+                # A retry is moving this very file back; it records the new identity itself.
+                return old, False
+            c.execute("UPDATE files SET current = 0 WHERE id = ?", (old.id,))
+            if old.state not in (State.LOADED, State.DUPLICATE, State.QUARANTINED, State.PURGED, State.HELD):
+                # Superseded before it finished: it never runs again; its partial rows (if any)
+                # are removed when the new version loads.
+                c.execute("UPDATE files SET state = 'failed', error_kind = 'superseded', next_attempt = NULL,"
+                          " last_error = 'superseded by a newer version of the file', updated_at = ?"
+                          " WHERE id = ?", (now, old.id))
+                self._event(c, old.id, path, "watcher", "transition", old.state, State.FAILED,
+                            "superseded by a newer version of the file", now)
+        cur = c.execute(
+            "INSERT INTO files(path, dev, inode, size, mtime_ns, ctime_ns, complete_hint, table_name, fmt,"
+            " compression, state, first_seen, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (path, *ident, int(complete), table, fmt, compression, State.SEEN, now, now),
+        )
+        fid = cur.lastrowid
+        detail = "new version of a known path" if row is not None else None
+        self._event(c, fid, path, "watcher", "transition", None, State.SEEN, detail, now)
+        new = c.execute("SELECT * FROM files WHERE id = ?", (fid,)).fetchone()
+        return FileRow.of(new), True
 
     def transition(self, file_id: int, to: State, *, actor: str = "engine", detail: str | None = None,
                    expect: Iterable[State] | None = None, **fields: Any) -> FileRow | None:
@@ -900,6 +913,32 @@ class Ledger:
         members = self._q("SELECT file_id, generation, sha256, rows FROM group_members WHERE group_id = ?"
                           " ORDER BY pos", (group_id,))
         return rows[0], [GroupMember(m["file_id"], m["generation"], m["sha256"], m["rows"]) for m in members]
+
+    def fresh_versions(self, file_ids: list[int]) -> set[int]:
+        """Of ``file_ids``: the versions that are the only one at their path and never sent a batch
+        (nothing to clear, resume or gatekeep by path: core/combined.py)."""
+        out: set[int] = set()
+        for i in range(0, len(file_ids), 500):
+            part = file_ids[i:i + 500]
+            out.update(r["id"] for r in self._q(
+                f"SELECT f.id FROM files f WHERE f.id IN ({','.join('?' * len(part))})"
+                " AND NOT EXISTS (SELECT 1 FROM files o WHERE o.path = f.path AND o.id != f.id)"
+                " AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.file_id = f.id)", part))
+        return out
+
+    def known_content(self, shas: dict[int, str]) -> set[str]:
+        """Of the contents ``{file_id: sha256}``: those some other version has (or had: kept_hashes),
+        and those two of them share (a duplicate, a held twin or an older generation to pass)."""
+        out = {sha for sha, n in Counter(shas.values()).items() if n > 1}
+        items = list(shas.items())
+        for i in range(0, len(items), 400):
+            part = items[i:i + 400]
+            marks = ",".join("?" * len(part))
+            hashes, ids = [s for _, s in part], [f for f, _ in part]
+            out.update(r["sha256"] for r in self._q(
+                f"SELECT sha256 FROM files WHERE sha256 IN ({marks}) AND id NOT IN ({marks})"
+                f" UNION SELECT sha256 FROM kept_hashes WHERE sha256 IN ({marks})", [*hashes, *ids, *hashes]))
+        return out
 
     def loaded_many(self, outcomes: list[tuple[int, int, str]]) -> list[int]:
         """`transition(id, LOADED, ...)` from `loading` for many versions in one transaction

@@ -85,6 +85,18 @@ class _Pending:
     note: str | None = None  # why it waits, as last written to the ledger
 
 
+@dataclass
+class _Sighting:
+    """A file looked at whose version the ledger may not know yet."""
+
+    rel: str
+    st: os.stat_result
+    ident: tuple[int, int, int, int, int]
+    complete: bool
+    from_scan: bool
+    created: bool
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, put: Callable[[str, Hint], None]) -> None:
         self.put = put
@@ -265,6 +277,7 @@ class Watcher:
         """Walk the whole tree: the safety net for lost events and files added while stopped."""
         self.last_scan = time.monotonic()
         found: set[str] = set()
+        sightings: list[_Sighting] = []  # new versions: recorded together after the walk
         for dirpath, dirnames, filenames in os.walk(self.root):
             rel_dir = Path(dirpath).relative_to(self.root)
             dirnames[:] = [d for d in dirnames if not is_ignored((rel_dir / d).as_posix())]
@@ -273,7 +286,8 @@ class Watcher:
                 if is_ignored(rel) or self._is_marker(rel):
                     continue
                 found.add(rel)
-                self.observe(rel, complete=False, from_scan=True)
+                self.observe(rel, complete=False, from_scan=True, batch=sightings)
+        self._record_many(sightings)
         self.scanned_paths = found
 
     def _known_same(self, rel: str, ident: tuple[int, int, int, int, int]) -> bool:
@@ -283,7 +297,10 @@ class Watcher:
         # A version recorded before ctimes were kept compares without one.
         return known[:4] == ident[:4] and known[4] in (None, ident[4])
 
-    def observe(self, rel: str, complete: bool, from_scan: bool = False, created: bool = False) -> None:
+    def observe(self, rel: str, complete: bool, from_scan: bool = False, created: bool = False,
+                batch: list[_Sighting] | None = None) -> None:
+        """Look at ``rel``; a version the ledger may not know is recorded now, or added to ``batch``
+        for ``_record_many``."""
         if is_ignored(rel):
             return
         st = self._stat(rel)
@@ -295,8 +312,12 @@ class Watcher:
         entry = self._settling.get(rel)
         if entry is not None:
             self._seen_again(entry, ident, st, complete, from_scan, created)
-        elif not self._known_same(rel, ident):
-            self._record(rel, st, ident, complete, from_scan, created)
+        elif self._known_same(rel, ident):
+            return
+        elif batch is not None:
+            batch.append(_Sighting(rel, st, ident, complete, from_scan, created))
+        else:
+            self._record_many([_Sighting(rel, st, ident, complete, from_scan, created)])
 
     def _stat(self, rel: str) -> os.stat_result | None:
         """A regular file's (or FIFO's, socket's, device's) stat; None when it is gone or something else."""
@@ -329,22 +350,26 @@ class Watcher:
         if complete:
             entry.recheck_at = 0.0
 
-    def _record(self, rel: str, st: os.stat_result, ident: tuple[int, int, int, int, int], complete: bool,
-                from_scan: bool, created: bool) -> None:
-        """A version the ledger may not know: record it, and watch it settle unless it is already past that."""
-        fmt, compression = format_of(rel)
-        row, changed = self.ledger.observe(self.prefix + rel, st, table_for(rel, self.routes), fmt, compression,
-                                           complete)
-        quiet = _quiet_since(st, from_scan)
-        if row.state in (State.SEEN, State.SETTLING) or (changed and row.state == State.QUEUED):
-            if row.state != State.SETTLING:
-                row = self.ledger.transition(row.id, State.SETTLING, actor="watcher") or row
-            self._settling[rel] = _Pending(row.id, ident, quiet, complete,
-                                           created_at=time.monotonic() if created else None)
-        elif row.state != State.LOADING:
-            # (A version being loaded is the loader's to judge; remembering this identity now
-            # would hide a newer file at this path from every later scan.)
-            self._known[rel] = ident
+    def _record_many(self, sightings: list[_Sighting]) -> None:
+        """Versions the ledger may not know: record them, and watch each settle unless it is already
+        past that. Two transactions for all of them (a scan finds thousands at once), not two each."""
+        if not sightings:
+            return
+        rows = self.ledger.observe_many([(self.prefix + s.rel, s.st, table_for(s.rel, self.routes), *format_of(s.rel),
+                                          s.complete) for s in sightings])
+        settle: list[int] = []
+        for s, (row, changed) in zip(sightings, rows, strict=True):
+            if row.state in (State.SEEN, State.SETTLING) or (changed and row.state == State.QUEUED):
+                if row.state != State.SETTLING:
+                    settle.append(row.id)
+                self._settling[s.rel] = _Pending(row.id, s.ident, _quiet_since(s.st, s.from_scan), s.complete,
+                                                 created_at=time.monotonic() if s.created else None)
+            elif row.state != State.LOADING:
+                # (A version being loaded is the loader's to judge; remembering this identity now
+                # would hide a newer file at this path from every later scan.)
+                self._known[s.rel] = s.ident
+        if settle:
+            self.ledger.transition_many([(fid, {}) for fid in settle], State.SETTLING, actor="watcher")
 
     def _remember(self, rel: str) -> None:
         """The ledger's identity of ``rel`` when its current version is settled and not loading (a read, no

@@ -27,7 +27,8 @@ def _paused_group(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, chdb_path: Pa
     """A daemon loading ``files`` small files as one group, held at ``step`` until the returned gate exists."""
     gate = tmp_path / "gate"
     _pause(monkeypatch, gate, step)
-    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50, **overrides)
+    # settle_seconds = 0: the files, written before the start, are all queued by the first scan, in one group.
+    cfg = make_config(tmp_path, chdb_path, workers=1, group_max_files=50, settle_seconds=0, **overrides)
     small_files(cfg.data_dir, files)
     engine = engine_factory(cfg)
     wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what=f"the group at {step}")

@@ -1,0 +1,279 @@
+"""Many small CSVs of one group parsed and typed ONCE, as one buffer (docs/ARCHITECTURE.md#groups).
+
+Files of a group that share the exact header line and dialect are concatenated (header once,
+then each file's records) into one in-memory file, which the ordinary CsvReader plans, checks
+and types like any file; a file index gives each file its own lineage (`_source_path`,
+`_source_sha256`, `_source_row`) from per-file row counts, vectorised. This is only a cheaper
+way to the very rows the per-file path sends, so it is taken only where that is provable:
+
+- each file is a plain new version: the only version at its path, no batch ever sent, content
+  (sha256) not known to the ledger, no approval wanted, no fleet, no append, no row skipping;
+- each record is one line (the parse finds exactly as many records as lines, no blank line), so
+  file i's rows are its lines;
+- the table exists and the combined verdicts fit it with nothing to decide: no new or missing
+  column, no empty value where the table has no NULL, no null token in a typed column, and a
+  type that gives every file's values exactly what its own inference would have given them
+  (`_fits`).
+
+Anything else (a parse error, a short row, drift, a value the table refuses) sends those files
+down the per-file path unchanged, where each gets its own verdicts, line numbers and outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from chute.core.errors import ChuteError
+from chute.core.fit import Fitter
+from chute.core.formats.limits import check_limits
+from chute.core.ledger import FileRow, GroupMember, same_identity
+from chute.core.reader import READER_ERRORS, Reader, Source, open_source, reader_for
+from chute.core.routing import Route, options_for, reader_options
+from chute.core.schema import LINEAGE_NAMES, Column, polars_type
+
+if TYPE_CHECKING:
+    from chute.core.loader import Loader
+
+# Text that some file's own inference could have typed (a number, a bool, a date-time with an
+# offset), and so turned into other text on its way into a String column ("1.50" -> "1.5").
+_TYPABLE = (r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$|^(true|false|True|False|TRUE|FALSE)$"
+            r"|^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ].*(Z|[+-][0-9]{2}:?[0-9]{2})$")
+_FILE = "\x00file"
+
+
+@dataclass
+class Member:
+    """One version ready to share a group's insert: its fitted rows with lineage."""
+
+    row: FileRow
+    sha: str
+    batch_rows: int
+    src: Source  # still open: re-checked before verification
+    keyed: bool  # a keyed (Replacing) table: verified as "at least one, at most as sent"
+    data: pa.Table
+    stack: ExitStack  # the open file and its content claim
+
+    def record(self) -> GroupMember:
+        return GroupMember(self.row.id, self.row.generation, self.sha, self.data.num_rows, self.batch_rows)
+
+
+@dataclass
+class _Read:
+    """A candidate file, read whole and hashed, still open."""
+
+    row: FileRow
+    src: Source
+    stack: ExitStack
+    sha: str
+    head: bytes  # the header line, line end included
+    body: bytes  # its records, ending with a newline
+    lines: int
+
+
+def combinable(loader: Loader, rows: list[FileRow]) -> list[FileRow]:
+    """The rows that may take the combined path (cheap tests, one ledger query)."""
+    cfg = loader.cfg
+    if loader.fleet is not None:
+        return []
+    maybe = [r for r in rows if r.fmt in ("csv", "tsv") and r.compression is None and r.base_id is None
+             and not r.rows_loaded and (r.approved or not cfg.require_approval) and _plain(options_for(
+                 r.table_name, cfg.every_route))]
+    fresh = loader.ledger.fresh_versions([r.id for r in maybe])
+    return [r for r in maybe if r.id in fresh]
+
+
+def _plain(opts: Route) -> bool:
+    return not opts.skip_existing_keys and opts.on_bad_rows != "skip"
+
+
+def combine(loader: Loader, rows: list[FileRow]) -> tuple[list[Member], list[FileRow]]:
+    """Members for ``rows`` (from ``combinable``, claimed, their table known to the loader) parsed
+    together where that is provable; the rest go down the per-file path."""
+    reads, rest = _read_all(loader, rows)
+    known = loader.ledger.known_content({r.row.id: r.sha for r in reads})
+    runs: dict[tuple, list[_Read]] = {}
+    for r in reads:
+        if r.sha in known:
+            rest.append(_drop(r))
+        else:
+            runs.setdefault((r.row.table_name, r.row.fmt, r.head), []).append(r)
+    members: list[Member] = []
+    for run in runs.values():
+        for chunk in _chunks(run, loader.cfg.group_max_rows):
+            got = _members(loader, chunk)
+            if got is None:
+                rest.extend(_drop(r) for r in chunk)
+            else:
+                members += got
+    return members, rest
+
+
+def _read_all(loader: Loader, rows: list[FileRow]) -> tuple[list[_Read], list[FileRow]]:
+    reads: list[_Read] = []
+    rest: list[FileRow] = []
+    for row in rows:
+        read = _read(loader, row)
+        if read is None:
+            rest.append(row)
+        else:
+            reads.append(read)
+    return reads, rest
+
+
+def _read(loader: Loader, row: FileRow) -> _Read | None:
+    """Open, read whole, hash; claim the content. None: the per-file path takes it (and says why)."""
+    cfg = loader.cfg
+    stack = ExitStack()
+    try:
+        path = cfg.locate(row.path)
+        root = os.path.realpath(cfg.split(row.path)[0])
+        if os.path.commonpath([root, os.path.realpath(path)]) != root:
+            raise _NotHere()
+        src = stack.enter_context(open_source(path, None, cfg.max_file_bytes))
+        if not same_identity(row, src.st):
+            raise _NotHere()
+        data = os.pread(src.fd, src.st.st_size + 1, 0)
+        cut = data.find(b"\n") + 1
+        if len(data) != src.st.st_size or b"\x00" in data or not 0 < cut < len(data):
+            raise _NotHere()
+        body = data[cut:] if data.endswith(b"\n") else data[cut:] + b"\n"
+        sha = hashlib.sha256(data).hexdigest()
+        if loader.claims.claim(sha, row.id) is not None:
+            raise _NotHere()  # a twin is loading: the per-file path defers it
+        stack.callback(loader.claims.release, sha, row.id)
+        return _Read(row, src, stack, sha, data[:cut], body, body.count(b"\n"))
+    except (_NotHere, ChuteError, OSError):
+        stack.close()
+        return None
+
+
+class _NotHere(Exception):
+    """This file is not one for the combined path."""
+
+
+def _drop(r: _Read) -> FileRow:
+    r.stack.close()
+    return r.row
+
+
+def _chunks(run: list[_Read], max_rows: int) -> list[list[_Read]]:
+    out: list[list[_Read]] = []
+    rows = max_rows + 1
+    for r in run:
+        if rows + r.lines > max_rows:
+            out.append([])
+            rows = 0
+        out[-1].append(r)
+        rows += r.lines
+    return out
+
+
+def _members(loader: Loader, chunk: list[_Read]) -> list[Member] | None:
+    """The chunk's members, or None when the combined parse cannot be shown to equal per-file ones."""
+    first = chunk[0].row
+    table = loader._schemas.get(first.table_name)
+    opts = options_for(first.table_name, loader.cfg.every_route)
+    sizes = np.array([r.lines for r in chunk], dtype=np.int64)
+    limits = [r.row.batch_rows or loader._choose_batch_rows(r.src.st.st_size, r.lines) for r in chunk]
+    if table is None or any(not 0 < n <= min(b, loader.cfg.group_max_rows) for n, b in zip(sizes, limits,
+                                                                                             strict=True)):
+        return None
+    if opts.delimiter is None and first.fmt == "csv" and any(
+            d in r.head or d in r.body for r in chunk for d in (b"\t", b";", b"|")):
+        return None  # a per-file sniff could pick another delimiter
+    fd = os.memfd_create("chute-group", os.MFD_CLOEXEC)
+    with Source(path=Path(f"<{len(chunk)} files of {first.table_name}>"), fd=fd, st=os.fstat(fd),
+                compression=None) as src:
+        os.write(fd, b"".join([chunk[0].head, *(r.body for r in chunk)]))
+        src.st = os.fstat(fd)
+        try:
+            check_limits(src, loader.cfg.max_record_bytes, 0)
+            reader = reader_for(src, first.fmt, reader_options(opts, first.fmt))
+            frame = _parse(reader, int(sizes.sum()))
+            if frame is None or not _fits(reader, frame, table, sizes):
+                return None
+            fitted, _, _ = Fitter(table, reader.wire_schema, set(reader.date_columns), skip_bad=False).fit(frame, 0)
+        except (ChuteError, *READER_ERRORS, OSError):
+            return None
+    data = _with_lineage(fitted.to_arrow(), chunk, sizes)
+    starts = np.cumsum(sizes) - sizes
+    return [Member(r.row, r.sha, b, r.src, bool(opts.key), data.slice(int(s), int(n)), r.stack)
+            for r, b, s, n in zip(chunk, limits, starts, sizes, strict=True)]
+
+
+def _parse(reader: Reader, lines: int) -> pl.DataFrame | None:
+    """The whole buffer as one typed frame, if every record was one line and nothing is amiss."""
+    plan = reader.plan()
+    if plan.rows != lines or not getattr(reader, "header", False) or getattr(reader, "_blank", None) is not None:
+        return None  # quoted newlines, blank lines, no header: the lines are not the records
+    if reader.pending_check is not None and reader.pending_check() is not None:
+        return None  # a short row: the per-file path names its line
+    frame = None
+    for _, df in reader.batches(lines):
+        frame = df
+    return frame if frame is not None and frame.height == lines else None
+
+
+def _fits(reader: Reader, frame: pl.DataFrame, table: list[Column], sizes: np.ndarray) -> bool:
+    """The combined verdicts load every file's values exactly as its own verdicts would, into the
+    table as it is (no drift, no NULL where none may go)."""
+    have = {c.name: c for c in table}
+    names = list(frame.columns)
+    if any(n not in have or n in LINEAGE_NAMES for n in names):
+        return False  # drift (or a reserved name): the per-file path applies the table's policy
+    if any(c.name not in names and c.name not in LINEAGE_NAMES and not c.fillable for c in table):
+        return False
+    texts = []
+    for name in names:
+        col, verdict = have[name], reader.verdicts.get(name)
+        if frame[name].null_count() and not col.nullable:
+            return False
+        kind = verdict.kind if verdict is not None else "text"
+        want = polars_type(col.type)
+        if verdict is not None and verdict.tokens and kind != "text":
+            return False  # a file with only tokens there would keep them as text, then fail the cast
+        if kind == "datetime_tz" or (kind == "float" and want != pl.Float64()):
+            return False  # a file of integers only would cast differently
+        if kind == "text":
+            if want != pl.String():
+                return False
+            texts.append(name)
+    return not texts or not _typable_somewhere(frame, texts, sizes)
+
+
+def _typable_somewhere(frame: pl.DataFrame, texts: list[str], sizes: np.ndarray) -> bool:
+    """Would some file's own inference type one of these text columns (all its values numbers,
+    say), so that its values reach the String column normalised? Asked per file only for columns
+    holding such a value at all."""
+    typable = [pl.col(c).str.contains(_TYPABLE).any().alias(c) for c in texts]
+    hits = [c for c, hit in frame.select(typable).row(0, named=True).items() if hit]
+    if not hits:
+        return False
+    index = pl.Series(_FILE, np.repeat(np.arange(len(sizes)), sizes))
+    per_file = frame.select(hits).with_columns(index).group_by(_FILE).agg(
+        ((pl.col(c).is_null() | pl.col(c).str.contains(_TYPABLE)).all() & pl.col(c).is_not_null().any()).alias(c)
+        for c in hits)
+    return bool(per_file.select(pl.any_horizontal(pl.col(c).any() for c in hits)).item())
+
+
+def _with_lineage(table: pa.Table, chunk: list[_Read], sizes: np.ndarray) -> pa.Table:
+    """The lineage columns of ``reader.with_lineage``, for many files at once: dictionaries of the
+    files' paths and hashes indexed by each row's file, and each row's number within its file."""
+    which = pa.array(np.repeat(np.arange(len(chunk), dtype=np.int32), sizes))
+    starts = np.cumsum(sizes) - sizes
+    rows = np.arange(1, int(sizes.sum()) + 1, dtype=np.uint64) - np.repeat(starts, sizes).astype(np.uint64)
+    table = table.append_column("_source_path", pa.DictionaryArray.from_arrays(
+        which, pa.array([r.row.path for r in chunk])))
+    table = table.append_column("_source_sha256", pa.DictionaryArray.from_arrays(
+        which, pa.array([r.sha for r in chunk])))
+    return table.append_column("_source_row", pa.array(rows))
+
