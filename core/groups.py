@@ -83,9 +83,10 @@ class Groups:
         fast = combined.combinable(L, claimed)
         pioneers = list({r.table_name: r for r in reversed(fast) if r.table_name not in L._schemas}.values())
         self._collect(pioneers, [self._try(r, partial(self._prepare, r)) for r in pioneers], outcomes, ready, alone)
-        members, _ = combined.combine(L, [r for r in fast if r not in pioneers and r.table_name in L._schemas])
+        first = {r.id for r in pioneers}
+        members, _ = combined.combine(L, [r for r in fast if r.id not in first and r.table_name in L._schemas])
         ready += members
-        taken = {r.id for r in pioneers} | {m.row.id for m in members}
+        taken = first | {m.row.id for m in members}
         rest = [r for r in claimed if r.id not in taken]
         prepared = self._pool.map(lambda row: self._try(row, partial(self._prepare, row)), rest)
         self._collect(rest, prepared, outcomes, ready, alone)

@@ -202,10 +202,10 @@ class FileRow:
     row_base: int = 0
 
     @classmethod
-    def of(cls, row: sqlite3.Row) -> FileRow:
+    def of(cls, row: sqlite3.Row, **changed: Any) -> FileRow:
         data = dict(row)
         data["state"] = State(data["state"])
-        return cls(**data)
+        return cls(**{**data, **changed})
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -447,13 +447,27 @@ class Ledger:
             return self._transition(c, file_id, to, actor, detail, expect, fields, time.time())
 
     def transition_many(self, moves: list[tuple[int, dict[str, Any]]], to: State, *, actor: str = "engine",
-                        expect: Iterable[State] | None = None) -> list[FileRow]:
-        """`transition` of many versions (id, fields) in one transaction: one fsync for a scan's
-        files, not one each. Returns the rows that moved."""
+                        expect: Iterable[State] | None = None) -> list[int]:
+        """`transition` of many versions (id, fields) in one transaction and a few statements: one
+        fsync for a scan's files, not one each. Returns the ids that moved."""
         now = time.time()
+        wanted = None if expect is None else {str(s) for s in expect}
         with self._tx() as c:
-            moved = [self._transition(c, fid, to, actor, None, expect, dict(fields), now) for fid, fields in moves]
-        return [row for row in moved if row is not None]
+            old = {r["id"]: (r["path"], r["state"]) for r in _in_chunks(
+                c, "SELECT id, path, state FROM files WHERE id IN ({})", [fid for fid, _ in moves])}
+            moved = [(fid, fields) for fid, fields in moves
+                     if fid in old and (wanted is None or old[fid][1] in wanted)]
+            shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            for fid, fields in moved:
+                shapes.setdefault(tuple(fields), []).append((*fields.values(), str(to), now, fid))
+            for cols, args in shapes.items():
+                sets = ", ".join(f"{k} = ?" for k in (*cols, "state", "updated_at"))
+                c.executemany(f"UPDATE files SET {sets} WHERE id = ?", args)
+            c.executemany("INSERT INTO events(ts, file_id, path, actor, action, from_state, to_state, detail)"
+                          " VALUES (?, ?, ?, ?, 'transition', ?, ?, NULL)",
+                          [(now, fid, old[fid][0], actor, old[fid][1], str(to)) for fid, _ in moved
+                           if old[fid][1] != str(to)])
+        return [fid for fid, _ in moved]
 
     def _transition(self, c: sqlite3.Connection, file_id: int, to: State, actor: str, detail: str | None,
                     expect: Iterable[State] | None, fields: dict[str, Any], now: float) -> FileRow | None:
@@ -477,11 +491,23 @@ class Ledger:
         with self._tx() as c:
             return self._claim(c, file_id, time.time())
 
-    def claim_many(self, file_ids: Iterable[int]) -> list[FileRow]:
-        """`claim` for several versions in one transaction (a group, core/groups.py); the claimed ones."""
+    def claim_many(self, file_ids: list[int]) -> list[FileRow]:
+        """`claim` for several versions in one transaction (a group, core/groups.py); the claimed ones,
+        in the order given."""
         now = time.time()
         with self._tx() as c:
-            return [row for row in (self._claim(c, fid, now) for fid in file_ids) if row is not None]
+            rows = {r["id"]: r for r in _in_chunks(c, "SELECT * FROM files WHERE id IN ({})", file_ids)}
+            busy = {r["file_id"] for r in _in_chunks(
+                c, "SELECT file_id FROM intents WHERE status = 'open' AND file_id IN ({})", file_ids)}
+            claimed = [rows[fid] for fid in file_ids if fid in rows and fid not in busy and rows[fid]["current"] == 1
+                       and (rows[fid]["state"] == State.QUEUED
+                            or (rows[fid]["state"] == State.FAILED and rows[fid]["next_attempt"] is not None))]
+            c.executemany("UPDATE files SET state = 'loading', next_attempt = NULL, updated_at = ? WHERE id = ?",
+                          [(now, r["id"]) for r in claimed])
+            c.executemany("INSERT INTO events(ts, file_id, path, actor, action, from_state, to_state, detail)"
+                          " VALUES (?, ?, ?, 'engine', 'transition', ?, 'loading', NULL)",
+                          [(now, r["id"], r["path"], r["state"]) for r in claimed])
+        return [FileRow.of(r, state=State.LOADING, next_attempt=None, updated_at=now) for r in claimed]
 
     def _claim(self, c: sqlite3.Connection, file_id: int, now: float) -> FileRow | None:
         row = c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
@@ -956,3 +982,9 @@ class Ledger:
                     done.append(file_id)
         return done
 
+
+def _in_chunks(c: sqlite3.Connection, sql: str, ids: list[int]) -> Iterator[sqlite3.Row]:
+    """``sql`` with ``IN ({})`` over ``ids``, in parts below SQLite's limit on bound values."""
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        yield from c.execute(sql.format(",".join("?" * len(part))), part)

@@ -395,11 +395,11 @@ class Watcher:
             dev, inode, size, mtime_ns, ctime_ns = entry.ident
             moves.append((entry.file_id, dict(dev=dev, inode=inode, size=size, mtime_ns=mtime_ns, ctime_ns=ctime_ns,
                                               complete_hint=int(entry.complete), sha256=None, **extra)))
-            rels[entry.file_id] = rel
+            rels[entry.file_id] = (rel, entry.ident)
         # One transaction for every file this tick queues (a scan finds thousands at once).
-        for row in self.ledger.transition_many(moves, State.QUEUED, actor="watcher",
+        for fid in self.ledger.transition_many(moves, State.QUEUED, actor="watcher",
                                                expect=[State.SEEN, State.SETTLING]) if moves else ():
-            self._known[rels[row.id]] = (row.dev or 0, row.inode or 0, row.size or 0, row.mtime_ns or 0, row.ctime_ns)
+            self._known[rels[fid][0]] = rels[fid][1]
         if ready:
             self.on_queued()
 
