@@ -16,7 +16,8 @@ way to the very rows the per-file path sends, so it is taken only where that is 
   (`_fits`).
 
 Anything else (a parse error, a short row, drift, a value the table refuses) sends those files
-down the per-file path unchanged, where each gets its own verdicts, line numbers and outcome.
+down the per-file path unchanged, where each gets its own verdicts, line numbers and outcome; a
+run that fails is halved first, so one bad file takes only a few neighbours with it.
 """
 
 from __future__ import annotations
@@ -43,11 +44,12 @@ from chute.core.schema import LINEAGE_NAMES, Column, polars_type
 if TYPE_CHECKING:
     from chute.core.loader import Loader
 
-# Text that some file's own inference could have typed (a number, a bool, a date-time with an
-# offset), and so turned into other text on its way into a String column ("1.50" -> "1.5").
-_TYPABLE = (r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$|^(true|false|True|False|TRUE|FALSE)$"
-            r"|^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ].*(Z|[+-][0-9]{2}:?[0-9]{2})$")
+# Text that some file's own inference could have typed (a number, a bool, a date), and so turned
+# into other text on its way into a String column ("1.50" -> "1.5", a null token -> NULL).
+_TYPABLE = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$|^(true|false|True|False|TRUE|FALSE)$|^[0-9]{4}-"
 _FILE = "\x00file"
+# A run that cannot be parsed together is halved until its parts are smaller than this.
+HALVING_MIN = 4
 
 
 @dataclass
@@ -109,12 +111,21 @@ def combine(loader: Loader, rows: list[FileRow]) -> tuple[list[Member], list[Fil
     members: list[Member] = []
     for run in runs.values():
         for chunk in _chunks(run, loader.cfg.group_max_rows):
-            got = _members(loader, chunk)
-            if got is None:
-                rest.extend(_drop(r) for r in chunk)
-            else:
-                members += got
+            members += _halving(loader, chunk, rest)
     return members, rest
+
+
+def _halving(loader: Loader, chunk: list[_Read], rest: list[FileRow]) -> list[Member]:
+    """The chunk's members; when it cannot be shown equal, each half's, down to a few files, which
+    take the per-file path: one bad file costs about two more parses of the chunk, not the chunk."""
+    got = _members(loader, chunk)
+    if got is not None:
+        return got
+    if len(chunk) < HALVING_MIN:
+        rest.extend(_drop(r) for r in chunk)
+        return []
+    half = len(chunk) // 2
+    return _halving(loader, chunk[:half], rest) + _halving(loader, chunk[half:], rest)
 
 
 def _read_all(loader: Loader, rows: list[FileRow]) -> tuple[list[_Read], list[FileRow]]:
@@ -247,21 +258,21 @@ def _fits(reader: Reader, frame: pl.DataFrame, table: list[Column], sizes: np.nd
             if want != pl.String():
                 return False
             texts.append(name)
-    return not texts or not _typable_somewhere(frame, texts, sizes)
+    return not texts or not _typable_somewhere(frame, texts, sizes, reader.null_values)
 
 
-def _typable_somewhere(frame: pl.DataFrame, texts: list[str], sizes: np.ndarray) -> bool:
-    """Would some file's own inference type one of these text columns (all its values numbers,
-    say), so that its values reach the String column normalised? Asked per file only for columns
-    holding such a value at all."""
+def _typable_somewhere(frame: pl.DataFrame, texts: list[str], sizes: np.ndarray, tokens: tuple[str, ...]) -> bool:
+    """Would some file's own inference type one of these text columns (all its values numbers or
+    null tokens, say), so that its values reach the String column changed? Asked per file only for
+    columns holding such a value at all."""
     typable = [pl.col(c).str.contains(_TYPABLE).any().alias(c) for c in texts]
     hits = [c for c, hit in frame.select(typable).row(0, named=True).items() if hit]
     if not hits:
         return False
     index = pl.Series(_FILE, np.repeat(np.arange(len(sizes)), sizes))
     per_file = frame.select(hits).with_columns(index).group_by(_FILE).agg(
-        ((pl.col(c).is_null() | pl.col(c).str.contains(_TYPABLE)).all() & pl.col(c).is_not_null().any()).alias(c)
-        for c in hits)
+        ((pl.col(c).is_null() | pl.col(c).is_in(tokens) | pl.col(c).str.contains(_TYPABLE)).all()
+         & pl.col(c).str.contains(_TYPABLE).any()).alias(c) for c in hits)
     return bool(per_file.select(pl.any_horizontal(pl.col(c).any() for c in hits)).item())
 
 
