@@ -292,8 +292,8 @@ def load(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
 def once_result(engine: Engine) -> RunResult:
     """Where each file the once-run found ended (the CLI's `--once` exit code comes from this)."""
     assert engine.ledger is not None and engine.watcher is not None
-    rows = [engine.ledger.current(rel) for rel in sorted(engine.watcher.scanned_paths)]
-    return RunResult([FileInfo.of(r) for r in rows if r is not None], interrupted=engine.stopping)
+    found = engine.ledger.current_many(sorted(engine.watcher.scanned_paths))
+    return RunResult([FileInfo.of(found[p]) for p in sorted(found)], interrupted=engine.stopping)
 
 
 def _final(row: FileRow) -> bool:

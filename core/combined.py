@@ -26,6 +26,7 @@ import hashlib
 import os
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -145,11 +146,12 @@ def _read(loader: Loader, row: FileRow) -> _Read | None:
     cfg = loader.cfg
     stack = ExitStack()
     try:
-        path = cfg.locate(row.path)
-        root = os.path.realpath(cfg.split(row.path)[0])
-        if os.path.commonpath([root, os.path.realpath(path)]) != root:
+        src = stack.enter_context(open_source(cfg.locate(row.path), None, cfg.max_file_bytes))
+        # Where the open file really is (one readlink; a realpath walks every component), inside its
+        # folder: a symlink out of it is the per-file path's to refuse.
+        root = _real_root(str(cfg.split(row.path)[0]))
+        if not os.readlink(src.proc_path).startswith(root):
             raise _NotHere()
-        src = stack.enter_context(open_source(path, None, cfg.max_file_bytes))
         if not same_identity(row, src.st):
             raise _NotHere()
         data = os.pread(src.fd, src.st.st_size + 1, 0)
@@ -165,6 +167,11 @@ def _read(loader: Loader, row: FileRow) -> _Read | None:
     except (_NotHere, ChuteError, OSError):
         stack.close()
         return None
+
+
+@lru_cache(maxsize=64)
+def _real_root(root: str) -> str:
+    return os.path.join(os.path.realpath(root), "")
 
 
 class _NotHere(Exception):

@@ -362,6 +362,16 @@ class Ledger:
         rows = self._q("SELECT * FROM files WHERE path = ? AND current = 1", (path,))
         return FileRow.of(rows[0]) if rows else None
 
+    def current_many(self, paths: list[str]) -> dict[str, FileRow]:
+        """`current` of many paths in a few queries (a `--once` run's result over thousands of files)."""
+        out: dict[str, FileRow] = {}
+        with self._lock:
+            for i in range(0, len(paths), 500):
+                part = paths[i:i + 500]
+                out.update((r["path"], FileRow.of(r)) for r in self._conn.execute(
+                    f"SELECT * FROM files WHERE current = 1 AND path IN ({','.join('?' * len(part))})", part))
+        return out
+
     def versions(self, path: str) -> list[FileRow]:
         return [FileRow.of(r) for r in self._q("SELECT * FROM files WHERE path = ? ORDER BY id", (path,))]
 

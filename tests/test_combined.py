@@ -53,6 +53,7 @@ HOSTILE: dict[str, Callable[[Path], bytes]] = {
     "int_amounts": lambda d: text(HEADER, [f"{90 * 100 + j},n,{j},2026-01-02,true,x" for j in range(20)]),
     "null_token": lambda d: text(HEADER, [r.replace(",1.25,", ",NA,") for r in lines(90)]),
     "twin": lambda d: (d / "part_0003.csv").read_bytes(),
+    "symlink_out": lambda d: b"",  # part_0050.csv links to a file outside the data folder (_folder)
 }
 
 
@@ -60,6 +61,9 @@ def _folder(data: Path, case: str) -> None:
     for i in range(1, FILES):
         (data / f"part_{i:04d}.csv").write_bytes(text(HEADER, lines(i)))
     hostile = HOSTILE[case](data)
+    if case == "symlink_out":
+        (data.parent / "outside.csv").write_bytes(text(HEADER, lines(90)))
+        (data / "part_0050.csv").symlink_to(data.parent / "outside.csv")
     if hostile:
         (data / "part_0050.csv").write_bytes(hostile)
 
