@@ -23,6 +23,7 @@ run that fails is halved first, so one bad file takes only a few neighbours with
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from chute.core.schema import LINEAGE_NAMES, Column, polars_type
 
 if TYPE_CHECKING:
     from chute.core.loader import Loader
+
+log = logging.getLogger("chute.combined")
 
 # Text that some file's own inference could have typed (a number, a bool, a date), and so turned
 # into other text on its way into a String column ("1.50" -> "1.5", a null token -> NULL).
@@ -101,19 +104,27 @@ def _plain(opts: Route) -> bool:
 def combine(loader: Loader, rows: list[FileRow]) -> tuple[list[Member], list[FileRow]]:
     """Members for ``rows`` (from ``combinable``, claimed, their table known to the loader) parsed
     together where that is provable; the rest go down the per-file path."""
-    reads, rest = _read_all(loader, rows)
-    known = loader.ledger.known_content({r.row.id: r.sha for r in reads})
-    runs: dict[tuple, list[_Read]] = {}
-    for r in reads:
-        if r.sha in known:
-            rest.append(_drop(r))
-        else:
-            runs.setdefault((r.row.table_name, r.row.fmt, r.head), []).append(r)
-    members: list[Member] = []
-    for run in runs.values():
-        for chunk in _chunks(run, loader.cfg.group_max_rows):
-            members += _halving(loader, chunk, rest)
-    return members, rest
+    reads: list[_Read] = []
+    rest: list[FileRow] = []
+    try:
+        _read_all(loader, rows, reads, rest)
+        known = loader.ledger.known_content({r.row.id: r.sha for r in reads})
+        runs: dict[tuple, list[_Read]] = {}
+        for r in reads:
+            if r.sha in known:
+                rest.append(_drop(r))
+            else:
+                runs.setdefault((r.row.table_name, r.row.fmt, r.head), []).append(r)
+        members: list[Member] = []
+        for run in runs.values():
+            for chunk in _chunks(run, loader.cfg.group_max_rows):
+                members += _halving(loader, chunk, rest)
+        return members, rest
+    except Exception:  # a shortcut must never strand its files in `loading`: all take the per-file path
+        log.exception("parsing %d file(s) together failed; each loads on its own", len(rows))
+        for r in reads:
+            r.stack.close()  # (the members made so far share these: none is returned)
+        return [], list(rows)
 
 
 def _halving(loader: Loader, chunk: list[_Read], rest: list[FileRow]) -> list[Member]:
@@ -129,16 +140,13 @@ def _halving(loader: Loader, chunk: list[_Read], rest: list[FileRow]) -> list[Me
     return _halving(loader, chunk[:half], rest) + _halving(loader, chunk[half:], rest)
 
 
-def _read_all(loader: Loader, rows: list[FileRow]) -> tuple[list[_Read], list[FileRow]]:
-    reads: list[_Read] = []
-    rest: list[FileRow] = []
+def _read_all(loader: Loader, rows: list[FileRow], reads: list[_Read], rest: list[FileRow]) -> None:
     for row in rows:
         read = _read(loader, row)
         if read is None:
             rest.append(row)
         else:
             reads.append(read)
-    return reads, rest
 
 
 def _read(loader: Loader, row: FileRow) -> _Read | None:

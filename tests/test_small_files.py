@@ -67,3 +67,22 @@ def test_a_group_of_small_csvs_is_parsed_once(engine_factory, tmp_path: Path, ch
         == [(FILES * 20, FILES * 20)]
     # The first file makes the table alone, the others are one buffer: two plans (was one per file).
     assert plans[0] <= 3, plans[0]
+
+
+def test_a_failure_of_the_combined_parse_leaves_every_file_to_the_per_file_path(
+        engine_factory, tmp_path: Path, chdb_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error in the shortcut (here: planted) must not strand its files in `loading`."""
+    from chute.core import combined
+
+    def broken(loader, chunk):
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(combined, "_members", broken)
+    cfg = make_config(tmp_path, chdb_path, workers=1, settle_seconds=0)
+    for i in range(FILES):
+        (cfg.data_dir / f"part_{i:04d}.csv").write_bytes(text(HEADER, lines(i)))
+    engine = engine_factory(cfg, once=True)
+    assert engine.wait_idle(timeout=120)
+    assert engine.ledger is not None
+    assert {str(r.state) for r in engine.ledger.list_files()} == {str(State.LOADED)}
+    assert query(engine, f"SELECT count() FROM `{cfg.database}`.part") == [(FILES * 20,)]
