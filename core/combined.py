@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from chute.core.errors import ChuteError
 from chute.core.fit import Fitter
+from chute.core.formats.infer import Verdict
 from chute.core.formats.limits import check_limits
 from chute.core.ledger import FileRow, GroupMember, same_identity
 from chute.core.reader import READER_ERRORS, Reader, Source, open_source, reader_for
@@ -258,22 +259,28 @@ def _fits(reader: Reader, frame: pl.DataFrame, table: list[Column], sizes: np.nd
         return False  # drift (or a reserved name): the per-file path applies the table's policy
     if any(c.name not in names and c.name not in LINEAGE_NAMES and not c.fillable for c in table):
         return False
-    texts = []
-    for name in names:
-        col, verdict = have[name], reader.verdicts.get(name)
-        if frame[name].null_count() and not col.nullable:
-            return False
-        kind = verdict.kind if verdict is not None else "text"
-        want = polars_type(col.type)
-        if verdict is not None and verdict.tokens and kind != "text":
-            return False  # a file with only tokens there would keep them as text, then fail the cast
-        if kind == "datetime_tz" or (kind == "float" and want != pl.Float64()):
-            return False  # a file of integers only would cast differently
-        if kind == "text":
-            if want != pl.String():
-                return False
-            texts.append(name)
+    if any(frame[n].null_count() and not have[n].nullable for n in names):
+        return False  # the table's drift policy decides about empty values (core/nullability.py)
+    verdicts = {n: _same_for_every_file(have[n], reader.verdicts.get(n)) for n in names}
+    if not all(verdicts.values()):
+        return False
+    texts = [n for n, v in verdicts.items() if v == "text"]
     return not texts or not _typable_somewhere(frame, texts, sizes, reader.null_values)
+
+
+def _same_for_every_file(col: Column, verdict: Verdict | None) -> str | None:
+    """The combined verdict's kind when it gives each file's values what that file's own (perhaps
+    narrower) verdict gives them in ``col``; None when it may not. "text" still needs a look at
+    the values (_typable_somewhere)."""
+    kind = verdict.kind if verdict is not None else "text"
+    want = polars_type(col.type)
+    if verdict is not None and verdict.tokens and kind != "text":
+        return None  # a file with only tokens there would keep them as text, then fail the cast
+    if kind == "datetime_tz" or (kind == "float" and want != pl.Float64()):
+        return None  # a file of integers only would cast differently
+    if kind == "text" and want != pl.String():
+        return None
+    return kind
 
 
 def _typable_somewhere(frame: pl.DataFrame, texts: list[str], sizes: np.ndarray, tokens: tuple[str, ...]) -> bool:
