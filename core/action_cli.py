@@ -66,6 +66,12 @@ def _line(row: FileRow) -> str:
     return f"  {row.id:>6}  {row.state:<11} {row.table_name:<16} {row.path}"
 
 
+def _engine_running(cfg: Config) -> bool:
+    from chute.core.engine import StateLock  # the engine module is big: only for a dry run
+
+    return StateLock.holder(cfg.state_dir) is not None
+
+
 def plan(cfg: Config, ledger: Ledger, name: str, args: argparse.Namespace) -> tuple[list[Item], list[FileRow]]:
     """What the arguments name: (items to run, rows to list before asking; empty for one PATH/--id)."""
     bulk = any(v is not None for v in (args.state, args.table, args.glob))
@@ -75,7 +81,10 @@ def plan(cfg: Config, ledger: Ledger, name: str, args: argparse.Namespace) -> tu
     if args.path is not None:
         if args.dry_run:  # say which version, and whether the action applies, as the real run would
             row = actions.find(cfg, ledger, args.path)
-            if (why := action_rules.refusal(name, row.path, row.state)) is not None:
+            why = action_rules.refusal(name, row.path, row.state)
+            if why is not None and not _engine_running(cfg):
+                why = action_rules.stalled(name, row.path, row.state) or why
+            if why is not None:
                 raise UsageError(why)
             return [Item(f"#{row.id} {row.path} ({row.state})", path=args.path)], []
         return [Item(args.path, path=args.path)], []

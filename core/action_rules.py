@@ -35,3 +35,12 @@ def refusal(action: str, path: str, state: str) -> str | None:
     if state in _BUSY:
         return f"{path} is {state}; pause intake or wait before purging it"
     return f"{path} is already purged"
+
+
+def stalled(action: str, path: str, state: str) -> str | None:
+    """With no engine running, why ``action`` cannot run on a version a stopped run left busy
+    (None: not busy). Waiting would not help; a run settles it (a crashed load, an unacknowledged group)."""
+    if state not in _BUSY:
+        return None
+    return (f"{path} is {state} but no engine is running: a run stopped before finishing it; start chute "
+            f"(e.g. `chute --once`) to settle it, then {action} again")

@@ -74,8 +74,11 @@ def _relative(cfg: Config, path: str) -> str:
 
 
 def run(cfg: Config, ledger: Ledger, target: Target, action: str, path: str | None, actor: str, *,
-        file_id: int | None = None, expect: str | None = None) -> str:
+        file_id: int | None = None, expect: str | None = None, engine_running: bool = True) -> str:
+    """``engine_running=False``: a command acting while no engine holds the state folder."""
     row = locate(cfg, ledger, path, file_id, expect)
+    if not engine_running and (why := action_rules.stalled(action, row.path, row.state)) is not None:
+        raise UsageError(why)
     if action == "approve":
         return approve(ledger, row, actor)
     if action == "retry":

@@ -454,7 +454,8 @@ def act(action: str, path: str | os.PathLike[str] | None = None, *, id: int | No
     target = Target(cfg)
     try:
         return ActionResult(action, target_path,
-                            actions.run(cfg, ledger, target, action, target_path, actor, file_id=id), via_daemon=False)
+                            actions.run(cfg, ledger, target, action, target_path, actor, file_id=id,
+                                        engine_running=False), via_daemon=False)
     finally:
         target.close()
         ledger.close()

@@ -558,7 +558,7 @@ def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
         for it in items:
             try:
                 results.append((True, actions.run(cfg, ledger, target, name, it.path, actor, file_id=it.file_id,
-                                                  expect=it.expect)))
+                                                  expect=it.expect, engine_running=False)))
             except UsageError as exc:
                 if not bulk:
                     raise

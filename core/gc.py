@@ -50,6 +50,9 @@ class Report:
     batches_pruned: int = 0
     events_pruned: int = 0
     hashes_kept: int = 0
+    groups_pruned: int = 0
+    intents_pruned: int = 0
+    commands_pruned: int = 0
     ledger_bytes_before: int = 0
     ledger_bytes_after: int = 0
     vacuumed: bool = False
@@ -64,6 +67,8 @@ class Report:
                  f"quarantine: {self.quarantine_files} files ({self.quarantine_bytes} bytes)",
                  f"ledger: {self.files_pruned} versions, {self.batches_pruned} batches, {self.events_pruned} events "
                  f"pruned, {self.hashes_kept} hashes kept",
+                 f"closed: {self.groups_pruned} groups, {self.intents_pruned} intents, "
+                 f"{self.commands_pruned} commands pruned",
                  f"ledger file {self.ledger_bytes_before} -> {self.ledger_bytes_after} bytes"]
         return "gc removed " + "; ".join(parts) + "".join(f"; {n}" for n in self.notes)
 
@@ -165,6 +170,20 @@ def prune_ledger(ledger: Ledger, cfg: Config, keep_age: float, now: float, repor
         report.events_pruned += n
         if n < CHUNK:
             break
+    _prune_closed(ledger, cutoff, report)
+
+
+def _prune_closed(ledger: Ledger, cutoff: float, report: Report) -> None:
+    """Closed groups (with their members), intents and answered commands closed before ``cutoff``.
+    An open one never goes: an unacknowledged group is replayed, an open intent finished at start."""
+    with ledger._tx() as c:
+        old = "SELECT id FROM groups WHERE state != 'intent' AND closed < ?"
+        c.execute(f"DELETE FROM group_members WHERE group_id IN ({old})", (cutoff,))
+        report.groups_pruned += c.execute(f"DELETE FROM groups WHERE id IN ({old})", (cutoff,)).rowcount
+        report.intents_pruned += c.execute("DELETE FROM intents WHERE status != 'open' AND closed < ?",
+                                           (cutoff,)).rowcount
+        report.commands_pruned += c.execute("DELETE FROM commands WHERE status != 'pending' AND done_at < ?",
+                                            (cutoff,)).rowcount
 
 
 def run(cfg: Config, ledger: Ledger, *, now: float | None = None, vacuum: bool = False,

@@ -184,3 +184,24 @@ def test_cli_takes_back_what_a_dead_daemon_never_did(tmp_path: Path) -> None:
         assert ledger.pending_commands() == []
     finally:
         ledger.close()
+
+
+def test_an_action_on_a_version_a_killed_run_left_loading_says_to_start_chute(tmp_path: Path) -> None:
+    """With no engine running, nothing will move a version a killed run left `loading` (here: a
+    member of a group insert never acknowledged): "pause intake or wait" sent the operator waiting
+    for nothing. The refusal says so and what settles it."""
+    data = tmp_path / "data"
+    (data / "sales").mkdir(parents=True)
+    for i in range(3):  # one table: one group
+        _replace(data / "sales" / f"s{i}.csv", _csv(5 + i))
+    killed = run_chute("--no-ui", "--once", *_args(tmp_path, "--workers", "1"),  # one slot: one group
+                       env={"CHUTE_FAILPOINTS": f"kill_at=group_inserted:1,marker={tmp_path / 'fp.log'}"})
+    assert killed.returncode != 0 and (tmp_path / "fp.log").read_text().startswith("group_inserted")
+    assert {f["state"] for f in _files(tmp_path)} == {"loading"}
+    state = ["--state-dir", str(tmp_path / "state"), "--clickhouse", f"chdb://{tmp_path / 'ch'}"]
+    for action in ("purge", "retry"):
+        _one_clear_line(run_chute(action, "sales/s0.csv", *state), 2, "no engine is running")
+    assert run_chute("--no-ui", "--once", *_args(tmp_path)).returncode == 0  # what the message advises
+    assert {f["state"] for f in _files(tmp_path)} == {"loaded"}
+    purged = run_chute("purge", "sales/s0.csv", *state)
+    assert purged.returncode == 0 and "5 rows deleted" in purged.stdout, purged.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from chute.core import gc
 from chute.core.config import Config
-from chute.core.ledger import Ledger
+from chute.core.ledger import GroupMember, Ledger
 from chute.core.sources import Keep
 from chute.core.states import State
 from tests.conftest import query, run_chute, state_of, wait_for
@@ -118,4 +118,42 @@ def test_chute_gc_command_and_the_daily_run(tmp_path: Path) -> None:
     assert not daily.tick(day + 3600)  # once a day...
     assert not gc.DailyGc(engine).tick(day + 7200)  # ...even across a restart
     assert [e.actor for e in ledger.events()][-1] == "gc:daily"
+    ledger.close()
+
+
+def test_closed_groups_intents_and_commands_are_pruned_open_ones_stay(tmp_path: Path) -> None:
+    """The groups, intents and commands tables grew without end: gc takes their closed rows past
+    ``ledger_keep`` and never an open one (an unacknowledged group still has to be replayed)."""
+    ledger = Ledger(tmp_path)
+    cfg = Config(data_dir=tmp_path / "data", state_dir=tmp_path, ledger_keep="1d")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "marker").write_text("x\n")
+    st = (tmp_path / "marker").stat()
+    ids = [ledger.observe(f"f{i}.csv", st, "t", "csv", None, complete=True)[0].id for i in range(3)]
+    members = [GroupMember(fid, 0, f"h{fid}", 1) for fid in ids]
+    done = ledger.group_intent("t", "tok-done", members[:2])
+    ledger.group_ack(done)
+    still_open = ledger.group_intent("t", "tok-open", members[2:])
+    closed_intent = ledger.open_intent(ids[0], "retry", "test", "{}", expect=list(State))
+    assert closed_intent is not None
+    ledger.close_intent(closed_intent, "done", "ok")
+    open_intent = ledger.open_intent(ids[1], "retry", "test", "{}", expect=list(State))
+    finished = ledger.enqueue_command("retry", "f0.csv", "test")
+    ledger.finish_command(finished, True, "ok")
+    pending = ledger.enqueue_command("retry", "f1.csv", "test")
+
+    report = gc.run(cfg, ledger, now=time.time() + 2 * DAY)
+
+    def ids_of(sql: str) -> list[int]:
+        return [r[0] for r in ledger._conn.execute(sql).fetchall()]
+
+    assert ids_of("SELECT id FROM groups") == [still_open]
+    assert ids_of("SELECT DISTINCT group_id FROM group_members") == [still_open]
+    assert ids_of("SELECT id FROM intents") == [open_intent]
+    assert ids_of("SELECT id FROM commands") == [pending]
+    assert (report.groups_pruned, report.intents_pruned, report.commands_pruned) == (1, 1, 1)
+    assert "1 groups, 1 intents, 1 commands" in report.line()
+    # Not old enough: nothing closed a moment ago goes.
+    ledger.group_ack(still_open)
+    assert gc.run(cfg, ledger).groups_pruned == 0
     ledger.close()
