@@ -8,15 +8,16 @@ under the cursor must never turn `d` into a purge of another file.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
@@ -61,13 +62,19 @@ class LedgerTable(DataTable[Any]):
     ]
 
     def __init__(self, **kwargs: Any) -> None:
+        # Before DataTable's __init__, whose watchers clear the caches.
+        self._strips: LRUCache[tuple[Any, ...], Strip] = LRUCache(2000)  # finished lines: see _render_line
+        self._versions: dict[RowKey, int] = {}
+        self._version_clock = itertools.count()
         super().__init__(cursor_type="row", cell_padding=0, **kwargs)
         self._rows: dict[str, FileRow] = {}
         self._models: dict[str, tuple[Any, ...]] = {}
         self._order: list[str] = []
         self._widths: dict[str, int] = {}
         self._marked: set[str] = set()  # rows marked with space for a bulk action (k9s)
-        self._stale: set[RowKey] = set()  # rows whose cached renders go before the next paint
+        self._rendered_width = -1
+        self._components: tuple[object, ...] = ()  # the component styles the caches were rendered with
+        self._looks: tuple[Style, ...] = ()
 
     def on_mount(self) -> None:
         for col in self.COLUMNS:
@@ -134,53 +141,96 @@ class LedgerTable(DataTable[Any]):
         return changed
 
     # -- per-row render caches --------------------------------------------------------------
+    #
+    # DataTable keys every render cache on a table-wide generation that any change bumps (a cell,
+    # a row added, a sort, a resize) and on the cursor's position, and drops them all on any
+    # style update (a pane switch or a focus change re-applies the CSS of the whole pane). So a
+    # pane switch, a jump back to rows seen before, an Age ticking on one row or a mark re-rendered
+    # every visible row. Here each finished line (a Strip) is kept by what it shows: the row and
+    # its version (bumped when one of its cells changes), its index (the line carries it for
+    # mouse clicks), whether the cursor or the mouse is on it, the width and the looks (styles,
+    # focus). A repaint after a change renders only the rows that changed.
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        try:
+            row_key, line_no = self._get_offsets(y)
+        except LookupError:
+            return super()._render_line(y, x1, x2, base_style)
+        index = self._row_locations.get(row_key) if row_key in self._row_locations else None
+        if index is None:  # the header
+            return super()._render_line(y, x1, x2, base_style)
+        cursor, hover = self.cursor_coordinate, self.hover_coordinate
+        if self.cursor_type == "row":  # a row looks the same wherever the cursor is, unless on it
+            on_cursor: object = cursor.row == index
+            on_hover: object = hover.row == index
+        else:
+            on_cursor, on_hover = cursor, hover
+        key = (row_key, self._versions.get(row_key), index, line_no, x1, x2, self.size.width, base_style, on_cursor,
+               on_hover, self.cursor_type, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state)
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = super()._render_line(y, x1, x2, base_style)
+            self._strips.set(key, strip)
+        return strip
 
     def update_cell(self, row_key: RowKey | str, column_key: ColumnKey | str, value: Any, *,
                     update_width: bool = False) -> None:
-        """DataTable's, but a changed cell drops only its own row's cached renders, so a repaint
-        re-renders only its lines. The stock one bumps a table-wide generation that every render
-        cache is keyed on: an Age ticking on one row (every second) or a mark re-rendered every
-        visible cell at the next key press, which was most of a cursor move's worst cases."""
-        if update_width:
-            super().update_cell(row_key, column_key, value, update_width=True)
-            return
+        """DataTable's, but the repaint covers only the changed row's line (the stock one repaints
+        the whole table) and only that row's kept lines go stale."""
         row = row_key if isinstance(row_key, RowKey) else RowKey(row_key)
+        if update_width:
+            super().update_cell(row, column_key, value, update_width=True)
+            self._touch(row)
+            return
         col = column_key if isinstance(column_key, ColumnKey) else ColumnKey(column_key)
         if row not in self._row_locations or col not in self._column_locations:
             raise CellDoesNotExist(f"No cell exists for row_key={row!r}, column_key={col!r}.")
         self._data[row][col] = value
-        if not self._stale:  # else a repaint is pending already (a refresh costs ~0.1 ms: 500 marks)
-            self.refresh()  # unchanged lines come from the line cache (finding one row's region is O(rows))
-        self._stale.add(row)
+        self._update_count += 1  # DataTable's own caches (used when a line is rendered anew) are stale
+        self._touch(row)
+        index = self._row_locations.get(row)
+        top = self.header_height if self.show_header else 0
+        width = max(self.size.width, self.virtual_size.width)
+        self._refresh_region(Region(0, top + index, width, 1))  # every row is one line high
 
-    def _render_line_in_row(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
-                            hover_location: Coordinate) -> tuple[list[list[Segment]], list[list[Segment]]]:
-        """With a row cursor, a row looks the same wherever the cursor is unless it is on that row:
-        Textual keys its row cache on the cursor's position, so every cursor move re-assembled
-        every visible row; here only the two rows the cursor leaves and enters miss the cache."""
-        if self.cursor_type == "row":
-            index = self._row_locations.get(row_key) if row_key in self._row_locations else -1
-            if cursor_location.row != index:
-                cursor_location = _AWAY
-            if hover_location.row != index:
-                hover_location = _AWAY
-        return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+    def _touch(self, row: RowKey) -> None:
+        """A new version of the row: its kept lines are not used again."""
+        self._versions[row] = next(self._version_clock)
+
+    def add_row(self, *cells: Any, height: int | None = 1, key: str | None = None, label: Any = None) -> RowKey:
+        row = super().add_row(*cells, height=height, key=key, label=label)
+        self._touch(row)  # a key seen before a clear() is a new row
+        return row
+
+    def remove_row(self, row_key: RowKey | str) -> None:
+        super().remove_row(row_key)
+        self._versions.pop(row_key if isinstance(row_key, RowKey) else RowKey(row_key), None)
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._strips.clear()
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        if self._stale:
-            self._drop_stale()
+        self._check_styles()
         return super().render_lines(crop)
 
-    def _drop_stale(self) -> None:
-        """One pass over Textual's render caches (bounded LRUs) for the rows changed since the last paint."""
-        stale, self._stale = self._stale, set()
-        rows = {self.get_row_index(k) for k in stale if k in self._row_locations}
-        top = self.header_height if self.show_header else 0
-        lines = {top + r for r in rows}
-        _discard(self._cell_render_cache, 0, stale)  # keyed (row key, column key, ...)
-        _discard(self._row_render_cache, 0, stale)  # (row key, line, ...)
-        _discard(self._row_renderable_cache, 1, rows)  # (generation, row index)
-        _discard(self._line_cache, 0, lines)  # (y, ...)
+    def notify_style_update(self) -> None:
+        """DataTable drops every cached render on any style update. Here the caches go only when
+        a style a row is drawn with changed: checked at the next paint by :meth:`_check_styles`
+        (the component styles are updated after this call). The widget's own style and its
+        focus are part of every cache key already."""
+        super(DataTable, self).notify_style_update()
+        self.refresh()
+
+    def _check_styles(self) -> None:
+        components = tuple(self._component_styles.values())
+        if len(components) == len(self._components) and all(map(operator.is_, components, self._components)):
+            return  # no stylesheet pass since the last paint (the common case: compared by identity)
+        self._components = components
+        looks = tuple(self.get_component_rich_style(name) for name in sorted(self._component_styles))
+        if looks != self._looks:
+            self._looks = looks
+            self._clear_caches()
 
     def _cells(self, model: tuple[Any, ...], row: FileRow) -> list[Any]:
         return [self._cell(col, value, row) for col, value in zip(self.COLUMNS, model, strict=True)]
@@ -210,9 +260,18 @@ class LedgerTable(DataTable[Any]):
         if index != self.cursor_row:
             self.move_cursor(row=index, animate=False)
 
-    def on_resize(self) -> None:
+    def _on_resize(self, event: events.Resize) -> None:
         """Adaptive columns (path, table, reason) take the room a wider terminal gives; the
-        selected row stays in view whatever the new height."""
+        selected row stays in view whatever the new height.
+
+        Replaces DataTable's handler, which drops every cached render on any resize: a table
+        shown again by a pane switch, or one line shorter because the selection line wrapped
+        (a jump to another row), re-rendered every visible row. A row's render depends on the
+        width only."""
+        event.prevent_default()
+        if event.size.width != self._rendered_width:
+            self._rendered_width = event.size.width
+            self._update_count += 1  # what DataTable's handler did: every cached render is stale
         self.call_after_refresh(self._cursor_into_view)
         changed = False
         for col in self.COLUMNS:
@@ -292,17 +351,6 @@ class LedgerTable(DataTable[Any]):
         if self.row_count:
             self.scroll_to_region(self._get_row_region(self.cursor_row), animate=False, immediate=True,
                                   top=False)
-
-
-def _discard(cache: LRUCache[Any, Any], part: int, values: set[Any]) -> None:
-    """Drop the entries whose key's ``part`` is one of ``values``."""
-    keys = list(cache.keys())
-    for key in keys:
-        if key[part] in values:
-            cache.discard(key)
-
-
-_AWAY = Coordinate(-10, -10)  # "not on this row" (-1 is the header row)
 
 
 def _gap(width: int) -> int:
