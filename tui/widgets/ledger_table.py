@@ -13,6 +13,7 @@ import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -64,7 +65,10 @@ class LedgerTable(DataTable[Any]):
     def __init__(self, **kwargs: Any) -> None:
         # Before DataTable's __init__, whose watchers clear the caches.
         self._strips: LRUCache[tuple[Any, ...], Strip] = LRUCache(2000)  # finished lines: see _render_line
-        self._versions: dict[RowKey, int] = {}
+        self._cell_lines: LRUCache[tuple[Any, ...], list[list[Segment]]] = LRUCache(10000)  # cells: _render_cell
+        self._versions: dict[RowKey, int] = {}  # row: bumped when any of its cells changes
+        self._born: dict[RowKey, int] = {}  # row: when it was added
+        self._cell_versions: dict[tuple[RowKey, ColumnKey], int] = {}
         self._version_clock = itertools.count()
         super().__init__(cursor_type="row", cell_padding=0, **kwargs)
         self._rows: dict[str, FileRow] = {}
@@ -140,16 +144,16 @@ class LedgerTable(DataTable[Any]):
             self._keep_cursor(keep)
         return changed
 
-    # -- per-row render caches --------------------------------------------------------------
+    # -- render caches -----------------------------------------------------------------------
     #
     # DataTable keys every render cache on a table-wide generation that any change bumps (a cell,
     # a row added, a sort, a resize) and on the cursor's position, and drops them all on any
     # style update (a pane switch or a focus change re-applies the CSS of the whole pane). So a
     # pane switch, a jump back to rows seen before, an Age ticking on one row or a mark re-rendered
-    # every visible row. Here each finished line (a Strip) is kept by what it shows: the row and
-    # its version (bumped when one of its cells changes), its index (the line carries it for
-    # mouse clicks), whether the cursor or the mouse is on it, the width and the looks (styles,
-    # focus). A repaint after a change renders only the rows that changed.
+    # every cell of every visible row. Here finished lines (Strips) and rendered cells are kept by
+    # what they show: the row (and the cell) and its version, bumped when it changes; its index
+    # (a line carries it for mouse clicks); whether the cursor or the mouse is on it; the width
+    # and the looks (styles, focus). A repaint renders only the cells that changed.
 
     def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
         try:
@@ -173,42 +177,70 @@ class LedgerTable(DataTable[Any]):
             self._strips.set(key, strip)
         return strip
 
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int, cursor: bool = False,
+                     hover: bool = False) -> list[list[Segment]]:
+        if row_index < 0 or column_index < 0:  # the header, row labels
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row = self._row_locations.get_key(row_index)
+        col = self._column_locations.get_key(column_index)
+        key = (row, col, self._born.get(row), self._cell_versions.get((row, col)), row_index, base_style, width,
+               cursor, hover, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state)
+        lines = self._cell_lines.get(key)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._cell_lines.set(key, lines)
+        return lines
+
     def update_cell(self, row_key: RowKey | str, column_key: ColumnKey | str, value: Any, *,
                     update_width: bool = False) -> None:
-        """DataTable's, but the repaint covers only the changed row's line (the stock one repaints
-        the whole table) and only that row's kept lines go stale."""
+        """DataTable's, but the repaint covers only the changed row's line, if it is on screen (the
+        stock one repaints the whole table), and only that cell's kept renders go stale."""
         row = row_key if isinstance(row_key, RowKey) else RowKey(row_key)
-        if update_width:
-            super().update_cell(row, column_key, value, update_width=True)
-            self._touch(row)
-            return
         col = column_key if isinstance(column_key, ColumnKey) else ColumnKey(column_key)
+        if update_width:
+            super().update_cell(row, col, value, update_width=True)
+            self._touch(row, col)
+            return
         if row not in self._row_locations or col not in self._column_locations:
             raise CellDoesNotExist(f"No cell exists for row_key={row!r}, column_key={col!r}.")
         self._data[row][col] = value
-        self._update_count += 1  # DataTable's own caches (used when a line is rendered anew) are stale
-        self._touch(row)
+        self._update_count += 1  # DataTable's own caches (used when a cell is rendered anew) are stale
+        self._touch(row, col)
         index = self._row_locations.get(row)
-        top = self.header_height if self.show_header else 0
-        width = max(self.size.width, self.virtual_size.width)
-        self._refresh_region(Region(0, top + index, width, 1))  # every row is one line high
+        scroll_y = round(self.scroll_y)
+        if scroll_y <= index < scroll_y + self.size.height:  # else it is painted when scrolled to
+            top = self.header_height if self.show_header else 0
+            width = max(self.size.width, self.virtual_size.width)
+            self._refresh_region(Region(0, top + index, width, 1))  # every row is one line high
 
-    def _touch(self, row: RowKey) -> None:
-        """A new version of the row: its kept lines are not used again."""
-        self._versions[row] = next(self._version_clock)
+    def _touch(self, row: RowKey, col: ColumnKey) -> None:
+        """A new version of the cell and its row: their kept renders are not used again."""
+        self._versions[row] = self._cell_versions[row, col] = next(self._version_clock)
 
     def add_row(self, *cells: Any, height: int | None = 1, key: str | None = None, label: Any = None) -> RowKey:
         row = super().add_row(*cells, height=height, key=key, label=label)
-        self._touch(row)  # a key seen before a clear() is a new row
+        self._versions[row] = self._born[row] = next(self._version_clock)  # a key seen before a clear() is new
         return row
 
     def remove_row(self, row_key: RowKey | str) -> None:
         super().remove_row(row_key)
-        self._versions.pop(row_key if isinstance(row_key, RowKey) else RowKey(row_key), None)
+        row = row_key if isinstance(row_key, RowKey) else RowKey(row_key)
+        self._versions.pop(row, None)
+        self._born.pop(row, None)
+        for col in self.columns:
+            self._cell_versions.pop((row, col), None)
+
+    def clear(self, columns: bool = False) -> LedgerTable:
+        super().clear(columns)
+        self._versions.clear()
+        self._born.clear()
+        self._cell_versions.clear()
+        return self
 
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._strips.clear()
+        self._cell_lines.clear()
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._check_styles()

@@ -66,6 +66,13 @@ class Metrics(Horizontal):
 
 
 class RatesPanel(Vertical):
+    """Shown again on every switch to the pane: a view already shown costs nothing (an update of
+    a Static lays out the whole screen again)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._shown: View | None = None
+
     def compose(self) -> ComposeResult:
         yield Static("Last 10 minutes", classes="metric-span")
         yield Metrics(classes="stacked")
@@ -73,6 +80,9 @@ class RatesPanel(Vertical):
         yield Static(id="inflight")
 
     def show(self, view: View) -> None:
+        if view is self._shown:
+            return
+        self._shown = view
         self.query_one(Metrics).show(view)
         t = view.totals
         failing = view.count("failed", "quarantined")
