@@ -76,6 +76,7 @@ class LedgerTable(DataTable[Any]):
         self._order: list[str] = []
         self._widths: dict[str, int] = {}
         self._marked: set[str] = set()  # rows marked with space for a bulk action (k9s)
+        self._marks_later: set[str] = set()  # rows off screen whose mark is redrawn after the next paint
         self._rendered_width = -1
         self._components: tuple[object, ...] = ()  # the component styles the caches were rendered with
         self._looks: tuple[Style, ...] = ()
@@ -365,10 +366,27 @@ class LedgerTable(DataTable[Any]):
         self._set_marks(set())
 
     def _set_marks(self, marks: set[str]) -> None:
+        """The rows on screen show their mark in this paint; the others (up to 500 with `*`) are
+        redrawn right after it, so a bulk mark costs a key press what a page of rows costs."""
         changed, self._marked = marks ^ self._marked, marks
+        top = round(self.scroll_y)
+        rows = range(top, min(self.row_count, top + self.size.height))
+        shown = {key.value for i in rows if (key := self._row_locations.get_key(i)) is not None and key.value}
+        self._redraw_marks(changed & shown)
+        later = changed - shown
+        if later:
+            if not self._marks_later:
+                self.call_after_refresh(self._redraw_later)
+            self._marks_later |= later
+
+    def _redraw_later(self) -> None:
+        later, self._marks_later = self._marks_later, set()
+        self._redraw_marks(later)
+
+    def _redraw_marks(self, keys: set[str]) -> None:
         first = self.COLUMNS[0]
-        for key in changed:
-            if key in self._models:
+        for key in keys:
+            if key in self._models:  # drawn from the marks as they are now (_cell reads them)
                 self.update_cell(key, first.key, self._cell(first, self._models[key][0], self._rows[key]))
 
     def select_id(self, file_id: int) -> bool:
