@@ -248,12 +248,14 @@ class LedgerTable(DataTable[Any]):
         return super().render_lines(crop)
 
     def notify_style_update(self) -> None:
-        """DataTable drops every cached render on any style update. Here the caches go only when
-        a style a row is drawn with changed: checked at the next paint by :meth:`_check_styles`
-        (the component styles are updated after this call). The widget's own style and its
-        focus are part of every cache key already."""
+        """DataTable drops every cached render on any style update, and repaints. Here the caches
+        go only when a style a row is drawn with changed: checked at the next paint by
+        :meth:`_check_styles` (the component styles are updated after this call). The widget's
+        own style and its focus are part of every cache key already, and a style that changed
+        repaints the widget by itself (Textual's style setters, and its component-class pass,
+        refresh what changed): an unconditional repaint here cost a second paint of the table on
+        every pane switch (its focus moves, and with it the CSS of the pane)."""
         super(DataTable, self).notify_style_update()
-        self.refresh()
 
     def _check_styles(self) -> None:
         components = tuple(self._component_styles.values())
@@ -298,9 +300,8 @@ class LedgerTable(DataTable[Any]):
         selected row stays in view whatever the new height.
 
         Replaces DataTable's handler, which drops every cached render on any resize: a table
-        shown again by a pane switch, or one line shorter because the selection line wrapped
-        (a jump to another row), re-rendered every visible row. A row's render depends on the
-        width only."""
+        shown again by a pane switch, or a line shorter because the filter box opened,
+        re-rendered every visible row. A row's render depends on the width only."""
         event.prevent_default()
         if event.size.width != self._rendered_width:
             self._rendered_width = event.size.width
