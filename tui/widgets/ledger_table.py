@@ -184,6 +184,8 @@ class LedgerTable(DataTable[Any]):
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         row = self._row_locations.get_key(row_index)
         col = self._column_locations.get_key(column_index)
+        if row is None or col is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         key = (row, col, self._born.get(row), self._cell_versions.get((row, col)), row_index, base_style, width,
                cursor, hover, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state)
         lines = self._cell_lines.get(key)
@@ -209,7 +211,7 @@ class LedgerTable(DataTable[Any]):
         self._touch(row, col)
         index = self._row_locations.get(row)
         scroll_y = round(self.scroll_y)
-        if scroll_y <= index < scroll_y + self.size.height:  # else it is painted when scrolled to
+        if index is not None and scroll_y <= index < scroll_y + self.size.height:  # else painted when scrolled to
             top = self.header_height if self.show_header else 0
             width = max(self.size.width, self.virtual_size.width)
             self._refresh_region(Region(0, top + index, width, 1))  # every row is one line high
