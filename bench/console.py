@@ -2,6 +2,7 @@
 refreshing the screen takes from ingest throughput.
 
     python -m bench.console keys      # in-process (headless Textual): open, keys, refresh cost
+    python -m bench.console keys --runs 5   # ... five times, with the medians over the runs
     python -m bench.console process   # a real `chute DATA` in tmux 80x24: open time, key echo
     python -m bench.console ingest    # the same files loaded by `chute --no-ui` and by `chute` (console)
     python -m bench.console           # all three
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -260,6 +262,25 @@ def keys() -> dict:
     return out
 
 
+def keys_summary(runs: list[dict]) -> dict:
+    """Each figure's median and p95, as the median over runs (a shared machine's load swings)."""
+
+    def over(pick: Callable[[dict], dict]) -> dict:
+        return {q: round(statistics.median(pick(r)[q] for r in runs), 1) for q in ("median_ms", "p95_ms")}
+
+    kinds = sorted(runs[0]["keys_by_kind"])
+    return {
+        "load_average_1m": [r["load_average_1m_before_after"] for r in runs],
+        "all_keys_process_cpu": over(lambda r: r["keys_move_cpu"]),
+        "all_keys_ui_thread_cpu": over(lambda r: r["keys_move_main_thread_cpu"]),
+        "by_kind_process_cpu": {k: over(lambda r, k=k: r["keys_by_kind"][k]["process_cpu"]) for k in kinds},
+        "keys_alone_all_ui_cpu_to_paint": over(lambda r: r["keys_alone"]["all"]["ui_cpu_to_paint"]),
+        "keys_alone_by_kind_ui_cpu_to_paint": {
+            k: over(lambda r, k=k: r["keys_alone"]["by_kind"][k]["ui_cpu_to_paint"]) for k in kinds},
+        "mark_all_500_ui_cpu_to_paint": over(lambda r: r["keys_alone"]["mark_all_500_ui_cpu_to_paint"]),
+    }
+
+
 # -- a real process in tmux -----------------------------------------------------------------
 
 
@@ -438,10 +459,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("what", nargs="?", choices=["keys", "process", "ingest", "all"], default="all")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--copies", type=int, default=6, help="1M-row files per ingest run")
+    p.add_argument("--runs", type=int, default=1, help="keys: runs; with more than one, keys_summary gives "
+                   "the median over the runs of each figure's median and p95")
     args = p.parse_args(argv)
     result = {}
     if args.what in ("keys", "all"):
-        result["keys"] = keys()
+        runs = [keys() for _ in range(max(1, args.runs))]
+        result["keys"] = runs[0] if len(runs) == 1 else runs
+        if len(runs) > 1:
+            result["keys_summary"] = keys_summary(runs)
     if args.what in ("process", "all"):
         result["process"] = process()
     if args.what in ("ingest", "all"):
