@@ -354,6 +354,8 @@ class LedgerTable(DataTable[Any]):
 
     @property
     def marked(self) -> list[FileRow]:
+        if not self._marked:  # the common case, asked several times per key (which keys apply)
+            return []
         return [self._rows[k] for k in self._order if k in self._marked and k in self._models]
 
     def toggle_mark(self) -> None:
