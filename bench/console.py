@@ -2,12 +2,15 @@
 refreshing the screen takes from ingest throughput.
 
     python -m bench.console keys      # in-process (headless Textual): open, keys, refresh cost
+    python -m bench.console keys --runs 5   # ... five times, with the medians over the runs
     python -m bench.console process   # a real `chute DATA` in tmux 80x24: open time, key echo
     python -m bench.console ingest    # the same files loaded by `chute --no-ui` and by `chute` (console)
     python -m bench.console           # all three
 
-Key latency in-process is the time Textual takes to handle the key and go idle; in tmux it is
-the time from `send-keys` until the captured screen changes (tmux polling included).
+Key latency in-process: CPU per key as Pilot sees it (process and UI thread, with the 1 s refresh
+running, as before), and ``keys_alone``: each key's own cost with no refresh tick during the
+keys, as UI-thread CPU and wall time from the key until the end of the last paint it caused. In
+tmux it is the time from `send-keys` until the captured screen changes (tmux polling included).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +74,43 @@ def _count_work() -> dict[str, int]:
     return counts
 
 
+SEQUENCE = ["j"] * 60 + ["k"] * 20 + ["G", "g", "2", "3", "4", "1"] * 3 + ["space"] * 10
+
+
+class _Paints:
+    """When each screen paint ended (UI-thread CPU clock, wall clock): a key's cost is measured up
+    to the last paint it caused, not up to when Pilot saw the app idle (Pilot sleeps in 20 ms
+    steps and waits for every widget's queue). Wraps Screen._on_timer_update for the bench only,
+    before the app starts (the screen's update timer binds the method when it is created)."""
+
+    def __init__(self) -> None:
+        from textual.screen import Screen
+
+        self.ends: list[tuple[float, float]] = []
+        self._screen = Screen
+        self._inner = Screen._on_timer_update
+        paints = self
+
+        def timed(screen: Screen[object]) -> None:
+            paints._inner(screen)
+            paints.ends.append((time.thread_time(), time.perf_counter()))
+
+        Screen._on_timer_update = timed  # type: ignore[method-assign]
+
+    def close(self) -> None:
+        self._screen._on_timer_update = self._inner  # type: ignore[method-assign]
+
+    async def press(self, pilot, key: str) -> tuple[float, float]:
+        """(UI-thread CPU, wall) from sending ``key`` until the end of the last paint it caused."""
+        self.ends.clear()
+        c, w = time.thread_time(), time.perf_counter()
+        await pilot.press(key)
+        if not self.ends:  # nothing to paint
+            return time.thread_time() - c, time.perf_counter() - w
+        end_cpu, end_wall = self.ends[-1]
+        return end_cpu - c, end_wall - w
+
+
 async def _keys(root: Path) -> dict:
     from chute.core.attach import AttachedEngine
     from chute.core.config import Config
@@ -82,74 +123,110 @@ async def _keys(root: Path) -> dict:
     engine = AttachedEngine(Config(data_dir=root / "data", state_dir=root / "state"), holder=lambda: "pid 1 daemon")
     app = ChuteApp(engine, refresh_seconds=1.0)
     out: dict = {}
+    paints = _Paints()
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_ready(pilot)
+            out["open_s"] = round(time.perf_counter() - t0, 3)
+            out["caption"] = str(app.main.query_one("#files-caption").render())
+            work = _count_work()
+            counted: dict[str, dict[str, list[int]]] = {}
+            moves: list[float] = []
+            cpu: list[float] = []
+            main: list[float] = []
+            to_paint: list[float] = []
+            kinds: dict[str, dict[str, list[float]]] = {}
+            for key in SEQUENCE:
+                work.clear()
+                t, c, m = time.perf_counter(), time.process_time(), time.thread_time()
+                ui, _ = await paints.press(pilot, key)
+                moves.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)  # every thread: the refresh worker's ticks land on some keys
+                main.append(time.thread_time() - m)  # the UI thread only, up to when Pilot saw it idle
+                to_paint.append(ui)
+                kind = kinds.setdefault(KIND[key], {"process_cpu": [], "main_thread_cpu": [], "ui_cpu_to_paint": []})
+                kind["process_cpu"].append(cpu[-1])
+                kind["main_thread_cpu"].append(main[-1])
+                kind["ui_cpu_to_paint"].append(ui)
+                for what, n in work.items():
+                    counted.setdefault(KIND[key], {}).setdefault(what, []).append(n)
+            marks: list[float] = []
+            for _ in range(4):  # mark every shown file (the filtered set, up to 500 rows), then unmark
+                t = time.perf_counter()
+                await pilot.press("asterisk")
+                marks.append(time.perf_counter() - t)
+            out["keys_mark_all_500"] = _ms(marks)
+            out["keys_move_pilot_wall"] = _ms(moves)
+            out["keys_move_cpu"] = _ms(cpu)
+            out["keys_move_main_thread_cpu"] = _ms(main)
+            out["keys_ui_cpu_to_paint"] = _ms(to_paint)
+            out["keys_by_kind"] = {k: {what: _ms(v) for what, v in d.items()} for k, d in kinds.items()}
+            # Work per key, in counts: the same on a quiet or a loaded machine (2 cores shared by many).
+            out["keys_work_per_key"] = {k: {what: round(sum(v) / len(kinds[k]["process_cpu"]), 1)
+                                            for what, v in d.items()} for k, d in counted.items()}
+            typing: list[float] = []
+            await pilot.press("slash")
+            t0 = time.perf_counter()
+            for key in "part-0012":
+                t = time.perf_counter()
+                await pilot.press(key)
+                typing.append(time.perf_counter() - t)
+            while app.view is None or app.view.query.text != "part-0012":
+                await pilot.pause(0.005)
+            out["filter_typed_to_table_s"] = round(time.perf_counter() - t0, 3)
+            out["filter_rows"] = len(app.view.files)
+            await pilot.press("enter", "escape")
+            out["keys_filter_typing"] = _ms(typing)
+            t = time.perf_counter()
+            await pilot.press("enter")
+            while not (isinstance(app.screen, DetailsScreen) and app.screen.settled):
+                await pilot.pause(0.005)
+            out["details_open_s"] = round(time.perf_counter() - t, 3)
+            await pilot.press("escape")
+            collect, apply = [], []
+            for _ in range(20):
+                seen = app.refreshes
+                app.poll()
+                while app.refreshes == seen:
+                    await pilot.pause(0.005)
+                assert app.view is not None
+                collect.append(app.view.took)
+                apply.append(app.apply_seconds)
+            out["refresh_collect"] = _ms(collect)
+            out["refresh_apply_ui_thread"] = _ms(apply)
+            out["refresh_cost_per_second"] = round((statistics.mean(collect) + statistics.mean(apply))
+                                                   / app.refresh_seconds, 4)
+        out["keys_alone"] = await _keys_alone(root, paints)
+    finally:
+        paints.close()
+    return out
+
+
+async def _keys_alone(root: Path, paints: _Paints) -> dict:
+    """The same keys on the same ledger with no refresh tick during them (the console's own
+    refresh is measured apart: refresh_collect, refresh_apply_ui_thread): each key's own cost,
+    as UI-thread CPU and wall time from the key until the end of the last paint it caused."""
+    from chute.core.attach import AttachedEngine
+    from chute.core.config import Config
+    from chute.tui.app import ChuteApp
+    from chute.tui.demo import wait_ready
+
+    engine = AttachedEngine(Config(data_dir=root / "data", state_dir=root / "state"), holder=lambda: "pid 1 daemon")
+    app = ChuteApp(engine, refresh_seconds=3600.0)  # one view at the start, then none
+    kinds: dict[str, dict[str, list[float]]] = {}
+    every: dict[str, list[float]] = {"ui_cpu_to_paint": [], "wall_to_paint": []}
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_ready(pilot)
-        out["open_s"] = round(time.perf_counter() - t0, 3)
-        out["caption"] = str(app.main.query_one("#files-caption").render())
-        work = _count_work()
-        counted: dict[str, dict[str, list[int]]] = {}
-        moves: list[float] = []
-        cpu: list[float] = []
-        main: list[float] = []
-        kinds: dict[str, dict[str, list[float]]] = {}
-        for key in ["j"] * 60 + ["k"] * 20 + ["G", "g", "2", "3", "4", "1"] * 3 + ["space"] * 10:
-            work.clear()
-            t, c, m = time.perf_counter(), time.process_time(), time.thread_time()
-            await pilot.press(key)
-            moves.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)  # every thread: the refresh worker's ticks land on some keys
-            main.append(time.thread_time() - m)  # the UI thread only
-            kind = kinds.setdefault(KIND[key], {"process_cpu": [], "main_thread_cpu": []})
-            kind["process_cpu"].append(cpu[-1])
-            kind["main_thread_cpu"].append(main[-1])
-            for what, n in work.items():
-                counted.setdefault(KIND[key], {}).setdefault(what, []).append(n)
-        marks: list[float] = []
-        for _ in range(4):  # mark every shown file (the filtered set, up to 500 rows), then unmark
-            t = time.perf_counter()
-            await pilot.press("asterisk")
-            marks.append(time.perf_counter() - t)
-        out["keys_mark_all_500"] = _ms(marks)
-        out["keys_move_pilot_wall"] = _ms(moves)
-        out["keys_move_cpu"] = _ms(cpu)
-        out["keys_move_main_thread_cpu"] = _ms(main)
-        out["keys_by_kind"] = {k: {what: _ms(v) for what, v in d.items()} for k, d in kinds.items()}
-        # Work per key, in counts: the same on a quiet or a loaded machine (2 cores shared by many).
-        out["keys_work_per_key"] = {k: {what: round(sum(v) / len(kinds[k]["process_cpu"]), 1) for what, v in d.items()}
-                                    for k, d in counted.items()}
-        typing: list[float] = []
-        await pilot.press("slash")
-        t0 = time.perf_counter()
-        for key in "part-0012":
-            t = time.perf_counter()
-            await pilot.press(key)
-            typing.append(time.perf_counter() - t)
-        while app.view is None or app.view.query.text != "part-0012":
-            await pilot.pause(0.005)
-        out["filter_typed_to_table_s"] = round(time.perf_counter() - t0, 3)
-        out["filter_rows"] = len(app.view.files)
-        await pilot.press("enter", "escape")
-        out["keys_filter_typing"] = _ms(typing)
-        t = time.perf_counter()
-        await pilot.press("enter")
-        while not (isinstance(app.screen, DetailsScreen) and app.screen.settled):
-            await pilot.pause(0.005)
-        out["details_open_s"] = round(time.perf_counter() - t, 3)
-        await pilot.press("escape")
-        collect, apply = [], []
-        for _ in range(20):
-            seen = app.refreshes
-            app.poll()
-            while app.refreshes == seen:
-                await pilot.pause(0.005)
-            assert app.view is not None
-            collect.append(app.view.took)
-            apply.append(app.apply_seconds)
-        out["refresh_collect"] = _ms(collect)
-        out["refresh_apply_ui_thread"] = _ms(apply)
-        out["refresh_cost_per_second"] = round((statistics.mean(collect) + statistics.mean(apply))
-                                               / app.refresh_seconds, 4)
-    return out
+        for key in SEQUENCE:
+            cpu, wall = await paints.press(pilot, key)
+            kind = kinds.setdefault(KIND[key], {"ui_cpu_to_paint": [], "wall_to_paint": []})
+            for bucket in (kind, every):
+                bucket["ui_cpu_to_paint"].append(cpu)
+                bucket["wall_to_paint"].append(wall)
+        marks = [(await paints.press(pilot, "asterisk"))[0] for _ in range(4)]
+    return {"all": {k: _ms(v) for k, v in every.items()},
+            "by_kind": {k: {what: _ms(v) for what, v in d.items()} for k, d in kinds.items()},
+            "mark_all_500_ui_cpu_to_paint": _ms(marks)}
 
 
 async def _baseline() -> dict:
@@ -183,6 +260,25 @@ def keys() -> dict:
     out["load_average_1m_before_after"] = [round(load[0], 2), round(os.getloadavg()[0], 2)]  # 2 cores shared
     out["baseline_bare_datatable"] = asyncio.run(_baseline())
     return out
+
+
+def keys_summary(runs: list[dict]) -> dict:
+    """Each figure's median and p95, as the median over runs (a shared machine's load swings)."""
+
+    def over(pick: Callable[[dict], dict]) -> dict:
+        return {q: round(statistics.median(pick(r)[q] for r in runs), 1) for q in ("median_ms", "p95_ms")}
+
+    kinds = sorted(runs[0]["keys_by_kind"])
+    return {
+        "load_average_1m": [r["load_average_1m_before_after"] for r in runs],
+        "all_keys_process_cpu": over(lambda r: r["keys_move_cpu"]),
+        "all_keys_ui_thread_cpu": over(lambda r: r["keys_move_main_thread_cpu"]),
+        "by_kind_process_cpu": {k: over(lambda r, k=k: r["keys_by_kind"][k]["process_cpu"]) for k in kinds},
+        "keys_alone_all_ui_cpu_to_paint": over(lambda r: r["keys_alone"]["all"]["ui_cpu_to_paint"]),
+        "keys_alone_by_kind_ui_cpu_to_paint": {
+            k: over(lambda r, k=k: r["keys_alone"]["by_kind"][k]["ui_cpu_to_paint"]) for k in kinds},
+        "mark_all_500_ui_cpu_to_paint": over(lambda r: r["keys_alone"]["mark_all_500_ui_cpu_to_paint"]),
+    }
 
 
 # -- a real process in tmux -----------------------------------------------------------------
@@ -363,10 +459,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("what", nargs="?", choices=["keys", "process", "ingest", "all"], default="all")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--copies", type=int, default=6, help="1M-row files per ingest run")
+    p.add_argument("--runs", type=int, default=1, help="keys: runs; with more than one, keys_summary gives "
+                   "the median over the runs of each figure's median and p95")
     args = p.parse_args(argv)
     result = {}
     if args.what in ("keys", "all"):
-        result["keys"] = keys()
+        runs = [keys() for _ in range(max(1, args.runs))]
+        result["keys"] = runs[0] if len(runs) == 1 else runs
+        if len(runs) > 1:
+            result["keys_summary"] = keys_summary(runs)
     if args.what in ("process", "all"):
         result["process"] = process()
     if args.what in ("ingest", "all"):

@@ -180,6 +180,6 @@ async def test_row_caches_paint_what_an_uncached_paint_shows(tmp_path: Path, mon
             assert _painted(table) == _repainted(table), press
         # Negative control: a changed cell whose cached renders are kept shows the old value.
         _painted(table)
-        monkeypatch.setattr(LedgerTable, "_drop_stale", lambda self: None)
+        monkeypatch.setattr(LedgerTable, "_touch", lambda self, row, col: None)
         table.update_cell(table.selected_key, "rows", "777,777")
         assert _painted(table) != _repainted(table), "the comparison must catch a stale row"

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +32,7 @@ from chute.core import alerts
 from chute.core.alerts import Alert
 from chute.core.attach import AttachedEngine
 from chute.core.config import Config
+from chute.core.engine import Snapshot
 from chute.core.ledger import Ledger, connect
 
 NOW = 1795870800.0  # 2026-11-28 13:00:00 UTC
@@ -131,7 +132,7 @@ TABLES = {
 }
 
 
-def seed(root: Path | None = None, now: float = NOW) -> Config:
+def seed(root: Path | None = None, now: float = NOW, files: list[DemoFile] | None = None) -> Config:
     """Build the demo under ``root`` (replacing it) and return a Config pointing at it."""
     root = root or default_root()
     shutil.rmtree(root, ignore_errors=True)
@@ -145,7 +146,7 @@ def seed(root: Path | None = None, now: float = NOW) -> Config:
     meta |= {f"columns:{t}": json.dumps(cols) for t, cols in TABLES.items()}
     conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", meta.items())
     rng = random.Random(7)
-    for fid, f in enumerate(reversed(FILES), start=1):  # oldest first, so ids grow with time
+    for fid, f in enumerate(reversed(files or FILES), start=1):  # oldest first, so ids grow with time
         where = data / (f.moved_to or f.path)
         where.parent.mkdir(parents=True, exist_ok=True)
         body = f.content.encode("latin-1")
@@ -206,6 +207,68 @@ def _insert_batches(conn, now: float, rng: random.Random) -> None:
             conn.execute("INSERT INTO batches(file_id, generation, idx, token, rows, state, sent_at, acked_at)"
                          " VALUES (?, 0, ?, ?, ?, 'done', ?, ?)",
                          (loaded[idx % len(loaded)], idx, f"demo:{idx}", rows, second, second + 0.5))
+
+
+# -- the fleet: two hosts reporting to one ClickHouse ------------------------------------------
+
+INVOICES = "id,customer,total\n" + "".join(f"{i},cust-{i % 13:03d},{i * 4.5:.2f}\n" for i in range(60))
+# The second host: approval required, one file quarantined, the rest loaded.
+FLEET_B: list[DemoFile] = [
+    DemoFile("invoices/invoices-2026-11-28.csv", "invoices", "held", 21, 60, 1_412, 0,
+             error="waiting for approval (--require-approval)", error_kind="hold", content=INVOICES),
+    DemoFile("refunds/refunds-2026-11-28.csv", "refunds", "quarantined", 34, None, 77, 0,
+             error="NUL byte at line 2: not a text file", error_kind="input",
+             moved_to="_quarantine/refunds/refunds-2026-11-28.csv", content="id,total\n1,\x00\n"),
+] + [DemoFile(f"invoices/invoices-2026-11-{d:02d}.csv", "invoices", "loaded", 3600 * (28 - d), 60, 1_400 + d, 60,
+              content=INVOICES) for d in range(27, 20, -1)]
+FLEET_DB = "fleetdemo"
+
+
+class _Reporter:
+    """What the fleet mirror (core/fleet.py) reads of an engine, for a seeded host: so the fleet
+    tables are filled by chute's own fleet writer, as a running daemon would fill them."""
+
+    def __init__(self, cfg: Config, now: float) -> None:
+        self.cfg = cfg
+        self.ledger = Ledger(cfg.state_dir)  # writable: the mirror keeps its watermark in it
+        self._view = AttachedEngine(cfg, now=lambda: now, holder=lambda: DAEMON, alert_rules=ledger_rules)
+        self.started_at = now - 3600
+
+    def snapshot(self) -> Snapshot:
+        return self._view.snapshot()
+
+    def wake(self) -> None:
+        """No commands are sent to a demo host."""
+
+    def close(self) -> None:
+        self._view.close()
+        self.ledger.close()
+
+
+def seed_fleet(root: Path, now: float = NOW) -> Config:
+    """Two hosts, ingest-a (the demo's files) and ingest-b (held and quarantined files), each a
+    seeded ledger that reported once through the fleet mirror to one chDB engine under ``root``.
+    Returns ingest-a's Config: a console attached to it sees both on its Fleet screen."""
+    from chute.core.fleet import FleetMirror
+
+    root = root.resolve()
+    shutil.rmtree(root, ignore_errors=True)
+    url = f"chdb://{root / 'clickhouse'}"
+    mine: Config | None = None
+    for host, files in (("ingest-a", FILES), ("ingest-b", FLEET_B)):
+        cfg = replace(seed(root / host, now, files), clickhouse_url=url, database=FLEET_DB, fleet_host=host)
+        with inside(root / host):
+            reporter = _Reporter(cfg, now)
+            mirror = FleetMirror(reporter)  # type: ignore[arg-type]
+            try:
+                mirror.target.check()  # as the engine does when it starts: connect, make the database
+                mirror.tick()
+            finally:
+                mirror.target.close()
+                reporter.close()
+        mine = mine or cfg
+    assert mine is not None
+    return mine
 
 
 def seed_bulk(state: Path, data: Path, n: int, now: float = NOW) -> None:
@@ -276,6 +339,40 @@ async def _shoot(out: Path, name: str, size: tuple[int, int], keys: list[str], p
     return path
 
 
+async def _shoot_fleet(out: Path, size: tuple[int, int] = (80, 24)) -> Path:
+    """The Fleet screen of ingest-a's console, drilled into ingest-b (see :func:`seed_fleet`)."""
+    from chute.tui.app import ChuteApp
+    from chute.tui.screens.fleet import FleetScreen
+
+    root = default_root().with_name(default_root().name + "-fleet")
+    cfg = seed_fleet(root)
+    app = ChuteApp(demo_engine(cfg), now=lambda: NOW, actor="console:demo")
+    with inside(root / "ingest-a"):
+        async with app.run_test(size=size) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("f")
+            screen = app.screen
+            assert isinstance(screen, FleetScreen)
+            await _until(pilot, lambda: screen.hosts_table.row_count == 2, "both hosts listed")
+            await pilot.press("down")  # ingest-b: its held and quarantined files
+            await _until(pilot, lambda: [f.host for f in screen.files_table.files][:1] == ["ingest-b"],
+                         "ingest-b's files")
+            await pilot.pause(0.1)
+            svg = app.export_screenshot(title="chute")
+    path = out / f"fleet-{size[0]}x{size[1]}.svg"
+    path.write_text(svg)
+    return path
+
+
+async def _until(pilot, done: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not done():
+        if loop.time() > deadline:
+            raise TimeoutError(f"demo: no {what} after {timeout:.0f} s")
+        await pilot.pause(0.05)
+
+
 async def wait_ready(pilot, refreshes: int = 1, timeout: float = 60.0) -> None:
     """Until the console applied its first view(s), and a details screen (if any) has read its file.
     Generous, for a loaded machine; a screen that never gets there is an error, not a screenshot."""
@@ -342,17 +439,20 @@ def screenshots(out: Path) -> list[Path]:
         ("confirm-purge", (80, 24), ["d"], "files", "orders/orders-2026-11-28-0012.csv"),
         ("help", (100, 36), ["question_mark"], None, None),
     ]
-    made = []
-    for name, size, keys, pane, select in shots:
-        svg = asyncio.run(_shoot(out, name, size, keys, pane, select))
-        made.append(svg)
-        png = svg.with_suffix(".png")
-        if shutil.which("rsvg-convert"):
-            subprocess.run(["rsvg-convert", "-z", "1.5", "-o", str(png)], input=rsvg_friendly(svg.read_text()).encode(),
-                           check=True)
-            made.append(png)
-        else:
-            print("rsvg-convert not found (apt-get install librsvg2-bin): SVG only", file=sys.stderr)
+    svgs = [asyncio.run(_shoot(out, *shot)) for shot in shots]
+    svgs.append(asyncio.run(_shoot_fleet(out)))  # two hosts reporting to one chDB engine
+    return [path for svg in svgs for path in _png(svg)]
+
+
+def _png(svg: Path) -> list[Path]:
+    made = [svg]
+    png = svg.with_suffix(".png")
+    if shutil.which("rsvg-convert"):
+        subprocess.run(["rsvg-convert", "-z", "1.5", "-o", str(png)], input=rsvg_friendly(svg.read_text()).encode(),
+                       check=True)
+        made.append(png)
+    else:
+        print("rsvg-convert not found (apt-get install librsvg2-bin): SVG only", file=sys.stderr)
     return made
 
 

@@ -7,7 +7,7 @@ Everything that talks to ClickHouse runs in thread workers and reports back by m
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import work
 from textual.app import ComposeResult
@@ -24,6 +24,9 @@ from chute.tui.screens.confirm import ConfirmScreen
 from chute.tui.widgets.fleet_files import FleetFilesTable
 from chute.tui.widgets.fleet_hosts import FleetHostsTable
 from chute.tui.widgets.key_bar import KeyBar
+
+if TYPE_CHECKING:
+    from chute.tui.app import ChuteApp
 
 REFRESH_SECONDS = 2.0
 ANSWER_SECONDS = 60.0  # how long an action waits for the other host's answer before saying it is queued
@@ -119,7 +122,7 @@ class FleetScreen(Screen[None]):
             text = (f"{text}\nThis chute does not report here (fleet_mirror = false): set fleet_mirror = true in "
                     "its config file or CHUTE_FLEET_MIRROR=true, then restart it.")
         caption.update(text)
-        self.files_table.show(message.files)
+        self.files_table.show(message.files, now=cast("ChuteApp", self.app).now())  # the console's clock
         self.refreshes += 1
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -79,6 +79,10 @@ class MainScreen(Screen[None]):
         self._keys_state: tuple[object, ...] = ()
         self._labels: dict[str, str] = {}
         self.query_one(FilesTable).focus()
+        for table in self.query(LedgerTable):
+            # Now, as the cursor moves, not when RowHighlighted arrives (four message hops later,
+            # usually after a paint): the selection line is drawn in the same paint as the cursor.
+            self.watch(table, "cursor_coordinate", self._selection_changed, init=False)
         self.call_after_refresh(self.chute.start_polling)
 
     # -- applying a refresh (inside the app's batch_update) ---------------------------------

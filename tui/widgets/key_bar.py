@@ -6,7 +6,7 @@ change (about 20 ms each time, several times per pane switch): the bar only repa
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.screen import Screen
@@ -14,7 +14,15 @@ from textual.widget import Widget
 
 
 class KeyBar(Widget):
+    """Bindings change several times per key press (focus moves, a pane switch, a selection):
+    the bar is repainted only when what it shows changed, and its line is built once for it."""
+
     COMPONENT_CLASSES: ClassVar[set[str]] = {"keybar--key", "keybar--description", "keybar--disabled"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._items: tuple[tuple[str, str, bool], ...] | None = None  # (key shown, description, enabled)
+        self._line: tuple[object, Text] | None = None  # (what it was built from, the line)
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -23,22 +31,41 @@ class KeyBar(Widget):
         self.screen.bindings_updated_signal.unsubscribe(self)
 
     def _bindings_changed(self, screen: Screen[object]) -> None:
-        self.refresh()
+        items = self._shown_items()
+        if items != self._items:
+            self._items = items
+            self.refresh()
 
-    def render(self) -> Text:
-        key_style = self.get_component_rich_style("keybar--key")
-        text_style = self.get_component_rich_style("keybar--description")
-        off_style = self.get_component_rich_style("keybar--disabled")
-        items: list[tuple[Text, bool]] = []  # (key and label, enabled)
+    def _shown_items(self) -> tuple[tuple[str, str, bool], ...]:
+        items: list[tuple[str, str, bool]] = []
         seen: set[str] = set()
         for active in self.screen.active_bindings.values():
             binding = active.binding
             if not binding.show or binding.action in seen:
                 continue
             seen.add(binding.action)
-            items.append((Text.assemble(
-                (self.app.get_key_display(binding), key_style if active.enabled else off_style),
-                (f" {binding.description}", text_style if active.enabled else off_style)), active.enabled))
+            items.append((self.app.get_key_display(binding), binding.description, active.enabled))
+        return tuple(items)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._line = None  # the key and description styles may have changed
+
+    def render(self) -> Text:
+        if self._items is None:  # the first paint: the screen's widgets all exist now
+            self._items = self._shown_items()
+        made_of = (self._items, self.size.width)
+        if self._line is None or self._line[0] != made_of:
+            self._line = (made_of, self._build())
+        return self._line[1]
+
+    def _build(self) -> Text:
+        assert self._items is not None
+        key_style = self.get_component_rich_style("keybar--key")
+        text_style = self.get_component_rich_style("keybar--description")
+        off_style = self.get_component_rich_style("keybar--disabled")
+        items = [(Text.assemble((key, key_style if on else off_style), (f" {label}", text_style if on else off_style)),
+                  on) for key, label, on in self._items]
         palette = Text.assemble(("^p", key_style), (" Commands", text_style))
         # Whole items only, never a bare key: when the bar is short, dimmed keys go first, then the
         # last ones; the palette (which reaches every action) always stays.

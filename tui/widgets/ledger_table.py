@@ -8,15 +8,17 @@ under the cursor must never turn `d` into a purge of another file.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.coordinate import Coordinate
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
@@ -61,13 +63,23 @@ class LedgerTable(DataTable[Any]):
     ]
 
     def __init__(self, **kwargs: Any) -> None:
+        # Before DataTable's __init__, whose watchers clear the caches.
+        self._strips: LRUCache[tuple[Any, ...], Strip] = LRUCache(2000)  # finished lines: see _render_line
+        self._cell_lines: LRUCache[tuple[Any, ...], list[list[Segment]]] = LRUCache(10000)  # cells: _render_cell
+        self._versions: dict[RowKey, int] = {}  # row: bumped when any of its cells changes
+        self._born: dict[RowKey, int] = {}  # row: when it was added
+        self._cell_versions: dict[tuple[RowKey, ColumnKey], int] = {}
+        self._version_clock = itertools.count()
         super().__init__(cursor_type="row", cell_padding=0, **kwargs)
         self._rows: dict[str, FileRow] = {}
         self._models: dict[str, tuple[Any, ...]] = {}
         self._order: list[str] = []
         self._widths: dict[str, int] = {}
         self._marked: set[str] = set()  # rows marked with space for a bulk action (k9s)
-        self._stale: set[RowKey] = set()  # rows whose cached renders go before the next paint
+        self._marks_later: set[str] = set()  # rows off screen whose mark is redrawn after the next paint
+        self._rendered_width = -1
+        self._components: tuple[object, ...] = ()  # the component styles the caches were rendered with
+        self._looks: tuple[Style, ...] = ()
 
     def on_mount(self) -> None:
         for col in self.COLUMNS:
@@ -133,54 +145,129 @@ class LedgerTable(DataTable[Any]):
             self._keep_cursor(keep)
         return changed
 
-    # -- per-row render caches --------------------------------------------------------------
+    # -- render caches -----------------------------------------------------------------------
+    #
+    # DataTable keys every render cache on a table-wide generation that any change bumps (a cell,
+    # a row added, a sort, a resize) and on the cursor's position, and drops them all on any
+    # style update (a pane switch or a focus change re-applies the CSS of the whole pane). So a
+    # pane switch, a jump back to rows seen before, an Age ticking on one row or a mark re-rendered
+    # every cell of every visible row. Here finished lines (Strips) and rendered cells are kept by
+    # what they show: the row (and the cell) and its version, bumped when it changes; its index
+    # (a line carries it for mouse clicks); whether the cursor or the mouse is on it; the width
+    # and the looks (styles, focus). A repaint renders only the cells that changed.
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        try:
+            row_key, line_no = self._get_offsets(y)
+        except LookupError:
+            return super()._render_line(y, x1, x2, base_style)
+        index = self._row_locations.get(row_key) if row_key in self._row_locations else None
+        if index is None:  # the header
+            return super()._render_line(y, x1, x2, base_style)
+        cursor, hover = self.cursor_coordinate, self.hover_coordinate
+        if self.cursor_type == "row":  # a row looks the same wherever the cursor is, unless on it
+            on_cursor: object = cursor.row == index
+            on_hover: object = hover.row == index
+        else:
+            on_cursor, on_hover = cursor, hover
+        key = (row_key, self._versions.get(row_key), index, line_no, x1, x2, self.size.width, base_style, on_cursor,
+               on_hover, self.cursor_type, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state)
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = super()._render_line(y, x1, x2, base_style)
+            self._strips.set(key, strip)
+        return strip
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int, cursor: bool = False,
+                     hover: bool = False) -> list[list[Segment]]:
+        if row_index < 0 or column_index < 0:  # the header, row labels
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row = self._row_locations.get_key(row_index)
+        col = self._column_locations.get_key(column_index)
+        if row is None or col is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        key = (row, col, self._born.get(row), self._cell_versions.get((row, col)), row_index, base_style, width,
+               cursor, hover, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state)
+        lines = self._cell_lines.get(key)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._cell_lines.set(key, lines)
+        return lines
 
     def update_cell(self, row_key: RowKey | str, column_key: ColumnKey | str, value: Any, *,
                     update_width: bool = False) -> None:
-        """DataTable's, but a changed cell drops only its own row's cached renders, so a repaint
-        re-renders only its lines. The stock one bumps a table-wide generation that every render
-        cache is keyed on: an Age ticking on one row (every second) or a mark re-rendered every
-        visible cell at the next key press, which was most of a cursor move's worst cases."""
-        if update_width:
-            super().update_cell(row_key, column_key, value, update_width=True)
-            return
+        """DataTable's, but the repaint covers only the changed row's line, if it is on screen (the
+        stock one repaints the whole table), and only that cell's kept renders go stale."""
         row = row_key if isinstance(row_key, RowKey) else RowKey(row_key)
         col = column_key if isinstance(column_key, ColumnKey) else ColumnKey(column_key)
+        if update_width:
+            super().update_cell(row, col, value, update_width=True)
+            self._touch(row, col)
+            return
         if row not in self._row_locations or col not in self._column_locations:
             raise CellDoesNotExist(f"No cell exists for row_key={row!r}, column_key={col!r}.")
         self._data[row][col] = value
-        if not self._stale:  # else a repaint is pending already (a refresh costs ~0.1 ms: 500 marks)
-            self.refresh()  # unchanged lines come from the line cache (finding one row's region is O(rows))
-        self._stale.add(row)
+        self._update_count += 1  # DataTable's own caches (used when a cell is rendered anew) are stale
+        self._touch(row, col)
+        index = self._row_locations.get(row)
+        scroll_y = round(self.scroll_y)
+        if index is not None and scroll_y <= index < scroll_y + self.size.height:  # else painted when scrolled to
+            top = self.header_height if self.show_header else 0
+            width = max(self.size.width, self.virtual_size.width)
+            self._refresh_region(Region(0, top + index, width, 1))  # every row is one line high
 
-    def _render_line_in_row(self, row_key: RowKey, line_no: int, base_style: Style, cursor_location: Coordinate,
-                            hover_location: Coordinate) -> tuple[list[list[Segment]], list[list[Segment]]]:
-        """With a row cursor, a row looks the same wherever the cursor is unless it is on that row:
-        Textual keys its row cache on the cursor's position, so every cursor move re-assembled
-        every visible row; here only the two rows the cursor leaves and enters miss the cache."""
-        if self.cursor_type == "row":
-            index = self._row_locations.get(row_key) if row_key in self._row_locations else -1
-            if cursor_location.row != index:
-                cursor_location = _AWAY
-            if hover_location.row != index:
-                hover_location = _AWAY
-        return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+    def _touch(self, row: RowKey, col: ColumnKey) -> None:
+        """A new version of the cell and its row: their kept renders are not used again."""
+        self._versions[row] = self._cell_versions[row, col] = next(self._version_clock)
+
+    def add_row(self, *cells: Any, height: int | None = 1, key: str | None = None, label: Any = None) -> RowKey:
+        row = super().add_row(*cells, height=height, key=key, label=label)
+        self._versions[row] = self._born[row] = next(self._version_clock)  # a key seen before a clear() is new
+        return row
+
+    def remove_row(self, row_key: RowKey | str) -> None:
+        super().remove_row(row_key)
+        row = row_key if isinstance(row_key, RowKey) else RowKey(row_key)
+        self._versions.pop(row, None)
+        self._born.pop(row, None)
+        for col in self.columns:
+            self._cell_versions.pop((row, col), None)
+
+    def clear(self, columns: bool = False) -> LedgerTable:
+        super().clear(columns)
+        self._versions.clear()
+        self._born.clear()
+        self._cell_versions.clear()
+        return self
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._strips.clear()
+        self._cell_lines.clear()
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        if self._stale:
-            self._drop_stale()
+        self._check_styles()
         return super().render_lines(crop)
 
-    def _drop_stale(self) -> None:
-        """One pass over Textual's render caches (bounded LRUs) for the rows changed since the last paint."""
-        stale, self._stale = self._stale, set()
-        rows = {self.get_row_index(k) for k in stale if k in self._row_locations}
-        top = self.header_height if self.show_header else 0
-        lines = {top + r for r in rows}
-        _discard(self._cell_render_cache, 0, stale)  # keyed (row key, column key, ...)
-        _discard(self._row_render_cache, 0, stale)  # (row key, line, ...)
-        _discard(self._row_renderable_cache, 1, rows)  # (generation, row index)
-        _discard(self._line_cache, 0, lines)  # (y, ...)
+    def notify_style_update(self) -> None:
+        """DataTable drops every cached render on any style update, and repaints. Here the caches
+        go only when a style a row is drawn with changed: checked at the next paint by
+        :meth:`_check_styles` (the component styles are updated after this call). The widget's
+        own style and its focus are part of every cache key already, and a style that changed
+        repaints the widget by itself (Textual's style setters, and its component-class pass,
+        refresh what changed): an unconditional repaint here cost a second paint of the table on
+        every pane switch (its focus moves, and with it the CSS of the pane)."""
+        super(DataTable, self).notify_style_update()
+
+    def _check_styles(self) -> None:
+        components = tuple(self._component_styles.values())
+        if len(components) == len(self._components) and all(map(operator.is_, components, self._components)):
+            return  # no stylesheet pass since the last paint (the common case: compared by identity)
+        self._components = components
+        looks = tuple(self.get_component_rich_style(name) for name in sorted(self._component_styles))
+        if looks != self._looks:
+            self._looks = looks
+            self._clear_caches()
 
     def _cells(self, model: tuple[Any, ...], row: FileRow) -> list[Any]:
         return [self._cell(col, value, row) for col, value in zip(self.COLUMNS, model, strict=True)]
@@ -210,9 +297,17 @@ class LedgerTable(DataTable[Any]):
         if index != self.cursor_row:
             self.move_cursor(row=index, animate=False)
 
-    def on_resize(self) -> None:
+    def _on_resize(self, event: events.Resize) -> None:
         """Adaptive columns (path, table, reason) take the room a wider terminal gives; the
-        selected row stays in view whatever the new height."""
+        selected row stays in view whatever the new height.
+
+        Replaces DataTable's handler, which drops every cached render on any resize: a table
+        shown again by a pane switch, or a line shorter because the filter box opened,
+        re-rendered every visible row. A row's render depends on the width only."""
+        event.prevent_default()
+        if event.size.width != self._rendered_width:
+            self._rendered_width = event.size.width
+            self._update_count += 1  # what DataTable's handler did: every cached render is stale
         self.call_after_refresh(self._cursor_into_view)
         changed = False
         for col in self.COLUMNS:
@@ -259,6 +354,8 @@ class LedgerTable(DataTable[Any]):
 
     @property
     def marked(self) -> list[FileRow]:
+        if not self._marked:  # the common case, asked several times per key (which keys apply)
+            return []
         return [self._rows[k] for k in self._order if k in self._marked and k in self._models]
 
     def toggle_mark(self) -> None:
@@ -274,10 +371,27 @@ class LedgerTable(DataTable[Any]):
         self._set_marks(set())
 
     def _set_marks(self, marks: set[str]) -> None:
+        """The rows on screen show their mark in this paint; the others (up to 500 with `*`) are
+        redrawn right after it, so a bulk mark costs a key press what a page of rows costs."""
         changed, self._marked = marks ^ self._marked, marks
+        top = round(self.scroll_y)
+        rows = range(top, min(self.row_count, top + self.size.height))
+        shown = {key.value for i in rows if (key := self._row_locations.get_key(i)) is not None and key.value}
+        self._redraw_marks(changed & shown)
+        later = changed - shown
+        if later:
+            if not self._marks_later:
+                self.call_after_refresh(self._redraw_later)
+            self._marks_later |= later
+
+    def _redraw_later(self) -> None:
+        later, self._marks_later = self._marks_later, set()
+        self._redraw_marks(later)
+
+    def _redraw_marks(self, keys: set[str]) -> None:
         first = self.COLUMNS[0]
-        for key in changed:
-            if key in self._models:
+        for key in keys:
+            if key in self._models:  # drawn from the marks as they are now (_cell reads them)
                 self.update_cell(key, first.key, self._cell(first, self._models[key][0], self._rows[key]))
 
     def select_id(self, file_id: int) -> bool:
@@ -292,17 +406,6 @@ class LedgerTable(DataTable[Any]):
         if self.row_count:
             self.scroll_to_region(self._get_row_region(self.cursor_row), animate=False, immediate=True,
                                   top=False)
-
-
-def _discard(cache: LRUCache[Any, Any], part: int, values: set[Any]) -> None:
-    """Drop the entries whose key's ``part`` is one of ``values``."""
-    keys = list(cache.keys())
-    for key in keys:
-        if key[part] in values:
-            cache.discard(key)
-
-
-_AWAY = Coordinate(-10, -10)  # "not on this row" (-1 is the header row)
 
 
 def _gap(width: int) -> int:

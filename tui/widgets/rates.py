@@ -36,6 +36,7 @@ class Metric(Vertical):
     def __init__(self, title: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.title = title
+        self._shown_title = Text()
 
     def compose(self) -> ComposeResult:
         yield Static(self.title, classes="metric-title")
@@ -43,8 +44,12 @@ class Metric(Vertical):
 
     def show(self, series: list[float], now_value: float) -> None:
         peak = max(series, default=0.0)
-        self.query_one(".metric-title", Static).update(Text.assemble(
-            (self.title, "bold"), f"  now {fmt.rate(now_value)}", (f"  peak {fmt.rate(peak)}", "dim")))
+        title = Text.assemble((self.title, "bold"), f"  now {fmt.rate(now_value)}", (f"  peak {fmt.rate(peak)}", "dim"))
+        if title != self._shown_title:
+            self._shown_title = title
+            # One line high: no layout pass (by default an update lays out the whole screen, on
+            # every refresh while the sparklines are shown).
+            self.query_one(".metric-title", Static).update(title, layout=False)
         spark = self.query_one(Sparkline)
         if spark.data != series:
             spark.data = series
@@ -66,6 +71,13 @@ class Metrics(Horizontal):
 
 
 class RatesPanel(Vertical):
+    """Shown again on every switch to the pane: a view already shown costs nothing (an update of
+    a Static lays out the whole screen again)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._shown: View | None = None
+
     def compose(self) -> ComposeResult:
         yield Static("Last 10 minutes", classes="metric-span")
         yield Metrics(classes="stacked")
@@ -73,6 +85,9 @@ class RatesPanel(Vertical):
         yield Static(id="inflight")
 
     def show(self, view: View) -> None:
+        if view is self._shown:
+            return
+        self._shown = view
         self.query_one(Metrics).show(view)
         t = view.totals
         failing = view.count("failed", "quarantined")
@@ -88,7 +103,7 @@ class RatesPanel(Vertical):
             totals.append("\n")
             totals.append(f"{alert.level} ", style=style)
             totals.append(alert.message)
-        self.query_one("#totals", Static).update(totals)
+        _update(self.query_one("#totals", Static), totals)
         lines = Text.assemble(("In flight", "bold"), f"  {len(view.snap.inflight)} loading, "
                               f"{view.count('queued')} queued, {view.snap.settling} settling")
         for p in view.snap.inflight:
@@ -99,5 +114,11 @@ class RatesPanel(Vertical):
             lines.append_text(fmt.progress_bar(p.rows_done, p.rows_total, width=10))
             lines.append(f"  {fmt.count(p.rows_done)}/{fmt.count(p.rows_total)} rows  "
                          f"{fmt.rate(speed)} rows/s  ETA {eta}  {p.path}")
-        self.query_one("#inflight", Static).update(lines)
+        _update(self.query_one("#inflight", Static), lines)
+
+
+def _update(static: Static, text: Text) -> None:
+    """Only a change costs a layout pass (these are as high as their text)."""
+    if text != static.content:
+        static.update(text)
 

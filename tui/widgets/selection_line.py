@@ -16,8 +16,10 @@ from chute.tui.view import View
 
 
 class SelectionLine(Widget):
-    """Rendered on demand: it changes on every cursor move. One line, or two when the advice would
-    not fit (a layout pass only when that count changes); a cut always ends in …."""
+    """Rendered on demand: it changes on every cursor move. Always two lines high (the second is
+    for advice that does not fit on the first): a height that followed the text made the whole
+    screen lay out again (~10 ms) whenever the cursor moved between a short and a long row, and
+    the table's last row come and go under the operator's eyes. A cut always ends in …."""
 
     MAX_LINES = 2
 
@@ -32,17 +34,7 @@ class SelectionLine(Widget):
         text = self._line(row, view) if row is not None else Text()
         if text != self._text:
             self._text = text
-            self._fit_height()
             self.refresh()
-
-    def on_resize(self) -> None:
-        self._fit_height()
-
-    def _fit_height(self) -> None:
-        width = max(1, self.size.width or 80)
-        lines = min(self.MAX_LINES, max(1, -(-self._text.cell_len // width)))
-        if self.styles.height is None or self.styles.height.value != lines:
-            self.styles.height = lines
 
     @staticmethod
     def _line(row: FileRow, view: View | None) -> Text:

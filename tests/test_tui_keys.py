@@ -1,0 +1,154 @@
+"""Issue 10, key latency: what a key press makes the console render, in counts (the same on a quiet
+or a loaded machine), and that the render caches behind it never paint anything stale. Each
+count test was seen failing on the code before (32851df): a pane switch, a jump back, a
+height-only resize and a cursor move between a short and a long row re-rendered every visible
+row or laid out the whole screen; a bulk mark re-rendered every cell of every visible row."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rich.console
+from textual.geometry import Region
+from textual.screen import Screen
+from textual.widgets import DataTable
+
+from chute.tui.app import ChuteApp
+from chute.tui.demo import demo_app, wait_ready
+from chute.tui.widgets.files_table import FilesTable
+from chute.tui.widgets.ledger_table import LedgerTable
+
+SMALL = (80, 24)
+
+
+class Counts:
+    """Calls of a few Textual/Rich methods, counted while a test runs (monkeypatched)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.n: dict[str, int] = {}
+        # DataTable calls _get_row_style once per row it renders anew (a miss of every cache).
+        self._count(monkeypatch, DataTable, "_get_row_style", "rows")
+        self._count(monkeypatch, rich.console.Console, "render_lines", "cells")  # mostly table cells
+        # A layout pass of the whole screen (a scroll also goes through _refresh_layout: not counted).
+        self._count(monkeypatch, Screen, "_refresh_layout", "layouts", unless="scroll")
+
+    def _count(self, monkeypatch: pytest.MonkeyPatch, owner: type, name: str, label: str, unless: str = "") -> None:
+        inner = getattr(owner, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            if not kwargs.get(unless):
+                self.n[label] = self.n.get(label, 0) + 1
+            return inner(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+
+    def clear(self) -> None:
+        self.n.clear()
+
+    def __getitem__(self, label: str) -> int:
+        return self.n.get(label, 0)
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChuteApp]:
+    monkeypatch.chdir(tmp_path)  # the demo's ledger names its data folder relative to it
+    yield demo_app(tmp_path)
+
+
+@pytest.mark.parametrize("what, keys", [("a pane switch and back", ["2", "1", "3", "4", "1"]),
+                                        ("jumps to rows shown before", ["G", "g"]),
+                                        ("a height-only resize", [])])
+async def test_rows_seen_before_are_not_rendered_again(demo: ChuteApp, monkeypatch: pytest.MonkeyPatch, what: str,
+                                                       keys: list[str]) -> None:
+    counts = Counts(monkeypatch)
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot)
+        await pilot.press("G", "g", "3", "4", "1")  # every row once, and each pane once
+        await pilot.pause()
+        counts.clear()
+        if keys:
+            await pilot.press(*keys)
+        else:
+            await pilot.resize_terminal(80, 22)  # fewer rows: nothing new to show
+        await pilot.pause()
+        assert counts["rows"] == 0, f"{what} re-rendered {counts['rows']} rows"
+
+
+async def test_cursor_moves_do_not_lay_the_screen_out(demo: ChuteApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = Counts(monkeypatch)
+    async with demo.run_test(size=(120, 36)) as pilot:  # wide: some selections fit one line, some not
+        await wait_ready(pilot)
+        await pilot.press(*"jjjjjjjjjj")
+        await pilot.pause()
+        counts.clear()
+        await pilot.press(*"kkkkkkkkkkjjjjjjjjjj")  # loaded rows (short) and failed/held ones (long)
+        await pilot.pause()
+        assert counts["layouts"] == 0, f"{counts['layouts']} layout passes for 20 cursor moves"
+
+
+async def test_a_bulk_mark_renders_one_cell_per_row(demo: ChuteApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = Counts(monkeypatch)
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot)
+        table = demo.main.query_one(FilesTable)
+        await pilot.pause()
+        counts.clear()
+        await pilot.press("asterisk")
+        await pilot.pause()
+        visible = table.size.height - 1  # the header
+        assert len(table.marked) == len(table.shown)
+        # The mark changes the first column only: the other cells of a row come from the cache
+        # (a marked cell is two Rich renders: the cell and the text inside it; 8 columns were 16).
+        assert counts["cells"] <= 3 * visible, f"{counts['cells']} Rich renders for {visible} marked rows"
+
+
+def _painted(table: LedgerTable) -> list[list[tuple[str, object]]]:
+    strips = table.render_lines(Region(0, 0, table.size.width, table.size.height))
+    return [[(seg.text, seg.style) for seg in strip] for strip in strips]
+
+
+def _repainted(table: LedgerTable) -> list[list[tuple[str, object]]]:
+    table._clear_caches()  # Textual's own full invalidation, and ours: what an uncached paint shows
+    return _painted(table)
+
+
+# Kept renders must paint exactly what an uncached paint shows after whatever a key can change:
+# panes, focus, the theme (colours), the width. A check that misses a style change is caught.
+async def test_kept_renders_follow_panes_focus_theme_and_width(demo: ChuteApp,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot)
+        table = demo.main.query_one(FilesTable)
+        steps: list[tuple[str, Any]] = [
+            ("panes", ["2", "3", "1"]), ("jump", ["G"]), ("filter box focused", ["slash"]),
+            ("back to the table", ["enter"]), ("marks", ["space", "space", "asterisk"]), ("top", ["g"]),
+        ]
+        for what, keys in steps:
+            await pilot.press(*keys)
+            await pilot.pause()
+            assert _painted(table) == _repainted(table), what
+        demo.theme = "textual-light"
+        await pilot.pause()
+        assert _painted(table) == _repainted(table), "theme"
+        await pilot.resize_terminal(100, 24)
+        await pilot.pause()
+        assert _painted(table) == _repainted(table), "width"
+        # Negative control: renders kept across a style change that is not noticed paint the old colours.
+        _painted(table)
+        monkeypatch.setattr(LedgerTable, "_check_styles", lambda self: None)
+        demo.theme = "textual-dark"
+        await pilot.pause()
+        assert _painted(table) != _repainted(table), "the comparison must catch renders kept across a theme change"
+
+
+# The console moves what is alive after its first view out of the collector's reach (a full
+# collection stopped keys for ~100 ms), and gives it back when it closes.
+async def test_console_freezes_its_heap_while_open_and_unfreezes_on_exit(demo: ChuteApp) -> None:
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot)
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
