@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from polars.exceptions import PanicException
 
-from chute.core import failpoints, intents, nullability, resources, sysinfo, tracing
+from chute.core import failpoints, intents, memory, nullability, resources, sysinfo, tracing
 from chute.core import groups as grouping
 from chute.core.batch_size import BatchSizer
 from chute.core.config import Config
@@ -361,6 +361,8 @@ class Loader:
             self._send(row, reader, job.plan, job.sha, job.batch_rows, job.done, fitter, rejects, anti_join)
         finally:
             rejects.close()
+            if job.plan.rows >= job.batch_rows:  # a big file's batches: give their pages back now
+                memory.trim()
         job.rejects = rejects
         return fitter
 
