@@ -357,6 +357,7 @@ class Loader:
         if opts.skip_existing_keys:
             key = opts.key[0]
             anti_join = (key, next((c.type for c in table if c.name == key), "String"))
+        reader.release_frame = reader.pending_check is None  # (a pending check reads the frame meanwhile)
         try:
             self._send(row, reader, job.plan, job.sha, job.batch_rows, job.done, fitter, rejects, anti_join)
         finally:

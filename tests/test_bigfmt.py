@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -63,3 +64,29 @@ def test_late_ndjson_key_loads_into_its_column(engine_factory, tmp_path: Path, c
     assert row.state == State.LOADED, row.last_error
     got = query(engine, f"SELECT count(), countIf(late IS NOT NULL), sum(late) FROM `{cfg.database}`.`late`")
     assert got == [(len(lines), 1, 3.5)]
+
+
+def test_released_frame_gives_the_same_batches_and_a_second_pass_streams(tmp_path: Path) -> None:
+    """The loader's send drops the parsed frame batch by batch (release_frame, for peak RSS); a
+    second pass (naming a bad row after ClickHouse refused a batch) reads the file again."""
+    lines = [{"id": i, "amount": i / 4, "when": "2026-01-02", "note": f"n{i % 7}"} for i in range(2_500)]
+    csv_body = "id,amount,when,note\n" + "".join(f"{r['id']},{r['amount']},{r['when']},{r['note']}\n" for r in lines)
+    (tmp_path / "b.csv.gz").write_bytes(gzip.compress(csv_body.encode()))
+    for name, fmt, compression in (("a.ndjson", "ndjson", None), ("b.csv.gz", "csv", "gzip")):
+        path = _ndjson(tmp_path / name, lines) if fmt == "ndjson" else tmp_path / name
+        with open_source(path, compression) as src:
+            kept = reader_for(src, fmt, {})
+            kept.plan()
+            want = [df for _, df in kept.batches(1_000)]
+        with open_source(path, compression) as src:
+            reader = reader_for(src, fmt, {})
+            reader.plan()
+            reader.release_frame = True
+            first = [df for _, df in reader.batches(1_000)]
+            assert reader._frame is None  # dropped as the batches went
+            again = [df for _, df in reader.batches(1_000)]
+        assert [df.height for df in first] == [1_000, 1_000, 500]
+        for batches in (first, again):
+            assert len(batches) == len(want)
+            for got, expected in zip(batches, want, strict=True):
+                assert got.equals(expected), name
