@@ -14,7 +14,8 @@ import ctypes
 import functools
 import os
 
-# Read when each library is loaded: set before polars and pyarrow are imported.
+# Read when each library is loaded: set before polars and pyarrow are imported. (polars puts its
+# own jemalloc defaults before what it finds here; jemalloc takes the last setting of each option.)
 ALLOCATOR_ENV = {
     "_RJEM_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0",  # polars' jemalloc (prefixed build)
     "MIMALLOC_PURGE_DELAY": "0",  # pyarrow's default pool
