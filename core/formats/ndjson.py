@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import polars as pl
 
@@ -32,9 +32,12 @@ class NdjsonReader(Reader):
             guess = _text_of(first.schema)
             early = pool.submit(self._read_text, guess) if self._in_memory() else None
             self._text = self._text_schema(first)
+            if early is not None and not _same(guess, self._text):
+                wait([early])  # read with other keys: let that frame go before the real read
+                early = None
             try:
                 sample = pl.read_ndjson(io.BytesIO(head), schema=self._text)
-                facts = self._infer(sample, early if _same(guess, self._text) else None)
+                facts = self._infer(sample, early)
             except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
                 raise self.diagnose() or self._input_error(exc) from None
         self._set_verdicts(facts.verdicts)
@@ -90,7 +93,7 @@ class NdjsonReader(Reader):
             return whole_file(self._scan(), candidates, self.null_values, streaming=True)
         frame = None
         if early is not None:
-            with contextlib.suppress(pl.exceptions.PolarsError, OSError, EOFError):
+            with contextlib.suppress(pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, EOFError):
                 frame = early.result()
         if frame is None:
             frame = self._read_text(self._text)
