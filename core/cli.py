@@ -192,6 +192,9 @@ def _config_sources(args: argparse.Namespace, data_dir: str | None) -> tuple[con
 
 
 def main(argv: list[str] | None = None) -> int:
+    from chute.core.memory import tune_allocators
+
+    tune_allocators()  # before polars and pyarrow load (core/memory.py)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in SUBCOMMANDS:

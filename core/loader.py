@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from polars.exceptions import PanicException
 
-from chute.core import failpoints, intents, nullability, resources, sysinfo, tracing
+from chute.core import failpoints, intents, memory, nullability, resources, sysinfo, tracing
 from chute.core import groups as grouping
 from chute.core.batch_size import BatchSizer
 from chute.core.config import Config
@@ -357,10 +357,13 @@ class Loader:
         if opts.skip_existing_keys:
             key = opts.key[0]
             anti_join = (key, next((c.type for c in table if c.name == key), "String"))
+        reader.release_frame = reader.pending_check is None  # (a pending check reads the frame meanwhile)
         try:
             self._send(row, reader, job.plan, job.sha, job.batch_rows, job.done, fitter, rejects, anti_join)
         finally:
             rejects.close()
+            if job.plan.rows >= job.batch_rows:  # a big file's batches: give their pages back now
+                memory.trim()
         job.rejects = rejects
         return fitter
 

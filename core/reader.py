@@ -156,6 +156,8 @@ class Reader:
     SAMPLE_BYTES = 1 << 20
     TEXT = True  # a text format, in which a NUL byte is damage
     IN_MEMORY_BYTES = 256 << 20
+    # Set by the loader's send when nothing else reads the frame meanwhile (_release_frame).
+    release_frame = False
 
     def __init__(self, src: Source) -> None:
         self.src = src
@@ -230,6 +232,9 @@ class Reader:
                               for c, t in sample.schema.items() if t == pl.String and c not in self._dates}
 
     def _raw_batches(self, batch_rows: int) -> Iterator[pl.DataFrame]:
+        if self._frame is not None and self.release_frame:
+            yield from self._release_frame(batch_rows)
+            return
         if self._frame is not None:
             for offset in range(0, self._frame.height, batch_rows):
                 yield self._frame.slice(offset, batch_rows)
@@ -247,16 +252,27 @@ class Reader:
         if have:
             yield pl.concat(pending, rechunk=False) if len(pending) > 1 else pending[0]
 
+    def _release_frame(self, batch_rows: int) -> Iterator[pl.DataFrame]:
+        """The frame as batches that each hold only their own chunks of it, the frame itself
+        dropped: a sent batch takes its memory along (peak RSS, issue 12). Later reads stream."""
+        frame, self._frame = self._frame, None
+        assert frame is not None
+        parts = [frame.slice(offset, batch_rows) for offset in range(0, frame.height, batch_rows)][::-1]
+        del frame
+        while parts:
+            yield parts.pop()
+
     def batches(self, batch_rows: int, skip: frozenset[int] = frozenset()) -> Iterator[tuple[int, pl.DataFrame]]:
         """(index, batch): exactly ``batch_rows`` rows each (the last may be shorter), in file order.
 
         Date columns stay text: ClickHouse parses them on insert (best_effort) faster than
         polars does, and :meth:`find_bad_date` names the row when it refuses one.
         """
+        streamed = self._frame is None
         try:
             for idx, df in enumerate(self._raw_batches(batch_rows)):
                 if idx not in skip:
-                    if self._frame is None:
+                    if streamed:
                         self._check_frame(df)
                     yield idx, self._convert(df, idx * batch_rows)
         except (*READER_ERRORS, OSError) as exc:

@@ -3,8 +3,10 @@ inference over the whole file), nested objects load as JSON text, lists of scala
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import polars as pl
 
@@ -22,12 +24,22 @@ class NdjsonReader(Reader):
 
     def plan(self) -> Plan:
         head = self._head()
-        self._text = self._text_schema(self._first_sample(head))
-        try:
-            sample = pl.read_ndjson(io.BytesIO(head), schema=self._text)
-            facts = self._infer(sample)
-        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise self.diagnose() or self._input_error(exc) from None
+        first = self._first_sample(head)
+        # The whole-file key scan and the whole-file read cost about the same (~1 s of CPU per
+        # 100 MB each): read with the first lines' keys beside the scan, and keep that frame
+        # when the scan finds no other key or shape (the exit waits for the read, on any path).
+        with ThreadPoolExecutor(1, thread_name_prefix="chute-ndjson") as pool:
+            guess = _text_of(first.schema)
+            early = pool.submit(self._read_text, guess) if self._in_memory() else None
+            self._text = self._text_schema(first)
+            if early is not None and not _same(guess, self._text):
+                wait([early])  # read with other keys: let that frame go before the real read
+                early = None
+            try:
+                sample = pl.read_ndjson(io.BytesIO(head), schema=self._text)
+                facts = self._infer(sample, early)
+            except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
+                raise self.diagnose() or self._input_error(exc) from None
         self._set_verdicts(facts.verdicts)
         self._wire = pl.Schema({c: (facts.verdicts[c].wire if c in facts.verdicts else t)
                                 for c, t in self._text.items()})
@@ -68,13 +80,23 @@ class NdjsonReader(Reader):
             raw = pl.Schema({k: pl.String for k in sample.columns})
         except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
             raise self.diagnose() or self._input_error(exc) from None
-        return pl.Schema({c: _list_type(t) for c, t in raw.items()})
+        return _text_of(raw)
 
-    def _infer(self, sample: pl.DataFrame) -> FileFacts:
+    def _read_text(self, schema: pl.Schema) -> pl.DataFrame:
+        return pl.read_ndjson(self.src.proc_path, schema=schema)
+
+    def _infer(self, sample: pl.DataFrame, early: Future[pl.DataFrame] | None) -> FileFacts:
+        """``early``: the whole file read with the right schema already (or failing: read again,
+        so the error comes from the final schema)."""
         candidates = sample_kinds(sample, self.null_values)
         if not self._in_memory():
             return whole_file(self._scan(), candidates, self.null_values, streaming=True)
-        frame = pl.read_ndjson(self.src.proc_path, schema=self._text)
+        frame = None
+        if early is not None:
+            with contextlib.suppress(pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, EOFError):
+                frame = early.result()
+        if frame is None:
+            frame = self._read_text(self._text)
         self._check_frame(frame)
         facts = whole_file(frame.lazy(), candidates, self.null_values, streaming=False)
         self._frame = frame  # text: typed batch by batch, beside the inserts (_raw_batches)
@@ -134,6 +156,15 @@ def _keys(head: bytes) -> list[str]:
         if isinstance(value, dict):
             keys.update(dict.fromkeys(value))
     return list(keys)
+
+
+def _text_of(raw: pl.Schema) -> pl.Schema:
+    return pl.Schema({c: _list_type(t) for c, t in raw.items()})
+
+
+def _same(a: pl.Schema, b: pl.Schema) -> bool:
+    """Same names, order and types (a Schema compares as a dict: without order)."""
+    return list(a.items()) == list(b.items())
 
 
 def _list_type(dtype: pl.DataType) -> pl.DataType:

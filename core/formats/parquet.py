@@ -13,7 +13,6 @@ import io
 from collections.abc import Iterator
 
 import polars as pl
-import pyarrow as pa
 
 from chute.core.errors import InputError
 from chute.core.formats import register
@@ -39,10 +38,10 @@ class ParquetReader(Reader):
         head = self._data.getvalue()[:4] if isinstance(self._data, io.BytesIO) else _read_magic(self.src.fd)
         if head != b"PAR1":
             raise InputError("not a Parquet file (no PAR1 magic bytes)")
-        _wide_decimals(self._data)
         try:
             lf = pl.scan_parquet(self._data)
             raw = lf.collect_schema()
+            _wide_decimals(raw)
             unsupported(raw)
             self._wire = flatten_nested(pl.DataFrame(schema=raw)).schema
             stats = lf.select(pl.len().alias("\x00rows"), *[pl.col(c).null_count() for c in raw]).collect(
@@ -65,21 +64,13 @@ class ParquetReader(Reader):
             yield flatten_nested(df)
 
 
-def _wide_decimals(data: str | io.BytesIO) -> None:
-    """polars reads decimals of up to 38 digits; name a wider column instead of polars' bare error."""
-    import pyarrow.parquet as pq  # here: a process loading no Parquet need not import it
-
-    try:
-        schema = pq.read_schema(data)
-    except (pa.ArrowException, OSError):
-        return  # polars reports an unreadable footer itself
-    finally:
-        if isinstance(data, io.BytesIO):
-            data.seek(0)
-    for field in schema:
-        if pa.types.is_decimal(field.type) and field.type.precision > 38:
-            raise InputError(f"column {field.name!r} has type Decimal({field.type.precision}, {field.type.scale}): "
-                             "chute reads decimals of up to 38 digits", column=field.name)
+def _wide_decimals(schema: pl.Schema) -> None:
+    """polars reads decimals of up to 38 digits (its schema shows wider ones; reading them fails):
+    name such a column instead of polars' bare error."""
+    for name, dtype in schema.items():
+        if isinstance(dtype, pl.Decimal) and (dtype.precision or 0) > 38:
+            raise InputError(f"column {name!r} has type Decimal({dtype.precision}, {dtype.scale}): "
+                             "chute reads decimals of up to 38 digits", column=name)
 
 
 def _read_magic(fd: int) -> bytes:

@@ -1,0 +1,49 @@
+"""Give freed memory back to the system as batches go (issue 12: peak RSS against the engine's own).
+
+A chute process runs three allocators: polars' jemalloc, pyarrow's mimalloc and glibc's malloc
+(Python, chDB, clickhouse-connect). By default each keeps the pages it freed for reuse (jemalloc
+for ten seconds, glibc in up to eight arenas per core until trimmed), so a file's batches, which
+pass through all three, leave the process at the sum of what each still holds. Measured on a
+1M-row file, median of 3 whole ``--once`` processes: Parquet 699 -> 573 MB peak RSS, CSV.gz 813
+-> 704 MB, CPU time within noise. An operator's own setting of these variables wins.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+
+# Read when each library is loaded: set before polars and pyarrow are imported. (polars puts its
+# own jemalloc defaults before what it finds here; jemalloc takes the last setting of each option.)
+ALLOCATOR_ENV = {
+    "_RJEM_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0",  # polars' jemalloc (prefixed build)
+    "MIMALLOC_PURGE_DELAY": "0",  # pyarrow's default pool
+}
+_M_ARENA_MAX = -8  # glibc mallopt(3)
+ARENAS = 2
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library's symbols as the process already has them (glibc: mallopt, malloc_trim)."""
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def tune_allocators() -> None:
+    """Before the first import of polars or pyarrow (the command line does it first thing)."""
+    for key, value in ALLOCATOR_ENV.items():
+        os.environ.setdefault(key, value)
+    libc = _libc()
+    if libc is not None and "MALLOC_ARENA_MAX" not in os.environ and hasattr(libc, "mallopt"):
+        libc.mallopt(_M_ARENA_MAX, ARENAS)
+
+
+def trim() -> None:
+    """Return glibc's free pages now (after a file: a daemon need not keep its biggest file's peak)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
