@@ -38,9 +38,9 @@ def refusal(action: str, path: str, state: str) -> str | None:
 
 
 def stalled(action: str, path: str, state: str) -> str | None:
-    """With no engine running, why ``action`` cannot run on a version a stopped run left busy
-    (None: not busy). Waiting would not help; a run settles it (a crashed load, an unacknowledged group)."""
-    if state not in _BUSY:
+    """With no engine running, why ``action`` cannot run on a version a stopped run left loading
+    (None: not loading). Waiting would not help; a run settles it (a crashed load, an unacknowledged group)."""
+    if state != State.LOADING:  # seen, settling, queued: the next run takes them as usual
         return None
     return (f"{path} is {state} but no engine is running: a run stopped before finishing it; start chute "
             f"(e.g. `chute --once`) to settle it, then {action} again")

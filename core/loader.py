@@ -735,12 +735,12 @@ class Loader:
         next_attempt = time.time() + delay if retry else None
         kind = "unreachable" if exc.unreachable else ("verify" if isinstance(exc, _VerifyError) else "clickhouse")
         suffix = f"; retry in {delay:.1f}s" if retry else f"; gave up after {attempts} attempts (chute retry PATH)"
+        if exc.unreachable:  # first: a file failed as unreachable never shows beside "ClickHouse OK"
+            self.on_unreachable(exc)
         if self.ledger.transition(row.id, State.FAILED, error_kind=kind, last_error=str(exc),
                                   next_attempt=next_attempt, attempts=attempts, detail=str(exc) + suffix,
                                   expect=[State.LOADING]) is None:
             return None  # an operator acted on it meanwhile (purge): their state stands
-        if exc.unreachable:
-            self.on_unreachable(exc)
         log.warning("failed %s: %s%s", row.path, exc, suffix,
                     extra=file_fields(row, "failed", error_kind=kind, attempts=attempts,
                                       duration_s=_since(row)))
