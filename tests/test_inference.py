@@ -18,7 +18,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chute.core.formats.infer import DEFAULT_NULL_VALUES, KINDS, sample_kinds, small_file, whole_file
+from chute.core.formats.infer import (
+    DEFAULT_NULL_VALUES,
+    KINDS,
+    _exact,
+    _fast,
+    sample_kinds,
+    small_file,
+    to_wire,
+    whole_file,
+    whole_frame,
+)
 from chute.core.reader import Reader, open_source, reader_for
 
 BOOLS = ("true", "false", "True", "False", "TRUE", "FALSE")
@@ -161,6 +171,40 @@ def test_small_file_path_decides_like_sample_then_whole_file(a, b) -> None:
     assert got == want, (xs, ys, tokens)
     assert got.verdicts["a"].kind == expected_kind(frame["a"].to_list(), tokens)
     assert uniques == {c: frame[c].n_unique() for c in frame.columns}
+
+
+_NUMBERISH = st.text(alphabet="+-0123456789 ._eEinfa\t\u0663\uff11", max_size=22)
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(st.lists(st.one_of(_NUMBERISH, st.integers(-(2**64), 2**64).map(str), _any), min_size=1, max_size=40))
+def test_every_fast_test_implies_the_exact_checks(values: list[str | None]) -> None:
+    """A value the cheap test passes skips the exact checks, so the cheap test must never pass a
+    value they refuse. The integer one trusts polars' cast to accept only [+-]?[0-9]+ in range: a
+    polars that casts more (spaces, other digits, underscores) fails here, not in a user's table."""
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    for kind in KINDS:
+        wrong = frame.filter(_fast(kind, pl.col("v")).fill_null(False) & ~_exact(kind, pl.col("v")).fill_null(False))
+        assert wrong.is_empty(), (kind, wrong["v"].to_list())
+    for v in frame.filter(_fast("int", pl.col("v")).fill_null(False))["v"]:
+        assert lossless("int", v), v
+
+
+@settings(max_examples=500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(columns(), columns())
+def test_a_frame_in_memory_decides_and_types_like_whole_file_then_to_wire(a, b) -> None:
+    """whole_frame (the in-memory CSV path) reuses its casts as the batches' number columns: the
+    same facts as whole_file, and the same typed values as to_wire makes from the text."""
+    (xs, n, tokens), (ys, _, _) = a, b
+    rows = max(len(xs), len(ys))
+    frame = pl.DataFrame({"a": xs + [None] * (rows - len(xs)), "b": ys + [None] * (rows - len(ys))},
+                         schema={"a": pl.String, "b": pl.String})
+    candidates = sample_kinds(frame.head(n), tokens)
+    want = whole_file(frame.lazy(), candidates, tokens, streaming=False)
+    got, typed = whole_frame(frame, candidates, tokens)
+    assert got == want, (xs, ys, tokens)
+    assert typed.columns == frame.columns and typed.height == frame.height
+    assert to_wire(typed, got.verdicts, tokens).equals(to_wire(frame, want.verdicts, tokens)), (xs, ys, tokens)
 
 
 VALID = {"int": "12", "float": "1.25", "bool": "true", "date": "2026-01-02", "datetime": "2026-01-02T03:04:05",

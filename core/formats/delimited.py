@@ -15,7 +15,15 @@ import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.formats import register
-from chute.core.formats.infer import DEFAULT_NULL_VALUES, FileFacts, sample_kinds, small_file, to_wire, whole_file
+from chute.core.formats.infer import (
+    DEFAULT_NULL_VALUES,
+    FileFacts,
+    sample_kinds,
+    small_file,
+    to_wire,
+    whole_file,
+    whole_frame,
+)
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 _DELIMITERS = ",\t;|"
@@ -144,7 +152,8 @@ class CsvReader(Reader):
         if self._in_memory():
             frame = pl.read_csv(self.src.proc_path, schema=self._text, **self._read_args())
             self._check_frame(frame)
-            return self._adopt_frame(frame, whole_file(frame.lazy(), candidates, self.null_values, streaming=False))
+            facts, typed = whole_frame(frame, candidates, self.null_values)
+            return self._adopt_frame(frame, facts, typed)
         # (NUL bytes in plain files are found while hashing.)
         if self.src.compression:
             nul = self._scan().select(pl.any_horizontal(pl.col(c).str.contains("\x00", literal=True).any()
@@ -155,15 +164,19 @@ class CsvReader(Reader):
         self._set_verdicts(facts.verdicts)
         return self._finish_plan(facts.rows, facts.nulls)
 
-    def _adopt_frame(self, frame: pl.DataFrame, facts: FileFacts) -> Plan:
-        """A file parsed whole (text): its verdicts, and the frame its batches come from."""
+    def _adopt_frame(self, frame: pl.DataFrame, facts: FileFacts, typed: pl.DataFrame | None = None) -> Plan:
+        """A file parsed whole (text): its verdicts, and the frame its batches come from (``typed``:
+        the same with some columns cast already, see whole_frame)."""
         facts = self._skip_blank_lines(facts)
+        batches = frame if typed is None else typed
         if self._blank is not None:
-            frame = frame.filter(~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(self._blank.implode()))
+            keep = ~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(self._blank.implode())
+            frame, batches = frame.filter(keep), (batches.filter(keep) if typed is not None else None)
         self._set_verdicts(facts.verdicts)
         # Empty fields (not null tokens) in the last column: the only sign of a short row.
         self._short_suspects = frame[self.names[-1]].is_null().arg_true() if self.names else None
-        self._frame = frame  # text: typed batch by batch, beside the inserts (_raw_batches)
+        # Text (but for whole_frame's casts): typed batch by batch, beside the inserts (_raw_batches).
+        self._frame = frame if batches is None else batches
         return self._finish_plan(facts.rows, facts.nulls)
 
     def _scan(self) -> pl.LazyFrame:

@@ -31,7 +31,6 @@ DEFAULT_NULL_VALUES = ("", "NA", "N/A", "NULL", "null", "NaN", "\\N", "#N/A")
 KINDS = ("int", "float", "bool", "date", "datetime", "datetime_tz")
 # (?-u): ASCII-only matching, 3-4x faster than Unicode classes on polars' regex engine.
 _INT = r"(?-u)^-?(0|[1-9][0-9]{0,18})$"  # 19 digits may still overflow Int64: see _exact
-_INT_FAST = r"(?-u)^-?(0|[1-9][0-9]{0,17})$"  # at most 18 digits: always an Int64
 _FLOAT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?$|^-?inf$"
 _FLOAT_FAST = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"  # no exponent; with <= 15 bytes, <= 15 digits
 # Calendar dates of years 1900-2299 (ClickHouse's Date32/DateTime64 range: outside it values
@@ -45,6 +44,7 @@ _DATE = rf"(?-u)^{_YMD}$"
 _DATETIME = rf"(?-u)^{_YMD}{_HMS}$"
 _DATETIME_TZ = rf"(?-u)^{_YMD}{_HMS}(Z|[+-](0[0-9]|1[0-4]):?[0-5][0-9])$"
 _BOOLS = ("true", "false", "True", "False", "TRUE", "FALSE")
+_NUMBERS = ("int", "float")
 FLOAT_DIGITS = 15  # a decimal with at most 15 significant digits survives a trip through a double
 
 _WHY = {"int": "every value is an integer", "float": "every value is a decimal number (<= 15 digits)",
@@ -105,16 +105,26 @@ def _exact(kind: str, v: pl.Expr) -> pl.Expr:
     return v.str.contains({"date": _DATE, "datetime": _DATETIME, "datetime_tz": _DATETIME_TZ}[kind])
 
 
-def _fast(kind: str, v: pl.Expr) -> pl.Expr:
+def _fast(kind: str, v: pl.Expr, cast: pl.Expr | None = None) -> pl.Expr:
     """A cheap test that implies :func:`_exact`, true for the common shapes of ``kind``: one
-    regular expression per value. What fails it goes through the exact checks."""
+    regular expression per value, or none. What fails it goes through the exact checks.
+    ``cast``: the value already cast to the kind's type (:func:`_cast`), when the caller has it."""
     if kind == "int":
-        return v.str.contains(_INT_FAST)
+        # polars casts exactly the texts [+-]?[0-9]+ within Int64's range (tests/test_inference.py
+        # pins it); of those, the ones starting 1-9, "0" alone, or "-" then 1-9 are an integer's own
+        # text. Comparing with a literal reads the value's inline prefix: a third of a regex's cost.
+        x = _cast(kind, v) if cast is None else cast
+        return x.is_not_null() & ((v >= "1") | (v == "0") | ((v >= "-1") & (v < "0")))
     if kind == "float":
         return (v.str.len_bytes() <= FLOAT_DIGITS) & v.str.contains(_FLOAT_FAST)
     if kind == "bool":  # two comparisons cost a fifth of a six-value is_in
         return (v == "true") | (v == "false")
     return _exact(kind, v)
+
+
+def _cast(kind: str, v: pl.Expr) -> pl.Expr:
+    """A number's text as its wire type: NULL where it is none (or overflows Int64)."""
+    return v.cast(pl.Int64 if kind == "int" else pl.Float64, strict=False)
 
 
 def _digits(v: pl.Expr) -> pl.Expr:
@@ -141,22 +151,14 @@ def utc(v: pl.Expr, unit: str = "us") -> pl.Expr:
 
 def sample_kinds(sample: pl.DataFrame, tokens: tuple[str, ...]) -> dict[str, str | None]:
     """Candidate kind per text column of the sample: None when the sample holds no value at all
-    (the whole file decides), "text" when no kind fits."""
-    names = [c for c, t in sample.schema.items() if t == pl.String]
+    (the whole file decides), "text" when no kind fits. (The narrowest kind every value fits, found
+    as :func:`small_file` finds it: cheap tests first, then one exact check per column and round.)"""
+    names = tuple(c for c, t in sample.schema.items() if t == pl.String)
     if not names:
         return {}
-    counts = sample.select(_value(c, tokens).is_not_null().sum().alias(c) for c in names).row(0, named=True)
-    out: dict[str, str | None] = {c: (None if not counts[c] else "text") for c in names}
-    open_ = [c for c in names if counts[c]]
-    for kind in KINDS:  # narrowest first; a column leaves the race at its first fit
-        if not open_:
-            break
-        bad = sample.select(_bad(kind, c, tokens).alias(c) for c in open_).row(0, named=True)
-        for c in open_:
-            if bad[c] == 0:
-                out[c] = kind
-        open_ = [c for c in open_ if out[c] == "text"]
-    return out
+    stats = _small_stats_row(sample, names, tokens)
+    kinds = _small_kinds(sample, stats, names, tokens, seen=False)
+    return {c: kinds.get(c, "text" if stats[f"val\x00{c}"] else None) for c in names}
 
 
 class _Pass:
@@ -200,10 +202,12 @@ def _candidate_exprs(c: str, kind: str, tokens: tuple[str, ...]) -> list[pl.Expr
     return exprs
 
 
-def _first_pass(q: _Pass, candidates: dict[str, str | None], tokens: tuple[str, ...]) -> dict:
-    """Rows, all-NULL rows, NULLs per column, and every typed column against its candidate."""
+def _first_pass(q: _Pass, candidates: dict[str, str | None], tokens: tuple[str, ...], casts: bool = False) -> dict:
+    """Rows, all-NULL rows, NULLs per column, and every typed column against its candidate.
+    ``casts``: the frame holds each number candidate cast already (``cast\x00<name>``)."""
     names = list(candidates)
-    misses = [(pl.col(c).is_not_null() & ~_fast(k, pl.col(c))).alias(f"miss\x00{c}")
+    misses = [(pl.col(c).is_not_null() & ~_fast(k, pl.col(c), pl.col(f"cast\x00{c}") if casts and k in _NUMBERS
+                                                else None)).alias(f"miss\x00{c}")
               for c, k in candidates.items() if k not in ("text", None)]
     exprs = [pl.len().alias("\x00rows"), *(pl.col(c).null_count().alias(f"null\x00{c}") for c in names)]
     if names:
@@ -246,10 +250,11 @@ def _adopt(verdict: Verdict, stats: dict, c: str) -> None:
 
 
 def whole_file(lf: pl.LazyFrame, candidates: dict[str, str | None], tokens: tuple[str, ...],
-               streaming: bool) -> FileFacts:
-    """Check every value of the file against each column's candidate; widen where one fails."""
+               streaming: bool, casts: bool = False) -> FileFacts:
+    """Check every value of the file against each column's candidate; widen where one fails.
+    ``casts``: as for :func:`_first_pass`."""
     q = _Pass(lf, streaming)
-    stats = _first_pass(q, candidates, tokens)
+    stats = _first_pass(q, candidates, tokens, casts)
     verdicts = {c: Verdict("text", "the sample holds text") for c in candidates}
     widen: dict[str, int] = {}
     for c, k in candidates.items():
@@ -271,6 +276,25 @@ def whole_file(lf: pl.LazyFrame, candidates: dict[str, str | None], tokens: tupl
     nulls = {c: int(stats[f"null\x00{c}"]) + (int(stats.get(f"tok\x00{c}") or 0) if v.kind != "text" else 0)
              for c, v in verdicts.items()}
     return FileFacts(verdicts, int(stats["\x00rows"]), nulls, int(stats.get("\x00empty") or 0))
+
+
+def whole_frame(frame: pl.DataFrame, candidates: dict[str, str | None],
+                tokens: tuple[str, ...]) -> tuple[FileFacts, pl.DataFrame]:
+    """:func:`whole_file` over a text frame in memory, and the frame with its number columns as
+    their wire type: the check casts every number candidate once (its fast test for integers, a
+    batch's type for both), so the batches reuse those casts instead of casting again."""
+    nums = {c: k for c, k in candidates.items() if k in _NUMBERS}
+    work = frame.with_columns(_cast(k, pl.col(c)).alias(f"cast\x00{c}") for c, k in nums.items())
+    facts = whole_file(work.lazy(), candidates, tokens, streaming=False, casts=True)
+    typed = []
+    for c, k in nums.items():
+        verdict, cast = facts.verdicts[c], pl.col(f"cast\x00{c}")
+        if verdict.kind == k:  # (a column that widened is cast by to_wire, batch by batch)
+            # A null token that is a number ("-999") is NULL, as to_wire makes it.
+            typed.append((pl.when(pl.col(c).is_in(verdict.tokens)).then(None).otherwise(cast) if verdict.tokens
+                          else cast).alias(c))
+    out = work.with_columns(typed).select(frame.columns) if typed else frame
+    return facts, out
 
 
 # Byte lengths a value of each kind can have: a cheap necessary test (with the casts for numbers)
@@ -321,12 +345,7 @@ def small_file(frame: pl.DataFrame, tokens: tuple[str, ...]) -> tuple[FileFacts,
     kind. Cheap tests rule kinds out first; each column then takes the exact check of its
     narrowest remaining kind, the next one only if that fails. Also returns distinct values."""
     names = tuple(c for c, t in frame.schema.items() if t == pl.String)
-    values, exprs = _small_stats(names, tokens)
-    stats = frame.with_columns(values).select(exprs).row(0, named=True)
-    rows = stats["\x00rows"]
-    for c in names:  # values that are null tokens (NULL in v, not in the column)
-        stats[f"val\x00{c}"] = rows - stats[f"vnull\x00{c}"]
-        stats[f"tok\x00{c}"] = stats[f"vnull\x00{c}"] - stats[f"null\x00{c}"]
+    stats = _small_stats_row(frame, names, tokens)
     kinds = _small_kinds(frame, stats, names, tokens)
     verdicts = {c: _small_verdict(c, kinds.get(c), stats) for c in names}
     nulls = {c: int(stats[f"null\x00{c}"]) + (int(stats.get(f"tok\x00{c}") or 0) if v.kind != "text" else 0)
@@ -335,16 +354,29 @@ def small_file(frame: pl.DataFrame, tokens: tuple[str, ...]) -> tuple[FileFacts,
     return facts, {c: int(stats[f"uniq\x00{c}"]) for c in names}
 
 
-def _small_kinds(frame: pl.DataFrame, stats: dict, names: tuple[str, ...], tokens: tuple[str, ...]) -> dict[str, str]:
-    """The exact checks, narrowest kind first, one query per round; adds their results to ``stats``."""
+def _small_stats_row(frame: pl.DataFrame, names: tuple[str, ...], tokens: tuple[str, ...]) -> dict:
+    """The first query's results, with each column's values (``val``) and null tokens (``tok``)."""
+    values, exprs = _small_stats(names, tokens)
+    stats = frame.with_columns(values).select(exprs).row(0, named=True)
+    rows = stats["\x00rows"]
+    for c in names:  # values that are null tokens (NULL in v, not in the column)
+        stats[f"val\x00{c}"] = rows - stats[f"vnull\x00{c}"]
+        stats[f"tok\x00{c}"] = stats[f"vnull\x00{c}"] - stats[f"null\x00{c}"]
+    return stats
+
+
+def _small_kinds(frame: pl.DataFrame, stats: dict, names: tuple[str, ...], tokens: tuple[str, ...],
+                 seen: bool = True) -> dict[str, str]:
+    """The exact checks, narrowest kind first, one query per round; adds their results to ``stats``.
+    ``seen``: also ask which tokens a typed column holds."""
     left = {c: ks for c in names if stats[f"val\x00{c}"] and (ks := _maybe(c, stats))}
     # Which tokens a typed column holds: asked only where it may be typed and holds some.
-    seen = [_tokens_seen(pl.col(c), tokens).alias(f"seen\x00{c}") for c in left if stats[f"tok\x00{c}"]]
+    asks = [_tokens_seen(pl.col(c), tokens).alias(f"seen\x00{c}") for c in left if seen and stats[f"tok\x00{c}"]]
     kinds: dict[str, str] = {}
     while left:
         checks = [e for c, ks in left.items() for e in _small_check(ks[0], c, tokens)]
-        stats.update(frame.select(checks + seen).row(0, named=True))
-        seen = []
+        stats.update(frame.select(checks + asks).row(0, named=True))
+        asks = []
         for c, ks in list(left.items()):
             kind = ks.pop(0)
             if stats[f"{kind}\x00{c}"] == 0:
@@ -368,7 +400,7 @@ def to_wire(df: pl.DataFrame, verdicts: dict[str, Verdict], tokens: tuple[str, .
     to UTC; plain dates stay text for ClickHouse to parse."""
     exprs = []
     for c, v in verdicts.items():
-        if v.kind == "text" or c not in df.columns:
+        if v.kind == "text" or c not in df.columns or df.schema[c] != pl.String:  # (whole_frame cast it)
             continue
         value = _value(c, tuple(v.tokens)) if v.tokens else pl.col(c)
         if v.kind == "int":
