@@ -192,14 +192,56 @@ def _candidate_exprs(c: str, kind: str, tokens: tuple[str, ...]) -> list[pl.Expr
     exprs = [_bad(kind, c, tokens, pl.col(f"miss\x00{c}")).alias(f"bad\x00{c}")]
     if tokens:
         # A token that passes the fast test (a route's "-999") is not among the misses.
-        fast_tokens = pl.DataFrame({"t": tokens}, schema={"t": pl.String}).select(
-            _fast(kind, pl.col("t")).fill_null(False))["t"].to_list()
-        both = tuple(t for t, f in zip(tokens, fast_tokens, strict=True) if f)
+        both = _fast_tokens(kind, tokens)
         pool = col.filter(pl.col(f"miss\x00{c}") | col.is_in(both)) if both else rest
         exprs += [pool.is_in(tokens).sum().alias(f"tok\x00{c}"), _tokens_seen(pool, tokens).alias(f"seen\x00{c}")]
     if kind in ("datetime", "datetime_tz"):
         exprs.append(_fine_fraction(c).alias(f"fine\x00{c}"))
     return exprs
+
+
+@lru_cache(maxsize=64)
+def _fast_tokens(kind: str, tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """The null tokens that pass ``kind``'s fast test (a route's "-999" for integers)."""
+    if not tokens:
+        return ()
+    passes = pl.DataFrame({"t": tokens}, schema={"t": pl.String}).select(
+        _fast(kind, pl.col("t")).fill_null(False))["t"].to_list()
+    return tuple(t for t, f in zip(tokens, passes, strict=True) if f)
+
+
+def _quick_pass(q: _Pass, candidates: dict[str, str | None], tokens: tuple[str, ...], casts: bool) -> dict:
+    """:func:`_first_pass` for a frame in memory, where looking at a column again costs no read:
+    first only sums (rows, NULLs, and per typed column the values failing its fast test or equal
+    to a token that passes it), then the first pass's details for the columns that have some."""
+    names = list(candidates)
+    exprs = [pl.len().alias("\x00rows"), *(pl.col(c).null_count().alias(f"null\x00{c}") for c in names)]
+    if names:
+        exprs.append(pl.all_horizontal(pl.col(c).is_null() for c in names).sum().alias("\x00empty"))
+    for c, k in candidates.items():
+        col = pl.col(c)
+        if k is None:  # the sample held no value: does the file hold any?
+            exprs.append(_value(c, tokens).is_not_null().sum().alias(f"bad\x00{c}"))
+        elif k != "text":
+            cast = pl.col(f"cast\x00{c}") if casts and k in _NUMBERS else None
+            exprs.append((col.is_not_null() & ~_fast(k, col, cast)).sum().alias(f"miss\x00{c}"))
+            if both := _fast_tokens(k, tokens):
+                exprs.append(col.is_in(both).sum().alias(f"both\x00{c}"))
+            if k in ("datetime", "datetime_tz"):
+                exprs.append(_fine_fraction(c).alias(f"fine\x00{c}"))
+    stats = q.collect(exprs)
+    dirty: dict[str, str | None] = {}
+    for c, k in candidates.items():
+        if k not in ("text", None):
+            if stats[f"miss\x00{c}"] or stats.get(f"both\x00{c}"):
+                dirty[c] = k
+            else:
+                stats[f"bad\x00{c}"] = 0
+    if dirty:
+        details = _first_pass(q, dirty, tokens, casts)
+        del details["\x00empty"]  # (over these columns only)
+        stats.update(details)
+    return stats
 
 
 def _first_pass(q: _Pass, candidates: dict[str, str | None], tokens: tuple[str, ...], casts: bool = False) -> dict:
@@ -254,7 +296,8 @@ def whole_file(lf: pl.LazyFrame, candidates: dict[str, str | None], tokens: tupl
     """Check every value of the file against each column's candidate; widen where one fails.
     ``casts``: as for :func:`_first_pass`."""
     q = _Pass(lf, streaming)
-    stats = _first_pass(q, candidates, tokens, casts)
+    # (Streamed, each query reads the file again: one pass with every detail.)
+    stats = _first_pass(q, candidates, tokens, casts) if streaming else _quick_pass(q, candidates, tokens, casts)
     verdicts = {c: Verdict("text", "the sample holds text") for c in candidates}
     widen: dict[str, int] = {}
     for c, k in candidates.items():
