@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 
 import polars as pl
 
@@ -46,6 +48,7 @@ class CsvReader(Reader):
         self.quote = '"'
         self.names: list[str] = []
         self._blank: pl.Series | None = None  # record numbers that are blank lines (skipped)
+        self._parsing: Future[pl.DataFrame] | None = None  # the whole file's text parse, under way
 
     @property
     def header_lines(self) -> int:
@@ -104,22 +107,30 @@ class CsvReader(Reader):
             small = self._plan_small(head)
             if small is not None:
                 return small
+        # The whole file's text parse needs only the dialect: started now, it runs beside the
+        # sample's inference (which is mostly one thread), not after it.
+        self._parsing = self._parse_early()
         try:
-            sample = self._sample(io.BytesIO(text.encode()))
-        except pl.exceptions.NoDataError:
-            sample = pl.DataFrame(schema=self._text)
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            if complete:
+            try:
+                sample = self._sample(io.BytesIO(text.encode()))
+            except pl.exceptions.NoDataError:
+                sample = pl.DataFrame(schema=self._text)
+            except (pl.exceptions.PolarsError, OSError) as exc:
+                if complete:
+                    raise self.diagnose() or self._input_error(exc) from None
+                try:  # the 1 MiB cut may have split a quoted field: sample the file itself
+                    sample = self._sample(self.src.proc_path)
+                except (pl.exceptions.PolarsError, OSError, EOFError) as exc2:
+                    raise self.diagnose() or self._input_error(exc2) from None
+            candidates = sample_kinds(sample, self.null_values)
+            try:
+                plan = self._full_pass(candidates)
+            except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
                 raise self.diagnose() or self._input_error(exc) from None
-            try:  # the 1 MiB cut may have split a quoted field: sample the file itself
-                sample = self._sample(self.src.proc_path)
-            except (pl.exceptions.PolarsError, OSError, EOFError) as exc2:
-                raise self.diagnose() or self._input_error(exc2) from None
-        candidates = sample_kinds(sample, self.null_values)
-        try:
-            plan = self._full_pass(candidates)
-        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise self.diagnose() or self._input_error(exc) from None
+        finally:
+            if self._parsing is not None:  # never leave a parse reading the descriptor
+                self._parsing.exception()
+                self._parsing = None
         if sample.height >= 100:
             self._distinct = {c: sample[c].n_unique() / sample.height
                               for c, v in self.verdicts.items() if v.kind == "text"}
@@ -148,9 +159,29 @@ class CsvReader(Reader):
     def _sample(self, source: io.BytesIO | str) -> pl.DataFrame:
         return pl.read_csv(source, n_rows=self.INFER_ROWS, schema=self._text, **self._read_args())
 
+    def _parse_early(self) -> Future[pl.DataFrame] | None:
+        """The in-memory text parse of the whole file, in a thread of its own (polars releases the
+        GIL); None for a file streamed in batches."""
+        if not self._in_memory():
+            return None
+        parsing: Future[pl.DataFrame] = Future()
+        path, args = self.src.proc_path, self._read_args()
+
+        def parse() -> None:
+            try:
+                parsing.set_result(pl.read_csv(path, schema=self._text, **args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the planning thread as is
+                parsing.set_exception(exc)
+
+        threading.Thread(target=parse, name="chute-parse", daemon=True).start()
+        return parsing
+
     def _full_pass(self, candidates: dict[str, str | None]) -> Plan:
         if self._in_memory():
-            frame = pl.read_csv(self.src.proc_path, schema=self._text, **self._read_args())
+            if self._parsing is not None:
+                frame = self._parsing.result()
+            else:
+                frame = pl.read_csv(self.src.proc_path, schema=self._text, **self._read_args())
             self._check_frame(frame)
             facts, typed = whole_frame(frame, candidates, self.null_values)
             return self._adopt_frame(frame, facts, typed)
