@@ -44,7 +44,9 @@ _DATE = rf"(?-u)^{_YMD}$"
 _DATETIME = rf"(?-u)^{_YMD}{_HMS}$"
 _DATETIME_TZ = rf"(?-u)^{_YMD}{_HMS}(Z|[+-](0[0-9]|1[0-4]):?[0-5][0-9])$"
 _BOOLS = ("true", "false", "True", "False", "TRUE", "FALSE")
-_NUMBERS = ("int", "float")
+# The kinds whose fast test is a cast: whole_frame makes it once and keeps it as the batches'
+# column. (A float's fast test is a pattern: its cast stays with to_wire, beside the inserts.)
+_CAST_FIRST = ("int",)
 FLOAT_DIGITS = 15  # a decimal with at most 15 significant digits survives a trip through a double
 
 _WHY = {"int": "every value is an integer", "float": "every value is a decimal number (<= 15 digits)",
@@ -223,7 +225,7 @@ def _quick_pass(q: _Pass, candidates: dict[str, str | None], tokens: tuple[str, 
         if k is None:  # the sample held no value: does the file hold any?
             exprs.append(_value(c, tokens).is_not_null().sum().alias(f"bad\x00{c}"))
         elif k != "text":
-            cast = pl.col(f"cast\x00{c}") if casts and k in _NUMBERS else None
+            cast = pl.col(f"cast\x00{c}") if casts and k in _CAST_FIRST else None
             exprs.append((col.is_not_null() & ~_fast(k, col, cast)).sum().alias(f"miss\x00{c}"))
             if both := _fast_tokens(k, tokens):
                 exprs.append(col.is_in(both).sum().alias(f"both\x00{c}"))
@@ -246,9 +248,9 @@ def _quick_pass(q: _Pass, candidates: dict[str, str | None], tokens: tuple[str, 
 
 def _first_pass(q: _Pass, candidates: dict[str, str | None], tokens: tuple[str, ...], casts: bool = False) -> dict:
     """Rows, all-NULL rows, NULLs per column, and every typed column against its candidate.
-    ``casts``: the frame holds each number candidate cast already (``cast\x00<name>``)."""
+    ``casts``: the frame holds each integer candidate cast already (``cast\x00<name>``)."""
     names = list(candidates)
-    misses = [(pl.col(c).is_not_null() & ~_fast(k, pl.col(c), pl.col(f"cast\x00{c}") if casts and k in _NUMBERS
+    misses = [(pl.col(c).is_not_null() & ~_fast(k, pl.col(c), pl.col(f"cast\x00{c}") if casts and k in _CAST_FIRST
                                                 else None)).alias(f"miss\x00{c}")
               for c, k in candidates.items() if k not in ("text", None)]
     exprs = [pl.len().alias("\x00rows"), *(pl.col(c).null_count().alias(f"null\x00{c}") for c in names)]
@@ -323,10 +325,10 @@ def whole_file(lf: pl.LazyFrame, candidates: dict[str, str | None], tokens: tupl
 
 def whole_frame(frame: pl.DataFrame, candidates: dict[str, str | None],
                 tokens: tuple[str, ...]) -> tuple[FileFacts, pl.DataFrame]:
-    """:func:`whole_file` over a text frame in memory, and the frame with its number columns as
-    their wire type: the check casts every number candidate once (its fast test for integers, a
-    batch's type for both), so the batches reuse those casts instead of casting again."""
-    nums = {c: k for c, k in candidates.items() if k in _NUMBERS}
+    """:func:`whole_file` over a text frame in memory, and the frame with its integer columns as
+    their wire type: the check casts every integer candidate once (its fast test), and the batches
+    reuse that cast instead of casting again."""
+    nums = {c: k for c, k in candidates.items() if k in _CAST_FIRST}
     work = frame.with_columns(_cast(k, pl.col(c)).alias(f"cast\x00{c}") for c, k in nums.items())
     facts = whole_file(work.lazy(), candidates, tokens, streaming=False, casts=True)
     typed = []
