@@ -199,15 +199,15 @@ class CsvReader(Reader):
         """A file parsed whole (text): its verdicts, and the frame its batches come from (``typed``:
         the same with some columns cast already, see whole_frame)."""
         facts = self._skip_blank_lines(facts)
-        batches = frame if typed is None else typed
         if self._blank is not None:
             keep = ~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(self._blank.implode())
-            frame, batches = frame.filter(keep), (batches.filter(keep) if typed is not None else None)
+            frame = frame.filter(keep)
+            typed = typed.filter(keep) if typed is not None else None
         self._set_verdicts(facts.verdicts)
         # Empty fields (not null tokens) in the last column: the only sign of a short row.
         self._short_suspects = frame[self.names[-1]].is_null().arg_true() if self.names else None
         # Text (but for whole_frame's casts): typed batch by batch, beside the inserts (_raw_batches).
-        self._frame = frame if batches is None else batches
+        self._frame = frame if typed is None else typed
         return self._finish_plan(facts.rows, facts.nulls)
 
     def _scan(self) -> pl.LazyFrame:
