@@ -292,3 +292,23 @@ def test_a_later_value_that_is_no_offset_date_time_makes_text_not_a_quarantine(t
     body = b"t\n" + b"2000-01-01T00:00:00+00:00\n" * Reader.INFER_ROWS + b"0\n"  # after the sample
     _, plan, rows = _plan(tmp_path, "tz.csv", body)
     assert plan.schema["t"] == pl.String and rows[-1]["t"] == "0" and len(rows) == Reader.INFER_ROWS + 1
+
+
+@pytest.mark.parametrize("where", ["in the sample", "after the sample"])
+def test_a_parse_started_early_ends_with_the_plan_and_its_error_is_the_same(tmp_path: Path, where: str) -> None:
+    """The whole file's text parse starts beside the sample's inference (its own thread): when the
+    sample or the parse fails, the plan still says what is wrong with the line, as before, and no
+    parse is left reading the file after the plan returns."""
+    import threading
+
+    from chute.core.errors import InputError
+
+    good = b"".join(b"%d,%d,x\n" % (i, i) for i in range(120_000))  # > 1 MiB: the general path
+    bad = b"1,2,3,4\n"
+    body = b"a,b,c\n" + (bad + good if where == "in the sample" else good + bad)
+    path = tmp_path / "r.csv"
+    path.write_bytes(body)
+    with open_source(path, None) as src, pytest.raises(InputError, match="ragged row at line") as err:
+        reader_for(src, "csv").plan()
+    assert err.value.line == (2 if where == "in the sample" else 120_002)
+    assert not [t for t in threading.enumerate() if t.name == "chute-parse"]

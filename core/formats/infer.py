@@ -11,11 +11,13 @@ Null tokens (a route's ``null_values``) are NULL only in columns that are otherw
 text column keeps a literal ``NA`` (think North America).
 
 Cost: the sample (first rows) picks one candidate type per column; the whole file is then
-checked against that candidate in ONE pass: a single cheap regular expression per value (the
-common shapes: an integer of at most 18 digits, a short plain decimal, a calendar date), and the
-exact checks (overflow, significant digits, exponents, null tokens) only on the few values that
-fail it. Only when a later value disagrees is the column checked against the wider kinds
-(widening, never quarantine).
+checked against that candidate in ONE pass: one cheap test per value (an integer: its cast, which
+the batches reuse, and comparisons of its first bytes; otherwise one regular expression for the
+common shapes: a short plain decimal, a calendar date), and the exact checks (overflow,
+significant digits, exponents, null tokens) only on the few values that fail it. In memory that
+pass is sums only, and the per-value details are asked only of the columns that have misses.
+Only when a later value disagrees is the column checked against the wider kinds (widening, never
+quarantine).
 """
 
 from __future__ import annotations
