@@ -97,17 +97,20 @@ def open_source(path: Path, compression: str | None, max_bytes: int = 0) -> Sour
 
 def hash_fd(fd: int, size: int) -> tuple[str, bool]:
     """(sha256 of the first ``size`` bytes, whether they hold a NUL byte). hashlib releases the
-    GIL on big chunks, and the NUL search is a memchr over bytes we read anyway."""
+    GIL on big chunks, and the NUL search is a memchr over bytes we read anyway. One buffer for
+    every chunk: a fresh 4 MiB object per read page-faults its memory in again each time."""
     h = hashlib.sha256()
+    buf = bytearray(min(_CHUNK, max(size, 1)))
+    view = memoryview(buf)
     offset = 0
     nul = False
     while offset < size:
-        chunk = os.pread(fd, min(_CHUNK, size - offset), offset)
-        if not chunk:
+        n = os.preadv(fd, [view[: min(len(buf), size - offset)]], offset)
+        if not n:
             break
-        h.update(chunk)
-        nul = nul or b"\x00" in chunk
-        offset += len(chunk)
+        h.update(view[:n])
+        nul = nul or buf.find(b"\x00", 0, n) >= 0
+        offset += n
     if offset != size:
         raise FileChanged("file shrank while it was hashed")
     return h.hexdigest(), nul

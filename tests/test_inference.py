@@ -18,7 +18,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chute.core.formats.infer import DEFAULT_NULL_VALUES, KINDS, sample_kinds, small_file, whole_file
+from chute.core.formats.infer import (
+    DEFAULT_NULL_VALUES,
+    KINDS,
+    _exact,
+    _fast,
+    sample_kinds,
+    small_file,
+    to_wire,
+    whole_file,
+    whole_frame,
+)
 from chute.core.reader import Reader, open_source, reader_for
 
 BOOLS = ("true", "false", "True", "False", "TRUE", "FALSE")
@@ -163,6 +173,40 @@ def test_small_file_path_decides_like_sample_then_whole_file(a, b) -> None:
     assert uniques == {c: frame[c].n_unique() for c in frame.columns}
 
 
+_NUMBERISH = st.text(alphabet="+-0123456789 ._eEinfa\t\u0663\uff11", max_size=22)
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(st.lists(st.one_of(_NUMBERISH, st.integers(-(2**64), 2**64).map(str), _any), min_size=1, max_size=40))
+def test_every_fast_test_implies_the_exact_checks(values: list[str | None]) -> None:
+    """A value the cheap test passes skips the exact checks, so the cheap test must never pass a
+    value they refuse. The integer one trusts polars' cast to accept only [+-]?[0-9]+ in range: a
+    polars that casts more (spaces, other digits, underscores) fails here, not in a user's table."""
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.String})
+    for kind in KINDS:
+        wrong = frame.filter(_fast(kind, pl.col("v")).fill_null(False) & ~_exact(kind, pl.col("v")).fill_null(False))
+        assert wrong.is_empty(), (kind, wrong["v"].to_list())
+    for v in frame.filter(_fast("int", pl.col("v")).fill_null(False))["v"]:
+        assert lossless("int", v), v
+
+
+@settings(max_examples=500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(columns(), columns())
+def test_a_frame_in_memory_decides_and_types_like_whole_file_then_to_wire(a, b) -> None:
+    """whole_frame (the in-memory CSV path) reuses its casts as the batches' number columns: the
+    same facts as whole_file, and the same typed values as to_wire makes from the text."""
+    (xs, n, tokens), (ys, _, _) = a, b
+    rows = max(len(xs), len(ys))
+    frame = pl.DataFrame({"a": xs + [None] * (rows - len(xs)), "b": ys + [None] * (rows - len(ys))},
+                         schema={"a": pl.String, "b": pl.String})
+    candidates = sample_kinds(frame.head(n), tokens)
+    want = whole_file(frame.lazy(), candidates, tokens, streaming=False)
+    got, typed = whole_frame(frame, candidates, tokens)
+    assert got == want, (xs, ys, tokens)
+    assert typed.columns == frame.columns and typed.height == frame.height
+    assert to_wire(typed, got.verdicts, tokens).equals(to_wire(frame, want.verdicts, tokens)), (xs, ys, tokens)
+
+
 VALID = {"int": "12", "float": "1.25", "bool": "true", "date": "2026-01-02", "datetime": "2026-01-02T03:04:05",
          "datetime_tz": "2026-01-02T03:04:05+01:00"}
 
@@ -248,3 +292,23 @@ def test_a_later_value_that_is_no_offset_date_time_makes_text_not_a_quarantine(t
     body = b"t\n" + b"2000-01-01T00:00:00+00:00\n" * Reader.INFER_ROWS + b"0\n"  # after the sample
     _, plan, rows = _plan(tmp_path, "tz.csv", body)
     assert plan.schema["t"] == pl.String and rows[-1]["t"] == "0" and len(rows) == Reader.INFER_ROWS + 1
+
+
+@pytest.mark.parametrize("where", ["in the sample", "after the sample"])
+def test_a_parse_started_early_ends_with_the_plan_and_its_error_is_the_same(tmp_path: Path, where: str) -> None:
+    """The whole file's text parse starts beside the sample's inference (its own thread): when the
+    sample or the parse fails, the plan still says what is wrong with the line, as before, and no
+    parse is left reading the file after the plan returns."""
+    import threading
+
+    from chute.core.errors import InputError
+
+    good = b"".join(b"%d,%d,x\n" % (i, i) for i in range(120_000))  # > 1 MiB: the general path
+    bad = b"1,2,3,4\n"
+    body = b"a,b,c\n" + (bad + good if where == "in the sample" else good + bad)
+    path = tmp_path / "r.csv"
+    path.write_bytes(body)
+    with open_source(path, None) as src, pytest.raises(InputError, match="ragged row at line") as err:
+        reader_for(src, "csv").plan()
+    assert err.value.line == (2 if where == "in the sample" else 120_002)
+    assert not [t for t in threading.enumerate() if t.name == "chute-parse"]

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 
 import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.formats import register
-from chute.core.formats.infer import DEFAULT_NULL_VALUES, FileFacts, sample_kinds, small_file, to_wire, whole_file
+from chute.core.formats.infer import (
+    DEFAULT_NULL_VALUES,
+    FileFacts,
+    sample_kinds,
+    small_file,
+    to_wire,
+    whole_file,
+    whole_frame,
+)
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 _DELIMITERS = ",\t;|"
@@ -38,6 +48,7 @@ class CsvReader(Reader):
         self.quote = '"'
         self.names: list[str] = []
         self._blank: pl.Series | None = None  # record numbers that are blank lines (skipped)
+        self._parsing: Future[pl.DataFrame] | None = None  # the whole file's text parse, under way
 
     @property
     def header_lines(self) -> int:
@@ -96,22 +107,30 @@ class CsvReader(Reader):
             small = self._plan_small(head)
             if small is not None:
                 return small
+        # The whole file's text parse needs only the dialect: started now, it runs beside the
+        # sample's inference (which is mostly one thread), not after it.
+        self._parsing = self._parse_early()
         try:
-            sample = self._sample(io.BytesIO(text.encode()))
-        except pl.exceptions.NoDataError:
-            sample = pl.DataFrame(schema=self._text)
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            if complete:
+            try:
+                sample = self._sample(io.BytesIO(text.encode()))
+            except pl.exceptions.NoDataError:
+                sample = pl.DataFrame(schema=self._text)
+            except (pl.exceptions.PolarsError, OSError) as exc:
+                if complete:
+                    raise self.diagnose() or self._input_error(exc) from None
+                try:  # the 1 MiB cut may have split a quoted field: sample the file itself
+                    sample = self._sample(self.src.proc_path)
+                except (pl.exceptions.PolarsError, OSError, EOFError) as exc2:
+                    raise self.diagnose() or self._input_error(exc2) from None
+            candidates = sample_kinds(sample, self.null_values)
+            try:
+                plan = self._full_pass(candidates)
+            except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
                 raise self.diagnose() or self._input_error(exc) from None
-            try:  # the 1 MiB cut may have split a quoted field: sample the file itself
-                sample = self._sample(self.src.proc_path)
-            except (pl.exceptions.PolarsError, OSError, EOFError) as exc2:
-                raise self.diagnose() or self._input_error(exc2) from None
-        candidates = sample_kinds(sample, self.null_values)
-        try:
-            plan = self._full_pass(candidates)
-        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
-            raise self.diagnose() or self._input_error(exc) from None
+        finally:
+            if self._parsing is not None:  # never leave a parse reading the descriptor
+                self._parsing.exception()
+                self._parsing = None
         if sample.height >= 100:
             self._distinct = {c: sample[c].n_unique() / sample.height
                               for c, v in self.verdicts.items() if v.kind == "text"}
@@ -140,11 +159,32 @@ class CsvReader(Reader):
     def _sample(self, source: io.BytesIO | str) -> pl.DataFrame:
         return pl.read_csv(source, n_rows=self.INFER_ROWS, schema=self._text, **self._read_args())
 
+    def _parse_early(self) -> Future[pl.DataFrame] | None:
+        """The in-memory text parse of the whole file, in a thread of its own (polars releases the
+        GIL); None for a file streamed in batches."""
+        if not self._in_memory():
+            return None
+        parsing: Future[pl.DataFrame] = Future()
+        path, args = self.src.proc_path, self._read_args()
+
+        def parse() -> None:
+            try:
+                parsing.set_result(pl.read_csv(path, schema=self._text, **args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the planning thread as is
+                parsing.set_exception(exc)
+
+        threading.Thread(target=parse, name="chute-parse", daemon=True).start()
+        return parsing
+
     def _full_pass(self, candidates: dict[str, str | None]) -> Plan:
         if self._in_memory():
-            frame = pl.read_csv(self.src.proc_path, schema=self._text, **self._read_args())
+            if self._parsing is not None:
+                frame = self._parsing.result()
+            else:
+                frame = pl.read_csv(self.src.proc_path, schema=self._text, **self._read_args())
             self._check_frame(frame)
-            return self._adopt_frame(frame, whole_file(frame.lazy(), candidates, self.null_values, streaming=False))
+            facts, typed = whole_frame(frame, candidates, self.null_values)
+            return self._adopt_frame(frame, facts, typed)
         # (NUL bytes in plain files are found while hashing.)
         if self.src.compression:
             nul = self._scan().select(pl.any_horizontal(pl.col(c).str.contains("\x00", literal=True).any()
@@ -155,15 +195,19 @@ class CsvReader(Reader):
         self._set_verdicts(facts.verdicts)
         return self._finish_plan(facts.rows, facts.nulls)
 
-    def _adopt_frame(self, frame: pl.DataFrame, facts: FileFacts) -> Plan:
-        """A file parsed whole (text): its verdicts, and the frame its batches come from."""
+    def _adopt_frame(self, frame: pl.DataFrame, facts: FileFacts, typed: pl.DataFrame | None = None) -> Plan:
+        """A file parsed whole (text): its verdicts, and the frame its batches come from (``typed``:
+        the same with some columns cast already, see whole_frame)."""
         facts = self._skip_blank_lines(facts)
         if self._blank is not None:
-            frame = frame.filter(~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(self._blank.implode()))
+            keep = ~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(self._blank.implode())
+            frame = frame.filter(keep)
+            typed = typed.filter(keep) if typed is not None else None
         self._set_verdicts(facts.verdicts)
         # Empty fields (not null tokens) in the last column: the only sign of a short row.
         self._short_suspects = frame[self.names[-1]].is_null().arg_true() if self.names else None
-        self._frame = frame  # text: typed batch by batch, beside the inserts (_raw_batches)
+        # Text (but for whole_frame's casts): typed batch by batch, beside the inserts (_raw_batches).
+        self._frame = frame if typed is None else typed
         return self._finish_plan(facts.rows, facts.nulls)
 
     def _scan(self) -> pl.LazyFrame:
