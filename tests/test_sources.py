@@ -82,6 +82,9 @@ def test_several_folders_in_one_engine(tmp_path: Path, chdb_path: Path, engine_f
     (logs / "bad.csv").write_bytes(b"")
     wait_for(lambda: state_of(engine, "orders.csv") == "loaded" and state_of(engine, "@logs/app-1.csv") == "loaded"
              and _final(engine, "@logs/bad.csv"), what="both folders")
+    # The archive move follows the `loaded` transition (after_load): wait for it, do not race it.
+    wait_for(lambda: (engine.ledger.current("@logs/app-1.csv").moved_to or "").startswith("@logs/_archive")
+             and (base.data_dir / "_archive" / "orders.csv").exists(), what="both archived")
     assert engine.snapshot().data_dir == f"{base.data_dir} +@logs"  # the console's header names both
     row = engine.ledger.current("@logs/app-1.csv")
     assert row.table_name == "applogs" and row.moved_to == "@logs/_archive/app-1.csv"
