@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from chute.core.errors import ChuteError
 from chute.core.fit import Fitter
+from chute.core.formats import delimited
 from chute.core.formats.infer import Verdict
 from chute.core.formats.limits import check_limits
 from chute.core.ledger import FileRow, GroupMember, same_identity
@@ -193,14 +194,18 @@ def _drop(r: _Read) -> FileRow:
 
 
 def _chunks(run: list[_Read], max_rows: int) -> list[list[_Read]]:
+    """Runs of at most ``max_rows`` rows, and small enough for the exact short-row check that each
+    small file gets on its own (core/formats/delimited.py skips it above SHORT_ROW_CHECK_BYTES)."""
     out: list[list[_Read]] = []
-    rows = max_rows + 1
+    max_bytes = delimited.SHORT_ROW_CHECK_BYTES
+    rows, size = max_rows + 1, 0
     for r in run:
-        if rows + r.lines > max_rows:
+        if rows + r.lines > max_rows or size + len(r.body) > max_bytes:
             out.append([])
-            rows = 0
+            rows, size = 0, len(r.head)
         out[-1].append(r)
         rows += r.lines
+        size += len(r.body)
     return out
 
 
@@ -244,6 +249,9 @@ def _parse(reader: Reader, lines: int) -> pl.DataFrame | None:
         return None  # quoted newlines, blank lines, no header: the lines are not the records
     if reader.pending_check is not None and reader.pending_check() is not None:
         return None  # a short row: the per-file path names its line
+    names = getattr(reader, "names", [])
+    if reader.pending_check is None and names and plan.null_counts.get(names[-1]):
+        return None  # the buffer is too big for the exact short-row check each small file gets alone
     frame = None
     for _, df in reader.batches(lines):
         frame = df
