@@ -369,7 +369,14 @@ class Watcher:
                 # would hide a newer file at this path from every later scan.)
                 self._known[s.rel] = s.ident
         if settle:
-            self.ledger.transition_many([(fid, {}) for fid in settle], State.SETTLING, actor="watcher")
+            # Only from where they were: a queued version the dispatcher claimed meanwhile is the
+            # loader's now (it re-stats the open file), never `settling` under it.
+            moved = self.ledger.transition_many([(fid, {}) for fid in settle], State.SETTLING, actor="watcher",
+                                                expect=[State.SEEN, State.QUEUED])
+            if len(moved) < len(settle):
+                taken = set(settle) - set(moved)
+                for rel in [rel for rel, p in self._settling.items() if p.file_id in taken]:
+                    del self._settling[rel]
 
     def _remember(self, rel: str) -> None:
         """The ledger's identity of ``rel`` when its current version is settled and not loading (a read, no
