@@ -272,6 +272,9 @@ def _fits(reader: Reader, frame: pl.DataFrame, table: list[Column], sizes: np.nd
     verdicts = {n: _same_for_every_file(have[n], reader.verdicts.get(n)) for n in names}
     if not all(verdicts.values()):
         return False
+    floats = [pl.col(n) for n, v in verdicts.items() if v == "float"]
+    if floats and frame.select(pl.any_horizontal(((c == 0) & (1.0 / c < 0)).any() for c in floats)).item():
+        return False  # "-0": -0.0 here, but 0 in a file of integers (its own verdict int)
     texts = [n for n, v in verdicts.items() if v == "text"]
     return not texts or not _typable_somewhere(frame, texts, sizes, reader.null_values)
 

@@ -129,3 +129,23 @@ def test_a_short_row_in_a_big_combined_buffer_is_still_caught(engine_factory, tm
     finally:
         del CASES["short_last_column"]
     assert combined_files >= 6, combined_files  # smaller buffers, still parsed together
+
+
+def test_minus_zero_in_a_member_of_integers_keeps_its_own_sign(engine_factory, tmp_path: Path, chdb_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member whose `amount` values are all integers is typed int on its own, so "-0" becomes 0;
+    parsed with members holding decimals the column is float and "-0" would become -0.0. Python's
+    -0.0 == 0.0 hides it from the row comparison: the text of every value is compared here."""
+    CASES["minus_zero_amount"] = {"part_0050.csv": text(H, _rows(lambda j, r: _col(r, 2, "-0" if j % 2 else str(j))))}
+    real = tc.query
+
+    def as_text(engine, sql: str):
+        if "EXCEPT (_ingested_at)" in sql:
+            sql = sql.replace("SELECT * EXCEPT (_ingested_at)", "SELECT _source_path, _source_row, toString(amount)")
+        return real(engine, sql)
+
+    monkeypatch.setattr(tc, "query", as_text)
+    try:
+        _compare(engine_factory, tmp_path, chdb_path, monkeypatch, "minus_zero_amount")
+    finally:
+        del CASES["minus_zero_amount"]
