@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import tests.test_combined as tc
+from chute.core.states import State
 from tests.test_combined import HEADER, lines, text
 
 H = HEADER
@@ -149,3 +150,29 @@ def test_minus_zero_in_a_member_of_integers_keeps_its_own_sign(engine_factory, t
         _compare(engine_factory, tmp_path, chdb_path, monkeypatch, "minus_zero_amount")
     finally:
         del CASES["minus_zero_amount"]
+
+
+def test_a_member_appended_to_while_its_group_loads_ends_with_every_row_once(
+        engine_factory, tmp_path: Path, chdb_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two files of a combined group get a record appended after the group's insert and before
+    its re-check (and one of them is renamed): the rows end exactly once, nothing stays loading."""
+    from tests.conftest import state_of, wait_for
+    from tests.test_groups import ROWS, ledger
+    from tests.test_groups_hostile import _agree, _paused_group
+
+    cfg, engine, gate = _paused_group(monkeypatch, tmp_path, chdb_path, engine_factory, "group_done", 12)
+    for name in ("part_0005.csv", "part_0009.csv"):
+        with (cfg.data_dir / name).open("a") as f:
+            f.write("999999,late,1.5\n" if name.endswith("5.csv") else "999998,late,2.5\n")
+    (cfg.data_dir / "part_0009.csv").rename(cfg.data_dir / "part_0109.csv")
+    gate.touch()
+    wait_for(lambda: engine.idle() and state_of(engine, "part_0005.csv") == State.LOADED
+             and state_of(engine, "part_0109.csv") == State.LOADED, timeout=120, what="the appended files loaded")
+    assert ledger(cfg.state_dir, "SELECT count(*) FROM files WHERE state IN ('loading', 'queued')") == [(0,)]
+    assert _agree(engine, cfg) == []
+    got = tc.query(engine, f"SELECT _source_path, count(), uniqExact(_source_row) FROM `{cfg.database}`.part"
+                           " GROUP BY 1 ORDER BY 1")
+    want = {f"part_{i:04d}.csv": ROWS for i in range(12) if i != 9}
+    want.update({"part_0005.csv": ROWS + 1, "part_0109.csv": ROWS + 1})
+    assert {p: n for p, n, _ in got} == want, got
+    assert all(n == u for _, n, u in got)
