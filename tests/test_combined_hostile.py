@@ -176,3 +176,22 @@ def test_a_member_appended_to_while_its_group_loads_ends_with_every_row_once(
     want.update({"part_0005.csv": ROWS + 1, "part_0109.csv": ROWS + 1})
     assert {p: n for p, n, _ in got} == want, got
     assert all(n == u for _, n, u in got)
+
+
+@pytest.mark.parametrize("member_day", ["2026-01-02", "2026-01-02T03:04:05.123456789", "2026-01-02 03:04:05"])
+def test_dates_of_one_member_into_a_datetime_column(engine_factory, tmp_path: Path, chdb_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch, member_day: str) -> None:
+    """The table's `day` is a date-time (its first file had times); one member holds only dates (or
+    finer fractions, or a space): its own verdict differs from the combined one."""
+    real = tc.lines
+
+    def timed(i: int, n: int = 20) -> list[str]:
+        return [_col(r, 3, f"2026-01-{j % 28 + 1:02d}T10:00:00") for j, r in enumerate(real(i, n))]
+
+    monkeypatch.setattr(tc, "lines", timed)
+    monkeypatch.setattr(__import__(__name__, fromlist=["lines"]), "lines", timed)
+    CASES["member_day"] = {"part_0050.csv": text(H, [_col(r, 3, member_day) for r in timed(90)])}
+    try:
+        _compare(engine_factory, tmp_path, chdb_path, monkeypatch, "member_day")
+    finally:
+        del CASES["member_day"]
