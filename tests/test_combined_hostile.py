@@ -195,3 +195,31 @@ def test_dates_of_one_member_into_a_datetime_column(engine_factory, tmp_path: Pa
         _compare(engine_factory, tmp_path, chdb_path, monkeypatch, "member_day")
     finally:
         del CASES["member_day"]
+
+
+def test_a_failing_ledger_query_of_the_shortcut_strands_no_file_in_loading(
+        engine_factory, tmp_path: Path, chdb_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`combinable` asks the ledger (fresh_versions) after the group is claimed: an error there (a
+    locked or failing ledger, once) must not leave the claimed files `loading` in a running daemon."""
+    import sqlite3
+
+    from chute.core.ledger import Ledger
+    from tests.conftest import make_config, state_of, wait_for
+
+    real, failed = Ledger.fresh_versions, []
+
+    def once_broken(self, file_ids):
+        if not failed:
+            failed.append(len(file_ids))
+            raise sqlite3.OperationalError("database is locked")
+        return real(self, file_ids)
+
+    monkeypatch.setattr(Ledger, "fresh_versions", once_broken)
+    cfg = make_config(tmp_path, chdb_path, workers=1, settle_seconds=0)
+    for i in range(tc.FILES):
+        (cfg.data_dir / f"part_{i:04d}.csv").write_bytes(text(H, lines(i)))
+    engine = engine_factory(cfg)
+    wait_for(lambda: failed, timeout=120, what="the planted failure")
+    wait_for(lambda: all(state_of(engine, f"part_{i:04d}.csv") == State.LOADED for i in range(tc.FILES)),
+             timeout=120, what="every file loaded")
+    assert tc.query(engine, f"SELECT count() FROM `{cfg.database}`.part") == [(tc.FILES * 20,)]
