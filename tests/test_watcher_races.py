@@ -49,3 +49,39 @@ def test_a_version_claimed_between_observe_and_settling_stays_loading(tmp_path: 
         assert ledger.get(row.id).state == State.LOADING
     finally:
         ledger.close()
+
+
+def test_files_moved_in_at_once_are_recorded_in_a_few_transactions(tmp_path: Path) -> None:
+    """A daemon sees many files land through events (moved in, closed, modified: several per file),
+    not a scan: the round that handles them records them together, each once."""
+    from chute.core.watcher import Hint
+
+    data, state = tmp_path / "data", tmp_path / "state"
+    data.mkdir()
+    state.mkdir()
+    cfg = dataclasses.replace(Config(), data_dir=data, state_dir=state, settle_seconds=0, rescan_seconds=60)
+    ledger = Ledger(state)
+    try:
+        watcher = Watcher(cfg, ledger, on_queued=threading.Event().set)
+        watcher.scan()  # (empty)
+        hints = []
+        for i in range(100):
+            p = data / f"f{i:03d}.csv"
+            p.write_text(f"id\n{i}\n")
+            hints += [(str(p), Hint.CREATED), (str(p), Hint.MODIFIED), (str(p), Hint.CLOSED)]
+        real, count = ledger._tx, [0]
+
+        def counted():
+            count[0] += 1
+            return real()
+
+        ledger._tx = counted  # type: ignore[method-assign]
+        watcher._handle(hints)
+        assert count[0] <= 2, count[0]  # was two per file
+        watcher._settle()
+        rows = ledger.list_files()
+        assert sorted(r.path for r in rows) == [f"f{i:03d}.csv" for i in range(100)]
+        assert {str(r.state) for r in rows} == {str(State.QUEUED)}
+        assert len(ledger.events()) == 300  # seen, settling, queued: once each
+    finally:
+        ledger.close()
