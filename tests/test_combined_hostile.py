@@ -258,3 +258,30 @@ def test_combined_groups_over_flaky_http_land_exactly_once(tmp_path: Path, monke
             assert dup_pairs(engine, "part") == 0
         finally:
             engine.stop()
+
+
+def test_purge_and_retry_by_id_of_a_member_while_its_group_loads(engine_factory, tmp_path: Path, chdb_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator purges (then retries) a member by --id while its combined group is between its
+    insert and its ack: refused with a clear message (no traceback), and once the group is done the
+    purge removes exactly that member's rows."""
+    from tests.conftest import run_chute, state_of, wait_for
+    from tests.test_groups import ROWS
+    from tests.test_groups_hostile import _agree, _paused_group
+
+    cfg, engine, gate = _paused_group(monkeypatch, tmp_path, chdb_path, engine_factory, "group_inserted", 8)
+    victim = engine.ledger.current("part_0004.csv")
+    assert victim is not None and victim.state == State.LOADING
+    common = ["--state-dir", str(cfg.state_dir), "--clickhouse", cfg.clickhouse_url, "--database", cfg.database]
+    for action in ("purge", "retry"):
+        out = run_chute(action, "--id", str(victim.id), *common)
+        assert "Traceback" not in out.stderr, out.stderr
+        assert out.returncode != 0 and "loading" in (out.stdout + out.stderr), (out.returncode, out.stdout, out.stderr)
+    gate.touch()
+    wait_for(lambda: engine.idle() and state_of(engine, "part_0004.csv") == State.LOADED, timeout=120, what="loaded")
+    done = run_chute("purge", "--id", str(victim.id), *common)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: state_of(engine, "part_0004.csv") == State.PURGED, timeout=120, what="purged")
+    got = dict(tc.query(engine, f"SELECT _source_path, count() FROM `{cfg.database}`.part GROUP BY 1"))
+    assert got == {f"part_{i:04d}.csv": ROWS for i in range(8) if i != 4}
+    assert _agree(engine, cfg) == []
