@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from chute.core.errors import ChuteError
 from chute.core.fit import Fitter
+from chute.core.formats import delimited
 from chute.core.formats.infer import Verdict
 from chute.core.formats.limits import check_limits
 from chute.core.ledger import FileRow, GroupMember, same_identity
@@ -94,7 +95,11 @@ def combinable(loader: Loader, rows: list[FileRow]) -> list[FileRow]:
     maybe = [r for r in rows if r.fmt in ("csv", "tsv") and r.compression is None and r.base_id is None
              and not r.rows_loaded and (r.approved or not cfg.require_approval) and _plain(options_for(
                  r.table_name, cfg.every_route))]
-    fresh = loader.ledger.fresh_versions([r.id for r in maybe])
+    try:
+        fresh = loader.ledger.fresh_versions([r.id for r in maybe])
+    except Exception:  # the rows are claimed: a failing shortcut must leave them to the per-file path
+        log.exception("choosing files to parse together failed; each loads on its own")
+        return []
     return [r for r in maybe if r.id in fresh]
 
 
@@ -193,14 +198,18 @@ def _drop(r: _Read) -> FileRow:
 
 
 def _chunks(run: list[_Read], max_rows: int) -> list[list[_Read]]:
+    """Runs of at most ``max_rows`` rows, and small enough for the exact short-row check that each
+    small file gets on its own (core/formats/delimited.py skips it above SHORT_ROW_CHECK_BYTES)."""
     out: list[list[_Read]] = []
-    rows = max_rows + 1
+    max_bytes = delimited.SHORT_ROW_CHECK_BYTES
+    rows, size = max_rows + 1, 0
     for r in run:
-        if rows + r.lines > max_rows:
+        if rows + r.lines > max_rows or size + len(r.body) > max_bytes:
             out.append([])
-            rows = 0
+            rows, size = 0, len(r.head)
         out[-1].append(r)
         rows += r.lines
+        size += len(r.body)
     return out
 
 
@@ -244,6 +253,9 @@ def _parse(reader: Reader, lines: int) -> pl.DataFrame | None:
         return None  # quoted newlines, blank lines, no header: the lines are not the records
     if reader.pending_check is not None and reader.pending_check() is not None:
         return None  # a short row: the per-file path names its line
+    names = getattr(reader, "names", [])
+    if reader.pending_check is None and names and plan.null_counts.get(names[-1]):
+        return None  # the buffer is too big for the exact short-row check each small file gets alone
     frame = None
     for _, df in reader.batches(lines):
         frame = df
@@ -264,6 +276,9 @@ def _fits(reader: Reader, frame: pl.DataFrame, table: list[Column], sizes: np.nd
     verdicts = {n: _same_for_every_file(have[n], reader.verdicts.get(n)) for n in names}
     if not all(verdicts.values()):
         return False
+    floats = [pl.col(n) for n, v in verdicts.items() if v == "float"]
+    if floats and frame.select(pl.any_horizontal(((c == 0) & (1.0 / c < 0)).any() for c in floats)).item():
+        return False  # "-0": -0.0 here, but 0 in a file of integers (its own verdict int)
     texts = [n for n, v in verdicts.items() if v == "text"]
     return not texts or not _typable_somewhere(frame, texts, sizes, reader.null_values)
 

@@ -25,7 +25,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path, PurePosixPath
 
@@ -248,10 +248,21 @@ class Watcher:
         return None if text in ("", ".") else text
 
     def _handle(self, batch: list[tuple[str, Hint]]) -> None:
+        # New versions of the whole round go to the ledger together (many files landing at once:
+        # two transactions, not two per file).
+        sightings: list[_Sighting] = []
+        try:
+            self._handle_hints(batch, sightings)
+        finally:
+            self._record_many(sightings)
+
+    def _handle_hints(self, batch: list[tuple[str, Hint]], sightings: list[_Sighting]) -> None:
         seen: set[tuple[str, Hint]] = set()
         for path, hint in batch:
             if hint is Hint.RESCAN:
                 if not self._stop.is_set():
+                    self._record_many(sightings)  # (first: the scan must know them)
+                    sightings.clear()
                     self.scan()
                 continue
             if (path, hint) in seen and hint in (Hint.MODIFIED, Hint.OPENED):
@@ -271,7 +282,8 @@ class Watcher:
                 if opened is not None and opened.created_at is not None:
                     opened.opened = True  # written in place: wait for its close
                 continue
-            self.observe(rel, complete=hint in (Hint.CLOSED, Hint.MOVED), created=hint is Hint.CREATED)
+            self.observe(rel, complete=hint in (Hint.CLOSED, Hint.MOVED), created=hint is Hint.CREATED,
+                         batch=sightings)
 
     def scan(self) -> None:
         """Walk the whole tree: the safety net for lost events and files added while stopped."""
@@ -355,6 +367,13 @@ class Watcher:
         past that. Two transactions for all of them (a scan finds thousands at once), not two each."""
         if not sightings:
             return
+        # One sighting per path, folded like the events were (a file seen twice in a round).
+        last: dict[str, _Sighting] = {}
+        for s in sightings:
+            was = last.pop(s.rel, None)
+            last[s.rel] = s if was is None else replace(
+                s, complete=s.complete or (was.complete and was.ident == s.ident), created=s.created or was.created)
+        sightings = list(last.values())
         rows = self.ledger.observe_many([(self.prefix + s.rel, s.st, table_for(s.rel, self.routes), *format_of(s.rel),
                                           s.complete) for s in sightings])
         settle: list[int] = []
@@ -369,7 +388,14 @@ class Watcher:
                 # would hide a newer file at this path from every later scan.)
                 self._known[s.rel] = s.ident
         if settle:
-            self.ledger.transition_many([(fid, {}) for fid in settle], State.SETTLING, actor="watcher")
+            # Only from where they were: a queued version the dispatcher claimed meanwhile is the
+            # loader's now (it re-stats the open file), never `settling` under it.
+            moved = self.ledger.transition_many([(fid, {}) for fid in settle], State.SETTLING, actor="watcher",
+                                                expect=[State.SEEN, State.QUEUED])
+            if len(moved) < len(settle):
+                taken = set(settle) - set(moved)
+                for rel in [rel for rel, p in self._settling.items() if p.file_id in taken]:
+                    del self._settling[rel]
 
     def _remember(self, rel: str) -> None:
         """The ledger's identity of ``rel`` when its current version is settled and not loading (a read, no
