@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
+from textual.widgets import ContentSwitcher, DataTable, Input, Static, TabbedContent, TabPane
 
 from chute.core.ledger import FileRow
 from chute.tui import format as fmt
@@ -77,6 +78,8 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._keys_state: tuple[object, ...] = ()
+        self._blurred_once = False
+        self._not_laid_out = ["rates", "errors", "quarantine", "files"]  # the costliest first
         self._labels: dict[str, str] = {}
         self.query_one(FilesTable).focus()
         for table in self.query(LedgerTable):
@@ -97,13 +100,72 @@ class MainScreen(Screen[None]):
             overview.show(view)
         if self.query_one(TabbedContent).active == "rates":
             self.query_one(RatesPanel).show(view)
+        self._fit_hidden()
         self.query_one(FilesTable).apply(view.files, view)
         self.query_one(ErrorsTable).apply(view.errors, view)
         self.query_one(QuarantineTable).apply(view.quarantine, view)
         self._captions(view)
+        if len(self._not_laid_out) == 4:  # the first view: what the hidden panes will show exists now
+            shown = self.query_one(ContentSwitcher).current
+            self._not_laid_out = [p for p in self._not_laid_out if p != shown]
+            self.set_timer(0.05, self._lay_out_next)
         after = self.selected
         if after != before or (after is not None and after.state == "loading"):
             self._selection_changed()
+
+    # -- first visits cost what later ones do ------------------------------------------------
+
+    def _lay_out_next(self) -> None:
+        """Lay out one pane never shown yet (one per idle moment: a key never waits behind more)."""
+        switcher = self.query_one(ContentSwitcher)
+        pending = [p for p in self._not_laid_out if p != switcher.current]
+        if not pending or not self.is_current:
+            return
+        self._lay_out(pending[0])
+        self._not_laid_out.remove(pending[0])
+        if len(pending) > 1:
+            self.set_timer(0.05, self._lay_out_next)
+
+    def _lay_out(self, pane: str) -> None:
+        """A widget's first layout asks for two more (its sizes settle in steps): on a pane's first
+        visit that was three layout passes of the screen instead of one. Here the pane is laid
+        out while nothing is drawn (a batch: no output, no paint), then hidden again, and its table
+        renders the rows it will show (LedgerTable.warm)."""
+        switcher = self.query_one(ContentSwitcher)
+        shown, hidden = switcher.visible_content, switcher.get_child_by_id(pane)
+        # No Hide/Show events: the shown pane's focused table, told it was hidden, would
+        # give up the focus; the warmed pane gets them when it is really shown.
+        with self.app.batch_update(), self.prevent(events.Hide, events.Show):
+            if pane == "rates" and self.chute.view is not None:
+                self.query_one(RatesPanel).show(self.chute.view)  # laid out with its content
+            if shown is not None:
+                shown.display = False
+            hidden.display = True
+            for _ in range(3):  # what the first visit's passes do; later ones find nothing changed
+                self._refresh_layout()
+            table = self._table_of(pane)
+            if table is not None:
+                table.warm()
+            focused = self.focused
+            if isinstance(focused, LedgerTable) and not self._blurred_once:
+                # A table's first blur (its pane left) re-applies its scrollbars' CSS with a
+                # layout pass that later ones do not need: done here once, out of sight.
+                self._blurred_once = True
+                focused.has_focus = False
+                focused.has_focus = True
+            hidden.display = False
+            if shown is not None:
+                shown.display = True
+            self._refresh_layout()
+
+    def _table_of(self, pane: str) -> LedgerTable | None:
+        return None if pane == "rates" else self.query_one(f"#{pane}-table", LedgerTable)
+
+    def _fit_hidden(self) -> None:
+        """The tables of hidden panes fit their columns to the panes' width now, not on their first visit."""
+        width = self.query_one(ContentSwitcher).size.width
+        for table in self.query(LedgerTable):
+            table.fit_hidden(width)
 
     def _captions(self, view: View) -> None:
         shown = len(view.files)
@@ -243,6 +305,9 @@ class MainScreen(Screen[None]):
         self._selection_changed()
 
     def action_pane(self, pane: str) -> None:
+        if pane == "rates" and self.chute.view is not None:
+            # Before the switch: the panel's new lines are laid out in the switch's own layout pass.
+            self.query_one(RatesPanel).show(self.chute.view)
         self.query_one(TabbedContent).active = pane
         if pane != "rates":  # focused now, not when TabActivated arrives: one paint of the table, not two
             self.set_focus(self.query_one(f"#{pane}-table", LedgerTable), scroll_visible=False)
