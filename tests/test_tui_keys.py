@@ -193,3 +193,28 @@ async def test_rows_rendered_ahead_paint_what_a_visit_shows(demo: ChuteApp) -> N
             table = main.query_one(f"#{pane}-table", LedgerTable)
             assert main.focused is table
             assert _painted(table) == _repainted(table), pane
+
+
+# Rows that change while their pane is hidden (here every Age, as two minutes pass) are rendered
+# again at idle time, not on the next visit.
+async def test_rows_changed_while_hidden_are_rendered_before_the_visit(demo: ChuteApp,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    counts = Counts(monkeypatch)
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot, refreshes=2)
+        await pilot.press("3", "1")
+        await pilot.pause()
+        errors = demo.main.query_one("#errors-table", LedgerTable)
+        before = dict(errors._versions)
+        later = demo.now() + 120
+        demo.now = lambda: later
+        await wait_ready(pilot, refreshes=demo.refreshes + 1)
+        assert errors._versions != before, "the test needs rows that changed"
+        for _ in range(100):  # the warm-up runs at idle, one pane per moment
+            if not demo.main._to_warm and not demo.main._warm_due:
+                break
+            await pilot.pause(0.05)
+        counts.clear()
+        await pilot.press("3")
+        await pilot.pause()
+        assert counts["rows"] == 0, f"the visit rendered {counts['rows']} rows changed while hidden"

@@ -79,7 +79,10 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self._keys_state: tuple[object, ...] = ()
         self._blurred_once = False
-        self._not_laid_out = ["rates", "errors", "quarantine", "files"]  # the costliest first
+        self._laid_out: set[str] = set()  # panes laid out once (shown, or out of sight)
+        self._to_warm: list[str] = []  # hidden panes to lay out or whose changed rows to render
+        self._warm_due = False
+        self._warmed_once = False
         self._labels: dict[str, str] = {}
         self.query_one(FilesTable).focus()
         for table in self.query(LedgerTable):
@@ -100,33 +103,40 @@ class MainScreen(Screen[None]):
             overview.show(view)
         if self.query_one(TabbedContent).active == "rates":
             self.query_one(RatesPanel).show(view)
-        self._fit_hidden()
-        self.query_one(FilesTable).apply(view.files, view)
-        self.query_one(ErrorsTable).apply(view.errors, view)
-        self.query_one(QuarantineTable).apply(view.quarantine, view)
+        stale = self._fit_hidden()
+        for pane, table, rows in (("files", FilesTable, view.files), ("errors", ErrorsTable, view.errors),
+                                  ("quarantine", QuarantineTable, view.quarantine)):
+            if self.query_one(table).apply(rows, view):
+                stale.add(pane)
         self._captions(view)
-        if len(self._not_laid_out) == 4:  # the first view: what the hidden panes will show exists now
-            shown = self.query_one(ContentSwitcher).current
-            self._not_laid_out = [p for p in self._not_laid_out if p != shown]
-            self.set_timer(0.05, self._lay_out_next)
+        # Hidden panes are laid out (the first time) and their changed rows rendered at idle.
+        self._warm_later(sorted(stale) if self._warmed_once else ["rates", "errors", "quarantine", "files"])
+        self._warmed_once = True
         after = self.selected
         if after != before or (after is not None and after.state == "loading"):
             self._selection_changed()
 
     # -- first visits cost what later ones do ------------------------------------------------
 
-    def _lay_out_next(self) -> None:
-        """Lay out one pane never shown yet (one per idle moment: a key never waits behind more)."""
-        switcher = self.query_one(ContentSwitcher)
-        pending = [p for p in self._not_laid_out if p != switcher.current]
-        if not pending or not self.is_current:
-            return
-        self._lay_out(pending[0])
-        self._not_laid_out.remove(pending[0])
-        if len(pending) > 1:
-            self.set_timer(0.05, self._lay_out_next)
+    def _warm_later(self, panes: list[str]) -> None:
+        self._to_warm += [p for p in panes if p not in self._to_warm]
+        if self._to_warm and not self._warm_due:
+            self._warm_due = True
+            self.set_timer(0.05, self._warm_next)
 
-    def _lay_out(self, pane: str) -> None:
+    def _warm_next(self) -> None:
+        """One pane per idle moment: a key never waits behind more than one."""
+        self._warm_due = False
+        shown = self.query_one(ContentSwitcher).current
+        self._to_warm = [p for p in self._to_warm if p != shown]  # the shown pane renders by itself
+        if not self._to_warm or not self.is_current:
+            return  # another screen on top: resumed by the next view
+        pane = self._to_warm.pop(0)
+        self._lay_out(pane, passes=1 if pane in self._laid_out else 3)
+        self._laid_out.add(pane)
+        self._warm_later([])
+
+    def _lay_out(self, pane: str, passes: int) -> None:
         """A widget's first layout asks for two more (its sizes settle in steps): on a pane's first
         visit that was three layout passes of the screen instead of one. Here the pane is laid
         out while nothing is drawn (a batch: no output, no paint), then hidden again, and its table
@@ -141,7 +151,7 @@ class MainScreen(Screen[None]):
             if shown is not None:
                 shown.display = False
             hidden.display = True
-            for _ in range(3):  # what the first visit's passes do; later ones find nothing changed
+            for _ in range(passes):  # a first layout settles in three passes, later ones in one
                 self._refresh_layout()
             table = self._table_of(pane)
             if table is not None:
@@ -161,11 +171,12 @@ class MainScreen(Screen[None]):
     def _table_of(self, pane: str) -> LedgerTable | None:
         return None if pane == "rates" else self.query_one(f"#{pane}-table", LedgerTable)
 
-    def _fit_hidden(self) -> None:
-        """The tables of hidden panes fit their columns to the panes' width now, not on their first visit."""
+    def _fit_hidden(self) -> set[str]:
+        """The tables of hidden panes fit their columns to the panes' width now, not on their first
+        visit. The panes whose columns changed."""
         width = self.query_one(ContentSwitcher).size.width
-        for table in self.query(LedgerTable):
-            table.fit_hidden(width)
+        return {pane for pane in ("files", "errors", "quarantine")
+                if self.query_one(f"#{pane}-table", LedgerTable).fit_hidden(width)}
 
     def _captions(self, view: View) -> None:
         shown = len(view.files)
@@ -230,6 +241,7 @@ class MainScreen(Screen[None]):
         self.action_details()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._laid_out.add(str(event.pane.id))
         table = self.active_table
         if table is not None:
             table.focus()

@@ -97,17 +97,18 @@ class LedgerTable(DataTable[Any]):
         """The width the columns are fitted to: the table's, or while hidden the one it will be shown at."""
         return self.size.width or self._width_hint
 
-    def fit_hidden(self, width: int) -> None:
+    def fit_hidden(self, width: int) -> bool:
         """Fit the columns of a hidden table (its pane not shown: size 0) to ``width``, the width
         of the panes: its first visit then finds them fitted. Fitting them when the pane is first
-        shown re-rendered every visible row and laid the screen out a second time."""
+        shown re-rendered every visible row and laid the screen out a second time. True when
+        the columns changed."""
         if self.size.width or not width or width == self._width_hint:
-            return
+            return False
         self._width_hint = width
         if width != self._rendered_width:
             self._rendered_width = width
             self._update_count += 1  # every render DataTable kept is stale (as in _on_resize)
-        self._fit_columns()
+        return self._fit_columns()
 
     # -- what subclasses provide ----------------------------------------------------------
 
@@ -342,7 +343,7 @@ class LedgerTable(DataTable[Any]):
         self.call_after_refresh(self._cursor_into_view)
         self._fit_columns()
 
-    def _fit_columns(self) -> None:
+    def _fit_columns(self) -> bool:
         changed = False
         for col in self.COLUMNS:
             width = self.column_width(col)
@@ -351,12 +352,13 @@ class LedgerTable(DataTable[Any]):
                 self.columns[col.key].width = _gap(width)  # type: ignore[index]
                 changed = True
         if not changed:
-            return
+            return False
         for key, model in self._models.items():
             row = self._rows[key]
             for col, value in zip(self.COLUMNS, model, strict=True):
                 self.update_cell(key, col.key, self._cell(col, value, row))
         self.refresh()
+        return True
 
     # -- selection ------------------------------------------------------------------------
 
