@@ -6,6 +6,7 @@ rows/s, MB/s and files/min sit above the panes as well.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import events
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from chute.tui.app import ChuteApp
 
 class MainScreen(Screen[None]):
+    QUIET = 0.5  # seconds without a key before hidden panes' changed rows are rendered ahead
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -79,7 +81,7 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self._keys_state: tuple[object, ...] = ()
         self._blurred_once = False
-        self._laid_out: set[str] = set()  # panes laid out once (shown, or out of sight)
+        self._laid_out: set[str] = {"files"}  # panes laid out once (shown, or out of sight)
         self._to_warm: list[str] = []  # hidden panes to lay out or whose changed rows to render
         self._warm_due = False
         self._warmed_once = False
@@ -131,6 +133,11 @@ class MainScreen(Screen[None]):
         self._to_warm = [p for p in self._to_warm if p != shown]  # the shown pane renders by itself
         if not self._to_warm or not self.is_current:
             return  # another screen on top: resumed by the next view
+        if self._to_warm[0] in self._laid_out and time.monotonic() - self.chute.last_key < self.QUIET:
+            # Rows changed while hidden: rendered once the keys pause, never between two keys.
+            self._warm_due = True
+            self.set_timer(self.QUIET, self._warm_next)
+            return
         pane = self._to_warm.pop(0)
         self._lay_out(pane, passes=1 if pane in self._laid_out else 3)
         self._laid_out.add(pane)
