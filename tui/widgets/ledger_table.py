@@ -79,6 +79,8 @@ class LedgerTable(DataTable[Any]):
         self._marks_later: set[str] = set()  # rows off screen whose mark is redrawn after the next paint
         self._rendered_width = -1
         self._width_hint = 0  # hidden: the width its pane will show it at (see fit_hidden)
+        self._warmed_at = 0  # the version clock when warm() last rendered the rows on show
+        self._shown_height = 0  # their number (the table's height then)
         self._components: tuple[object, ...] = ()  # the component styles the caches were rendered with
         self._looks: tuple[Style, ...] = ()
 
@@ -271,11 +273,21 @@ class LedgerTable(DataTable[Any]):
         the pseudo-class the CSS reads (no Focus event, so no pane switch, no key goes here)."""
         if not self.size or self.has_focus:
             return
+        self._warmed_at = next(self._version_clock)
+        self._shown_height = self.size.height
         self.has_focus = True  # the CSS is re-applied now (Textual updates styles synchronously)
         try:
             self.render_lines(Region(0, 0, self.size.width, self.size.height))
         finally:
             self.has_focus = False
+
+    def unwarmed(self) -> int:
+        """Rows a visit would show that changed since :meth:`warm` rendered them (0 if never warmed)."""
+        if not self._shown_height:
+            return 0
+        top = round(self.scroll_y)
+        keys = (self._row_locations.get_key(i) for i in range(top, min(self.row_count, top + self._shown_height)))
+        return sum(1 for key in keys if key is not None and self._versions.get(key, 0) > self._warmed_at)
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._check_styles()
