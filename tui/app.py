@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
@@ -88,6 +88,12 @@ class ChuteApp(App[int]):
         # The attached engine reads its history from the ledger already; an engine of its own starts empty.
         self._past = PastRates() if engine.mode != "attach" else None
         self._was_paused: tuple[bool, str | None] = (False, None)
+        self.last_key = 0.0  # time.monotonic() of the last key pressed
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.last_key = time.monotonic()  # work that can wait (MainScreen's warm-up) waits for a pause
+        await super().on_event(event)
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen()

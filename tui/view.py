@@ -213,6 +213,7 @@ class Outcomes:
 
     def __init__(self) -> None:
         self._minutes: dict[int, dict[str, int]] = {}
+        self._sums: dict[tuple[int, int], Counter[str]] = {}  # (first, settled): the settled minutes' sum
 
     def since(self, reader: Ledger, start: float, now: float) -> dict[str, int]:
         first = math.ceil(start / 60) * 60
@@ -222,10 +223,16 @@ class Outcomes:
             got = reader.outcomes_per_minute(missing[0], missing[-1] + 60, OUTCOMES)
             for m in range(missing[0], missing[-1] + 60, 60):
                 self._minutes[m] = got.get(m, {})
-        total: Counter[str] = Counter()
-        for m in range(first, settled, 60):
-            if self._minutes[m]:
-                total.update(self._minutes[m])
+        span = (first, settled)
+        if span not in self._sums:  # once a minute per window, not a day of minutes every second
+            settled_sum: Counter[str] = Counter()
+            for m in range(first, settled, 60):
+                if self._minutes[m]:
+                    settled_sum.update(self._minutes[m])
+            if len(self._sums) >= 4:  # two windows (hour, today): a span gone by is never asked again
+                self._sums.clear()
+            self._sums[span] = settled_sum
+        total = Counter(self._sums[span])
         if first > start:  # the window's first, partial minute
             for part in reader.outcomes_per_minute(start, first, OUTCOMES).values():
                 total.update(part)

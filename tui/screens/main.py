@@ -6,12 +6,14 @@ rows/s, MB/s and files/min sit above the panes as well.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
+from textual.widgets import ContentSwitcher, DataTable, Input, Static, TabbedContent, TabPane
 
 from chute.core.ledger import FileRow
 from chute.tui import format as fmt
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from chute.tui.app import ChuteApp
 
 class MainScreen(Screen[None]):
+    QUIET = 0.5  # seconds without a key before hidden panes' changed rows are rendered ahead
+    WARM_ROWS = 4  # ... when at least this many rows on show changed
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -77,6 +81,11 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._keys_state: tuple[object, ...] = ()
+        self._blurred_once = False
+        self._laid_out: set[str] = {"files"}  # panes laid out once (shown, or out of sight)
+        self._to_warm: list[str] = []  # hidden panes to lay out or whose changed rows to render
+        self._warm_due = False
+        self._warmed_once = False
         self._labels: dict[str, str] = {}
         self.query_one(FilesTable).focus()
         for table in self.query(LedgerTable):
@@ -97,13 +106,88 @@ class MainScreen(Screen[None]):
             overview.show(view)
         if self.query_one(TabbedContent).active == "rates":
             self.query_one(RatesPanel).show(view)
+        self._fit_hidden()
         self.query_one(FilesTable).apply(view.files, view)
         self.query_one(ErrorsTable).apply(view.errors, view)
         self.query_one(QuarantineTable).apply(view.quarantine, view)
         self._captions(view)
+        # Hidden panes are laid out (the first time) and their changed rows rendered at idle. A
+        # few changed rows (an Age ticking) cost a visit ~1 ms each, less than a warm-up (~15 ms).
+        stale = [p for p in ("files", "errors", "quarantine") if self._table(p).unwarmed() >= self.WARM_ROWS]
+        self._warm_later(stale if self._warmed_once else ["rates", "errors", "quarantine", "files"])
+        self._warmed_once = True
         after = self.selected
         if after != before or (after is not None and after.state == "loading"):
             self._selection_changed()
+
+    # -- first visits cost what later ones do ------------------------------------------------
+
+    def _warm_later(self, panes: list[str]) -> None:
+        self._to_warm += [p for p in panes if p not in self._to_warm]
+        if self._to_warm and not self._warm_due:
+            self._warm_due = True
+            self.set_timer(0.05, self._warm_next)
+
+    def _warm_next(self) -> None:
+        """One pane per idle moment: a key never waits behind more than one."""
+        self._warm_due = False
+        shown = self.query_one(ContentSwitcher).current
+        self._to_warm = [p for p in self._to_warm if p != shown]  # the shown pane renders by itself
+        if not self._to_warm or not self.is_current:
+            return  # another screen on top: resumed by the next view
+        if self._to_warm[0] in self._laid_out and time.monotonic() - self.chute.last_key < self.QUIET:
+            # Rows changed while hidden: rendered once the keys pause, never between two keys.
+            self._warm_due = True
+            self.set_timer(self.QUIET, self._warm_next)
+            return
+        pane = self._to_warm.pop(0)
+        self._lay_out(pane, passes=1 if pane in self._laid_out else 3)
+        self._laid_out.add(pane)
+        self._warm_later([])
+
+    def _lay_out(self, pane: str, passes: int) -> None:
+        """A widget's first layout asks for two more (its sizes settle in steps): on a pane's first
+        visit that was three layout passes of the screen instead of one. Here the pane is laid
+        out while nothing is drawn (a batch: no output, no paint), then hidden again, and its table
+        renders the rows it will show (LedgerTable.warm)."""
+        switcher = self.query_one(ContentSwitcher)
+        shown, hidden = switcher.visible_content, switcher.get_child_by_id(pane)
+        # No Hide/Show events: the shown pane's focused table, told it was hidden, would
+        # give up the focus; the warmed pane gets them when it is really shown.
+        with self.app.batch_update(), self.prevent(events.Hide, events.Show):
+            if pane == "rates" and self.chute.view is not None:
+                self.query_one(RatesPanel).show(self.chute.view)  # laid out with its content
+            if shown is not None:
+                shown.display = False
+            hidden.display = True
+            for _ in range(passes):  # a first layout settles in three passes, later ones in one
+                self._refresh_layout()
+            table = self._table_of(pane)
+            if table is not None:
+                table.warm()
+            focused = self.focused
+            if isinstance(focused, LedgerTable) and not self._blurred_once:
+                # A table's first blur (its pane left) re-applies its scrollbars' CSS with a
+                # layout pass that later ones do not need: done here once, out of sight.
+                self._blurred_once = True
+                focused.has_focus = False
+                focused.has_focus = True
+            hidden.display = False
+            if shown is not None:
+                shown.display = True
+            self._refresh_layout()
+
+    def _table_of(self, pane: str) -> LedgerTable | None:
+        return None if pane == "rates" else self._table(pane)
+
+    def _table(self, pane: str) -> LedgerTable:
+        return self.query_one(f"#{pane}-table", LedgerTable)
+
+    def _fit_hidden(self) -> None:
+        """The tables of hidden panes fit their columns to the panes' width now, not on their first visit."""
+        width = self.query_one(ContentSwitcher).size.width
+        for table in self.query(LedgerTable):
+            table.fit_hidden(width)
 
     def _captions(self, view: View) -> None:
         shown = len(view.files)
@@ -168,6 +252,7 @@ class MainScreen(Screen[None]):
         self.action_details()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._laid_out.add(str(event.pane.id))
         table = self.active_table
         if table is not None:
             table.focus()
@@ -243,6 +328,9 @@ class MainScreen(Screen[None]):
         self._selection_changed()
 
     def action_pane(self, pane: str) -> None:
+        if pane == "rates" and self.chute.view is not None:
+            # Before the switch: the panel's new lines are laid out in the switch's own layout pass.
+            self.query_one(RatesPanel).show(self.chute.view)
         self.query_one(TabbedContent).active = pane
         if pane != "rates":  # focused now, not when TabActivated arrives: one paint of the table, not two
             self.set_focus(self.query_one(f"#{pane}-table", LedgerTable), scroll_visible=False)

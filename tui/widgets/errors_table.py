@@ -23,13 +23,13 @@ class ErrorsTable(LedgerTable):
     ]
 
     def column_width(self, col: Col) -> int:
-        if col.key not in ("path", "error") or not self.size.width:
+        if col.key not in ("path", "error") or not self.room:
             return col.width
-        path = max(18, min(36, (self.size.width - 24) // 3 + 4))  # the message matters more
+        path = max(18, min(36, (self.room - 24) // 3 + 4))  # the message matters more
         if col.key == "path":
             return path
         others = sum(c.width + 1 for c in self.COLUMNS if c.key not in ("path", "error")) + path + 1
-        return max(20, self.size.width - others - 2)  # the rest, so a cut message ends in …
+        return max(20, self.room - others - 2)  # the rest, so a cut message ends in …
 
     def model(self, row: FileRow, view: View) -> tuple[Any, ...]:
         return ((fmt.age(view.now - row.updated_at), (-row.updated_at, -row.id)), row.path, str(row.state),

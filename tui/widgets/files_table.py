@@ -28,7 +28,7 @@ class FilesTable(LedgerTable):
     FLEX = ("path", "table", "reason")
 
     def column_width(self, col: Col) -> int:
-        width = self.size.width
+        width = self.room
         if not width:
             return col.width
         narrow = width < self.NARROW

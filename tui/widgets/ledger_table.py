@@ -78,6 +78,9 @@ class LedgerTable(DataTable[Any]):
         self._marked: set[str] = set()  # rows marked with space for a bulk action (k9s)
         self._marks_later: set[str] = set()  # rows off screen whose mark is redrawn after the next paint
         self._rendered_width = -1
+        self._width_hint = 0  # hidden: the width its pane will show it at (see fit_hidden)
+        self._warmed_at = 0  # the version clock when warm() last rendered the rows on show
+        self._shown_height = 0  # their number (the table's height then)
         self._components: tuple[object, ...] = ()  # the component styles the caches were rendered with
         self._looks: tuple[Style, ...] = ()
 
@@ -90,6 +93,24 @@ class LedgerTable(DataTable[Any]):
 
     def column_width(self, col: Col) -> int:
         return col.width
+
+    @property
+    def room(self) -> int:
+        """The width the columns are fitted to: the table's, or while hidden the one it will be shown at."""
+        return self.size.width or self._width_hint
+
+    def fit_hidden(self, width: int) -> bool:
+        """Fit the columns of a hidden table (its pane not shown: size 0) to ``width``, the width
+        of the panes: its first visit then finds them fitted. Fitting them when the pane is first
+        shown re-rendered every visible row and laid the screen out a second time. True when
+        the columns changed."""
+        if self.size.width or not width or width == self._width_hint:
+            return False
+        self._width_hint = width
+        if width != self._rendered_width:
+            self._rendered_width = width
+            self._update_count += 1  # every render DataTable kept is stale (as in _on_resize)
+        return self._fit_columns()
 
     # -- what subclasses provide ----------------------------------------------------------
 
@@ -245,6 +266,29 @@ class LedgerTable(DataTable[Any]):
         self._strips.clear()
         self._cell_lines.clear()
 
+    def warm(self) -> None:
+        """Render the rows on show now, in the looks they have when the table has the focus (a
+        pane's table gets it when the pane is shown), while the pane is laid out but not drawn
+        (MainScreen._lay_out): its next visit finds them kept. The pretend focus changes only
+        the pseudo-class the CSS reads (no Focus event, so no pane switch, no key goes here)."""
+        if not self.size or self.has_focus:
+            return
+        self._warmed_at = next(self._version_clock)
+        self._shown_height = self.size.height
+        self.has_focus = True  # the CSS is re-applied now (Textual updates styles synchronously)
+        try:
+            self.render_lines(Region(0, 0, self.size.width, self.size.height))
+        finally:
+            self.has_focus = False
+
+    def unwarmed(self) -> int:
+        """Rows a visit would show that changed since :meth:`warm` rendered them (0 if never warmed)."""
+        if not self._shown_height:
+            return 0
+        top = round(self.scroll_y)
+        keys = (self._row_locations.get_key(i) for i in range(top, min(self.row_count, top + self._shown_height)))
+        return sum(1 for key in keys if key is not None and self._versions.get(key, 0) > self._warmed_at)
+
     def render_lines(self, crop: Region) -> list[Strip]:
         self._check_styles()
         return super().render_lines(crop)
@@ -309,6 +353,9 @@ class LedgerTable(DataTable[Any]):
             self._rendered_width = event.size.width
             self._update_count += 1  # what DataTable's handler did: every cached render is stale
         self.call_after_refresh(self._cursor_into_view)
+        self._fit_columns()
+
+    def _fit_columns(self) -> bool:
         changed = False
         for col in self.COLUMNS:
             width = self.column_width(col)
@@ -317,12 +364,13 @@ class LedgerTable(DataTable[Any]):
                 self.columns[col.key].width = _gap(width)  # type: ignore[index]
                 changed = True
         if not changed:
-            return
+            return False
         for key, model in self._models.items():
             row = self._rows[key]
             for col, value in zip(self.COLUMNS, model, strict=True):
                 self.update_cell(key, col.key, self._cell(col, value, row))
         self.refresh()
+        return True
 
     # -- selection ------------------------------------------------------------------------
 
