@@ -266,14 +266,9 @@ def _fits(reader: Reader, frame: pl.DataFrame, table: list[Column], sizes: np.nd
     """The combined verdicts load every file's values exactly as its own verdicts would, into the
     table as it is (no drift, no NULL where none may go)."""
     have = {c.name: c for c in table}
-    names = list(frame.columns)
-    if any(n not in have or n in LINEAGE_NAMES for n in names):
-        return False  # drift (or a reserved name): the per-file path applies the table's policy
-    if any(c.name not in names and c.name not in LINEAGE_NAMES and not c.fillable for c in table):
+    if not _same_columns(frame, have):
         return False
-    if any(frame[n].null_count() and not have[n].nullable for n in names):
-        return False  # the table's drift policy decides about empty values (core/nullability.py)
-    verdicts = {n: _same_for_every_file(have[n], reader.verdicts.get(n)) for n in names}
+    verdicts = {n: _same_for_every_file(have[n], reader.verdicts.get(n)) for n in frame.columns}
     if not all(verdicts.values()):
         return False
     floats = [pl.col(n) for n, v in verdicts.items() if v == "float"]
@@ -281,6 +276,17 @@ def _fits(reader: Reader, frame: pl.DataFrame, table: list[Column], sizes: np.nd
         return False  # "-0": -0.0 here, but 0 in a file of integers (its own verdict int)
     texts = [n for n, v in verdicts.items() if v == "text"]
     return not texts or not _typable_somewhere(frame, texts, sizes, reader.null_values)
+
+
+def _same_columns(frame: pl.DataFrame, have: dict[str, Column]) -> bool:
+    """The table's columns, no more (drift, a reserved name), none missing that must be filled,
+    and no empty value where the table has no NULL: else the per-file path applies its policy."""
+    names = list(frame.columns)
+    if any(n not in have or n in LINEAGE_NAMES for n in names):
+        return False
+    if any(c.name not in names and c.name not in LINEAGE_NAMES and not c.fillable for c in have.values()):
+        return False
+    return not any(frame[n].null_count() and not have[n].nullable for n in names)  # core/nullability.py
 
 
 def _same_for_every_file(col: Column, verdict: Verdict | None) -> str | None:

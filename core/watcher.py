@@ -367,13 +367,7 @@ class Watcher:
         past that. Two transactions for all of them (a scan finds thousands at once), not two each."""
         if not sightings:
             return
-        # One sighting per path, folded like the events were (a file seen twice in a round).
-        last: dict[str, _Sighting] = {}
-        for s in sightings:
-            was = last.pop(s.rel, None)
-            last[s.rel] = s if was is None else replace(
-                s, complete=s.complete or (was.complete and was.ident == s.ident), created=s.created or was.created)
-        sightings = list(last.values())
+        sightings = _one_per_path(sightings)
         rows = self.ledger.observe_many([(self.prefix + s.rel, s.st, table_for(s.rel, self.routes), *format_of(s.rel),
                                           s.complete) for s in sightings])
         settle: list[int] = []
@@ -388,14 +382,17 @@ class Watcher:
                 # would hide a newer file at this path from every later scan.)
                 self._known[s.rel] = s.ident
         if settle:
-            # Only from where they were: a queued version the dispatcher claimed meanwhile is the
-            # loader's now (it re-stats the open file), never `settling` under it.
-            moved = self.ledger.transition_many([(fid, {}) for fid in settle], State.SETTLING, actor="watcher",
-                                                expect=[State.SEEN, State.QUEUED])
-            if len(moved) < len(settle):
-                taken = set(settle) - set(moved)
-                for rel in [rel for rel, p in self._settling.items() if p.file_id in taken]:
-                    del self._settling[rel]
+            self._to_settling(settle)
+
+    def _to_settling(self, ids: list[int]) -> None:
+        # Only from where they were: a queued version the dispatcher claimed meanwhile is the
+        # loader's now (it re-stats the open file), never `settling` under it.
+        moved = self.ledger.transition_many([(fid, {}) for fid in ids], State.SETTLING, actor="watcher",
+                                            expect=[State.SEEN, State.QUEUED])
+        if len(moved) < len(ids):
+            taken = set(ids) - set(moved)
+            for rel in [rel for rel, p in self._settling.items() if p.file_id in taken]:
+                del self._settling[rel]
 
     def _remember(self, rel: str) -> None:
         """The ledger's identity of ``rel`` when its current version is settled and not loading (a read, no
@@ -551,3 +548,13 @@ def _quiet_since(st: os.stat_result, from_scan: bool) -> float:
     """A file found by a scan has been quiet since it last changed; one from an event since now."""
     now = time.time()
     return min(now, max(st.st_mtime_ns, st.st_ctime_ns) / 1e9) if from_scan else now
+
+
+def _one_per_path(sightings: list[_Sighting]) -> list[_Sighting]:
+    """One sighting per path, folded like the events were (a file seen twice in a round)."""
+    last: dict[str, _Sighting] = {}
+    for s in sightings:
+        was = last.pop(s.rel, None)
+        last[s.rel] = s if was is None else replace(
+            s, complete=s.complete or (was.complete and was.ident == s.ident), created=s.created or was.created)
+    return list(last.values())

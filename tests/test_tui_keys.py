@@ -25,6 +25,20 @@ from chute.tui.widgets.ledger_table import LedgerTable
 SMALL = (80, 24)
 
 
+async def settled(pilot: Any, timeout: float = 60.0) -> None:
+    """Until the hidden panes' warm-up (tui/screens/main.py) has run: it renders rows on timers,
+    which on a loaded machine land inside whatever a test counts next."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    await pilot.pause()
+    while pilot.app.main.warming:
+        if loop.time() > deadline:
+            raise TimeoutError(f"hidden panes still warming after {timeout:.0f} s")
+        await pilot.pause(0.02)
+
+
 class Counts:
     """Calls of a few Textual/Rich methods, counted while a test runs (monkeypatched)."""
 
@@ -69,6 +83,7 @@ async def test_rows_seen_before_are_not_rendered_again(demo: ChuteApp, monkeypat
         await wait_ready(pilot)
         await pilot.press("G", "g", "3", "4", "1")  # every row once, and each pane once
         await pilot.pause()
+        await settled(pilot)
         counts.clear()
         if keys:
             await pilot.press(*keys)
@@ -84,6 +99,7 @@ async def test_cursor_moves_do_not_lay_the_screen_out(demo: ChuteApp, monkeypatc
         await wait_ready(pilot)
         await pilot.press(*"jjjjjjjjjj")
         await pilot.pause()
+        await settled(pilot)
         counts.clear()
         await pilot.press(*"kkkkkkkkkkjjjjjjjjjj")  # loaded rows (short) and failed/held ones (long)
         await pilot.pause()
@@ -96,6 +112,7 @@ async def test_a_bulk_mark_renders_one_cell_per_row(demo: ChuteApp, monkeypatch:
         await wait_ready(pilot)
         table = demo.main.query_one(FilesTable)
         await pilot.pause()
+        await settled(pilot)
         counts.clear()
         await pilot.press("asterisk")
         await pilot.pause()
@@ -166,11 +183,13 @@ async def test_a_panes_first_visit_renders_no_more_than_a_later_one(demo: ChuteA
         await pilot.pause()
         first: dict[str, tuple[int, int]] = {}
         for key in ["2", "3", "4", "1"]:
+            await settled(pilot)
             counts.clear()
             await pilot.press(key)
             await pilot.pause()
             first[key] = (counts["rows"], counts["layouts"])
         for key in ["2", "3", "4", "1"]:
+            await settled(pilot)
             counts.clear()
             await pilot.press(key)
             await pilot.pause()
@@ -214,6 +233,7 @@ async def test_rows_changed_while_hidden_are_rendered_before_the_visit(demo: Chu
             if not demo.main._to_warm and not demo.main._warm_due:
                 break
             await pilot.pause(0.05)
+        await settled(pilot)
         counts.clear()
         await pilot.press("3")
         await pilot.pause()

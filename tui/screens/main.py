@@ -122,6 +122,11 @@ class MainScreen(Screen[None]):
 
     # -- first visits cost what later ones do ------------------------------------------------
 
+    @property
+    def warming(self) -> bool:
+        """Hidden panes still to lay out or render ahead (on timers: tests wait for it to end)."""
+        return bool(self._to_warm) or self._warm_due
+
     def _warm_later(self, panes: list[str]) -> None:
         self._to_warm += [p for p in panes if p not in self._to_warm]
         if self._to_warm and not self._warm_due:
