@@ -28,3 +28,4 @@ _.table_settings  # Target.table_settings: tests/test_deploy.py (engine and SETT
 _.apply_seconds  # ChuteApp.apply_seconds: bench/console.py
 _.took  # View.took: bench/console.py
 _.seed_bulk  # tui/demo.seed_bulk: bench/console.py
+_.warming  # MainScreen.warming: tests/test_tui_keys.py (waits for the hidden panes' warm-up)
