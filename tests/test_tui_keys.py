@@ -238,3 +238,24 @@ async def test_rows_changed_while_hidden_are_rendered_before_the_visit(demo: Chu
         await pilot.press("3")
         await pilot.pause()
         assert counts["rows"] == 0, f"the visit rendered {counts['rows']} rows changed while hidden"
+
+
+# A pane switch changes the tabs and the panes' area, not the whole screen, and everything it
+# changes is drawn in the switch's own paint. Seen failing on the code before: every switch
+# rendered the whole screen a second time (Screen.focused repaints the screen on any focus
+# change), and the tab underline, the table's focus looks and the key bar each came a paint later.
+async def test_a_pane_switch_never_renders_the_whole_screen(demo: ChuteApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual._compositor import Compositor
+
+    counts = Counts(monkeypatch)
+    counts._count(monkeypatch, Compositor, "render_full_update", "full")
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot, refreshes=2)
+        await pilot.press("2", "3", "4", "1")  # each pane once
+        await pilot.pause()
+        counts.clear()
+        await pilot.press("2", "3", "4", "1", "3", "1")
+        await pilot.pause()
+        assert counts["full"] == 0, f"{counts['full']} renders of the whole screen for 6 pane switches"
+        main = demo.main
+        assert main.focused is main.query_one(FilesTable) and main.query_one(FilesTable).has_focus

@@ -7,12 +7,14 @@ rows/s, MB/s and files/min sit above the panes as well.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.reactive import Reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import ContentSwitcher, DataTable, Input, Static, TabbedContent, TabPane
 
 from chute.core.ledger import FileRow
@@ -33,6 +35,10 @@ if TYPE_CHECKING:
     from chute.tui.app import ChuteApp
 
 class MainScreen(Screen[None]):
+    # Screen's own `focused` repaints the whole screen on every focus change: with a pane switch
+    # that was a second full render after the switch's layout paint. Focus looks come from CSS
+    # (:focus), whose changes repaint the widgets they touch by themselves.
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
     QUIET = 0.5  # seconds without a key before hidden panes' changed rows are rendered ahead
     WARM_ROWS = 4  # ... when at least this many rows on show changed
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
@@ -260,7 +266,8 @@ class MainScreen(Screen[None]):
         self._laid_out.add(str(event.pane.id))
         table = self.active_table
         if table is not None:
-            table.focus()
+            if self.focused is not table:  # focus() repaints the table even when it has the focus
+                table.focus()
         elif self.chute.view is not None:
             self.query_one(RatesPanel).show(self.chute.view)
         self._selection_changed()
@@ -336,9 +343,26 @@ class MainScreen(Screen[None]):
         if pane == "rates" and self.chute.view is not None:
             # Before the switch: the panel's new lines are laid out in the switch's own layout pass.
             self.query_one(RatesPanel).show(self.chute.view)
+        # Everything the switch changes is changed now, so that it is drawn in one paint: the tab
+        # underline, the table's focused looks, the selection line and the key bar each used to
+        # arrive after the first paint (a message or a callback later) and paint again.
         self.query_one(TabbedContent).active = pane
+        self._underline(pane)
         if pane != "rates":  # focused now, not when TabActivated arrives: one paint of the table, not two
-            self.set_focus(self.query_one(f"#{pane}-table", LedgerTable), scroll_visible=False)
+            table = self._table(pane)
+            self.set_focus(table, scroll_visible=False)
+            if self.focused is table:  # drawn focused in this paint, not when Focus arrives (LedgerTable._on_focus)
+                table.has_focus = True
+        self._selection_changed()
+        self.query_one(KeyBar).update_keys()
+
+    def _underline(self, pane: str) -> None:
+        """Tabs moves its underline after the next paint (call_after_refresh), a second paint per
+        switch; put in place now, the later move finds it there (no change, no paint)."""
+        tab = self.query_one(TabbedContent).get_tab(pane)
+        start, end = tab.virtual_region.shrink(tab.styles.gutter).column_span
+        underline: Any = self.query_one("Underline")  # textual.widgets._tabs.Underline, not exported
+        underline.highlight_start, underline.highlight_end = start, end
 
     def action_filter(self) -> None:
         self.action_pane("files")

@@ -30,6 +30,11 @@ class KeyBar(Widget):
     def on_unmount(self) -> None:
         self.screen.bindings_updated_signal.unsubscribe(self)
 
+    def update_keys(self) -> None:
+        """Now, not when the screen's bindings signal arrives (after the next paint): a pane
+        switch draws the bar in its own paint."""
+        self._bindings_changed(self.screen)
+
     def _bindings_changed(self, screen: Screen[object]) -> None:
         items = self._shown_items()
         if items != self._items:

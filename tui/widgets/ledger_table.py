@@ -341,6 +341,15 @@ class LedgerTable(DataTable[Any]):
         if index != self.cursor_row:
             self.move_cursor(row=index, animate=False)
 
+    def _on_focus(self, event: events.Focus) -> None:
+        """Widget's handler repaints the whole table on every Focus. A pane switch gives the table
+        its focused looks ahead (MainScreen.action_pane), so the switch's paint draws them: the
+        Focus arriving after that paint would paint the table a second time for nothing."""
+        if self.has_focus:
+            event.prevent_default()  # Widget's handler: has_focus (already set), a repaint, DescendantFocus
+            if self.parent is not None:
+                self.parent.post_message(events.DescendantFocus(self))
+
     def _on_resize(self, event: events.Resize) -> None:
         """Adaptive columns (path, table, reason) take the room a wider terminal gives; the
         selected row stays in view whatever the new height.
