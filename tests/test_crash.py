@@ -37,14 +37,37 @@ def duplicate_check(engine_dir: Path, table: str) -> tuple[int, int]:
 
 
 def kill_at(args: list[str], step: str, nth: int, marker: Path, extra: str = "",
-            timeout: float = 600) -> None:
-    """Run chute until the failpoint kills it at the ``nth`` hit of ``step``; prove that is what happened."""
+            timeout: float = 240) -> None:
+    """Run chute until the failpoint kills it at the ``nth`` hit of ``step``; prove that is what happened.
+    A run that neither dies nor ends within ``timeout`` (under pytest-timeout's 300 s) fails the test
+    with what it was doing: its threads and where each waits, and the end of its log."""
     marker.unlink(missing_ok=True)
     env = {**_env(), "CHUTE_FAILPOINTS": f"kill_at={step}:{nth},marker={marker}{extra}"}
-    proc = subprocess.run(chute_cmd(*args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    with subprocess.Popen(chute_cmd(*args), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:
+        try:
+            _, err = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            threads = _threads(child.pid)
+            child.kill()
+            _, err = child.communicate()
+            raise AssertionError(f"chute neither reached {step}:{nth} nor ended in {timeout:.0f} s; its threads "
+                                 f"(name: kernel wait):\n{threads}\nits log:\n{err[-6000:]}") from None
+    proc = subprocess.CompletedProcess(child.args, child.returncode, "", err)
     assert proc.returncode == -signal.SIGKILL, f"not killed at {step}:{nth} (exit {proc.returncode}): " \
                                                f"{proc.stderr[-2000:]}"
     assert marker.read_text().split()[:2] == [step, str(nth)], marker.read_text()
+
+
+def _threads(pid: int) -> str:
+    """Each thread of ``pid``: its name and the kernel function it sleeps in (/proc)."""
+    out = []
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*")):
+        try:
+            out.append(f"{(task / 'comm').read_text().strip()}: {(task / 'wchan').read_text().strip() or 'running'}")
+        except OSError:
+            continue
+    return "\n".join(out)
 
 
 def crash_cycles(tmp: Path, failpoints: str, seed: int) -> tuple[list[tuple[int, int]], Path, Path]:
