@@ -307,24 +307,6 @@ class Encoded:
     rows: int
 
 
-UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "UCT", "Etc/UCT", "Universal", "Zulu", "Etc/Zulu"})
-
-
-def naive_to_text(data: pa.Table) -> pa.Table:
-    """Naive timestamps as the wall-clock text they stand for. An Arrow timestamp is an instant;
-    ClickHouse shows a zone-less column's instants in its own zone, so on a server whose zone is
-    not UTC every naive value (from Parquet) moved by its offset. As text, ClickHouse reads it in
-    that zone, as it reads a CSV's (docs/ARCHITECTURE.md#naive-timestamps)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    for i, field in enumerate(data.schema):
-        if pa.types.is_timestamp(field.type) and field.type.tz is None:
-            text = pc.strftime(data.column(i), format="%Y-%m-%d %H:%M:%S")
-            data = data.set_column(i, pa.field(field.name, pa.string(), field.nullable), text)
-    return data
-
-
 class Target:
     """One per engine. Each thread gets its own client (chDB handles and HTTP pools are per client)."""
 
@@ -339,8 +321,6 @@ class Target:
         self.probe_error: str | None = None
         self.probe_failure: Exception | None = None  # the classified error behind probe_error
         self._ipc_codec = ipc_codec(cfg)
-        # The server's zone observes offsets: naive timestamps travel as their wall-clock text (check()).
-        self.naive_as_text = False
 
     # -- connections ----------------------------------------------------------------------
 
@@ -410,9 +390,8 @@ class Target:
 
     def check(self) -> str:
         """Connect, make the database, and verify the server takes the insert settings we need."""
-        rows = self._call("query", "SELECT version(), timezone()").result_rows
+        rows = self._call("query", "SELECT version()").result_rows
         self.server_version = str(rows[0][0])
-        self.naive_as_text = str(rows[0][1]) not in UTC_NAMES
         if not self.cfg.embedded and http_client_kwargs(self.cfg).get("verify") is False:
             log.warning("TLS certificate verification is off (verify=false in the ClickHouse URL): anyone on the "
                         "path can pose as the server and read the password")
@@ -535,8 +514,6 @@ class Target:
         """Serialise a batch to an Arrow IPC body (off the insert thread; compressed for HTTP)."""
         from clickhouse_connect.driver.query import arrow_buffer
 
-        if self.naive_as_text:
-            data = naive_to_text(data)
         names, body = arrow_buffer(data, self._ipc_codec)
         return Encoded(list(names), body, data.num_rows)
 

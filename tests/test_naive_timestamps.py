@@ -7,8 +7,8 @@ comes back as written, including wall times a DST zone skips or repeats. ClickHo
 and shows a zone-less column in its server time zone, so on a server (or an embedded chDB in a
 process) whose zone observes DST, a wall time in the spring-forward gap does not exist there and
 ClickHouse moves it; ``columns = { t = "DateTime64(6, 'UTC')" }`` in the route keeps it exact.
-A Parquet naive timestamp travels as an Arrow instant, which ClickHouse shows in its own zone:
-on such a server it is sent as its wall-clock text instead, so it loads as a CSV's does.
+A Parquet naive timestamp is worse off there (an xfail below): it travels as an Arrow instant,
+and ClickHouse shows every value moved by its zone's offset.
 """
 
 from __future__ import annotations
@@ -100,8 +100,7 @@ def test_in_a_dst_time_zone_only_the_skipped_hour_moves_unless_the_column_says_u
     assert moved == [1], in_paris["plain"]  # 2026-03-29 02:30 does not exist in Paris; nothing else moves
 
 
-def test_parquet_naive_timestamps_in_a_dst_time_zone_load_as_csv_ones_do(in_paris) -> None:
-    """An Arrow timestamp is an instant, which ClickHouse showed in its own zone: every Parquet
-    value moved by the zone's offset (a strict xfail before). It travels as wall-clock text now."""
-    assert in_paris["pq"] == in_paris["plain"]  # only the hour Paris skips moves, as from a CSV
-    assert [i for i, (a, b) in enumerate(zip(in_paris["pq"], EXACT, strict=True)) if a != b] == [1]
+@pytest.mark.xfail(strict=True, reason="not fixed: a Parquet naive timestamp travels as an Arrow instant, which "
+                   "ClickHouse shows in its own zone: every value moves by the zone's offset")
+def test_parquet_naive_timestamps_in_a_dst_time_zone(in_paris) -> None:
+    assert in_paris["pq"] == EXACT  # today: every value one or two hours later
