@@ -158,8 +158,9 @@ def _run_on_a_pty(args: list[str], env: dict[str, str], on_output: Callable[[byt
     out = b""
     try:
         while True:
-            ready, _, _ = select.select([master], [], [], 1.0)
-            if ready:
+            poller = select.poll()  # not select(): a busy worker may hold descriptors above 1024
+            poller.register(master, select.POLLIN)
+            if poller.poll(1000):
                 try:
                     chunk = os.read(master, 65536)
                 except OSError:  # EIO: every writer closed the terminal

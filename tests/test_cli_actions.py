@@ -98,10 +98,19 @@ def _held(tmp: Path, n: int = 2) -> list[str]:
     return ["--state-dir", str(tmp / "state")]
 
 
+def _readable(fd: int, seconds: float) -> bool:
+    """poll, not select: a pytest worker that has run many tests may hold a descriptor above
+    select()'s FD_SETSIZE (1024), and select then raises "filedescriptor out of range"."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(seconds * 1000))
+
+
 def _at_the_prompt(args: list[str], keys: bytes) -> tuple[int, str]:
     """Run a bulk action in a terminal (a pty), answer its [y/N] with ``keys``; (exit code, output)."""
     import pty
-    import select
     import time
 
     from tests.conftest import chute_cmd
@@ -114,13 +123,13 @@ def _at_the_prompt(args: list[str], keys: bytes) -> tuple[int, str]:
     deadline = time.monotonic() + 120
     try:
         while b"[y/N]" not in out and time.monotonic() < deadline:
-            if select.select([fd], [], [], 1)[0]:
+            if _readable(fd, 1.0):
                 out += os.read(fd, 4096)
         os.write(fd, keys)
         while time.monotonic() < deadline:
             if os.waitpid(pid, os.WNOHANG)[0]:
                 break
-            if select.select([fd], [], [], 0.2)[0]:
+            if _readable(fd, 0.2):
                 with contextlib.suppress(OSError):  # the child closed the terminal
                     out += os.read(fd, 4096)
         else:
