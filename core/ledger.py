@@ -364,13 +364,9 @@ class Ledger:
 
     def current_many(self, paths: list[str]) -> dict[str, FileRow]:
         """`current` of many paths in a few queries (a `--once` run's result over thousands of files)."""
-        out: dict[str, FileRow] = {}
         with self._lock:
-            for i in range(0, len(paths), 500):
-                part = paths[i:i + 500]
-                out.update((r["path"], FileRow.of(r)) for r in self._conn.execute(
-                    f"SELECT * FROM files WHERE current = 1 AND path IN ({','.join('?' * len(part))})", part))
-        return out
+            return {r["path"]: FileRow.of(r) for r in _in_chunks(
+                self._conn, "SELECT * FROM files WHERE current = 1 AND path IN ({})", paths)}
 
     def versions(self, path: str) -> list[FileRow]:
         return [FileRow.of(r) for r in self._q("SELECT * FROM files WHERE path = ? ORDER BY id", (path,))]
@@ -509,9 +505,7 @@ class Ledger:
             rows = {r["id"]: r for r in _in_chunks(c, "SELECT * FROM files WHERE id IN ({})", file_ids)}
             busy = {r["file_id"] for r in _in_chunks(
                 c, "SELECT file_id FROM intents WHERE status = 'open' AND file_id IN ({})", file_ids)}
-            claimed = [rows[fid] for fid in file_ids if fid in rows and fid not in busy and rows[fid]["current"] == 1
-                       and (rows[fid]["state"] == State.QUEUED
-                            or (rows[fid]["state"] == State.FAILED and rows[fid]["next_attempt"] is not None))]
+            claimed = [rows[fid] for fid in file_ids if fid in rows and _runnable(rows[fid], fid in busy)]
             c.executemany("UPDATE files SET state = 'loading', next_attempt = NULL, updated_at = ? WHERE id = ?",
                           [(now, r["id"]) for r in claimed])
             c.executemany("INSERT INTO events(ts, file_id, path, actor, action, from_state, to_state, detail)"
@@ -521,12 +515,8 @@ class Ledger:
 
     def _claim(self, c: sqlite3.Connection, file_id: int, now: float) -> FileRow | None:
         row = c.execute("SELECT * FROM files WHERE id = ?", (file_id,)).fetchone()
-        runnable = row is not None and row["current"] == 1 and (
-            row["state"] == State.QUEUED or (row["state"] == State.FAILED and row["next_attempt"] is not None))
-        if runnable and c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open'",
-                                  (file_id,)).fetchone():
-            runnable = False  # an operator's action on it is unfinished (core/intents.py)
-        if not runnable:
+        busy = c.execute("SELECT 1 FROM intents WHERE file_id = ? AND status = 'open'", (file_id,)).fetchone()
+        if row is None or not _runnable(row, busy is not None):
             return None
         c.execute("UPDATE files SET state = 'loading', next_attempt = NULL, updated_at = ? WHERE id = ?",
                   (now, file_id))
@@ -953,14 +943,11 @@ class Ledger:
     def fresh_versions(self, file_ids: list[int]) -> set[int]:
         """Of ``file_ids``: the versions that are the only one at their path and never sent a batch
         (nothing to clear, resume or gatekeep by path: core/combined.py)."""
-        out: set[int] = set()
-        for i in range(0, len(file_ids), 500):
-            part = file_ids[i:i + 500]
-            out.update(r["id"] for r in self._q(
-                f"SELECT f.id FROM files f WHERE f.id IN ({','.join('?' * len(part))})"
+        with self._lock:
+            return {r["id"] for r in _in_chunks(
+                self._conn, "SELECT f.id FROM files f WHERE f.id IN ({})"
                 " AND NOT EXISTS (SELECT 1 FROM files o WHERE o.path = f.path AND o.id != f.id)"
-                " AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.file_id = f.id)", part))
-        return out
+                " AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.file_id = f.id)", file_ids)}
 
     def known_content(self, shas: dict[int, str]) -> set[str]:
         """Of the contents ``{file_id: sha256}``: those some other version has (or had: kept_hashes),
@@ -991,6 +978,13 @@ class Ledger:
                                 now)
                     done.append(file_id)
         return done
+
+
+def _runnable(row: sqlite3.Row, busy: bool) -> bool:
+    """A version the loader may claim: the current one, queued or due for a retry, and no
+    operator's action on it unfinished (``busy``: an open intent, core/intents.py)."""
+    return row["current"] == 1 and not busy and (
+        row["state"] == State.QUEUED or (row["state"] == State.FAILED and row["next_attempt"] is not None))
 
 
 def _in_chunks(c: sqlite3.Connection, sql: str, ids: list[int]) -> Iterator[sqlite3.Row]:
