@@ -987,8 +987,8 @@ def _runnable(row: sqlite3.Row, busy: bool) -> bool:
         row["state"] == State.QUEUED or (row["state"] == State.FAILED and row["next_attempt"] is not None))
 
 
-def _in_chunks(c: sqlite3.Connection, sql: str, ids: list[int]) -> Iterator[sqlite3.Row]:
-    """``sql`` with ``IN ({})`` over ``ids``, in parts below SQLite's limit on bound values."""
+def _in_chunks(c: sqlite3.Connection, sql: str, ids: list[int] | list[str]) -> Iterator[sqlite3.Row]:
+    """``sql`` with ``IN ({})`` over ``ids`` (or paths), in parts below SQLite's limit on bound values."""
     for i in range(0, len(ids), 500):
         part = ids[i:i + 500]
         yield from c.execute(sql.format(",".join("?" * len(part))), part)
