@@ -91,10 +91,13 @@ class _Sighting:
 
     rel: str
     st: os.stat_result
-    ident: tuple[int, int, int, int, int]
     complete: bool
     from_scan: bool
     created: bool
+
+    @property
+    def ident(self) -> tuple[int, int, int, int, int]:
+        return _ident(self.st)
 
 
 class _Handler(FileSystemEventHandler):
@@ -327,9 +330,9 @@ class Watcher:
         elif self._known_same(rel, ident):
             return
         elif batch is not None:
-            batch.append(_Sighting(rel, st, ident, complete, from_scan, created))
+            batch.append(_Sighting(rel, st, complete, from_scan, created))
         else:
-            self._record_many([_Sighting(rel, st, ident, complete, from_scan, created)])
+            self._record_many([_Sighting(rel, st, complete, from_scan, created)])
 
     def _stat(self, rel: str) -> os.stat_result | None:
         """A regular file's (or FIFO's, socket's, device's) stat; None when it is gone or something else."""
