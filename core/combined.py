@@ -240,8 +240,8 @@ def _members(loader: Loader, chunk: list[_Read]) -> list[Member] | None:
             fitted, _, _ = Fitter(table, reader.wire_schema, set(reader.date_columns), skip_bad=False).fit(frame, 0)
         except (ChuteError, *READER_ERRORS, OSError):
             return None
-    data = _with_lineage(fitted.to_arrow(), chunk, sizes)
     starts = np.cumsum(sizes) - sizes
+    data = _with_lineage(fitted.to_arrow(), chunk, sizes, starts)
     return [Member(r.row, r.sha, b, r.src, bool(opts.key), data.slice(int(s), int(n)), r.stack)
             for r, b, s, n in zip(chunk, limits, starts, sizes, strict=True)]
 
@@ -319,11 +319,11 @@ def _typable_somewhere(frame: pl.DataFrame, texts: list[str], sizes: np.ndarray,
     return bool(per_file.select(pl.any_horizontal(pl.col(c).any() for c in hits)).item())
 
 
-def _with_lineage(table: pa.Table, chunk: list[_Read], sizes: np.ndarray) -> pa.Table:
+def _with_lineage(table: pa.Table, chunk: list[_Read], sizes: np.ndarray, starts: np.ndarray) -> pa.Table:
     """The lineage columns of ``reader.with_lineage``, for many files at once: dictionaries of the
-    files' paths and hashes indexed by each row's file, and each row's number within its file."""
+    files' paths and hashes indexed by each row's file, and each row's number within its file
+    (``starts``: each file's first row in the table)."""
     which = pa.array(np.repeat(np.arange(len(chunk), dtype=np.int32), sizes))
-    starts = np.cumsum(sizes) - sizes
     rows = np.arange(1, int(sizes.sum()) + 1, dtype=np.uint64) - np.repeat(starts, sizes).astype(np.uint64)
     table = table.append_column("_source_path", pa.DictionaryArray.from_arrays(
         which, pa.array([r.row.path for r in chunk])))
