@@ -128,11 +128,8 @@ def test_a_short_row_in_a_big_combined_buffer_is_still_caught(engine_factory, tm
     monkeypatch.setattr(delimited, "SHORT_ROW_CHECK_BYTES", 4096)
     rows = lines(90)
     rows[0] = rows[0].rsplit(",", 1)[0]  # five fields of six: `note` missing
-    CASES["short_last_column"] = {"part_0050.csv": text(H, rows)}
-    try:
-        combined_files = _compare(engine_factory, tmp_path, chdb_path, monkeypatch, "short_last_column")
-    finally:
-        del CASES["short_last_column"]
+    monkeypatch.setitem(CASES, "short_last_column", {"part_0050.csv": text(H, rows)})
+    combined_files = _compare(engine_factory, tmp_path, chdb_path, monkeypatch, "short_last_column")
     assert combined_files >= 6, combined_files  # smaller buffers, still parsed together
 
 
@@ -141,7 +138,8 @@ def test_minus_zero_in_a_member_of_integers_keeps_its_own_sign(engine_factory, t
     """A member whose `amount` values are all integers is typed int on its own, so "-0" becomes 0;
     parsed with members holding decimals the column is float and "-0" would become -0.0. Python's
     -0.0 == 0.0 hides it from the row comparison: the text of every value is compared here."""
-    CASES["minus_zero_amount"] = {"part_0050.csv": text(H, _rows(lambda j, r: _col(r, 2, "-0" if j % 2 else str(j))))}
+    monkeypatch.setitem(CASES, "minus_zero_amount",
+                        {"part_0050.csv": text(H, _rows(lambda j, r: _col(r, 2, "-0" if j % 2 else str(j))))})
     real = tc.query
 
     def as_text(engine, sql: str):
@@ -150,10 +148,7 @@ def test_minus_zero_in_a_member_of_integers_keeps_its_own_sign(engine_factory, t
         return real(engine, sql)
 
     monkeypatch.setattr(tc, "query", as_text)
-    try:
-        _compare(engine_factory, tmp_path, chdb_path, monkeypatch, "minus_zero_amount")
-    finally:
-        del CASES["minus_zero_amount"]
+    _compare(engine_factory, tmp_path, chdb_path, monkeypatch, "minus_zero_amount")
 
 
 def test_a_member_appended_to_while_its_group_loads_ends_with_every_row_once(
@@ -194,11 +189,8 @@ def test_dates_of_one_member_into_a_datetime_column(engine_factory, tmp_path: Pa
 
     monkeypatch.setattr(tc, "lines", timed)
     monkeypatch.setattr(__import__(__name__, fromlist=["lines"]), "lines", timed)
-    CASES["member_day"] = {"part_0050.csv": text(H, [_col(r, 3, member_day) for r in timed(90)])}
-    try:
-        _compare(engine_factory, tmp_path, chdb_path, monkeypatch, "member_day")
-    finally:
-        del CASES["member_day"]
+    monkeypatch.setitem(CASES, "member_day", {"part_0050.csv": text(H, [_col(r, 3, member_day) for r in timed(90)])})
+    _compare(engine_factory, tmp_path, chdb_path, monkeypatch, "member_day")
 
 
 def test_a_failing_ledger_query_of_the_shortcut_strands_no_file_in_loading(
