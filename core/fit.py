@@ -14,6 +14,7 @@ import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.schema import Column, base_type, polars_type
+from chute.core.wallclock import as_instants, column_zone, has_naive
 
 
 @dataclass
@@ -42,12 +43,13 @@ class Rejects:
 
 class Fitter:
     def __init__(self, table: list[Column], wire: pl.Schema, dates: set[str], skip_bad: bool,
-                 header_lines: int = 1) -> None:
+                 header_lines: int = 1, server_zone: str = "UTC") -> None:
         self.skip_bad = skip_bad
         self.header_lines = header_lines
         self.casts: dict[str, pl.DataType] = {}
         self.not_null: list[str] = []
         self.dates: dict[str, pl.DataType] = {}  # text in this file, a date in the table: check before sending
+        self.zones: dict[str, str] = {}  # naive timestamps sent as the instants they name in this zone
         for col in table:
             if col.name not in wire:
                 continue
@@ -62,12 +64,15 @@ class Fitter:
                     self.dates[col.name] = pl.Date()
                 elif kind.startswith("DateTime"):
                     self.dates[col.name] = pl.Datetime("ns")
+            zone = column_zone(col.type, server_zone) if want is None and has_naive(wire[col.name]) else None
+            if zone is not None:
+                self.zones[col.name] = zone
             if not col.nullable and not base_type(col.type).startswith(("Array(", "Map(")):
                 self.not_null.append(col.name)  # (a missing list or map loads as [] or {})
 
     @property
     def idle(self) -> bool:
-        return not self.casts and not self.not_null and not self.dates
+        return not self.casts and not self.not_null and not self.dates and not self.zones
 
     def fit(self, df: pl.DataFrame, first_row: int
             ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
@@ -91,6 +96,9 @@ class Fitter:
                 rejects += self._describe(df, name, altered, first_row, f"{want} would not keep it as written")
                 bad = bad | altered
             out = out.with_columns(cast.alias(name))
+        if self.zones:
+            out = out.with_columns(as_instants(pl.col(name), df[name].dtype, zone).alias(name)
+                                   for name, zone in self.zones.items())
         for name, kind in self.dates.items():
             text = df[name]
             parsed = text.str.to_date(strict=False) if kind == pl.Date else text.str.to_datetime(

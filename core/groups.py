@@ -160,7 +160,7 @@ class Groups:
             L._clear_superseded(job.row)  # whatever this version turns out to be (a duplicate too)
             L._gatekeep_or_take_back(job)
             table = L._prepare_table(job.row, job.plan, job.opts)
-            data = _fitted(job, table)
+            data = _fitted(job, table, L.target.server_zone)
             if job.reader.pending_check and (problem := job.reader.pending_check()) is not None:
                 raise problem
         except BaseException:
@@ -362,7 +362,7 @@ class Groups:
                 job.batch_rows = row.batch_rows or job.plan.rows
                 if (job.sha, job.plan.rows) != (m.sha256, m.rows):
                     raise _Unreplayable(f"{row.path} changed since the group was sent")
-                return _fitted(job, L._prepare_table(row, job.plan, job.opts))
+                return _fitted(job, L._prepare_table(row, job.plan, job.opts), L.target.server_zone)
         except TargetError:
             raise  # ClickHouse trouble: the group stays open for the next attempt
         except Exception as exc:  # noqa: BLE001 - whatever it is, abandoning the group is always safe
@@ -381,11 +381,11 @@ class Groups:
                     extra={"event": "group_abandoned", "table": table})
 
 
-def _fitted(job: _Job, table: list) -> pa.Table:
+def _fitted(job: _Job, table: list, server_zone: str) -> pa.Table:
     """The version's single batch fitted to the table's columns, with its lineage columns."""
     reader, row = job.reader, job.row
     fitter = Fitter(table, reader.wire_schema, set(reader.date_columns), skip_bad=False,
-                    header_lines=reader.header_lines + row.row_base)
+                    header_lines=reader.header_lines + row.row_base, server_zone=server_zone)
     for idx, df in reader.batches(job.batch_rows):
         if idx:
             raise FileChanged(f"{row.path} holds more rows than its plan")

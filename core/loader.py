@@ -352,7 +352,8 @@ class Loader:
         row, opts, reader = job.row, job.opts, job.reader
         rejects = Rejects(_free_name(self.cfg.aside("_quarantine", row.path + ".rejects.csv")))
         fitter = Fitter(table, reader.wire_schema, set(reader.date_columns), skip_bad=opts.on_bad_rows == "skip",
-                        header_lines=reader.header_lines + row.row_base)  # lines after the base's
+                        header_lines=reader.header_lines + row.row_base,  # lines after the base's
+                        server_zone=self.target.server_zone)
         anti_join = None  # (key, its ClickHouse type), looked up once per file
         if opts.skip_existing_keys:
             key = opts.key[0]

@@ -317,6 +317,7 @@ class Target:
         self._clients: list[Any] = []
         self._lock = threading.Lock()
         self.server_version = ""
+        self.server_zone = "UTC"  # what zone-less columns are shown in (check()); see core/wallclock.py
         self.insert_settings: dict[str, Any] = dict(INSERT_SETTINGS)
         self.probe_error: str | None = None
         self.probe_failure: Exception | None = None  # the classified error behind probe_error
@@ -390,8 +391,9 @@ class Target:
 
     def check(self) -> str:
         """Connect, make the database, and verify the server takes the insert settings we need."""
-        rows = self._call("query", "SELECT version()").result_rows
+        rows = self._call("query", "SELECT version(), timezone()").result_rows
         self.server_version = str(rows[0][0])
+        self.server_zone = str(rows[0][1])
         if not self.cfg.embedded and http_client_kwargs(self.cfg).get("verify") is False:
             log.warning("TLS certificate verification is off (verify=false in the ClickHouse URL): anyone on the "
                         "path can pose as the server and read the password")

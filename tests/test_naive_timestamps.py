@@ -7,8 +7,8 @@ comes back as written, including wall times a DST zone skips or repeats. ClickHo
 and shows a zone-less column in its server time zone, so on a server (or an embedded chDB in a
 process) whose zone observes DST, a wall time in the spring-forward gap does not exist there and
 ClickHouse moves it; ``columns = { t = "DateTime64(6, 'UTC')" }`` in the route keeps it exact.
-A Parquet naive timestamp is worse off there (an xfail below): it travels as an Arrow instant,
-and ClickHouse shows every value moved by its zone's offset.
+A Parquet naive timestamp travels as an Arrow instant, which ClickHouse would show moved by its
+zone's offset; chute sends the instant its wall clock names in that zone, so it lands as a CSV's does.
 """
 
 from __future__ import annotations
@@ -100,7 +100,92 @@ def test_in_a_dst_time_zone_only_the_skipped_hour_moves_unless_the_column_says_u
     assert moved == [1], in_paris["plain"]  # 2026-03-29 02:30 does not exist in Paris; nothing else moves
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: a Parquet naive timestamp travels as an Arrow instant, which "
-                   "ClickHouse shows in its own zone: every value moves by the zone's offset")
-def test_parquet_naive_timestamps_in_a_dst_time_zone(in_paris) -> None:
-    assert in_paris["pq"] == EXACT  # today: every value one or two hours later
+def test_parquet_naive_timestamps_in_a_dst_time_zone_land_as_csv_ones_do(in_paris) -> None:
+    """Every value moved by Paris' offset before (a strict xfail); now only the skipped hour moves,
+    to where ClickHouse puts the CSV's, and a route's DateTime64(6, 'UTC') keeps all exact."""
+    assert in_paris["pq"] == in_paris["plain"]
+    assert [i for i, (a, b) in enumerate(zip(in_paris["pq"], EXACT, strict=True)) if a != b] == [1]
+    assert in_paris["pqpinned"] == EXACT
+
+
+# Wall times away from any DST change (the skipped hour is covered above), with the edges that
+# moved before: a fraction, midnight, 1900 (Paris' LMT offset, 9 min 21 s), 2299 (rolled into
+# 2300), the repeated autumn hour, and NULL.
+WALLS = ["2026-07-01 23:30:00.123456", "2026-01-15 00:30:00", "1900-01-01 00:00:00", "2299-12-31 23:30:00",
+         "2026-10-25 02:30:00", None]
+OUT = "outside the type's range (ClickHouse clamps it, from a CSV too)"
+# route type -> what ClickHouse's toString shows for each wall (the written wall, in that type)
+ROUTED = {
+    "dt64": ("Nullable(DateTime64(6))", lambda w: w if "." in w else w + ".000000"),
+    "dt64ms": ("Nullable(DateTime64(3))", lambda w: (w + ".000")[:23]),
+    "dt64tokyo": ("Nullable(DateTime64(6, 'Asia/Tokyo'))", lambda w: w if "." in w else w + ".000000"),
+    "dtutc": ("Nullable(DateTime64(6, 'UTC'))", lambda w: w if "." in w else w + ".000000"),
+    "date32": ("Nullable(Date32)", lambda w: w[:10]),
+    "dt": ("Nullable(DateTime)", lambda w: w[:19] if "1970" <= w < "2106" else OUT),
+}
+
+
+@pytest.fixture(scope="module")
+def paris_routes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list]:
+    """Parquet naive timestamps under TZ=Europe/Paris into route-declared types, NULLs, ms and ns
+    units, lists, six small files (one shared insert), and a table a CSV made first."""
+    tmp = tmp_path_factory.mktemp("paris_routes")
+    data = tmp / "data"
+    series = pl.Series("t", WALLS).str.to_datetime(time_unit="us")
+    toml = ""
+    for table, (kind, _) in ROUTED.items():
+        (data / table).mkdir(parents=True)
+        pl.DataFrame({"i": range(len(WALLS)), "t": series, "k": table}).write_parquet(data / table / "t.parquet")
+        toml += f'[[routes]]\ntable = "{table}"\ncolumns = {{ t = "{kind}" }}\n'
+    for unit in ("ms", "ns"):  # 2299 does not fit a nanosecond count: left out of that one
+        (data / unit).mkdir()
+        cut = [w for w in WALLS if w is None or w < "2262"] if unit == "ns" else WALLS
+        pl.DataFrame({"i": range(len(cut)), "t": pl.Series(cut).str.to_datetime(time_unit=unit)}).write_parquet(
+            data / unit / "t.parquet")
+    (data / "lists").mkdir()
+    pl.DataFrame({"i": [0, 1, 2], "t": [[series[0], None, series[2]], [], None]}).write_parquet(
+        data / "lists" / "t.parquet")
+    (data / "small").mkdir()
+    for i, w in enumerate(WALLS[:-1]):  # (no NULL: a file with one would hold on a Nullable change)
+        pl.DataFrame({"i": [i], "t": pl.Series([w], dtype=pl.String).str.to_datetime(time_unit="us")}).write_parquet(
+            data / "small" / f"s{i}.parquet")
+    (data / "mixed").mkdir()
+    (data / "mixed" / "a.csv").write_text("i,t\n-1,2026-02-01T10:00:00.000001\n")
+    pl.DataFrame({"i": range(len(WALLS) - 1), "t": series[:-1]}).write_parquet(data / "mixed" / "b.parquet")
+    (tmp / "chute.toml").write_text(toml)
+    env = {**os.environ, "TZ": "Europe/Paris"}
+    ch = tmp / "ch"
+    run = subprocess.run([sys.executable, "-m", "chute.core", "--no-ui", "--once", str(data), "--state-dir",
+                          str(tmp / "state"), "--clickhouse", f"chdb://{ch}", "--config", str(tmp / "chute.toml")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    tables = [*ROUTED, "ms", "ns", "lists", "small", "mixed"]
+    read = textwrap.dedent(f"""
+        import json
+        from chdb import session
+        s = session.Session({str(ch)!r})
+        out = {{}}
+        for table in {tables!r}:
+            rows = s.query(f"SELECT toString(t) FROM default.{{table}} ORDER BY i", "JSONCompact")
+            out[table] = [r[0] for r in json.loads(str(rows))["data"]]
+        print(json.dumps(out))
+    """)
+    return json.loads(subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True,
+                                     check=True, timeout=120).stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("table", list(ROUTED))
+def test_parquet_naive_timestamps_keep_their_wall_clock_in_every_declared_type(paris_routes, table: str) -> None:
+    show = ROUTED[table][1]
+    pairs = [(got, None if w is None else show(w)) for got, w in zip(paris_routes[table], WALLS, strict=True)]
+    assert [got for got, want in pairs if want != OUT] == [want for _, want in pairs if want != OUT]
+
+
+def test_parquet_naive_timestamps_in_paris_from_ms_ns_lists_small_files_and_a_csv_made_table(paris_routes) -> None:
+    exact = [None if w is None else w if "." in w else w + ".000000" for w in WALLS]
+    assert paris_routes["ms"] == [None if w is None else (w + ".000")[:23] for w in WALLS]
+    assert paris_routes["ns"] == [None if w is None else (w if "." in w else w + ".000000") + "000"
+                                  for w in WALLS if w is None or w < "2262"]
+    assert paris_routes["small"] == exact[:-1]
+    assert paris_routes["mixed"] == ["2026-02-01 10:00:00.000001", *exact[:-1]]
+    assert paris_routes["lists"] == [f"['{exact[0]}',NULL,'{exact[2]}']", "[]", "[]"]

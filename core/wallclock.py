@@ -1,0 +1,68 @@
+"""Naive timestamps reach ClickHouse as the instants their wall clock names in the column's zone.
+
+An Arrow (Parquet) timestamp without a zone is a wall-clock reading, but on the wire it is a
+count from the epoch, which ClickHouse takes as an instant and shows in the column's zone (the
+one in its type, else the server's). On a server whose zone is not UTC every value would move by
+the offset; here each one becomes the instant that shows the written wall clock there, as a
+CSV's text does (docs/ARCHITECTURE.md#naive-timestamps).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import polars as pl
+
+UTC_NAMES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "UCT", "Etc/UCT", "Universal", "Zulu", "Etc/Zulu",
+                       "GMT0", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "Greenwich", "Etc/Greenwich", "Etc/Universal"})
+_DECLARED = re.compile(r"DateTime(?:64)?\(\s*(?:\d+\s*,\s*)?'([^']+)'\s*\)")
+# A wall time in a spring-forward gap: ClickHouse reads it with the offset after the change (02:30
+# in Paris on 2026-03-29 is 00:30 UTC). The same instant: shift past the gap, then back.
+_PAST_GAP_HOURS = 3
+
+
+def column_zone(ch_type: str, server_zone: str) -> str | None:
+    """The zone ClickHouse reads this column's instants in, or None when it is UTC (nothing to do)."""
+    declared = _DECLARED.search(ch_type)
+    zone = declared[1] if declared else server_zone
+    return None if zone in UTC_NAMES else zone
+
+
+def has_naive(dtype: pl.DataType) -> bool:
+    """Does a value of this type carry a zone-less timestamp (at the top or inside lists)?"""
+    import polars as pl
+
+    if isinstance(dtype, pl.Datetime):
+        return dtype.time_zone is None
+    if isinstance(dtype, pl.List | pl.Array):
+        return has_naive(dtype.inner)  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Struct):
+        return any(has_naive(f.dtype) for f in dtype.fields)  # type: ignore[arg-type]
+    return False
+
+
+def as_instants(expr: pl.Expr, dtype: pl.DataType, zone: str) -> pl.Expr:
+    """``expr`` (of ``dtype``) with every naive timestamp replaced by the instant its wall clock
+    names in ``zone``, still zone-less so the table's type is unchanged. A repeated wall time (the
+    autumn hour) takes its first instant, as ClickHouse does; NULLs stay NULL."""
+    import polars as pl
+
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            return expr
+        past = pl.duration(hours=_PAST_GAP_HOURS)
+        local = pl.coalesce(
+            expr.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null"),
+            (expr + past).dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null") - past)
+        return local.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    if isinstance(dtype, pl.List):
+        return expr.list.eval(as_instants(pl.element(), dtype.inner, zone))  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Array):
+        return expr.arr.eval(as_instants(pl.element(), dtype.inner, zone))  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Struct):
+        fields = [as_instants(expr.struct.field(f.name), f.dtype, zone).alias(f.name)  # type: ignore[arg-type]
+                  for f in dtype.fields]
+        return pl.when(expr.is_null()).then(None).otherwise(pl.struct(fields))
+    return expr

@@ -1,0 +1,51 @@
+"""core/wallclock.py: which zone a column's instants are read in, and naive values made instants
+there, nested ones included (the end-to-end cases in Paris are in test_naive_timestamps.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from chute.core.wallclock import as_instants, column_zone, has_naive
+
+
+@pytest.mark.parametrize(("kind", "server", "zone"), [
+    ("DateTime64(6)", "Europe/Paris", "Europe/Paris"),
+    ("Nullable(DateTime64(6, 'UTC'))", "Europe/Paris", None),
+    ("DateTime('Asia/Tokyo')", "UTC", "Asia/Tokyo"),
+    ("Array(Nullable(DateTime64(3)))", "America/New_York", "America/New_York"),
+    ("Date32", "Etc/UTC", None),
+])
+def test_a_declared_zone_wins_over_the_servers_and_utc_needs_nothing(kind: str, server: str, zone: str | None) -> None:
+    assert column_zone(kind, server) == zone
+
+
+def _shift(series: pl.Series, zone: str = "Europe/Paris") -> list:
+    return pl.DataFrame([series]).select(as_instants(pl.col(series.name), series.dtype, zone).alias("t"))["t"].to_list()
+
+
+def test_each_wall_clock_becomes_the_instant_it_names_and_nulls_stay() -> None:
+    walls = [dt.datetime(2026, 7, 1, 23, 30), dt.datetime(2026, 1, 15), dt.datetime(1900, 1, 1),
+             dt.datetime(2026, 10, 25, 2, 30), dt.datetime(2026, 3, 29, 2, 30), None]
+    assert _shift(pl.Series("t", walls)) == [
+        dt.datetime(2026, 7, 1, 21, 30), dt.datetime(2026, 1, 14, 23), dt.datetime(1899, 12, 31, 23, 50, 39),
+        dt.datetime(2026, 10, 25, 0, 30),  # the repeated hour: its first instant, as ClickHouse reads it
+        dt.datetime(2026, 3, 29, 0, 30),  # the skipped hour: with the offset after the change, as ClickHouse
+        None]
+
+
+def test_timestamps_inside_lists_arrays_and_structs_move_and_their_nulls_stay() -> None:
+    noon = dt.datetime(2026, 7, 1, 12)
+    assert _shift(pl.Series("t", [[noon, None], None, []])) == [[dt.datetime(2026, 7, 1, 10), None], None, []]
+    fixed = pl.Series("t", [[noon, noon]], dtype=pl.Array(pl.Datetime("us"), 2))
+    assert _shift(fixed) == [[dt.datetime(2026, 7, 1, 10)] * 2]
+    assert _shift(pl.Series("t", [{"a": noon, "b": 1}, None, {"a": None, "b": 2}])) == [
+        {"a": dt.datetime(2026, 7, 1, 10), "b": 1}, None, {"a": None, "b": 2}]
+
+
+def test_only_zone_less_timestamps_are_touched() -> None:
+    aware = pl.Series("t", [dt.datetime(2026, 7, 1, 12)]).dt.replace_time_zone("UTC")
+    assert not has_naive(aware.dtype) and has_naive(pl.List(pl.Datetime("ms")))
+    assert _shift(aware) == aware.to_list()
