@@ -38,6 +38,8 @@ def has_naive(dtype: pl.DataType) -> bool:
         return dtype.time_zone is None
     if isinstance(dtype, pl.List | pl.Array):
         return has_naive(dtype.inner)  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Map):
+        return has_naive(dtype.key) or has_naive(dtype.value)  # type: ignore[arg-type]
     if isinstance(dtype, pl.Struct):
         return any(has_naive(f.dtype) for f in dtype.fields)  # type: ignore[arg-type]
     return False
@@ -52,7 +54,7 @@ def as_instants(expr: pl.Expr, dtype: pl.DataType, zone: str) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None:
             return expr
-        past = pl.duration(hours=_PAST_GAP_HOURS)
+        past = pl.duration(hours=_PAST_GAP_HOURS, time_unit=dtype.time_unit)  # (a µs one made ns columns µs)
         local = pl.coalesce(
             expr.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null"),
             (expr + past).dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null") - past)
@@ -61,8 +63,62 @@ def as_instants(expr: pl.Expr, dtype: pl.DataType, zone: str) -> pl.Expr:
         return expr.list.eval(as_instants(pl.element(), dtype.inner, zone))  # type: ignore[arg-type]
     if isinstance(dtype, pl.Array):
         return expr.arr.eval(as_instants(pl.element(), dtype.inner, zone))  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Map):
+        return as_instants(expr.map.entries(), _entries(dtype), zone).list.to_map()
     if isinstance(dtype, pl.Struct):
         fields = [as_instants(expr.struct.field(f.name), f.dtype, zone).alias(f.name)  # type: ignore[arg-type]
                   for f in dtype.fields]
         return pl.when(expr.is_null()).then(None).otherwise(pl.struct(fields))
     return expr
+
+
+# Farther than any zone's offset (at most a day, with a skipped day as Pacific/Apia's in 2011):
+# a wrapped count (an ns one near 1677 or 2262), not a wall clock read in a zone.
+_FAR_SECONDS = 2 * 86400
+
+
+def unplaceable(expr: pl.Expr, dtype: pl.DataType, zone: str) -> pl.Expr:
+    """Per row: does ``expr`` hold a naive timestamp whose wall clock names no instant in ``zone``
+    that its unit can count (pandas' Timestamp.max read in New York wraps past the int64 of
+    nanoseconds), or that no shift past a gap reaches (a skipped day)? Such a value would land
+    wrapped or NULL: the Fitter names it instead."""
+    import polars as pl
+
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            return pl.lit(False)
+        return _lost(expr, as_instants(expr, dtype, zone))
+    if isinstance(dtype, pl.List):
+        return expr.list.eval(unplaceable(pl.element(), dtype.inner, zone)).list.any().fill_null(False)  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Array):
+        return expr.arr.eval(unplaceable(pl.element(), dtype.inner, zone)).list.any().fill_null(False)  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Map):
+        return unplaceable(expr.map.entries(), _entries(dtype), zone)
+    if isinstance(dtype, pl.Struct):
+        return pl.any_horizontal(unplaceable(expr.struct.field(f.name), f.dtype, zone)  # type: ignore[arg-type]
+                                 for f in dtype.fields).fill_null(False)
+    return pl.lit(False)
+
+
+def misplaced(before: pl.Series, after: pl.Series, zone: str) -> pl.Series:
+    """``unplaceable`` for a column ``as_instants`` already made ``after`` (a top-level timestamp
+    is compared, not converted again)."""
+    import polars as pl
+
+    if isinstance(before.dtype, pl.Datetime):
+        return pl.DataFrame([before.alias("b"), after.alias("a")]).select(_lost(pl.col("b"), pl.col("a")))["b"]
+    return before.to_frame("b").select(unplaceable(pl.col("b"), before.dtype, zone))["b"]
+
+
+def _lost(naive: pl.Expr, moved: pl.Expr) -> pl.Expr:
+    import polars as pl
+
+    apart = moved.dt.epoch("s").cast(pl.Float64) - naive.dt.epoch("s").cast(pl.Float64)  # (wrapped: an i64 would too)
+    return (naive.is_not_null() & (moved.is_null() | (apart.abs() > _FAR_SECONDS))).fill_null(False)
+
+
+def _entries(dtype: pl.Map) -> pl.DataType:
+    """A map's entries as polars lists them: key/value structs."""
+    import polars as pl
+
+    return pl.List(pl.Struct({"key": dtype.key, "value": dtype.value}))

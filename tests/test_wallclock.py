@@ -8,7 +8,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from chute.core.wallclock import as_instants, column_zone, has_naive
+from chute.core.wallclock import as_instants, column_zone, has_naive, unplaceable
 
 
 @pytest.mark.parametrize(("kind", "server", "zone"), [
@@ -49,3 +49,38 @@ def test_only_zone_less_timestamps_are_touched() -> None:
     aware = pl.Series("t", [dt.datetime(2026, 7, 1, 12)]).dt.replace_time_zone("UTC")
     assert not has_naive(aware.dtype) and has_naive(pl.List(pl.Datetime("ms")))
     assert _shift(aware) == aware.to_list()
+
+
+def test_nanoseconds_keep_their_digits_and_every_unit_its_type() -> None:
+    """The shift past a skipped hour was a microsecond duration: every ns column came back in µs,
+    its last three digits gone (review of 5467b8f)."""
+    walls, moved = ["2026-07-01 23:30:00.123456789", "2026-03-29 02:30:00.987654321"], ["21:30:00.", "00:30:00."]
+    for unit, digits in (("ms", 3), ("us", 6), ("ns", 9)):
+        naive = pl.Series("t", [*walls, None]).str.to_datetime(time_unit=unit)
+        out = pl.DataFrame([naive]).select(as_instants(pl.col("t"), naive.dtype, "Europe/Paris"))["t"]
+        assert out.dtype == naive.dtype
+        assert out.dt.to_string("%Y-%m-%d %H:%M:%S%.f").to_list() == [
+            w[:11] + m + w[20:20 + digits] for w, m in zip(walls, moved, strict=True)] + [None]
+
+
+def test_timestamps_in_map_values_move_too() -> None:
+    noon = dt.datetime(2026, 7, 1, 12)
+    maps = pl.Series("t", [{"a": noon, "b": None}, {}, None], dtype=pl.Map(pl.String, pl.Datetime("us")))
+    assert has_naive(maps.dtype)
+    out = pl.DataFrame([maps]).select(as_instants(pl.col("t"), maps.dtype, "Europe/Paris"))["t"]
+    assert out.dtype == maps.dtype
+    assert out.to_list() == [{"a": dt.datetime(2026, 7, 1, 10), "b": None}, {}, None]
+
+
+@pytest.mark.parametrize(("wall", "zone"), [
+    ("2262-04-11 23:47:16.854775807", "America/New_York"),  # pandas' Timestamp.max, a common "no end" mark
+    ("1677-09-21 00:12:43.145224192", "Asia/Kolkata"),  # Timestamp.min
+    ("2011-12-30 12:00:00", "Pacific/Apia"),  # a day that zone skipped (across the date line)
+])
+def test_a_wall_clock_with_no_instant_the_unit_can_hold_is_named_not_wrapped_or_emptied(wall: str, zone: str) -> None:
+    """Before: the ns count wrapped silently (2262 landed as 1677 and back), the skipped day became NULL."""
+    walls = pl.Series("t", [wall, "2026-07-01 12:00:00", None]).str.to_datetime(time_unit="ns")
+    frame = pl.DataFrame([walls])
+    assert frame.select(unplaceable(pl.col("t"), walls.dtype, zone))["t"].to_list() == [True, False, False]
+    nested = pl.DataFrame([pl.Series("t", [walls.gather([1, 0]), walls.gather([1]), None])])
+    assert nested.select(unplaceable(pl.col("t"), nested["t"].dtype, zone))["t"].to_list() == [True, False, False]
