@@ -15,7 +15,7 @@ import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.schema import Column, base_type, polars_type
-from chute.core.wallclock import as_instants, column_zone, has_naive, misplaced
+from chute.core.wallclock import RULES_END, as_instants, column_zone, has_naive, latest_year, misplaced
 
 
 @dataclass
@@ -98,10 +98,11 @@ class Fitter:
                 bad = bad | altered
             out = out.with_columns(cast.alias(name))
         if self.zones:
-            out = out.with_columns(as_instants(pl.col(name), df[name].dtype, zone).alias(name)
+            far = {name: (latest_year(df[name]) or 0) >= RULES_END for name in self.zones}
+            out = out.with_columns(as_instants(pl.col(name), df[name].dtype, zone, far[name]).alias(name)
                                    for name, zone in self.zones.items())
             for name, zone in self.zones.items():  # wrapped or NULL on the way: name it, never send it
-                lost = misplaced(df[name], out[name], zone)
+                lost = misplaced(df[name], out[name], zone, far[name])
                 if lost.any():
                     rejects += self._describe(df, name, lost, first_row, f"its wall clock names no instant in {zone} "
                                               "that the column's timestamp can hold (a route column type "

@@ -4,11 +4,12 @@ there, nested ones included (the end-to-end cases in Paris are in test_naive_tim
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 
 import polars as pl
 import pytest
 
-from chute.core.wallclock import as_instants, column_zone, has_naive, unplaceable
+from chute.core.wallclock import RULES_END, as_instants, column_zone, has_naive, latest_year, unplaceable
 
 
 @pytest.mark.parametrize(("kind", "server", "zone"), [
@@ -84,3 +85,33 @@ def test_a_wall_clock_with_no_instant_the_unit_can_hold_is_named_not_wrapped_or_
     assert frame.select(unplaceable(pl.col("t"), walls.dtype, zone))["t"].to_list() == [True, False, False]
     nested = pl.DataFrame([pl.Series("t", [walls.gather([1, 0]), walls.gather([1]), None])])
     assert nested.select(unplaceable(pl.col("t"), nested["t"].dtype, zone))["t"].to_list() == [True, False, False]
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "Australia/Sydney", "Australia/Lord_Howe",
+                                  "America/Santiago"])
+def test_after_2099_the_zone_rule_still_applies_as_clickhouse_applies_it(zone: str) -> None:
+    """polars' rules stop at 2099 (every later wall clock got the offset of December 2099): a summer
+    hour in Paris landed an hour late, a Sydney midnight in July on the day before. zoneinfo keeps
+    the rule, as ClickHouse does (checked against chDB for 8 zones over 2026-2299 in the review)."""
+    import numpy as np
+
+    start, end = dt.datetime(2026, 1, 1), dt.datetime(2299, 12, 31)
+    minutes = np.random.default_rng(9).integers(0, int((end - start).total_seconds()) // 60, 3000)
+    walls = [start + dt.timedelta(minutes=int(m)) for m in minutes]
+    rule = zoneinfo.ZoneInfo(zone)
+    # (a wall time that zone skips is left out: zoneinfo and ClickHouse place it differently)
+    walls = [w for w in walls if w.replace(tzinfo=rule).astimezone(dt.UTC).astimezone(rule).replace(tzinfo=None) == w]
+    series = pl.Series("t", walls)
+    far = (latest_year(series) or 0) >= RULES_END
+    got = pl.DataFrame([series]).select(as_instants(pl.col("t"), series.dtype, zone, far))["t"].to_list()
+    want = [w.replace(tzinfo=rule).astimezone(dt.UTC).replace(tzinfo=None) for w in walls]
+    assert far and [(w, g) for w, g, x in zip(walls, got, want, strict=True) if g != x] == []
+
+
+def test_latest_year_looks_inside_lists_maps_and_structs() -> None:
+    late = dt.datetime(2150, 7, 1)
+    assert latest_year(pl.Series([[dt.datetime(2026, 1, 1)], [late]])) == 2150
+    assert latest_year(pl.Series([{"a": late}], dtype=pl.Map(pl.String, pl.Datetime("us")))) == 2150
+    assert latest_year(pl.Series([{"a": late, "b": 1}])) == 2150
+    assert latest_year(pl.Series([None], dtype=pl.Datetime("us"))) is None
+    assert latest_year(pl.Series([late]).dt.replace_time_zone("UTC")) is None

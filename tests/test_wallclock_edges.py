@@ -19,6 +19,7 @@ from tests.conftest import run_chute
 
 ROOT = Path(__file__).resolve().parent.parent
 PANDAS_MAX = "2262-04-11 23:47:16.854775807"
+FUTURE = ["2150-07-01 23:30:00", "2299-08-15 12:00:00", "2150-12-01 23:30:00"]  # summer, summer, winter
 
 
 def _ns(walls: list[str | None]) -> pa.Array:
@@ -38,7 +39,7 @@ def _epoch_ns(wall: str) -> int:
 def in_new_york(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("new_york")
     data = tmp / "data"
-    for name in ("digits", "maps", "sentinel", "sentinel_list"):
+    for name in ("digits", "maps", "sentinel", "sentinel_list", "future", "future_day"):
         (data / name).mkdir(parents=True)
     pq.write_table(pa.table({"i": [0, 1, 2], "t": _ns(["2026-07-01 23:30:00.123456789", "2026-01-15 00:30:00.000000001",
                                                        None])}), data / "digits" / "t.parquet")
@@ -50,11 +51,16 @@ def in_new_york(tmp_path_factory: pytest.TempPathFactory) -> dict:
     inner = pa.ListArray.from_arrays(pa.array([0, 2], pa.int32()), _ns(["2026-07-01 12:00:00", PANDAS_MAX]))
     pq.write_table(pa.table({"i": [0], "t": inner}),
                    data / "sentinel_list" / "t.parquet")
+    for name in ("future", "future_day"):  # (the table's name in a column: not the same bytes, not a duplicate)
+        future = pa.array([_epoch_ns(w) // 1000 for w in FUTURE], pa.timestamp("us"))
+        pq.write_table(pa.table({"i": [0, 1, 2], "t": future, "k": [name] * 3}),
+                       data / name / "t.parquet")
+    (tmp / "chute.toml").write_text('[[routes]]\ntable = "future_day"\ncolumns = { t = "Date32" }\n')
     env = {**os.environ, "TZ": "America/New_York"}
     ch, state = tmp / "ch", tmp / "state"
     run = subprocess.run([sys.executable, "-m", "chute.core", "--no-ui", "--once", str(data), "--state-dir",
-                          str(state), "--clickhouse", f"chdb://{ch}"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=300)
+                          str(state), "--clickhouse", f"chdb://{ch}", "--config", str(tmp / "chute.toml")], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=300)
     files = run_chute("files", "--json", "--state-dir", str(state), "--clickhouse", f"chdb://{ch}", env=env)
     read = textwrap.dedent(f"""
         import json
@@ -91,3 +97,9 @@ def test_a_wall_clock_past_what_a_nanosecond_count_holds_there_is_quarantined_wi
     assert "America/New_York" in why and "'t'" in why and "DateTime64(6, 'UTC')" in why, why
     assert "line 2" in why if name == "sentinel" else "line 1" in why
     assert not in_new_york["tables"].get(name), in_new_york["tables"]
+
+
+def test_summer_wall_clocks_after_2099_land_as_written(in_new_york) -> None:
+    """Before: an hour late in summer after 2099 (polars' rules stop there), and 23:30 the next day."""
+    assert in_new_york["tables"]["future"] == [w + ".000000" for w in FUTURE]
+    assert in_new_york["tables"]["future_day"] == [w[:10] for w in FUTURE]
