@@ -131,7 +131,7 @@ def latest_year(values: pl.Series) -> int | None:
     if isinstance(dtype, pl.List | pl.Array):
         return latest_year(values.explode())
     if isinstance(dtype, pl.Map):
-        return latest_year(values.map.entries())  # type: ignore[attr-defined]
+        return latest_year(values.map.entries())
     if isinstance(dtype, pl.Struct):
         years = [latest_year(values.struct.field(f.name)) for f in dtype.fields]
         return max((y for y in years if y is not None), default=None)
