@@ -102,7 +102,7 @@ def unplaceable(expr: pl.Expr, dtype: pl.DataType, zone: str, far: bool = False)
     if isinstance(dtype, pl.List):
         return expr.list.eval(unplaceable(pl.element(), dtype.inner, zone, far)).list.any().fill_null(False)  # type: ignore[arg-type]
     if isinstance(dtype, pl.Array):
-        return expr.arr.eval(unplaceable(pl.element(), dtype.inner, zone, far)).list.any().fill_null(False)  # type: ignore[arg-type]
+        return expr.arr.eval(unplaceable(pl.element(), dtype.inner, zone, far)).arr.any().fill_null(False)  # type: ignore[arg-type]
     if isinstance(dtype, pl.Map):
         return unplaceable(expr.map.entries(), _entries(dtype), zone, far)
     if isinstance(dtype, pl.Struct):

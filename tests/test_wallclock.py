@@ -85,6 +85,8 @@ def test_a_wall_clock_with_no_instant_the_unit_can_hold_is_named_not_wrapped_or_
     assert frame.select(unplaceable(pl.col("t"), walls.dtype, zone))["t"].to_list() == [True, False, False]
     nested = pl.DataFrame([pl.Series("t", [walls.gather([1, 0]), walls.gather([1]), None])])
     assert nested.select(unplaceable(pl.col("t"), nested["t"].dtype, zone))["t"].to_list() == [True, False, False]
+    fixed = nested.select(pl.col("t").list.concat(pl.col("t")).list.head(2).cast(pl.Array(walls.dtype, 2)))
+    assert fixed.select(unplaceable(pl.col("t"), fixed["t"].dtype, zone))["t"].to_list() == [True, False, False]
 
 
 @pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "Australia/Sydney", "Australia/Lord_Howe",

@@ -39,7 +39,7 @@ def _epoch_ns(wall: str) -> int:
 def in_new_york(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("new_york")
     data = tmp / "data"
-    for name in ("digits", "maps", "sentinel", "sentinel_list", "future", "future_day"):
+    for name in ("digits", "maps", "sentinel", "sentinel_list", "future", "future_day", "arrays"):
         (data / name).mkdir(parents=True)
     pq.write_table(pa.table({"i": [0, 1, 2], "t": _ns(["2026-07-01 23:30:00.123456789", "2026-01-15 00:30:00.000000001",
                                                        None])}), data / "digits" / "t.parquet")
@@ -55,6 +55,9 @@ def in_new_york(tmp_path_factory: pytest.TempPathFactory) -> dict:
         future = pa.array([_epoch_ns(w) // 1000 for w in FUTURE], pa.timestamp("us"))
         pq.write_table(pa.table({"i": [0, 1, 2], "t": future, "k": [name] * 3}),
                        data / name / "t.parquet")
+    pairs = pa.FixedSizeListArray.from_arrays(_ns(["2026-07-01 23:30:00.000000001", None, "2026-01-15 00:30:00",
+                                                   "2026-01-15 00:30:00"]), 2)
+    pq.write_table(pa.table({"i": [0, 1], "t": pairs}), data / "arrays" / "t.parquet")
     (tmp / "chute.toml").write_text('[[routes]]\ntable = "future_day"\ncolumns = { t = "Date32" }\n')
     env = {**os.environ, "TZ": "America/New_York"}
     ch, state = tmp / "ch", tmp / "state"
@@ -85,6 +88,10 @@ def test_nanosecond_digits_and_map_values_keep_their_wall_clock(in_new_york) -> 
     assert in_new_york["tables"]["digits"] == ["2026-07-01 23:30:00.123456789", "2026-01-15 00:30:00.000000001", None]
     # before: '2026-07-01 19:30:00.123456' (a map's values were not moved)
     assert in_new_york["tables"]["maps"] == ["{'x':'2026-07-01 23:30:00.123456','y':NULL}", "{}", "{}"]
+    # (a fixed-size list failed as "unexpected" with the first version of the range check)
+    assert in_new_york["files"]["arrays/t.parquet"]["state"] == "loaded", in_new_york["run"].stderr[-2000:]
+    assert in_new_york["tables"]["arrays"] == ["['2026-07-01 23:30:00.000000001',NULL]",
+                                               "['2026-01-15 00:30:00.000000000','2026-01-15 00:30:00.000000000']"]
 
 
 @pytest.mark.parametrize("name", ["sentinel", "sentinel_list"])
