@@ -5,6 +5,7 @@ are checked, so a file loading into the table it created costs nothing here."""
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -14,7 +15,7 @@ import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.schema import Column, base_type, polars_type
-from chute.core.wallclock import as_instants, column_zone, has_naive
+from chute.core.wallclock import RULES_END, as_instants, column_zone, has_naive, latest_year, misplaced
 
 
 @dataclass
@@ -97,8 +98,16 @@ class Fitter:
                 bad = bad | altered
             out = out.with_columns(cast.alias(name))
         if self.zones:
-            out = out.with_columns(as_instants(pl.col(name), df[name].dtype, zone).alias(name)
+            far = {name: (latest_year(df[name]) or 0) >= RULES_END for name in self.zones}
+            out = out.with_columns(as_instants(pl.col(name), df[name].dtype, zone, far[name]).alias(name)
                                    for name, zone in self.zones.items())
+            for name, zone in self.zones.items():  # wrapped or NULL on the way: name it, never send it
+                lost = misplaced(df[name], out[name], zone, far[name])
+                if lost.any():
+                    rejects += self._describe(df, name, lost, first_row, f"its wall clock names no instant in {zone} "
+                                              "that the column's timestamp can hold (a route column type "
+                                              "DateTime64(6, 'UTC') keeps it as written)")
+                    bad = bad | lost
         for name, kind in self.dates.items():
             text = df[name]
             parsed = text.str.to_date(strict=False) if kind == pl.Date else text.str.to_datetime(
@@ -122,7 +131,9 @@ class Fitter:
     def _describe(self, df: pl.DataFrame, name: str, mask: pl.Series, first_row: int,
                   reason: str) -> list[tuple[int, str, str, str]]:
         idx = mask.arg_true()
-        values = df[name].gather(idx).cast(pl.String, strict=False).fill_null("")
+        picked = df[name].gather(idx)
+        values = (picked.cast(pl.String, strict=False).fill_null("") if not picked.dtype.is_nested()
+                  else pl.Series([json.dumps(v, default=str) for v in picked.to_list()]))  # (few rows)
         # Line numbers assume one line per record (quoted newlines shift them).
         return [(first_row + int(i) + 1 + self.header_lines, name, str(v), reason)
                 for i, v in zip(idx.to_list(), values.to_list(), strict=True)]

@@ -27,6 +27,8 @@ COLUMNS = {
     # Found by the hostile review: a map of lists, a list of lists.
     "mapl": pa.array([[("k", [1, None])], None, [("e", [])]], pa.map_(pa.string(), pa.list_(pa.int64()))),
     "lol": pa.array([[[1, 2], [None]], None, [[]]], pa.list_(pa.list_(pa.int64()))),
+    # Found by the review of 5467b8f: a NULL struct inside a list loaded as the text 'null'.
+    "losnull": pa.array([[None, {"x": 1}], [None], None], pa.list_(pa.struct([("x", pa.int64())]))),
 }
 EXPECTED = {
     "dec": ("Nullable(Decimal(7, 2))", ["1.23", None, "-99999.99"]),
@@ -41,6 +43,7 @@ EXPECTED = {
     "u64": ("Nullable(UInt64)", ["18446744073709551615", "0", None]),
     "mapl": ("Map(String, Array(Nullable(Int64)))", ["{'k':[1,NULL]}", "{}", "{'e':[]}"]),
     "lol": ("Array(Array(Nullable(Int64)))", ["[[1,2],[NULL]]", "[]", "[[]]"]),
+    "losnull": ("Array(Nullable(String))", ['[NULL,\'{"x":1}\']', "[NULL]", "[]"]),
 }
 
 

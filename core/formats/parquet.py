@@ -118,8 +118,9 @@ def flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
         col = pl.col(name)
         if isinstance(dtype, pl.Struct):
             exprs.append(pl.when(col.is_null()).then(None).otherwise(col.struct.json_encode()).alias(name))
-        elif isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):
-            exprs.append(col.list.eval(pl.element().struct.json_encode()))
+        elif isinstance(dtype, pl.List) and isinstance(dtype.inner, pl.Struct):  # (a NULL one inside too)
+            exprs.append(col.list.eval(pl.when(pl.element().is_null()).then(None).otherwise(
+                pl.element().struct.json_encode())))
         elif isinstance(dtype, pl.List) and dtype.inner == pl.Null:
             exprs.append(col.cast(pl.List(pl.String)))
         elif dtype == pl.Time:
