@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -49,7 +50,7 @@ class Fitter:
         self.header_lines = header_lines
         self.casts: dict[str, pl.DataType] = {}
         self.not_null: list[str] = []
-        self.dates: dict[str, pl.DataType] = {}  # text in this file, a date in the table: check before sending
+        self.dates: dict[str, _DateForm] = {}  # text in this file, a date in the table: check before sending
         self.zones: dict[str, str] = {}  # naive timestamps sent as the instants they name in this zone
         for col in table:
             if col.name not in wire:
@@ -59,12 +60,9 @@ class Fitter:
                 want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
             if want is not None and wire[col.name] != want and col.name not in dates:
                 self.casts[col.name] = want
-            if want is None and wire[col.name] == pl.String and col.name not in dates:
-                kind = base_type(col.type)
-                if kind.startswith("Date32") or kind == "Date":
-                    self.dates[col.name] = pl.Date()
-                elif kind.startswith("DateTime"):
-                    self.dates[col.name] = pl.Datetime("ns")
+            form = _date_form(base_type(col.type)) if want is None and wire[col.name] == pl.String else None
+            if form is not None and col.name not in dates:
+                self.dates[col.name] = form
             zone = column_zone(col.type, server_zone) if want is None and has_naive(wire[col.name]) else None
             if zone is not None:
                 self.zones[col.name] = zone
@@ -108,13 +106,13 @@ class Fitter:
                                               "that the column's timestamp can hold (a route column type "
                                               "DateTime64(6, 'UTC') keeps it as written)")
                     bad = bad | lost
-        for name, kind in self.dates.items():
+        for name, form in self.dates.items():
             text = df[name]
-            parsed = text.str.to_date(strict=False) if kind == pl.Date else text.str.to_datetime(
-                strict=False, time_unit="ns")
-            wrong = parsed.is_null() & text.is_not_null()
+            parsed = text.str.to_date(strict=False) if form.date_only else text.str.to_datetime(
+                strict=False, time_unit="us")
+            wrong = (parsed.is_null() | ~text.str.contains(form.pattern)) & text.is_not_null()
             if wrong.any():
-                rejects += self._describe(df, name, wrong, first_row, f"not a valid {base_type(str(kind))}")
+                rejects += self._describe(df, name, wrong, first_row, f"not a valid {form.kind} ({form.layout})")
                 bad = bad | wrong
         for name in self.not_null:
             empty = df[name].is_null()
@@ -137,6 +135,37 @@ class Fitter:
         # Line numbers assume one line per record (quoted newlines shift them).
         return [(first_row + int(i) + 1 + self.header_lines, name, str(v), reason)
                 for i, v in zip(idx.to_list(), values.to_list(), strict=True)]
+
+
+@dataclass(frozen=True)
+class _DateForm:
+    """Date text ClickHouse reads exactly into a column of ``kind``. It reads a text column into a
+    date one itself, and where its own parse fails or cuts (``23:30`` without seconds, a fraction
+    into ``DateTime``, a 9th decimal into ``DateTime64(6)``) a Nullable column gets NULL or a
+    shortened value: the Fitter names such a value first (docs/ARCHITECTURE.md#naive-timestamps)."""
+
+    kind: str
+    layout: str
+    pattern: str
+    date_only: bool = False
+
+
+_DAY = r"^[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}"
+
+
+def _date_form(kind: str) -> _DateForm | None:
+    if kind in ("Date", "Date32"):
+        return _DateForm(kind, "YYYY-MM-DD", _DAY + "$", date_only=True)
+    if kind == "DateTime" or kind.startswith("DateTime("):
+        return _DateForm("DateTime", "YYYY-MM-DD hh:mm:ss, whole seconds",
+                         _DAY + "(?:[ T][0-9]{2}:[0-9]{2}:[0-9]{2})?$")
+    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
+    if scale is None:
+        return None
+    digits = int(scale[1])
+    fraction = rf"(?:\.[0-9]{{1,{digits}}})?" if digits else ""
+    return _DateForm(f"DateTime64({digits})", f"YYYY-MM-DD hh:mm:ss, at most {digits} decimals",
+                     _DAY + rf"(?:[ T][0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}{fraction})?$")
 
 
 _INT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)$"  # "-0" is 0, as in inference

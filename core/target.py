@@ -16,6 +16,7 @@ from chute.core import chdb_metadata, failpoints
 from chute.core.config import Config
 from chute.core.errors import HoldError, InputError, TargetError, UsageError
 from chute.core.no_pandas import keep_pandas_out
+from chute.core.wallclock import UTC_NAMES, known_zone
 from chute.core.schema import (
     LINEAGE,
     Column,
@@ -393,7 +394,10 @@ class Target:
         """Connect, make the database, and verify the server takes the insert settings we need."""
         rows = self._call("query", "SELECT version(), timezone()").result_rows
         self.server_version = str(rows[0][0])
-        self.server_zone = str(rows[0][1])
+        self.server_zone = known_zone(str(rows[0][1])) or "UTC"
+        if self.server_zone == "UTC" and str(rows[0][1]) not in UTC_NAMES:
+            log.warning("ClickHouse's time zone %r is unknown here: Parquet naive timestamps go as UTC wall clocks and "
+                        "show shifted there; declare such columns DateTime64(6, 'UTC') in the route", rows[0][1])
         if not self.cfg.embedded and http_client_kwargs(self.cfg).get("verify") is False:
             log.warning("TLS certificate verification is off (verify=false in the ClickHouse URL): anyone on the "
                         "path can pose as the server and read the password")

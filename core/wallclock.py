@@ -10,6 +10,7 @@ CSV's text does (docs/ARCHITECTURE.md#naive-timestamps).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from typing import TYPE_CHECKING
 
@@ -34,8 +35,23 @@ _TWIN = {(y % 4 == 0) * 7 + dt.date(y, 1, 1).isoweekday(): y for y in range(RULE
 def column_zone(ch_type: str, server_zone: str) -> str | None:
     """The zone ClickHouse reads this column's instants in, or None when it is UTC (nothing to do)."""
     declared = _DECLARED.search(ch_type)
-    zone = declared[1] if declared else server_zone
+    zone = (known_zone(declared[1]) or "UTC") if declared else server_zone
     return None if zone in UTC_NAMES else zone
+
+
+@functools.lru_cache(maxsize=64)
+def known_zone(name: str) -> str | None:
+    """``name`` as polars knows it (a server may say ``posix/Europe/Paris``, the same rules as
+    ``Europe/Paris``), or None when polars has no such zone."""
+    import polars as pl
+
+    for zone in (name, name.removeprefix("posix/").removeprefix("right/")):
+        try:
+            pl.Series([0], dtype=pl.Datetime("us")).dt.replace_time_zone(zone)
+            return zone
+        except pl.exceptions.PolarsError:
+            continue
+    return None
 
 
 def has_naive(dtype: pl.DataType) -> bool:

@@ -9,7 +9,7 @@ import zoneinfo
 import polars as pl
 import pytest
 
-from chute.core.wallclock import RULES_END, as_instants, column_zone, has_naive, latest_year, unplaceable
+from chute.core.wallclock import RULES_END, as_instants, column_zone, has_naive, known_zone, latest_year, unplaceable
 
 
 @pytest.mark.parametrize(("kind", "server", "zone"), [
@@ -117,3 +117,9 @@ def test_latest_year_looks_inside_lists_maps_and_structs() -> None:
     assert latest_year(pl.Series([{"a": late, "b": 1}])) == 2150
     assert latest_year(pl.Series([None], dtype=pl.Datetime("us"))) is None
     assert latest_year(pl.Series([late]).dt.replace_time_zone("UTC")) is None
+
+
+def test_a_zone_named_the_posix_way_is_the_same_zone_and_an_unknown_one_is_none() -> None:
+    assert known_zone("posix/Europe/Paris") == "Europe/Paris" and known_zone("Asia/Kolkata") == "Asia/Kolkata"
+    assert known_zone("Mars/Olympus_Mons") is None
+    assert column_zone("DateTime64(6)", "Europe/Paris") == "Europe/Paris"
