@@ -16,7 +16,6 @@ from chute.core import chdb_metadata, failpoints
 from chute.core.config import Config
 from chute.core.errors import HoldError, InputError, TargetError, UsageError
 from chute.core.no_pandas import keep_pandas_out
-from chute.core.wallclock import UTC_NAMES, known_zone
 from chute.core.schema import (
     LINEAGE,
     Column,
@@ -27,6 +26,7 @@ from chute.core.schema import (
     qualified,
     quote_ident,
 )
+from chute.core.wallclock import UTC_NAMES, known_zone
 
 if TYPE_CHECKING:
     import pyarrow as pa
