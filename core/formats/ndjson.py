@@ -75,7 +75,7 @@ class NdjsonReader(Reader):
         like CSV fields, so the same data gets the same table from either format); lists of
         scalars stay arrays."""
         try:
-            raw = pl.scan_ndjson(self.src.proc_path, infer_schema_length=None).collect_schema()
+            raw = pl.scan_ndjson(self.src.readable, infer_schema_length=None).collect_schema()
         except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):
             raw = pl.Schema({k: pl.String for k in sample.columns})
         except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
@@ -83,7 +83,7 @@ class NdjsonReader(Reader):
         return _text_of(raw)
 
     def _read_text(self, schema: pl.Schema) -> pl.DataFrame:
-        return pl.read_ndjson(self.src.proc_path, schema=schema)
+        return pl.read_ndjson(self.src.readable, schema=schema)
 
     def _infer(self, sample: pl.DataFrame, early: Future[pl.DataFrame] | None) -> FileFacts:
         """``early``: the whole file read with the right schema already (or failing: read again,
@@ -111,7 +111,7 @@ class NdjsonReader(Reader):
             pl.col(c).null_count() for c in lists).collect().row(0, named=True)
 
     def _scan(self) -> pl.LazyFrame:
-        return pl.scan_ndjson(self.src.proc_path, schema=self._text)
+        return pl.scan_ndjson(self.src.readable, schema=self._text)
 
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
         for df in self._scan().collect_batches(chunk_size=batch_rows):
