@@ -151,7 +151,8 @@ class Loader:
                                                thread_name_prefix="chute-insert")
         self.sizer = BatchSizer(cfg.batch_rows, adaptive=cfg.batch_rows_adaptive)
         warm_up(target)
-        self._connect_lanes()
+        if not exhaust_unreachable:  # a daemon; `--once` has its files waiting: each lane connects as it starts
+            self._connect_lanes()
         self.on_unreachable: Callable[[TargetError], None] = lambda exc: None
         self.on_settle: Callable[[str], None] = lambda _rel: None
         self.on_batch: Callable[[str, int, int, float], None] = lambda *_: None
