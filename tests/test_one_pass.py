@@ -188,3 +188,35 @@ def test_once_as_a_program_exits_with_its_result_and_every_line_written(tmp_path
     finally:
         db.close()
     assert states == {"t/good.csv": "loaded", "t/bad.csv.gz": "quarantined"}
+
+
+def test_the_streamed_inference_never_falls_back_to_the_in_memory_engine(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file over the in-memory size is inferred in polars' streaming engine; an expression it
+    cannot stream makes it hold whole columns (the 16M-row CSV's plan peaked at 1.9 GB through the
+    null-token query; seen failing before the change). Every streamed query's physical plan must
+    be free of in-memory fallbacks."""
+    from chute.core.formats import infer
+
+    rows = [f"{i},{'NA' if i % 5 == 0 else i},2026-01-{1 + i % 28:02d} 10:00:00,{'x' if i % 2 else 'null'}"
+            for i in range(12_000)]
+    rows.append("12000,1.5,2026-01-01 10:00:00.1234567,y")  # widens b after the sample; nanoseconds in c
+    path = tmp_path / "big.csv"
+    path.write_text("a,b,c,d\n" + "\n".join(rows) + "\n")
+    graphs: list[str] = []
+    collect = infer._Pass.collect
+
+    def watched(self: infer._Pass, exprs: list[pl.Expr], lf: pl.LazyFrame | None = None) -> dict:
+        if self.streaming:
+            query = (self.lf if lf is None else lf).select(exprs)
+            graphs.append(query.show_graph(engine="streaming", plan_stage="physical", raw_output=True) or "")
+        return collect(self, exprs, lf)
+
+    monkeypatch.setattr(infer._Pass, "collect", watched)
+    monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 0)  # every file streams
+    with open_source(path, None) as src:
+        plan = reader_for(src, "csv", {}).plan()
+    assert plan.rows == 12_001 and str(plan.schema["b"]) == "Float64"
+    assert len(graphs) >= 2  # the first pass and the widening pass
+    fallbacks = [g for g in graphs if 'fillcolor="0.0 0.3 1.0"' in g]  # polars' colour for an in-memory fallback
+    assert not fallbacks, fallbacks[0]
