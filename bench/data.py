@@ -21,7 +21,7 @@ class Workload:
     name: str
     rows: int  # rows per file
     files: int
-    fmt: str  # file extension: csv, ndjson, parquet, csv.gz
+    fmt: str  # file extension: csv, ndjson, parquet, csv.gz, csv.zst
     big: bool = False  # only with --big
 
     @property
@@ -38,7 +38,7 @@ class Workload:
 
     @property
     def ch_format(self) -> str:
-        return {"csv": "CSVWithNames", "csv.gz": "CSVWithNames", "ndjson": "JSONEachRow",
+        return {"csv": "CSVWithNames", "csv.gz": "CSVWithNames", "csv.zst": "CSVWithNames", "ndjson": "JSONEachRow",
                 "parquet": "Parquet"}[self.fmt]
 
     @property
@@ -77,6 +77,10 @@ def write(df: pl.DataFrame, path: Path, fmt: str) -> None:
     elif fmt == "csv.gz":
         with gzip.open(path, "wb", compresslevel=6) as out:
             df.write_csv(out)
+    elif fmt == "csv.zst":
+        import zstandard
+
+        path.write_bytes(zstandard.ZstdCompressor(level=3).compress(df.write_csv().encode()))
     else:
         raise ValueError(fmt)
 

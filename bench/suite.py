@@ -13,6 +13,7 @@ compile every module in every run, about 0.2 s, while chDB's side loads compiled
     python -m bench.suite             # everything (16M rows only with --big)
     python -m bench.suite --quick     # a ~1-minute subset (make bench-quick)
     python -m bench.suite --only csv1m,empty --runs 7
+    python -m bench.suite --only csv1m --base /tmp/old   # a third side: another checkout's chute
 """
 
 from __future__ import annotations
@@ -41,18 +42,20 @@ WORKLOADS = {w.name: w for w in (
     Workload("ndjson1m", 1_000_000, 1, "ndjson"),
     Workload("parquet1m", 1_000_000, 1, "parquet"),
     Workload("csvgz1m", 1_000_000, 1, "csv.gz"),
+    Workload("csvzst1m", 1_000_000, 1, "csv.zst"),
     Workload("small200", 100, 200, "csv"),
     Workload("small2k", 100, 2_000, "csv"),
     Workload("small10k", 10, 10_000, "csv"),
     Workload("csv16m", 16_000_000, 1, "csv", big=True),
 )}
 SPECIAL = ("empty", "files-json")
-FULL = ["empty", "csv1m", "ndjson1m", "parquet1m", "csvgz1m", "small2k", "small10k", "files-json", "csv16m"]
+FULL = ["empty", "csv1m", "ndjson1m", "parquet1m", "csvgz1m", "csvzst1m", "small2k", "small10k", "files-json", "csv16m"]
 QUICK = ["empty", "csv1m", "small200", "files-json"]
 # The issue's targets, as (ratio against which ClickHouse side, at most).
 TARGETS = {
     "empty": ("empty", 1.5), "csv1m": ("glob", 1.2), "ndjson1m": ("glob", 1.5), "parquet1m": ("glob", 1.5),
-    "csvgz1m": ("glob", 1.5), "small200": ("glob", 5.0), "small2k": ("glob", 5.0), "small10k": ("glob", 10.0),
+    "csvgz1m": ("glob", 1.5), "csvzst1m": ("glob", 1.5),
+    "small200": ("glob", 5.0), "small2k": ("glob", 5.0), "small10k": ("glob", 10.0),
     "csv16m": ("glob", 1.0),
 }
 LEDGER_ROWS = 100_000
@@ -99,11 +102,27 @@ def chute_cmd(data: Path, work: Path) -> list[str]:
             "--clickhouse", f"chdb://{work / 'ch'}", "--log-format", "json", "--log-level", "warning"]
 
 
-def run_chute(data: Path, expect_files: int, expect_rows: int) -> Run:
+def run_chute(data: Path, expect_files: int, expect_rows: int, base: Path | None = None) -> Run:
     with tempfile.TemporaryDirectory(prefix="chute-bench-") as tmp:
-        run = measure(chute_cmd(data, Path(tmp)))
+        run = measure(chute_cmd(data, Path(tmp)), env=base_env(base) if base else None)
         check_ledger(Path(tmp) / "state", expect_files, expect_rows)
     return run
+
+
+def base_package(checkout: Path, into: Path) -> Path:
+    """An importable ``chute`` package over another checkout's core/ and tui/ (``--base``): on
+    PYTHONPATH it comes before the editable install of this one, so the same venv runs old code."""
+    pkg = into / "chute"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for part in ("core", "tui"):
+        (pkg / part).symlink_to(checkout.resolve() / part)
+        compileall.compile_dir(checkout / part, quiet=1)
+    return into
+
+
+def base_env(base: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(base)}
 
 
 def check_ledger(state: Path, files: int, rows: int) -> None:
@@ -252,6 +271,9 @@ def summarise(name: str, got: dict[str, list[Run]]) -> dict:
     if "chute" in got and got["chute"][0].first_line is not None and name == "files-json":
         sides["chute"]["first_line"] = median(got["chute"], "first_line")
     out: dict = {"workload": name, "sides": sides}
+    if "base" in sides:
+        out["ratio_base"] = {k: sides["chute"][k] / sides["base"][k] for k in ("wall", "cpu", "rss_mb")
+                             if sides["base"][k]}
     if name in TARGETS and "chute" in sides:
         against, target = TARGETS[name]
         other = sides.get(against)
@@ -263,12 +285,14 @@ def summarise(name: str, got: dict[str, list[Run]]) -> dict:
     return out
 
 
-def bench_workload(name: str, runs: int) -> dict:
+def bench_workload(name: str, runs: int, base: Path | None = None) -> dict:
     if name == "empty":
         with tempfile.TemporaryDirectory(prefix="chute-bench-") as tmp:
             data = Path(tmp) / "data"
             data.mkdir()
             sides = {"chute": lambda: run_chute(data, 0, 0), "empty": lambda: run_engine("empty")}
+            if base:
+                sides["base"] = lambda: run_chute(data, 0, 0, base)
             return summarise(name, alternate(runs, sides, name))
     if name == "files-json":
         with tempfile.TemporaryDirectory(prefix="chute-bench-") as tmp:
@@ -283,6 +307,8 @@ def bench_workload(name: str, runs: int) -> dict:
         "chute": lambda: run_chute(w.data, w.files, w.total_rows),
         "glob": lambda: run_engine("glob", ddl, w),
     }
+    if base:
+        sides["base"] = lambda: run_chute(w.data, w.files, w.total_rows, base)
     if w.files > 1:
         sides["perfile"] = lambda: run_engine("perfile", ddl, w)
     return summarise(name, alternate(runs, sides, name))
@@ -304,6 +330,9 @@ def report(results: list[dict]) -> None:
                          f" vs {t['against']} (target <= {t['wall_ratio_at_most']}x)")
                 if "ratio_perfile_wall" in res:
                     extra += f"; {res['ratio_perfile_wall']:.2f}x vs one INSERT per file"
+            if side == "base" and "ratio_base" in res:
+                b = res["ratio_base"]
+                extra = f"chute/base: wall {b['wall']:.2f}x, cpu {b.get('cpu', 0):.2f}x, rss {b.get('rss_mb', 0):.2f}x"
             if "first_line" in m:
                 extra = f"first line after {m['first_line']:.2f}s"
             print(f"{res['workload']:<11} {side:<8} {m['wall']:>8.2f} {m['cpu']:>8.2f} {m['rss_mb']:>8.0f}   {extra}")
@@ -315,6 +344,8 @@ def main() -> None:
     ap.add_argument("--big", action="store_true", help="also 16M rows (about 1 GB of CSV)")
     ap.add_argument("--only", help="comma-separated workloads: " + ", ".join([*SPECIAL, *WORKLOADS]))
     ap.add_argument("--runs", type=int, help="rounds per workload (default 5; 3 with --quick)")
+    ap.add_argument("--base", type=Path, help="another checkout (e.g. a worktree of main): its chute runs as a"
+                    " third side, alternated with the others (A/B of a change)")
     ap.add_argument("--role", choices=["engine", "ddl"], help=argparse.SUPPRESS)
     ap.add_argument("arg", nargs="?", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -330,11 +361,12 @@ def main() -> None:
     runs = args.runs or (3 if args.quick else 5)
     for package in ("core", "tui"):  # as `pip install` does: see the module docstring
         compileall.compile_dir(ROOT / package, quiet=1)
+    base = base_package(args.base, Path(tempfile.mkdtemp(prefix="chute-base-"))) if args.base else None
     started = loadavg()
     print(f"chute vs ClickHouse (chDB), {runs} alternating rounds, median; load average {started}", flush=True)
     results = []
     for name in names:
-        results.append(bench_workload(name, runs))
+        results.append(bench_workload(name, runs, base))
     report(results)
     ended = loadavg()
     print(f"load average at start {started}, at end {ended} (2 cores; ratios, not absolute times, are the result)")

@@ -151,7 +151,8 @@ class Loader:
                                                thread_name_prefix="chute-insert")
         self.sizer = BatchSizer(cfg.batch_rows, adaptive=cfg.batch_rows_adaptive)
         warm_up(target)
-        self._connect_lanes()
+        if not exhaust_unreachable:  # a daemon; `--once` has its files waiting: each lane connects as it starts
+            self._connect_lanes()
         self.on_unreachable: Callable[[TargetError], None] = lambda exc: None
         self.on_settle: Callable[[str], None] = lambda _rel: None
         self.on_batch: Callable[[str, int, int, float], None] = lambda *_: None
@@ -308,6 +309,8 @@ class Loader:
                 raise _in_whole_file(exc, job.append.row_base) from None
             job.sha = job.append.sha256 or job.src.sha256
             span.set(rows=job.plan.rows, sha256=job.sha)
+        if job.reader.pending_check is None:
+            job.part.content = None  # parsed: the inflated bytes go (a later slow path reads the file)
         job.timings["validate"] = time.perf_counter() - t0
         job.trace.set(sha256=job.sha, rows=job.plan.rows)
 

@@ -42,10 +42,19 @@ class Source:
     st: os.stat_result
     compression: str | None
     sha256: str = ""
+    # The decompressed content, when the limits check (core/formats/limits.py) inflated a file
+    # small enough to parse in memory anyway: readers parse these bytes instead of inflating the
+    # file again (once for the guard, once per parser pass: issue 12, CSV.gz and zst).
+    content: bytes | None = None
 
     @property
     def proc_path(self) -> str:
         return f"/proc/self/fd/{self.fd}"
+
+    @property
+    def readable(self) -> str | bytes:
+        """What a parser reads: the decompressed content when it is held, else the open file."""
+        return self.content if self.content is not None else self.proc_path
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -118,6 +127,8 @@ def hash_fd(fd: int, size: int) -> tuple[str, bool]:
 
 def head_bytes(src: Source, limit: int) -> tuple[bytes, bool]:
     """Up to ``limit`` decompressed bytes from the start; True when that is the whole content."""
+    if src.content is not None:
+        return src.content[:limit], len(src.content) <= limit
     if src.compression is None:
         data = os.pread(src.fd, limit + 1, 0)
         return data[:limit], len(data) <= limit
@@ -207,6 +218,8 @@ class Reader:
         self._convert_dates = set()
 
     def _in_memory(self) -> bool:
+        if self.src.content is not None:
+            return len(self.src.content) <= self.IN_MEMORY_BYTES
         factor = 1 if self.src.compression is None else 6
         return self.src.st.st_size * factor <= self.IN_MEMORY_BYTES
 
@@ -219,8 +232,8 @@ class Reader:
     def _check_frame(self, frame: pl.DataFrame) -> None:
         """Checks polars does not make: NUL bytes in text. (Plain files are searched while they
         are hashed, for a fraction of the cost: see hash_and_plan.)"""
-        if self.src.compression is None:
-            return
+        if self.src.compression is None or (self.src.content is not None and b"\x00" not in self.src.content):
+            return  # (a memchr over the bytes held: far cheaper than a search per column)
         text = [c for c, t in frame.schema.items() if t == pl.String]
         if not text:
             return
@@ -325,6 +338,8 @@ class Reader:
 
 def open_binary(src: Source) -> BinaryIO:
     """A fresh, decompressing binary stream over the source (slow paths only)."""
+    if src.content is not None:
+        return io.BytesIO(src.content)
     raw = open(src.proc_path, "rb")  # noqa: SIM115 - the caller closes the returned stream
     if src.compression == "gzip":
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]

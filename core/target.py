@@ -532,6 +532,9 @@ class Target:
         every unacknowledged batch with its token.
         """
         settings = dict(self.insert_settings, insert_deduplication_token=token)
+        # chDB's driver writes the body to a file for INSERT ... FROM INFILE: an Arrow buffer it would
+        # first copy whole into a bytes object (to_pybytes), a memoryview it writes as it is.
+        body = memoryview(batch.body) if self.cfg.embedded and hasattr(batch.body, "to_pybytes") else batch.body
         if failpoints.enabled("no_dedup"):
             settings = dict(self.insert_settings, insert_deduplicate=0)
             if "deduplicate_insert" in settings:
@@ -539,7 +542,7 @@ class Target:
         for delay in (*INSERT_RETRY_DELAYS, None):
             try:
                 self._call("raw_insert", qualified(self.database, table), [quote_ident(n) for n in batch.names],
-                           batch.body,
+                           body,
                            settings=settings, fmt="Arrow")
                 return
             except TargetError as exc:

@@ -119,7 +119,7 @@ class CsvReader(Reader):
                 if complete:
                     raise self.diagnose() or self._input_error(exc) from None
                 try:  # the 1 MiB cut may have split a quoted field: sample the file itself
-                    sample = self._sample(self.src.proc_path)
+                    sample = self._sample(self.src.readable)
                 except (pl.exceptions.PolarsError, OSError, EOFError) as exc2:
                     raise self.diagnose() or self._input_error(exc2) from None
             candidates = sample_kinds(sample, self.null_values)
@@ -156,7 +156,7 @@ class CsvReader(Reader):
         self._check_short_rows(plan)
         return plan
 
-    def _sample(self, source: io.BytesIO | str) -> pl.DataFrame:
+    def _sample(self, source: io.BytesIO | str | bytes) -> pl.DataFrame:
         return pl.read_csv(source, n_rows=self.INFER_ROWS, schema=self._text, **self._read_args())
 
     def _parse_early(self) -> Future[pl.DataFrame] | None:
@@ -165,7 +165,7 @@ class CsvReader(Reader):
         if not self._in_memory():
             return None
         parsing: Future[pl.DataFrame] = Future()
-        path, args = self.src.proc_path, self._read_args()
+        path, args = self.src.readable, self._read_args()
 
         def parse() -> None:
             try:
@@ -181,7 +181,7 @@ class CsvReader(Reader):
             if self._parsing is not None:
                 frame = self._parsing.result()
             else:
-                frame = pl.read_csv(self.src.proc_path, schema=self._text, **self._read_args())
+                frame = pl.read_csv(self.src.readable, schema=self._text, **self._read_args())
             self._check_frame(frame)
             facts, typed = whole_frame(frame, candidates, self.null_values)
             return self._adopt_frame(frame, facts, typed)
@@ -211,7 +211,7 @@ class CsvReader(Reader):
         return self._finish_plan(facts.rows, facts.nulls)
 
     def _scan(self) -> pl.LazyFrame:
-        lf = pl.scan_csv(self.src.proc_path, schema=self._text, **self._read_args())
+        lf = pl.scan_csv(self.src.readable, schema=self._text, **self._read_args())
         if self._blank is None:
             return lf
         return lf.with_row_index("\x00i").filter(~pl.col("\x00i").is_in(self._blank.implode())).drop("\x00i")
@@ -247,7 +247,7 @@ class CsvReader(Reader):
         """Numbers (0-based, data records) of the records that are blank lines. Fast when lines
         are records (no quoted newlines); else a walk with Python's csv module. None when the two
         parsers disagree on the records (then nothing is skipped)."""
-        lines = pl.scan_csv(self.src.proc_path, has_header=False, separator="\x00", quote_char=None,
+        lines = pl.scan_csv(self.src.readable, has_header=False, separator="\x00", quote_char=None,
                             schema={"line": pl.String}).with_row_index("i")
         blank = pl.col("line").is_null() | (pl.col("line").str.strip_chars_end("\r") == "")
         found = lines.select(pl.len().alias("n"), pl.col("i").filter(blank).implode().alias("at")).collect(
@@ -284,10 +284,11 @@ class CsvReader(Reader):
     def _short_rows(self) -> InputError | None:
         assert self._frame is not None
         try:
-            lines = pl.read_csv(self.src.proc_path, has_header=False, separator="\x00", quote_char=None,
+            lines = pl.read_csv(self.src.readable, has_header=False, separator="\x00", quote_char=None,
                                 schema={"line": pl.String})["line"]
         except (pl.exceptions.PolarsError, OSError, EOFError):
             return self.diagnose()
+        self.src.content = None  # its last reader (a slow path below reads the file)
         offset = 1 if self.header else 0
         if lines.len() != self._frame.height + offset:
             return self.diagnose()  # records span lines (quoted newlines): walk it properly

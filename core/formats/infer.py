@@ -178,7 +178,13 @@ class _Pass:
 
 
 def _tokens_seen(v: pl.Expr, tokens: tuple[str, ...]) -> pl.Expr:
-    return v.filter(v.is_in(tokens)).unique().sort().head(len(tokens)).implode()
+    """The null tokens ``v`` holds, sorted. One ``any`` per token: reductions stream, whereas a
+    filter-unique-implode made the streaming engine hold whole columns (1.9 GB of peak RSS for the
+    plan of a 1 GB CSV, 0.5 GB without; issue 12)."""
+    if not tokens:
+        return pl.lit([], dtype=pl.List(pl.String))
+    return pl.concat_list([pl.when(v.eq(t).any()).then(pl.lit(t, dtype=pl.String))
+                           for t in sorted(set(tokens))]).list.drop_nulls()
 
 
 def _fine_fraction(name: str) -> pl.Expr:

@@ -18,7 +18,7 @@ import numpy as np
 from humanize import naturalsize
 
 from chute.core.errors import InputError
-from chute.core.reader import Source
+from chute.core.reader import Reader, Source
 
 MAX_RECORD_BYTES = 64 << 20  # one line of text (a CSV record without quoted newlines, an NDJSON object)
 MAX_RATIO = 100  # decompressed / compressed size ...
@@ -34,10 +34,17 @@ def check_limits(src: Source, max_record: int = MAX_RECORD_BYTES, max_ratio: int
             _scan(_plain_chunks(src), max_record, None)
         return
     allowed = max(RATIO_FLOOR, src.st.st_size * max_ratio) if max_ratio else None
-    _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio)
+    # A file the readers parse in memory anyway is kept as it is inflated here, so that no parser
+    # inflates it again (src.content); past the in-memory size the parts are let go and the
+    # readers stream the file as before.
+    keep = src.st.st_size * 6 <= Reader.IN_MEMORY_BYTES  # (the readers' own estimate, Reader._in_memory)
+    src.content = _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio, keep)
 
 
-def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0) -> None:
+def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0,
+          keep: bool = False) -> bytes | None:
+    """The whole content when ``keep`` and it fits the in-memory size, else None."""
+    kept: list[bytes] | None = [] if keep else None
     total = 0
     line = 1
     run = 0  # bytes since the last newline
@@ -46,6 +53,10 @@ def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio
         if max_total is not None and total > max_total:
             raise InputError(f"decompresses to over {max_total >> 20} MiB, more than {ratio}x its compressed "
                              "size (decompression-ratio guard against zip bombs)")
+        if kept is not None:
+            kept.append(chunk)
+            if total > Reader.IN_MEMORY_BYTES:
+                kept = None
         if not max_record:
             continue
         nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
@@ -60,6 +71,7 @@ def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio
             run = len(chunk) - int(nl[-1]) - 1
         if run > max_record:
             raise _too_long(line, run, max_record)
+    return b"".join(kept) if kept else None
 
 
 def _too_long(line: int, size: int, limit: int) -> InputError:
@@ -82,11 +94,7 @@ def _decompressed_chunks(src: Source) -> Iterator[bytes]:
         if src.compression == "gzip":
             yield from _gunzip(src)
         else:
-            import zstandard
-
-            with open(src.proc_path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as reader:
-                while chunk := reader.read(_CHUNK):
-                    yield chunk
+            yield from _coalesced(_unzstd(src))
     except (zlib.error, OSError, EOFError, ValueError) as exc:
         raise InputError(f"truncated or corrupt {src.compression} data: {exc}") from None
     except Exception as exc:
@@ -96,8 +104,10 @@ def _decompressed_chunks(src: Source) -> Iterator[bytes]:
 
 
 def _gunzip(src: Source) -> Iterator[bytes]:
-    """Every member of a (possibly multi-member) gzip file, output bounded per step."""
+    """Every member of a (possibly multi-member) gzip file, output bounded per step. A stream cut
+    short is an error here, not a shorter content (parsers read what this yields: Source.content)."""
     d = zlib.decompressobj(wbits=31)
+    fed = False  # whether the current member's decompressor has had input
     offset = 0
     while offset < src.st.st_size:
         data = os.pread(src.fd, 1 << 20, offset)
@@ -105,13 +115,66 @@ def _gunzip(src: Source) -> Iterator[bytes]:
             break
         offset += len(data)
         while data:
+            fed = True
             out = d.decompress(data, _CHUNK)
             if out:
                 yield out
             data = d.unconsumed_tail
             if d.eof:
                 rest = d.unused_data
-                d = zlib.decompressobj(wbits=31)
+                d, fed = zlib.decompressobj(wbits=31), False
                 data = rest + data if rest else data
-                if not data:
-                    break
+    if fed and not d.eof:
+        out = d.flush()  # output held back by the per-step bound
+        if out:
+            yield out
+        if not d.eof:
+            raise EOFError("the gzip stream ends before its end-of-stream marker")
+
+
+# zstd's output per input byte is bounded (an RLE block: 128 KiB from 4 bytes), so input fed in
+# steps this small bounds each step's output (32 MiB) before the ratio guard looks at it.
+_ZSTD_STEP = 1 << 10
+
+
+def _unzstd(src: Source) -> Iterator[bytes]:
+    """Every frame of a zstd file. A frame cut short is an error (its stream reader would end quietly)."""
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor()
+    d = dctx.decompressobj()
+    fed = False
+    offset = 0
+    while offset < src.st.st_size:
+        data = os.pread(src.fd, 1 << 20, offset)
+        if not data:
+            break
+        offset += len(data)
+        view = memoryview(data)
+        for i in range(0, len(data), _ZSTD_STEP):
+            piece: bytes | memoryview = view[i:i + _ZSTD_STEP]
+            while piece:
+                fed = True
+                out = d.decompress(piece)
+                if out:
+                    yield out
+                piece = b""
+                if d.eof:
+                    piece = d.unused_data
+                    d, fed = dctx.decompressobj(), False
+    if fed and not d.eof:
+        raise EOFError("the zstd stream ends inside a frame")
+
+
+def _coalesced(parts: Iterator[bytes]) -> Iterator[bytes]:
+    """Small outputs gathered into chunks of about _CHUNK (the record scan costs per chunk)."""
+    held: list[bytes] = []
+    size = 0
+    for part in parts:
+        held.append(part)
+        size += len(part)
+        if size >= _CHUNK:
+            yield b"".join(held)
+            held, size = [], 0
+    if held:
+        yield b"".join(held)
