@@ -1,8 +1,9 @@
 """The operator console: `chute [DATA_DIR]` (engine inside) and `chute attach` (daemon's engine).
 
 The app pulls a :class:`chute.tui.view.View` from the engine on a fixed timer, in a thread worker, and
-applies it as a diff inside ``batch_update``. Operator actions run in thread workers and report
-back with :class:`chute.tui.messages.ActionDone`. The engine (or the attached daemon) never calls in.
+applies it as a diff inside ``batch_update``; input first, a timer's refresh waits while keys are handled
+and painted (at most one tick). Operator actions run in thread workers and report back with
+:class:`chute.tui.messages.ActionDone`. The engine (or the attached daemon) never calls in.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from chute.tui.widgets.status_line import StatusLine
 log = logging.getLogger("chute.console")
 
 REFRESH_SECONDS = 1.0
+INPUT_FIRST = 0.05  # seconds after a key's paint before a timer's refresh may start or apply (input first)
 TABLE_LIMIT = 500  # newest rows the Files pane shows; the caption says so when more match
 
 
@@ -89,18 +91,28 @@ class ChuteApp(App[int]):
         self._past = PastRates() if engine.mode != "attach" else None
         self._was_paused: tuple[bool, str | None] = (False, None)
         self.last_key = 0.0  # time.monotonic() of the last key pressed
+        self._unpainted = 0  # keys handled whose paint has not happened yet
+        self._painted_at = 0.0  # time.monotonic() when the last key's paint ended
+        self._tick_due: float | None = None  # a timer's refresh not applied yet: when it was due
+        self._held: Refreshed | None = None  # its view, collected while keys were coming
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
             self.last_key = time.monotonic()  # work that can wait (MainScreen's warm-up) waits for a pause
+            self._unpainted += 1
+            self.call_after_refresh(self._key_painted)  # runs once the screen has painted what the key did
         await super().on_event(event)
+
+    def _key_painted(self) -> None:
+        self._unpainted = max(0, self._unpainted - 1)
+        self._painted_at = time.monotonic()
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen()
 
     def start_polling(self) -> None:
         """Called once the main screen's widgets exist (a view arriving earlier has nowhere to go)."""
-        self.set_interval(self.refresh_seconds, self.poll)
+        self.set_interval(self.refresh_seconds, self._tick)
         self.poll()
 
     def on_unmount(self) -> None:
@@ -116,6 +128,35 @@ class ChuteApp(App[int]):
         raise LookupError("main screen not mounted")
 
     # -- the refresh loop -----------------------------------------------------------------
+    #
+    # Input first, as terminals and editors do: a refresh landing on a key (its apply is a few ms
+    # on the UI thread, its collect holds the GIL for a few more) made a pane switch miss its
+    # frame. A timer's refresh waits until no key is being handled or painted and the last paint
+    # is INPUT_FIRST old; it is never starved: one tick late, it goes ahead whatever the keys do,
+    # and the tick that finds it still waiting is merged into it (one refresh, never two).
+
+    def _tick(self) -> None:
+        if self._tick_due is not None:
+            return  # the last tick's refresh is still waiting or collecting: it is the fresh one
+        self._tick_due = time.monotonic()
+        self._tick_when_quiet()
+
+    def _keys_first(self) -> bool:
+        """True while a timer's refresh should wait for the keys (and is not one tick late yet)."""
+        if self._tick_due is None or time.monotonic() - self._tick_due >= self.refresh_seconds:
+            return False
+        return bool(self._unpainted) or time.monotonic() - self._painted_at < INPUT_FIRST
+
+    def _tick_when_quiet(self) -> None:
+        if self._tick_due is None or self._stopping:
+            return
+        if self._keys_first():
+            self.set_timer(INPUT_FIRST, self._tick_when_quiet)
+        elif self._held is not None:
+            held, self._held = self._held, None
+            self._apply(held)
+        elif not self._polling:
+            self.poll()
 
     def poll(self) -> None:
         """Ask for a fresh view; at most one collection runs at a time."""
@@ -136,11 +177,20 @@ class ChuteApp(App[int]):
             if not self._stopping:
                 log.warning("console refresh failed: %s", exc)
             self._polling = False
+            self._tick_due = None  # the next tick tries again
             return
         self.post_message(Refreshed(view))
 
     def on_refreshed(self, message: Refreshed) -> None:
         self._polling = False
+        if self._keys_first():
+            self._held = message  # applied once the keys pause (the newest view collected wins)
+            self.set_timer(INPUT_FIRST, self._tick_when_quiet)
+            return
+        self._apply(message)
+
+    def _apply(self, message: Refreshed) -> None:
+        self._tick_due, self._held = None, None
         if self._stopping or not any(isinstance(s, MainScreen) for s in self.screen_stack):
             return  # quitting: the screens are going away
         view = message.view
