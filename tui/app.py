@@ -131,9 +131,10 @@ class ChuteApp(App[int]):
     #
     # Input first, as terminals and editors do: a refresh landing on a key (its apply is a few ms
     # on the UI thread, its collect holds the GIL for a few more) made a pane switch miss its
-    # frame. A timer's refresh waits until no key is being handled or painted and the last paint
-    # is INPUT_FIRST old; it is never starved: one tick late, it goes ahead whatever the keys do,
-    # and the tick that finds it still waiting is merged into it (one refresh, never two).
+    # frame. A timer's refresh (its collect, then its apply) waits until no key is being handled
+    # or painted and the last paint is INPUT_FIRST old. It is never starved: one tick late it only
+    # waits for the key in hand to be painted, and a tick that finds it still waiting is merged
+    # into it (one refresh, not two): while keys come without a pause, one refresh every two ticks.
 
     def _tick(self) -> None:
         if self._tick_due is not None:
@@ -142,10 +143,17 @@ class ChuteApp(App[int]):
         self._tick_when_quiet()
 
     def _keys_first(self) -> bool:
-        """True while a timer's refresh should wait for the keys (and is not one tick late yet)."""
-        if self._tick_due is None or time.monotonic() - self._tick_due >= self.refresh_seconds:
+        """True while a timer's refresh should wait for the keys: never between a key and its
+        paint, and while not one tick late yet, until the keys pause. Two ticks late it goes
+        ahead whatever happens (a paint that never reports must not stop the refreshes)."""
+        if self._tick_due is None:
             return False
-        return bool(self._unpainted) or time.monotonic() - self._painted_at < INPUT_FIRST
+        late = time.monotonic() - self._tick_due
+        if late >= 2 * self.refresh_seconds:
+            return False
+        if self._unpainted:
+            return True
+        return late < self.refresh_seconds and time.monotonic() - self._painted_at < INPUT_FIRST
 
     def _tick_when_quiet(self) -> None:
         if self._tick_due is None or self._stopping:
