@@ -46,6 +46,7 @@ log = logging.getLogger("chute.console")
 
 REFRESH_SECONDS = 1.0
 INPUT_FIRST = 0.05  # seconds after a key's paint before a timer's refresh may start or apply (input first)
+PAINT_LOST = 0.5  # a key whose paint has not reported by then is taken as painted (its screen went away)
 TABLE_LIMIT = 500  # newest rows the Files pane shows; the caption says so when more match
 
 
@@ -95,6 +96,7 @@ class ChuteApp(App[int]):
         self._painted_at = 0.0  # time.monotonic() when the last key's paint ended
         self._tick_due: float | None = None  # a timer's refresh not applied yet: when it was due
         self._held: Refreshed | None = None  # its view, collected while keys were coming
+        self._wake: object | None = None  # the timer that looks again once the keys may have paused
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
@@ -106,6 +108,8 @@ class ChuteApp(App[int]):
     def _key_painted(self) -> None:
         self._unpainted = max(0, self._unpainted - 1)
         self._painted_at = time.monotonic()
+        if self._tick_due is not None:
+            self._when_quiet()  # a refresh waiting for this paint
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen()
@@ -137,34 +141,47 @@ class ChuteApp(App[int]):
     # into it (one refresh, not two): while keys come without a pause, one refresh every two ticks.
 
     def _tick(self) -> None:
-        if self._tick_due is not None:
-            return  # the last tick's refresh is still waiting or collecting: it is the fresh one
-        self._tick_due = time.monotonic()
-        self._tick_when_quiet()
-
-    def _keys_first(self) -> bool:
-        """True while a timer's refresh should wait for the keys: never between a key and its
-        paint, and while not one tick late yet, until the keys pause. Two ticks late it goes
-        ahead whatever happens (a paint that never reports must not stop the refreshes)."""
         if self._tick_due is None:
-            return False
-        late = time.monotonic() - self._tick_due
-        if late >= 2 * self.refresh_seconds:
-            return False
-        if self._unpainted:
-            return True
-        return late < self.refresh_seconds and time.monotonic() - self._painted_at < INPUT_FIRST
+            self._tick_due = time.monotonic()
+        # else the last tick's refresh is still waiting or collecting: this tick merges into it
+        self._when_quiet()
 
-    def _tick_when_quiet(self) -> None:
+    def _keys_wait(self) -> float | None:
+        """How long a timer's refresh waits for the keys: None to go now, 0 until the key in hand
+        is painted (_key_painted looks again), else the seconds until the keys' pause."""
+        if self._tick_due is None:
+            return None
+        now = time.monotonic()
+        late = now - self._tick_due
+        if late >= 2 * self.refresh_seconds:
+            return None  # whatever happens: a refresh is never starved
+        if self._unpainted:
+            if now - self.last_key < PAINT_LOST:
+                return 0.0
+            self._unpainted = 0
+        if late >= self.refresh_seconds:
+            return None
+        quiet = self._painted_at + INPUT_FIRST - now
+        return quiet if quiet > 0 else None
+
+    def _when_quiet(self) -> None:
+        """Start the waiting refresh's collect, or apply its view, once the keys allow it."""
         if self._tick_due is None or self._stopping:
             return
-        if self._keys_first():
-            self.set_timer(INPUT_FIRST, self._tick_when_quiet)
-        elif self._held is not None:
+        wait = self._keys_wait()
+        if wait is not None:
+            if wait and self._wake is None:  # one timer at a time, not one per key
+                self._wake = self.set_timer(wait, self._woken)
+            return
+        if self._held is not None:
             held, self._held = self._held, None
             self._apply(held)
         elif not self._polling:
             self.poll()
+
+    def _woken(self) -> None:
+        self._wake = None
+        self._when_quiet()
 
     def poll(self) -> None:
         """Ask for a fresh view; at most one collection runs at a time."""
@@ -191,9 +208,9 @@ class ChuteApp(App[int]):
 
     def on_refreshed(self, message: Refreshed) -> None:
         self._polling = False
-        if self._keys_first():
+        if self._keys_wait() is not None:
             self._held = message  # applied once the keys pause (the newest view collected wins)
-            self.set_timer(INPUT_FIRST, self._tick_when_quiet)
+            self._when_quiet()
             return
         self._apply(message)
 
