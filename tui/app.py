@@ -46,7 +46,7 @@ log = logging.getLogger("chute.console")
 
 REFRESH_SECONDS = 1.0
 INPUT_FIRST = 0.05  # seconds after a key's paint before a timer's refresh may start or apply (input first)
-PAINT_LOST = 0.5  # a key whose paint has not reported by then is taken as painted (its screen went away)
+PAINT_LOST = 2.0  # a key whose paint has not reported by then is taken as painted (its screen went away)
 TABLE_LIMIT = 500  # newest rows the Files pane shows; the caption says so when more match
 
 
