@@ -1,8 +1,8 @@
 """The operator console: `chute [DATA_DIR]` (engine inside) and `chute attach` (daemon's engine).
 
 The app pulls a :class:`chute.tui.view.View` from the engine on a fixed timer, in a thread worker, and
-applies it as a diff inside ``batch_update``; input first, a timer's refresh waits while keys are handled
-and painted (at most one tick). Operator actions run in thread workers and report back with
+applies it as a diff inside ``batch_update``; input first, a timer's refresh never lands between a key
+and its paint (see "the refresh loop"). Operator actions run in thread workers and report back with
 :class:`chute.tui.messages.ActionDone`. The engine (or the attached daemon) never calls in.
 """
 
@@ -22,6 +22,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.filter import Monochrome, NoColor
+from textual.timer import Timer
 
 from chute.core import action_rules
 from chute.core.config import Config
@@ -96,7 +97,7 @@ class ChuteApp(App[int]):
         self._painted_at = 0.0  # time.monotonic() when the last key's paint ended
         self._tick_due: float | None = None  # a timer's refresh not applied yet: when it was due
         self._held: Refreshed | None = None  # its view, collected while keys were coming
-        self._wake: object | None = None  # the timer that looks again once the keys may have paused
+        self._wake: Timer | None = None  # the timer that looks again once the keys may have paused
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
