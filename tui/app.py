@@ -1,8 +1,9 @@
 """The operator console: `chute [DATA_DIR]` (engine inside) and `chute attach` (daemon's engine).
 
 The app pulls a :class:`chute.tui.view.View` from the engine on a fixed timer, in a thread worker, and
-applies it as a diff inside ``batch_update``. Operator actions run in thread workers and report
-back with :class:`chute.tui.messages.ActionDone`. The engine (or the attached daemon) never calls in.
+applies it as a diff inside ``batch_update``; input first, a timer's refresh never lands between a key
+and its paint (see "the refresh loop"). Operator actions run in thread workers and report back with
+:class:`chute.tui.messages.ActionDone`. The engine (or the attached daemon) never calls in.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.filter import Monochrome, NoColor
+from textual.timer import Timer
 
 from chute.core import action_rules
 from chute.core.config import Config
@@ -44,6 +46,8 @@ from chute.tui.widgets.status_line import StatusLine
 log = logging.getLogger("chute.console")
 
 REFRESH_SECONDS = 1.0
+INPUT_FIRST = 0.05  # seconds after a key's paint before a timer's refresh may start or apply (input first)
+PAINT_LOST = 2.0  # a key whose paint has not reported by then is taken as painted (its screen went away)
 TABLE_LIMIT = 500  # newest rows the Files pane shows; the caption says so when more match
 
 
@@ -89,18 +93,31 @@ class ChuteApp(App[int]):
         self._past = PastRates() if engine.mode != "attach" else None
         self._was_paused: tuple[bool, str | None] = (False, None)
         self.last_key = 0.0  # time.monotonic() of the last key pressed
+        self._unpainted = 0  # keys handled whose paint has not happened yet
+        self._painted_at = 0.0  # time.monotonic() when the last key's paint ended
+        self._tick_due: float | None = None  # a timer's refresh not applied yet: when it was due
+        self._held: Refreshed | None = None  # its view, collected while keys were coming
+        self._wake: Timer | None = None  # the timer that looks again once the keys may have paused
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
             self.last_key = time.monotonic()  # work that can wait (MainScreen's warm-up) waits for a pause
+            self._unpainted += 1
+            self.call_after_refresh(self._key_painted)  # runs once the screen has painted what the key did
         await super().on_event(event)
+
+    def _key_painted(self) -> None:
+        self._unpainted = max(0, self._unpainted - 1)
+        self._painted_at = time.monotonic()
+        if self._tick_due is not None:
+            self._when_quiet()  # a refresh waiting for this paint
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen()
 
     def start_polling(self) -> None:
         """Called once the main screen's widgets exist (a view arriving earlier has nowhere to go)."""
-        self.set_interval(self.refresh_seconds, self.poll)
+        self.set_interval(self.refresh_seconds, self._tick)
         self.poll()
 
     def on_unmount(self) -> None:
@@ -116,6 +133,56 @@ class ChuteApp(App[int]):
         raise LookupError("main screen not mounted")
 
     # -- the refresh loop -----------------------------------------------------------------
+    #
+    # Input first, as terminals and editors do: a refresh landing on a key (its apply is a few ms
+    # on the UI thread, its collect holds the GIL for a few more) made a pane switch miss its
+    # frame. A timer's refresh (its collect, then its apply) waits until no key is being handled
+    # or painted and the last paint is INPUT_FIRST old. It is never starved: one tick late it only
+    # waits for the key in hand to be painted, and a tick that finds it still waiting is merged
+    # into it (one refresh, not two): while keys come without a pause, one refresh every two ticks.
+
+    def _tick(self) -> None:
+        if self._tick_due is None:
+            self._tick_due = time.monotonic()
+        # else the last tick's refresh is still waiting or collecting: this tick merges into it
+        self._when_quiet()
+
+    def _keys_wait(self) -> float | None:
+        """How long a timer's refresh waits for the keys: None to go now, 0 until the key in hand
+        is painted (_key_painted looks again), else the seconds until the keys' pause."""
+        if self._tick_due is None:
+            return None
+        now = time.monotonic()
+        late = now - self._tick_due
+        if late >= 2 * self.refresh_seconds:
+            return None  # whatever happens: a refresh is never starved
+        if self._unpainted:
+            if now - self.last_key < PAINT_LOST:
+                return 0.0
+            self._unpainted = 0
+        if late >= self.refresh_seconds:
+            return None
+        quiet = self._painted_at + INPUT_FIRST - now
+        return quiet if quiet > 0 else None
+
+    def _when_quiet(self) -> None:
+        """Start the waiting refresh's collect, or apply its view, once the keys allow it."""
+        if self._tick_due is None or self._stopping:
+            return
+        wait = self._keys_wait()
+        if wait is not None:
+            if wait and self._wake is None:  # one timer at a time, not one per key
+                self._wake = self.set_timer(wait, self._woken)
+            return
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._apply(held)
+        elif not self._polling:
+            self.poll()
+
+    def _woken(self) -> None:
+        self._wake = None
+        self._when_quiet()
 
     def poll(self) -> None:
         """Ask for a fresh view; at most one collection runs at a time."""
@@ -136,11 +203,20 @@ class ChuteApp(App[int]):
             if not self._stopping:
                 log.warning("console refresh failed: %s", exc)
             self._polling = False
+            self._tick_due = None  # the next tick tries again
             return
         self.post_message(Refreshed(view))
 
     def on_refreshed(self, message: Refreshed) -> None:
         self._polling = False
+        if self._keys_wait() is not None:
+            self._held = message  # applied once the keys pause (the newest view collected wins)
+            self._when_quiet()
+            return
+        self._apply(message)
+
+    def _apply(self, message: Refreshed) -> None:
+        self._tick_due, self._held = None, None
         if self._stopping or not any(isinstance(s, MainScreen) for s in self.screen_stack):
             return  # quitting: the screens are going away
         view = message.view

@@ -129,8 +129,9 @@ class NewestFiles:
     """The newest ``limit`` file versions for the Files pane, read incrementally while unfiltered.
 
     Every ledger write to a file row bumps its ``updated_at``, so the rows changed since the last
-    read are the newest ones: a refresh reads a few dozen rows, not five hundred. A filter, more
-    changes than one peek holds, or every ``FULL_EVERY`` refreshes (clock steps) read it all.
+    read are the newest ones: a refresh reads those (by the ``updated_at`` index; none or a few on
+    a quiet tick), not five hundred. A filter, more changes than ``PEEK``, or every
+    ``FULL_EVERY`` refreshes (clock steps) read it all.
     """
 
     PEEK = 64
@@ -150,10 +151,10 @@ class NewestFiles:
         incremental = (not query.text and query == self._query and bool(self._rows)
                        and self._since_full < self.FULL_EVERY)
         if incremental:
-            peek = reader.list_files(limit=self.PEEK)
             top = self._rows[0].updated_at
-            fresh = [r for r in peek if r.updated_at >= top]
-            if len(fresh) < len(peek):
+            # Oldest change first; newest first as list_files orders them (updated_at, then id).
+            fresh = reader.changed_since(top, limit=self.PEEK + 1)[::-1]
+            if len(fresh) <= self.PEEK:
                 ids = {r.id for r in fresh}
                 merged = fresh + [r for r in self._rows if r.id not in ids]
                 self._rows = merged[: self.limit]

@@ -94,7 +94,8 @@ class MainScreen(Screen[None]):
         self._warmed_once = False
         self._labels: dict[str, str] = {}
         self.query_one(FilesTable).focus()
-        for table in self.query(LedgerTable):
+        self._tables = list(self.query(LedgerTable))  # composed once; a query walks the DOM (every second)
+        for table in self._tables:
             # Now, as the cursor moves, not when RowHighlighted arrives (four message hops later,
             # usually after a paint): the selection line is drawn in the same paint as the cursor.
             self.watch(table, "cursor_coordinate", self._selection_changed, init=False)
@@ -197,7 +198,7 @@ class MainScreen(Screen[None]):
     def _fit_hidden(self) -> None:
         """The tables of hidden panes fit their columns to the panes' width now, not on their first visit."""
         width = self.query_one(ContentSwitcher).size.width
-        for table in self.query(LedgerTable):
+        for table in self._tables:
             table.fit_hidden(width)
 
     def _captions(self, view: View) -> None:

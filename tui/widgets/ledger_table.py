@@ -19,6 +19,7 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
+from textual.color import Color
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import DataTable
@@ -70,6 +71,7 @@ class LedgerTable(DataTable[Any]):
         self._born: dict[RowKey, int] = {}  # row: when it was added
         self._cell_versions: dict[tuple[RowKey, ColumnKey], int] = {}
         self._version_clock = itertools.count()
+        self._paint_looks: tuple[Style, tuple[Color, Color]] | None = None  # see render_lines
         super().__init__(cursor_type="row", cell_padding=0, **kwargs)
         self._rows: dict[str, FileRow] = {}
         self._models: dict[str, tuple[Any, ...]] = {}
@@ -291,7 +293,24 @@ class LedgerTable(DataTable[Any]):
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._check_styles()
-        return super().render_lines(crop)
+        # The table's style and background walk the styles of every ancestor, and DataTable asks
+        # for them once per line and once per row: a refresh whose Ages tick re-renders every row
+        # on show. Nothing restyles the table while it renders, so they are read once per paint.
+        self._paint_looks = (super().rich_style, super().background_colors)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._paint_looks = None
+
+    @property
+    def rich_style(self) -> Style:
+        looks = self._paint_looks
+        return looks[0] if looks is not None else super().rich_style
+
+    @property
+    def background_colors(self) -> tuple[Color, Color]:
+        looks = self._paint_looks
+        return looks[1] if looks is not None else super().background_colors
 
     def notify_style_update(self) -> None:
         """DataTable drops every cached render on any style update, and repaints. Here the caches
