@@ -43,6 +43,8 @@ def column_zone(ch_type: str, server_zone: str) -> str | None:
 def known_zone(name: str) -> str | None:
     """``name`` as polars knows it (a server may say ``posix/Europe/Paris``, the same rules as
     ``Europe/Paris``), or None when polars has no such zone."""
+    if name in UTC_NAMES:
+        return name  # (the usual server: no polars import at start-up)
     import polars as pl
 
     for zone in (name, name.removeprefix("posix/").removeprefix("right/")):
