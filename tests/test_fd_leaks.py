@@ -9,9 +9,11 @@ handle open for the session; tests/fdguard.py fails any test that leaves descrip
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,41 @@ def test_a_daemon_loading_round_after_round_holds_no_more_descriptors(tmp_path: 
     finally:
         stop(proc, timeout=60)
         log.close()
+
+
+_RUNS = """
+import json, sys
+from pathlib import Path
+import clickhouse_connect
+from chute.core import api, engine_hold
+root = Path(sys.argv[1])
+if sys.argv[2] == "no-hold":
+    engine_hold.keep = lambda cfg: None
+out = []
+for i in range(4):
+    data = root / f"data{i}" / "t"
+    data.mkdir(parents=True)
+    (data / "a.csv").write_text("id,name\\n" + "".join(f"{j},n{i}-{j}\\n" for j in range(20)))
+    result = api.run_once(root / f"data{i}", state_dir=root / f"state{i}", clickhouse_url=f"chdb://{root / 'ch'}")
+    assert result.exit_code == 0, result.summary()
+    client = clickhouse_connect.get_client(dsn=f"chdb://{root / 'ch'}")
+    rows = client.query("SELECT value FROM system.metrics WHERE metric = 'MergeTreeBackgroundExecutorThreads'")
+    out.append(int(rows.result_rows[0][0]))
+    client.close()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("hold", ["hold", "no-hold"])
+def test_run_once_called_again_and_again_in_one_process_starts_chdb_once(tmp_path: Path, hold: str) -> None:
+    """A scheduler's worker calling ``api.run_once`` four times: chDB's background threads stay as
+    many (core/engine_hold.py). Negative control: without the held handle each call started chDB
+    again and left 5 more behind (so the check catches the pile-up)."""
+    proc = subprocess.run([sys.executable, "-c", _RUNS, str(tmp_path), hold], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    threads = json.loads(proc.stdout.strip().splitlines()[-1])
+    if hold == "hold":
+        assert len(set(threads)) == 1, threads
+    else:
+        assert threads[3] >= threads[0] + 10, threads
