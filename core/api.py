@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chute.core import config as config_mod
+from chute.core import engine_hold
 from chute.core.errors import ChuteError, UsageError
 from chute.core.states import State
 
@@ -233,6 +234,7 @@ def run_once(data_dir: str | os.PathLike[str] | None = None, *, config: config_m
     cfg = make_config(data_dir, config=config, **settings)
     engine = Engine(cfg, once=True, mode="once")
     engine.start()
+    engine_hold.keep(cfg)  # a process that calls again must not start chDB again (core/engine_hold.py)
     try:
         if not engine.wait_idle(timeout=timeout):
             raise TimeoutError(f"files still loading after {timeout}s")
@@ -266,6 +268,7 @@ def load(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
 
         engine = Engine(cfg, once=True, mode="once")
         engine.start()
+        engine_hold.keep(cfg)
         try:
             if not engine.wait_idle(timeout=None if deadline is None else max(0.0, deadline - time.monotonic())):
                 raise TimeoutError(f"files still loading after {timeout}s")

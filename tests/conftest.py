@@ -23,6 +23,7 @@ import pytest
 from chute.core.config import Config
 from chute.core.engine import Engine
 from tests.chhttp import ChHttpServer
+from tests.fdguard import fd_guard, pytest_fixture_setup  # noqa: F401 - no test leaves descriptors open
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,9 +35,19 @@ FLEET_MIRROR = os.environ["CHUTE_FLEET_MIRROR"] == "true"
 
 
 @pytest.fixture(scope="session")
-def embedded_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The one chDB path this test process uses (chDB allows one per process)."""
-    return tmp_path_factory.mktemp("chdb")
+def embedded_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The one chDB path this test process uses (chDB allows one per process).
+
+    One handle stays open for the session: when an engine's last handle closes, chDB shuts down and
+    the next handle starts it again, and each restart leaves ~5 MergeTree background threads behind,
+    each holding 3 descriptors (/proc/self/task/N/{stat,schedstat,io}). A worker that started and
+    stopped a few hundred engines held >1,024 descriptors (tests/test_fd_leaks.py shows it)."""
+    import clickhouse_connect
+
+    path = tmp_path_factory.mktemp("chdb")
+    keep = clickhouse_connect.get_client(dsn=f"chdb://{path}")
+    yield path
+    keep.close()
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +141,29 @@ def engine_factory(tmp_path: Path, chdb_path: Path) -> Iterator[Callable[..., En
     for engine in engines:
         if not engine.stopping:
             engine.stop()
+    drop_databases([engine.cfg for engine in engines])
+
+
+def drop_databases(cfgs: list[Config]) -> None:
+    """Drop the embedded databases of a test's engines: chDB keeps each MergeTree table's
+    deduplication log open (one descriptor per table) for as long as the table exists."""
+    import clickhouse_connect
+
+    for url, names in _by_url(cfgs).items():
+        client = clickhouse_connect.get_client(dsn=url)
+        try:
+            for name in names:
+                client.command(f"DROP DATABASE IF EXISTS `{name}` SYNC")
+        finally:
+            client.close()
+
+
+def _by_url(cfgs: list[Config]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for c in cfgs:
+        if c.embedded and c.clickhouse_url:
+            out.setdefault(c.clickhouse_url, set()).add(c.database)
+    return out
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
@@ -207,3 +241,4 @@ def console(tmp_path: Path, chdb_path: Path):
     for engine in engines:
         if not engine.stopping:
             engine.stop()
+    drop_databases([engine.cfg for engine in engines])

@@ -126,12 +126,18 @@ def _at_the_prompt(args: list[str], keys: bytes) -> tuple[int, str]:
             if _readable(fd, 1.0):
                 out += os.read(fd, 4096)
         os.write(fd, keys)
+        exited = False
         while time.monotonic() < deadline:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                break
-            if _readable(fd, 0.2):
-                with contextlib.suppress(OSError):  # the child closed the terminal
-                    out += os.read(fd, 4096)
+            # Once the child has exited, read what it wrote last before stopping (it used to be
+            # lost when the exit was seen first: "nothing done" missing from the output).
+            exited = exited or bool(os.waitpid(pid, os.WNOHANG)[0])
+            if exited or _readable(fd, 0.2):
+                chunk = b""
+                with contextlib.suppress(OSError):  # EIO: the child closed the terminal, all read
+                    chunk = os.read(fd, 4096)
+                out += chunk
+                if exited and not chunk:
+                    break
         else:
             os.kill(pid, 9)
             os.waitpid(pid, 0)

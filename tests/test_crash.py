@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,12 @@ def duplicate_check(engine_dir: Path, table: str) -> tuple[int, int]:
     return sum(c[3] for c in counts), sum(c[4] for c in counts)
 
 
+# chute, with every Python thread's stack written to stderr on SIGWINCH (chDB takes SIGABRT for itself,
+# so PYTHONFAULTHANDLER's dump never comes).
+_DUMPABLE = ("import faulthandler, runpy, signal; faulthandler.register(signal.SIGWINCH, all_threads=True); "
+             "runpy.run_module('chute.core', run_name='__main__')")
+
+
 def kill_at(args: list[str], step: str, nth: int, marker: Path, extra: str = "",
             timeout: float = 240) -> None:
     """Run chute until the failpoint kills it at the ``nth`` hit of ``step``; prove that is what happened.
@@ -43,16 +50,21 @@ def kill_at(args: list[str], step: str, nth: int, marker: Path, extra: str = "",
     with what it was doing: its threads and where each waits, and the end of its log."""
     marker.unlink(missing_ok=True)
     env = {**_env(), "CHUTE_FAILPOINTS": f"kill_at={step}:{nth},marker={marker}{extra}"}
-    with subprocess.Popen(chute_cmd(*args), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as child:
+    with subprocess.Popen([sys.executable, "-c", _DUMPABLE, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as child:
         try:
             _, err = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             threads = _threads(child.pid)
-            child.kill()
-            _, err = child.communicate()
+            child.send_signal(signal.SIGWINCH)  # every Python thread's stack to its stderr
+            try:
+                _, err = child.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                _, err = child.communicate()
             raise AssertionError(f"chute neither reached {step}:{nth} nor ended in {timeout:.0f} s; its threads "
-                                 f"(name: kernel wait):\n{threads}\nits log:\n{err[-6000:]}") from None
+                                 f"(name: kernel wait):\n{threads}\nits log and Python stacks:\n{err[-12000:]}"
+                                 ) from None
     proc = subprocess.CompletedProcess(child.args, child.returncode, "", err)
     assert proc.returncode == -signal.SIGKILL, f"not killed at {step}:{nth} (exit {proc.returncode}): " \
                                                f"{proc.stderr[-2000:]}"

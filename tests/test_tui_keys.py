@@ -70,7 +70,9 @@ class Counts:
 @pytest.fixture
 def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChuteApp]:
     monkeypatch.chdir(tmp_path)  # the demo's ledger names its data folder relative to it
-    yield demo_app(tmp_path)
+    app = demo_app(tmp_path)
+    yield app
+    app.engine.stop()  # detach: its two ledger connections
 
 
 @pytest.mark.parametrize("what, keys", [("a pane switch and back", ["2", "1", "3", "4", "1"]),

@@ -26,10 +26,15 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable]:
     monkeypatch.chdir(tmp_path)  # the demo's ledger names its data folder relative to it
     monkeypatch.setenv("TZ", "UTC")
 
+    made: list[ChuteApp] = []
+
     def make() -> ChuteApp:
-        return demo_app(tmp_path)
+        made.append(demo_app(tmp_path))
+        return made[-1]
 
     yield make
+    for app in made:
+        app.engine.stop()  # detach: its two ledger connections
 
 
 def screen_segments(app: ChuteApp) -> list[Segment]:

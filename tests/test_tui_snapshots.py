@@ -28,6 +28,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChuteApp]:
     try:
         yield app
     finally:
+        app.engine.stop()  # detach: its two ledger connections
         if before is None:
             os.environ.pop("TZ", None)
         else:
