@@ -132,9 +132,14 @@ class NewestFiles:
     read are the newest ones: a refresh reads those (by the ``updated_at`` index; none or a few on
     a quiet tick), not five hundred. A filter, more changes than ``PEEK``, or every
     ``FULL_EVERY`` refreshes (clock steps) read it all.
+
+    A writer stamps ``updated_at`` before it waits for the ledger's lock (or another process's
+    write), so a change can commit after a newer one the last refresh already read: each read
+    looks ``SLACK`` seconds further back than the newest row shown, or it would be missed.
     """
 
     PEEK = 64
+    SLACK = 2.0
     FULL_EVERY = 30
 
     def __init__(self, limit: int) -> None:
@@ -153,7 +158,7 @@ class NewestFiles:
         if incremental:
             top = self._rows[0].updated_at
             # Oldest change first; newest first as list_files orders them (updated_at, then id).
-            fresh = reader.changed_since(top, limit=self.PEEK + 1)[::-1]
+            fresh = reader.changed_since(top - self.SLACK, limit=self.PEEK + 1)[::-1]
             if len(fresh) <= self.PEEK:
                 ids = {r.id for r in fresh}
                 merged = fresh + [r for r in self._rows if r.id not in ids]
