@@ -43,3 +43,20 @@ def test_a_change_committed_after_a_newer_one_is_shown(tmp_path: Path) -> None:
     shown, _ = newest.read(ledger, FileQuery())
     assert {r.path: r.state for r in shown}["f0.csv"] == State.LOADED, "a's move to loaded was missed"
     ledger.close()
+
+
+def test_rows_gc_removed_leave_the_pane_at_the_next_read(tmp_path: Path) -> None:
+    from chute.core import gc
+    from chute.core.config import Config
+
+    ledger = Ledger(tmp_path)
+    cfg = Config(data_dir=tmp_path / "data", state_dir=tmp_path, ledger_keep="1d")
+    (tmp_path / "data").mkdir()
+    for name in ("gone.csv", "newest.csv"):  # gone from disk, given up: gc prunes all but the newest id
+        _row(ledger, name, State.FAILED, next_attempt=None, error_kind="gone")
+    newest = NewestFiles(limit=10)
+    assert [r.path for r in newest.read(ledger, FileQuery())[0]] == ["newest.csv", "gone.csv"]
+    assert gc.run(cfg, ledger, now=time.time() + 2 * 86400).files_pruned == 1
+    shown, _ = newest.read(ledger, FileQuery())
+    assert [r.path for r in shown] == ["newest.csv"], "a row gc removed is still shown (and can be acted on)"
+    ledger.close()
