@@ -135,7 +135,8 @@ class NewestFiles:
 
     A writer stamps ``updated_at`` before it waits for the ledger's lock (or another process's
     write), so a change can commit after a newer one the last refresh already read: each read
-    looks ``SLACK`` seconds further back than the newest row shown, or it would be missed.
+    looks ``SLACK`` seconds further back than the newest row shown (as the fleet mirror's
+    ``_OVERLAP`` does), or it would be missed until the next full read.
     """
 
     PEEK = 64
