@@ -52,11 +52,12 @@ def test_rows_gc_removed_leave_the_pane_at_the_next_read(tmp_path: Path) -> None
     ledger = Ledger(tmp_path)
     cfg = Config(data_dir=tmp_path / "data", state_dir=tmp_path, ledger_keep="1d")
     (tmp_path / "data").mkdir()
-    for name in ("gone.csv", "newest.csv"):  # gone from disk, given up: gc prunes all but the newest id
+    (tmp_path / "data" / "here.csv").write_text("x\n")  # still in the folder: gc keeps its row
+    for name in ("here.csv", "gone.csv", "newest.csv"):  # given up; gc never prunes the newest id
         _row(ledger, name, State.FAILED, next_attempt=None, error_kind="gone")
     newest = NewestFiles(limit=10)
-    assert [r.path for r in newest.read(ledger, FileQuery())[0]] == ["newest.csv", "gone.csv"]
+    assert [r.path for r in newest.read(ledger, FileQuery())[0]] == ["newest.csv", "gone.csv", "here.csv"]
     assert gc.run(cfg, ledger, now=time.time() + 2 * 86400).files_pruned == 1
     shown, _ = newest.read(ledger, FileQuery())
-    assert [r.path for r in shown] == ["newest.csv"], "a row gc removed is still shown (and can be acted on)"
+    assert [r.path for r in shown] == ["newest.csv", "here.csv"], "a row gc removed is still shown"
     ledger.close()
