@@ -949,6 +949,11 @@ class Ledger:
                 " AND NOT EXISTS (SELECT 1 FROM files o WHERE o.path = f.path AND o.id != f.id)"
                 " AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.file_id = f.id)", file_ids)}
 
+    def count_present(self, file_ids: list[int]) -> int:
+        """How many of ``file_ids`` are still in the ledger (gc deletes rows; the console drops them)."""
+        with self._lock:
+            return sum(r[0] for r in _in_chunks(self._conn, "SELECT count(*) FROM files WHERE id IN ({})", file_ids))
+
     def known_content(self, shas: dict[int, str]) -> set[str]:
         """Of the contents ``{file_id: sha256}``: those some other version has (or had: kept_hashes),
         and those two of them share (a duplicate, a held twin or an older generation to pass)."""

@@ -130,11 +130,17 @@ class NewestFiles:
 
     Every ledger write to a file row bumps its ``updated_at``, so the rows changed since the last
     read are the newest ones: a refresh reads those (by the ``updated_at`` index; none or a few on
-    a quiet tick), not five hundred. A filter, more changes than ``PEEK``, or every
-    ``FULL_EVERY`` refreshes (clock steps) read it all.
+    a quiet tick), not five hundred. A filter, more changes than ``PEEK``, a shown row gone (gc),
+    or every ``FULL_EVERY`` refreshes (clock steps) read it all.
+
+    A writer stamps ``updated_at`` before it waits for the ledger's lock (or another process's
+    write), so a change can commit after a newer one the last refresh already read: each read
+    looks ``SLACK`` seconds further back than the newest row shown (as the fleet mirror's
+    ``_OVERLAP`` does), or it would be missed until the next full read.
     """
 
     PEEK = 64
+    SLACK = 2.0
     FULL_EVERY = 30
 
     def __init__(self, limit: int) -> None:
@@ -153,10 +159,12 @@ class NewestFiles:
         if incremental:
             top = self._rows[0].updated_at
             # Oldest change first; newest first as list_files orders them (updated_at, then id).
-            fresh = reader.changed_since(top, limit=self.PEEK + 1)[::-1]
-            if len(fresh) <= self.PEEK:
-                ids = {r.id for r in fresh}
-                merged = fresh + [r for r in self._rows if r.id not in ids]
+            fresh = reader.changed_since(top - self.SLACK, limit=self.PEEK + 1)[::-1]
+            ids = {r.id for r in fresh}
+            kept = [r for r in self._rows if r.id not in ids]
+            # A row gc deleted changes nothing another read would see: it is looked for (by id).
+            if len(fresh) <= self.PEEK and reader.count_present([r.id for r in kept]) == len(kept):
+                merged = fresh + kept
                 self._rows = merged[: self.limit]
                 self._since_full += 1
                 return self._rows, len(merged) > self.limit or self._capped
