@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -44,14 +45,17 @@ class Rejects:
 
 
 class Fitter:
-    def __init__(self, table: list[Column], wire: pl.Schema, dates: set[str], skip_bad: bool,
-                 header_lines: int = 1, server_zone: str = "UTC") -> None:
+    def __init__(self, table: list[Column], wire: pl.Schema, dates: Mapping[str, pl.DataType] | set[str],
+                 skip_bad: bool, header_lines: int = 1, server_zone: str = "UTC") -> None:
+        """``dates``: the file's columns inference found dates (Reader.date_types), text on the
+        wire that ClickHouse parses; their polars type says which table columns hold them as is."""
         self.skip_bad = skip_bad
         self.header_lines = header_lines
         self.casts: dict[str, pl.DataType] = {}
         self.not_null: list[str] = []
-        self.dates: dict[str, _DateForm] = {}  # text in this file, a date in the table: check before sending
+        self.dates: dict[str, tuple[_DateForm, str]] = {}  # date text, a date in the table: (form, zone)
         self.zones: dict[str, str] = {}  # naive timestamps sent as the instants they name in this zone
+        self.ranges: dict[str, tuple[int, int, str]] = {}  # timestamps a DateTime64(P) may not count
         for col in table:
             if col.name not in wire:
                 continue
@@ -61,17 +65,21 @@ class Fitter:
             if want is not None and wire[col.name] != want and col.name not in dates:
                 self.casts[col.name] = want
             form = _date_form(base_type(col.type)) if want is None and wire[col.name] == pl.String else None
-            if form is not None and col.name not in dates:
-                self.dates[col.name] = form
+            inferred = dates.get(col.name) if isinstance(dates, Mapping) else None
+            if form is not None and not _holds(base_type(col.type), inferred):
+                self.dates[col.name] = (form, column_zone(col.type, server_zone) or "UTC")
             zone = column_zone(col.type, server_zone) if want is None and has_naive(wire[col.name]) else None
             if zone is not None:
                 self.zones[col.name] = zone
+            reach = _reach(base_type(col.type), wire[col.name]) if want is None else None
+            if reach is not None:
+                self.ranges[col.name] = reach
             if not col.nullable and not base_type(col.type).startswith(("Array(", "Map(")):
                 self.not_null.append(col.name)  # (a missing list or map loads as [] or {})
 
     @property
     def idle(self) -> bool:
-        return not self.casts and not self.not_null and not self.dates and not self.zones
+        return not self.casts and not self.not_null and not self.dates and not self.zones and not self.ranges
 
     def fit(self, df: pl.DataFrame, first_row: int
             ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
@@ -106,14 +114,27 @@ class Fitter:
                                               "that the column's timestamp can hold (a route column type "
                                               "DateTime64(6, 'UTC') keeps it as written)")
                     bad = bad | lost
-        for name, form in self.dates.items():
+        for name, (low, high, kind) in self.ranges.items():
+            count = out[name].to_physical()  # (after the zone's shift: the instant that is sent)
+            wrong = ((count < low) | (count > high)).fill_null(False)
+            if wrong.any():
+                rejects += self._describe(df, name, wrong, first_row, f"outside what a {kind} can count "
+                                          "(1677-09-21 00:12:44 to 2262-04-11 23:47:16 UTC)")
+                bad = bad | wrong
+        for name, (form, zone) in self.dates.items():
             text = df[name]
-            parsed = text.str.to_date(strict=False) if form.date_only else text.str.to_datetime(
-                strict=False, time_unit="us")
+            parsed = text.str.to_date(strict=False) if form.date_only else text.str.replace(
+                r"(\.[0-9]{9})[0-9]+$", "${1}").str.to_datetime(strict=False, time_unit="us")  # (polars reads 9 digits)
             wrong = (parsed.is_null() | ~text.str.contains(form.pattern)) & text.is_not_null()
             if wrong.any():
                 rejects += self._describe(df, name, wrong, first_row, f"not a valid {form.kind} ({form.layout})")
                 bad = bad | wrong
+            beyond = _beyond(form, parsed, zone) & ~wrong
+            if beyond.any():  # ClickHouse would clamp it (or NULL it, or fail the insert)
+                rejects += self._describe(df, name, beyond, first_row, f"outside what a {form.kind} holds"
+                                          + (f" in {zone}" if zone != "UTC" and not form.date_only else "")
+                                          + f" ({form.reach})")
+                bad = bad | beyond
         for name in self.not_null:
             empty = df[name].is_null()
             if empty.any():
@@ -148,24 +169,83 @@ class _DateForm:
     layout: str
     pattern: str
     date_only: bool = False
+    # The instants (microseconds from the epoch, UTC) the column's storage counts, where ClickHouse
+    # clamps (Date, DateTime), NULLs or fails the insert (DateTime64(9)) past them. Date32 and
+    # DateTime64(P < 9) reach differs by server version (26.9 keeps 1899 and 9999): not checked.
+    low: int | None = None
+    high: int | None = None
+    reach: str = ""
 
 
 _DAY = r"^[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}"
+_TIME = r"[ T][0-9]{2}:[0-9]{2}:[0-5][0-9]"  # (a leap second, :60, lands as the next minute)
+_NS = 9_223_372_036_854_775  # a DateTime64(9) counts nanoseconds in an Int64: +-2^63 ns, in whole microseconds
+_DAY_US = 86_400_000_000
 
 
 def _date_form(kind: str) -> _DateForm | None:
-    if kind in ("Date", "Date32"):
-        return _DateForm(kind, "YYYY-MM-DD", _DAY + "$", date_only=True)
+    if kind in ("Date", "Date32"):  # (ClickHouse reads a one-digit month or day as written: 2026-7-1)
+        date = _DateForm(kind, "YYYY-MM-DD", r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}$", date_only=True)
+        return replace(date, low=0, high=65535 * _DAY_US, reach="1970-01-01 to 2149-06-06") if kind == "Date" else date
     if kind == "DateTime" or kind.startswith("DateTime("):
-        return _DateForm("DateTime", "YYYY-MM-DD hh:mm:ss, whole seconds",
-                         _DAY + "(?:[ T][0-9]{2}:[0-9]{2}:[0-9]{2})?$")
+        return _DateForm("DateTime", "YYYY-MM-DD hh:mm:ss, whole seconds", _DAY + f"(?:{_TIME})?$",
+                         low=0, high=((1 << 32) - 1) * 1_000_000,
+                         reach="1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC")
     scale = re.match(r"DateTime64\(\s*([0-9])", kind)
     if scale is None:
         return None
     digits = int(scale[1])
-    fraction = rf"(?:\.[0-9]{{1,{digits}}})?" if digits else ""
-    return _DateForm(f"DateTime64({digits})", f"YYYY-MM-DD hh:mm:ss, at most {digits} decimals",
-                     _DAY + rf"(?:[ T][0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}{fraction})?$")
+    # Zeros past the scale lose nothing (ClickHouse drops them): 10:20:30.500 into DateTime64(1).
+    fraction = rf"(?:\.[0-9]{{1,{digits}}}0*)?" if digits else r"(?:\.0+)?"
+    form = _DateForm(f"DateTime64({digits})", f"YYYY-MM-DD hh:mm:ss, at most {digits} decimals",
+                     _DAY + rf"(?:{_TIME}{fraction})?$")
+    return replace(form, low=-_NS, high=_NS, reach="1677-09-21 00:12:43.145225 to 2262-04-11 23:47:16.854775 UTC"
+                   ) if digits == 9 else form
+
+
+def _holds(kind: str, inferred: pl.DataType | None) -> bool:
+    """Does a column of ``kind`` hold every value inference lets into ``inferred`` as written (ISO
+    layout, years 1900-2299, a fraction of up to 6 digits for microseconds)? Then nothing is checked."""
+    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
+    if inferred == pl.Date:
+        return kind == "Date32" or (scale is not None and int(scale[1]) < 9)
+    if isinstance(inferred, pl.Datetime) and inferred.time_unit == "us":
+        return scale is not None and 6 <= int(scale[1]) < 9
+    return False
+
+
+def _beyond(form: _DateForm, parsed: pl.Series, zone: str) -> pl.Series:
+    """Parsed values past what the column counts, or whose wall clock names no instant in
+    ``zone`` (a spring-forward gap: ClickHouse moves it an hour)."""
+    out = pl.Series(parsed.name, [False] * len(parsed))
+    if form.date_only:
+        micros = parsed.cast(pl.Int64) * _DAY_US
+    elif zone != "UTC" or form.low is not None:
+        placed = parsed.dt.replace_time_zone(zone, non_existent="null", ambiguous="earliest")
+        out = placed.is_null() & parsed.is_not_null() & (parsed.dt.year() < RULES_END)  # (polars' rules end)
+        micros = placed.dt.epoch("us")
+    if form.low is None or form.high is None:
+        return out.fill_null(False)
+    return (out | (micros < form.low) | (micros > form.high)).fill_null(False)
+
+
+_INT64 = (1 << 63) - 1
+
+
+def _reach(kind: str, wire: pl.DataType) -> tuple[int, int, str] | None:
+    """The counts of ``wire`` (a timestamp's unit, a date's days) that a ``DateTime64(P)`` column
+    holds: ClickHouse multiplies each into P decimals in an Int64, and past that (a microsecond
+    value of 2299 into DateTime64(9)) fails the whole insert with DECIMAL_OVERFLOW. None when every
+    value fits."""
+    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
+    if scale is None or not isinstance(wire, pl.Datetime | pl.Date):
+        return None
+    digits = int(scale[1])
+    factor = 86400 * 10 ** digits if isinstance(wire, pl.Date) else 10 ** max(
+        0, digits - {"ms": 3, "us": 6, "ns": 9}[wire.time_unit])
+    if factor == 1:
+        return None
+    return -_INT64 // factor + 1 if -_INT64 % factor else -_INT64 // factor, _INT64 // factor, f"DateTime64({digits})"
 
 
 _INT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)$"  # "-0" is 0, as in inference

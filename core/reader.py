@@ -196,6 +196,11 @@ class Reader:
         return list(self._dates)
 
     @property
+    def date_types(self) -> dict[str, pl.DataType]:
+        """The date columns and the type inference gave each (they travel as text)."""
+        return dict(self._dates)
+
+    @property
     def header_lines(self) -> int:
         """Lines before the first data row (to turn data rows into line numbers)."""
         return 0
