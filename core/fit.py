@@ -55,7 +55,7 @@ class Fitter:
         self.not_null: list[str] = []
         self.dates: dict[str, tuple[_DateForm, str]] = {}  # date text, a date in the table: (form, zone)
         self.zones: dict[str, str] = {}  # naive timestamps sent as the instants they name in this zone
-        self.ranges: dict[str, tuple[int, int, str]] = {}  # timestamps a DateTime64(P) may not count
+        self.ranges: dict[str, _Reach] = {}  # timestamps or dates into a date column
         for col in table:
             if col.name not in wire:
                 continue
@@ -114,13 +114,18 @@ class Fitter:
                                               "that the column's timestamp can hold (a route column type "
                                               "DateTime64(6, 'UTC') keeps it as written)")
                     bad = bad | lost
-        for name, (low, high, kind) in self.ranges.items():
+        for name, reach in self.ranges.items():
             count = out[name].to_physical()  # (after the zone's shift: the instant that is sent)
-            wrong = ((count < low) | (count > high)).fill_null(False)
-            if wrong.any():
-                rejects += self._describe(df, name, wrong, first_row, f"outside what a {kind} can count "
-                                          "(1677-09-21 00:12:44 to 2262-04-11 23:47:16 UTC)")
-                bad = bad | wrong
+            wrong = pl.Series(name, [False] * df.height)
+            if reach.low is not None and reach.high is not None:
+                wrong = ((count < reach.low) | (count > reach.high)).fill_null(False)
+                if wrong.any():
+                    rejects += self._describe(df, name, wrong, first_row, f"outside what a {reach.kind} holds")
+                    bad = bad | wrong
+            cut = ((df[name].to_physical() % reach.step) != 0).fill_null(False) & ~wrong if reach.step > 1 else None
+            if cut is not None and cut.any():
+                rejects += self._describe(df, name, cut, first_row, f"finer than a {reach.kind} keeps ({reach.unit})")
+                bad = bad | cut
         for name, (form, zone) in self.dates.items():
             text = df[name]
             parsed = text.str.to_date(strict=False) if form.date_only else text.str.replace(
@@ -232,20 +237,43 @@ def _beyond(form: _DateForm, parsed: pl.Series, zone: str) -> pl.Series:
 _INT64 = (1 << 63) - 1
 
 
-def _reach(kind: str, wire: pl.DataType) -> tuple[int, int, str] | None:
-    """The counts of ``wire`` (a timestamp's unit, a date's days) that a ``DateTime64(P)`` column
-    holds: ClickHouse multiplies each into P decimals in an Int64, and past that (a microsecond
-    value of 2299 into DateTime64(9)) fails the whole insert with DECIMAL_OVERFLOW. None when every
-    value fits."""
+@dataclass(frozen=True)
+class _Reach:
+    """What a date column holds of a timestamp or date batch, in the wire's own counts (its unit,
+    or days): ClickHouse clamps a Date or DateTime past its range, fails the whole insert with
+    DECIMAL_OVERFLOW past a DateTime64's Int64 (a microsecond value of 2299 into DateTime64(9)),
+    and cuts what is finer than the column (10:20:30.5 into DateTime, a time of day into Date)."""
+
+    kind: str
+    low: int | None  # of the instant sent (after a zone's shift)
+    high: int | None
+    step: int  # of the value as written: a multiple of it keeps every digit
+    unit: str
+
+
+def _reach(kind: str, wire: pl.DataType) -> _Reach | None:
+    if not isinstance(wire, pl.Datetime | pl.Date):
+        return None
     scale = re.match(r"DateTime64\(\s*([0-9])", kind)
-    if scale is None or not isinstance(wire, pl.Datetime | pl.Date):
+    per_second = 10 ** {"ms": 3, "us": 6, "ns": 9}[wire.time_unit] if isinstance(wire, pl.Datetime) else 0
+    day = 1 if isinstance(wire, pl.Date) else 86400 * per_second
+    if kind in ("Date", "Date32"):
+        low, high = (0, 65535 * day) if kind == "Date" else (None, None)
+        return _Reach(kind, low, high, day, "whole days") if (low is not None or day > 1) else None
+    if kind == "DateTime" or kind.startswith("DateTime("):
+        per = per_second or 1
+        return _Reach("DateTime", 0, ((1 << 32) - 1) * per if per_second else ((1 << 32) - 1) // 86400,
+                      per if per_second else 1, "whole seconds")
+    if scale is None:
         return None
     digits = int(scale[1])
-    factor = 86400 * 10 ** digits if isinstance(wire, pl.Date) else 10 ** max(
-        0, digits - {"ms": 3, "us": 6, "ns": 9}[wire.time_unit])
-    if factor == 1:
+    factor = 86400 * 10 ** digits if not per_second else max(1, 10 ** digits // per_second)
+    step = max(1, per_second // 10 ** digits) if per_second else 1
+    if factor == 1 and step == 1:
         return None
-    return -_INT64 // factor + 1 if -_INT64 % factor else -_INT64 // factor, _INT64 // factor, f"DateTime64({digits})"
+    low = -(_INT64 // factor) if factor > 1 else None
+    return _Reach(f"DateTime64({digits})", low, _INT64 // factor if factor > 1 else None, step,
+                  f"{digits} decimals of a second" if digits else "whole seconds")
 
 
 _INT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)$"  # "-0" is 0, as in inference
