@@ -128,7 +128,8 @@ class Fitter:
                 bad = bad | cut
         for name, (form, zone) in self.dates.items():
             text = df[name]
-            parsed = text.str.to_date(strict=False) if form.date_only else text.str.replace(
+            parsed = text.str.replace(r"[ T]00:00:00(?:\.0+)?$", "").str.to_date(
+                strict=False) if form.date_only else text.str.replace(
                 r"(\.[0-9]{9})[0-9]+$", "${1}").str.to_datetime(strict=False, time_unit="us")  # (polars reads 9 digits)
             wrong = (parsed.is_null() | ~text.str.contains(form.pattern)) & text.is_not_null()
             if wrong.any():
@@ -190,7 +191,8 @@ _DAY_US = 86_400_000_000
 
 def _date_form(kind: str) -> _DateForm | None:
     if kind in ("Date", "Date32"):  # (ClickHouse reads a one-digit month or day as written: 2026-7-1)
-        date = _DateForm(kind, "YYYY-MM-DD", r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}$", date_only=True)
+        date = _DateForm(kind, "YYYY-MM-DD, or at midnight", r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}"
+                         r"(?:[ T]00:00:00(?:\.0+)?)?$", date_only=True)  # (a midnight loses nothing)
         return replace(date, low=0, high=65535 * _DAY_US, reach="1970-01-01 to 2149-06-06") if kind == "Date" else date
     if kind == "DateTime" or kind.startswith("DateTime("):
         return _DateForm("DateTime", "YYYY-MM-DD hh:mm:ss, whole seconds", _DAY + f"(?:{_TIME})?$",

@@ -52,7 +52,8 @@ SHAPES: dict[str, dict[str, str | None]] = {
     "Nullable(DateTime64(6))": {"2026-07-01 10:20:30.000000000": "2026-07-01 10:20:30.000000",
                                 "2016-12-31 23:59:60": None},  # a leap second landed as the next minute
     # A one-digit month or day into a Date: read as written before 432a2be refused it.
-    "Nullable(Date32)": {"2026-7-1": "2026-07-01", "2026-07-1": "2026-07-01"},
+    "Nullable(Date32)": {"2026-7-1": "2026-07-01", "2026-07-1": "2026-07-01", "2026-07-02 00:00:00": "2026-07-02",
+                         "2026-07-03 00:00:01": None},
     # Clamped silently, before and after 432a2be: 1970-01-01, 2149-06-06, 2106-02-07 06:28:15.
     "Nullable(Date)": {"1969-12-31": None, "2149-06-06": "2149-06-06", "2149-06-07": None, "0000-01-01": None},
     "Nullable(DateTime)": {"1969-12-31 23:59:59": None, "2106-02-07 06:28:15": "2106-02-07 06:28:15",
@@ -73,6 +74,9 @@ INFERRED: dict[str, dict[str, str | None]] = {
     "Nullable(DateTime)": {"2026-07-01 10:20:30.5": None, "2026-07-01 10:20:31.25": None},
     "Nullable(DateTime64(3))": {"2026-07-01 10:20:30.123456": None, "2026-07-01 10:20:30.5": "2026-07-01 10:20:30.500"},
     "Nullable(Date)": {"1969-12-31": None, "2026-07-01": "2026-07-01"},
+    # (a midnight date-time into a date loses nothing: it loaded before, and still does)
+    "Date32": {"2026-07-01 00:00:00": "2026-07-01", "2026-07-02T00:00:00": "2026-07-02",
+               "2026-07-03 10:00:00": None},
 }
 
 
