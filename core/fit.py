@@ -222,18 +222,16 @@ def _holds(kind: str, inferred: pl.DataType | None) -> bool:
 
 
 def _beyond(form: _DateForm, parsed: pl.Series, zone: str) -> pl.Series:
-    """Parsed values past what the column counts, or whose wall clock names no instant in
-    ``zone`` (a spring-forward gap: ClickHouse moves it an hour)."""
-    out = pl.Series(parsed.name, [False] * len(parsed))
+    """Parsed values past what the column counts, their wall clock read in ``zone``. (A wall clock
+    in a spring-forward gap is not one: ClickHouse moves it past the gap, as documented in
+    docs/ARCHITECTURE.md#naive-timestamps.)"""
+    if form.low is None or form.high is None:
+        return pl.Series(parsed.name, [False] * len(parsed))
     if form.date_only:
         micros = parsed.cast(pl.Int64) * _DAY_US
-    elif zone != "UTC" or form.low is not None:
-        placed = parsed.dt.replace_time_zone(zone, non_existent="null", ambiguous="earliest")
-        out = placed.is_null() & parsed.is_not_null() & (parsed.dt.year() < RULES_END)  # (polars' rules end)
-        micros = placed.dt.epoch("us")
-    if form.low is None or form.high is None:
-        return out.fill_null(False)
-    return (out | (micros < form.low) | (micros > form.high)).fill_null(False)
+    else:
+        micros = parsed.dt.replace_time_zone(zone, non_existent="null", ambiguous="earliest").dt.epoch("us")
+    return ((micros < form.low) | (micros > form.high)).fill_null(False)
 
 
 _INT64 = (1 << 63) - 1
