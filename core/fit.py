@@ -225,8 +225,9 @@ def _beyond(form: _DateForm, parsed: pl.Series, zone: str) -> pl.Series:
     """Parsed values past what the column counts, their wall clock read in ``zone``. (A wall clock
     in a spring-forward gap is not one: ClickHouse moves it past the gap, as documented in
     docs/ARCHITECTURE.md#naive-timestamps.)"""
-    if form.low is None or form.high is None:
-        return pl.Series(parsed.name, [False] * len(parsed))
+    if form.low is None or form.high is None:  # (a year 0000 lands as 1970 in a DateTime64; 0001-9999 as written)
+        return (parsed.dt.year() == 0).fill_null(False) if not form.date_only else pl.Series(
+            parsed.name, [False] * len(parsed))
     if form.date_only:
         micros = parsed.cast(pl.Int64) * _DAY_US
     else:

@@ -50,7 +50,8 @@ SHAPES: dict[str, dict[str, str | None]] = {
     # Zeros past the scale lose nothing, and ClickHouse read them exactly before 432a2be refused them.
     "Nullable(DateTime64(0))": {"2026-07-01 10:20:30.000": "2026-07-01 10:20:30", "2026-07-01 10:20:30.5": None},
     "Nullable(DateTime64(6))": {"2026-07-01 10:20:30.000000000": "2026-07-01 10:20:30.000000",
-                                "2016-12-31 23:59:60": None},  # a leap second landed as the next minute
+                                "2016-12-31 23:59:60": None,  # a leap second landed as the next minute
+                                "0000-01-01": None, "0001-01-01": "0001-01-01 00:00:00.000000"},  # (0000: 1970)
     # A one-digit month or day into a Date: read as written before 432a2be refused it.
     "Nullable(Date32)": {"2026-7-1": "2026-07-01", "2026-07-1": "2026-07-01", "2026-07-02 00:00:00": "2026-07-02",
                          "2026-07-03 00:00:01": None},
