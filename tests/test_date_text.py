@@ -72,6 +72,9 @@ INFERRED: dict[str, dict[str, str | None]] = {
     "Nullable(DateTime)": {"2026-07-01 10:20:30.5": None, "2026-07-01 10:20:31.25": None},
     "Nullable(DateTime64(3))": {"2026-07-01 10:20:30.123456": None, "2026-07-01 10:20:30.5": "2026-07-01 10:20:30.500"},
     "Nullable(Date)": {"1969-12-31": None, "2026-07-01": "2026-07-01"},
+    # Nanoseconds past 2262-04-11: a table the file made itself is DateTime64(9), which cannot count them.
+    "Nullable(DateTime64(9))": {"2026-07-01 10:20:30.123456789": "2026-07-01 10:20:30.123456789",
+                                "2263-01-01 00:00:00.000000001": None},
     # (a midnight date-time into a date loses nothing: it loaded before, and still does)
     "Date32": {"2026-07-01 00:00:00": "2026-07-01", "2026-07-02T00:00:00": "2026-07-02",
                "2026-07-03 10:00:00": None},
