@@ -58,27 +58,37 @@ class Fitter:
         self.zones: dict[str, str] = {}  # naive timestamps sent as the instants they name in this zone
         self.ranges: dict[str, _Reach] = {}  # timestamps or dates into a date column
         for col in table:
-            if col.name not in wire:
-                continue
-            want = polars_type(col.type)
-            if wire[col.name] == pl.Binary and want == pl.String:
-                want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
-            if want is not None and wire[col.name] != want and col.name not in dates:
-                self.casts[col.name] = want
-            form = _date_form(base_type(col.type)) if want is None and wire[col.name] == pl.String else None
-            inferred = dates.get(col.name) if isinstance(dates, Mapping) else None
-            if form is not None and not _holds(base_type(col.type), inferred):
-                self.dates[col.name] = (form, column_zone(col.type, server_zone) or "UTC")
-                if isinstance(inferred, pl.Datetime) and form.kind == "DateTime64(9)":
-                    self.before[col.name] = "2262-04-11"  # (inference's layout and digits fit: only its reach)
-            zone = column_zone(col.type, server_zone) if want is None and has_naive(wire[col.name]) else None
-            if zone is not None:
-                self.zones[col.name] = zone
-            reach = _reach(base_type(col.type), wire[col.name]) if want is None else None
-            if reach is not None:
-                self.ranges[col.name] = reach
-            if not col.nullable and not base_type(col.type).startswith(("Array(", "Map(")):
-                self.not_null.append(col.name)  # (a missing list or map loads as [] or {})
+            if col.name in wire:
+                self._plan(col, wire[col.name], dates, server_zone)
+
+    def _plan(self, col: Column, wire: pl.DataType, dates: Mapping[str, pl.DataType] | set[str],
+              server_zone: str) -> None:
+        """What to check or convert in ``col`` before a batch is sent."""
+        want = polars_type(col.type)
+        kind = base_type(col.type)
+        if wire == pl.Binary and want == pl.String:
+            want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
+        if want is not None and wire != want and col.name not in dates:
+            self.casts[col.name] = want
+        if want is None and wire == pl.String:
+            self._plan_text(col, dates.get(col.name) if isinstance(dates, Mapping) else None, server_zone)
+        zone = column_zone(col.type, server_zone) if want is None and has_naive(wire) else None
+        if zone is not None:
+            self.zones[col.name] = zone
+        reach = _reach(kind, wire) if want is None else None
+        if reach is not None:
+            self.ranges[col.name] = reach
+        if not col.nullable and not kind.startswith(("Array(", "Map(")):
+            self.not_null.append(col.name)  # (a missing list or map loads as [] or {})
+
+    def _plan_text(self, col: Column, inferred: pl.DataType | None, server_zone: str) -> None:
+        """Text into a date column: checked unless inference let in only what the column holds."""
+        form = _date_form(base_type(col.type))
+        if form is None or _holds(base_type(col.type), inferred):
+            return
+        self.dates[col.name] = (form, column_zone(col.type, server_zone) or "UTC")
+        if isinstance(inferred, pl.Datetime) and form.kind == "DateTime64(9)":
+            self.before[col.name] = "2262-04-11"  # (inference's layout and digits fit: only its reach)
 
     @property
     def idle(self) -> bool:
@@ -90,45 +100,61 @@ class Fitter:
         all are); raises InputError unless skipping."""
         if self.idle:
             return df, [], None
+        found: list[tuple[str, pl.Series, str]] = []  # (column, rows, why)
+        out = self._placed(df, self._cast_all(df, found), found)
+        self._check_reach(df, out, found)
+        self._check_dates(df, found)
+        found += [(name, df[name].is_null(), "empty value in a column that is not Nullable") for name in self.not_null]
         bad = pl.Series("bad", [False] * df.height)
         rejects: list[tuple[int, str, str, str]] = []
+        for name, rows, why in found:
+            if rows.any():
+                rejects += self._describe(df, name, rows, first_row, why)
+                bad = bad | rows
+        if not rejects:
+            return out, [], None
+        if not self.skip_bad:
+            line, column, value, reason = min(rejects)
+            raise InputError(f"column {column!r}: {value!r} at line {line}: {reason}", line=line, column=column)
+        return out.filter(~bad), sorted(rejects), (~bad).arg_true().to_numpy()
+
+    def _cast_all(self, df: pl.DataFrame, found: list[tuple[str, pl.Series, str]]) -> pl.DataFrame:
         out = df
         for name, want in self.casts.items():
             cast = _cast(df[name], want)
             wrong = cast.is_null() & df[name].is_not_null()
             if df[name].dtype.is_float() and want.is_integer():
                 wrong = wrong | (cast.cast(pl.Float64) != df[name]).fill_null(False)  # 1.5 is not an integer
-            if wrong.any():
-                rejects += self._describe(df, name, wrong, first_row, f"not a valid {want}")
-                bad = bad | wrong
-            altered = _altered(df[name], cast, want) & ~wrong
-            if altered.any():  # '01234' casts to 1234: the table would not say what the file said
-                rejects += self._describe(df, name, altered, first_row, f"{want} would not keep it as written")
-                bad = bad | altered
+            found.append((name, wrong, f"not a valid {want}"))
+            # '01234' casts to 1234: the table would not say what the file said
+            found.append((name, _altered(df[name], cast, want) & ~wrong, f"{want} would not keep it as written"))
             out = out.with_columns(cast.alias(name))
-        if self.zones:
-            far = {name: (latest_year(df[name]) or 0) >= RULES_END for name in self.zones}
-            out = out.with_columns(as_instants(pl.col(name), df[name].dtype, zone, far[name]).alias(name)
-                                   for name, zone in self.zones.items())
-            for name, zone in self.zones.items():  # wrapped or NULL on the way: name it, never send it
-                lost = misplaced(df[name], out[name], zone, far[name])
-                if lost.any():
-                    rejects += self._describe(df, name, lost, first_row, f"its wall clock names no instant in {zone} "
-                                              "that the column's timestamp can hold (a route column type "
-                                              "DateTime64(6, 'UTC') keeps it as written)")
-                    bad = bad | lost
+        return out
+
+    def _placed(self, df: pl.DataFrame, out: pl.DataFrame, found: list[tuple[str, pl.Series, str]]) -> pl.DataFrame:
+        if not self.zones:
+            return out
+        far = {name: (latest_year(df[name]) or 0) >= RULES_END for name in self.zones}
+        out = out.with_columns(as_instants(pl.col(name), df[name].dtype, zone, far[name]).alias(name)
+                               for name, zone in self.zones.items())
+        for name, zone in self.zones.items():  # wrapped or NULL on the way: name it, never send it
+            found.append((name, misplaced(df[name], out[name], zone, far[name]),
+                          f"its wall clock names no instant in {zone} that the column's timestamp can hold "
+                          "(a route column type DateTime64(6, 'UTC') keeps it as written)"))
+        return out
+
+    def _check_reach(self, df: pl.DataFrame, out: pl.DataFrame, found: list[tuple[str, pl.Series, str]]) -> None:
         for name, reach in self.ranges.items():
             count = out[name].to_physical()  # (after the zone's shift: the instant that is sent)
             wrong = pl.Series(name, [False] * df.height)
             if reach.low is not None and reach.high is not None:
                 wrong = ((count < reach.low) | (count > reach.high)).fill_null(False)
-                if wrong.any():
-                    rejects += self._describe(df, name, wrong, first_row, f"outside what a {reach.kind} holds")
-                    bad = bad | wrong
-            cut = ((df[name].to_physical() % reach.step) != 0).fill_null(False) & ~wrong if reach.step > 1 else None
-            if cut is not None and cut.any():
-                rejects += self._describe(df, name, cut, first_row, f"finer than a {reach.kind} keeps ({reach.unit})")
-                bad = bad | cut
+                found.append((name, wrong, f"outside what a {reach.kind} holds"))
+            if reach.step > 1:
+                found.append((name, ((df[name].to_physical() % reach.step) != 0).fill_null(False) & ~wrong,
+                              f"finer than a {reach.kind} keeps ({reach.unit})"))
+
+    def _check_dates(self, df: pl.DataFrame, found: list[tuple[str, pl.Series, str]]) -> None:
         for name, (form, zone) in self.dates.items():
             text = df[name]
             if name in self.before and str(text.max() or "") < self.before[name]:
@@ -137,26 +163,10 @@ class Fitter:
                 strict=False) if form.date_only else text.str.replace(
                 r"(\.[0-9]{9})[0-9]+$", "${1}").str.to_datetime(strict=False, time_unit="us")  # (polars reads 9 digits)
             wrong = (parsed.is_null() | ~text.str.contains(form.pattern)) & text.is_not_null()
-            if wrong.any():
-                rejects += self._describe(df, name, wrong, first_row, f"not a valid {form.kind} ({form.layout})")
-                bad = bad | wrong
-            beyond = _beyond(form, parsed, zone) & ~wrong
-            if beyond.any():  # ClickHouse would clamp it (or NULL it, or fail the insert)
-                rejects += self._describe(df, name, beyond, first_row, f"outside what a {form.kind} holds"
-                                          + (f" in {zone}" if zone != "UTC" and not form.date_only else "")
-                                          + f" ({form.reach})")
-                bad = bad | beyond
-        for name in self.not_null:
-            empty = df[name].is_null()
-            if empty.any():
-                rejects += self._describe(df, name, empty, first_row, "empty value in a column that is not Nullable")
-                bad = bad | empty
-        if not rejects:
-            return out, [], None
-        if not self.skip_bad:
-            line, column, value, reason = min(rejects)
-            raise InputError(f"column {column!r}: {value!r} at line {line}: {reason}", line=line, column=column)
-        return out.filter(~bad), sorted(rejects), (~bad).arg_true().to_numpy()
+            found.append((name, wrong, f"not a valid {form.kind} ({form.layout})"))
+            # ClickHouse would clamp it (or NULL it, or fail the insert)
+            found.append((name, _beyond(form, parsed, zone) & ~wrong, f"outside what a {form.kind} holds"
+                          + (f" in {zone}" if zone != "UTC" and not form.date_only else "") + f" ({form.reach})"))
 
     def _describe(self, df: pl.DataFrame, name: str, mask: pl.Series, first_row: int,
                   reason: str) -> list[tuple[int, str, str, str]]:
@@ -260,26 +270,28 @@ class _Reach:
 def _reach(kind: str, wire: pl.DataType) -> _Reach | None:
     if not isinstance(wire, pl.Datetime | pl.Date):
         return None
-    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
+    # counts of the wire per second (0: a date's, in days)
     per_second = 10 ** {"ms": 3, "us": 6, "ns": 9}[wire.time_unit] if isinstance(wire, pl.Datetime) else 0
-    day = 1 if isinstance(wire, pl.Date) else 86400 * per_second
     if kind in ("Date", "Date32"):
+        day = 86400 * per_second or 1
         low, high = (0, 65535 * day) if kind == "Date" else (None, None)
         return _Reach(kind, low, high, day, "whole days") if (low is not None or day > 1) else None
     if kind == "DateTime" or kind.startswith("DateTime("):
-        per = per_second or 1
-        return _Reach("DateTime", 0, ((1 << 32) - 1) * per if per_second else ((1 << 32) - 1) // 86400,
-                      per if per_second else 1, "whole seconds")
-    if scale is None:
-        return None
-    digits = int(scale[1])
+        top = ((1 << 32) - 1) * per_second if per_second else ((1 << 32) - 1) // 86400
+        return _Reach("DateTime", 0, top, per_second or 1, "whole seconds")
+    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
+    return _reach64(int(scale[1]), per_second) if scale else None
+
+
+def _reach64(digits: int, per_second: int) -> _Reach | None:
+    """A DateTime64(digits): its Int64 overflows when the wire's counts are multiplied up."""
     factor = 86400 * 10 ** digits if not per_second else max(1, 10 ** digits // per_second)
     step = max(1, per_second // 10 ** digits) if per_second else 1
     if factor == 1 and step == 1:
         return None
-    low = -(_INT64 // factor) if factor > 1 else None
-    return _Reach(f"DateTime64({digits})", low, _INT64 // factor if factor > 1 else None, step,
-                  f"{digits} decimals of a second" if digits else "whole seconds")
+    low, high = (-(_INT64 // factor), _INT64 // factor) if factor > 1 else (None, None)
+    return _Reach(f"DateTime64({digits})", low, high, step, f"{digits} decimals of a second" if digits else
+                  "whole seconds")
 
 
 _INT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)$"  # "-0" is 0, as in inference
