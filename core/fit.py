@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -44,34 +45,54 @@ class Rejects:
 
 
 class Fitter:
-    def __init__(self, table: list[Column], wire: pl.Schema, dates: set[str], skip_bad: bool,
-                 header_lines: int = 1, server_zone: str = "UTC") -> None:
+    def __init__(self, table: list[Column], wire: pl.Schema, dates: Mapping[str, pl.DataType] | set[str],
+                 skip_bad: bool, header_lines: int = 1, server_zone: str = "UTC") -> None:
+        """``dates``: the file's columns inference found dates (Reader.date_types), text on the
+        wire that ClickHouse parses; their polars type says which table columns hold them as is."""
         self.skip_bad = skip_bad
         self.header_lines = header_lines
         self.casts: dict[str, pl.DataType] = {}
         self.not_null: list[str] = []
-        self.dates: dict[str, _DateForm] = {}  # text in this file, a date in the table: check before sending
+        self.dates: dict[str, tuple[_DateForm, str]] = {}  # date text, a date in the table: (form, zone)
+        self.before: dict[str, str] = {}  # date columns that need no check when every text sorts before this
         self.zones: dict[str, str] = {}  # naive timestamps sent as the instants they name in this zone
+        self.ranges: dict[str, _Reach] = {}  # timestamps or dates into a date column
         for col in table:
-            if col.name not in wire:
-                continue
-            want = polars_type(col.type)
-            if wire[col.name] == pl.Binary and want == pl.String:
-                want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
-            if want is not None and wire[col.name] != want and col.name not in dates:
-                self.casts[col.name] = want
-            form = _date_form(base_type(col.type)) if want is None and wire[col.name] == pl.String else None
-            if form is not None and col.name not in dates:
-                self.dates[col.name] = form
-            zone = column_zone(col.type, server_zone) if want is None and has_naive(wire[col.name]) else None
-            if zone is not None:
-                self.zones[col.name] = zone
-            if not col.nullable and not base_type(col.type).startswith(("Array(", "Map(")):
-                self.not_null.append(col.name)  # (a missing list or map loads as [] or {})
+            if col.name in wire:
+                self._plan(col, wire[col.name], dates, server_zone)
+
+    def _plan(self, col: Column, wire: pl.DataType, dates: Mapping[str, pl.DataType] | set[str],
+              server_zone: str) -> None:
+        """What to check or convert in ``col`` before a batch is sent."""
+        want = polars_type(col.type)
+        kind = base_type(col.type)
+        if wire == pl.Binary and want == pl.String:
+            want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
+        if want is not None and wire != want and col.name not in dates:
+            self.casts[col.name] = want
+        if want is None and wire == pl.String:
+            self._plan_text(col, dates.get(col.name) if isinstance(dates, Mapping) else None, server_zone)
+        zone = column_zone(col.type, server_zone) if want is None and has_naive(wire) else None
+        if zone is not None:
+            self.zones[col.name] = zone
+        reach = _reach(kind, wire) if want is None else None
+        if reach is not None:
+            self.ranges[col.name] = reach
+        if not col.nullable and not kind.startswith(("Array(", "Map(")):
+            self.not_null.append(col.name)  # (a missing list or map loads as [] or {})
+
+    def _plan_text(self, col: Column, inferred: pl.DataType | None, server_zone: str) -> None:
+        """Text into a date column: checked unless inference let in only what the column holds."""
+        form = _date_form(base_type(col.type))
+        if form is None or _holds(base_type(col.type), inferred):
+            return
+        self.dates[col.name] = (form, column_zone(col.type, server_zone) or "UTC")
+        if isinstance(inferred, pl.Datetime) and form.kind == "DateTime64(9)":
+            self.before[col.name] = "2262-04-11"  # (inference's layout and digits fit: only its reach)
 
     @property
     def idle(self) -> bool:
-        return not self.casts and not self.not_null and not self.dates and not self.zones
+        return not self.casts and not self.not_null and not self.dates and not self.zones and not self.ranges
 
     def fit(self, df: pl.DataFrame, first_row: int
             ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
@@ -79,52 +100,73 @@ class Fitter:
         all are); raises InputError unless skipping."""
         if self.idle:
             return df, [], None
+        found: list[tuple[str, pl.Series, str]] = []  # (column, rows, why)
+        out = self._placed(df, self._cast_all(df, found), found)
+        self._check_reach(df, out, found)
+        self._check_dates(df, found)
+        found += [(name, df[name].is_null(), "empty value in a column that is not Nullable") for name in self.not_null]
         bad = pl.Series("bad", [False] * df.height)
         rejects: list[tuple[int, str, str, str]] = []
-        out = df
-        for name, want in self.casts.items():
-            cast = _cast(df[name], want)
-            wrong = cast.is_null() & df[name].is_not_null()
-            if df[name].dtype.is_float() and want.is_integer():
-                wrong = wrong | (cast.cast(pl.Float64) != df[name]).fill_null(False)  # 1.5 is not an integer
-            if wrong.any():
-                rejects += self._describe(df, name, wrong, first_row, f"not a valid {want}")
-                bad = bad | wrong
-            altered = _altered(df[name], cast, want) & ~wrong
-            if altered.any():  # '01234' casts to 1234: the table would not say what the file said
-                rejects += self._describe(df, name, altered, first_row, f"{want} would not keep it as written")
-                bad = bad | altered
-            out = out.with_columns(cast.alias(name))
-        if self.zones:
-            far = {name: (latest_year(df[name]) or 0) >= RULES_END for name in self.zones}
-            out = out.with_columns(as_instants(pl.col(name), df[name].dtype, zone, far[name]).alias(name)
-                                   for name, zone in self.zones.items())
-            for name, zone in self.zones.items():  # wrapped or NULL on the way: name it, never send it
-                lost = misplaced(df[name], out[name], zone, far[name])
-                if lost.any():
-                    rejects += self._describe(df, name, lost, first_row, f"its wall clock names no instant in {zone} "
-                                              "that the column's timestamp can hold (a route column type "
-                                              "DateTime64(6, 'UTC') keeps it as written)")
-                    bad = bad | lost
-        for name, form in self.dates.items():
-            text = df[name]
-            parsed = text.str.to_date(strict=False) if form.date_only else text.str.to_datetime(
-                strict=False, time_unit="us")
-            wrong = (parsed.is_null() | ~text.str.contains(form.pattern)) & text.is_not_null()
-            if wrong.any():
-                rejects += self._describe(df, name, wrong, first_row, f"not a valid {form.kind} ({form.layout})")
-                bad = bad | wrong
-        for name in self.not_null:
-            empty = df[name].is_null()
-            if empty.any():
-                rejects += self._describe(df, name, empty, first_row, "empty value in a column that is not Nullable")
-                bad = bad | empty
+        for name, rows, why in found:
+            if rows.any():
+                rejects += self._describe(df, name, rows, first_row, why)
+                bad = bad | rows
         if not rejects:
             return out, [], None
         if not self.skip_bad:
             line, column, value, reason = min(rejects)
             raise InputError(f"column {column!r}: {value!r} at line {line}: {reason}", line=line, column=column)
         return out.filter(~bad), sorted(rejects), (~bad).arg_true().to_numpy()
+
+    def _cast_all(self, df: pl.DataFrame, found: list[tuple[str, pl.Series, str]]) -> pl.DataFrame:
+        out = df
+        for name, want in self.casts.items():
+            cast = _cast(df[name], want)
+            wrong = cast.is_null() & df[name].is_not_null()
+            if df[name].dtype.is_float() and want.is_integer():
+                wrong = wrong | (cast.cast(pl.Float64) != df[name]).fill_null(False)  # 1.5 is not an integer
+            found.append((name, wrong, f"not a valid {want}"))
+            # '01234' casts to 1234: the table would not say what the file said
+            found.append((name, _altered(df[name], cast, want) & ~wrong, f"{want} would not keep it as written"))
+            out = out.with_columns(cast.alias(name))
+        return out
+
+    def _placed(self, df: pl.DataFrame, out: pl.DataFrame, found: list[tuple[str, pl.Series, str]]) -> pl.DataFrame:
+        if not self.zones:
+            return out
+        far = {name: (latest_year(df[name]) or 0) >= RULES_END for name in self.zones}
+        out = out.with_columns(as_instants(pl.col(name), df[name].dtype, zone, far[name]).alias(name)
+                               for name, zone in self.zones.items())
+        for name, zone in self.zones.items():  # wrapped or NULL on the way: name it, never send it
+            found.append((name, misplaced(df[name], out[name], zone, far[name]),
+                          f"its wall clock names no instant in {zone} that the column's timestamp can hold "
+                          "(a route column type DateTime64(6, 'UTC') keeps it as written)"))
+        return out
+
+    def _check_reach(self, df: pl.DataFrame, out: pl.DataFrame, found: list[tuple[str, pl.Series, str]]) -> None:
+        for name, reach in self.ranges.items():
+            count = out[name].to_physical()  # (after the zone's shift: the instant that is sent)
+            wrong = pl.Series(name, [False] * df.height)
+            if reach.low is not None and reach.high is not None:
+                wrong = ((count < reach.low) | (count > reach.high)).fill_null(False)
+                found.append((name, wrong, f"outside what a {reach.kind} holds"))
+            if reach.step > 1:
+                found.append((name, ((df[name].to_physical() % reach.step) != 0).fill_null(False) & ~wrong,
+                              f"finer than a {reach.kind} keeps ({reach.unit})"))
+
+    def _check_dates(self, df: pl.DataFrame, found: list[tuple[str, pl.Series, str]]) -> None:
+        for name, (form, zone) in self.dates.items():
+            text = df[name]
+            if name in self.before and str(text.max() or "") < self.before[name]:
+                continue  # (ISO text sorts as its instants do: one pass, not a parse of every value)
+            parsed = text.str.replace(r"[ T]00:00:00(?:\.0+)?$", "").str.to_date(
+                strict=False) if form.date_only else text.str.replace(
+                r"(\.[0-9]{9})[0-9]+$", "${1}").str.to_datetime(strict=False, time_unit="us")  # (polars reads 9 digits)
+            wrong = (parsed.is_null() | ~text.str.contains(form.pattern)) & text.is_not_null()
+            found.append((name, wrong, f"not a valid {form.kind} ({form.layout})"))
+            # ClickHouse would clamp it (or NULL it, or fail the insert)
+            found.append((name, _beyond(form, parsed, zone) & ~wrong, f"outside what a {form.kind} holds"
+                          + (f" in {zone}" if zone != "UTC" and not form.date_only else "") + f" ({form.reach})"))
 
     def _describe(self, df: pl.DataFrame, name: str, mask: pl.Series, first_row: int,
                   reason: str) -> list[tuple[int, str, str, str]]:
@@ -148,24 +190,108 @@ class _DateForm:
     layout: str
     pattern: str
     date_only: bool = False
+    # The instants (microseconds from the epoch, UTC) the column's storage counts, where ClickHouse
+    # clamps (Date, DateTime), NULLs or fails the insert (DateTime64(9)) past them. Date32 and
+    # DateTime64(P < 9) reach differs by server version (26.9 keeps 1899 and 9999): not checked.
+    low: int | None = None
+    high: int | None = None
+    reach: str = ""
 
 
 _DAY = r"^[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}"
+_TIME = r"[ T][0-9]{2}:[0-9]{2}:[0-5][0-9]"  # (a leap second, :60, lands as the next minute)
+_NS = 9_223_372_036_854_775  # a DateTime64(9) counts nanoseconds in an Int64: +-2^63 ns, in whole microseconds
+_DAY_US = 86_400_000_000
 
 
 def _date_form(kind: str) -> _DateForm | None:
-    if kind in ("Date", "Date32"):
-        return _DateForm(kind, "YYYY-MM-DD", _DAY + "$", date_only=True)
+    if kind in ("Date", "Date32"):  # (ClickHouse reads a one-digit month or day as written: 2026-7-1)
+        date = _DateForm(kind, "YYYY-MM-DD, or at midnight", r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}"
+                         r"(?:[ T]00:00:00(?:\.0+)?)?$", date_only=True)  # (a midnight loses nothing)
+        return replace(date, low=0, high=65535 * _DAY_US, reach="1970-01-01 to 2149-06-06") if kind == "Date" else date
     if kind == "DateTime" or kind.startswith("DateTime("):
-        return _DateForm("DateTime", "YYYY-MM-DD hh:mm:ss, whole seconds",
-                         _DAY + "(?:[ T][0-9]{2}:[0-9]{2}:[0-9]{2})?$")
+        return _DateForm("DateTime", "YYYY-MM-DD hh:mm:ss, whole seconds", _DAY + f"(?:{_TIME})?$",
+                         low=0, high=((1 << 32) - 1) * 1_000_000,
+                         reach="1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC")
     scale = re.match(r"DateTime64\(\s*([0-9])", kind)
     if scale is None:
         return None
     digits = int(scale[1])
-    fraction = rf"(?:\.[0-9]{{1,{digits}}})?" if digits else ""
-    return _DateForm(f"DateTime64({digits})", f"YYYY-MM-DD hh:mm:ss, at most {digits} decimals",
-                     _DAY + rf"(?:[ T][0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}{fraction})?$")
+    # Zeros past the scale lose nothing (ClickHouse drops them): 10:20:30.500 into DateTime64(1).
+    fraction = rf"(?:\.[0-9]{{1,{digits}}}0*)?" if digits else r"(?:\.0+)?"
+    form = _DateForm(f"DateTime64({digits})", f"YYYY-MM-DD hh:mm:ss, at most {digits} decimals",
+                     _DAY + rf"(?:{_TIME}{fraction})?$")
+    return replace(form, low=-_NS, high=_NS, reach="1677-09-21 00:12:43.145225 to 2262-04-11 23:47:16.854775 UTC"
+                   ) if digits == 9 else form
+
+
+def _holds(kind: str, inferred: pl.DataType | None) -> bool:
+    """Does a column of ``kind`` hold every value inference lets into ``inferred`` as written (ISO
+    layout, years 1900-2299, a fraction of up to 6 digits for microseconds)? Then nothing is checked."""
+    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
+    if inferred == pl.Date:
+        return kind == "Date32" or (scale is not None and int(scale[1]) < 9)
+    if isinstance(inferred, pl.Datetime) and inferred.time_unit == "us":
+        return scale is not None and 6 <= int(scale[1]) < 9
+    return False
+
+
+def _beyond(form: _DateForm, parsed: pl.Series, zone: str) -> pl.Series:
+    """Parsed values past what the column counts, their wall clock read in ``zone``. (A wall clock
+    in a spring-forward gap is not one: ClickHouse moves it past the gap, as documented in
+    docs/ARCHITECTURE.md#naive-timestamps.)"""
+    if form.low is None or form.high is None:  # (a year 0000 lands as 1970 in a DateTime64; 0001-9999 as written)
+        return (parsed.dt.year() == 0).fill_null(False) if not form.date_only else pl.Series(
+            parsed.name, [False] * len(parsed))
+    if form.date_only:
+        micros = parsed.cast(pl.Int64) * _DAY_US
+    else:
+        micros = parsed.dt.replace_time_zone(zone, non_existent="null", ambiguous="earliest").dt.epoch("us")
+    return ((micros < form.low) | (micros > form.high)).fill_null(False)
+
+
+_INT64 = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class _Reach:
+    """What a date column holds of a timestamp or date batch, in the wire's own counts (its unit,
+    or days): ClickHouse clamps a Date or DateTime past its range, fails the whole insert with
+    DECIMAL_OVERFLOW past a DateTime64's Int64 (a microsecond value of 2299 into DateTime64(9)),
+    and cuts what is finer than the column (10:20:30.5 into DateTime, a time of day into Date)."""
+
+    kind: str
+    low: int | None  # of the instant sent (after a zone's shift)
+    high: int | None
+    step: int  # of the value as written: a multiple of it keeps every digit
+    unit: str
+
+
+def _reach(kind: str, wire: pl.DataType) -> _Reach | None:
+    if not isinstance(wire, pl.Datetime | pl.Date):
+        return None
+    # counts of the wire per second (0: a date's, in days)
+    per_second = 10 ** {"ms": 3, "us": 6, "ns": 9}[wire.time_unit] if isinstance(wire, pl.Datetime) else 0
+    if kind in ("Date", "Date32"):
+        day = 86400 * per_second or 1
+        low, high = (0, 65535 * day) if kind == "Date" else (None, None)
+        return _Reach(kind, low, high, day, "whole days") if (low is not None or day > 1) else None
+    if kind == "DateTime" or kind.startswith("DateTime("):
+        top = ((1 << 32) - 1) * per_second if per_second else ((1 << 32) - 1) // 86400
+        return _Reach("DateTime", 0, top, per_second or 1, "whole seconds")
+    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
+    return _reach64(int(scale[1]), per_second) if scale else None
+
+
+def _reach64(digits: int, per_second: int) -> _Reach | None:
+    """A DateTime64(digits): its Int64 overflows when the wire's counts are multiplied up."""
+    factor = 86400 * 10 ** digits if not per_second else max(1, 10 ** digits // per_second)
+    step = max(1, per_second // 10 ** digits) if per_second else 1
+    if factor == 1 and step == 1:
+        return None
+    low, high = (-(_INT64 // factor), _INT64 // factor) if factor > 1 else (None, None)
+    return _Reach(f"DateTime64({digits})", low, high, step, f"{digits} decimals of a second" if digits else
+                  "whole seconds")
 
 
 _INT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)$"  # "-0" is 0, as in inference

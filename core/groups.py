@@ -384,7 +384,7 @@ class Groups:
 def _fitted(job: _Job, table: list, server_zone: str) -> pa.Table:
     """The version's single batch fitted to the table's columns, with its lineage columns."""
     reader, row = job.reader, job.row
-    fitter = Fitter(table, reader.wire_schema, set(reader.date_columns), skip_bad=False,
+    fitter = Fitter(table, reader.wire_schema, reader.date_types, skip_bad=False,
                     header_lines=reader.header_lines + row.row_base, server_zone=server_zone)
     for idx, df in reader.batches(job.batch_rows):
         if idx:

@@ -20,6 +20,7 @@ from chute.core.config import Config
 from chute.core.errors import ChuteError
 from chute.core.formats.why import column_reasons
 from chute.core.ledger import Event, FileRow, Ledger
+from chute.core.preview import cell_text
 from chute.core.reader import head_bytes, open_source, reader_for
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
 from chute.core.states import State
@@ -132,7 +133,7 @@ def _read_head(path: Path, row: FileRow, limit: int, why: dict[str, str]
             lines = head.decode("utf-8", errors="replace").splitlines()[:limit]
             return [], ["line"] if lines else [], [(_printable(ln),) for ln in lines], f"the loader refuses it: {exc}"
     frame = first[1] if first is not None else pl.DataFrame()
-    shown = [tuple("" if v is None else _printable(str(v)) for v in r) for r in frame.head(limit).iter_rows()]
+    shown = [tuple("" if v is None else _printable(cell_text(v)) for v in r) for r in frame.head(limit).iter_rows()]
     return columns_for(plan.schema, plan.null_counts), list(frame.columns), shown, None
 
 

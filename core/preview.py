@@ -63,7 +63,15 @@ def _read(cfg: Config, path: Path, opts: Route, rows: int, out: dict[str, Any]) 
             out["problems"] += _name_problems(col.name)
         first = next(reader.batches(rows), None)
         if first is not None:
-            out["first_rows"] = [[None if v is None else str(v) for v in r] for r in first[1].head(rows).rows()]
+            out["first_rows"] = [[None if v is None else cell_text(v) for v in r] for r in first[1].head(rows).rows()]
+
+
+def cell_text(value: Any) -> str:
+    """A cell as text: a map, list or struct as JSON with its timestamps as their text (not
+    Python's ``datetime.datetime(...)``), anything else as ``str`` gives it."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value)
 
 
 def _name_problems(name: str) -> list[str]:

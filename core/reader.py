@@ -192,8 +192,9 @@ class Reader:
         return self._wire or pl.Schema()
 
     @property
-    def date_columns(self) -> list[str]:
-        return list(self._dates)
+    def date_types(self) -> dict[str, pl.DataType]:
+        """The date columns and the type inference gave each (they travel as text)."""
+        return dict(self._dates)
 
     @property
     def header_lines(self) -> int:

@@ -36,3 +36,32 @@ def test_inspect_explains_types_and_writes_nothing(tmp_path: Path, capsys) -> No
     assert code == 3 and "problem (would quarantine): ragged row at line 3" in out
     assert not state.exists()  # nothing opened for writing
     assert sorted(p.name for p in data.iterdir()) == ["bad.csv.gz", "people.csv"]
+
+
+def test_inspect_shows_nested_values_as_json_not_python_reprs(tmp_path: Path, capsys) -> None:
+    """A map, list or struct cell of a Parquet file printed as `datetime.datetime(2026, 7, 1, ...)`
+    (Python's repr, found by the review): nested values read as JSON, timestamps as their text."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "data"
+    data.mkdir()
+    when = dt.datetime(2026, 7, 1, 10, 20, 30, 123456)
+    pq.write_table(pa.table({
+        "m": pa.array([[("a", when)]], pa.map_(pa.string(), pa.timestamp("us"))),
+        "l": pa.array([[when, None]], pa.list_(pa.timestamp("us"))),
+        "s": pa.array([{"d": dt.date(2026, 7, 1), "x": 1.5}]),
+        "t": pa.array([when], pa.timestamp("us"))}), data / "nested.parquet")
+    for argv in (["--json"], []):
+        code, out = run(capsys, str(data / "nested.parquet"), "--data-dir", str(data),
+                        "--state-dir", str(tmp_path / "state"), *argv)
+        assert code == 0 and "datetime.d" not in out, out
+    code, out = run(capsys, str(data / "nested.parquet"), "--data-dir", str(data),
+                    "--state-dir", str(tmp_path / "state"), "--json")
+    row = json.loads(out)[0]["first_rows"][0]
+    assert [json.loads(v) for v in row[:3]] == [{"a": "2026-07-01 10:20:30.123456"},
+                                                ["2026-07-01 10:20:30.123456", None],
+                                                {"d": "2026-07-01", "x": 1.5}], row
+    assert row[3] == "2026-07-01 10:20:30.123456"
