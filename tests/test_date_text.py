@@ -21,19 +21,26 @@ KEPT = {"Nullable(DateTime)": [0, 1, 2], "Nullable(DateTime64(6))": [0, 1, 2, 3]
         "Nullable(DateTime64(9))": [0, 1, 2, 3, 5], "Nullable(Date32)": [2]}
 
 
+def _load(engine_factory, tmp_path: Path, chdb_path: Path, files: dict[str, tuple[str, list[str]]]):
+    """One CSV per table (``table: (declared type of t, its texts)``), rejects skipped; waits until
+    every file is final. Returns (engine, config)."""
+    cfg = make_config(tmp_path, chdb_path, routes=tuple(
+        Route(table=t, columns=(("t", kind),), on_bad_rows="skip") for t, (kind, _) in files.items()))
+    for table, (_, texts) in files.items():
+        (cfg.data_dir / table).mkdir()
+        (cfg.data_dir / table / "t.csv").write_text(  # (the table's name in a column: not a duplicate)
+            "i,t,k\n" + "".join(f"{i},{t},{table}\n" for i, t in enumerate(texts)))
+    engine = engine_factory(cfg)
+    names = [f"{t}/t.csv" for t in files]
+    wait_for(lambda: all(engine.ledger.current(n) and engine.ledger.current(n).state in FINAL for n in names),
+             what="all final")
+    return engine, cfg
+
+
 def test_date_text_clickhouse_would_null_or_cut_is_a_named_reject_not_a_silent_change(
         engine_factory, tmp_path: Path, chdb_path: Path) -> None:
     tables = {f"d{n}": kind for n, kind in enumerate(KEPT)}
-    cfg = make_config(tmp_path, chdb_path, routes=tuple(
-        Route(table=t, columns=(("t", kind),), on_bad_rows="skip") for t, kind in tables.items()))
-    for table in tables:
-        (cfg.data_dir / table).mkdir()
-        (cfg.data_dir / table / "t.csv").write_text(  # (the table's name in a column: not a duplicate)
-            "i,t,k\n" + "".join(f"{i},{t},{table}\n" for i, t in enumerate(TEXT)))
-    engine = engine_factory(cfg)
-    names = [f"{t}/t.csv" for t in tables]
-    wait_for(lambda: all(engine.ledger.current(n) and engine.ledger.current(n).state in FINAL for n in names),
-             what="all final")
+    engine, cfg = _load(engine_factory, tmp_path, chdb_path, {t: (kind, TEXT) for t, kind in tables.items()})
     for table, kind in tables.items():
         row = engine.ledger.current(f"{table}/t.csv")
         assert row.state == State.LOADED, (kind, row.last_error)
@@ -85,19 +92,9 @@ INFERRED: dict[str, dict[str, str | None]] = {
 def test_date_text_every_shape_lands_as_written_or_is_named(engine_factory, tmp_path: Path, chdb_path: Path,
                                                            cases: dict[str, dict[str, str | None]]) -> None:
     tables = {f"s{n}": kind for n, kind in enumerate(cases)}
-    cfg = make_config(tmp_path, chdb_path, routes=tuple(
-        Route(table=t, columns=(("t", kind),), on_bad_rows="skip") for t, kind in tables.items()))
-    for table, kind in tables.items():
-        (cfg.data_dir / table).mkdir()
-        texts = list(cases[kind])
-        if cases is SHAPES:
-            texts.append("not a date")  # (the column stays text whatever the others are)
-        (cfg.data_dir / table / "t.csv").write_text(
-            "i,t,k\n" + "".join(f"{i},{t},{table}\n" for i, t in enumerate(texts)))
-    engine = engine_factory(cfg)
-    names = [f"{t}/t.csv" for t in tables]
-    wait_for(lambda: all(engine.ledger.current(n) and engine.ledger.current(n).state in FINAL for n in names),
-             what="all final")
+    tail = ["not a date"] if cases is SHAPES else []  # (the column stays text whatever the others are)
+    engine, cfg = _load(engine_factory, tmp_path, chdb_path,
+                        {t: (kind, [*cases[kind], *tail]) for t, kind in tables.items()})
     for table, kind in tables.items():
         row = engine.ledger.current(f"{table}/t.csv")
         assert row.state == State.LOADED, (kind, row.state, row.last_error)

@@ -103,17 +103,23 @@ def _decompressed_chunks(src: Source) -> Iterator[bytes]:
         raise
 
 
+def _compressed(src: Source) -> Iterator[bytes]:
+    """The file's bytes as it was opened, 1 MiB at a time (pread: the descriptor's offset is not ours)."""
+    offset = 0
+    while offset < src.st.st_size:
+        data = os.pread(src.fd, 1 << 20, offset)
+        if not data:
+            return
+        offset += len(data)
+        yield data
+
+
 def _gunzip(src: Source) -> Iterator[bytes]:
     """Every member of a (possibly multi-member) gzip file, output bounded per step. A stream cut
     short is an error here, not a shorter content (parsers read what this yields: Source.content)."""
     d = zlib.decompressobj(wbits=31)
     fed = False  # whether the current member's decompressor has had input
-    offset = 0
-    while offset < src.st.st_size:
-        data = os.pread(src.fd, 1 << 20, offset)
-        if not data:
-            break
-        offset += len(data)
+    for data in _compressed(src):
         while data:
             fed = True
             out = d.decompress(data, _CHUNK)
@@ -144,12 +150,7 @@ def _unzstd(src: Source) -> Iterator[bytes]:
     dctx = zstandard.ZstdDecompressor()
     d = dctx.decompressobj()
     fed = False
-    offset = 0
-    while offset < src.st.st_size:
-        data = os.pread(src.fd, 1 << 20, offset)
-        if not data:
-            break
-        offset += len(data)
+    for data in _compressed(src):
         view = memoryview(data)
         for i in range(0, len(data), _ZSTD_STEP):
             piece: bytes | memoryview = view[i:i + _ZSTD_STEP]
