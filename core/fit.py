@@ -45,7 +45,7 @@ class Rejects:
 
 
 class Fitter:
-    def __init__(self, table: list[Column], wire: pl.Schema, dates: Mapping[str, pl.DataType] | set[str],
+    def __init__(self, table: list[Column], wire: pl.Schema, dates: Mapping[str, pl.DataType],
                  skip_bad: bool, header_lines: int = 1, server_zone: str = "UTC") -> None:
         """``dates``: the file's columns inference found dates (Reader.date_types), text on the
         wire that ClickHouse parses; their polars type says which table columns hold them as is."""
@@ -61,8 +61,7 @@ class Fitter:
             if col.name in wire:
                 self._plan(col, wire[col.name], dates, server_zone)
 
-    def _plan(self, col: Column, wire: pl.DataType, dates: Mapping[str, pl.DataType] | set[str],
-              server_zone: str) -> None:
+    def _plan(self, col: Column, wire: pl.DataType, dates: Mapping[str, pl.DataType], server_zone: str) -> None:
         """What to check or convert in ``col`` before a batch is sent."""
         want = polars_type(col.type)
         kind = base_type(col.type)
@@ -71,7 +70,7 @@ class Fitter:
         if want is not None and wire != want and col.name not in dates:
             self.casts[col.name] = want
         if want is None and wire == pl.String:
-            self._plan_text(col, dates.get(col.name) if isinstance(dates, Mapping) else None, server_zone)
+            self._plan_text(col, dates.get(col.name), server_zone)
         zone = column_zone(col.type, server_zone) if want is None and has_naive(wire) else None
         if zone is not None:
             self.zones[col.name] = zone
@@ -204,19 +203,29 @@ _NS = 9_223_372_036_854_775  # a DateTime64(9) counts nanoseconds in an Int64: +
 _DAY_US = 86_400_000_000
 
 
+def _is_datetime(kind: str) -> bool:
+    """``DateTime`` or ``DateTime('zone')`` (seconds in a UInt32), not ``DateTime64``."""
+    return kind == "DateTime" or kind.startswith("DateTime(")
+
+
+def _scale64(kind: str) -> int | None:
+    """The decimals of a ``DateTime64(P[, zone])``; None for any other type."""
+    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
+    return int(scale[1]) if scale else None
+
+
 def _date_form(kind: str) -> _DateForm | None:
     if kind in ("Date", "Date32"):  # (ClickHouse reads a one-digit month or day as written: 2026-7-1)
         date = _DateForm(kind, "YYYY-MM-DD, or at midnight", r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}"
                          r"(?:[ T]00:00:00(?:\.0+)?)?$", date_only=True)  # (a midnight loses nothing)
         return replace(date, low=0, high=65535 * _DAY_US, reach="1970-01-01 to 2149-06-06") if kind == "Date" else date
-    if kind == "DateTime" or kind.startswith("DateTime("):
+    if _is_datetime(kind):
         return _DateForm("DateTime", "YYYY-MM-DD hh:mm:ss, whole seconds", _DAY + f"(?:{_TIME})?$",
                          low=0, high=((1 << 32) - 1) * 1_000_000,
                          reach="1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC")
-    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
-    if scale is None:
+    digits = _scale64(kind)
+    if digits is None:
         return None
-    digits = int(scale[1])
     # Zeros past the scale lose nothing (ClickHouse drops them): 10:20:30.500 into DateTime64(1).
     fraction = rf"(?:\.[0-9]{{1,{digits}}}0*)?" if digits else r"(?:\.0+)?"
     form = _DateForm(f"DateTime64({digits})", f"YYYY-MM-DD hh:mm:ss, at most {digits} decimals",
@@ -228,11 +237,11 @@ def _date_form(kind: str) -> _DateForm | None:
 def _holds(kind: str, inferred: pl.DataType | None) -> bool:
     """Does a column of ``kind`` hold every value inference lets into ``inferred`` as written (ISO
     layout, years 1900-2299, a fraction of up to 6 digits for microseconds)? Then nothing is checked."""
-    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
+    digits = _scale64(kind)
     if inferred == pl.Date:
-        return kind == "Date32" or (scale is not None and int(scale[1]) < 9)
+        return kind == "Date32" or (digits is not None and digits < 9)
     if isinstance(inferred, pl.Datetime) and inferred.time_unit == "us":
-        return scale is not None and 6 <= int(scale[1]) < 9
+        return digits is not None and 6 <= digits < 9
     return False
 
 
@@ -276,11 +285,11 @@ def _reach(kind: str, wire: pl.DataType) -> _Reach | None:
         day = 86400 * per_second or 1
         low, high = (0, 65535 * day) if kind == "Date" else (None, None)
         return _Reach(kind, low, high, day, "whole days") if (low is not None or day > 1) else None
-    if kind == "DateTime" or kind.startswith("DateTime("):
+    if _is_datetime(kind):
         top = ((1 << 32) - 1) * per_second if per_second else ((1 << 32) - 1) // 86400
         return _Reach("DateTime", 0, top, per_second or 1, "whole seconds")
-    scale = re.match(r"DateTime64\(\s*([0-9])", kind)
-    return _reach64(int(scale[1]), per_second) if scale else None
+    digits = _scale64(kind)
+    return _reach64(digits, per_second) if digits is not None else None
 
 
 def _reach64(digits: int, per_second: int) -> _Reach | None:
