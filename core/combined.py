@@ -237,7 +237,8 @@ def _members(loader: Loader, chunk: list[_Read]) -> list[Member] | None:
             frame = _parse(reader, int(sizes.sum()))
             if frame is None or not _fits(reader, frame, table, sizes):
                 return None
-            fitted, _, _ = Fitter(table, reader.wire_schema, reader.date_types, skip_bad=False).fit(frame, 0)
+            fitted, _, _ = Fitter(table, reader.wire_schema, reader.date_types, skip_bad=False,
+                                  server_zone=loader.target.server_zone).fit(frame, 0)
         except (ChuteError, *READER_ERRORS, OSError):
             return None
     starts = np.cumsum(sizes) - sizes

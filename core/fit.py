@@ -46,7 +46,7 @@ class Rejects:
 
 class Fitter:
     def __init__(self, table: list[Column], wire: pl.Schema, dates: Mapping[str, pl.DataType],
-                 skip_bad: bool, header_lines: int = 1, server_zone: str = "UTC") -> None:
+                 skip_bad: bool, *, server_zone: str, header_lines: int = 1) -> None:
         """``dates``: the file's columns inference found dates (Reader.date_types), text on the
         wire that ClickHouse parses; their polars type says which table columns hold them as is."""
         self.skip_bad = skip_bad

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +18,8 @@ import pyarrow.parquet as pq
 from chute.core.routing import Route
 from chute.core.states import State
 from tests.conftest import make_config, query, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
 
 FINAL = {State.LOADED, State.QUARANTINED, State.HELD, State.DUPLICATE, State.FAILED}
 WHEN = [dt.datetime(2026, 7, 1, 10, 20, 30, 123456), dt.datetime(2299, 12, 31, 23, 59, 59),
@@ -81,3 +86,33 @@ def test_a_timestamp_the_column_keeps_less_of_is_named_not_cut(engine_factory, t
             assert row.state == State.LOADED, (kind, name, row.state, row.last_error)
             got = dict(query(engine, f"SELECT i, toString(t) FROM `{cfg.database}`.c{n} WHERE k = '{k}' ORDER BY i"))
             assert got == {i: v for i, (_, v) in enumerate(cases) if v is not None}, (kind, name, got)
+
+
+def test_small_files_of_one_group_are_checked_in_the_servers_zone_as_alone(tmp_path: Path) -> None:
+    """Small CSVs parsed as one (core/combined.py) met a Fitter that read wall clocks in UTC: on a
+    Paris server `1970-01-01 00:30:00` (before the epoch there) passed and ClickHouse clamped it,
+    where the same file alone is a named reject."""
+    data = tmp_path / "data" / "g"
+    data.mkdir(parents=True)
+    (tmp_path / "chute.toml").write_text('[[routes]]\ntable = "g"\ncolumns = { t = "DateTime" }\n')
+    env = {**os.environ, "TZ": "Europe/Paris"}
+
+    def chute(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "chute.core", *args, "--state-dir", str(tmp_path / "state")],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    def once() -> None:
+        run = chute("--no-ui", "--once", str(tmp_path / "data"), "--clickhouse", f"chdb://{tmp_path / 'ch'}",
+                    "--config", str(tmp_path / "chute.toml"))
+        assert "Traceback" not in run.stderr, run.stderr[-2000:]
+
+    (data / "first.csv").write_text("i,t\n-1,2026-01-01 00:00:00\n")
+    once()  # the table exists: the next small files go as one group
+    for i in range(6):
+        wall = "1970-01-01 00:30:00" if i == 3 else "2026-07-01 12:00:00"
+        (data / f"f{i}.csv").write_text(f"i,t\n{i},{wall}\n")
+    once()
+    files = chute("files").stdout
+    states = {line.split("\t")[1]: line.split("\t")[3] for line in files.splitlines()}
+    assert states == {"g/first.csv": "loaded", **{f"g/f{i}.csv": "quarantined" if i == 3 else "loaded"
+                                                  for i in range(6)}}, files
