@@ -201,6 +201,9 @@ _DAY = r"^[0-9]{4}[-/][0-9]{2}[-/][0-9]{2}"
 _TIME = r"[ T][0-9]{2}:[0-9]{2}:[0-5][0-9]"  # (a leap second, :60, lands as the next minute)
 _NS = 9_223_372_036_854_775  # a DateTime64(9) counts nanoseconds in an Int64: +-2^63 ns, in whole microseconds
 _DAY_US = 86_400_000_000
+# What a Date (UInt16 days) and a DateTime (UInt32 seconds) count from 1970: text and timestamps alike.
+_DATE_DAYS = 65535
+_DATETIME_SECONDS = (1 << 32) - 1
 
 
 def _is_datetime(kind: str) -> bool:
@@ -218,10 +221,12 @@ def _date_form(kind: str) -> _DateForm | None:
     if kind in ("Date", "Date32"):  # (ClickHouse reads a one-digit month or day as written: 2026-7-1)
         date = _DateForm(kind, "YYYY-MM-DD, or at midnight", r"^[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}"
                          r"(?:[ T]00:00:00(?:\.0+)?)?$", date_only=True)  # (a midnight loses nothing)
-        return replace(date, low=0, high=65535 * _DAY_US, reach="1970-01-01 to 2149-06-06") if kind == "Date" else date
+        if kind == "Date32":
+            return date
+        return replace(date, low=0, high=_DATE_DAYS * _DAY_US, reach="1970-01-01 to 2149-06-06")
     if _is_datetime(kind):
         return _DateForm("DateTime", "YYYY-MM-DD hh:mm:ss, whole seconds", _DAY + f"(?:{_TIME})?$",
-                         low=0, high=((1 << 32) - 1) * 1_000_000,
+                         low=0, high=_DATETIME_SECONDS * 1_000_000,
                          reach="1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC")
     digits = _scale64(kind)
     if digits is None:
@@ -283,10 +288,10 @@ def _reach(kind: str, wire: pl.DataType) -> _Reach | None:
     per_second = 10 ** {"ms": 3, "us": 6, "ns": 9}[wire.time_unit] if isinstance(wire, pl.Datetime) else 0
     if kind in ("Date", "Date32"):
         day = 86400 * per_second or 1
-        low, high = (0, 65535 * day) if kind == "Date" else (None, None)
+        low, high = (0, _DATE_DAYS * day) if kind == "Date" else (None, None)
         return _Reach(kind, low, high, day, "whole days") if (low is not None or day > 1) else None
     if _is_datetime(kind):
-        top = ((1 << 32) - 1) * per_second if per_second else ((1 << 32) - 1) // 86400
+        top = _DATETIME_SECONDS * per_second if per_second else _DATETIME_SECONDS // 86400
         return _Reach("DateTime", 0, top, per_second or 1, "whole seconds")
     digits = _scale64(kind)
     return _reach64(digits, per_second) if digits is not None else None
