@@ -22,8 +22,27 @@ async def until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 30.
         value = predicate()
         if value:
             return value
+        if pilot.app._exception is not None:  # the console crashed: waiting longer shows nothing new
+            raise AssertionError(f"the console failed while waiting for {what or predicate}") from pilot.app._exception
         await pilot.pause(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}\n{describe(pilot.app)}")
+
+
+def describe(app: Any) -> str:
+    """What the console was doing when a wait timed out: a flake on a busy machine must be
+    explainable from its report alone."""
+    lines = [f"screens: {[type(s).__name__ for s in app.screen_stack]}, focused: {app.focused!r}"]
+    lines += [f"worker {w.name} of {type(w.node).__name__} group={w.group} state={w.state.name}" for w in app.workers]
+    screen = app.screen
+    if hasattr(screen, "details"):
+        details = screen.details
+        rows = None if details is None else len(details.rows)
+        lines.append(f"details: {'not loaded' if details is None else f'{rows} rows'}, "
+                     f"sample size {screen.query_one('#sample').size}")
+    for attr in ("refreshes", "_polling", "_tick_due", "_held", "_unpainted"):
+        if hasattr(app, attr):
+            lines.append(f"{attr}={getattr(app, attr)!r}")
+    return "\n".join(lines)
 
 
 def state(app: ChuteApp, path: str) -> str | None:
