@@ -86,6 +86,15 @@ class _Pending:
 
 
 @dataclass
+class _Untyped:
+    """A file of a type chute cannot read, not yet in the ledger (docs/ARCHITECTURE.md#complete-files)."""
+
+    st: os.stat_result
+    quiet_since: float  # wall clock
+    recheck_at: float = 0.0  # monotonic: a writer holds it until then
+
+
+@dataclass
 class _Sighting:
     """A file looked at whose version the ledger may not know yet."""
 
@@ -94,6 +103,7 @@ class _Sighting:
     complete: bool
     from_scan: bool
     created: bool
+    recorded: bool = False  # an untyped file that waited its settle time: to the ledger now
 
     @property
     def ident(self) -> tuple[int, int, int, int, int]:
@@ -143,6 +153,7 @@ class Watcher:
         self._unhandled = 0  # hints put and not yet in the ledger (for `--once` and idle)
         self._count_lock = threading.Lock()
         self._settling: dict[str, _Pending] = {}
+        self._untyped: dict[str, _Untyped] = {}
         self._known: dict[str, tuple[int, int, int, int, int | None]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -179,7 +190,8 @@ class Watcher:
     def settling(self) -> int:
         """Files waiting to be complete, plus watch events not yet looked at; not those that
         wait for a done-marker (only a new file, the marker, moves them on)."""
-        return len(self._settling) - len(self.waiting_for_marker()) + (1 if self._unhandled else 0)
+        return (len(self._settling) + len(self._untyped) - len(self.waiting_for_marker())
+                + (1 if self._unhandled else 0))
 
     def waiting_for_marker(self) -> set[str]:
         """Ledger paths (with this folder's prefix) of files parked until their done-marker appears."""
@@ -238,6 +250,9 @@ class Watcher:
             due = min(due, entry.quiet_since + self.cfg.settle_seconds - wall)
             if entry.created_at is not None and not entry.opened:
                 due = min(due, entry.created_at + OPEN_GRACE - now)
+        for untyped in self._untyped.values():
+            due = min(due, untyped.recheck_at - now if untyped.recheck_at > now
+                      else untyped.quiet_since + self.cfg.settle_seconds - wall)
         return min(max(due, 0.001), 3600.0)
 
     # -- intake ---------------------------------------------------------------------------
@@ -322,7 +337,7 @@ class Watcher:
         if st is None or not self.admit(rel, st):
             return
         ident = _ident(st)
-        if rel not in self._known and rel not in self._settling:
+        if rel not in self._known and rel not in self._settling and rel not in self._untyped:
             self._remember(rel)
         entry = self._settling.get(rel)
         if entry is not None:
@@ -370,7 +385,9 @@ class Watcher:
         past that. Two transactions for all of them (a scan finds thousands at once), not two each."""
         if not sightings:
             return
-        sightings = _one_per_path(sightings)
+        sightings = [s for s in _one_per_path(sightings) if not self._park_untyped(s)]
+        if not sightings:
+            return
         rows = self.ledger.observe_many([(self.prefix + s.rel, s.st, table_for(s.rel, self.routes), *format_of(s.rel),
                                           s.complete) for s in sightings])
         settle: list[int] = []
@@ -405,10 +422,48 @@ class Watcher:
                                                                           State.LOADING):
             self._known[rel] = (row.dev or 0, row.inode or 0, row.size, row.mtime_ns or 0, row.ctime_ns)
 
+    def _park_untyped(self, s: _Sighting) -> bool:
+        """Keep a file chute cannot read out of the ledger until it has been quiet for settle_seconds.
+
+        Nothing will be read from it, only moved aside, and a writer's temporary name (`x.csv.t`,
+        `x.csv.new`), closed and then renamed, must never be moved from under the writer's rename
+        nor leave a `failed` row behind when it goes (docs/ARCHITECTURE.md#complete-files)."""
+        if s.recorded or format_of(s.rel)[0] is not None:
+            return False
+        was = self._untyped.get(s.rel)
+        if was is None or _ident(was.st) != s.ident:
+            self._untyped[s.rel] = _Untyped(s.st, _quiet_since(s.st, s.from_scan))
+        elif s.complete:
+            was.recheck_at = 0.0  # its writer closed it: no need to wait for the writer re-check
+        return True
+
+    def _settle_untyped(self, now: float, wall: float) -> None:
+        """Untyped files quiet for settle_seconds, with no writer, go to the ledger (then quarantine)."""
+        due = []
+        for rel, u in list(self._untyped.items()):
+            if u.recheck_at > now or wall - u.quiet_since < self.cfg.settle_seconds:
+                continue
+            st = self._stat(rel)
+            if st is None:  # renamed or deleted meanwhile: it was never ours to record
+                del self._untyped[rel]
+                continue
+            if _ident(st) != _ident(u.st):
+                self._untyped[rel] = _Untyped(st, wall)
+                continue
+            if self.writers.of(self.root / rel):
+                u.recheck_at = now + WRITER_RECHECK
+                continue
+            del self._untyped[rel]
+            # (from_scan: quiet since it last changed, which it has been for settle_seconds)
+            due.append(_Sighting(rel, st, complete=True, from_scan=True, created=False, recorded=True))
+        self._record_many(due)
+
     # -- readiness ------------------------------------------------------------------------
 
     def _settle(self) -> None:
         now, wall = time.monotonic(), time.time()
+        if self._untyped:
+            self._settle_untyped(now, wall)
         ready = []
         for rel, entry in list(self._settling.items()):
             if not self._ready(rel, entry, now, wall):
