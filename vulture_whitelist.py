@@ -29,3 +29,4 @@ _.apply_seconds  # ChuteApp.apply_seconds: bench/console.py
 _.took  # View.took: bench/console.py
 _.seed_bulk  # tui/demo.seed_bulk: bench/console.py
 _.warming  # MainScreen.warming: tests/test_tui_keys.py (waits for the hidden panes' warm-up)
+_.watch_virtual_size  # AutoHeight.watch_virtual_size: Textual calls watch_<reactive> on a change

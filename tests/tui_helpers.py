@@ -37,8 +37,12 @@ def describe(app: Any) -> str:
     if hasattr(screen, "details"):
         details = screen.details
         rows = None if details is None else len(details.rows)
-        lines.append(f"details: {'not loaded' if details is None else f'{rows} rows'}, "
-                     f"sample size {screen.query_one('#sample').size}")
+        sample = screen.query_one("#sample")
+        lines.append(f"details: {'not loaded' if details is None else f'{rows} rows'}, sample size {sample.size} "
+                     f"virtual {sample.virtual_size} display {sample.display} rows {sample.row_count} "
+                     f"dims pending {sample._require_update_dimensions} layout pending {sample._layout_required}; "
+                     f"screen layout pending {screen._layout_required} dirty {len(screen._dirty_widgets)} "
+                     f"timer active {screen._update_timer._active.is_set()}; batch {app._batch_count}")
     for attr in ("refreshes", "_polling", "_tick_due", "_held", "_unpainted"):
         if hasattr(app, attr):
             lines.append(f"{attr}={getattr(app, attr)!r}")

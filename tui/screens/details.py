@@ -24,6 +24,7 @@ from chute.core.ledger import FileRow
 from chute.core.states import FINAL, State
 from chute.tui import format as fmt
 from chute.tui.advice import advice, why
+from chute.tui.widgets.auto_height import AutoHeightTable
 from chute.tui.widgets.key_bar import KeyBar
 
 DIFF_STYLE = {"new": ("+", "bold green"), "missing": ("-", "red"), "type": ("~", "yellow"),
@@ -67,7 +68,7 @@ class DetailsScreen(Screen[None]):
             yield Static("Schema: file against table", classes="section")
             yield Static("reading the file…", id="schema")
             yield Static("First rows", classes="section")
-            yield DataTable(id="sample", cursor_type="none", zebra_stripes=True)
+            yield AutoHeightTable(id="sample", cursor_type="none", zebra_stripes=True)
             yield Static(id="sample-note")
             yield Static("Timeline", classes="section")
             yield Static(id="timeline")

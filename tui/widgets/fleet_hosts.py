@@ -8,12 +8,13 @@ from rich.text import Text
 
 from chute.core.fleet import HostStatus
 from chute.tui import format as fmt
+from chute.tui.widgets.auto_height import AutoHeight
 from chute.tui.widgets.fitted_table import Fit, FittedTable
 
 STATUS_STYLE = {"running": "green", "paused": "yellow", "stopped": "bright_black", "STALE": "bold red reverse"}
 
 
-class FleetHostsTable(FittedTable):
+class FleetHostsTable(AutoHeight, FittedTable):
     """Hosts by name; a stale heartbeat is flagged in bold reverse red (it stands out in monochrome too).
     At 80 columns the counts an operator acts on stay; duplicates, rows/s and loaded go first."""
 
