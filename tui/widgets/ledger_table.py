@@ -86,6 +86,7 @@ class LedgerTable(DataTable[Any]):
         self._shown_height = 0  # their number (the table's height then)
         self._components: tuple[object, ...] = ()  # the component styles the caches were rendered with
         self._looks: tuple[Style, ...] = ()
+        self._window: tuple[int, int, int, int] | None = None  # while a diff is applied: _lines_on_show
 
     def on_mount(self) -> None:
         for col in self.COLUMNS:
@@ -129,6 +130,13 @@ class LedgerTable(DataTable[Any]):
 
     def apply(self, rows: list[FileRow], view: View) -> bool:
         """Make the table show ``rows`` in this order. True when anything changed."""
+        self._window = self._lines_on_show()  # the same for every cell this diff updates
+        try:
+            return self._apply(rows, view)
+        finally:
+            self._window = None
+
+    def _apply(self, rows: list[FileRow], view: View) -> bool:
         keep = self.selected_key
         fresh = {str(r.id): r for r in rows}
         changed = False
@@ -270,11 +278,15 @@ class LedgerTable(DataTable[Any]):
         self._update_count += 1  # DataTable's own caches (used when a cell is rendered anew) are stale
         self._touch(row, col)
         index = self._row_locations.get(row)
-        scroll_y = round(self.scroll_y)
-        if index is not None and scroll_y <= index < scroll_y + self.size.height:  # else painted when scrolled to
-            top = self.header_height if self.show_header else 0
-            width = max(self.size.width, self.virtual_size.width)
+        scroll_y, height, top, width = self._window or self._lines_on_show()
+        if index is not None and scroll_y <= index < scroll_y + height:  # else painted when scrolled to
             self._refresh_region(Region(0, top + index, width, 1))  # every row is one line high
+
+    def _lines_on_show(self) -> tuple[int, int, int, int]:
+        """(first row on show, rows on show, header height, line width). Asking the widget its size
+        and scroll walks the compositor: a refresh that changes sixty Ages asks once (apply)."""
+        return (round(self.scroll_y), self.size.height, self.header_height if self.show_header else 0,
+                max(self.size.width, self.virtual_size.width))
 
     def _touch(self, row: RowKey, col: ColumnKey) -> None:
         """A new version of the cell and its row: their kept renders are not used again."""
@@ -430,10 +442,14 @@ class LedgerTable(DataTable[Any]):
                 changed = True
         if not changed:
             return False
-        for key, model in self._models.items():
-            row = self._rows[key]
-            for col, value in zip(self.COLUMNS, model, strict=True):
-                self.update_cell(key, col.key, self._cell(col, value, row))
+        self._window = self._lines_on_show()
+        try:
+            for key, model in self._models.items():
+                row = self._rows[key]
+                for col, value in zip(self.COLUMNS, model, strict=True):
+                    self.update_cell(key, col.key, self._cell(col, value, row))
+        finally:
+            self._window = None
         self.refresh()
         return True
 
