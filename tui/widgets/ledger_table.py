@@ -418,6 +418,13 @@ class LedgerTable(DataTable[Any]):
             if self.parent is not None:
                 self.parent.post_message(events.DescendantFocus(self))
 
+    def _on_blur(self, event: events.Blur) -> None:
+        """The same for a table whose pane was left for the Rates pane (MainScreen.action_pane)."""
+        if not self.has_focus:
+            event.prevent_default()  # Widget's handler: has_focus (already unset), a repaint, DescendantBlur
+            if self.parent is not None:
+                self.parent.post_message(events.DescendantBlur(self))
+
     def _on_resize(self, event: events.Resize) -> None:
         """Adaptive columns (path, table, reason) take the room a wider terminal gives; the
         selected row stays in view whatever the new height.
