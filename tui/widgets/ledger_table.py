@@ -22,11 +22,13 @@ from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.color import Color
 from textual.geometry import Region
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
 
 from chute.core.ledger import FileRow
+from chute.tui.widgets.steady_scrollbar import SteadyScrollBar
 
 if TYPE_CHECKING:
     from chute.tui.view import View
@@ -424,6 +426,25 @@ class LedgerTable(DataTable[Any]):
             event.prevent_default()  # Widget's handler: has_focus (already unset), a repaint, DescendantBlur
             if self.parent is not None:
                 self.parent.post_message(events.DescendantBlur(self))
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        """Widget's, as a SteadyScrollBar (repainted only when its look changes)."""
+        if self._vertical_scrollbar is None:
+            self._vertical_scrollbar = bar = SteadyScrollBar(vertical=True, name="vertical",
+                                                             thickness=self.scrollbar_size_vertical)
+            bar.display = False
+            self.app._start_widget(self, bar)
+        return self._vertical_scrollbar
+
+    @property
+    def horizontal_scrollbar(self) -> ScrollBar:
+        if self._horizontal_scrollbar is None:
+            self._horizontal_scrollbar = bar = SteadyScrollBar(vertical=False, name="horizontal",
+                                                               thickness=self.scrollbar_size_horizontal)
+            bar.display = False
+            self.app._start_widget(self, bar)
+        return self._horizontal_scrollbar
 
     def _on_resize(self, event: events.Resize) -> None:
         """Adaptive columns (path, table, reason) take the room a wider terminal gives; the
