@@ -68,7 +68,8 @@ async def test_every_pane_switch_is_one_paint_and_scrollbars_stay_current(
     paint = Screen._on_timer_update
 
     def recorded(screen: Screen[Any]) -> None:
-        paints.append({type(w).__name__ for w in screen._dirty_widgets} | ({"layout"} if screen._layout_required else set()))
+        layout = {"layout"} if screen._layout_required else set()
+        paints.append({type(w).__name__ for w in screen._dirty_widgets} | layout)
         paint(screen)
 
     monkeypatch.setattr(Screen, "_on_timer_update", recorded)
