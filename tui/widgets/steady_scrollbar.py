@@ -7,10 +7,12 @@ switch painted a second time, after its own paint, for scrollbars that had not c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from rich.console import RenderableType
+from textual.geometry import Region
 from textual.scrollbar import ScrollBar
+from textual.widget import Widget
 
 
 class SteadyScrollBar(ScrollBar):
@@ -27,15 +29,15 @@ class SteadyScrollBar(ScrollBar):
             colours = (styles.scrollbar_background_active, styles.scrollbar_color_active,
                        styles.scrollbar_background_hover, styles.scrollbar_color_hover,
                        styles.scrollbar_background, styles.scrollbar_color)
-            if any(c.a < 1 for c in colours[0::2]):  # type: ignore[attr-defined]
-                colours += (parent.background_colors,)  # type: ignore[union-attr]
+            if isinstance(parent, Widget) and any(c.a < 1 for c in colours[0::2]):
+                colours += (parent.background_colors,)
         return (colours, self.screen.styles.scrollbar_color.a, self.grabbed, self.mouse_over, self.window_virtual_size,
                 self.window_size, self.position, self.thickness, self.vertical, self.size)
 
-    def refresh(self, *regions: Any, repaint: bool = True, layout: bool = False, recompose: bool = False
-                ) -> ScrollBar:
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
+                recompose: bool = False) -> Self:
         if not (regions or layout or recompose):
-            if not self.size or (self.parent is not None and not self.parent.size):
+            if not self.size or (isinstance(self.parent, Widget) and not self.parent.size):
                 return self  # nothing on screen (a hidden pane, a bar 0 thick): a layout draws it when it shows
             if self._painted is not None and self._painted == self._look():
                 return self
