@@ -42,6 +42,7 @@ from chute.core.config import Config
 from chute.core.ledger import Ledger
 from chute.core.states import State
 from chute.core.sysinfo import Disk, Memory
+from chute.core.tally import OutcomeTally
 
 log = logging.getLogger("chute.alerts")
 
@@ -198,12 +199,21 @@ def summary_due(last_day: str | None, now: float) -> tuple[bool, str]:
 
 
 def gather(cfg: Config, ledger: Ledger, now: float, *, reachable: bool | None = None,
-           target_error: str | None = None) -> Inputs:
+           target_error: str | None = None, tally: OutcomeTally | None = None) -> Inputs:
+    """``tally``: an :func:`outcome_tally` kept by a caller that asks every few seconds (the day's
+    events are then counted once per minute, not each time)."""
     oldest = ledger.oldest_in(WAITING)
-    day = ledger.outcomes_since(now - DAY, [*OUTCOMES, State.HELD])
+    if tally is not None:
+        day = tally.since(ledger, now - DAY, now)
+        recent = tally.since(ledger, now - ERROR_WINDOW, now)
+        outcomes = {s: n for s, n in recent.items() if s in OUTCOMES}
+        tally.forget_before(now - DAY)
+    else:
+        day = ledger.outcomes_since(now - DAY, [*OUTCOMES, State.HELD])
+        outcomes = ledger.outcomes_since(now - ERROR_WINDOW, OUTCOMES)
     return Inputs(
         now=now,
-        outcomes=ledger.outcomes_since(now - ERROR_WINDOW, OUTCOMES),
+        outcomes=outcomes,
         oldest_waiting=Waiting(oldest.path, str(oldest.state), oldest.first_seen) if oldest else None,
         disks=tuple(sysinfo.disks(cfg)),
         memory=sysinfo.memory(),
@@ -226,10 +236,17 @@ def recorded_health(ledger: Ledger, running: bool) -> tuple[bool | None, str | N
         return None, None
 
 
-def from_ledger(cfg: Config, ledger: Ledger, now: float, running: bool) -> list[Alert]:
+def outcome_tally() -> OutcomeTally:
+    """What :func:`gather` counts, kept per minute (see ``tally`` there)."""
+    return OutcomeTally((*OUTCOMES, State.HELD))
+
+
+def from_ledger(cfg: Config, ledger: Ledger, now: float, running: bool, tally: OutcomeTally | None = None
+                ) -> list[Alert]:
     """What `chute status` and `chute attach` can evaluate without the engine: ledger, disk, memory."""
     reachable, error = recorded_health(ledger, running)
-    return evaluate(gather(cfg, ledger, now, reachable=reachable, target_error=error), Thresholds.of(cfg))
+    return evaluate(gather(cfg, ledger, now, reachable=reachable, target_error=error, tally=tally),
+                    Thresholds.of(cfg))
 
 
 def with_resource_fault(alerts: list[Alert], engine: Any) -> list[Alert]:
@@ -261,6 +278,7 @@ class Monitor:
         self._firing: dict[tuple[str, str], Alert] = {}
         self._day: str | None = None
         self._health: tuple[bool, str | None] | None = None
+        self._tally = outcome_tally()  # gathered every MAX_AGE: the day's events counted once a minute
         self.notifier = notify.Notifier.for_config(engine.cfg)  # None when no `notify` URL is configured
 
     def current(self) -> list[Alert]:
@@ -284,7 +302,8 @@ class Monitor:
         except Exception:
             log.debug("recording health failed", exc_info=True)
         try:
-            inp = gather(engine.cfg, ledger, now, reachable=bool(engine.target_ok), target_error=engine.target_error)
+            inp = gather(engine.cfg, ledger, now, reachable=bool(engine.target_ok), target_error=engine.target_error,
+                         tally=self._tally)
         except Exception:  # e.g. the ledger closed during shutdown
             log.debug("alert evaluation failed", exc_info=True)
             with self._lock:

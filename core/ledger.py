@@ -141,6 +141,9 @@ CREATE TABLE IF NOT EXISTS group_members(
     PRIMARY KEY(group_id, pos)
 );
 CREATE INDEX IF NOT EXISTS group_members_file ON group_members(file_id, generation);
+-- Files loaded in the last minute (files/min, in every snapshot the console asks for each
+-- second): without it the count reads every row (~0.9 ms of CPU at 10,000 files).
+CREATE INDEX IF NOT EXISTS files_loaded ON files(loaded_at);
 """
 
 # Columns added after a ledger was first created, as (table, column, declaration): applied at
@@ -706,6 +709,12 @@ class Ledger:
     def rows_acked_since(self, since: float) -> int:
         rows = self._q("SELECT IFNULL(SUM(rows), 0) AS n FROM batches WHERE acked_at >= ?", (since,))
         return int(rows[0]["n"])
+
+    def rows_acked_per_minute(self, since: float, until: float) -> dict[int, int]:
+        """Rows acknowledged in [since, until), by wall-clock minute (its start): core/tally.py."""
+        rows = self._q("SELECT CAST(acked_at / 60 AS INTEGER) * 60 AS m, SUM(rows) AS n FROM batches"
+                       " WHERE acked_at >= ? AND acked_at < ? GROUP BY m", (since, until))
+        return {int(r["m"]): int(r["n"]) for r in rows}
 
     # -- events ---------------------------------------------------------------------------
 

@@ -6,9 +6,7 @@ queries, capped), then each pane applies it as a diff. The engine never calls UI
 
 from __future__ import annotations
 
-import math
 import time
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -19,6 +17,7 @@ from chute.core.engine import Snapshot
 from chute.core.ledger import FileRow, Ledger
 from chute.core.loader import Progress
 from chute.core.states import State
+from chute.core.tally import AckedRows, OutcomeTally
 from chute.tui.advice import as_now
 
 ERRORS_LIMIT = 200
@@ -212,44 +211,14 @@ class LoadedPerMinute:
         return [float(self._done[s]) for s in starts] + [live]
 
 
-class Outcomes:
-    """Transitions into the outcome states since a moment, from the audit trail. A minute that
-    ended over a minute ago never changes (an event is stamped as it is written), so it is counted
-    once and kept: with a day of events in the ledger, a refresh scans the last minute or two, not
-    the day (that scan cost some 40 ms a second, on the UI's CPU, with 10,000 files)."""
-
-    SETTLE = 60.0
+class Outcomes(OutcomeTally):
+    """Transitions into the outcome states since a moment (the hour and today of the Rates pane):
+    with a day of events in the ledger, a refresh scans the last minute or two, not the day (that
+    scan cost some 40 ms a second, on the UI's CPU, with 10,000 files)."""
 
     def __init__(self) -> None:
-        self._minutes: dict[int, dict[str, int]] = {}
-        self._sums: dict[tuple[int, int], Counter[str]] = {}  # (first, settled): the settled minutes' sum
-
-    def since(self, reader: Ledger, start: float, now: float) -> dict[str, int]:
-        first = math.ceil(start / 60) * 60
-        settled = max(first, int((now - self.SETTLE) // 60) * 60)
-        missing = [m for m in range(first, settled, 60) if m not in self._minutes]
-        if missing:
-            got = reader.outcomes_per_minute(missing[0], missing[-1] + 60, OUTCOMES)
-            for m in range(missing[0], missing[-1] + 60, 60):
-                self._minutes[m] = got.get(m, {})
-        span = (first, settled)
-        if span not in self._sums:  # once a minute per window, not a day of minutes every second
-            settled_sum: Counter[str] = Counter()
-            for m in range(first, settled, 60):
-                if self._minutes[m]:
-                    settled_sum.update(self._minutes[m])
-            if len(self._sums) >= 4:  # two windows (hour, today): a span gone by is never asked again
-                self._sums.clear()
-            self._sums[span] = settled_sum
-        total = Counter(self._sums[span])
-        if first > start:  # the window's first, partial minute
-            for part in reader.outcomes_per_minute(start, first, OUTCOMES).values():
-                total.update(part)
-        total.update(reader.outcomes_since(settled, OUTCOMES))
-        return dict(total)
-
-    def forget_before(self, start: float) -> None:
-        self._minutes = {m: v for m, v in self._minutes.items() if m >= start}
+        super().__init__(OUTCOMES)
+        self.rows = AckedRows()  # the rows of the same windows, counted the same way
 
 
 def _as_now(reader: Ledger, rows: list[FileRow]) -> list[FileRow]:
@@ -281,10 +250,11 @@ def collect(engine: EngineLike, reader: Ledger, query: FileQuery, now: float, li
     hour = outcomes.since(reader, now - 3600, now)
     today = outcomes.since(reader, midnight, now)
     outcomes.forget_before(min(midnight, now - 3600))
+    outcomes.rows.forget_before(min(midnight, now - 3600))
     failed, attempts, _ = error_rate(hour)
     totals = Totals(
-        rows_hour=reader.rows_acked_since(now - 3600),
-        rows_today=reader.rows_acked_since(midnight),
+        rows_hour=outcomes.rows.since(reader, now - 3600, now),
+        rows_today=outcomes.rows.since(reader, midnight, now),
         files_hour=hour.get(State.LOADED, 0),
         files_today=today.get(State.LOADED, 0),
         errors_hour=failed,

@@ -354,6 +354,12 @@ class MainScreen(Screen[None]):
             self.set_focus(table, scroll_visible=False)
             if self.focused is table:  # drawn focused in this paint, not when Focus arrives (LedgerTable._on_focus)
                 table.has_focus = True
+        elif isinstance(self.focused, LedgerTable):
+            # The Rates pane has nothing to focus. Left to the layout, the table hidden lost its
+            # focus after the switch's paint: its blur and the key bar then painted a second time.
+            table = self.focused
+            self.set_focus(None, scroll_visible=False)
+            table.has_focus = False
         self._selection_changed()
         self.query_one(KeyBar).update_keys()
 

@@ -13,6 +13,7 @@ import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -21,11 +22,13 @@ from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.color import Color
 from textual.geometry import Region
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
 
 from chute.core.ledger import FileRow
+from chute.tui.widgets.steady_scrollbar import SteadyScrollBar
 
 if TYPE_CHECKING:
     from chute.tui.view import View
@@ -85,6 +88,7 @@ class LedgerTable(DataTable[Any]):
         self._shown_height = 0  # their number (the table's height then)
         self._components: tuple[object, ...] = ()  # the component styles the caches were rendered with
         self._looks: tuple[Style, ...] = ()
+        self._window: tuple[int, int, int, int] | None = None  # while a diff is applied: _lines_on_show
 
     def on_mount(self) -> None:
         for col in self.COLUMNS:
@@ -128,6 +132,13 @@ class LedgerTable(DataTable[Any]):
 
     def apply(self, rows: list[FileRow], view: View) -> bool:
         """Make the table show ``rows`` in this order. True when anything changed."""
+        self._window = self._lines_on_show()  # the same for every cell this diff updates
+        try:
+            return self._apply(rows, view)
+        finally:
+            self._window = None
+
+    def _apply(self, rows: list[FileRow], view: View) -> bool:
         keep = self.selected_key
         fresh = {str(r.id): r for r in rows}
         changed = False
@@ -213,9 +224,45 @@ class LedgerTable(DataTable[Any]):
                cursor, hover, self.show_cursor, self._show_hover_cursor, self._pseudo_class_state)
         lines = self._cell_lines.get(key)
         if lines is None:
-            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            lines = self._one_line_cell(row, col, row_index, column_index, base_style, width, cursor, hover)
+            if lines is None:
+                lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
             self._cell_lines.set(key, lines)
         return lines
+
+    def _one_line_cell(self, row: RowKey, col: ColumnKey, row_index: int, column_index: int, base_style: Style,
+                       width: int, cursor: bool, hover: bool) -> list[list[Segment]] | None:
+        """What DataTable's Rich pipeline (markup, wrap, padding, three style layers) renders for a
+        cell of plain text, unstyled or in one style, that fits its width: its text and the
+        padding, each in the layered style. That pipeline took ~0.13 ms a cell: the Ages a refresh
+        changes, and a page of rows a jump or a first visit shows, were most of their paint.
+        None: anything else (spans, markup, a text too wide) is left to DataTable."""
+        if not width or self.fixed_rows or self.fixed_columns:
+            return None
+        value = self._data[row][col]
+        if isinstance(value, Text):
+            if value.spans or value.justify not in (None, "default", "left") or "\n" in value.plain:
+                return None
+            plain, style = value.plain, value.style
+        elif isinstance(value, str):
+            if any(c in value for c in "[:\n"):  # markup or emoji codes: Text.from_markup reads them
+                return None
+            plain, style = value, ""
+        else:
+            return None
+        if not plain.isprintable() or cell_len(plain) > width:
+            return None
+        component, post = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component
+        own = self.app.console.get_style(style) if style else None
+        text = pre + Style.combine([Style.null(), own]) if own else pre
+        text, pad = (text + post if text else post), (pre + post if pre else post)
+        segments = [Segment(plain, text)]
+        if cell_len(plain) < width:
+            segments.append(Segment(" " * (width - cell_len(plain)), pad))
+        return [segments]
 
     def update_cell(self, row_key: RowKey | str, column_key: ColumnKey | str, value: Any, *,
                     update_width: bool = False) -> None:
@@ -233,11 +280,15 @@ class LedgerTable(DataTable[Any]):
         self._update_count += 1  # DataTable's own caches (used when a cell is rendered anew) are stale
         self._touch(row, col)
         index = self._row_locations.get(row)
-        scroll_y = round(self.scroll_y)
-        if index is not None and scroll_y <= index < scroll_y + self.size.height:  # else painted when scrolled to
-            top = self.header_height if self.show_header else 0
-            width = max(self.size.width, self.virtual_size.width)
+        scroll_y, height, top, width = self._window or self._lines_on_show()
+        if index is not None and scroll_y <= index < scroll_y + height:  # else painted when scrolled to
             self._refresh_region(Region(0, top + index, width, 1))  # every row is one line high
+
+    def _lines_on_show(self) -> tuple[int, int, int, int]:
+        """(first row on show, rows on show, header height, line width). Asking the widget its size
+        and scroll walks the compositor: a refresh that changes sixty Ages asks once (apply)."""
+        return (round(self.scroll_y), self.size.height, self.header_height if self.show_header else 0,
+                max(self.size.width, self.virtual_size.width))
 
     def _touch(self, row: RowKey, col: ColumnKey) -> None:
         """A new version of the cell and its row: their kept renders are not used again."""
@@ -369,6 +420,32 @@ class LedgerTable(DataTable[Any]):
             if self.parent is not None:
                 self.parent.post_message(events.DescendantFocus(self))
 
+    def _on_blur(self, event: events.Blur) -> None:
+        """The same for a table whose pane was left for the Rates pane (MainScreen.action_pane)."""
+        if not self.has_focus:
+            event.prevent_default()  # Widget's handler: has_focus (already unset), a repaint, DescendantBlur
+            if self.parent is not None:
+                self.parent.post_message(events.DescendantBlur(self))
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        """Widget's, as a SteadyScrollBar (repainted only when its look changes)."""
+        if self._vertical_scrollbar is None:
+            self._vertical_scrollbar = bar = SteadyScrollBar(vertical=True, name="vertical",
+                                                             thickness=self.scrollbar_size_vertical)
+            bar.display = False
+            self.app._start_widget(self, bar)
+        return self._vertical_scrollbar
+
+    @property
+    def horizontal_scrollbar(self) -> ScrollBar:
+        if self._horizontal_scrollbar is None:
+            self._horizontal_scrollbar = bar = SteadyScrollBar(vertical=False, name="horizontal",
+                                                               thickness=self.scrollbar_size_horizontal)
+            bar.display = False
+            self.app._start_widget(self, bar)
+        return self._horizontal_scrollbar
+
     def _on_resize(self, event: events.Resize) -> None:
         """Adaptive columns (path, table, reason) take the room a wider terminal gives; the
         selected row stays in view whatever the new height.
@@ -393,10 +470,14 @@ class LedgerTable(DataTable[Any]):
                 changed = True
         if not changed:
             return False
-        for key, model in self._models.items():
-            row = self._rows[key]
-            for col, value in zip(self.COLUMNS, model, strict=True):
-                self.update_cell(key, col.key, self._cell(col, value, row))
+        self._window = self._lines_on_show()
+        try:
+            for key, model in self._models.items():
+                row = self._rows[key]
+                for col, value in zip(self.COLUMNS, model, strict=True):
+                    self.update_cell(key, col.key, self._cell(col, value, row))
+        finally:
+            self._window = None
         self.refresh()
         return True
 
