@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -26,6 +27,7 @@ from chute.core.schema import (
     qualified,
     quote_ident,
 )
+from chute.core.spool import SpooledBody
 from chute.core.wallclock import UTC_NAMES, known_zone
 
 if TYPE_CHECKING:
@@ -516,8 +518,11 @@ class Target:
 
     # -- the protocol ---------------------------------------------------------------------
 
-    def encode(self, data: pa.Table) -> Encoded:
-        """Serialise a batch to an Arrow IPC body (off the insert thread; compressed for HTTP)."""
+    def encode(self, data: pa.Table, spool: bool = False) -> Encoded:
+        """Serialise a batch to an Arrow IPC body (off the insert thread; compressed for HTTP).
+        ``spool``: for the embedded engine, into a temporary file rather than memory (core/spool.py)."""
+        if spool and self.cfg.embedded:
+            return Encoded(list(data.schema.names), SpooledBody(data), data.num_rows)
         from clickhouse_connect.driver.query import arrow_buffer
 
         names, body = arrow_buffer(data, self._ipc_codec)
@@ -539,11 +544,14 @@ class Target:
             settings = dict(self.insert_settings, insert_deduplicate=0)
             if "deduplicate_insert" in settings:
                 settings["deduplicate_insert"] = "disable"
+        spooled = body if isinstance(body, SpooledBody) else None  # read afresh for every (re)send
         for delay in (*INSERT_RETRY_DELAYS, None):
             try:
-                self._call("raw_insert", qualified(self.database, table), [quote_ident(n) for n in batch.names],
-                           body,
-                           settings=settings, fmt="Arrow")
+                with spooled.open() if spooled else contextlib.nullcontext(body) as payload:
+                    self._call("raw_insert", qualified(self.database, table), [quote_ident(n) for n in batch.names],
+                               payload, settings=settings, fmt="Arrow")
+                if spooled:
+                    spooled.discard()
                 return
             except TargetError as exc:
                 if delay is None or not exc.unreachable:
