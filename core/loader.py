@@ -561,6 +561,7 @@ class Loader:
                 pipe.trace.span_at("parse", began, time.time(), batch=idx, rows=data.num_rows)
                 if not pipe.put((idx, data.num_rows, encoded)):
                     return
+                del df, data, encoded  # not held while the next batch is parsed (peak RSS)
                 began = time.time()
         finally:
             for _ in range(pipe.lanes):
