@@ -4,8 +4,8 @@ chDB takes an insert body only as a file (clickhouse-connect's driver writes it 
 file for ``INSERT ... FROM INFILE``), so a batch encoded in memory was held twice on its way: as
 an Arrow IPC buffer in the send queue (about 12 MB per 125,000-row batch, up to five batches at
 once between the producer, the queue and the insert lanes), then as that file. Encoded straight
-into a file, a batch waits in the page cache, which is not the process's memory, and the driver
-copies it to its own file a MiB at a time.
+into a file, a batch waits in the page cache, which is not the process's memory, and the insert
+names that file (core/target.py Target.insert): no copy at all.
 
 The file goes when the batch is sent, or when the batch is dropped unsent (a halted pipeline):
 its finalizer runs as soon as nothing refers to the batch any more.
@@ -17,7 +17,7 @@ import contextlib
 import os
 import tempfile
 import weakref
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -29,8 +29,8 @@ def _unlink(path: str) -> None:
 
 
 class SpooledBody:
-    """An Arrow IPC file of one batch in the temporary directory; ``open()`` reads it for an insert
-    (again for each resend, with the same bytes)."""
+    """An Arrow IPC file of one batch in the temporary directory, read by ``INSERT ... FROM INFILE``
+    (again by each resend: the same bytes)."""
 
     def __init__(self, data: pa.Table) -> None:
         import pyarrow as pa
@@ -44,9 +44,6 @@ class SpooledBody:
         except BaseException:
             self.discard()
             raise
-
-    def open(self) -> BinaryIO:
-        return open(self.path, "rb")
 
     def discard(self) -> None:
         """Remove the file now (idempotent)."""
