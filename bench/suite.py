@@ -301,7 +301,9 @@ def bench_workload(name: str, runs: int, base: Path | None = None) -> dict:
             return summarise(name, alternate(runs, {"chute": lambda: run_files_json(state)}, name))
     w = WORKLOADS[name]
     print(f"  {name}: {w.files:,} file(s) x {w.rows:,} rows, {w.fmt}", flush=True)
-    ensure(w)
+    # In a child: a parent that built a 16M-row frame would pass its peak RSS on to every side it
+    # spawns (Linux keeps a process's RSS high-water mark across fork and exec: ru_maxrss).
+    subprocess.run([sys.executable, "-m", "bench.suite", "--role", "ensure", name], cwd=ROOT, check=True)
     ddl, _ = chute_ddl(w)
     sides: dict[str, Callable[[], Run]] = {
         "chute": lambda: run_chute(w.data, w.files, w.total_rows),
@@ -346,13 +348,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, help="rounds per workload (default 5; 3 with --quick)")
     ap.add_argument("--base", type=Path, help="another checkout (e.g. a worktree of main): its chute runs as a"
                     " third side, alternated with the others (A/B of a change)")
-    ap.add_argument("--role", choices=["engine", "ddl"], help=argparse.SUPPRESS)
+    ap.add_argument("--role", choices=["engine", "ddl", "ensure"], help=argparse.SUPPRESS)
     ap.add_argument("arg", nargs="?", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.role == "engine":
         return engine_role(args.arg)
     if args.role == "ddl":
         return ddl_role(args.arg)
+    if args.role == "ensure":
+        return ensure(WORKLOADS[args.arg])
     names = args.only.split(",") if args.only else QUICK if args.quick else [
         n for n in FULL if args.big or not (n in WORKLOADS and WORKLOADS[n].big)]
     unknown = [n for n in names if n not in WORKLOADS and n not in SPECIAL]

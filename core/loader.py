@@ -557,10 +557,11 @@ class Loader:
                 data = with_lineage(df, row.path, pipe.sha, row.row_base + first, kept)
                 if pipe.anti_join is not None:
                     data = self._anti_join(row.table_name, *pipe.anti_join, data)
-                encoded = self.target.encode(data)
+                encoded = self.target.encode(data, spool=True)
                 pipe.trace.span_at("parse", began, time.time(), batch=idx, rows=data.num_rows)
                 if not pipe.put((idx, data.num_rows, encoded)):
                     return
+                del df, data, encoded  # not held while the next batch is parsed (peak RSS)
                 began = time.time()
         finally:
             for _ in range(pipe.lanes):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from chute.core.states import State
@@ -88,3 +89,62 @@ def test_record_limit_message_names_small_sizes() -> None:
 
     message = str(_too_long(7, 5000, 4096))
     assert "line 7" in message and "4.9 KiB" in message and "4.0 KiB" in message, message
+
+
+def _record_verdict(run: Callable[..., object], *args: object, **kwargs: object) -> str:
+    """The InputError message ``run(*args, **kwargs)`` raises, or "" when it passes."""
+    from chute.core.errors import InputError
+
+    try:
+        run(*args, **kwargs)
+    except InputError as exc:
+        return str(exc)
+    return ""
+
+
+def test_the_record_check_by_chunk_ends_agrees_with_the_full_scan(tmp_path: Path, monkeypatch) -> None:
+    """The record limit looks at each chunk's ends only (limits._run_after) and locates a record
+    over it with the full scan: same verdict and message (line, size) as the full scan alone, for
+    records shorter, at and over the limit, across chunk boundaries, at the end without a newline,
+    and for limits below the chunk size. Small chunks make every case cheap to build."""
+    import random
+
+    from chute.core.formats import limits
+    from chute.core.reader import open_source
+
+    monkeypatch.setattr(limits, "_CHUNK", 64)
+    rng = random.Random(12)
+    seen = {"pass": 0, "fail": 0}
+    for case in range(400):
+        limit = rng.choice([20, 63, 64, 65, 100, 150])
+        lengths = [rng.choice([0, 1, limit - 1, limit, limit + 1, rng.randrange(0, 2 * limit)])
+                   for _ in range(rng.randrange(1, 12))]
+        body = b"\n".join(b"x" * n for n in lengths) + (b"\n" if rng.random() < 0.7 else b"")
+        if not body:
+            continue
+        path = tmp_path / f"c{case}.csv.gz"
+        path.write_bytes(gzip.compress(body))
+        chunks = [body[i:i + 64] for i in range(0, len(body), 64)]
+        want = _record_verdict(limits._exact, iter(chunks), limit)
+        with open_source(path, "gzip") as src:
+            got = _record_verdict(limits.check_limits, src, max_record=limit)
+        plain = tmp_path / f"c{case}.csv"
+        plain.write_bytes(body)
+        with open_source(plain, None) as src:
+            got_plain = _record_verdict(limits.check_limits, src, max_record=limit)
+        assert got == want, (limit, lengths)
+        if src.st.st_size > limit:  # (a plain file smaller than the limit is not scanned at all)
+            assert got_plain == want, (limit, lengths)
+        seen["fail" if want else "pass"] += 1
+    assert min(seen.values()) > 50, seen
+
+
+def test_record_check_negative_control(monkeypatch) -> None:
+    """A check that forgot the bytes carried over from the previous chunk passes a record split
+    across two chunks: the comparison above would see it."""
+    from chute.core.formats import limits
+
+    chunks = [b"a\n" + b"x" * 60, b"x" * 60 + b"\nb\n"]  # a 120-byte record across the boundary
+    assert limits._run_after(chunks[1], 0, 100) is not None  # alone, the second chunk looks fine
+    assert limits._run_after(chunks[1], limits._run_after(chunks[0], 0, 100) or 0, 100) is None
+    assert "line 2" in _record_verdict(limits._exact, iter(chunks), 100)

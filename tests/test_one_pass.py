@@ -125,6 +125,12 @@ LATE = {
     "late nested object": json.dumps({"a": 1, "b": {"c": 1}}),
     "known key text inside a value": json.dumps({"a": 1, "b": 'say "late": 3'}),
     "nothing new": json.dumps({"a": 1, "b": "plain"}),
+    # The literal count (no escaped quote in the file) must not be fooled either:
+    "late key, tab before the colon": '{"a": 1, "late"\t: 2}',
+    "value starting with a colon": json.dumps({"a": 1, "b": ":late"}),
+    "value starting with a colon beside a late key": '{"a": 1, "b": ":", "late": 2}',
+    "escaped backslash closing a value": '{"a": 1, "b": "x\\\\", "late": 2}',
+    "late key written twice": '{"a": 1, "late": 2, "late": 3}',
 }
 
 
@@ -147,6 +153,37 @@ def test_ndjson_raw_line_key_check_gives_what_the_key_scan_gives(tmp_path: Path,
     want = _ndjson_plan(path, check=lambda keys: False)  # always the whole-file key scan
     assert got[0] == want[0]
     assert got[1].equals(want[1])
+
+
+@pytest.mark.parametrize("case", list(LATE))
+def test_ndjson_key_check_with_escapes_in_the_first_mib(tmp_path: Path, case: str) -> None:
+    """Escaped quotes in the first lines send the check straight to the anchored pattern."""
+    head = [json.dumps({"a": i, "b": f'say "{i}"'}) for i in range(200)]
+    path = tmp_path / "a.ndjson"
+    path.write_text("\n".join([*head, *_padding(), LATE[case]]) + "\n")
+    got = _ndjson_plan(path)
+    want = _ndjson_plan(path, check=lambda keys: False)
+    assert got[0] == want[0]
+    assert got[1].equals(want[1])
+
+
+@pytest.mark.parametrize(("head", "late", "passes"), [
+    ("plain", "nothing new", 1),  # the literal count settles it
+    ("plain", "known key text inside a value", 2),  # an escape after the first MiB: the anchored pattern too
+    ("escaped", "nothing new", 1),  # an escape in the first MiB: the anchored pattern only
+])
+def test_ndjson_key_check_reads_the_lines_once_unless_an_escape_shows_late(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head: str, late: str, passes: int) -> None:
+    lines = _padding() if head == "plain" else [json.dumps({"a": 1, "b": 'say "hi"'}), *_padding()]
+    path = tmp_path / "a.ndjson"
+    path.write_text("\n".join([*lines, LATE[late]]) + "\n")
+    calls: list[int] = []
+    real = NdjsonReader._line_facts
+    monkeypatch.setattr(NdjsonReader, "_line_facts", lambda self, *e: calls.append(1) or real(self, *e))
+    with open_source(path, None) as src:
+        reader = reader_for(src, "ndjson", {})
+        reader.plan()
+    assert len(calls) == passes
 
 
 def test_ndjson_key_check_negative_control(tmp_path: Path) -> None:

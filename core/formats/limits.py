@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from humanize import naturalsize
@@ -31,23 +31,26 @@ def check_limits(src: Source, max_record: int = MAX_RECORD_BYTES, max_ratio: int
     """Raise InputError (a quarantine) when a record or the decompression ratio is over its limit."""
     if src.compression is None:
         if text and max_record and src.st.st_size > max_record:
-            _scan(_plain_chunks(src), max_record, None)
+            _scan(_plain_chunks(src), max_record, None, again=lambda: _plain_chunks(src))
         return
     allowed = max(RATIO_FLOOR, src.st.st_size * max_ratio) if max_ratio else None
     # A file the readers parse in memory anyway is kept as it is inflated here, so that no parser
     # inflates it again (src.content); past the in-memory size the parts are let go and the
     # readers stream the file as before.
     keep = src.st.st_size * 6 <= Reader.IN_MEMORY_BYTES  # (the readers' own estimate, Reader._in_memory)
-    src.content = _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio, keep)
+    src.content = _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio, keep,
+                        again=lambda: _decompressed_chunks(src))
 
 
 def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0,
-          keep: bool = False) -> bytes | None:
-    """The whole content when ``keep`` and it fits the in-memory size, else None."""
+          keep: bool = False, *, again: Callable[[], Iterator[bytes]]) -> bytes | None:
+    """The whole content when ``keep`` and it fits the in-memory size, else None.
+
+    Records are checked by their ends only (:func:`_run_after`); a record found over the limit
+    is then located exactly by :func:`_exact` over ``again()``, the same bytes from the start."""
     kept: list[bytes] | None = [] if keep else None
     total = 0
-    line = 1
-    run = 0  # bytes since the last newline
+    run: int | None = 0  # bytes since the last newline
     for chunk in chunks:
         total += len(chunk)
         if max_total is not None and total > max_total:
@@ -59,6 +62,39 @@ def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio
                 kept = None
         if not max_record:
             continue
+        run = _run_after(chunk, run or 0, max_record)
+        if run is None:
+            _exact(again(), max_record)  # raises, with the record's line
+            raise InputError(f"a record is over {naturalsize(max_record, binary=True)}, beyond the limit per "
+                             "record (max_record_bytes)")
+    return b"".join(kept) if kept else None
+
+
+def _run_after(chunk: bytes, run: int, limit: int) -> int | None:
+    """Bytes since the last newline once ``chunk`` (which follows ``run`` such bytes) is read, or
+    None when a record ending in it, or still open, is over ``limit``. A record between two of its
+    newlines is shorter than the chunk, so in a chunk no longer than the limit only its ends count:
+    two memchr calls instead of a look at every byte (numpy: ~0.1 s of CPU per 64 MB, 1.5 s for a
+    1 GB CSV)."""
+    first = chunk.find(b"\n")
+    if first < 0:
+        run += len(chunk)
+        return run if run <= limit else None
+    if run + first > limit:
+        return None
+    if len(chunk) > limit:  # (a limit below the chunk size: the records inside count too)
+        nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
+        if len(nl) > 1 and int(np.diff(nl).max()) - 1 > limit:
+            return None
+    run = len(chunk) - chunk.rfind(b"\n") - 1
+    return run if run <= limit else None
+
+
+def _exact(chunks: Iterator[bytes], max_record: int) -> None:
+    """Every byte looked at: raise the first record over the limit with its line number."""
+    line = 1
+    run = 0  # bytes since the last newline
+    for chunk in chunks:
         nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
         if not len(nl):
             run += len(chunk)
@@ -71,7 +107,6 @@ def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio
             run = len(chunk) - int(nl[-1]) - 1
         if run > max_record:
             raise _too_long(line, run, max_record)
-    return b"".join(kept) if kept else None
 
 
 def _too_long(line: int, size: int, limit: int) -> InputError:

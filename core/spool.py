@@ -1,0 +1,50 @@
+"""Insert bodies for the embedded engine, kept on disk instead of in memory (issue 12, peak RSS).
+
+chDB takes an insert body only as a file (clickhouse-connect's driver writes it to a temporary
+file for ``INSERT ... FROM INFILE``), so a batch encoded in memory was held twice on its way: as
+an Arrow IPC buffer in the send queue (about 12 MB per 125,000-row batch, up to five batches at
+once between the producer, the queue and the insert lanes), then as that file. Encoded straight
+into a file, a batch waits in the page cache, which is not the process's memory, and the insert
+names that file (core/target.py Target.insert): no copy at all.
+
+The file goes when the batch is sent, or when the batch is dropped unsent (a halted pipeline):
+its finalizer runs as soon as nothing refers to the batch any more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import weakref
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+class SpooledBody:
+    """An Arrow IPC file of one batch in the temporary directory, read by ``INSERT ... FROM INFILE``
+    (again by each resend: the same bytes)."""
+
+    def __init__(self, data: pa.Table) -> None:
+        import pyarrow as pa
+
+        fd, self.path = tempfile.mkstemp(prefix="chute-batch-", suffix=".arrow")
+        os.close(fd)
+        self._finalizer = weakref.finalize(self, _unlink, self.path)
+        try:
+            with pa.OSFile(self.path, "wb") as sink, pa.ipc.new_file(sink, data.schema) as writer:
+                writer.write_table(data)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Remove the file now (idempotent)."""
+        self._finalizer()
