@@ -160,12 +160,17 @@ class Watcher:
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self.last_scan = 0.0
         self.scanned_paths: set[str] = set()
+        self._keep_scanned = False  # `--once`: every path any scan of the run found (see start)
         self._markers = {r.done_marker for r in self.routes if r.done_marker}
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self, observe: bool = True) -> None:
         self.writers.enable_leases()
+        # Without events (`--once`) the result is read for every path a scan found: a later rescan
+        # must not drop a file that went to _quarantine (or was archived) meanwhile. A daemon keeps
+        # only the last scan's paths, so the set does not grow with the folder's history.
+        self._keep_scanned = not observe
         self._load_known()
         self.scan()
         if observe:
@@ -318,7 +323,7 @@ class Watcher:
                 found.add(rel)
                 self.observe(rel, complete=False, from_scan=True, batch=sightings)
         self._record_many(sightings)
-        self.scanned_paths = found
+        self.scanned_paths = self.scanned_paths | found if self._keep_scanned else found
 
     def _known_same(self, rel: str, ident: tuple[int, int, int, int, int]) -> bool:
         known = self._known.get(rel)
