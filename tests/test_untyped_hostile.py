@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import socket
 import threading
 from pathlib import Path
 
 from chute.core.config import Config
 from chute.core.ledger import Ledger
+from chute.core.states import State
 from chute.core.watcher import Watcher
+from tests.conftest import make_config, wait_for
 
 
 def _watcher(tmp_path: Path, settle: float) -> tuple[Watcher, Ledger, Path]:
@@ -51,3 +56,39 @@ def test_a_daemons_scanned_paths_do_not_grow_with_its_history(tmp_path: Path) ->
     finally:
         watcher.stop()
         ledger.close()
+
+
+def test_special_files_with_unreadable_names_are_quarantined_with_their_reason(
+        engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """A UNIX socket was retried 6 times as an "unexpected OSError" (open(2) says ENXIO) and ended
+    `failed`; a relative symlink moved into _quarantine/ points elsewhere from there, so the move
+    was recorded as "not moved" and no reason file was written beside it."""
+    cfg = make_config(tmp_path, chdb_path, settle_seconds=0.2)
+    data, outside = cfg.data_dir, tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.xml").write_text("root:hunter2\n")
+    (data / "in.xml").write_text("<a/>\n")
+    os.symlink("../outside/secret.xml", data / "out-link.xml")  # relative, pointing outside
+    (data / "_kept.xml").write_text("<b/>\n")  # (ignored by its name: it stays where it is)
+    os.symlink("_kept.xml", data / "in-link.bin")  # relative, pointing inside
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(data / "sock.xml"))
+        engine = engine_factory(cfg)
+        names = {"sock.xml": "not a regular file", "out-link.xml": "symlink pointing outside the data folder",
+                 "in-link.bin": "unknown file type", "in.xml": "unknown file type"}
+
+        def ended() -> bool:
+            rows = [engine.ledger.current(n) for n in names]
+            return all(r is not None and r.state in (State.QUARANTINED, State.FAILED) for r in rows)
+
+        wait_for(ended, timeout=60, what="special files quarantined")
+        for name, why in names.items():
+            row = engine.ledger.current(name)
+            assert row is not None and row.state == State.QUARANTINED, (name, row and row.state, row and row.last_error)
+            assert why in (row.last_error or ""), (name, row.last_error)
+            assert row.moved_to, name
+            assert not (data / name).exists() and not (data / name).is_symlink(), name
+            info = json.loads(Path(str(data / row.moved_to) + ".reason.json").read_text())
+            assert info["path"] == name and info["reason"] == row.last_error
+    # The targets were never moved.
+    assert (outside / "secret.xml").read_text() == "root:hunter2\n" and (data / "_kept.xml").exists()
