@@ -198,6 +198,10 @@ class Watcher:
         return (len(self._settling) + len(self._untyped) - len(self.waiting_for_marker())
                 + (1 if self._unhandled else 0))
 
+    def untyped_waiting(self) -> list[str]:
+        """Ledger paths of files of a type chute cannot read, kept out of the ledger while they settle."""
+        return [self.prefix + rel for rel in list(self._untyped)]
+
     def waiting_for_marker(self) -> set[str]:
         """Ledger paths (with this folder's prefix) of files parked until their done-marker appears."""
         return {self.prefix + rel for rel, e in list(self._settling.items())

@@ -92,3 +92,34 @@ def test_special_files_with_unreadable_names_are_quarantined_with_their_reason(
             assert info["path"] == name and info["reason"] == row.last_error
     # The targets were never moved.
     assert (outside / "secret.xml").read_text() == "root:hunter2\n" and (data / "_kept.xml").exists()
+
+
+def test_status_and_attach_show_untyped_files_kept_out_of_the_ledger(
+        engine_factory, tmp_path: Path, chdb_path: Path, capsys) -> None:
+    """An untyped file kept out of the ledger while it settles (a service's `app.log` held open
+    stays there for good) was invisible to `chute status` ("no files yet") and to `chute attach`
+    (settling 0); only the in-process console counted it."""
+    from chute.core import cli
+    from chute.core.attach import AttachedEngine
+
+    cfg = make_config(tmp_path, chdb_path, settle_seconds=600)
+    engine = engine_factory(cfg)
+    (cfg.data_dir / "app.log").write_text("started\n")
+    wait_for(lambda: engine.watcher.settling == 1, what="parked")
+    state = ["--state-dir", str(cfg.state_dir)]
+
+    def status() -> dict:
+        assert cli.main(["status", "--json", *state]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    shown = wait_for(lambda: status()["untyped_waiting"]["count"] == 1 and status(), timeout=30, what="in status")
+    assert shown["untyped_waiting"]["paths"] == ["app.log"] and not any(shown["counts"].values())
+    assert cli.main(["status", *state]) == 0
+    assert "app.log" in capsys.readouterr().out
+    attached = AttachedEngine(cfg)
+    try:
+        assert attached.snapshot().settling == 1
+    finally:
+        attached.ledger.close()
+    engine.stop()  # a stopped daemon's list is not believed
+    assert status()["untyped_waiting"] == {"count": 0, "paths": []}
