@@ -327,6 +327,8 @@ class Watcher:
                 found.add(rel)
                 self.observe(rel, complete=False, from_scan=True, batch=sightings)
         self._record_many(sightings)
+        for rel in [rel for rel in self._untyped if rel not in found]:
+            del self._untyped[rel]  # deleted, or a writer's temporary name renamed: never ours to record
         self.scanned_paths = self.scanned_paths | found if self._keep_scanned else found
 
     def _known_same(self, rel: str, ident: tuple[int, int, int, int, int]) -> bool:

@@ -123,3 +123,23 @@ def test_status_and_attach_show_untyped_files_kept_out_of_the_ledger(
         attached.ledger.close()
     engine.stop()  # a stopped daemon's list is not believed
     assert status()["untyped_waiting"] == {"count": 0, "paths": []}
+
+
+def test_a_parked_file_gone_at_a_rescan_stops_counting(tmp_path: Path) -> None:
+    """A parked untyped file deleted (or renamed: the writer's rename leaves the temporary name
+    behind in the map) counted as settling for the whole settle_seconds, however many scans did
+    not find it: `--once` and the console's idle waited on a file that was no longer there, and
+    `chute status` listed it."""
+    from tests.test_untyped_files import _written
+
+    watcher, ledger, data = _watcher(tmp_path, settle=600)  # (long settles: network filesystems)
+    try:
+        watcher.scan()
+        _written(watcher, data / "gone.xml", "<a/>\n")
+        _written(watcher, data / "stays.xml", "<b/>\n")
+        assert watcher.settling == 2
+        (data / "gone.xml").unlink()
+        watcher.scan()
+        assert watcher.untyped_waiting() == ["stays.xml"] and watcher.settling == 1  # still waits its turn
+    finally:
+        ledger.close()
