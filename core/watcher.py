@@ -160,6 +160,7 @@ class Watcher:
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self.last_scan = 0.0
         self.scanned_paths: set[str] = set()
+        self._bad_names: set[str] = set()  # names not UTF-8, warned about once each
         self._keep_scanned = False  # `--once`: every path any scan of the run found (see start)
         self._markers = {r.done_marker for r in self.routes if r.done_marker}
 
@@ -322,7 +323,7 @@ class Watcher:
             dirnames[:] = [d for d in dirnames if not is_ignored((rel_dir / d).as_posix())]
             for name in filenames:
                 rel = (rel_dir / name).as_posix()
-                if is_ignored(rel) or self._is_marker(rel):
+                if is_ignored(rel) or self._is_marker(rel) or not self._utf8(rel):
                     continue
                 found.add(rel)
                 self.observe(rel, complete=False, from_scan=True, batch=sightings)
@@ -342,7 +343,7 @@ class Watcher:
                 batch: list[_Sighting] | None = None) -> None:
         """Look at ``rel``; a version the ledger may not know is recorded now, or added to ``batch``
         for ``_record_many``."""
-        if is_ignored(rel):
+        if is_ignored(rel) or not self._utf8(rel):
             return
         st = self._stat(rel)
         if st is None or not self.admit(rel, st):
@@ -359,6 +360,19 @@ class Watcher:
             batch.append(_Sighting(rel, st, complete, from_scan, created))
         else:
             self._record_many([_Sighting(rel, st, complete, from_scan, created)])
+
+    def _utf8(self, rel: str) -> bool:
+        """Can ``rel`` be a ledger path? A name that is not UTF-8 (os gives it with surrogates) cannot:
+        recording it raised in the middle of a scan, and so no file that scan found was recorded."""
+        try:
+            rel.encode()
+        except UnicodeEncodeError:
+            if rel not in self._bad_names:
+                self._bad_names.add(rel)
+                log.warning("skipping %s: its name is not valid UTF-8, so chute cannot record it (rename it)",
+                            ascii(self.prefix + rel))
+            return False
+        return True
 
     def _stat(self, rel: str) -> os.stat_result | None:
         """A regular file's (or FIFO's, socket's, device's) stat; None when it is gone or something else."""

@@ -143,3 +143,25 @@ def test_a_parked_file_gone_at_a_rescan_stops_counting(tmp_path: Path) -> None:
         assert watcher.untyped_waiting() == ["stays.xml"] and watcher.settling == 1  # still waits its turn
     finally:
         ledger.close()
+
+
+def test_a_name_that_is_not_utf8_is_skipped_with_a_warning_and_blocks_nothing(
+        engine_factory, tmp_path: Path, chdb_path: Path, caplog) -> None:
+    """A file name that is not valid UTF-8 (`bad\\xfe.csv`, from a Latin-1 system) cannot be a ledger
+    path: recording it raised UnicodeEncodeError, which stopped `chute --once` at start ("unexpected
+    error", exit 1) and made every scan of a daemon fail, so no file found by a scan was recorded."""
+    cfg = make_config(tmp_path, chdb_path, settle_seconds=0.2)
+    data = os.fsencode(cfg.data_dir)
+    for name in (b"bad\xfe.csv", b"bad\xff.xml"):
+        with open(os.path.join(data, name), "wb") as f:
+            f.write(b"id\n1\n")
+    (cfg.data_dir / "good.csv").write_text("id\n1\n2\n")
+    engine = engine_factory(cfg, once=True)
+    wait_for(engine.idle, timeout=60, what="idle")
+    row = engine.ledger.current("good.csv")
+    assert row is not None and row.state == State.LOADED
+    assert sorted(engine.watcher.scanned_paths) == ["good.csv"]
+    warned = [r.getMessage() for r in caplog.records if "not valid UTF-8" in r.getMessage()]
+    assert len(warned) == 2, warned
+    engine.watcher.scan()  # told once per name, not at every scan
+    assert len([r for r in caplog.records if "not valid UTF-8" in r.getMessage()]) == 2
