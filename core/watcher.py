@@ -62,6 +62,7 @@ WRITER_RECHECK = 1.0
 # Files waiting for a done-marker: the marker's own event wakes us; this is the fallback.
 MARKER_RECHECK = 1.0
 _MARKER_NOTE = "waiting for its done-marker"
+_MARKER_CAME = "its done-marker came"
 
 
 class Hint(Enum):
@@ -303,7 +304,10 @@ class Watcher:
                 for waiting, entry in self._settling.items():  # look at its files in this round
                     if self._marker_of(waiting) == rel:
                         entry.recheck_at = 0.0
-                        entry.note = None if entry.note and entry.note.startswith(_MARKER_NOTE) else entry.note
+                        # No longer parked on its marker, yet the ledger still says so: a note that is
+                        # not the marker's keeps the queueing's reason reset (_settle).
+                        if entry.note and entry.note.startswith(_MARKER_NOTE):
+                            entry.note = _MARKER_CAME
                 continue
             if hint is Hint.OPENED:
                 opened = self._settling.get(rel)

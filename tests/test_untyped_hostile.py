@@ -12,16 +12,18 @@ from pathlib import Path
 
 from chute.core.config import Config
 from chute.core.ledger import Ledger
+from chute.core.routing import Route
 from chute.core.states import State
-from chute.core.watcher import Watcher
+from chute.core.watcher import Hint, Watcher
 from tests.conftest import make_config, wait_for
 
 
-def _watcher(tmp_path: Path, settle: float) -> tuple[Watcher, Ledger, Path]:
+def _watcher(tmp_path: Path, settle: float, **overrides: object) -> tuple[Watcher, Ledger, Path]:
     data, state = tmp_path / "data", tmp_path / "state"
     data.mkdir()
     state.mkdir()
-    cfg = dataclasses.replace(Config(), data_dir=data, state_dir=state, settle_seconds=settle, rescan_seconds=60)
+    cfg = dataclasses.replace(Config(), data_dir=data, state_dir=state, settle_seconds=settle, rescan_seconds=60,
+                              **overrides)
     ledger = Ledger(state)
     return Watcher(cfg, ledger, on_queued=threading.Event().set), ledger, data
 
@@ -165,3 +167,26 @@ def test_a_name_that_is_not_utf8_is_skipped_with_a_warning_and_blocks_nothing(
     assert len(warned) == 2, warned
     engine.watcher.scan()  # told once per name, not at every scan
     assert len([r for r in caplog.records if "not valid UTF-8" in r.getMessage()]) == 2
+
+
+def test_a_file_queued_after_its_done_marker_loses_the_waiting_note(tmp_path: Path) -> None:
+    """The marker's event cleared the watcher's note before the file was queued, and the queueing
+    clears the ledger's reason only when a note is set: `chute files` showed a loaded file
+    "waiting for its done-marker a.csv.ok" for good."""
+    from tests.test_untyped_files import _written
+
+    route = Route(table="drop", glob="drop/*", done_marker=".ok")
+    watcher, ledger, data = _watcher(tmp_path, settle=0, routes=(route,))
+    try:
+        (data / "drop").mkdir()
+        watcher.scan()
+        _written(watcher, data / "drop" / "a.csv", "id\n1\n")
+        row = ledger.current("drop/a.csv")
+        assert row is not None and row.state == State.SETTLING and "done-marker" in (row.reason or "")
+        (data / "drop" / "a.csv.ok").write_text("")
+        watcher._handle([(str(data / "drop" / "a.csv.ok"), Hint.CLOSED)])
+        watcher._settle()
+        row = ledger.current("drop/a.csv")
+        assert row is not None and row.state == State.QUEUED and row.reason is None, (row.state, row.reason)
+    finally:
+        ledger.close()
