@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from chute.core import alerts
+from chute.core import alerts, untyped_status
 from chute.core.alerts import Alert
 from chute.core.config import Config
 from chute.core.engine import Snapshot, StateLock
@@ -136,7 +136,9 @@ class AttachedEngine:
             mb_per_s=sum(h[2] for h in recent) / RATE_WINDOW / 1e6,
             files_per_min=float(ledger.loaded_since(now - 60)),
             rows_last_hour=self._rows.since(ledger, now - 3600, now),
-            settling=counts.get(State.SETTLING, 0) + counts.get(State.SEEN, 0),
+            # (+ untyped files the running daemon keeps out of the ledger while they settle)
+            settling=counts.get(State.SETTLING, 0) + counts.get(State.SEEN, 0)
+            + (untyped_status.read(ledger)[0] if daemon is not None else 0),
             history=history,
             alerts=self._current_alerts(now),
             open_actions=ledger.open_intent_count(),

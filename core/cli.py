@@ -398,13 +398,15 @@ def _read_ledger(cfg: config_mod.Config) -> Ledger:
 
 
 def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
-    from chute.core import api
+    from chute.core import api, untyped_status
 
     now = time.time()
     status = api.status(config=cfg)
     data = status.as_dict()
     running, rows_1h, errors = data["running"], data["rows_last_hour"], data["recent_errors"]
     data["fleet"] = json.loads(ledger.meta("fleet") or "null")  # core/fleet.py: host name, mirror error
+    waiting, listed = untyped_status.read(ledger) if running else (0, [])
+    data["untyped_waiting"] = {"count": waiting, "paths": listed}  # not in the ledger yet (core/untyped_status.py)
     if as_json:
         print(json.dumps(data, indent=2))
         return EXIT_OK
@@ -418,6 +420,10 @@ def _status(cfg: config_mod.Config, ledger: Any, as_json: bool) -> int:
             print(f"  {humanize.naturaltime(now - e['at']):>16}  {e['state']:<11} {e['path']}: {e['error']}")
     for alert in data["alerts"]:
         print(f"{alert['level'].upper():<8} {alert['name']}: {alert['message']}")
+    if waiting:
+        more = f" (and {waiting - len(listed)} more)" if waiting > len(listed) else ""
+        print(f"waiting to settle, of a type chute cannot read (recorded and quarantined once quiet for "
+              f"settle_seconds with no writer): {', '.join(listed)}{more}")
     _print_open_actions(status.open_actions, now)
     if unacked := ledger.open_groups():
         groups = sorted({gid for gid, _ in unacked.values()})

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chute.core import dispatch, intents, private, resources, tracing
+from chute.core import dispatch, intents, private, resources, tracing, untyped_status
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
@@ -29,6 +29,7 @@ from chute.core.metrics import Metrics
 from chute.core.sources import extra_sources
 from chute.core.states import State
 from chute.core.target import AccessError, Target
+from chute.core.untyped_status import UntypedBoard
 from chute.core.watcher import Watcher
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ class Engine:
         self.started_at = time.time()  # the fleet heartbeat reports it (core/fleet.py)
         self.metrics = Metrics(self)
         self.monitor = Monitor(self)
+        self.untyped_board = UntypedBoard()  # parked untyped files, for `chute status` and attach
         self.gc = DailyGc(self)  # retention (core/gc.py), checked with the health probe
         self.fleet: FleetMirror | None = None  # core/fleet.py, unless fleet_mirror = false
         self.resources = resources.Guard()  # disk full: pause, one alert, resume by itself (core/resources.py)
@@ -172,7 +174,8 @@ class Engine:
             self.ledger = open_ledger(cfg)
             # What `chute attach` shows (it cannot open this engine's ClickHouse). A new engine starts
             # unpaused; the target is known while --wait-for-clickhouse waits, the version once it answers.
-            for key, value in (("paused", "0"), ("target", cfg.masked_url()), ("server_version", "")):
+            for key, value in (("paused", "0"), ("target", cfg.masked_url()), ("server_version", ""),
+                               (untyped_status.META_KEY, "")):
                 self.ledger.set_meta(key, value)
             self._connect(wait_for_target)
             self.ledger.set_meta("server_version", self.target.server_version)
@@ -371,6 +374,8 @@ class Engine:
 
     def _health_tick(self) -> None:
         self._space_tick()
+        if self.watcher is not None and self.ledger is not None:
+            self.untyped_board.publish(self.ledger, self.watcher.untyped_waiting())
         self.monitor.tick()
         self.gc.tick()
         answers = self.target.ping()

@@ -44,6 +44,9 @@ class Watchers:
     def scanned_paths(self) -> set[str]:
         return {w.prefix + p for w in self.watchers for p in w.scanned_paths}
 
+    def untyped_waiting(self) -> list[str]:
+        return [p for w in self.watchers for p in w.untyped_waiting()]
+
     def waiting_for_marker(self) -> set[str]:
         return set().union(*(w.waiting_for_marker() for w in self.watchers))
 

@@ -243,13 +243,16 @@ def _run_quarantine(cfg: Config, ledger: Ledger, intent: Intent) -> str | None:
     was and the same), reason file beside it, then the state."""
     a = intent.args
     src, dest = cfg.locate(a["path"]), cfg.locate(a["dest"])
-    moved = None
+    moved, link_moved = None, False
     try:
         if _ours(src, a["identity"]) and not (dest.exists() or dest.is_symlink()):
             dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dest)  # a symlink moves as the link
+            # A symlink moves as the link; a relative one points elsewhere from _quarantine/, so
+            # the identity check below cannot find it: this move itself says it is ours.
+            link_moved = src.is_symlink()
+            os.replace(src, dest)
         failpoints.step("quarantine_moved")
-        if _ours(dest, a["identity"]):
+        if link_moved or _ours(dest, a["identity"]):
             Path(str(dest) + ".reason.json").write_text(json.dumps(a["reason"], indent=2) + "\n")
             moved = a["dest"]
     except OSError as exc:

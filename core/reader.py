@@ -6,6 +6,7 @@ The hash and the parse read the same open file descriptor (polars reads it throu
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import io
@@ -84,6 +85,10 @@ def open_source(path: Path, compression: str | None, max_bytes: int = 0) -> Sour
         raise FileChanged(f"{path.name} disappeared") from None
     except PermissionError:
         raise InputError(f"permission denied reading {path.name}") from None
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # a UNIX socket: open(2) refuses it, a FIFO it opens
+            raise
+        raise InputError(f"{path.name} is not a regular file") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)

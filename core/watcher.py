@@ -62,6 +62,7 @@ WRITER_RECHECK = 1.0
 # Files waiting for a done-marker: the marker's own event wakes us; this is the fallback.
 MARKER_RECHECK = 1.0
 _MARKER_NOTE = "waiting for its done-marker"
+_MARKER_CAME = "its done-marker came"
 
 
 class Hint(Enum):
@@ -160,12 +161,18 @@ class Watcher:
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self.last_scan = 0.0
         self.scanned_paths: set[str] = set()
+        self._bad_names: set[str] = set()  # names not UTF-8, warned about once each
+        self._keep_scanned = False  # `--once`: every path any scan of the run found (see start)
         self._markers = {r.done_marker for r in self.routes if r.done_marker}
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self, observe: bool = True) -> None:
         self.writers.enable_leases()
+        # Without events (`--once`) the result is read for every path a scan found: a later rescan
+        # must not drop a file that went to _quarantine (or was archived) meanwhile. A daemon keeps
+        # only the last scan's paths, so the set does not grow with the folder's history.
+        self._keep_scanned = not observe
         self._load_known()
         self.scan()
         if observe:
@@ -192,6 +199,10 @@ class Watcher:
         wait for a done-marker (only a new file, the marker, moves them on)."""
         return (len(self._settling) + len(self._untyped) - len(self.waiting_for_marker())
                 + (1 if self._unhandled else 0))
+
+    def untyped_waiting(self) -> list[str]:
+        """Ledger paths of files of a type chute cannot read, kept out of the ledger while they settle."""
+        return [self.prefix + rel for rel in list(self._untyped)]
 
     def waiting_for_marker(self) -> set[str]:
         """Ledger paths (with this folder's prefix) of files parked until their done-marker appears."""
@@ -293,7 +304,10 @@ class Watcher:
                 for waiting, entry in self._settling.items():  # look at its files in this round
                     if self._marker_of(waiting) == rel:
                         entry.recheck_at = 0.0
-                        entry.note = None if entry.note and entry.note.startswith(_MARKER_NOTE) else entry.note
+                        # No longer parked on its marker, yet the ledger still says so: a note that is
+                        # not the marker's keeps the queueing's reason reset (_settle).
+                        if entry.note and entry.note.startswith(_MARKER_NOTE):
+                            entry.note = _MARKER_CAME
                 continue
             if hint is Hint.OPENED:
                 opened = self._settling.get(rel)
@@ -313,12 +327,14 @@ class Watcher:
             dirnames[:] = [d for d in dirnames if not is_ignored((rel_dir / d).as_posix())]
             for name in filenames:
                 rel = (rel_dir / name).as_posix()
-                if is_ignored(rel) or self._is_marker(rel):
+                if is_ignored(rel) or self._is_marker(rel) or not self._utf8(rel):
                     continue
                 found.add(rel)
                 self.observe(rel, complete=False, from_scan=True, batch=sightings)
         self._record_many(sightings)
-        self.scanned_paths = found
+        for rel in [rel for rel in self._untyped if rel not in found]:
+            del self._untyped[rel]  # deleted, or a writer's temporary name renamed: never ours to record
+        self.scanned_paths = self.scanned_paths | found if self._keep_scanned else found
 
     def _known_same(self, rel: str, ident: tuple[int, int, int, int, int]) -> bool:
         known = self._known.get(rel)
@@ -331,7 +347,7 @@ class Watcher:
                 batch: list[_Sighting] | None = None) -> None:
         """Look at ``rel``; a version the ledger may not know is recorded now, or added to ``batch``
         for ``_record_many``."""
-        if is_ignored(rel):
+        if is_ignored(rel) or not self._utf8(rel):
             return
         st = self._stat(rel)
         if st is None or not self.admit(rel, st):
@@ -348,6 +364,19 @@ class Watcher:
             batch.append(_Sighting(rel, st, complete, from_scan, created))
         else:
             self._record_many([_Sighting(rel, st, complete, from_scan, created)])
+
+    def _utf8(self, rel: str) -> bool:
+        """Can ``rel`` be a ledger path? A name that is not UTF-8 (os gives it with surrogates) cannot:
+        recording it raised in the middle of a scan, and so no file that scan found was recorded."""
+        try:
+            rel.encode()
+        except UnicodeEncodeError:
+            if rel not in self._bad_names:
+                self._bad_names.add(rel)
+                log.warning("skipping %s: its name is not valid UTF-8, so chute cannot record it (rename it)",
+                            ascii(self.prefix + rel))
+            return False
+        return True
 
     def _stat(self, rel: str) -> os.stat_result | None:
         """A regular file's (or FIFO's, socket's, device's) stat; None when it is gone or something else."""
