@@ -431,20 +431,21 @@ class LedgerTable(DataTable[Any]):
     def vertical_scrollbar(self) -> ScrollBar:
         """Widget's, as a SteadyScrollBar (repainted only when its look changes)."""
         if self._vertical_scrollbar is None:
-            self._vertical_scrollbar = bar = SteadyScrollBar(vertical=True, name="vertical",
-                                                             thickness=self.scrollbar_size_vertical)
-            bar.display = False
-            self.app._start_widget(self, bar)
+            self._vertical_scrollbar = self._steady_bar(vertical=True)
         return self._vertical_scrollbar
 
     @property
     def horizontal_scrollbar(self) -> ScrollBar:
         if self._horizontal_scrollbar is None:
-            self._horizontal_scrollbar = bar = SteadyScrollBar(vertical=False, name="horizontal",
-                                                               thickness=self.scrollbar_size_horizontal)
-            bar.display = False
-            self.app._start_widget(self, bar)
+            self._horizontal_scrollbar = self._steady_bar(vertical=False)
         return self._horizontal_scrollbar
+
+    def _steady_bar(self, vertical: bool) -> ScrollBar:
+        bar = SteadyScrollBar(vertical=vertical, name="vertical" if vertical else "horizontal",
+                              thickness=self.scrollbar_size_vertical if vertical else self.scrollbar_size_horizontal)
+        bar.display = False
+        self.app._start_widget(self, bar)
+        return bar
 
     def _on_resize(self, event: events.Resize) -> None:
         """Adaptive columns (path, table, reason) take the room a wider terminal gives; the
