@@ -556,7 +556,8 @@ class Ledger:
         return bool(rows[0]["p"])
 
     def runnable(self, now: float, exclude: Iterable[int] = (), limit: int = 16) -> list[FileRow]:
-        """Queued files, and failed ones whose next attempt is due, oldest first."""
+        """Queued files, and failed ones whose next attempt is due, oldest first; files of a type chute
+        cannot read after the others (they are only moved aside: a flood of them must not hold up data)."""
         ex = list(exclude)
         # An empty `NOT IN ()` is spelled away: `NOT IN (NULL)` would match nothing.
         skip = f" AND id NOT IN ({','.join('?' * len(ex))})" if ex else ""
@@ -564,7 +565,7 @@ class Ledger:
             f"SELECT * FROM files WHERE current = 1"
             f" AND ((state = 'queued' AND (next_attempt IS NULL OR next_attempt <= ?))"
             f" OR (state = 'failed' AND next_attempt IS NOT NULL AND next_attempt <= ?))"
-            f"{skip} ORDER BY id LIMIT ?",
+            f"{skip} ORDER BY fmt IS NULL, id LIMIT ?",
             (now, now, *ex, limit),
         )
         return [FileRow.of(r) for r in rows]

@@ -56,6 +56,21 @@ def test_runnable_respects_backoff(tmp_path: Path) -> None:
     assert ledger.runnable(now=1e12) == []
 
 
+def test_unreadable_files_wait_behind_readable_ones(tmp_path: Path) -> None:
+    """A flood of files chute can only move aside must not hold up data: a CSV queued after 40 of
+    them is in the first dispatch (it waited 20.7 s behind 1,000 in a daemon before)."""
+    ledger = Ledger(tmp_path)
+    for i in range(40):
+        junk, _ = ledger.observe(f"j{i}.xml", _stat(tmp_path, f"j{i}.xml", b"<a/>"), f"j{i}_xml", None, None, True)
+        ledger.transition(junk.id, State.QUEUED)
+    data, _ = ledger.observe("sales.csv", _stat(tmp_path, "sales.csv", b"id\n1\n"), "sales", "csv", None, True)
+    ledger.transition(data.id, State.QUEUED)
+    first = ledger.runnable(now=1e12, limit=4)
+    assert first[0].id == data.id
+    assert [r.path for r in first[1:]] == ["j0.xml", "j1.xml", "j2.xml"]  # then the others, oldest first
+    ledger.close()
+
+
 def test_token_generation_never_reuses_tokens_of_same_content(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path)
     a, _ = ledger.observe("a.csv", _stat(tmp_path, "a.csv", b"x\n1\n"), "a", "csv", None, False)
