@@ -3,42 +3,17 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from chute.core.states import State
 from chute.tui import format as fmt
-from chute.tui.view import View
 from chute.tui.widgets.rates import per_second
+from chute.tui.widgets.view_line import ViewLine
 
 SPARK_SECONDS = 60
 SPARK_WIDTH = 12
 
 
-class RatesStrip(Static):
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.view: View | None = None
-        self._shown = Text()
-        self._shown_for: tuple[View | None, tuple[object, ...]] = (None, ())  # (view, _looks())
-
-    def show(self, view: View) -> None:
-        self.view = view
-        line = self._line()
-        if line != self._shown:  # a line that reads the same every second is not painted again
-            self._shown = line
-            self.refresh()
-        self._shown_for = (view, self._looks())
-
-    def render(self) -> Text:
-        view, looks = self._shown_for
-        if view is not None and view is self.view and looks == self._looks():
-            return self._shown  # made by show() for this very view, at this width
-        return self._line()
-
-    def _looks(self) -> tuple[object, ...]:
-        """What the line depends on besides the view."""
-        return (self.size,)
-
+class RatesStrip(ViewLine):
     def _line(self) -> Text:
         view = self.view
         if view is None:
