@@ -8,8 +8,10 @@ under the cursor must never turn `d` into a purge of another file.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -132,11 +134,8 @@ class LedgerTable(DataTable[Any]):
 
     def apply(self, rows: list[FileRow], view: View) -> bool:
         """Make the table show ``rows`` in this order. True when anything changed."""
-        self._window = self._lines_on_show()  # the same for every cell this diff updates
-        try:
+        with self._window_fixed():  # the same for every cell this diff updates
             return self._apply(rows, view)
-        finally:
-            self._window = None
 
     def _apply(self, rows: list[FileRow], view: View) -> bool:
         keep = self.selected_key
@@ -289,6 +288,15 @@ class LedgerTable(DataTable[Any]):
         and scroll walks the compositor: a refresh that changes sixty Ages asks once (apply)."""
         return (round(self.scroll_y), self.size.height, self.header_height if self.show_header else 0,
                 max(self.size.width, self.virtual_size.width))
+
+    @contextlib.contextmanager
+    def _window_fixed(self) -> Iterator[None]:
+        """Cells updated inside share one ask of the lines on show (_lines_on_show)."""
+        self._window = self._lines_on_show()
+        try:
+            yield
+        finally:
+            self._window = None
 
     def _touch(self, row: RowKey, col: ColumnKey) -> None:
         """A new version of the cell and its row: their kept renders are not used again."""
@@ -471,14 +479,11 @@ class LedgerTable(DataTable[Any]):
                 changed = True
         if not changed:
             return False
-        self._window = self._lines_on_show()
-        try:
+        with self._window_fixed():
             for key, model in self._models.items():
                 row = self._rows[key]
                 for col, value in zip(self.COLUMNS, model, strict=True):
                     self.update_cell(key, col.key, self._cell(col, value, row))
-        finally:
-            self._window = None
         self.refresh()
         return True
 
