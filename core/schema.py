@@ -21,9 +21,18 @@ LINEAGE = (
 LINEAGE_NAMES = frozenset(name for name, _ in LINEAGE)
 
 
+def _quoted(text: str, quote: str) -> str:
+    return quote + text.replace("\\", "\\\\").replace(quote, "\\" + quote) + quote
+
+
 def quote_ident(name: str) -> str:
     """Backtick-quote an identifier, escaping backslashes and backticks."""
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+    return _quoted(name, "`")
+
+
+def quote_string(value: str) -> str:
+    """A string literal in single quotes, escaping backslashes and quotes."""
+    return _quoted(value, "'")
 
 
 def qualified(database: str, table: str) -> str:

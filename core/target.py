@@ -25,6 +25,7 @@ from chute.core.schema import (
     create_table_sql,
     qualified,
     quote_ident,
+    quote_string,
 )
 from chute.core.spool import SpooledBody
 from chute.core.wallclock import UTC_NAMES, known_zone
@@ -293,13 +294,9 @@ def _tls_file(key: str, value: str) -> str:
     return str(path)
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _settings_sql(settings: dict[str, Any]) -> str:
     """``name = value, ...`` for a SETTINGS clause (numbers as they are, anything else quoted)."""
-    return ", ".join(f"{name} = {int(value) if isinstance(value, int) else _sql_string(str(value))}"
+    return ", ".join(f"{name} = {int(value) if isinstance(value, int) else quote_string(str(value))}"
                      for name, value in settings.items())
 
 
@@ -558,7 +555,7 @@ class Target:
             try:
                 if isinstance(body, SpooledBody):  # chDB reads the file itself, for every (re)send
                     self._call("command", f"INSERT INTO {qualified(self.database, table)} ({', '.join(columns)})"
-                                          f" FROM INFILE {_sql_string(body.path)} SETTINGS {_settings_sql(settings)}"
+                                          f" FROM INFILE {quote_string(body.path)} SETTINGS {_settings_sql(settings)}"
                                           " FORMAT Arrow")
                     body.discard()
                 else:
