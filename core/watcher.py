@@ -90,7 +90,7 @@ class _Pending:
 class _Untyped:
     """A file of a type chute cannot read, not yet in the ledger (docs/ARCHITECTURE.md#complete-files)."""
 
-    st: os.stat_result
+    ident: tuple[int, int, int, int, int]  # dev, inode, size, mtime_ns, ctime_ns
     quiet_since: float  # wall clock
     recheck_at: float = 0.0  # monotonic: a writer holds it until then
 
@@ -460,8 +460,8 @@ class Watcher:
         if s.recorded or format_of(s.rel)[0] is not None:
             return False
         was = self._untyped.get(s.rel)
-        if was is None or _ident(was.st) != s.ident:
-            self._untyped[s.rel] = _Untyped(s.st, _quiet_since(s.st, s.from_scan))
+        if was is None or was.ident != s.ident:
+            self._untyped[s.rel] = _Untyped(s.ident, _quiet_since(s.st, s.from_scan))
         elif s.complete:
             was.recheck_at = 0.0  # its writer closed it: no need to wait for the writer re-check
         return True
@@ -476,8 +476,8 @@ class Watcher:
             if st is None:  # renamed or deleted meanwhile: it was never ours to record
                 del self._untyped[rel]
                 continue
-            if _ident(st) != _ident(u.st):
-                self._untyped[rel] = _Untyped(st, wall)
+            if _ident(st) != u.ident:
+                self._untyped[rel] = _Untyped(_ident(st), wall)
                 continue
             if self.writers.of(self.root / rel):
                 u.recheck_at = now + WRITER_RECHECK
