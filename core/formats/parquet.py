@@ -21,6 +21,8 @@ from chute.core.reader import Plan, Reader, Source, _clean_polars_error, open_bi
 
 class ParquetReader(Reader):
     TEXT = False
+    raw_schema: pl.Schema | None = None
+
     def _source(self) -> str | io.BytesIO:
         if self.src.compression is None:
             return self.src.proc_path
@@ -45,6 +47,7 @@ class ParquetReader(Reader):
             raw = lf.collect_schema()
             _wide_decimals(raw)
             unsupported(raw)
+            self.raw_schema = raw  # as the file has it (core/native.py judges these types)
             self._wire = flatten_nested(pl.DataFrame(schema=raw)).schema
             stats = lf.select(pl.len().alias("\x00rows"), *[pl.col(c).null_count() for c in raw]).collect(
                 engine="streaming").row(0, named=True)
