@@ -35,7 +35,7 @@ import polars as pl
 from chute.core import failpoints
 from chute.core.errors import InputError
 from chute.core.formats.parquet import ParquetReader
-from chute.core.schema import LINEAGE_NAMES, Column, quote_ident
+from chute.core.schema import LINEAGE_NAMES, Column
 
 if TYPE_CHECKING:
     from chute.core.fit import Fitter

@@ -580,9 +580,10 @@ class Target:
                                                      if "deduplicate_insert" in settings else {}))
         names = [quote_ident(c.name) for c in columns]
         structure = ", ".join(f"{quote_ident(c.name)} {c.type}" for c in columns)
-        self._call("command", f"INSERT INTO {qualified(self.database, table)} ({', '.join(names)}, _source_path,"
-                              f" _source_sha256, _source_row) SELECT {', '.join(names)}, {{rel:String}}, {{sha:String}},"
-                              " _row_number + 1 FROM file({src:String}, {fmt:String}, {structure:String})",
+        into, picked = ", ".join(names), ", ".join(names)
+        self._call("command", f"INSERT INTO {qualified(self.database, table)} ({into}, _source_path, _source_sha256,"
+                              f" _source_row) SELECT {picked}, {{rel:String}}, {{sha:String}}, _row_number + 1"
+                              " FROM file({src:String}, {fmt:String}, {structure:String})",
                    parameters={"rel": rel_path, "sha": sha256, "src": path, "fmt": fmt, "structure": structure},
                    settings=settings)
 
