@@ -82,10 +82,15 @@ def candidate(loader: Loader, job: _Job) -> bool:
         return False
     if not 0 < job.plan.rows <= NATIVE_MAX_ROWS:
         return False
-    raw = reader.raw_schema  # the file's own types: the wire's may be converted ones (times as text)
-    if raw is None or raw != reader.wire_schema or any(name in _VIRTUAL or name in LINEAGE_NAMES for name in raw):
+    raw = reader.raw_schema
+    if raw is None or not _same_wire(reader) or any(name in _VIRTUAL or name in LINEAGE_NAMES for name in raw):
         return False
     return all(isinstance(dtype, _PROVEN) for dtype in raw.values())
+
+
+def _same_wire(reader: ParquetReader) -> bool:
+    """The file's own types are what the Arrow path sends (it converts some: times to text)."""
+    return reader.raw_schema == reader.wire_schema
 
 
 def first_batch_rows(loader: Loader, job: _Job, chosen: int) -> int:
