@@ -258,6 +258,7 @@ class Loader:
                                                                                    cfg.state_dir) as append:
             try:
                 job = self._open(row, src, append)                   # 1. open once
+                native.prepare(self, job)
                 self._hash_and_plan(job)                             # 2. hash and plan
                 self._claim_content(job)                             # 3. claim the content
                 try:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from chute.core import failpoints
-from chute.core.errors import InputError
+from chute.core.errors import InputError, TargetError
 from chute.core.formats.parquet import ParquetReader
 from chute.core.schema import LINEAGE_NAMES, Column
 
@@ -93,6 +93,22 @@ def _same_wire(reader: ParquetReader) -> bool:
     return reader.raw_schema == reader.wire_schema
 
 
+def prepare(loader: Loader, job: _Job) -> None:
+    """Before the plan: a file that may go natively is planned from its footer (core/formats/parquet.py);
+    ``confirm`` reads every value should it take the Arrow path after all."""
+    cfg, reader = loader.cfg, job.reader
+    if cfg.embedded and cfg.native_read and isinstance(reader, ParquetReader) and job.part is job.src \
+            and job.src.compression is None and job.append.base is None:
+        reader.footer_ok = True
+
+
+def _arrow_path(job: _Job) -> bool:
+    """The version goes through polars and Arrow: a footer plan is confirmed first."""
+    if isinstance(job.reader, ParquetReader):
+        job.reader.confirm()
+    return False
+
+
 def first_batch_rows(loader: Loader, job: _Job, chosen: int) -> int:
     """B for a new version: the whole file when it can go natively in one insert, else ``chosen``."""
     if chosen >= job.plan.rows or not candidate(loader, job):
@@ -109,9 +125,9 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
     if not _eligible(loader, job, table, fitter, anti_join):
         if natives - set(job.done):
             _take_back(loader, job, "its native insert may have landed; the Arrow path sends it anew")
-        return False
+        return _arrow_path(job)
     if len(intents) > len(natives):
-        return False  # the Arrow path began this generation: it finishes it with its own tokens
+        return _arrow_path(job)  # the Arrow path began this generation: it finishes it with its own tokens
     if 0 in job.done:
         return True
     from chute.core.loader import Progress, dedup_token
@@ -126,11 +142,15 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
         with job.trace.step("insert", batch=0, rows=rows, token=token, native=True):
             loader.target.insert_file(row.table_name, job.src.proc_path, "Parquet", columns, row.path, job.sha,
                                       token, Settings(job.batch_rows).as_dict())
-    except InputError as exc:
-        # ClickHouse refused the one block: nothing of it landed. The Arrow path names the row.
+    except (InputError, TargetError) as exc:
+        if isinstance(exc, TargetError) and exc.unreachable:
+            raise
+        # ClickHouse refused the file (bad data, or a reader limit): the Arrow path's outcome is the
+        # one that counts (it names the row, or loads what polars reads). Rows the refused insert
+        # may have left go first.
         log.info("native read of %s refused (%s); sending it through Arrow", row.path, exc)
         _take_back(loader, job, "native read refused")
-        return False
+        return _arrow_path(job)
     secs = time.perf_counter() - t0
     failpoints.step("insert_acked")
     loader.ledger.ack(row.id, row.generation, 0, rows)

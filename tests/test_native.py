@@ -303,3 +303,38 @@ def test_what_native_does_not_take(engine_factory: Callable[..., Engine], cfg: C
     assert engine.wait_idle(timeout=120)
     assert state_of(engine, "t/time.parquet") == "loaded"
     assert not any(native.is_native(t) for t in _tokens(engine))
+
+
+def test_a_corrupt_parquet_planned_from_its_footer_is_still_a_quarantine(engine_factory: Callable[..., Engine],
+                                                                         cfg: Config) -> None:
+    """The footer plan does not read the pages: ClickHouse's native read refuses them, and before
+    the Arrow path sends anything polars reads every value, as a scanned plan did (tests/fuzz.py's
+    panicking file, unwrapped; it came out as a verification failure to retry before ``confirm``)."""
+    import zstandard
+
+    corrupt = zstandard.ZstdDecompressor().decompress((Path(__file__).parent / "data" / "panic.parquet.zst")
+                                                      .read_bytes(), max_output_size=1 << 24)
+    (cfg.data_dir / "p.parquet").write_bytes(corrupt)
+    engine = engine_factory(cfg=cfg, once=True)
+    assert engine.wait_idle(timeout=120)
+    row = engine.ledger.current("p.parquet")
+    assert row.state == "quarantined" and "corrupt" in row.last_error, (row.state, row.last_error)
+
+
+def test_a_footer_plan_equals_the_scanned_plan(tmp_path: Path) -> None:
+    """Rows and NULLs from the footer's statistics are the scan's; nested columns are scanned."""
+    from chute.core.reader import open_source, reader_for
+
+    flat = pl.DataFrame({"a": [1, None, 3] * 50, "b": ["x", None, None] * 50, "c": [0.5, 1.5, None] * 50})
+    nested = flat.with_columns(pl.struct("a", "b").alias("s"), pl.concat_list("a").alias("l"))
+    for name, df, footer in (("flat", flat, True), ("nested", nested, False)):
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(df.to_arrow(), path, row_group_size=40)
+        plans = []
+        for ok in (True, False):
+            with open_source(path, None) as src:
+                reader = reader_for(src, "parquet")
+                reader.footer_ok = ok
+                plans.append(reader.plan())
+                assert reader.from_footer == (ok and footer)
+        assert plans[0] == plans[1]
