@@ -11,8 +11,8 @@ Where it applies (everything else takes the Arrow path, unchanged):
   rows and ``NATIVE_MAX_BYTES`` uncompressed): ``_row_number`` does not let ClickHouse skip row
   groups, so a file of several batches would be read once per batch.
 - Only types whose native read is proven to give the Arrow path's values (tests/test_native.py,
-  a property test over generated files): integers, floats, booleans, text and bytes, dates and
-  timestamps, and only where the batch fitter (core/fit.py) has nothing to convert or check.
+  a property test over generated files): integers, floats, booleans, text and bytes, decimals,
+  dates and timestamps, and only where the batch fitter (core/fit.py) has nothing to convert or check.
 
 Exactly once (docs/ARCHITECTURE.md#exactly-once) holds as on the Arrow path: B is fixed in the
 ledger, the intent is written before the insert, the insert is one block (squashed to one:
@@ -49,7 +49,7 @@ NATIVE_MAX_BYTES = 256 << 20  # uncompressed: ClickHouse's own min_insert_block_
 # Virtual columns of file(): a file column of one of these names would shadow it.
 _VIRTUAL = frozenset({"_path", "_file", "_size", "_time", "_row_number", "_etag"})
 _PROVEN = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Float32,
-           pl.Float64, pl.Boolean, pl.String, pl.Binary, pl.Date, pl.Datetime)
+           pl.Float64, pl.Boolean, pl.String, pl.Binary, pl.Date, pl.Datetime, pl.Decimal)
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ import json
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chute.core import failpoints, native
@@ -55,6 +56,9 @@ _KINDS: dict[str, tuple[pl.DataType, st.SearchStrategy]] = {
     "ts_ns": (pl.Datetime("ns"), st.datetimes(dt.datetime(1678, 1, 1), dt.datetime(2262, 1, 1))),
     "ts_utc": (pl.Datetime("us", "UTC"), st.datetimes(dt.datetime(1900, 1, 1), dt.datetime(2262, 1, 1))),
     "ts_paris": (pl.Datetime("us", "Europe/Paris"), st.datetimes(dt.datetime(1950, 1, 1), dt.datetime(2200, 1, 1))),
+    "dec9": (pl.Decimal(9, 2), st.decimals(-(10 ** 7) + 1, 10 ** 7 - 1, places=2)),
+    "dec18": (pl.Decimal(18, 4), st.decimals(-(10 ** 14) + 1, 10 ** 14 - 1, places=4)),
+    "dec38": (pl.Decimal(38, 10), st.decimals(-(10 ** 28) + 1, 10 ** 28 - 1, places=10)),
 }
 
 
@@ -134,6 +138,14 @@ def load_both(df: pl.DataFrame, how: str, chdb_path: Path) -> tuple[tuple, tuple
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(frames())
+@example((pl.DataFrame({  # the edges: widest decimals, extreme integers and floats, NULLs in each
+    "d": pl.Series([Decimal("9" * 28 + "." + "9" * 10), Decimal("-" + "9" * 28 + "." + "9" * 10), None],
+                   dtype=pl.Decimal(38, 10)),
+    "i": pl.Series([2 ** 63 - 1, -(2 ** 63), None], dtype=pl.Int64),
+    "u": pl.Series([2 ** 64 - 1, 0, None], dtype=pl.UInt64),
+    "f": pl.Series([float("nan"), -0.0, float("-inf")], dtype=pl.Float64),
+    "t": pl.Series([dt.datetime(1900, 1, 1), dt.datetime(2262, 1, 1), None], dtype=pl.Datetime("ns")),
+}), "pyarrow"))
 def test_native_read_gives_the_arrow_paths_table(chdb_path: Path, case: tuple[pl.DataFrame, str]) -> None:
     df, how = case
     native_side, arrow_side, tokens = load_both(df, how, chdb_path)
