@@ -376,3 +376,22 @@ def test_the_source_index_is_a_bloom_filter_that_verification_uses(target: Targe
                         parameters={"sha": "b" * 64}).result_rows
     text = "\n".join(str(r[0]) for r in plan)
     assert "_chute_src" in text and "Granules: 0/" in text, text
+
+
+def test_native_files_load_side_by_side_in_a_daemon(engine_factory: Callable[..., Engine], cfg: Config) -> None:
+    """Two workers each read a file natively into one table at once (each its own connection and token)."""
+    import dataclasses
+
+    from tests.conftest import wait_for
+
+    for i in range(6):
+        pl.DataFrame({"id": range(i * ROWS, (i + 1) * ROWS), "name": [f"f{i}"] * ROWS}).write_parquet(
+            _parquet(cfg.data_dir / "t" / f"p{i}.parquet").with_suffix(".tmp"))
+    for i in range(6):
+        (cfg.data_dir / "t" / f"p{i}.tmp").rename(cfg.data_dir / "t" / f"p{i}.parquet")
+    engine = engine_factory(cfg=dataclasses.replace(cfg, workers=2, group_max_files=1))  # (small files: groups)
+    wait_for(lambda: all(state_of(engine, f"t/p{i}.parquet") == "loaded" for i in range(6)), timeout=120,
+             what="six files loaded")
+    assert query(engine, f"SELECT count(), uniqExact(id), uniqExact(_source_path, _source_row) FROM "
+                         f"`{cfg.database}`.t") == [(6 * ROWS, 6 * ROWS, 6 * ROWS)]
+    assert len(_tokens(engine)) == 6 and all(native.is_native(t) for t in _tokens(engine))
