@@ -113,7 +113,7 @@ def first_batch_rows(loader: Loader, job: _Job, chosen: int) -> int:
     """B for a new version: the whole file when it can go natively in one insert, else ``chosen``."""
     if chosen >= job.plan.rows or not candidate(loader, job):
         return chosen
-    size = loader.target.parquet_uncompressed_bytes(job.src.proc_path)
+    size = job.reader.sizes.get("uncompressed") if isinstance(job.reader, ParquetReader) else None
     return job.plan.rows if size is not None and size <= NATIVE_MAX_BYTES else chosen
 
 

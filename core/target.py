@@ -587,15 +587,6 @@ class Target:
                    parameters={"rel": rel_path, "sha": sha256, "src": path, "fmt": fmt, "structure": structure},
                    settings=settings)
 
-    def parquet_uncompressed_bytes(self, path: str) -> int | None:
-        """The uncompressed size of a Parquet file's data, from its footer (None: unreadable)."""
-        try:
-            rows = self._call("query", "SELECT total_uncompressed_size FROM file({src:String}, ParquetMetadata)",
-                              parameters={"src": path}).result_rows
-        except (TargetError, InputError):
-            return None
-        return int(rows[0][0]) if rows else None
-
     def count_source(self, table: str, sha256: str, path: str) -> int:
         """Rows of one file version: its content hash *and* its path, so a twin elsewhere never counts."""
         rows = self._call(
