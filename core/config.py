@@ -46,6 +46,9 @@ class Config:
     batch_rows: int = 125_000
     # Adapt B per new file to insert latency and memory, starting at batch_rows (core/batch_size.py).
     batch_rows_adaptive: bool = False
+    # Embedded engine: let ClickHouse read a file itself where that is proven to give the same values
+    # (core/native.py); false: every file goes through polars and Arrow.
+    native_read: bool = True
     # Insert threads per file; each has its own connection (chDB runs them in parallel too).
     insert_parallel: int = 2
     # Small files of one table share one insert under one token (core/groups.py): at most this many

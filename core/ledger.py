@@ -674,6 +674,11 @@ class Ledger:
                        (file_id, generation))
         return {r["idx"]: r["rows"] for r in rows}
 
+    def batch_tokens(self, file_id: int, generation: int) -> dict[int, str]:
+        """{batch index: token} of every batch of this generation sent (acknowledged or not)."""
+        rows = self._q("SELECT idx, token FROM batches WHERE file_id = ? AND generation = ?", (file_id, generation))
+        return {r["idx"]: r["token"] for r in rows}
+
     def any_batches(self, file_id: int, generation: int) -> bool:
         """Was any batch of this generation sent (acknowledged or not)?"""
         rows = self._q("SELECT 1 FROM batches WHERE file_id = ? AND generation = ? LIMIT 1", (file_id, generation))

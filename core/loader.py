@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from polars.exceptions import PanicException
 
-from chute.core import failpoints, intents, memory, nullability, resources, sysinfo, tracing
+from chute.core import failpoints, intents, memory, native, nullability, resources, sysinfo, tracing
 from chute.core import groups as grouping
 from chute.core.batch_size import BatchSizer
 from chute.core.config import Config
@@ -258,6 +258,7 @@ class Loader:
                                                                                    cfg.state_dir) as append:
             try:
                 job = self._open(row, src, append)                   # 1. open once
+                native.prepare(self, job)
                 self._hash_and_plan(job)                             # 2. hash and plan
                 self._claim_content(job)                             # 3. claim the content
                 try:
@@ -273,7 +274,8 @@ class Loader:
     def _load_claimed(self, job: _Job) -> intents.Intent | None:
         """Steps 4-9 for a version whose content this loader holds (ShaClaims)."""
         self.ledger.update(job.row.id, sha256=job.sha, rows=job.plan.rows)
-        job.batch_rows = job.row.batch_rows or self._choose_batch_rows(job.src.st.st_size, job.plan.rows)
+        job.batch_rows = job.row.batch_rows or native.first_batch_rows(
+            self, job, self._choose_batch_rows(job.src.st.st_size, job.plan.rows))
         job.done = self.ledger.done_batches(job.row.id, job.row.generation)
         self._clear_superseded(job.row)  # whatever this version turns out to be (a duplicate too)
         self._gatekeep_or_take_back(job)                             # 4. gatekeep
@@ -361,6 +363,10 @@ class Loader:
         if opts.skip_existing_keys:
             key = opts.key[0]
             anti_join = (key, next((c.type for c in table if c.name == key), "String"))
+        if native.send(self, job, table, fitter, anti_join):  # ClickHouse reads the file itself (core/native.py)
+            job.rejects = rejects
+            return fitter
+        row = job.row  # (a new generation if native rows were taken back)
         reader.release_frame = reader.pending_check is None  # (a pending check reads the frame meanwhile)
         try:
             self._send(row, reader, job.plan, job.sha, job.batch_rows, job.done, fitter, rejects, anti_join)

@@ -568,6 +568,25 @@ class Target:
                 log.debug("insert of %s (token %s) uncertain: %s; resending", table, token, exc)
                 time.sleep(delay)
 
+    def insert_file(self, table: str, path: str, fmt: str, columns: list[Column], rel_path: str, sha256: str,
+                    token: str, extra: dict[str, Any]) -> None:
+        """One batch the embedded engine reads itself (core/native.py): ``INSERT ... SELECT`` from
+        ``file(path, fmt, structure)``, the structure being the table's own types of ``columns``, the
+        lineage as bound constants and ``_row_number``. Synchronous, with the protocol's settings and
+        ``token``."""
+        settings = dict(self.insert_settings, insert_deduplication_token=token, **extra)
+        if failpoints.enabled("no_dedup"):
+            settings.update(insert_deduplicate=0, **({"deduplicate_insert": "disable"}
+                                                     if "deduplicate_insert" in settings else {}))
+        names = [quote_ident(c.name) for c in columns]
+        structure = ", ".join(f"{quote_ident(c.name)} {c.type}" for c in columns)
+        into, picked = ", ".join(names), ", ".join(names)
+        self._call("command", f"INSERT INTO {qualified(self.database, table)} ({into}, _source_path, _source_sha256,"
+                              f" _source_row) SELECT {picked}, {{rel:String}}, {{sha:String}}, _row_number + 1"
+                              " FROM file({src:String}, {fmt:String}, {structure:String})",
+                   parameters={"rel": rel_path, "sha": sha256, "src": path, "fmt": fmt, "structure": structure},
+                   settings=settings)
+
     def count_source(self, table: str, sha256: str, path: str) -> int:
         """Rows of one file version: its content hash *and* its path, so a twin elsewhere never counts."""
         rows = self._call(

@@ -41,6 +41,20 @@ def test_an_operators_own_allocator_setting_wins() -> None:
     assert got["MIMALLOC_PURGE_DELAY"] == "100"
 
 
+def test_polars_defaults_inherited_from_a_parent_are_not_an_operators_setting() -> None:
+    """A parent that imported polars (bench.suite, an orchestrator's worker) passes polars' own
+    defaults down in the environment; chute's setting still applies (seen failing: the bench's
+    chute ran with 500 ms decay, csv1m peak RSS 687 MB against 553)."""
+    env = {k: v for k, v in os.environ.items() if k not in memory.ALLOCATOR_ENV}
+    parent = subprocess.run([sys.executable, "-c", "import os, polars; print(os.environ['_RJEM_MALLOC_CONF'])"],
+                            capture_output=True, text=True, env=env, timeout=120, check=True)
+    inherited = parent.stdout.strip()  # what importing polars writes (the constant follows polars)
+    assert inherited == memory.POLARS_JEMALLOC_DEFAULT
+    env["_RJEM_MALLOC_CONF"] = inherited
+    got = _probe(env)
+    assert (got["_RJEM_MALLOC_CONF"] or "").endswith("," + memory.ALLOCATOR_ENV["_RJEM_MALLOC_CONF"])
+
+
 def test_trim_and_tune_are_safe_to_call_in_any_process() -> None:
     memory.trim()
     memory.trim()  # (the C library is looked up once)

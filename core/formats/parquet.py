@@ -21,6 +21,16 @@ from chute.core.reader import Plan, Reader, Source, _clean_polars_error, open_bi
 
 class ParquetReader(Reader):
     TEXT = False
+    raw_schema: pl.Schema | None = None
+    # Rows and NULLs may come from the footer's statistics (core/native.py sets it where ClickHouse
+    # may read the file itself, which reads every value anyway); a plan that did says so.
+    footer_ok = False
+    from_footer = False
+
+    def __init__(self, src: Source) -> None:
+        super().__init__(src)
+        self.sizes: dict[str, int] = {}  # the footer's ``uncompressed`` data bytes, once it was read
+
     def _source(self) -> str | io.BytesIO:
         if self.src.compression is None:
             return self.src.proc_path
@@ -45,9 +55,11 @@ class ParquetReader(Reader):
             raw = lf.collect_schema()
             _wide_decimals(raw)
             unsupported(raw)
+            self.raw_schema = raw  # as the file has it (core/native.py judges these types)
             self._wire = flatten_nested(pl.DataFrame(schema=raw)).schema
-            stats = lf.select(pl.len().alias("\x00rows"), *[pl.col(c).null_count() for c in raw]).collect(
-                engine="streaming").row(0, named=True)
+            stats = _footer_stats(self._data, raw, self.sizes) if self.footer_ok else None
+            self.from_footer = stats is not None
+            stats = stats or self._scan_stats(raw)
         except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
             raise InputError(f"unreadable Parquet: {_clean_polars_error(exc)[:300]}") from None
         rows = stats.pop("\x00rows")
@@ -61,6 +73,26 @@ class ParquetReader(Reader):
             self._distinct = {c: sample[c].n_unique() / sample.height for c in text}
         return self._finish_plan(rows, stats)
 
+    def _scan_stats(self, raw: pl.Schema) -> dict[str, int]:
+        """Rows and NULLs per column from reading every value (which proves the pages decode)."""
+        return pl.scan_parquet(self._data).select(pl.len().alias("\x00rows"), *[
+            pl.col(c).null_count() for c in raw]).collect(engine="streaming").row(0, named=True)
+
+    def confirm(self) -> None:
+        """A plan from the footer, before polars sends the file: read every value now, as a plan
+        from a scan did (a corrupt page is bad input before any row goes, not a batch that comes
+        out short), and check the footer told the truth about NULLs."""
+        if not self.from_footer or self.raw_schema is None:
+            return
+        self.from_footer = False
+        try:
+            stats = self._scan_stats(self.raw_schema)
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
+            raise InputError(f"unreadable Parquet: {_clean_polars_error(exc)[:300]}") from None
+        footer = _footer_stats(self._data, self.raw_schema, {})
+        if footer is not None and footer != stats:
+            raise InputError("the Parquet footer's row or NULL counts disagree with the data")
+
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
         for df in pl.scan_parquet(self._data).collect_batches(chunk_size=batch_rows):
             yield flatten_nested(df)
@@ -73,6 +105,40 @@ def _wide_decimals(schema: pl.Schema) -> None:
         if isinstance(dtype, pl.Decimal) and (dtype.precision or 0) > 38:
             raise InputError(f"column {name!r} has type Decimal({dtype.precision}, {dtype.scale}): "
                              "chute reads decimals of up to 38 digits", column=name)
+
+
+def _footer_stats(data: str | io.BytesIO, schema: pl.Schema, sizes: dict[str, int]) -> dict[str, int] | None:
+    """Rows and each column's NULLs from the footer's statistics, without reading the data: 17 ms
+    and +13 MB against 48 ms and +54 MB for polars' scan of every column (1M rows, issue 12). Flat
+    columns only (a nested column's leaves count their own NULLs), and only when every column
+    chunk carries its null count; else None (the caller scans). ``sizes`` gets the data's
+    ``uncompressed`` bytes whenever the footer could be read."""
+    import pyarrow.parquet as pq
+
+    if any(dtype.is_nested() for dtype in schema.values()):
+        return None
+    try:
+        meta = pq.ParquetFile(data).metadata
+    except Exception:  # noqa: BLE001 - the scan reports what is wrong with the file
+        return None
+    finally:
+        if isinstance(data, io.BytesIO):
+            data.seek(0)  # (polars reads the same buffer next, from where pyarrow left it)
+    sizes["uncompressed"] = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    names = list(schema)
+    leaves = meta.schema
+    if meta.num_columns != len(names) or any(
+            leaves.column(i).name != names[i] or leaves.column(i).max_repetition_level for i in range(len(names))):
+        return None
+    stats = dict.fromkeys(names, 0)
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for i, name in enumerate(names):
+            found = group.column(i).statistics
+            if found is None or not found.has_null_count:
+                return None
+            stats[name] += found.null_count
+    return {"\x00rows": meta.num_rows, **stats}
 
 
 def _read_magic(fd: int) -> bytes:
