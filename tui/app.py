@@ -114,6 +114,11 @@ class ChuteApp(App[int]):
         if self._tick_due is not None:
             self._when_quiet()  # a refresh waiting for this paint
 
+    @property
+    def key_unpainted(self) -> bool:
+        """A key is being handled or its paint has not happened yet (work that can wait, waits)."""
+        return bool(self._unpainted) and time.monotonic() - self.last_key < PAINT_LOST
+
     def get_default_screen(self) -> MainScreen:
         return MainScreen()
 

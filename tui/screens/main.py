@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.geometry import Region
 from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
@@ -91,6 +92,7 @@ class MainScreen(Screen[None]):
         self._laid_out: set[str] = {"files"}  # panes laid out once (shown, or out of sight)
         self._to_warm: list[str] = []  # hidden panes to lay out or whose changed rows to render
         self._warm_due = False
+        self._warm_step_at = 0.0  # time.monotonic() when the last pane was warmed
         self._warmed_once = False
         self._labels: dict[str, str] = {}
         self.query_one(FilesTable).focus()
@@ -152,10 +154,25 @@ class MainScreen(Screen[None]):
             self._warm_due = True
             self.set_timer(self.QUIET, self._warm_next)
             return
+        if not self._warm_step_allowed():
+            self._warm_due = True
+            self.set_timer(0.05, self._warm_next)
+            return
         pane = self._to_warm.pop(0)
         self._lay_out(pane, passes=1 if pane in self._laid_out else 3)
         self._laid_out.add(pane)
+        self._warm_step_at = time.monotonic()
         self._warm_later([])
+
+    def _warm_step_allowed(self) -> bool:
+        """Input first: while keys come, at most one pane is warmed per key, after its paint. The
+        first panes' warm-up (~10-15 ms each) otherwise all landed on the first key or two typed
+        after the console opened; with no key for QUIET seconds, one pane per timer. Never while the
+        app has messages waiting (a key typed goes first)."""
+        app = self.chute
+        if app.key_unpainted or app.message_queue_size:
+            return False
+        return time.monotonic() - app.last_key >= self.QUIET or app.last_key > self._warm_step_at
 
     def _lay_out(self, pane: str, passes: int) -> None:
         """A widget's first layout asks for two more (its sizes settle in steps): on a pane's first
@@ -177,6 +194,10 @@ class MainScreen(Screen[None]):
             table = self._table_of(pane)
             if table is not None:
                 table.warm()
+            else:  # the Rates pane: its sparklines and texts, drawn now, are kept until they change
+                for widget in hidden.walk_children(Widget, with_self=True):
+                    if widget.display and widget.size:
+                        widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
             focused = self.focused
             if isinstance(focused, LedgerTable) and not self._blurred_once:
                 # A table's first blur (its pane left) re-applies its scrollbars' CSS with a
