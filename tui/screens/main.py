@@ -378,9 +378,8 @@ class MainScreen(Screen[None]):
         elif isinstance(self.focused, LedgerTable):
             # The Rates pane has nothing to focus. Left to the layout, the table hidden lost its
             # focus after the switch's paint: its blur and the key bar then painted a second time.
-            table = self.focused
+            # It keeps its focused looks while hidden (LedgerTable._on_blur).
             self.set_focus(None, scroll_visible=False)
-            table.has_focus = False
         self._selection_changed()
         self.query_one(KeyBar).update_keys()
 
