@@ -113,3 +113,39 @@ async def test_a_switch_between_table_panes_restyles_no_table(demo: ChuteApp, mo
         await pilot.press("slash")
         await pilot.pause()
         assert not files.has_focus, "a table still shown must look unfocused when the filter box has the focus"
+
+
+async def test_the_key_bar_draws_a_set_of_keys_shown_before_from_its_kept_lines(
+        demo: ChuteApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.geometry import Region
+
+    from chute.tui.widgets.key_bar import KeyBar
+
+    renders: list[object] = []
+    render = KeyBar.render
+
+    checking = False
+
+    def counted(bar: KeyBar) -> Any:
+        if not checking:
+            renders.append(bar._items)
+        return render(bar)
+
+    monkeypatch.setattr(KeyBar, "render", counted)
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot, refreshes=2)
+        bar = demo.main.query_one(KeyBar)
+        for key in "23412341":
+            if key == "2":
+                await settled(pilot)
+                renders.clear()  # the second round: every set of keys was shown before
+            await pilot.press(key)
+            await pilot.pause()
+            whole = Region(0, 0, *bar.size)
+            shown = bar.render_lines(whole)
+            checking = True
+            bar._styles_cache.clear()
+            assert shown == Widget.render_lines(bar, whole), f"pane {key}: the bar is not what it would render"
+            bar._styles_cache.clear()
+            checking = False
+        assert renders == [], f"the key bar rendered again sets it showed before: {renders}"
