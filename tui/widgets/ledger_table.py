@@ -13,7 +13,7 @@ import itertools
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -23,6 +23,7 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.color import Color
+from textual.css.styles import RenderStyles
 from textual.geometry import Region
 from textual.screen import Screen
 from textual.scrollbar import ScrollBar
@@ -79,6 +80,7 @@ class LedgerTable(DataTable[Any]):
         self._cell_versions: dict[tuple[RowKey, ColumnKey], int] = {}
         self._version_clock = itertools.count()
         self._paint_looks: tuple[Style, tuple[Color, Color]] | None = None  # see render_lines
+        self._paint_components: dict[tuple[str, ...], _KeptLooks] | None = None  # ... and get_component_styles
         super().__init__(cursor_type="row", cell_padding=0, **kwargs)
         self._rows: dict[str, FileRow] = {}
         self._models: dict[str, tuple[Any, ...]] = {}
@@ -356,10 +358,23 @@ class LedgerTable(DataTable[Any]):
         # for them once per line and once per row: a refresh whose Ages tick re-renders every row
         # on show. Nothing restyles the table while it renders, so they are read once per paint.
         self._paint_looks = (super().rich_style, super().background_colors)
+        self._paint_components = {}
         try:
             return super().render_lines(crop)
         finally:
-            self._paint_looks = None
+            self._paint_looks = self._paint_components = None
+
+    def get_component_styles(self, *names: str) -> RenderStyles:
+        """The same for the component styles: DataTable reads the header's Rich style (another walk
+        of every ancestor's styles) for every row it renders, to use it only in row labels and
+        fixed columns (none here)."""
+        kept = self._paint_components
+        if kept is None:
+            return super().get_component_styles(*names)
+        looks = kept.get(names)
+        if looks is None:
+            looks = kept[names] = _KeptLooks(super().get_component_styles(*names))
+        return cast(RenderStyles, looks)
 
     @property
     def rich_style(self) -> Style:
@@ -580,6 +595,17 @@ class LedgerTable(DataTable[Any]):
         if self.row_count:
             self.scroll_to_region(self._get_row_region(self.cursor_row), animate=False, immediate=True,
                                   top=False)
+
+
+class _KeptLooks:
+    """A component's styles whose Rich style is read once (during one paint); the rest as they are."""
+
+    def __init__(self, styles: RenderStyles) -> None:
+        self._styles = styles
+        self.rich_style = styles.rich_style
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._styles, name)
 
 
 def _gap(width: int) -> int:
