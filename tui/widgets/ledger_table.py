@@ -280,12 +280,25 @@ class LedgerTable(DataTable[Any]):
         if row not in self._row_locations or col not in self._column_locations:
             raise CellDoesNotExist(f"No cell exists for row_key={row!r}, column_key={col!r}.")
         self._data[row][col] = value
-        self._update_count += 1  # DataTable's own caches (used when a cell is rendered anew) are stale
+        self._cells_changed()
         self._touch(row, col)
         index = self._row_locations.get(row)
         scroll_y, height, top, width = self._window or self._lines_on_show()
         if index is not None and scroll_y <= index < scroll_y + height:  # else painted when scrolled to
             self._refresh_region(Region(0, top + index, width, 1))  # every row is one line high
+
+    def _cells_changed(self) -> None:
+        """DataTable's own caches (used when a cell is rendered anew) are stale. Its line offsets
+        and ordered rows are keyed on the same count but do not change with a cell's content:
+        carried over, not rebuilt for every row (500) at the next paint (~0.8 ms a refresh)."""
+        old = self._update_count
+        self._update_count = new = old + 1
+        offsets = self._offset_cache.get(old)
+        if offsets is not None:
+            self._offset_cache[new] = offsets
+        rows = self._ordered_row_cache.get((self.row_count, old))
+        if rows is not None:
+            self._ordered_row_cache[(self.row_count, new)] = rows
 
     def _lines_on_show(self) -> tuple[int, int, int, int]:
         """(first row on show, rows on show, header height, line width). Asking the widget its size
