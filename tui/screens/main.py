@@ -120,10 +120,13 @@ class MainScreen(Screen[None]):
         self.query_one(ErrorsTable).apply(view.errors, view)
         self.query_one(QuarantineTable).apply(view.quarantine, view)
         self._captions(view)
-        # Hidden panes are laid out (the first time) and their changed rows rendered at idle. A
+        # Hidden panes are laid out with the first view, and their changed rows rendered at idle. A
         # few changed rows (an Age ticking) cost a visit ~1 ms each, less than a warm-up (~15 ms).
-        stale = [p for p in ("files", "errors", "quarantine") if self._table(p).unwarmed() >= self.WARM_ROWS]
-        self._warm_later(stale if self._warmed_once else ["rates", "errors", "quarantine", "files"])
+        if self._warmed_once:
+            self._warm_later([p for p in ("files", "errors", "quarantine")
+                              if self._table(p).unwarmed() >= self.WARM_ROWS])
+        else:
+            self._warm_first()
         self._warmed_once = True
         after = self.selected
         if after != before or (after is not None and after.state == "loading"):
@@ -135,6 +138,19 @@ class MainScreen(Screen[None]):
     def warming(self) -> bool:
         """Hidden panes still to lay out or render ahead (on timers: tests wait for it to end)."""
         return bool(self._to_warm) or self._warm_due
+
+    def _warm_first(self) -> None:
+        """Every hidden pane laid out (three passes) and rendered now, with the first view: the
+        console shows its first rows ~50 ms later, but the first keys typed no longer take it (on
+        timers, they took the warm-up of one to three panes each: 25-99 ms of CPU in bench.console)."""
+        shown = self.query_one(ContentSwitcher).current
+        panes = [p for p in ("rates", "errors", "quarantine", "files") if p != shown]
+        if not self.is_current:  # another screen on top: at idle, later
+            self._warm_later(panes)
+            return
+        for pane in panes:
+            self._lay_out(pane, passes=1 if pane in self._laid_out else 3)
+            self._laid_out.add(pane)
 
     def _warm_later(self, panes: list[str]) -> None:
         self._to_warm += [p for p in panes if p not in self._to_warm]
@@ -183,6 +199,9 @@ class MainScreen(Screen[None]):
         shown, hidden = switcher.visible_content, switcher.get_child_by_id(pane)
         # No Hide/Show events: the shown pane's focused table, told it was hidden, would
         # give up the focus; the warmed pane gets them when it is really shown.
+        table = self._table_of(pane)
+        if table is not None:
+            table.settle()
         with self.app.batch_update(), self.prevent(events.Hide, events.Show):
             if pane == "rates" and self.chute.view is not None:
                 self.query_one(RatesPanel).show(self.chute.view)  # laid out with its content
@@ -191,7 +210,6 @@ class MainScreen(Screen[None]):
             hidden.display = True
             for _ in range(passes):  # a first layout settles in three passes, later ones in one
                 self._refresh_layout()
-            table = self._table_of(pane)
             if table is not None:
                 table.warm()
             else:  # the Rates pane: its sparklines and texts, drawn now, are kept until they change

@@ -344,6 +344,18 @@ class LedgerTable(DataTable[Any]):
         self._strips.clear()
         self._cell_lines.clear()
 
+    def settle(self) -> None:
+        """What DataTable does at its next idle (column widths, the virtual size of new rows), now:
+        a pane laid out ahead with the rows of the same refresh (MainScreen._warm_first) is laid
+        out at its real size, not laid out again on its first visit."""
+        if self._updated_cells:
+            updated, self._updated_cells = self._updated_cells.copy(), set()
+            self._update_column_widths(updated)
+        if self._require_update_dimensions:
+            self._require_update_dimensions = False
+            new_rows, self._new_rows = self._new_rows.copy(), set()
+            self._update_dimensions(new_rows)
+
     def warm(self) -> None:
         """Render the rows on show now, in the looks they have when the table has the focus (a
         pane's table gets it when the pane is shown), while the pane is laid out but not drawn
