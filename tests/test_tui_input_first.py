@@ -122,7 +122,9 @@ async def test_while_keys_come_a_refresh_collects_and_applies_in_two_gaps_betwee
         painted(app)
 
     def on_refreshed(app: ChuteApp, message: Any) -> None:
-        timeline.events.append(("arrived", time.monotonic()))
+        now = time.monotonic()
+        starved = app._tick_due is not None and now - app._tick_due >= 2 * app.refresh_seconds
+        timeline.events.append(("arrived (starved)" if starved else "arrived", now))  # then it goes at once
         arrived(app, message)
 
     monkeypatch.setattr(ChuteApp, "_key_painted", key_painted)
@@ -136,13 +138,16 @@ async def test_while_keys_come_a_refresh_collects_and_applies_in_two_gaps_betwee
             await pilot.press("j" if keys % 2 else "k")
             keys += 1
         events = [(what, at) for what, at in timeline.events if at >= start and what != "paint"]
-        applies = 0
+        applies = starved = 0
         for i, (what, at) in enumerate(events):
             if what != "apply":
                 continue
-            came = max(j for j in range(i) if events[j][0] == "arrived")
+            came = max(j for j in range(i) if events[j][0].startswith("arrived"))
+            if events[came][0] != "arrived":
+                starved += 1
+                continue  # two ticks late (a loaded machine): never starved, it goes whatever the keys do
             between = [w for w, _ in events[came:i]]
             assert "key painted" in between or at - events[came][1] >= app_module.SPLIT * 0.9, \
                 f"applied in the gap of its collect, {1000 * (at - events[came][1]):.1f} ms after it arrived"
             applies += 1
-        assert applies >= 2, f"{applies} refreshes applied during 3 s of keys ({keys} keys)"
+        assert applies >= 1 and applies + starved >= 2, f"{applies} refreshes applied during 3 s of keys ({keys} keys)"
