@@ -108,3 +108,46 @@ async def test_keys_without_a_pause_never_starve_the_refresh(demo: ChuteApp, mon
         # Held at most one tick, a tick that finds one waiting merged into it: about one every two
         # ticks while keys come without a pause (every tick without the wait).
         assert len(applied) >= 2, f"{len(applied)} refreshes applied during 3 s of keys ({keys} keys)"
+
+
+async def test_while_keys_come_a_refresh_collects_and_applies_in_two_gaps_between_keys(
+        demo: ChuteApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen failing on main (7ffa523): the view was applied as it arrived, in the same gap between
+    two keys as its collect, so one key's wait held a whole refresh (collect, apply and paint)."""
+    timeline = Timeline(monkeypatch)
+    painted, arrived = ChuteApp._key_painted, ChuteApp.on_refreshed
+
+    def key_painted(app: ChuteApp) -> None:
+        timeline.events.append(("key painted", time.monotonic()))
+        painted(app)
+
+    def on_refreshed(app: ChuteApp, message: Any) -> None:
+        now = time.monotonic()
+        starved = app._tick_due is not None and now - app._tick_due >= 2 * app.refresh_seconds
+        timeline.events.append(("arrived (starved)" if starved else "arrived", now))  # then it goes at once
+        arrived(app, message)
+
+    monkeypatch.setattr(ChuteApp, "_key_painted", key_painted)
+    monkeypatch.setattr(ChuteApp, "on_refreshed", on_refreshed)
+    demo.refresh_seconds = 0.5
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot)
+        start = time.monotonic()
+        keys = 0
+        while time.monotonic() - start < 3.0:
+            await pilot.press("j" if keys % 2 else "k")
+            keys += 1
+        events = [(what, at) for what, at in timeline.events if at >= start and what != "paint"]
+        applies = starved = 0
+        for i, (what, at) in enumerate(events):
+            if what != "apply":
+                continue
+            came = max(j for j in range(i) if events[j][0].startswith("arrived"))
+            if events[came][0] != "arrived":
+                starved += 1
+                continue  # two ticks late (a loaded machine): never starved, it goes whatever the keys do
+            between = [w for w, _ in events[came:i]]
+            assert "key painted" in between or at - events[came][1] >= app_module.SPLIT * 0.9, \
+                f"applied in the gap of its collect, {1000 * (at - events[came][1]):.1f} ms after it arrived"
+            applies += 1
+        assert applies >= 1 and applies + starved >= 2, f"{applies} refreshes applied during 3 s of keys ({keys} keys)"

@@ -48,6 +48,8 @@ log = logging.getLogger("chute.console")
 REFRESH_SECONDS = 1.0
 INPUT_FIRST = 0.05  # seconds after a key's paint before a timer's refresh may start or apply (input first)
 PAINT_LOST = 2.0  # a key whose paint has not reported by then is taken as painted (its screen went away)
+KEYS_COMING = 0.5  # a key this recent: the operator is typing (a view collected now waits, see _keys_wait)
+SPLIT = 0.1  # ... for the next key's paint, or this long without one
 GC_THRESHOLDS = (10_000, 10, 10)  # while the console runs (see _apply)
 TABLE_LIMIT = 500  # newest rows the Files pane shows; the caption says so when more match
 
@@ -96,6 +98,8 @@ class ChuteApp(App[int]):
         self.last_key = 0.0  # time.monotonic() of the last key pressed
         self._unpainted = 0  # keys handled whose paint has not happened yet
         self._painted_at = 0.0  # time.monotonic() when the last key's paint ended
+        self._paints = 0  # keys painted so far
+        self._split: tuple[int, float] | None = None  # a view that arrived while keys came: (_paints, when)
         self._tick_due: float | None = None  # a timer's refresh not applied yet: when it was due
         self._held: Refreshed | None = None  # its view, collected while keys were coming
         self._wake: Timer | None = None  # the timer that looks again once the keys may have paused
@@ -111,8 +115,14 @@ class ChuteApp(App[int]):
     def _key_painted(self) -> None:
         self._unpainted = max(0, self._unpainted - 1)
         self._painted_at = time.monotonic()
+        self._paints += 1
         if self._tick_due is not None:
             self._when_quiet()  # a refresh waiting for this paint
+
+    @property
+    def key_unpainted(self) -> bool:
+        """A key is being handled or its paint has not happened yet (work that can wait, waits)."""
+        return bool(self._unpainted) and time.monotonic() - self.last_key < PAINT_LOST
 
     def get_default_screen(self) -> MainScreen:
         return MainScreen()
@@ -144,6 +154,10 @@ class ChuteApp(App[int]):
     # or painted and the last paint is INPUT_FIRST old. It is never starved: one tick late it only
     # waits for the key in hand to be painted, and a tick that finds it still waiting is merged
     # into it (one refresh, not two): while keys come without a pause, one refresh every two ticks.
+    # While the operator types, the collect and the apply go in two gaps between keys, not one: a
+    # view collected then is applied after the next key's paint (or once SPLIT passes without a
+    # key), so no key waits behind a whole refresh (its collect holds the GIL ~3-5 ms, its apply
+    # and paint take ~10 ms of the UI thread).
 
     def _tick(self) -> None:
         if self._tick_due is None:
@@ -164,6 +178,10 @@ class ChuteApp(App[int]):
             if now - self.last_key < PAINT_LOST:
                 return 0.0
             self._unpainted = 0
+        if self._held is not None and self._split is not None:
+            paints, arrived = self._split
+            if paints == self._paints and now - arrived < SPLIT:
+                return SPLIT - (now - arrived)
         if late >= self.refresh_seconds:
             return None
         quiet = self._painted_at + INPUT_FIRST - now
@@ -213,14 +231,16 @@ class ChuteApp(App[int]):
 
     def on_refreshed(self, message: Refreshed) -> None:
         self._polling = False
-        if self._keys_wait() is not None:
-            self._held = message  # applied once the keys pause (the newest view collected wins)
+        now = time.monotonic()
+        self._split = (self._paints, now) if now - self.last_key < KEYS_COMING else None
+        self._held = message
+        if self._keys_wait() is not None:  # applied once the keys allow (the newest view collected wins)
             self._when_quiet()
             return
         self._apply(message)
 
     def _apply(self, message: Refreshed) -> None:
-        self._tick_due, self._held = None, None
+        self._tick_due, self._held, self._split = None, None, None
         if self._stopping or not any(isinstance(s, MainScreen) for s in self.screen_stack):
             return  # quitting: the screens are going away
         view = message.view

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.geometry import Region
 from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
@@ -91,6 +92,7 @@ class MainScreen(Screen[None]):
         self._laid_out: set[str] = {"files"}  # panes laid out once (shown, or out of sight)
         self._to_warm: list[str] = []  # hidden panes to lay out or whose changed rows to render
         self._warm_due = False
+        self._warm_step_at = 0.0  # time.monotonic() when the last pane was warmed
         self._warmed_once = False
         self._labels: dict[str, str] = {}
         self.query_one(FilesTable).focus()
@@ -118,10 +120,13 @@ class MainScreen(Screen[None]):
         self.query_one(ErrorsTable).apply(view.errors, view)
         self.query_one(QuarantineTable).apply(view.quarantine, view)
         self._captions(view)
-        # Hidden panes are laid out (the first time) and their changed rows rendered at idle. A
+        # Hidden panes are laid out with the first view, and their changed rows rendered at idle. A
         # few changed rows (an Age ticking) cost a visit ~1 ms each, less than a warm-up (~15 ms).
-        stale = [p for p in ("files", "errors", "quarantine") if self._table(p).unwarmed() >= self.WARM_ROWS]
-        self._warm_later(stale if self._warmed_once else ["rates", "errors", "quarantine", "files"])
+        if self._warmed_once:
+            self._warm_later([p for p in ("files", "errors", "quarantine")
+                              if self._table(p).unwarmed() >= self.WARM_ROWS])
+        else:
+            self._warm_first()
         self._warmed_once = True
         after = self.selected
         if after != before or (after is not None and after.state == "loading"):
@@ -133,6 +138,19 @@ class MainScreen(Screen[None]):
     def warming(self) -> bool:
         """Hidden panes still to lay out or render ahead (on timers: tests wait for it to end)."""
         return bool(self._to_warm) or self._warm_due
+
+    def _warm_first(self) -> None:
+        """Every hidden pane laid out (three passes) and rendered now, with the first view: the
+        console shows its first rows ~50 ms later, but the first keys typed no longer take it (on
+        timers, they took the warm-up of one to three panes each: 25-99 ms of CPU in bench.console)."""
+        shown = self.query_one(ContentSwitcher).current
+        panes = [p for p in ("rates", "errors", "quarantine", "files") if p != shown]
+        if not self.is_current:  # another screen on top: at idle, later
+            self._warm_later(panes)
+            return
+        for pane in panes:
+            self._lay_out(pane, passes=1 if pane in self._laid_out else 3)
+            self._laid_out.add(pane)
 
     def _warm_later(self, panes: list[str]) -> None:
         self._to_warm += [p for p in panes if p not in self._to_warm]
@@ -152,10 +170,25 @@ class MainScreen(Screen[None]):
             self._warm_due = True
             self.set_timer(self.QUIET, self._warm_next)
             return
+        if not self._warm_step_allowed():
+            self._warm_due = True
+            self.set_timer(0.05, self._warm_next)
+            return
         pane = self._to_warm.pop(0)
         self._lay_out(pane, passes=1 if pane in self._laid_out else 3)
         self._laid_out.add(pane)
+        self._warm_step_at = time.monotonic()
         self._warm_later([])
+
+    def _warm_step_allowed(self) -> bool:
+        """Input first: while keys come, at most one pane is warmed per key, after its paint. The
+        first panes' warm-up (~10-15 ms each) otherwise all landed on the first key or two typed
+        after the console opened; with no key for QUIET seconds, one pane per timer. Never while the
+        app has messages waiting (a key typed goes first)."""
+        app = self.chute
+        if app.key_unpainted or app.message_queue_size:
+            return False
+        return time.monotonic() - app.last_key >= self.QUIET or app.last_key > self._warm_step_at
 
     def _lay_out(self, pane: str, passes: int) -> None:
         """A widget's first layout asks for two more (its sizes settle in steps): on a pane's first
@@ -166,6 +199,9 @@ class MainScreen(Screen[None]):
         shown, hidden = switcher.visible_content, switcher.get_child_by_id(pane)
         # No Hide/Show events: the shown pane's focused table, told it was hidden, would
         # give up the focus; the warmed pane gets them when it is really shown.
+        table = self._table_of(pane)
+        if table is not None:
+            table.settle()
         with self.app.batch_update(), self.prevent(events.Hide, events.Show):
             if pane == "rates" and self.chute.view is not None:
                 self.query_one(RatesPanel).show(self.chute.view)  # laid out with its content
@@ -174,9 +210,12 @@ class MainScreen(Screen[None]):
             hidden.display = True
             for _ in range(passes):  # a first layout settles in three passes, later ones in one
                 self._refresh_layout()
-            table = self._table_of(pane)
             if table is not None:
                 table.warm()
+            else:  # the Rates pane: its sparklines and texts, drawn now, are kept until they change
+                for widget in hidden.walk_children(Widget, with_self=True):
+                    if widget.display and widget.size:
+                        widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))
             focused = self.focused
             if isinstance(focused, LedgerTable) and not self._blurred_once:
                 # A table's first blur (its pane left) re-applies its scrollbars' CSS with a
@@ -357,9 +396,8 @@ class MainScreen(Screen[None]):
         elif isinstance(self.focused, LedgerTable):
             # The Rates pane has nothing to focus. Left to the layout, the table hidden lost its
             # focus after the switch's paint: its blur and the key bar then painted a second time.
-            table = self.focused
+            # It keeps its focused looks while hidden (LedgerTable._on_blur).
             self.set_focus(None, scroll_visible=False)
-            table.has_focus = False
         self._selection_changed()
         self.query_one(KeyBar).update_keys()
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.screen import Screen
+from textual.strip import Strip
 from textual.widget import Widget
 
 
@@ -23,6 +25,7 @@ class KeyBar(Widget):
         super().__init__(**kwargs)
         self._items: tuple[tuple[str, str, bool], ...] | None = None  # (key shown, description, enabled)
         self._line: tuple[object, Text] | None = None  # (what it was built from, the line)
+        self._drawn: dict[tuple[object, ...], list[Strip]] = {}  # see render_lines
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -55,6 +58,21 @@ class KeyBar(Widget):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._line = None  # the key and description styles may have changed
+        self._drawn.clear()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The bar goes back and forth between a few sets of keys (one per pane and kind of row
+        selected): a set drawn before is drawn from the lines kept for it, not rendered again
+        (~1 ms on every pane switch). Its looks change only with a style update (cleared there)."""
+        made_of = (self._items, crop, self.size)
+        strips = self._drawn.get(made_of)
+        if strips is None:
+            strips = super().render_lines(crop)
+            if self._items is not None:  # the first paint computes them (render)
+                if len(self._drawn) >= 16:
+                    self._drawn.clear()
+                self._drawn[(self._items, crop, self.size)] = strips
+        return strips
 
     def render(self) -> Text:
         if self._items is None:  # the first paint: the screen's widgets all exist now
