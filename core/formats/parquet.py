@@ -35,7 +35,8 @@ class ParquetReader(Reader):
         if self.src.compression is None:
             return self.src.proc_path
         if self.src.inflated is not None:  # inflated once already, by the limits check
-            return self.src.inflated.path
+            with open(self.src.inflated.path, "rb") as f:  # (held: the loader lets the file go after the plan)
+                return io.BytesIO(f.read())
         if self.src.st.st_size * 6 > self.IN_MEMORY_BYTES:
             raise InputError(f"{self.src.compression}-compressed Parquet over {self.IN_MEMORY_BYTES >> 20} MiB: "
                              "Parquet compresses its pages itself; drop the outer compression")
