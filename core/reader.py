@@ -76,7 +76,8 @@ class Source:
     @property
     def readable(self) -> str:
         """What a parser reads: the decompressed content when it is held, else the open file."""
-        return self.inflated.path if self.inflated is not None else self.proc_path
+        inflated = self.inflated  # (once: the short-row check may let it go on another thread)
+        return inflated.path if inflated is not None else self.proc_path
 
     def drop_inflated(self) -> None:
         """Its last reader is done (a later slow path inflates the file itself)."""
@@ -160,8 +161,9 @@ def hash_fd(fd: int, size: int) -> tuple[str, bool]:
 
 def head_bytes(src: Source, limit: int) -> tuple[bytes, bool]:
     """Up to ``limit`` decompressed bytes from the start; True when that is the whole content."""
-    if src.inflated is not None:
-        data = src.inflated.head(limit + 1)
+    inflated = src.inflated
+    if inflated is not None:
+        data = inflated.head(limit + 1)
         return data[:limit], len(data) <= limit
     if src.compression is None:
         data = os.pread(src.fd, limit + 1, 0)
@@ -267,7 +269,8 @@ class Reader:
     def _check_frame(self, frame: pl.DataFrame) -> None:
         """Checks polars does not make: NUL bytes in text. (Plain files are searched while they
         are hashed, for a fraction of the cost: see hash_and_plan.)"""
-        if self.src.compression is None or (self.src.inflated is not None and not self.src.inflated.nul):
+        inflated = self.src.inflated
+        if self.src.compression is None or (inflated is not None and not inflated.nul):
             return  # (a memchr over the bytes as they were inflated: far cheaper than a search per column)
         text = [c for c, t in frame.schema.items() if t == pl.String]
         if not text:
@@ -373,8 +376,9 @@ class Reader:
 
 def open_binary(src: Source) -> BinaryIO:
     """A fresh, decompressing binary stream over the source (slow paths only)."""
-    if src.inflated is not None:
-        return open(src.inflated.path, "rb")
+    inflated = src.inflated  # (once, as in Source.readable)
+    if inflated is not None:
+        return open(inflated.path, "rb")
     raw = open(src.proc_path, "rb")  # noqa: SIM115 - the caller closes the returned stream
     if src.compression == "gzip":
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
