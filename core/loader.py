@@ -312,7 +312,7 @@ class Loader:
             job.sha = job.append.sha256 or job.src.sha256
             span.set(rows=job.plan.rows, sha256=job.sha)
         if job.reader.pending_check is None:
-            job.part.content = None  # parsed: the inflated bytes go (a later slow path reads the file)
+            job.part.drop_inflated()  # parsed: the inflated bytes go (a later slow path reads the file)
         job.timings["validate"] = time.perf_counter() - t0
         job.trace.set(sha256=job.sha, rows=job.plan.rows)
 

@@ -288,7 +288,7 @@ class CsvReader(Reader):
                                 schema={"line": pl.String})["line"]
         except (pl.exceptions.PolarsError, OSError, EOFError):
             return self.diagnose()
-        self.src.content = None  # its last reader (a slow path below reads the file)
+        self.src.drop_inflated()  # its last reader (a slow path below reads the file)
         offset = 1 if self.header else 0
         if lines.len() != self._frame.height + offset:
             return self.diagnose()  # records span lines (quoted newlines): walk it properly

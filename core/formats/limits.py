@@ -11,14 +11,16 @@ so the common case costs nothing.
 from __future__ import annotations
 
 import os
+import tempfile
 import zlib
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 from humanize import naturalsize
 
 from chute.core.errors import InputError
-from chute.core.reader import Reader, Source
+from chute.core.reader import Inflated, Reader, Source
 
 MAX_RECORD_BYTES = 64 << 20  # one line of text (a CSV record without quoted newlines, an NDJSON object)
 MAX_RATIO = 100  # decompressed / compressed size ...
@@ -35,20 +37,69 @@ def check_limits(src: Source, max_record: int = MAX_RECORD_BYTES, max_ratio: int
         return
     allowed = max(RATIO_FLOOR, src.st.st_size * max_ratio) if max_ratio else None
     # A file the readers parse in memory anyway is kept as it is inflated here, so that no parser
-    # inflates it again (src.content); past the in-memory size the parts are let go and the
-    # readers stream the file as before.
+    # inflates it again (src.inflated); past the in-memory size it is let go and the readers
+    # stream the file as before.
     keep = src.st.st_size * 6 <= Reader.IN_MEMORY_BYTES  # (the readers' own estimate, Reader._in_memory)
-    src.content = _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio, keep,
-                        again=lambda: _decompressed_chunks(src))
+    sink = _Sink() if keep else None
+    try:
+        _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio, sink,
+              again=lambda: _decompressed_chunks(src))
+    except BaseException:
+        if sink is not None:
+            sink.drop()
+        raise
+    src.drop_inflated()
+    src.inflated = sink.done() if sink is not None else None
+
+
+class _Sink:
+    """The inflated bytes, written to an unlinked temporary file as they come (Source.inflated).
+    Bounded by the in-memory size, like the bytes it replaces: past it, or when the disk refuses
+    it, it is let go and the readers inflate the file themselves."""
+
+    def __init__(self) -> None:
+        self.file: BinaryIO | None = None
+        self.size = 0
+        self.nul = False
+
+    def add(self, chunk: bytes) -> None:
+        if self.size < 0:
+            return  # let go
+        self.size += len(chunk)
+        if self.size > Reader.IN_MEMORY_BYTES:
+            self.drop()
+            return
+        try:
+            if self.file is None:
+                self.file = tempfile.TemporaryFile(prefix="chute-inflated-")  # noqa: SIM115 - held by Inflated
+            self.file.write(chunk)
+        except OSError:  # (a full disk: the readers' own inflation needs none)
+            self.drop()
+            return
+        self.nul = self.nul or chunk.find(b"\x00") >= 0
+
+    def drop(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.file, self.size = None, -1
+
+    def done(self) -> Inflated | None:
+        if self.file is None:
+            return None
+        try:
+            self.file.flush()
+        except OSError:
+            self.drop()
+            return None
+        return Inflated(self.file, self.size, self.nul)
 
 
 def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0,
-          keep: bool = False, *, again: Callable[[], Iterator[bytes]]) -> bytes | None:
-    """The whole content when ``keep`` and it fits the in-memory size, else None.
+          sink: _Sink | None = None, *, again: Callable[[], Iterator[bytes]]) -> None:
+    """Each chunk goes to ``sink`` (when given) once the limits pass it.
 
     Records are checked by their ends only (:func:`_run_after`); a record found over the limit
     is then located exactly by :func:`_exact` over ``again()``, the same bytes from the start."""
-    kept: list[bytes] | None = [] if keep else None
     total = 0
     run: int | None = 0  # bytes since the last newline
     for chunk in chunks:
@@ -56,18 +107,14 @@ def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio
         if max_total is not None and total > max_total:
             raise InputError(f"decompresses to over {max_total >> 20} MiB, more than {ratio}x its compressed "
                              "size (decompression-ratio guard against zip bombs)")
-        if kept is not None:
-            kept.append(chunk)
-            if total > Reader.IN_MEMORY_BYTES:
-                kept = None
-        if not max_record:
-            continue
-        run = _run_after(chunk, run or 0, max_record)
-        if run is None:
-            _exact(again(), max_record)  # raises, with the record's line
-            raise InputError(f"a record is over {naturalsize(max_record, binary=True)}, beyond the limit per "
-                             "record (max_record_bytes)")
-    return b"".join(kept) if kept else None
+        if max_record:
+            run = _run_after(chunk, run or 0, max_record)
+            if run is None:
+                _exact(again(), max_record)  # raises, with the record's line
+                raise InputError(f"a record is over {naturalsize(max_record, binary=True)}, beyond the limit per "
+                                 "record (max_record_bytes)")
+        if sink is not None:
+            sink.add(chunk)
 
 
 def _run_after(chunk: bytes, run: int, limit: int) -> int | None:
@@ -151,7 +198,7 @@ def _compressed(src: Source) -> Iterator[bytes]:
 
 def _gunzip(src: Source) -> Iterator[bytes]:
     """Every member of a (possibly multi-member) gzip file, output bounded per step. A stream cut
-    short is an error here, not a shorter content (parsers read what this yields: Source.content)."""
+    short is an error here, not a shorter content (parsers read what this yields: Source.inflated)."""
     d = zlib.decompressobj(wbits=31)
     fed = False  # whether the current member's decompressor has had input
     for data in _compressed(src):

@@ -34,8 +34,9 @@ class ParquetReader(Reader):
     def _source(self) -> str | io.BytesIO:
         if self.src.compression is None:
             return self.src.proc_path
-        if self.src.content is not None:  # inflated once already, by the limits check
-            return io.BytesIO(self.src.content)
+        if self.src.inflated is not None:  # inflated once already, by the limits check
+            with open(self.src.inflated.path, "rb") as f:  # (held: the loader lets the file go after the plan)
+                return io.BytesIO(f.read())
         if self.src.st.st_size * 6 > self.IN_MEMORY_BYTES:
             raise InputError(f"{self.src.compression}-compressed Parquet over {self.IN_MEMORY_BYTES >> 20} MiB: "
                              "Parquet compresses its pages itself; drop the outer compression")
