@@ -306,7 +306,10 @@ class MainScreen(Screen[None]):
         self._laid_out.add(str(event.pane.id))
         table = self.active_table
         if table is not None:
-            if self.focused is not table:  # focus() repaints the table even when it has the focus
+            # focus() repaints the table even when it has the focus. The filter box (in the Files
+            # pane) keeps it: `/` from another pane focused it before this message came.
+            typing = table is self._table("files") and self.focused is self.query_one("#filter", Input)
+            if self.focused is not table and not typing:
                 table.focus()
         elif self.chute.view is not None:
             self.query_one(RatesPanel).show(self.chute.view)

@@ -1,0 +1,31 @@
+"""Hostile review of the keys6 merge (issue 10), round 7. Each test was seen failing on c69711c."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input, TabbedContent
+
+from chute.tui.app import ChuteApp
+from chute.tui.demo import wait_ready
+from chute.tui.screens.main import MainScreen
+from tests.test_tui_warm import SMALL, demo  # noqa: F401 - the demo fixture
+
+
+@pytest.mark.parametrize("pane", ["2", "3", "4"])
+async def test_slash_from_another_pane_puts_the_keys_typed_next_in_the_filter(
+        demo: ChuteApp, pane: str) -> None:  # noqa: F811
+    """`/` shows the Files pane and focuses the filter box; the pane switch's TabActivated,
+    arriving after it, focused the Files table again: what was typed next ran as commands
+    (`enter` opened a file's details; `state:held` would approve, purge, quit)."""
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot)
+        await pilot.press(pane)
+        await pilot.pause()
+        await pilot.press("slash")
+        await pilot.pause()
+        await pilot.press("x", "enter")
+        await pilot.pause()
+        box = demo.main.query_one("#filter", Input)
+        assert isinstance(demo.screen, MainScreen), f"a key typed in the filter ran as a command: {demo.screen}"
+        assert box.value == "x", f"the filter box got {box.value!r} of 'x'"
+        assert demo.main.query_one(TabbedContent).active == "files"
