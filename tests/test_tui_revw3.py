@@ -29,3 +29,4 @@ async def test_slash_from_another_pane_puts_the_keys_typed_next_in_the_filter(
         assert isinstance(demo.screen, MainScreen), f"a key typed in the filter ran as a command: {demo.screen}"
         assert box.value == "x", f"the filter box got {box.value!r} of 'x'"
         assert demo.main.query_one(TabbedContent).active == "files"
+
