@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from textual.widgets import Input, TabbedContent
+from textual import events
+from textual.widgets import ContentSwitcher, Input, TabbedContent
 
 from chute.tui.app import ChuteApp
 from chute.tui.demo import wait_ready
 from chute.tui.screens.main import MainScreen
+from tests.tui_helpers import until
 from tests.test_tui_warm import SMALL, demo  # noqa: F401 - the demo fixture
 
 
@@ -30,3 +32,20 @@ async def test_slash_from_another_pane_puts_the_keys_typed_next_in_the_filter(
         assert box.value == "x", f"the filter box got {box.value!r} of 'x'"
         assert demo.main.query_one(TabbedContent).active == "files"
 
+
+
+async def test_a_burst_of_pane_switches_ends_on_the_pane_of_the_last_key(demo: ChuteApp) -> None:  # noqa: F811
+    """Keys that arrive faster than the console handles them (key repeat, a paste, a laggy link)
+    are queued: each pane switch focuses the pane's table, and Textual's TabPane tells its
+    TabbedContent about that focus by a message handled later, which made the pane of that old
+    focus active again. Seen in tmux: 240 switches (1 3 4 2 ...) then `3` ended on Quarantine."""
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot)
+        for key in ["1", "3", "4", "2"] * 20 + ["3"]:
+            demo.post_message(events.Key(key, key))  # queued at once, as a burst read from the terminal
+        await until(pilot, lambda: not demo.message_queue_size, what="the keys handled")
+        await pilot.pause(0.3)
+        main = demo.main
+        assert main.query_one(TabbedContent).active == "errors"
+        assert main.query_one(ContentSwitcher).current == "errors"
+        assert main.focused is main.query_one("#errors-table")
