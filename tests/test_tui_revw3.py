@@ -9,6 +9,7 @@ from textual.widgets import ContentSwitcher, Input, TabbedContent
 from chute.tui.app import ChuteApp
 from chute.tui.demo import wait_ready
 from chute.tui.screens.main import MainScreen
+from chute.tui.widgets.ledger_table import LedgerTable
 from tests.tui_helpers import until
 from tests.test_tui_warm import SMALL, demo  # noqa: F401 - the demo fixture
 
@@ -49,3 +50,21 @@ async def test_a_burst_of_pane_switches_ends_on_the_pane_of_the_last_key(demo: C
         assert main.query_one(TabbedContent).active == "errors"
         assert main.query_one(ContentSwitcher).current == "errors"
         assert main.focused is main.query_one("#errors-table")
+
+
+async def test_a_pane_left_before_the_first_view_shows_its_selected_row_when_visited(
+        demo: ChuteApp) -> None:  # noqa: F811
+    """A key typed as the console opens (`3`) hides the Files pane; its table, resized to nothing,
+    scrolled its cursor "into view" of no lines (scroll_y 1, row 0 hidden under the header). On
+    the visit, the first rows drawn came from before the scroll, and a `j` then showed a row twice
+    and the first row not at all: the selected row off-screen."""
+    async with demo.run_test(size=(120, 36)) as pilot:
+        await pilot.press("3")
+        await wait_ready(pilot)
+        await pilot.press("1")
+        await pilot.pause()
+        table = demo.main.query_one("#files-table", LedgerTable)
+        assert table.cursor_row == 0 and table.scroll_y == 0, f"row 0 selected, scrolled to {table.scroll_y}"
+        await pilot.press("j", "j")
+        await pilot.pause()
+        assert table.scroll_y == 0 and table.cursor_row == 2

@@ -617,7 +617,9 @@ class LedgerTable(DataTable[Any]):
 
 
     def _cursor_into_view(self) -> None:
-        if self.row_count:
+        # Not while hidden (a pane left: resized to nothing): "into view" of no lines scrolled
+        # row 0 under the header, and the visit then showed the selected row off-screen.
+        if self.row_count and self.size.height > self.header_height:
             self.scroll_to_region(self._get_row_region(self.cursor_row), animate=False, immediate=True,
                                   top=False)
 
