@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from textual import events
 from textual.widgets import ContentSwitcher, Input, TabbedContent
@@ -68,3 +70,28 @@ async def test_a_pane_left_before_the_first_view_shows_its_selected_row_when_vis
         await pilot.press("j", "j")
         await pilot.pause()
         assert table.scroll_y == 0 and table.cursor_row == 2
+
+
+async def test_a_row_changed_while_its_pane_is_hidden_is_drawn_fresh_on_the_visit(
+        demo: ChuteApp, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A hidden table keeps its size (Textual reports 0 while hidden): a changed cell on its rows
+    on show was not marked for repaint, and the visit no longer restyles the table (it keeps its
+    focused looks), so the Errors pane showed the old error beside a selection line with the new."""
+    async with demo.run_test(size=SMALL) as pilot:
+        await wait_ready(pilot)
+        monkeypatch.setattr(demo, "poll", lambda: None)  # the demo's own refreshes would put the row back
+        await pilot.pause(0.3)
+        view = demo.view
+        assert view is not None and view.errors
+        errors = list(view.errors)
+        errors[0] = dataclasses.replace(errors[0], last_error="ZZZ new error", reason="ZZZ new error")
+        with demo.batch_update():
+            demo.main.show(dataclasses.replace(view, errors=errors))
+        await pilot.press("3")
+        await pilot.pause()
+        table = demo.main.query_one("#errors-table", LedgerTable)
+        assert table.cursor_row == 0
+        shown = demo.screen._compositor.render_update(full=True)
+        line = table.region.y + table.header_height  # the first row, on screen
+        text = "".join(segment.text for segment in shown.strips[line]) if hasattr(shown, "strips") else None
+        assert text is not None and "ZZZ" in text, f"the Errors pane shows {text!r}"

@@ -285,7 +285,9 @@ class LedgerTable(DataTable[Any]):
         index = self._row_locations.get(row)
         scroll_y, height, top, width = self._window or self._lines_on_show()
         if index is not None and scroll_y <= index < scroll_y + height:  # else painted when scrolled to
-            self._refresh_region(Region(0, top + index, width, 1))  # every row is one line high
+            # Every row is one line high. Not DataTable's _refresh_region: it skips a hidden table,
+            # whose kept lines the visit then showed (its size does not change, nothing repaints).
+            self.refresh(Region(0, top + index, width, 1).translate(-self.scroll_offset))
 
     def _cells_changed(self) -> None:
         """DataTable's own caches (used when a cell is rendered anew) are stale. Its line offsets
@@ -303,8 +305,9 @@ class LedgerTable(DataTable[Any]):
     def _lines_on_show(self) -> tuple[int, int, int, int]:
         """(first row on show, rows on show, header height, line width). Asking the widget its size
         and scroll walks the compositor: a refresh that changes sixty Ages asks once (apply)."""
-        return (round(self.scroll_y), self.size.height, self.header_height if self.show_header else 0,
-                max(self.size.width, self.virtual_size.width))
+        size = self.size or self._size  # hidden (its pane left): reported as 0, shown again at _size
+        return (round(self.scroll_y), size.height, self.header_height if self.show_header else 0,
+                max(size.width, self.virtual_size.width))
 
     @contextlib.contextmanager
     def _window_fixed(self) -> Iterator[None]:
