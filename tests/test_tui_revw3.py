@@ -12,8 +12,8 @@ from chute.tui.app import ChuteApp
 from chute.tui.demo import wait_ready
 from chute.tui.screens.main import MainScreen
 from chute.tui.widgets.ledger_table import LedgerTable
-from tests.tui_helpers import until
 from tests.test_tui_warm import SMALL, demo  # noqa: F401 - the demo fixture
+from tests.tui_helpers import until
 
 
 @pytest.mark.parametrize("pane", ["2", "3", "4"])
