@@ -95,6 +95,7 @@ class LedgerTable(DataTable[Any]):
         self._components: tuple[object, ...] = ()  # the component styles the caches were rendered with
         self._looks: tuple[Style, ...] = ()
         self._window: tuple[int, int, int, int] | None = None  # while a diff is applied: _lines_on_show
+        self._lines_changed: list[Region] = []  # ... and the lines it changed on show
 
     def on_mount(self) -> None:
         for col in self.COLUMNS:
@@ -287,7 +288,11 @@ class LedgerTable(DataTable[Any]):
         if index is not None and scroll_y <= index < scroll_y + height:  # else painted when scrolled to
             # Every row is one line high. Not DataTable's _refresh_region: it skips a hidden table,
             # whose kept lines the visit then showed (its size does not change, nothing repaints).
-            self.refresh(Region(0, top + index, width, 1).translate(-self.scroll_offset))
+            line = Region(0, top + index, width, 1).translate(-self.scroll_offset)
+            if self._window is not None:
+                self._lines_changed.append(line)  # one refresh for the whole diff (_window_fixed)
+            else:
+                self.refresh(line)
 
     def _cells_changed(self) -> None:
         """DataTable's own caches (used when a cell is rendered anew) are stale. Its line offsets
@@ -317,6 +322,9 @@ class LedgerTable(DataTable[Any]):
             yield
         finally:
             self._window = None
+            if self._lines_changed:
+                lines, self._lines_changed = self._lines_changed, []
+                self.refresh(*lines)
 
     def _touch(self, row: RowKey, col: ColumnKey) -> None:
         """A new version of the cell and its row: their kept renders are not used again."""
