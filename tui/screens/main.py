@@ -26,6 +26,7 @@ from chute.tui.widgets.errors_table import ErrorsTable
 from chute.tui.widgets.files_table import FilesTable
 from chute.tui.widgets.key_bar import KeyBar
 from chute.tui.widgets.ledger_table import LedgerTable
+from chute.tui.widgets.panes import Panes
 from chute.tui.widgets.quarantine_table import QuarantineTable
 from chute.tui.widgets.rates import Metrics, RatesPanel
 from chute.tui.widgets.rates_strip import RatesStrip
@@ -66,7 +67,7 @@ class MainScreen(Screen[None]):
         yield RatesStrip(id="strip")
         yield AlertBar(id="alerts")
         yield Metrics(id="overview")
-        with TabbedContent(id="panes"):
+        with Panes(id="panes"):
             with TabPane("Files", id="files"):
                 yield Static(id="files-caption")
                 yield FilesTable(id="files-table")
@@ -306,7 +307,10 @@ class MainScreen(Screen[None]):
         self._laid_out.add(str(event.pane.id))
         table = self.active_table
         if table is not None:
-            if self.focused is not table:  # focus() repaints the table even when it has the focus
+            # focus() repaints the table even when it has the focus. The filter box (in the Files
+            # pane) keeps it: `/` from another pane focused it before this message came.
+            typing = table is self._table("files") and self.focused is self.query_one("#filter", Input)
+            if self.focused is not table and not typing:
                 table.focus()
         elif self.chute.view is not None:
             self.query_one(RatesPanel).show(self.chute.view)

@@ -95,6 +95,7 @@ class LedgerTable(DataTable[Any]):
         self._components: tuple[object, ...] = ()  # the component styles the caches were rendered with
         self._looks: tuple[Style, ...] = ()
         self._window: tuple[int, int, int, int] | None = None  # while a diff is applied: _lines_on_show
+        self._lines_changed: list[Region] = []  # ... and the lines it changed on show
 
     def on_mount(self) -> None:
         for col in self.COLUMNS:
@@ -285,7 +286,13 @@ class LedgerTable(DataTable[Any]):
         index = self._row_locations.get(row)
         scroll_y, height, top, width = self._window or self._lines_on_show()
         if index is not None and scroll_y <= index < scroll_y + height:  # else painted when scrolled to
-            self._refresh_region(Region(0, top + index, width, 1))  # every row is one line high
+            # Every row is one line high. Not DataTable's _refresh_region: it skips a hidden table,
+            # whose kept lines the visit then showed (its size does not change, nothing repaints).
+            line = Region(0, top + index, width, 1).translate(-self.scroll_offset)
+            if self._window is not None:
+                self._lines_changed.append(line)  # one refresh for the whole diff (_window_fixed)
+            else:
+                self.refresh(line)
 
     def _cells_changed(self) -> None:
         """DataTable's own caches (used when a cell is rendered anew) are stale. Its line offsets
@@ -303,8 +310,9 @@ class LedgerTable(DataTable[Any]):
     def _lines_on_show(self) -> tuple[int, int, int, int]:
         """(first row on show, rows on show, header height, line width). Asking the widget its size
         and scroll walks the compositor: a refresh that changes sixty Ages asks once (apply)."""
-        return (round(self.scroll_y), self.size.height, self.header_height if self.show_header else 0,
-                max(self.size.width, self.virtual_size.width))
+        size = self.size or self._size  # hidden (its pane left): reported as 0, shown again at _size
+        return (round(self.scroll_y), size.height, self.header_height if self.show_header else 0,
+                max(size.width, self.virtual_size.width))
 
     @contextlib.contextmanager
     def _window_fixed(self) -> Iterator[None]:
@@ -314,6 +322,9 @@ class LedgerTable(DataTable[Any]):
             yield
         finally:
             self._window = None
+            if self._lines_changed:
+                lines, self._lines_changed = self._lines_changed, []
+                self.refresh(*lines)
 
     def _touch(self, row: RowKey, col: ColumnKey) -> None:
         """A new version of the cell and its row: their kept renders are not used again."""
@@ -617,7 +628,9 @@ class LedgerTable(DataTable[Any]):
 
 
     def _cursor_into_view(self) -> None:
-        if self.row_count:
+        # Not while hidden (a pane left: resized to nothing): "into view" of no lines scrolled
+        # row 0 under the header, and the visit then showed the selected row off-screen.
+        if self.row_count and self.size.height > self.header_height:
             self.scroll_to_region(self._get_row_region(self.cursor_row), animate=False, immediate=True,
                                   top=False)
 
