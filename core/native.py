@@ -48,6 +48,9 @@ NATIVE_MAX_ROWS = 1_000_000  # below max_insert_block_size (1,048,576): one bloc
 NATIVE_MAX_BYTES = 256 << 20  # uncompressed: ClickHouse's own min_insert_block_size_bytes
 # Virtual columns of file(): a file column of one of these names would shadow it.
 _VIRTUAL = frozenset({"_path", "_file", "_size", "_time", "_row_number", "_etag"})
+# Parquet logical types whose native read is proven too ("NONE": a plain physical type, INT96 included).
+# A UUID, say, is 16 bytes to polars and its text form to ClickHouse.
+_PROVEN_LOGICAL = frozenset({"NONE", "INT", "STRING", "DECIMAL", "DATE", "TIMESTAMP"})
 _PROVEN = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Float32,
            pl.Float64, pl.Boolean, pl.String, pl.Binary, pl.Date, pl.Datetime, pl.Decimal)
 
@@ -85,7 +88,9 @@ def candidate(loader: Loader, job: _Job) -> bool:
     raw = reader.raw_schema
     if raw is None or not _same_wire(reader) or any(name in _VIRTUAL or name in LINEAGE_NAMES for name in raw):
         return False
-    return all(isinstance(dtype, _PROVEN) for dtype in raw.values())
+    if not all(isinstance(dtype, _PROVEN) for dtype in raw.values()):
+        return False
+    return set(reader.logical) == set(raw) and set(reader.logical.values()) <= _PROVEN_LOGICAL
 
 
 def _same_wire(reader: ParquetReader) -> bool:
@@ -141,7 +146,7 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
     try:
         with job.trace.step("insert", batch=0, rows=rows, token=token, native=True):
             loader.target.insert_file(row.table_name, job.src.proc_path, "Parquet", columns, row.path, job.sha,
-                                      token, Settings(job.batch_rows).as_dict())
+                                      token, Settings(job.batch_rows).as_dict(), utf8=_text(job, columns))
     except (InputError, TargetError) as exc:
         if isinstance(exc, TargetError) and exc.unreachable:
             raise
@@ -159,6 +164,13 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
     loader.on_batch(row.table_name, rows, row.size or 0, secs)
     loader.on_progress(Progress(row.id, row.path, row.table_name, rows, rows, time.time() - secs), row.id)
     return True
+
+
+def _text(job: _Job, columns: list[Column]) -> list[str]:
+    """Columns the file says are UTF-8 text: ClickHouse takes any bytes there, polars refuses what
+    is not UTF-8 (a quarantine), so the native insert checks them (and is refused)."""
+    raw = job.reader.raw_schema if isinstance(job.reader, ParquetReader) else None
+    return [c.name for c in columns if raw is not None and isinstance(raw.get(c.name), pl.String)]
 
 
 def _eligible(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_join: object) -> bool:

@@ -159,6 +159,7 @@ def test_negative_control_a_type_not_proven_is_caught(chdb_path: Path, monkeypat
     otherwise: the comparison above sees it when the type is wrongly let through."""
     monkeypatch.setattr(native, "_PROVEN", (*native._PROVEN, pl.Time))
     monkeypatch.setattr(native, "_same_wire", lambda reader: True)
+    monkeypatch.setattr(native, "_PROVEN_LOGICAL", native._PROVEN_LOGICAL | {"TIME"})
     df = pl.DataFrame({"id": [1, 2], "tm": [dt.time(1, 2, 3, 4), dt.time(23, 59, 59)]})
     native_side, arrow_side, tokens = load_both(df, "polars", chdb_path)
     assert tokens and all(native.is_native(t) for t in tokens)

@@ -1,0 +1,80 @@
+"""Hostile files against the native Parquet read (core/native.py): whatever a file holds, the
+table it leaves is the Arrow path's, or the file is quarantined with the Arrow path's reason;
+never silently different (issue 9's rule, issue 12's fast path)."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from chute.core import native
+from tests.conftest import drop_databases, make_config
+from tests.test_native import _contents, _load, _tokens
+
+
+def _load_each_way(table: pa.Table, chdb_path: Path) -> list[tuple[str, str, object, list[str]]]:
+    """The file loaded natively, then through Arrow (each its own database): for each its state,
+    its reason, the table's contents (None: no table) and the tokens sent."""
+    out = []
+    cfgs = []
+    try:
+        for on in (True, False):
+            cfg = make_config(Path(tempfile.mkdtemp(prefix="native-hostile-")), chdb_path, native_read=on)
+            cfgs.append(cfg)
+            (cfg.data_dir / "t").mkdir()
+            pq.write_table(table, cfg.data_dir / "t" / "f.parquet")
+            engine = _load(cfg)
+            try:
+                row = engine.ledger.current("t/f.parquet")
+                tables = engine.target.client().query(
+                    "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 't'",
+                    parameters={"db": cfg.database}).result_rows[0][0]
+                out.append((str(row.state), row.last_error or "", _contents(engine, "t") if tables else None,
+                            _tokens(engine)))
+            finally:
+                engine.stop()
+    finally:
+        drop_databases(cfgs)
+    return out
+
+
+def _invalid_utf8() -> pa.Table:
+    """A string column (Parquet UTF8) whose second value is not UTF-8: pyarrow writes it as is."""
+    good = pa.array(["ok", "xyz"])
+    offsets, data = good.buffers()[1], pa.py_buffer(b"ok\xff\xfe\x80")
+    return pa.table({"id": [1, 2], "s": pa.Array.from_buffers(pa.string(), 2, [None, offsets, data])})
+
+
+def test_invalid_utf8_in_a_string_column_is_the_arrow_paths_quarantine(chdb_path: Path) -> None:
+    """ClickHouse's Parquet reader takes any bytes in a UTF8 column; polars refuses them. The native
+    read loaded the file the Arrow path quarantines (seen failing before the fix)."""
+    (n_state, n_why, n_rows, _), (a_state, a_why, a_rows, _) = _load_each_way(_invalid_utf8(), chdb_path)
+    assert a_state == "quarantined" and "UTF-8" in a_why, (a_state, a_why)
+    assert (n_state, n_why) == (a_state, a_why)
+    # No row either way. (The native side planned from the footer, so its new table exists, empty:
+    # the Arrow side quarantined before creating it. Known, see the report.)
+    assert a_rows is None and n_rows is not None and n_rows[1] == b""
+
+
+def test_valid_text_still_goes_natively(chdb_path: Path) -> None:
+    """The UTF-8 check is no reason to leave the native path (negative control of the above)."""
+    table = pa.table({"id": [1, 2, 3], "s": ["ok", "ünï €", None], "l": ["a", "b", "a"]})
+    (n_state, _, n_rows, tokens), (a_state, _, a_rows, _) = _load_each_way(table, chdb_path)
+    assert n_state == a_state == "loaded"
+    assert tokens and all(native.is_native(t) for t in tokens), tokens
+    assert n_rows == a_rows
+
+
+def test_a_uuid_column_loads_as_the_arrow_path_loads_it(chdb_path: Path) -> None:
+    """Parquet's UUID logical type (FIXED_LEN_BYTE_ARRAY(16)): polars gives the 16 bytes, ClickHouse
+    read into String gives its text form. The native read changed the values (seen failing first)."""
+    table = pa.table({"id": [1, 2], "u": pa.array([uuid.UUID(int=1).bytes, uuid.UUID(int=2 ** 128 - 1).bytes],
+                                                  pa.uuid())})
+    (n_state, _, n_rows, tokens), (a_state, _, a_rows, _) = _load_each_way(table, chdb_path)
+    assert n_state == a_state == "loaded"
+    assert n_rows == a_rows
+    assert not any(native.is_native(t) for t in tokens)
