@@ -130,6 +130,7 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
     if not _eligible(loader, job, table, fitter, anti_join):
         if natives - set(job.done):
             _take_back(loader, job, "its native insert may have landed; the Arrow path sends it anew")
+        _own_batch_rows(loader, job)
         return _arrow_path(job)
     if len(intents) > len(natives):
         return _arrow_path(job)  # the Arrow path began this generation: it finishes it with its own tokens
@@ -155,6 +156,7 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
         # may have left go first.
         log.info("native read of %s refused (%s); sending it through Arrow", row.path, exc)
         _take_back(loader, job, "native read refused")
+        _own_batch_rows(loader, job)
         return _arrow_path(job)
     secs = time.perf_counter() - t0
     failpoints.step("insert_acked")
@@ -171,6 +173,21 @@ def _text(job: _Job, columns: list[Column]) -> list[str]:
     is not UTF-8 (a quarantine), so the native insert checks them (and is refused)."""
     raw = job.reader.raw_schema if isinstance(job.reader, ParquetReader) else None
     return [c.name for c in columns if raw is not None and isinstance(raw.get(c.name), pl.String)]
+
+
+def _own_batch_rows(loader: Loader, job: _Job) -> None:
+    """B was the whole file for a native insert that is not going to happen (the table or
+    ClickHouse said no): while no batch of this generation was sent under it, the Arrow path
+    takes the B it would have had, not one frame of every row."""
+    if job.batch_rows != job.plan.rows or job.done or loader.ledger.any_batches(job.row.id, job.row.generation):
+        return
+    chosen = loader._choose_batch_rows(job.src.st.st_size, job.plan.rows)
+    if chosen < job.batch_rows:
+        from dataclasses import replace
+
+        loader.ledger.update(job.row.id, batch_rows=chosen)
+        job.batch_rows = chosen
+        job.row = replace(job.row, batch_rows=chosen)
 
 
 def _eligible(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_join: object) -> bool:
