@@ -86,7 +86,9 @@ def candidate(loader: Loader, job: _Job) -> bool:
     if not 0 < job.plan.rows <= NATIVE_MAX_ROWS:
         return False
     raw = reader.raw_schema
-    if raw is None or not _same_wire(reader) or any(name in _VIRTUAL or name in LINEAGE_NAMES for name in raw):
+    if raw is None or not reader.footer_true or not _same_wire(reader):
+        return False
+    if any(name in _VIRTUAL or name in LINEAGE_NAMES for name in raw):
         return False
     if not all(isinstance(dtype, _PROVEN) for dtype in raw.values()):
         return False
@@ -99,19 +101,12 @@ def _same_wire(reader: ParquetReader) -> bool:
 
 
 def prepare(loader: Loader, job: _Job) -> None:
-    """Before the plan: a file that may go natively is planned from its footer (core/formats/parquet.py);
-    ``confirm`` reads every value should it take the Arrow path after all."""
+    """Before the plan: a file that may go natively has its footer read too (sizes, logical types
+    and whether its NULL counts are true: core/formats/parquet.py)."""
     cfg, reader = loader.cfg, job.reader
     if cfg.embedded and cfg.native_read and isinstance(reader, ParquetReader) and job.part is job.src \
             and job.src.compression is None and job.append.base is None:
         reader.footer_ok = True
-
-
-def _arrow_path(job: _Job) -> bool:
-    """The version goes through polars and Arrow: a footer plan is confirmed first."""
-    if isinstance(job.reader, ParquetReader):
-        job.reader.confirm()
-    return False
 
 
 def first_batch_rows(loader: Loader, job: _Job, chosen: int) -> int:
@@ -131,9 +126,9 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
         if natives - set(job.done):
             _take_back(loader, job, "its native insert may have landed; the Arrow path sends it anew")
         _own_batch_rows(loader, job)
-        return _arrow_path(job)
+        return False
     if len(intents) > len(natives):
-        return _arrow_path(job)  # the Arrow path began this generation: it finishes it with its own tokens
+        return False  # the Arrow path began this generation: it finishes it with its own tokens
     if 0 in job.done:
         return True
     from chute.core.loader import Progress, dedup_token
@@ -157,7 +152,7 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
         log.info("native read of %s refused (%s); sending it through Arrow", row.path, exc)
         _take_back(loader, job, "native read refused")
         _own_batch_rows(loader, job)
-        return _arrow_path(job)
+        return False
     secs = time.perf_counter() - t0
     failpoints.step("insert_acked")
     loader.ledger.ack(row.id, row.generation, 0, rows)
