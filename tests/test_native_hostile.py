@@ -156,3 +156,63 @@ def test_a_footer_hiding_nulls_never_shifts_values(chdb_path: Path) -> None:
         assert (n_state, n_why) == (a_state, a_why)
         assert n_rows == a_rows
         assert not any(native.is_native(t) for t in tokens)
+
+
+def _patch_null_counts(data: bytes, column: int, want: list[int]) -> bytes:
+    """``data`` with its footer's null_count of ``column`` in each row group set to ``want`` (each
+    a one-byte zigzag varint, as in a small file), found by trying every candidate byte."""
+    import io
+    import struct
+
+    def counts(blob: bytes) -> list[int] | None:
+        try:
+            meta = pq.ParquetFile(io.BytesIO(blob)).metadata
+        except OSError:
+            return None
+        return [meta.row_group(g).column(column).statistics.null_count for g in range(meta.num_row_groups)]
+
+    patched = bytearray(data)
+    start = len(data) - 8 - struct.unpack("<i", data[-8:-4])[0]
+    for group, value in enumerate(want):
+        have = counts(bytes(patched))
+        assert have is not None
+        for at in range(start, len(patched) - 9):
+            if patched[at] in (0x16, 0x36) and patched[at + 1] == have[group] * 2:
+                trial = bytearray(patched)
+                trial[at + 1] = value * 2
+                now = counts(bytes(trial))
+                if now is not None and now[group] == value and now[:group] + now[group + 1:] == have[:group] + \
+                        have[group + 1:]:
+                    patched = trial
+                    break
+        else:
+            raise AssertionError(f"no null_count of row group {group} to patch")
+    assert counts(bytes(patched)) == want
+    return bytes(patched)
+
+
+def test_a_footer_moving_a_null_to_another_row_group_never_shifts_values(chdb_path: Path) -> None:
+    """The footer's total is right (one NULL) but it sits in the wrong row group: the first claims
+    none (ClickHouse skips its levels: values shift), the second claims one (seen failing first:
+    the totals agreed, so the native read went ahead)."""
+    import io
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"id": range(8), "b": [10, None, 30, 40, 50, 60, 70, 80]}), buf, row_group_size=4)
+    data = _patch_null_counts(buf.getvalue(), 1, [0, 1])  # (ClickHouse alone reads 10, 30, 40, 10, 50...)
+    (n_state, n_why, n_rows, tokens), (a_state, a_why, a_rows, _) = _load_each_way(data, chdb_path)
+    assert a_state == "loaded" and b"\\N" in a_rows[1], (a_state, a_why, a_rows)
+    assert (n_state, n_why, n_rows) == (a_state, a_why, a_rows)
+    assert not any(native.is_native(t) for t in tokens)
+
+
+def test_nulls_in_some_row_groups_only_still_go_natively(chdb_path: Path) -> None:
+    """Negative control of the above: a true footer whose NULLs sit in one row group of three."""
+    table = pa.table({"id": range(6), "b": [10, None, 30, 40, 50, 60]})
+    import io
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=2)
+    (n_state, _, n_rows, tokens), (a_state, _, a_rows, _) = _load_each_way(buf.getvalue(), chdb_path)
+    assert n_state == a_state == "loaded" and n_rows == a_rows
+    assert tokens and all(native.is_native(t) for t in tokens), tokens

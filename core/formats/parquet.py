@@ -60,13 +60,15 @@ class ParquetReader(Reader):
             unsupported(raw)
             self.raw_schema = raw  # as the file has it (core/native.py judges these types)
             self._wire = flatten_nested(pl.DataFrame(schema=raw)).schema
-            footer = _footer_stats(self._data, raw, self.sizes, self.logical) if self.footer_ok else None
+            groups: list[tuple[int, dict[str, int]]] = []
+            footer = _footer_stats(self._data, raw, self.sizes, self.logical, groups) if self.footer_ok else None
             stats = self._scan_stats(raw)
             # ClickHouse's reader believes a footer's null_count of 0 and skips that column's
             # definition levels: a hidden NULL shifts every later value up a row, silently. polars
             # reads the levels, so the plan is the scan's, and the native read (core/native.py) is
             # only for a footer that tells the same counts.
-            self.footer_true = footer == stats
+            # Per row group too: a NULL moved to another group's count keeps the totals.
+            self.footer_true = footer == stats and _groups_true(self._data, groups, stats)
         except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
             raise InputError(f"unreadable Parquet: {_clean_polars_error(exc)[:300]}") from None
         rows = stats.pop("\x00rows")
@@ -100,12 +102,13 @@ def _wide_decimals(schema: pl.Schema) -> None:
 
 
 def _footer_stats(data: str | io.BytesIO, schema: pl.Schema, sizes: dict[str, int],
-                  logical: dict[str, str] | None = None) -> dict[str, int] | None:
+                  logical: dict[str, str] | None = None,
+                  groups: list[tuple[int, dict[str, int]]] | None = None) -> dict[str, int] | None:
     """Rows and each column's NULLs as the footer's statistics claim them (what ClickHouse's own
     reader believes). Flat columns only (a nested column's leaves count their own NULLs), and only
     when every column chunk carries its null count; else None. ``sizes`` gets the data's
     ``uncompressed`` bytes whenever the footer could be read, ``logical`` each flat column's
-    logical type."""
+    logical type, ``groups`` each row group's rows and claimed NULLs."""
     import pyarrow.parquet as pq
 
     if any(dtype.is_nested() for dtype in schema.values()):
@@ -133,7 +136,34 @@ def _footer_stats(data: str | io.BytesIO, schema: pl.Schema, sizes: dict[str, in
             if found is None or not found.has_null_count:
                 return None
             stats[name] += found.null_count
+        if groups is not None:
+            groups.append((group.num_rows, {name: group.column(i).statistics.null_count
+                                            for i, name in enumerate(names)}))
     return {"\x00rows": meta.num_rows, **stats}
+
+
+def _groups_true(data: str | io.BytesIO, groups: list[tuple[int, dict[str, int]]], stats: dict[str, int]) -> bool:
+    """Each row group's claimed NULLs are its real ones. Only a column with NULLs in a file of
+    several groups can hide one in a group's count (the totals were compared): one more pass over
+    those columns, counting NULLs up to each group's last row."""
+    import itertools
+
+    suspects = [name for name, nulls in stats.items() if name != "\x00rows" and nulls]
+    if len(groups) < 2 or not suspects:
+        return True
+    ends = list(itertools.accumulate(rows for rows, _ in groups))
+    lasts = sorted({end - 1 for end in ends if end > 0})
+    seen = pl.scan_parquet(data).select(pl.col(c).is_null().cast(pl.UInt32).cum_sum().gather(lasts)
+                                        for c in suspects).collect(engine="streaming")
+    for name in suspects:
+        upto = dict(zip(lasts, seen[name].to_list(), strict=True))
+        before = 0
+        for end, (_, claimed) in zip(ends, groups, strict=True):
+            now = upto.get(end - 1, 0)
+            if now - before != claimed[name]:
+                return False
+            before = now
+    return True
 
 
 def _read_magic(fd: int) -> bytes:
