@@ -132,7 +132,12 @@ def _footer_stats(data: str | io.BytesIO, schema: pl.Schema, sizes: dict[str, in
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
         for i, name in enumerate(names):
-            found = group.column(i).statistics
+            chunk = group.column(i)
+            # pyarrow aborts the process (std::terminate, no Python exception) on the statistics of
+            # a chunk whose physical type contradicts the schema's: a hostile footer killed chute.
+            if chunk.physical_type != leaves.column(i).physical_type:
+                return None
+            found = chunk.statistics
             if found is None or not found.has_null_count:
                 return None
             stats[name] += found.null_count
