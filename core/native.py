@@ -48,6 +48,9 @@ NATIVE_MAX_ROWS = 1_000_000  # below max_insert_block_size (1,048,576): one bloc
 NATIVE_MAX_BYTES = 256 << 20  # uncompressed: ClickHouse's own min_insert_block_size_bytes
 # Virtual columns of file(): a file column of one of these names would shadow it.
 _VIRTUAL = frozenset({"_path", "_file", "_size", "_time", "_row_number", "_etag"})
+# Parquet logical types whose native read is proven too ("NONE": a plain physical type, INT96 included).
+# A UUID, say, is 16 bytes to polars and its text form to ClickHouse.
+_PROVEN_LOGICAL = frozenset({"NONE", "INT", "STRING", "DECIMAL", "DATE", "TIMESTAMP"})
 _PROVEN = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64, pl.Float32,
            pl.Float64, pl.Boolean, pl.String, pl.Binary, pl.Date, pl.Datetime, pl.Decimal)
 
@@ -83,9 +86,13 @@ def candidate(loader: Loader, job: _Job) -> bool:
     if not 0 < job.plan.rows <= NATIVE_MAX_ROWS:
         return False
     raw = reader.raw_schema
-    if raw is None or not _same_wire(reader) or any(name in _VIRTUAL or name in LINEAGE_NAMES for name in raw):
+    if raw is None or not reader.footer_true or not _same_wire(reader):
         return False
-    return all(isinstance(dtype, _PROVEN) for dtype in raw.values())
+    if any(name in _VIRTUAL or name in LINEAGE_NAMES for name in raw):
+        return False
+    if not all(isinstance(dtype, _PROVEN) for dtype in raw.values()):
+        return False
+    return set(reader.logical) == set(raw) and set(reader.logical.values()) <= _PROVEN_LOGICAL
 
 
 def _same_wire(reader: ParquetReader) -> bool:
@@ -94,19 +101,12 @@ def _same_wire(reader: ParquetReader) -> bool:
 
 
 def prepare(loader: Loader, job: _Job) -> None:
-    """Before the plan: a file that may go natively is planned from its footer (core/formats/parquet.py);
-    ``confirm`` reads every value should it take the Arrow path after all."""
+    """Before the plan: a file that may go natively has its footer read too (sizes, logical types
+    and whether its NULL counts are true: core/formats/parquet.py)."""
     cfg, reader = loader.cfg, job.reader
     if cfg.embedded and cfg.native_read and isinstance(reader, ParquetReader) and job.part is job.src \
             and job.src.compression is None and job.append.base is None:
         reader.footer_ok = True
-
-
-def _arrow_path(job: _Job) -> bool:
-    """The version goes through polars and Arrow: a footer plan is confirmed first."""
-    if isinstance(job.reader, ParquetReader):
-        job.reader.confirm()
-    return False
 
 
 def first_batch_rows(loader: Loader, job: _Job, chosen: int) -> int:
@@ -125,9 +125,10 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
     if not _eligible(loader, job, table, fitter, anti_join):
         if natives - set(job.done):
             _take_back(loader, job, "its native insert may have landed; the Arrow path sends it anew")
-        return _arrow_path(job)
+        _own_batch_rows(loader, job)
+        return False
     if len(intents) > len(natives):
-        return _arrow_path(job)  # the Arrow path began this generation: it finishes it with its own tokens
+        return False  # the Arrow path began this generation: it finishes it with its own tokens
     if 0 in job.done:
         return True
     from chute.core.loader import Progress, dedup_token
@@ -141,7 +142,7 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
     try:
         with job.trace.step("insert", batch=0, rows=rows, token=token, native=True):
             loader.target.insert_file(row.table_name, job.src.proc_path, "Parquet", columns, row.path, job.sha,
-                                      token, Settings(job.batch_rows).as_dict())
+                                      token, Settings(job.batch_rows).as_dict(), utf8=_text(job, columns))
     except (InputError, TargetError) as exc:
         if isinstance(exc, TargetError) and exc.unreachable:
             raise
@@ -150,7 +151,8 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
         # may have left go first.
         log.info("native read of %s refused (%s); sending it through Arrow", row.path, exc)
         _take_back(loader, job, "native read refused")
-        return _arrow_path(job)
+        _own_batch_rows(loader, job)
+        return False
     secs = time.perf_counter() - t0
     failpoints.step("insert_acked")
     loader.ledger.ack(row.id, row.generation, 0, rows)
@@ -159,6 +161,28 @@ def send(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_jo
     loader.on_batch(row.table_name, rows, row.size or 0, secs)
     loader.on_progress(Progress(row.id, row.path, row.table_name, rows, rows, time.time() - secs), row.id)
     return True
+
+
+def _text(job: _Job, columns: list[Column]) -> list[str]:
+    """Columns the file says are UTF-8 text: ClickHouse takes any bytes there, polars refuses what
+    is not UTF-8 (a quarantine), so the native insert checks them (and is refused)."""
+    raw = job.reader.raw_schema if isinstance(job.reader, ParquetReader) else None
+    return [c.name for c in columns if raw is not None and isinstance(raw.get(c.name), pl.String)]
+
+
+def _own_batch_rows(loader: Loader, job: _Job) -> None:
+    """B was the whole file for a native insert that is not going to happen (the table or
+    ClickHouse said no): while no batch of this generation was sent under it, the Arrow path
+    takes the B it would have had, not one frame of every row."""
+    if job.batch_rows != job.plan.rows or job.done or loader.ledger.any_batches(job.row.id, job.row.generation):
+        return
+    chosen = loader._choose_batch_rows(job.src.st.st_size, job.plan.rows)
+    if chosen < job.batch_rows:
+        from dataclasses import replace
+
+        loader.ledger.update(job.row.id, batch_rows=chosen)
+        job.batch_rows = chosen
+        job.row = replace(job.row, batch_rows=chosen)
 
 
 def _eligible(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_join: object) -> bool:

@@ -294,6 +294,14 @@ def _tls_file(key: str, value: str) -> str:
     return str(path)
 
 
+def _utf8_check(columns: list[str]) -> str:
+    """A WHERE clause that fails the read at the first value of ``columns`` that is not UTF-8."""
+    if not columns:
+        return ""
+    bad = " OR ".join(f"NOT isValidUTF8(ifNull({quote_ident(name)}, ''))" for name in columns)
+    return f" WHERE throwIf({bad}, 'a text column holds a value that is not valid UTF-8') = 0"
+
+
 def _settings_sql(settings: dict[str, Any]) -> str:
     """``name = value, ...`` for a SETTINGS clause (numbers as they are, anything else quoted)."""
     return ", ".join(f"{name} = {int(value) if isinstance(value, int) else quote_string(str(value))}"
@@ -569,11 +577,11 @@ class Target:
                 time.sleep(delay)
 
     def insert_file(self, table: str, path: str, fmt: str, columns: list[Column], rel_path: str, sha256: str,
-                    token: str, extra: dict[str, Any]) -> None:
+                    token: str, extra: dict[str, Any], utf8: list[str] | None = None) -> None:
         """One batch the embedded engine reads itself (core/native.py): ``INSERT ... SELECT`` from
         ``file(path, fmt, structure)``, the structure being the table's own types of ``columns``, the
         lineage as bound constants and ``_row_number``. Synchronous, with the protocol's settings and
-        ``token``."""
+        ``token``. A value of the ``utf8`` columns that is not valid UTF-8 fails the insert whole."""
         settings = dict(self.insert_settings, insert_deduplication_token=token, **extra)
         if failpoints.enabled("no_dedup"):
             settings.update(insert_deduplicate=0, **({"deduplicate_insert": "disable"}
@@ -583,7 +591,7 @@ class Target:
         into, picked = ", ".join(names), ", ".join(names)
         self._call("command", f"INSERT INTO {qualified(self.database, table)} ({into}, _source_path, _source_sha256,"
                               f" _source_row) SELECT {picked}, {{rel:String}}, {{sha:String}}, _row_number + 1"
-                              " FROM file({src:String}, {fmt:String}, {structure:String})",
+                              " FROM file({src:String}, {fmt:String}, {structure:String})" + _utf8_check(utf8 or []),
                    parameters={"rel": rel_path, "sha": sha256, "src": path, "fmt": fmt, "structure": structure},
                    settings=settings)
 

@@ -22,14 +22,17 @@ from chute.core.reader import Plan, Reader, Source, _clean_polars_error, open_bi
 class ParquetReader(Reader):
     TEXT = False
     raw_schema: pl.Schema | None = None
-    # Rows and NULLs may come from the footer's statistics (core/native.py sets it where ClickHouse
-    # may read the file itself, which reads every value anyway); a plan that did says so.
+    # Read the footer's statistics too (core/native.py sets it where ClickHouse may read the file
+    # itself); ``footer_true``: its rows and NULLs are the scan's.
     footer_ok = False
-    from_footer = False
+    footer_true = False
 
     def __init__(self, src: Source) -> None:
         super().__init__(src)
         self.sizes: dict[str, int] = {}  # the footer's ``uncompressed`` data bytes, once it was read
+        # Each flat column's Parquet logical type as the footer names it ("STRING", "UUID", "NONE"...),
+        # once it was read: core/native.py lets ClickHouse read only those it converts as polars does.
+        self.logical: dict[str, str] = {}
 
     def _source(self) -> str | io.BytesIO:
         if self.src.compression is None:
@@ -58,9 +61,15 @@ class ParquetReader(Reader):
             unsupported(raw)
             self.raw_schema = raw  # as the file has it (core/native.py judges these types)
             self._wire = flatten_nested(pl.DataFrame(schema=raw)).schema
-            stats = _footer_stats(self._data, raw, self.sizes) if self.footer_ok else None
-            self.from_footer = stats is not None
-            stats = stats or self._scan_stats(raw)
+            groups: list[tuple[int, dict[str, int]]] = []
+            footer = _footer_stats(self._data, raw, self.sizes, self.logical, groups) if self.footer_ok else None
+            stats = self._scan_stats(raw)
+            # ClickHouse's reader believes a footer's null_count of 0 and skips that column's
+            # definition levels: a hidden NULL shifts every later value up a row, silently. polars
+            # reads the levels, so the plan is the scan's, and the native read (core/native.py) is
+            # only for a footer that tells the same counts.
+            # Per row group too: a NULL moved to another group's count keeps the totals.
+            self.footer_true = footer == stats and _groups_true(self._data, groups, stats)
         except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
             raise InputError(f"unreadable Parquet: {_clean_polars_error(exc)[:300]}") from None
         rows = stats.pop("\x00rows")
@@ -79,21 +88,6 @@ class ParquetReader(Reader):
         return pl.scan_parquet(self._data).select(pl.len().alias("\x00rows"), *[
             pl.col(c).null_count() for c in raw]).collect(engine="streaming").row(0, named=True)
 
-    def confirm(self) -> None:
-        """A plan from the footer, before polars sends the file: read every value now, as a plan
-        from a scan did (a corrupt page is bad input before any row goes, not a batch that comes
-        out short), and check the footer told the truth about NULLs."""
-        if not self.from_footer or self.raw_schema is None:
-            return
-        self.from_footer = False
-        try:
-            stats = self._scan_stats(self.raw_schema)
-        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
-            raise InputError(f"unreadable Parquet: {_clean_polars_error(exc)[:300]}") from None
-        footer = _footer_stats(self._data, self.raw_schema, {})
-        if footer is not None and footer != stats:
-            raise InputError("the Parquet footer's row or NULL counts disagree with the data")
-
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
         for df in pl.scan_parquet(self._data).collect_batches(chunk_size=batch_rows):
             yield flatten_nested(df)
@@ -108,12 +102,14 @@ def _wide_decimals(schema: pl.Schema) -> None:
                              "chute reads decimals of up to 38 digits", column=name)
 
 
-def _footer_stats(data: str | io.BytesIO, schema: pl.Schema, sizes: dict[str, int]) -> dict[str, int] | None:
-    """Rows and each column's NULLs from the footer's statistics, without reading the data: 17 ms
-    and +13 MB against 48 ms and +54 MB for polars' scan of every column (1M rows, issue 12). Flat
-    columns only (a nested column's leaves count their own NULLs), and only when every column
-    chunk carries its null count; else None (the caller scans). ``sizes`` gets the data's
-    ``uncompressed`` bytes whenever the footer could be read."""
+def _footer_stats(data: str | io.BytesIO, schema: pl.Schema, sizes: dict[str, int],
+                  logical: dict[str, str] | None = None,
+                  groups: list[tuple[int, dict[str, int]]] | None = None) -> dict[str, int] | None:
+    """Rows and each column's NULLs as the footer's statistics claim them (what ClickHouse's own
+    reader believes). Flat columns only (a nested column's leaves count their own NULLs), and only
+    when every column chunk carries its null count; else None. ``sizes`` gets the data's
+    ``uncompressed`` bytes whenever the footer could be read, ``logical`` each flat column's
+    logical type, ``groups`` each row group's rows and claimed NULLs."""
     import pyarrow.parquet as pq
 
     if any(dtype.is_nested() for dtype in schema.values()):
@@ -131,15 +127,49 @@ def _footer_stats(data: str | io.BytesIO, schema: pl.Schema, sizes: dict[str, in
     if meta.num_columns != len(names) or any(
             leaves.column(i).name != names[i] or leaves.column(i).max_repetition_level for i in range(len(names))):
         return None
+    if logical is not None:
+        logical.update((name, leaves.column(i).logical_type.type) for i, name in enumerate(names))
     stats = dict.fromkeys(names, 0)
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
         for i, name in enumerate(names):
-            found = group.column(i).statistics
+            chunk = group.column(i)
+            # pyarrow aborts the process (std::terminate, no Python exception) on the statistics of
+            # a chunk whose physical type contradicts the schema's: a hostile footer killed chute.
+            if chunk.physical_type != leaves.column(i).physical_type:
+                return None
+            found = chunk.statistics
             if found is None or not found.has_null_count:
                 return None
             stats[name] += found.null_count
+        if groups is not None:
+            groups.append((group.num_rows, {name: group.column(i).statistics.null_count
+                                            for i, name in enumerate(names)}))
     return {"\x00rows": meta.num_rows, **stats}
+
+
+def _groups_true(data: str | io.BytesIO, groups: list[tuple[int, dict[str, int]]], stats: dict[str, int]) -> bool:
+    """Each row group's claimed NULLs are its real ones. Only a column with NULLs in a file of
+    several groups can hide one in a group's count (the totals were compared): one more pass over
+    those columns, counting NULLs up to each group's last row."""
+    import itertools
+
+    suspects = [name for name, nulls in stats.items() if name != "\x00rows" and nulls]
+    if len(groups) < 2 or not suspects:
+        return True
+    ends = list(itertools.accumulate(rows for rows, _ in groups))
+    lasts = sorted({end - 1 for end in ends if end > 0})
+    seen = pl.scan_parquet(data).select(pl.col(c).is_null().cast(pl.UInt32).cum_sum().gather(lasts)
+                                        for c in suspects).collect(engine="streaming")
+    for name in suspects:
+        upto = dict(zip(lasts, seen[name].to_list(), strict=True))
+        before = 0
+        for end, (_, claimed) in zip(ends, groups, strict=True):
+            now = upto.get(end - 1, 0)
+            if now - before != claimed[name]:
+                return False
+            before = now
+    return True
 
 
 def _read_magic(fd: int) -> bytes:
