@@ -105,7 +105,8 @@ def prepare(loader: Loader, job: _Job) -> None:
     and whether its NULL counts are true: core/formats/parquet.py)."""
     cfg, reader = loader.cfg, job.reader
     if cfg.embedded and cfg.native_read and isinstance(reader, ParquetReader) and job.part is job.src \
-            and job.src.compression is None and job.append.base is None:
+            and job.src.compression is None and job.append.base is None \
+            and loader.target.parquet_footer_readable(job.src.proc_path):
         reader.footer_ok = True
 
 

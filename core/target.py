@@ -595,6 +595,20 @@ class Target:
                    parameters={"rel": rel_path, "sha": sha256, "src": path, "fmt": fmt, "structure": structure},
                    settings=settings)
 
+    def parquet_footer_readable(self, path: str) -> bool:
+        """ClickHouse's own reader takes this Parquet footer (``ParquetMetadata``). pyarrow, which the
+        native read's footer check uses next, aborts the whole process (no Python exception) on some
+        hostile footers, e.g. a level histogram of the wrong size, that ClickHouse refuses with an
+        error: such a file takes the Arrow path, where polars' plan decides (issue 12, review)."""
+        try:
+            # (row_groups: ClickHouse reads each column chunk's metadata only when asked for it)
+            self._call("query", "SELECT length(row_groups) FROM file({src:String}, 'ParquetMetadata')",
+                       parameters={"src": path})
+        except Exception as exc:  # noqa: BLE001 - any refusal: not for the native read
+            log.info("Parquet footer of %s refused by ClickHouse (%s): not read natively", path, exc)
+            return False
+        return True
+
     def count_source(self, table: str, sha256: str, path: str) -> int:
         """Rows of one file version: its content hash *and* its path, so a twin elsewhere never counts."""
         rows = self._call(
