@@ -126,6 +126,31 @@ def cfg(tmp_path: Path, chdb_path: Path) -> Config:
 
 
 @pytest.fixture
+def target(cfg: Config) -> Iterator[Any]:
+    """A checked Target on this test's database with a table ``t (id Int64, name String)``."""
+    from chute.core.schema import Column
+    from chute.core.target import Target
+
+    t = Target(cfg)
+    t.check()
+    t.create_table("t", [Column("id", "Int64"), Column("name", "String")])
+    yield t
+    t.close()
+    drop_databases([cfg])
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The console on the demo's ledger (chute.tui.demo), its engine stopped at teardown."""
+    from chute.tui.demo import demo_app
+
+    monkeypatch.chdir(tmp_path)  # the demo's ledger names its data folder relative to it
+    app = demo_app(tmp_path)
+    yield app
+    app.engine.stop()  # detach: its two ledger connections
+
+
+@pytest.fixture
 def engine_factory(tmp_path: Path, chdb_path: Path) -> Iterator[Callable[..., Engine]]:
     """Start an in-process engine (stopped at teardown). Keyword arguments override Config."""
     engines: list[Engine] = []

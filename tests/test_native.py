@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -169,16 +169,6 @@ def test_negative_control_a_type_not_proven_is_caught(chdb_path: Path, monkeypat
 # -- the protocol ----------------------------------------------------------------------------------
 
 ROWS = 5_000
-
-
-@pytest.fixture
-def target(cfg: Config) -> Iterator[Target]:
-    t = Target(cfg)
-    t.check()
-    t.create_table("t", [Column("id", "Int64"), Column("name", "String")])
-    yield t
-    t.close()
-    drop_databases([cfg])
 
 
 def _parquet(path: Path, rows: int = ROWS) -> Path:

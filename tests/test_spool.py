@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -16,10 +16,9 @@ from chute.core import failpoints
 from chute.core.config import Config
 from chute.core.engine import Engine
 from chute.core.reader import with_lineage
-from chute.core.schema import Column
 from chute.core.spool import SpooledBody
 from chute.core.target import Target
-from tests.conftest import drop_databases, query, state_of, wait_for
+from tests.conftest import query, state_of, wait_for
 
 ROWS = 20_000
 
@@ -31,16 +30,6 @@ def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     where.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(where))
     return where
-
-
-@pytest.fixture
-def target(cfg: Config) -> Iterator[Target]:
-    t = Target(cfg)
-    t.check()
-    t.create_table("t", [Column("id", "Int64"), Column("name", "String")])
-    yield t
-    t.close()
-    drop_databases([cfg])
 
 
 def _batch(first: int = 0) -> pa.Table:

@@ -7,8 +7,6 @@ row or laid out the whole screen; a bulk mark re-rendered every cell of every vi
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 
 from chute.tui.app import ChuteApp
-from chute.tui.demo import demo_app, wait_ready
+from chute.tui.demo import wait_ready
 from chute.tui.widgets.files_table import FilesTable
 from chute.tui.widgets.ledger_table import LedgerTable
 
@@ -65,14 +63,6 @@ class Counts:
 
     def __getitem__(self, label: str) -> int:
         return self.n.get(label, 0)
-
-
-@pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChuteApp]:
-    monkeypatch.chdir(tmp_path)  # the demo's ledger names its data folder relative to it
-    app = demo_app(tmp_path)
-    yield app
-    app.engine.stop()  # detach: its two ledger connections
 
 
 @pytest.mark.parametrize("what, keys", [("a pane switch and back", ["2", "1", "3", "4", "1"]),

@@ -5,8 +5,6 @@ row, and a changed cell made the next paint rebuild the line offsets of every ro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,19 +12,11 @@ from textual.css.styles import RenderStyles
 from textual.geometry import Region
 
 from chute.tui.app import ChuteApp
-from chute.tui.demo import demo_app, wait_ready
+from chute.tui.demo import wait_ready
 from chute.tui.widgets.ledger_table import LedgerTable
 from tests.test_tui_keys import settled
 
 SMALL = (80, 24)
-
-
-@pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChuteApp]:
-    monkeypatch.chdir(tmp_path)  # the demo's ledger names its data folder relative to it
-    app = demo_app(tmp_path)
-    yield app
-    app.engine.stop()
 
 
 def _touch_every_row(table: LedgerTable) -> None:

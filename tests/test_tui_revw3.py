@@ -12,13 +12,13 @@ from chute.tui.app import ChuteApp
 from chute.tui.demo import wait_ready
 from chute.tui.screens.main import MainScreen
 from chute.tui.widgets.ledger_table import LedgerTable
-from tests.test_tui_warm import SMALL, demo  # noqa: F401 - the demo fixture
+from tests.test_tui_warm import SMALL
 from tests.tui_helpers import until
 
 
 @pytest.mark.parametrize("pane", ["2", "3", "4"])
 async def test_slash_from_another_pane_puts_the_keys_typed_next_in_the_filter(
-        demo: ChuteApp, pane: str) -> None:  # noqa: F811
+        demo: ChuteApp, pane: str) -> None:
     """`/` shows the Files pane and focuses the filter box; the pane switch's TabActivated,
     arriving after it, focused the Files table again: what was typed next ran as commands
     (`enter` opened a file's details; `state:held` would approve, purge, quit)."""
@@ -37,7 +37,7 @@ async def test_slash_from_another_pane_puts_the_keys_typed_next_in_the_filter(
 
 
 
-async def test_a_burst_of_pane_switches_ends_on_the_pane_of_the_last_key(demo: ChuteApp) -> None:  # noqa: F811
+async def test_a_burst_of_pane_switches_ends_on_the_pane_of_the_last_key(demo: ChuteApp) -> None:
     """Keys that arrive faster than the console handles them (key repeat, a paste, a laggy link)
     are queued: each pane switch focuses the pane's table, and Textual's TabPane tells its
     TabbedContent about that focus by a message handled later, which made the pane of that old
@@ -55,7 +55,7 @@ async def test_a_burst_of_pane_switches_ends_on_the_pane_of_the_last_key(demo: C
 
 
 async def test_a_pane_left_before_the_first_view_shows_its_selected_row_when_visited(
-        demo: ChuteApp) -> None:  # noqa: F811
+        demo: ChuteApp) -> None:
     """A key typed as the console opens (`3`) hides the Files pane; its table, resized to nothing,
     scrolled its cursor "into view" of no lines (scroll_y 1, row 0 hidden under the header). On
     the visit, the first rows drawn came from before the scroll, and a `j` then showed a row twice
@@ -73,7 +73,7 @@ async def test_a_pane_left_before_the_first_view_shows_its_selected_row_when_vis
 
 
 async def test_a_row_changed_while_its_pane_is_hidden_is_drawn_fresh_on_the_visit(
-        demo: ChuteApp, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        demo: ChuteApp, monkeypatch: pytest.MonkeyPatch) -> None:
     """A hidden table keeps its size (Textual reports 0 while hidden): a changed cell on its rows
     on show was not marked for repaint, and the visit no longer restyles the table (it keeps its
     focused looks), so the Errors pane showed the old error beside a selection line with the new."""

@@ -9,8 +9,6 @@ shown took them again), and the key bar rendered again every set of keys it had 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,20 +16,12 @@ from textual.css.stylesheet import Stylesheet
 from textual.widget import Widget
 
 from chute.tui.app import ChuteApp
-from chute.tui.demo import demo_app, wait_ready
+from chute.tui.demo import wait_ready
 from chute.tui.screens.main import MainScreen
 from chute.tui.widgets.ledger_table import LedgerTable
 from tests.test_tui_keys import settled
 
 SMALL = (80, 24)
-
-
-@pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChuteApp]:
-    monkeypatch.chdir(tmp_path)  # the demo's ledger names its data folder relative to it
-    app = demo_app(tmp_path)
-    yield app
-    app.engine.stop()
 
 
 async def test_keys_typed_as_the_console_opens_each_wait_behind_one_pane_at_most(
