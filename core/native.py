@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -179,8 +179,6 @@ def _own_batch_rows(loader: Loader, job: _Job) -> None:
         return
     chosen = loader._choose_batch_rows(job.src.st.st_size, job.plan.rows)
     if chosen < job.batch_rows:
-        from dataclasses import replace
-
         loader.ledger.update(job.row.id, batch_rows=chosen)
         job.batch_rows = chosen
         job.row = replace(job.row, batch_rows=chosen)
@@ -206,7 +204,5 @@ def _take_back(loader: Loader, job: _Job, why: str) -> None:
         raise err
     log.info("%s: %s (generation %d)", job.row.path, why, fresh.generation + 1)
     refreshed = loader.ledger.get(job.row.id) or fresh
-    from dataclasses import replace
-
     job.row = replace(job.row, generation=refreshed.generation, rows_loaded=0)
     job.done = {}
