@@ -319,10 +319,24 @@ def _altered(values: pl.Series, cast: pl.Series, want: pl.DataType) -> pl.Series
         return (cast.cast(pl.Float64) != values).fill_null(False)
     if isinstance(want, pl.Decimal) and values.dtype == pl.String:
         return (_plain(cast.cast(pl.String)) != _plain(values)).fill_null(False)
+    if values.dtype != pl.String and (want.is_numeric() or want == pl.Boolean):
+        return _unkept(values, cast)
     if values.dtype != pl.String or not (want.is_integer() or want.is_float()):
         return pl.Series(values.name, [False] * len(values))
     pattern = _INT_TEXT if want.is_integer() else _FLOAT_TEXT
     return (~values.str.contains(pattern)).fill_null(False)
+
+
+def _unkept(values: pl.Series, cast: pl.Series) -> pl.Series:
+    """Numbers that cast into a table's other type but not as the same number: 2^53+1 into
+    Float64, 2 into Bool, 1.2345 into a scale of 2. A double into Float32 keeps its value when
+    both print the same shortest text (0.1 does, 16777217 does not); anything else must cast back
+    to itself (a NaN equals itself here)."""
+    if cast.dtype == pl.Float32 and values.dtype == pl.Float64:
+        back_text, text = cast.cast(pl.String), values.cast(pl.String)
+        return (back_text != text).fill_null(False)
+    back = _cast(cast, values.dtype)
+    return ((back != values) | back.is_null()).fill_null(False) & cast.is_not_null()
 
 
 def _plain(text: pl.Series) -> pl.Series:

@@ -54,6 +54,9 @@ for _name in ("clickhouse_connect.driver._backend.http_sync", "urllib3.connectio
 # ClickHouse error codes that mean "the data does not fit", not "the server is in trouble".
 INPUT_ERROR_CODES = frozenset({
     6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 73, 117, 131, 349, 395, 1001,
+    # a value the operator's column type refuses: CANNOT_PARSE_UUID, DECIMAL_OVERFLOW,
+    # CANNOT_PARSE_DOMAIN_VALUE_FROM_STRING, CANNOT_PARSE_BOOL, CANNOT_PARSE_IPV4/IPV6, UNKNOWN_ELEMENT_OF_ENUM
+    376, 407, 441, 467, 675, 676, 691,
 })
 # Over HTTP these two mean "the body arrived short" (a proxy or link cut the upload): chute's own
 # Arrow body is never short, so that is the wire's fault, not the file's.
