@@ -29,6 +29,8 @@ COLUMNS = {
     "lol": pa.array([[[1, 2], [None]], None, [[]]], pa.list_(pa.list_(pa.int64()))),
     # Found by the review of 5467b8f: a NULL struct inside a list loaded as the text 'null'.
     "losnull": pa.array([[None, {"x": 1}], [None], None], pa.list_(pa.struct([("x", pa.int64())]))),
+    # Found by the native-read review: pyarrow's JSON extension type was retried as an unexpected error.
+    "js": pa.array(['{"a":1}', None, "[1]"], pa.json_()),
 }
 EXPECTED = {
     "dec": ("Nullable(Decimal(7, 2))", ["1.23", None, "-99999.99"]),
@@ -44,6 +46,7 @@ EXPECTED = {
     "mapl": ("Map(String, Array(Nullable(Int64)))", ["{'k':[1,NULL]}", "{}", "{'e':[]}"]),
     "lol": ("Array(Array(Nullable(Int64)))", ["[[1,2],[NULL]]", "[]", "[[]]"]),
     "losnull": ("Array(Nullable(String))", ['[NULL,\'{"x":1}\']', "[NULL]", "[]"]),
+    "js": ("Nullable(String)", ['{"a":1}', None, "[1]"]),
 }
 
 
@@ -99,3 +102,15 @@ def test_every_arrow_type_round_trips(engine_factory, tmp_path: Path, chdb_path:
         row = engine.ledger.current(f"{name}/f.parquet")
         assert row.state == State.QUARANTINED and f"column {name!r}" in row.last_error, (name, row.last_error)
         assert name not in tables
+
+
+def test_a_fixed_offset_zone_is_named_as_the_reason(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """polars cannot read a timestamp zone written as an offset ('+05:30'): the file was quarantined
+    as "the parser gave up on corrupt data", which sent the operator looking for a broken file."""
+    cfg = make_config(tmp_path, chdb_path)
+    (cfg.data_dir / "zone.parquet").write_bytes(parquet("t", pa.array([1, 2, None], pa.timestamp("us", "+05:30"))))
+    engine = engine_factory(cfg)
+    wait_for(lambda: (r := engine.ledger.current("zone.parquet")) and r.state == State.QUARANTINED,
+             what="zone.parquet quarantined")
+    reason = engine.ledger.current("zone.parquet").last_error
+    assert "'+05:30'" in reason and "corrupt" not in reason, reason

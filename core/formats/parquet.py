@@ -212,6 +212,9 @@ def flatten_nested(df: pl.DataFrame) -> pl.DataFrame:
     """What ClickHouse cannot take as-is becomes lossless text: structs (and lists of them) as
     JSON, a NULL struct as NULL (not 'null'); times as ``HH:MM:SS[.fraction]``; lists of nothing
     but NULLs as lists of text. Maps and lists of scalars stay as they are."""
+    extensions = [pl.col(name).ext.storage() for name, dtype in df.schema.items() if isinstance(dtype, pl.Extension)]
+    if extensions:  # (pyarrow's json_, uuid...: the values as stored, text or bytes; then as any other column)
+        return flatten_nested(df.with_columns(extensions))
     exprs = []
     for name, dtype in df.schema.items():
         col = pl.col(name)
