@@ -146,6 +146,7 @@ class Engine:
         self.paused = False
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._settled = threading.Event()  # a load ended: wait_idle looks again at once
         self._lock = threading.Lock()
         self._inflight: dict[int, Progress | None] = {}
         self._state_lock = StateLock(cfg.state_dir)
@@ -340,6 +341,7 @@ class Engine:
                 for row in rows:
                     self._inflight.pop(row.id, None)
             self._wake.set()
+            self._settled.set()
 
     def _work_one(self, row: FileRow) -> None:
         try:
@@ -359,6 +361,7 @@ class Engine:
             with self._lock:
                 self._inflight.pop(row.id, None)
             self._wake.set()
+            self._settled.set()
 
     def _health_loop(self) -> None:
         """While ClickHouse does not answer, files wait; when it returns, they resume at once.
@@ -521,11 +524,14 @@ class Engine:
     def wait_idle(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._stop.is_set():
+            self._settled.clear()  # (before looking: a load ending after the look wakes the wait below)
             if self.idle():
                 return True
             if deadline is not None and time.monotonic() > deadline:
                 return False
-            time.sleep(0.02)  # a `--once` ends this soon after its last file (issue 12: ~0.05 s a run)
+            # A `--once` ends as soon as its last load does (issue 12); the timeout covers the rest
+            # (settling files, the dispatcher's next tick).
+            self._settled.wait(0.02)
         return False
 
     # -- operator commands ----------------------------------------------------------------

@@ -366,6 +366,8 @@ class FleetMirror:
     def _loop(self) -> None:
         # First write one interval after start: a starting engine is busy enough (recovery, rescan).
         self._record(None)
+        if self.engine.once:
+            self._prepare()
         while not self._stop.wait(self.interval):
             try:
                 self.tick()
@@ -378,6 +380,16 @@ class FleetMirror:
                     log.warning("fleet: mirror paused: %s", exc)
                     self._record(str(exc))
                 self.error = str(exc)
+
+    def _prepare(self) -> None:
+        """A `--once` writes the mirror when it stops, right after its last load: the fleet tables are
+        made now, beside the loads, rather than then (issue 12: ~20-40 ms of each run's end)."""
+        try:
+            if not self.store._ready:
+                self.store.ensure()
+                self._check_name()
+        except Exception as exc:  # noqa: BLE001 - the last tick tries again and reports
+            log.debug("fleet: tables not made yet: %s", exc)
 
     def _record(self, error: str | None) -> None:
         """What `chute status` says about the mirror (ledger meta ``fleet``), written only on a change."""
