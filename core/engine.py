@@ -184,6 +184,7 @@ class Engine:
             recovered = self.ledger.recover_interrupted()
             if recovered:
                 log.info("resuming %d file(s) interrupted by the last stop", len(recovered))
+            self.target.release()  # the first load's thread takes this thread's client over
             self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
             self.watcher = watcher = watcher_for(cfg, self.ledger, on_queued=self._wake.set)  # one per source
             watcher.start(observe=not self.once)

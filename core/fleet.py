@@ -354,14 +354,18 @@ class FleetMirror:
     def stop(self) -> None:
         """A last flush and a `stopped` heartbeat, so the fleet sees a clean stop rather than a stale host."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        if self._thread is not None:  # it writes them itself, on its own client, as it ends
+            self._thread.join(timeout=60)
+        else:
+            self._last()
+        self.target.close()
+
+    def _last(self) -> None:
         try:
             if self.error is None:  # a ClickHouse that is failing must not hold up the stop
                 self.tick(stopped=True)
         except Exception as exc:  # noqa: BLE001 - stopping must not fail on the mirror
             log.info("fleet: last heartbeat not written: %s", exc)
-        self.target.close()
 
     def _loop(self) -> None:
         # First write one interval after start: a starting engine is busy enough (recovery, rescan).
@@ -380,6 +384,7 @@ class FleetMirror:
                     log.warning("fleet: mirror paused: %s", exc)
                     self._record(str(exc))
                 self.error = str(exc)
+        self._last()
 
     def _prepare(self) -> None:
         """A `--once` writes the mirror when it stops, right after its last load: the fleet tables are

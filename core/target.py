@@ -332,6 +332,7 @@ class Target:
         self.database = cfg.database
         self._local = threading.local()
         self._clients: list[Any] = []
+        self._idle: list[Any] = []  # clients a thread let go of (release): the next new thread takes one
         self._lock = threading.Lock()
         self.server_version = ""
         self.server_zone = "UTC"  # what zone-less columns are shown in (check()); see core/wallclock.py
@@ -382,15 +383,28 @@ class Target:
     def _thread_client(self, slot: str, probe: bool) -> Any:
         client = getattr(self._local, slot, None)
         if client is None:
-            client = self._new_client(probe=probe)
-            setattr(self._local, slot, client)
             with self._lock:
-                self._clients.append(client)
+                client = self._idle.pop() if slot == "client" and self._idle else None
+            if client is None:
+                client = self._new_client(probe=probe)
+                with self._lock:
+                    self._clients.append(client)
+            setattr(self._local, slot, client)
         return client
+
+    def release(self) -> None:
+        """This thread is done with its client for now: the next thread that needs one takes it over
+        (making a client costs ~20 ms; the start-up's checks and a `--once`'s first load need one each).
+        A client is used by one thread at a time; this thread makes a new one if it needs one again."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            self._local.client = None
+            with self._lock:
+                self._idle.append(client)
 
     def close(self) -> None:
         with self._lock:
-            clients, self._clients = self._clients, []
+            clients, self._clients, self._idle = self._clients, [], []
         for client in clients:
             try:
                 client.close()
