@@ -256,8 +256,10 @@ class Engine:
         thread.start()
         self._threads.append(thread)
 
-    def stop(self) -> None:
-        """Finish or safely abandon the batch in flight, then release everything."""
+    def stop(self, close_target: bool = True) -> None:
+        """Finish or safely abandon the batch in flight, then release everything. ``close_target``
+        False: ClickHouse's clients stay open, for a process that ends at once (`--once`: closing
+        the last chDB client shuts the embedded engine down, ~0.1 s; cli._exit_now)."""
         self._stop.set()
         self._wake.set()
         if self.watcher:
@@ -269,14 +271,15 @@ class Engine:
         tracing.flush()
         if self.fleet is not None:
             self.fleet.stop()  # after the last load, so its final state reaches the fleet
-        self.close()
+        self.close(close_target)
 
-    def close(self) -> None:
+    def close(self, close_target: bool = True) -> None:
         self.metrics.close()
         self.monitor.close()
         if self.loader:
             self.loader.close()
-        self.target.close()
+        if close_target:
+            self.target.close()
         if self.ledger:
             self.ledger.close()
             self.ledger = None
