@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chute.core import dispatch, intents, prefetch, private, resources, tracing, untyped_status
+from chute.core import dispatch, intents, private, resources, tracing, untyped_status
 from chute.core.alerts import Alert, Monitor
 from chute.core.config import Config
 from chute.core.errors import TargetError, UsageError
@@ -178,7 +178,6 @@ class Engine:
             for key, value in (("paused", "0"), ("target", cfg.masked_url()), ("server_version", ""),
                                (untyped_status.META_KEY, "")):
                 self.ledger.set_meta(key, value)
-            prefetch.loader_soon(cfg.data_dir, self.once)  # (beside the connect: core/prefetch.py)
             self._connect(wait_for_target)
             self.ledger.set_meta("server_version", self.target.server_version)
             intents.recover(cfg, self.ledger, self.target)  # actions a crash interrupted: finish or roll back
