@@ -105,3 +105,28 @@ def test_a_native_load_reads_the_footer_once_and_without_pyarrow(tmp_path: Path)
     finally:
         db.close()
     assert tokens and all(t.endswith(":file") for t in tokens), tokens
+
+
+def test_text_columns_distinct_ratio_is_the_first_rows_sample(tmp_path: Path) -> None:
+    """The plan counts text columns' distinct values in the first rows within its one read of every
+    value (it read those rows a second time before): the ratios (LowCardinality or not) are the
+    sample's, above and below INFER_ROWS rows, with NULLs, and where a column becomes text only in
+    chute's reading (a categorical: the sample path, kept)."""
+    import polars as pl
+
+    from chute.core.formats.parquet import flatten_nested
+    from chute.core.reader import Reader, open_source, reader_for
+
+    n = Reader.INFER_ROWS
+    for rows, cat in ((150, False), (n * 2 + 7, False), (n + 3, True)):
+        df = pl.DataFrame({"s": [f"v{i % 97}" if i % 5 else None for i in range(rows)],
+                           "t": [f"w{i}" for i in range(rows)], "i": range(rows)})
+        if cat:
+            df = df.with_columns(pl.col("s").cast(pl.Categorical))
+        path = tmp_path / f"f{rows}.parquet"
+        df.write_parquet(path, row_group_size=4000)
+        sample = flatten_nested(pl.scan_parquet(path).head(n).collect())
+        with open_source(path, None) as src:
+            plan = reader_for(src, "parquet").plan()
+        assert plan.distinct_ratio == {c: sample[c].n_unique() / sample.height for c in ("s", "t")}, rows
+        assert plan.rows == rows and plan.null_counts["s"] == df["s"].null_count()

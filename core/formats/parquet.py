@@ -67,7 +67,11 @@ class ParquetReader(Reader):
             self._wire = flatten_nested(pl.DataFrame(schema=raw)).schema
             groups: list[tuple[int, dict[str, int]]] = []
             footer = _footer_stats(self.footer, raw, self.sizes, self.logical, groups) if self.footer else None
-            stats = self._scan_stats(raw)
+            # Text columns' distinct values in the first rows (LowCardinality, below): in the same
+            # read where the file has them as text already (not a second read of its first rows).
+            text = [c for c, t in self._wire.items() if t == pl.String]
+            counted = text if all(raw[c] == pl.String and not c.startswith("\x01") for c in text) else []
+            stats, uniques = self._scan_stats(raw, counted)
             # ClickHouse's reader believes a footer's null_count of 0 and skips that column's
             # definition levels: a hidden NULL shifts every later value up a row, silently. polars
             # reads the levels, so the plan is the scan's, and the native read (core/native.py) is
@@ -78,8 +82,9 @@ class ParquetReader(Reader):
             raise InputError(f"unreadable Parquet: {_clean_polars_error(exc)[:300]}") from None
         rows = stats.pop("\x00rows")
         # Dictionary-encoded or not, text columns get LowCardinality by the same rule as CSV/NDJSON.
-        text = [c for c, t in self._wire.items() if t == pl.String]
-        if text and rows >= 100:
+        if text and rows >= 100 and counted:
+            self._distinct = {c: uniques[c] / min(self.INFER_ROWS, rows) for c in text}
+        elif text and rows >= 100:
             try:
                 sample = flatten_nested(pl.scan_parquet(self._data).head(self.INFER_ROWS).collect())
             except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
@@ -87,10 +92,14 @@ class ParquetReader(Reader):
             self._distinct = {c: sample[c].n_unique() / sample.height for c in text}
         return self._finish_plan(rows, stats)
 
-    def _scan_stats(self, raw: pl.Schema) -> dict[str, int]:
-        """Rows and NULLs per column from reading every value (which proves the pages decode)."""
-        return pl.scan_parquet(self._data).select(pl.len().alias("\x00rows"), *[
-            pl.col(c).null_count() for c in raw]).collect(engine="streaming").row(0, named=True)
+    def _scan_stats(self, raw: pl.Schema, distinct: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Rows and NULLs per column from reading every value (which proves the pages decode), and
+        the distinct values of the ``distinct`` columns in the first ``INFER_ROWS`` rows."""
+        out = pl.scan_parquet(self._data).select(
+            pl.len().alias("\x00rows"), *[pl.col(c).null_count() for c in raw],
+            *[pl.col(c).head(self.INFER_ROWS).n_unique().alias(f"\x01{i}") for i, c in enumerate(distinct)],
+        ).collect(engine="streaming").row(0, named=True)
+        return out, {c: out.pop(f"\x01{i}") for i, c in enumerate(distinct)}
 
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
         for df in pl.scan_parquet(self._data).collect_batches(chunk_size=batch_rows):
