@@ -194,9 +194,12 @@ def _config_sources(args: argparse.Namespace, data_dir: str | None) -> tuple[con
 
 # Set once a `--once` run has stopped its engine: everything is closed, flushed and recorded.
 _once_stopped = threading.Event()
+_ends_process = False  # the `chute` program itself (main()), which ends a `--once` with _exit_now
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _ends_process
+    _ends_process = argv is None
     code = _main(argv)
     if argv is None and _once_stopped.is_set():  # the `chute` program itself, not a caller's main([...])
         _exit_now(code)
@@ -310,7 +313,7 @@ def _run(argv: list[str]) -> int:
             pass
         return EXIT_OK
     finally:
-        engine.stop()
+        engine.stop(close_target=not (args.once and _ends_process))  # (_exit_now skips chDB's shutdown)
         log.info("stopped")
         if args.once:
             _once_stopped.set()

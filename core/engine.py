@@ -146,6 +146,7 @@ class Engine:
         self.paused = False
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._settled = threading.Event()  # a load ended: wait_idle looks again at once
         self._lock = threading.Lock()
         self._inflight: dict[int, Progress | None] = {}
         self._state_lock = StateLock(cfg.state_dir)
@@ -183,6 +184,7 @@ class Engine:
             recovered = self.ledger.recover_interrupted()
             if recovered:
                 log.info("resuming %d file(s) interrupted by the last stop", len(recovered))
+            self.target.release()  # the first load's thread takes this thread's client over
             self._pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="chute-load")
             self.watcher = watcher = watcher_for(cfg, self.ledger, on_queued=self._wake.set)  # one per source
             watcher.start(observe=not self.once)
@@ -254,8 +256,10 @@ class Engine:
         thread.start()
         self._threads.append(thread)
 
-    def stop(self) -> None:
-        """Finish or safely abandon the batch in flight, then release everything."""
+    def stop(self, close_target: bool = True) -> None:
+        """Finish or safely abandon the batch in flight, then release everything. ``close_target``
+        False: ClickHouse's clients stay open, for a process that ends at once (`--once`: closing
+        the last chDB client shuts the embedded engine down, ~0.1 s; cli._exit_now)."""
         self._stop.set()
         self._wake.set()
         if self.watcher:
@@ -267,14 +271,15 @@ class Engine:
         tracing.flush()
         if self.fleet is not None:
             self.fleet.stop()  # after the last load, so its final state reaches the fleet
-        self.close()
+        self.close(close_target)
 
-    def close(self) -> None:
+    def close(self, close_target: bool = True) -> None:
         self.metrics.close()
         self.monitor.close()
         if self.loader:
             self.loader.close()
-        self.target.close()
+        if close_target:
+            self.target.close()
         if self.ledger:
             self.ledger.close()
             self.ledger = None
@@ -340,6 +345,7 @@ class Engine:
                 for row in rows:
                     self._inflight.pop(row.id, None)
             self._wake.set()
+            self._settled.set()
 
     def _work_one(self, row: FileRow) -> None:
         try:
@@ -359,6 +365,7 @@ class Engine:
             with self._lock:
                 self._inflight.pop(row.id, None)
             self._wake.set()
+            self._settled.set()
 
     def _health_loop(self) -> None:
         """While ClickHouse does not answer, files wait; when it returns, they resume at once.
@@ -521,11 +528,14 @@ class Engine:
     def wait_idle(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._stop.is_set():
+            self._settled.clear()  # (before looking: a load ending after the look wakes the wait below)
             if self.idle():
                 return True
             if deadline is not None and time.monotonic() > deadline:
                 return False
-            time.sleep(0.02)  # a `--once` ends this soon after its last file (issue 12: ~0.05 s a run)
+            # A `--once` ends as soon as its last load does (issue 12); the timeout covers the rest
+            # (settling files, the dispatcher's next tick).
+            self._settled.wait(0.02)
         return False
 
     # -- operator commands ----------------------------------------------------------------

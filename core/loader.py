@@ -150,8 +150,8 @@ class Loader:
         self._insert_pool = ThreadPoolExecutor(max_workers=cfg.workers * max(1, cfg.insert_parallel),
                                                thread_name_prefix="chute-insert")
         self.sizer = BatchSizer(cfg.batch_rows, adaptive=cfg.batch_rows_adaptive)
-        warm_up(target)
-        if not exhaust_unreachable:  # a daemon; `--once` has its files waiting: each lane connects as it starts
+        if not exhaust_unreachable:  # a daemon; `--once` has its files waiting: each lane connects as it starts,
+            warm_up(target)  # and a first-call cost is paid where it is met (none on the native read: core/native.py)
             self._connect_lanes()
         self.on_unreachable: Callable[[TargetError], None] = lambda exc: None
         self.on_settle: Callable[[str], None] = lambda _rel: None

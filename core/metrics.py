@@ -115,7 +115,8 @@ class EngineCollector(Collector):
 
 
 class Metrics:
-    """One per engine. Counters move from the engine's hooks; the server runs only with ``metrics_addr``."""
+    """One per engine. The server runs only with ``metrics_addr``; the counters move from the engine's
+    hooks while it runs (nothing else reads them)."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
@@ -162,6 +163,8 @@ class Metrics:
     # -- hooks (called from loader threads) -----------------------------------------------
 
     def on_batch(self, table: str, rows: int, nbytes: int, secs: float) -> None:
+        if self._server is None:
+            return  # no endpoint, nothing reads them: no prometheus_client import for a `--once` (issue 12)
         self.registry  # noqa: B018 - builds the counters on first use
         self.rows.labels(table).inc(rows)
         self.bytes.labels(table).inc(nbytes)
@@ -169,8 +172,8 @@ class Metrics:
 
     def on_outcome(self, row: FileRow, outcome: State | None) -> None:
         """After the loader took ``row`` (as it was picked up) to ``outcome``; the ledger has the error kind."""
-        if outcome is None:
-            return  # not started: another worker or an operator got there first
+        if outcome is None or self._server is None:
+            return  # not started: another worker or an operator got there first; or no endpoint
         self.registry  # noqa: B018 - builds the counters on first use
         if row.state == State.FAILED:
             self.retries.inc()  # an attempt of a file whose previous attempt failed

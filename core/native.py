@@ -101,13 +101,12 @@ def _same_wire(reader: ParquetReader) -> bool:
 
 
 def prepare(loader: Loader, job: _Job) -> None:
-    """Before the plan: a file that may go natively has its footer read too (sizes, logical types
-    and whether its NULL counts are true: core/formats/parquet.py)."""
+    """Before the plan: a file that may go natively has its footer read too, by ClickHouse (sizes,
+    logical types and whether its NULL counts are true: core/formats/parquet.py)."""
     cfg, reader = loader.cfg, job.reader
     if cfg.embedded and cfg.native_read and isinstance(reader, ParquetReader) and job.part is job.src \
-            and job.src.compression is None and job.append.base is None \
-            and loader.target.parquet_footer_readable(job.src.proc_path):
-        reader.footer_ok = True
+            and job.src.compression is None and job.append.base is None:
+        reader.footer = loader.target.parquet_footer(job.src.proc_path)
 
 
 def first_batch_rows(loader: Loader, job: _Job, chosen: int) -> int:

@@ -321,6 +321,15 @@ def ipc_codec(cfg: Config) -> str | None:
 
 
 @dataclass(frozen=True)
+class ParquetFooter:
+    """A Parquet footer as ClickHouse's own footer reader takes it (Target.parquet_footer)."""
+
+    rows: int
+    columns: list[tuple[str, str, int]]  # each leaf: name, logical type ("String", "Int(...)", "None"), max repetition
+    groups: list[tuple[int, int, list[int | None]]]  # each row group: rows, uncompressed bytes, each leaf's NULLs
+
+
+@dataclass(frozen=True)
 class Encoded:
     names: list[str]
     body: Any
@@ -335,6 +344,7 @@ class Target:
         self.database = cfg.database
         self._local = threading.local()
         self._clients: list[Any] = []
+        self._idle: list[Any] = []  # clients a thread let go of (release): the next new thread takes one
         self._lock = threading.Lock()
         self.server_version = ""
         self.server_zone = "UTC"  # what zone-less columns are shown in (check()); see core/wallclock.py
@@ -385,15 +395,28 @@ class Target:
     def _thread_client(self, slot: str, probe: bool) -> Any:
         client = getattr(self._local, slot, None)
         if client is None:
-            client = self._new_client(probe=probe)
-            setattr(self._local, slot, client)
             with self._lock:
-                self._clients.append(client)
+                client = self._idle.pop() if slot == "client" and self._idle else None
+            if client is None:
+                client = self._new_client(probe=probe)
+                with self._lock:
+                    self._clients.append(client)
+            setattr(self._local, slot, client)
         return client
+
+    def release(self) -> None:
+        """This thread is done with its client for now: the next thread that needs one takes it over
+        (making a client costs ~20 ms; the start-up's checks and a `--once`'s first load need one each).
+        A client is used by one thread at a time; this thread makes a new one if it needs one again."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            self._local.client = None
+            with self._lock:
+                self._idle.append(client)
 
     def close(self) -> None:
         with self._lock:
-            clients, self._clients = self._clients, []
+            clients, self._clients, self._idle = self._clients, [], []
         for client in clients:
             try:
                 client.close()
@@ -598,19 +621,26 @@ class Target:
                    parameters={"rel": rel_path, "sha": sha256, "src": path, "fmt": fmt, "structure": structure},
                    settings=settings)
 
-    def parquet_footer_readable(self, path: str) -> bool:
-        """ClickHouse's own reader takes this Parquet footer (``ParquetMetadata``). pyarrow, which the
-        native read's footer check uses next, aborts the whole process (no Python exception) on some
-        hostile footers, e.g. a level histogram of the wrong size, that ClickHouse refuses with an
-        error: such a file takes the Arrow path, where polars' plan decides (issue 12, review)."""
+    def parquet_footer(self, path: str) -> ParquetFooter | None:
+        """The Parquet footer as ClickHouse's own footer reader takes it (``ParquetMetadata``): rows,
+        each leaf's logical type, each row group's size and claimed NULLs; None when it refuses the
+        footer. The native read judges a file by it (core/formats/parquet.py). pyarrow read it
+        before, but aborts the whole process (no Python exception) on some hostile footers, e.g. a
+        level histogram of the wrong size or a chunk whose type contradicts the schema, which
+        ClickHouse refuses with an error: such a file takes the Arrow path (issue 12, review)."""
         try:
-            # (row_groups: ClickHouse reads each column chunk's metadata only when asked for it)
-            self._call("query", "SELECT length(row_groups) FROM file({src:String}, 'ParquetMetadata')",
-                       parameters={"src": path})
+            rows = self._call(
+                "query", "SELECT num_rows, arrayMap(c -> (c.name, c.logical_type, c.max_repetition_level), columns),"
+                         " arrayMap(g -> (g.num_rows, g.total_uncompressed_size,"
+                         " arrayMap(c -> c.statistics.null_count, g.columns)), row_groups)"
+                         " FROM file({src:String}, 'ParquetMetadata')", parameters={"src": path}).result_rows
         except Exception as exc:  # noqa: BLE001 - any refusal: not for the native read
             log.info("Parquet footer of %s refused by ClickHouse (%s): not read natively", path, exc)
-            return False
-        return True
+            return None
+        total, columns, groups = rows[0]
+        return ParquetFooter(int(total), [(str(n), str(t), int(r)) for n, t, r in columns],
+                             [(int(n), int(b), [None if x is None else int(x) for x in nulls])
+                              for n, b, nulls in groups])
 
     def count_source(self, table: str, sha256: str, path: str) -> int:
         """Rows of one file version: its content hash *and* its path, so a twin elsewhere never counts."""

@@ -289,7 +289,7 @@ def test_a_footer_whose_chunk_type_contradicts_the_schema_does_not_kill_chute(tm
 def test_a_footer_with_a_bad_level_histogram_does_not_kill_chute(tmp_path: Path) -> None:
     """polars reads this file (one byte of the page index/size statistics changed); pyarrow's
     ``row_group(g).column(i)`` aborts the process: with native_read on chute died on it at every
-    start. ClickHouse's own footer reader refuses it first (Target.parquet_footer_readable)."""
+    start. ClickHouse's own footer reader refuses it first (Target.parquet_footer)."""
     (on_rc, on_state), (off_rc, off_state) = _once_each_way(tmp_path, "abort_histogram.parquet")
     assert off_rc >= 0 and on_rc == off_rc, (on_rc, on_state, off_rc, off_state)
     assert on_state == off_state, (on_state, off_state)

@@ -96,11 +96,12 @@ def test_empty_once_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
 
     assert loaded_modules() == []
     # The negative control: the same check sees the loader's once there is something to load. A CSV
-    # still needs neither pyarrow.compute (only skip_existing_keys uses it) nor
-    # pyarrow.parquet.
+    # still needs neither pyarrow.compute (only skip_existing_keys uses it) nor pyarrow.parquet, and
+    # without metrics_addr nothing reads Prometheus counters.
     (data / "t").mkdir()
     pl.DataFrame({"a": [1, 2]}).write_csv(data / "t" / "a.csv")
-    assert set(loaded_modules()) == set(LAZY_MODULES) - {"pandas", "pyarrow.compute", "pyarrow.parquet"}
+    assert set(loaded_modules()) == set(LAZY_MODULES) - {"pandas", "pyarrow.compute", "pyarrow.parquet",
+                                                         "prometheus_client"}
 
 
 # -- a large ledger -------------------------------------------------------------------------------

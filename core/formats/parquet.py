@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -18,13 +19,16 @@ from chute.core.errors import InputError
 from chute.core.formats import register
 from chute.core.reader import Plan, Reader, Source, _clean_polars_error, open_binary
 
+if TYPE_CHECKING:
+    from chute.core.target import ParquetFooter
+
 
 class ParquetReader(Reader):
     TEXT = False
     raw_schema: pl.Schema | None = None
-    # Read the footer's statistics too (core/native.py sets it where ClickHouse may read the file
-    # itself); ``footer_true``: its rows and NULLs are the scan's.
-    footer_ok = False
+    # The footer as ClickHouse's footer reader takes it (core/native.py sets it where ClickHouse may
+    # read the file itself); ``footer_true``: its rows and NULLs are the scan's.
+    footer: ParquetFooter | None = None
     footer_true = False
 
     def __init__(self, src: Source) -> None:
@@ -62,8 +66,12 @@ class ParquetReader(Reader):
             self.raw_schema = raw  # as the file has it (core/native.py judges these types)
             self._wire = flatten_nested(pl.DataFrame(schema=raw)).schema
             groups: list[tuple[int, dict[str, int]]] = []
-            footer = _footer_stats(self._data, raw, self.sizes, self.logical, groups) if self.footer_ok else None
-            stats = self._scan_stats(raw)
+            footer = _footer_stats(self.footer, raw, self.sizes, self.logical, groups) if self.footer else None
+            # Text columns' distinct values in the first rows (LowCardinality, below): in the same
+            # read where the file has them as text already (not a second read of its first rows).
+            text = [c for c, t in self._wire.items() if t == pl.String]
+            counted = text if all(raw[c] == pl.String and not c.startswith("\x01") for c in text) else []
+            stats, uniques = self._scan_stats(raw, counted)
             # ClickHouse's reader believes a footer's null_count of 0 and skips that column's
             # definition levels: a hidden NULL shifts every later value up a row, silently. polars
             # reads the levels, so the plan is the scan's, and the native read (core/native.py) is
@@ -74,8 +82,9 @@ class ParquetReader(Reader):
             raise InputError(f"unreadable Parquet: {_clean_polars_error(exc)[:300]}") from None
         rows = stats.pop("\x00rows")
         # Dictionary-encoded or not, text columns get LowCardinality by the same rule as CSV/NDJSON.
-        text = [c for c, t in self._wire.items() if t == pl.String]
-        if text and rows >= 100:
+        if text and rows >= 100 and counted:
+            self._distinct = {c: uniques[c] / min(self.INFER_ROWS, rows) for c in text}
+        elif text and rows >= 100:
             try:
                 sample = flatten_nested(pl.scan_parquet(self._data).head(self.INFER_ROWS).collect())
             except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
@@ -83,10 +92,14 @@ class ParquetReader(Reader):
             self._distinct = {c: sample[c].n_unique() / sample.height for c in text}
         return self._finish_plan(rows, stats)
 
-    def _scan_stats(self, raw: pl.Schema) -> dict[str, int]:
-        """Rows and NULLs per column from reading every value (which proves the pages decode)."""
-        return pl.scan_parquet(self._data).select(pl.len().alias("\x00rows"), *[
-            pl.col(c).null_count() for c in raw]).collect(engine="streaming").row(0, named=True)
+    def _scan_stats(self, raw: pl.Schema, distinct: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+        """Rows and NULLs per column from reading every value (which proves the pages decode), and
+        the distinct values of the ``distinct`` columns in the first ``INFER_ROWS`` rows."""
+        out = pl.scan_parquet(self._data).select(
+            pl.len().alias("\x00rows"), *[pl.col(c).null_count() for c in raw],
+            *[pl.col(c).head(self.INFER_ROWS).n_unique().alias(f"\x01{i}") for i, c in enumerate(distinct)],
+        ).collect(engine="streaming").row(0, named=True)
+        return out, {c: out.pop(f"\x01{i}") for i, c in enumerate(distinct)}
 
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
         for df in pl.scan_parquet(self._data).collect_batches(chunk_size=batch_rows):
@@ -102,50 +115,34 @@ def _wide_decimals(schema: pl.Schema) -> None:
                              "chute reads decimals of up to 38 digits", column=name)
 
 
-def _footer_stats(data: str | io.BytesIO, schema: pl.Schema, sizes: dict[str, int],
+def _footer_stats(footer: ParquetFooter, schema: pl.Schema, sizes: dict[str, int],
                   logical: dict[str, str] | None = None,
                   groups: list[tuple[int, dict[str, int]]] | None = None) -> dict[str, int] | None:
     """Rows and each column's NULLs as the footer's statistics claim them (what ClickHouse's own
     reader believes). Flat columns only (a nested column's leaves count their own NULLs), and only
     when every column chunk carries its null count; else None. ``sizes`` gets the data's
-    ``uncompressed`` bytes whenever the footer could be read, ``logical`` each flat column's
-    logical type, ``groups`` each row group's rows and claimed NULLs."""
-    import pyarrow.parquet as pq
-
+    ``uncompressed`` bytes, ``logical`` each flat column's logical type ("STRING", "INT", "NONE":
+    the name pyarrow gives it), ``groups`` each row group's rows and claimed NULLs."""
     if any(dtype.is_nested() for dtype in schema.values()):
         return None
-    try:
-        meta = pq.ParquetFile(data).metadata
-    except Exception:  # noqa: BLE001 - the scan reports what is wrong with the file
-        return None
-    finally:
-        if isinstance(data, io.BytesIO):
-            data.seek(0)  # (polars reads the same buffer next, from where pyarrow left it)
-    sizes["uncompressed"] = sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+    sizes["uncompressed"] = sum(nbytes for _, nbytes, _ in footer.groups)
     names = list(schema)
-    leaves = meta.schema
-    if meta.num_columns != len(names) or any(
-            leaves.column(i).name != names[i] or leaves.column(i).max_repetition_level for i in range(len(names))):
+    leaves = footer.columns
+    if len(leaves) != len(names) or any(leaves[i][0] != names[i] or leaves[i][2] for i in range(len(names))):
         return None
     if logical is not None:
-        logical.update((name, leaves.column(i).logical_type.type) for i, name in enumerate(names))
+        logical.update((name, leaves[i][1].split("(")[0].upper()) for i, name in enumerate(names))
     stats = dict.fromkeys(names, 0)
-    for g in range(meta.num_row_groups):
-        group = meta.row_group(g)
-        for i, name in enumerate(names):
-            chunk = group.column(i)
-            # pyarrow aborts the process (std::terminate, no Python exception) on the statistics of
-            # a chunk whose physical type contradicts the schema's: a hostile footer killed chute.
-            if chunk.physical_type != leaves.column(i).physical_type:
-                return None
-            found = chunk.statistics
-            if found is None or not found.has_null_count:
-                return None
-            stats[name] += found.null_count
+    for rows, _, nulls in footer.groups:
+        counts = [n for n in nulls if n is not None]
+        if len(counts) != len(names) or len(nulls) != len(names):
+            return None
+        claimed = dict(zip(names, counts, strict=True))
+        for name in names:
+            stats[name] += claimed[name]
         if groups is not None:
-            groups.append((group.num_rows, {name: group.column(i).statistics.null_count
-                                            for i, name in enumerate(names)}))
-    return {"\x00rows": meta.num_rows, **stats}
+            groups.append((rows, claimed))
+    return {"\x00rows": footer.rows, **stats}
 
 
 def _groups_true(data: str | io.BytesIO, groups: list[tuple[int, dict[str, int]]], stats: dict[str, int]) -> bool:
