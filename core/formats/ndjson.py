@@ -13,7 +13,7 @@ import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.formats import register
-from chute.core.formats.infer import DEFAULT_NULL_VALUES, FileFacts, sample_kinds, to_wire, whole_file
+from chute.core.formats.infer import DEFAULT_NULL_VALUES, FileFacts, sample_kinds, to_wire, whole_file, whole_frame
 from chute.core.formats.ndjson_keys import count_key_tokens, proves_keys
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
@@ -163,8 +163,9 @@ class NdjsonReader(Reader):
         if frame is None:
             frame = self._read_text(self._text)
         self._check_frame(frame)
-        facts = whole_file(frame.lazy(), candidates, self.null_values, streaming=False)
-        self._frame = frame  # text: typed batch by batch, beside the inserts (_raw_batches)
+        # Text but for the integer columns, cast once for the check (whole_frame): the rest is
+        # typed batch by batch, beside the inserts (_raw_batches).
+        facts, self._frame = whole_frame(frame, candidates, self.null_values)
         return facts
 
     def _list_nulls(self) -> dict[str, int]:
