@@ -104,7 +104,7 @@ class NdjsonReader(Reader):
         is a search for a few literals (SIMD-fast), a third of the CPU of the anchored pattern the
         other files need (``{"k":`` or ``,"k":``, possibly spaced). Files whose first MiB shows an
         escaped quote go straight to the anchored pattern; the others learn it from this pass."""
-        if early is not None and self._counted_keys(early):
+        if early is not None and self._counted_keys(keys, early):
             return True
         names = "|".join(_regex_literal(k) for k in keys)
         line = pl.col("line")
@@ -126,10 +126,10 @@ class NdjsonReader(Reader):
             line.str.count_matches(r'[{,][ \t\r]*"(?:' + names + r')":').sum().alias("known"))
         return found is not None and not found["list"] and not found["spaced"] and found["colons"] == found["known"]
 
-    def _counted_keys(self, early: Future[pl.DataFrame]) -> bool:
+    def _counted_keys(self, keys: list[str], early: Future[pl.DataFrame]) -> bool:
         """The byte count's proof (beside the read), False when the read failed (the key scan says why)."""
         try:
-            tokens = count_key_tokens(self.src.readable)
+            tokens = count_key_tokens(self.src.readable, keys)
         except OSError:
             return False
         try:
