@@ -68,7 +68,7 @@ with open_source(Path(sys.argv[1]), None) as src:
 
 
 def test_the_read_does_not_hold_the_whole_file_beside_the_frame(tmp_path: Path) -> None:
-    """Peak RSS of the whole-file read of a 33 MB file, by pieces against by path (the negative
+    """Peak RSS of the whole-file read of a 33 MB file, by 4 MiB pieces against by path (the negative
     control, in another process): at least half the file's size lower (measured: +58 MB against
     +86 MB). Seen failing before the change (both read by path)."""
     path = tmp_path / "big.ndjson"
