@@ -187,14 +187,14 @@ def test_negative_control_a_count_of_every_null_member_is_caught(tmp_path: Path,
 
 
 @pytest.mark.xfail(strict=True, reason="polars reads a JSON number as text by printing the double it parsed, not "
-                   "the number's own digits: 0.12345678901234567 (17 digits, so the column stays text) loads as "
-                   "'0.12345678901234566', and 1.50 in a text column as '1.5' (issue 9's rule; older than the "
-                   "key proof, found while measuring it)")
+                   "the number's own digits: 0.12345678901234567 (17 digits: the column stays text) loads as "
+                   "'0.12345678901234566', a value the file does not hold. (The README reads NDJSON numbers by value, "
+                   "so 1.50 -> 1.5 is documented; this digit is not.) Older than the key proof, found measuring it")
 def test_a_json_number_in_a_text_column_keeps_its_digits(tmp_path: Path) -> None:
     path = tmp_path / "a.ndjson"
-    path.write_text('{"a":0.12345678901234567,"b":1.50}\n{"a":2.5,"b":"x"}\n')
+    path.write_text('{"a":0.12345678901234567}\n{"a":2.5}\n')
     with open_source(path, None) as src:
         reader = NdjsonReader(src)
         reader.plan()
         rows = [row for _, df in reader.batches(10) for row in df.rows()]
-    assert rows == [("0.12345678901234567", "1.50"), ("2.5", "x")]
+    assert rows == [("0.12345678901234567",), ("2.5",)]
