@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from chute.core.errors import InputError
 from chute.core.formats import ndjson, ndjson_keys
 from chute.core.formats.ndjson import NdjsonReader
-from chute.core.formats.ndjson_keys import KeyTokens, count_key_tokens, proves_keys
+from chute.core.formats.ndjson_keys import KeyTokens, count_key_tokens, may_prove, proves_keys
 from chute.core.reader import open_source
 
 
@@ -116,24 +116,25 @@ def test_negative_control_a_count_blind_to_spaced_colons_is_caught(tmp_path: Pat
         return tokens is not None and proves_keys(KeyTokens(tokens.colons, False, tokens.bracket), frame)
 
     monkeypatch.setattr(ndjson, "proves_keys", blind)
+    monkeypatch.setattr(ndjson, "may_prove", lambda tokens, width: tokens is not None)
     found = find(_FILES, lambda lines: _differs(tmp_path, lines),
                  settings=settings(max_examples=2000, database=None, deadline=None))
     assert any(" :" in line or "\t:" in line for line in [*found[0], *found[1]]), found
 
 
 @pytest.mark.parametrize(("body", "want"), [
-    ('{"a":1,"b":"x"}\n{"a":2,"b":"y"}\n', KeyTokens(4, False, False)),
-    ('{"a": 1, "b": "x y"}\n', KeyTokens(2, False, False)),
-    ('{"a" :1}\n', KeyTokens(0, True, False)),
-    ('{"a":" x"}\n', KeyTokens(1, True, False)),
-    ('{"a":[1]}\n', KeyTokens(1, False, True)),
-    ('{"a":"x\\":"}\n', KeyTokens(2, False, False, escaped=True)),  # counts too (safe)
+    ('{"a":1,"b":"x"}\n{"a":2,"b":"y"}\n', KeyTokens(4, False, False, lines=2)),
+    ('{"a": 1, "b": "x y"}\n', KeyTokens(2, False, False, lines=1)),
+    ('{"a" :1}\n', KeyTokens(0, True, False, lines=1)),
+    ('{"a":" x"}\n', KeyTokens(1, True, False, lines=1)),
+    ('{"a":[1]}\n', KeyTokens(1, False, True, lines=1)),
+    ('{"a":"x\\":"}\n', KeyTokens(2, False, False, escaped=True, lines=1)),  # counts too (safe)
     ('{"a":1}', KeyTokens(1, False, False)),  # no final newline
     ('"', KeyTokens(0, False, False)),
-    ('{"a":null,"b":null,"c":null,"":null}\n', KeyTokens(4, False, False, null_members=3)),  # c is not asked about
-    ('{"xa":null,"a":"a\\\\"}\n', KeyTokens(2, False, False, escaped=True)),  # an escape: NULLs not counted
-    ('{"a": null}\n', KeyTokens(1, False, False)),  # a space after the colon: not counted (safe)
-    ('{"xa":null,"ba":null}\n', KeyTokens(2, False, False)),  # keys that end like a known one
+    ('{"a":null,"b":null,"c":null,"":null}\n', KeyTokens(4, False, False, null_members=3, lines=1)),  # c: not asked
+    ('{"xa":null,"a":"a\\\\"}\n', KeyTokens(2, False, False, escaped=True, lines=1)),  # an escape: NULLs not counted
+    ('{"a": null}\n', KeyTokens(1, False, False, lines=1)),  # a space after the colon: not counted (safe)
+    ('{"xa":null,"ba":null}\n', KeyTokens(2, False, False, lines=1)),  # keys that end like a known one
 ])
 def test_byte_count(tmp_path: Path, body: str, want: KeyTokens) -> None:
     path = tmp_path / "a.ndjson"
@@ -150,7 +151,7 @@ def test_byte_count_across_read_boundaries(tmp_path: Path, monkeypatch: pytest.M
     path = tmp_path / "a.ndjson"
     path.write_text(body)
     nulls = sum(body.count(f'"{k}":null') for k in keys)
-    whole = KeyTokens(body.count('":'), '" ' in body, "[" in body, False, nulls)
+    whole = KeyTokens(body.count('":'), '" ' in body, "[" in body, False, nulls, body.count("\n"))
     assert nulls > 20
     for chunk in range(1, 40):
         monkeypatch.setattr(ndjson_keys, "_CHUNK", chunk)
@@ -167,6 +168,17 @@ def test_null_members_count_beside_the_frame_values() -> None:
     assert not proves_keys(KeyTokens(2, False, False, escaped=True, null_members=1), frame)
     assert not proves_keys(None, frame)
     assert not proves_keys(KeyTokens(1, False, False), pl.DataFrame({"a": [1, None]}))
+
+
+def test_the_count_alone_rules_out_what_cannot_be_proved() -> None:
+    """Before the frame is read: a spaced quote, a '[', or more '":' than keys per line (nested
+    objects, other keys) send the slower checks to run beside the read."""
+    assert may_prove(KeyTokens(4, False, False, lines=2), 2)
+    assert may_prove(KeyTokens(4, False, False, lines=1), 2)  # (a last line without a newline)
+    assert not may_prove(KeyTokens(7, False, False, lines=2), 2)
+    assert not may_prove(KeyTokens(1, True, False, lines=2), 2)
+    assert not may_prove(KeyTokens(1, False, True, lines=2), 2)
+    assert not may_prove(None, 2)
 
 
 def test_negative_control_a_count_of_every_null_member_is_caught(tmp_path: Path,

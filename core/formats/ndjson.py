@@ -15,7 +15,7 @@ import polars as pl
 from chute.core.errors import InputError
 from chute.core.formats import register
 from chute.core.formats.infer import DEFAULT_NULL_VALUES, FileFacts, sample_kinds, to_wire, whole_file, whole_frame
-from chute.core.formats.ndjson_keys import count_key_tokens, proves_keys
+from chute.core.formats.ndjson_keys import count_key_tokens, may_prove, proves_keys
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 PIECE_BYTES = 8 << 20  # parsed at a time by the in-memory read (_read_text)
@@ -134,6 +134,8 @@ class NdjsonReader(Reader):
         try:
             tokens = count_key_tokens(self.src.readable, keys)
         except OSError:
+            return False
+        if not may_prove(tokens, len(keys)):
             return False
         try:
             frame = early.result()

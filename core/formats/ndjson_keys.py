@@ -36,7 +36,7 @@ _AFTER = 5  # bytes read past a chunk: ':null' after its last quote
 _LONGEST_KEY = 4096  # bytes; a NULL member of a longer key is not counted (the proof fails: safe)
 _QUOTE, _COLON, _SPACE, _BACKSLASH = ord('"'), ord(":"), ord(" "), ord("\\")
 _NULL = np.frombuffer(b"null", dtype=np.uint8)
-_N = ord("n")
+_N, _NEWLINE = ord("n"), ord("\n")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class KeyTokens:
     bracket: bool  # a ``[`` anywhere
     escaped: bool = False  # a ``\\"`` anywhere
     null_members: int = 0  # ``"k":null`` with k one of the keys asked about (0 when escaped)
+    lines: int = 0  # newlines
 
 
 class _Nulls:
@@ -86,7 +87,7 @@ def count_key_tokens(path: str, keys: Sequence[str] = ()) -> KeyTokens | None:
         buf = bytearray(back + _CHUNK + _AFTER)
         view, data = memoryview(buf), np.frombuffer(buf, dtype=np.uint8)
         quote, pair, t = (np.empty(_CHUNK, dtype=bool) for _ in range(3))
-        colons, spaced, bracket, escaped, offset = 0, False, False, False, 0
+        colons, spaced, bracket, escaped, lines, offset = 0, False, False, False, 0, 0
         while True:
             n = os.preadv(fd, [view[back:]], offset)
             last = n <= _CHUNK
@@ -112,6 +113,7 @@ def count_key_tokens(path: str, keys: Sequence[str] = ()) -> KeyTokens | None:
                 p &= q
                 escaped = bool(p.any())
             bracket = bracket or buf.find(b"[", back, back + min(n, _CHUNK)) >= 0
+            lines += int(np.count_nonzero(np.equal(data[back:back + min(n, _CHUNK)], _NEWLINE, out=t[:min(n, _CHUNK)])))
             if last:
                 offset += n
                 break
@@ -121,7 +123,15 @@ def count_key_tokens(path: str, keys: Sequence[str] = ()) -> KeyTokens | None:
         os.close(fd)
     if offset != size:
         return None
-    return KeyTokens(colons, spaced, bracket, escaped, 0 if escaped else nulls.count)
+    return KeyTokens(colons, spaced, bracket, escaped, 0 if escaped else nulls.count, lines)
+
+
+def may_prove(tokens: KeyTokens | None, width: int) -> bool:
+    """False when the count alone rules the proof out, before the frame is read: the slower
+    checks then run beside the read, not after it. (More ``":`` than ``width`` per line: nested
+    objects, or other keys.)"""
+    return (tokens is not None and not tokens.spaced and not tokens.bracket
+            and tokens.colons <= (tokens.lines + 1) * width)
 
 
 def proves_keys(tokens: KeyTokens | None, frame: pl.DataFrame) -> bool:
