@@ -49,6 +49,7 @@ class KeyTokens:
     escaped: bool = False  # a ``\\"`` anywhere
     null_members: int = 0  # ``"k":null`` with k one of the keys asked about (0 when escaped)
     lines: int = 0  # newlines
+    any_nulls: int = 0  # ``":null`` whatever the key
 
 
 class _Nulls:
@@ -59,14 +60,16 @@ class _Nulls:
         spelled = {json.dumps(k, ensure_ascii=False)[1:-1].encode() for k in keys}
         self.keys = [np.frombuffer(k, dtype=np.uint8) for k in spelled if len(k) <= _LONGEST_KEY]
         self.lookback = max((len(k) for k in self.keys), default=0) + 1  # the key and its opening quote
-        self.count = 0
+        self.count = 0  # of the known keys
+        self.any = 0  # ':null' after any quote
 
-    def add(self, data: np.ndarray, at: np.ndarray) -> None:
+    def add(self, data: np.ndarray, at: np.ndarray, keys: bool = True) -> None:
         """``at``: positions in ``data`` of a ``"`` followed by ``:n`` (``data`` begins with the
-        previous read's last bytes, for keys that began there)."""
+        previous read's last bytes, for keys that began there). ``keys``: also find their keys."""
         ends = at[at + 6 <= len(data)]
         ends = ends[(data[ends[:, None] + np.arange(2, 6)] == _NULL).all(axis=1)]
-        for key in self.keys:
+        self.any += len(ends)
+        for key in self.keys if keys else ():
             opens = ends[ends >= len(key) + 1] - len(key) - 1
             hit = data[opens] == _QUOTE
             if len(key):
@@ -99,11 +102,11 @@ def count_key_tokens(path: str, keys: Sequence[str] = ()) -> KeyTokens | None:
             p &= q
             found = int(np.count_nonzero(p))
             colons += found
-            if found and not escaped:  # '":n', then ':null' and its key (rare enough to look at each)
+            if found:  # '":n', then ':null' and its key (rare enough to look at each)
                 np.equal(data[back + 2:back + pairs + 2], _N, out=t[:pairs])
                 t[:pairs] &= p
                 if t[:pairs].any():
-                    nulls.add(data[:back + n], np.flatnonzero(t[:pairs]) + back)
+                    nulls.add(data[:back + n], np.flatnonzero(t[:pairs]) + back, keys=not escaped)
             if not spaced:
                 np.less_equal(nxt, _SPACE, out=p)
                 p &= q
@@ -123,15 +126,16 @@ def count_key_tokens(path: str, keys: Sequence[str] = ()) -> KeyTokens | None:
         os.close(fd)
     if offset != size:
         return None
-    return KeyTokens(colons, spaced, bracket, escaped, 0 if escaped else nulls.count, lines)
+    return KeyTokens(colons, spaced, bracket, escaped, 0 if escaped else nulls.count, lines, nulls.any)
 
 
 def may_prove(tokens: KeyTokens | None, width: int) -> bool:
     """False when the count alone rules the proof out, before the frame is read: the slower
     checks then run beside the read, not after it. (More ``":`` than ``width`` per line: nested
-    objects, or other keys.)"""
+    objects, or other keys. A ``":null`` in a file with escaped quotes: a member the frame does
+    not hold, or a ``":`` inside a string.)"""
     return (tokens is not None and not tokens.spaced and not tokens.bracket
-            and tokens.colons <= (tokens.lines + 1) * width)
+            and tokens.colons <= (tokens.lines + 1) * width and not (tokens.escaped and tokens.any_nulls))
 
 
 def proves_keys(tokens: KeyTokens | None, frame: pl.DataFrame) -> bool:
