@@ -96,7 +96,7 @@ class NdjsonReader(Reader):
         """Whether the whole file's objects use no key but ``keys`` and hold no list: then the key
         scan (a full JSON parse, ~1 s of CPU per 100 MB) would find the text schema of ``keys``
         again, in this order. First, while ``early`` reads the file with ``keys``: a count of
-        ``":`` in the raw bytes against that frame's values (core/formats/ndjson_keys.py, ~0.04 s
+        ``":`` in the raw bytes against that frame's values (core/formats/ndjson_keys.py, ~0.06 s
         of CPU per 100 MB). Then on the raw lines: every ``":`` in the file must end one of these
         keys' tokens. Anything else (a key written with escapes, whitespace before a colon, ``":``
         inside a string value, any ``[``) answers False, and the key scan runs as before: False

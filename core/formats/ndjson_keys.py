@@ -78,7 +78,7 @@ class _Nulls:
 
 
 def count_key_tokens(path: str, keys: Sequence[str] = ()) -> KeyTokens | None:
-    """One read of the whole file, a few vectorised comparisons per MiB (about 0.04 s of CPU per
+    """One read of the whole file, a few vectorised comparisons per MiB (about 0.06 s of CPU per
     100 MB, more where values are NULL). None when the file could not be read whole (never a
     proof from part of it)."""
     nulls = _Nulls(keys)
