@@ -152,7 +152,7 @@ def test_ndjson_raw_line_key_check_gives_what_the_key_scan_gives(tmp_path: Path,
     path = tmp_path / "a.ndjson"
     path.write_text("\n".join([*_padding(), LATE[case], *_padding()[:10]]) + "\n")
     got = _ndjson_plan(path)
-    want = _ndjson_plan(path, check=lambda keys: False)  # always the whole-file key scan
+    want = _ndjson_plan(path, check=lambda keys, early=None: False)  # always the whole-file key scan
     assert got[0] == want[0]
     assert got[1].equals(want[1])
 
@@ -164,15 +164,17 @@ def test_ndjson_key_check_with_escapes_in_the_first_mib(tmp_path: Path, case: st
     path = tmp_path / "a.ndjson"
     path.write_text("\n".join([*head, *_padding(), LATE[case]]) + "\n")
     got = _ndjson_plan(path)
-    want = _ndjson_plan(path, check=lambda keys: False)
+    want = _ndjson_plan(path, check=lambda keys, early=None: False)
     assert got[0] == want[0]
     assert got[1].equals(want[1])
 
 
 @pytest.mark.parametrize(("head", "late", "passes"), [
-    ("plain", "nothing new", 1),  # the literal count settles it
+    ("plain", "nothing new", 0),  # the byte count against the frame settles it (core/formats/ndjson_keys.py)
+    ("plain", "value starting with a colon", 1),  # a '":' in a value: the literal count settles it
     ("plain", "known key text inside a value", 2),  # an escape after the first MiB: the anchored pattern too
-    ("escaped", "nothing new", 1),  # an escape in the first MiB: the anchored pattern only
+    ("escaped", "nothing new", 0),  # escapes that never precede a colon: the byte count still settles it
+    ("escaped", "value starting with a colon", 1),  # an escape in the first MiB: the anchored pattern only
 ])
 def test_ndjson_key_check_reads_the_lines_once_unless_an_escape_shows_late(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head: str, late: str, passes: int) -> None:
@@ -192,8 +194,8 @@ def test_ndjson_key_check_negative_control(tmp_path: Path) -> None:
     """A check that trusts the first MiB loses a late key: the comparison above would see it."""
     path = tmp_path / "a.ndjson"
     path.write_text("\n".join([*_padding(), LATE["late key"]]) + "\n")
-    trusting = _ndjson_plan(path, check=lambda keys: True)
-    scanned = _ndjson_plan(path, check=lambda keys: False)
+    trusting = _ndjson_plan(path, check=lambda keys, early=None: True)
+    scanned = _ndjson_plan(path, check=lambda keys, early=None: False)
     assert [c for c, _ in scanned[0][0]] == ["a", "b", "late"]  # type: ignore[index]
     assert trusting[0] != scanned[0]
 
