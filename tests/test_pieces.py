@@ -86,8 +86,9 @@ def test_a_quote_out_of_place_is_not_cut(text: bytes) -> None:
 
 
 def _body(rows: int, seed: int = 7, widen_at: int | None = None, late_column: int | None = None,
-          fine_at: int | None = None, blank_at: int | None = None) -> str:
-    """Every kind, null tokens, quoted newlines and commas, optional twists further on."""
+          fine_at: int | None = None, blank_at: int | None = None, newlines: bool = True,
+          short_at: int | None = None) -> str:
+    """Every kind, null tokens, quoted commas (and newlines), optional twists further on."""
     r = random.Random(seed)
     out = ["id,amount,flag,day,at,zoned,note,late"]
     for i in range(rows):
@@ -97,10 +98,10 @@ def _body(rows: int, seed: int = 7, widen_at: int | None = None, late_column: in
         ident = "-999" if i % 89 == 0 else str(i)
         flag = r.choice(["true", "false", "True", "NULL"])
         zoned = f"2026-03-{1 + i % 28:02d}T10:00:{i % 60:02d}{'.123456789' if fine_at == i else ''}+02:00"
-        note = r.choice(["plain", '"with, comma"', '"two\nlines"', '"say ""hi"""', ""])
+        note = r.choice(["plain", '"with, comma"', '"two\nlines"' if newlines else "x", '"say ""hi"""', ""])
         late = "" if late_column is None or i < late_column else str(i % 5)
         out.append(f"{ident},{amount},{flag},2026-01-{1 + i % 28:02d},2026-02-03 04:05:{i % 60:02d},{zoned},"
-                   f"{note},{late}")
+                   f"{note}" + ("" if i == short_at else f",{late}"))
         if blank_at is not None and i == blank_at:
             out.append("")
     return "\n".join(out) + "\n"
@@ -138,6 +139,8 @@ CASES = {
     "late_values": {"late_column": 20_000},  # no value in the sample: decided over the whole file
     "nanoseconds_later": {"fine_at": 24_000},
     "blank_line": {"blank_at": 15_000},
+    "empty_last_column": {"late_column": 10, "newlines": False},  # the short-row check, piece by piece
+    "short_row": {"late_column": 10, "newlines": False, "short_at": 22_222},
 }
 
 
@@ -164,6 +167,23 @@ def test_one_parse_gives_what_the_whole_text_gives(tmp_path: Path, small_pieces:
     assert want.height == 30_000
     if case == "widens_past_a_cast":
         assert reader.verdicts["amount"].kind == "text"
+    if case == "empty_last_column":  # (and no line of the file is read again beside the inserts)
+        assert reader.pending_check is None and reader.short_rows_checked
+    if case == "short_row":
+        assert "ragged row at line 22224: 7 fields" in got_plan[4]  # type: ignore[index]
+
+
+def test_the_short_row_check_does_not_read_the_whole_file(tmp_path: Path, small_pieces: None) -> None:
+    """A last column with NULLs: the short-row check looked at each piece's lines as it was parsed,
+    so nothing reads every line of the file beside the inserts, and the loader can let the frame go
+    as batches are sent (seen failing before the change: a check of the whole file was pending)."""
+    path = tmp_path / "a.csv"
+    path.write_text(_body(30_000, late_column=10, newlines=False))
+    with open_source(path, None) as src:
+        reader = reader_for(src, "csv", {})
+        plan = reader.plan()
+        assert plan.null_counts["late"] == 10
+        assert reader.pending_check is None
 
 
 def test_the_plan_never_parses_the_whole_text_at_once(tmp_path: Path, small_pieces: None,

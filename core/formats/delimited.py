@@ -42,6 +42,9 @@ csv.field_size_limit(1 << 30)
 # Above this many decompressed bytes the exact check for short rows is skipped (it is a
 # Python-speed pass); such rows then load with their missing trailing values empty.
 SHORT_ROW_CHECK_BYTES = 64 << 20
+# A piece parsed as text, and its first short row: (row in the piece, its line), None, or _UNSURE.
+_Parsed = tuple[pl.DataFrame, tuple[int, str] | str | None]
+_UNSURE = "unsure"  # a piece's lines are not its records: the short-row check reads the whole file
 # Pieces of a file parsed once (core/formats/pieces.py): on disk, bigger ones cost less per byte
 # (their text is not held meanwhile, so size only bounds what is in flight).
 SPILL_PIECE_BYTES = 16 << 20
@@ -59,8 +62,11 @@ class CsvReader(Reader):
         self.names: list[str] = []
         self._blank: pl.Series | None = None  # record numbers that are blank lines (skipped)
         self._parsing: Future[pl.DataFrame] | None = None  # the whole file's text parse, under way
-        self._feed: PieceFeed | None = None  # or its parse in pieces (core/formats/pieces.py), under way
+        self._feed: PieceFeed[_Parsed] | None = None  # or its parse in pieces (core/formats/pieces.py), under way
         self._spill: Spill | None = None  # a big file's typed pieces, for its batches
+        self._short_in_pieces = False  # the short-row check runs piece by piece (see _parse_piece)
+        self._piece_short: tuple[int, str] | None | str = _UNSURE  # what it found: the first short row
+        self.short_rows_checked = False  # by the pieces: no pending_check needed (core/combined.py)
         self.one_parse = True  # parse in pieces, each typed as it comes (False: the whole text at once)
         self._bom = False
 
@@ -124,6 +130,7 @@ class CsvReader(Reader):
         # The whole file's text parse needs only the dialect: started now, it runs beside the
         # sample's inference (which is mostly one thread), not after it.
         if self.one_parse and (self._in_memory() or Spill.room(self._text_bytes())):
+            self._short_in_pieces = bool(self.names) and self._in_memory() and self._short_rows_due()
             self._feed = PieceFeed(text_chunks(self.src), self._parse_piece, self.delimiter or ",", self.quote,
                                    self._bom, size=None if self._in_memory() else SPILL_PIECE_BYTES)
         else:
@@ -197,11 +204,30 @@ class CsvReader(Reader):
         threading.Thread(target=parse, name="chute-parse", daemon=True).start()
         return parsing
 
-    def _parse_piece(self, text: bytes, first: bool) -> pl.DataFrame:
+    def _parse_piece(self, text: bytes, first: bool) -> tuple[pl.DataFrame, tuple[int, str] | str | None]:
+        """A piece as text, and (when the short-row check is due) its first short row."""
         args = self._read_args()
         if not first:
             args["skip_rows"] = 0
-        return pl.read_csv(text, schema=self._text, **args)
+        frame = pl.read_csv(text, schema=self._text, **args)
+        return frame, self._piece_short_row(text, frame, first) if self._short_in_pieces else None
+
+    def _piece_short_row(self, text: bytes, frame: pl.DataFrame, first: bool) -> tuple[int, str] | str | None:
+        """:meth:`_short_rows` over one piece (its lines, not the whole file's: issue 12, peak RSS):
+        (row in the piece, its line) of the first short row, None, or _UNSURE when the piece's
+        lines are not its records (quoted newlines: the whole-file check decides)."""
+        suspects = frame[self.names[-1]].is_null().arg_true()
+        if not len(suspects):
+            return None
+        lines = pl.read_csv(text, has_header=False, separator="\x00", quote_char=None, schema={"line": pl.String})
+        offset = self.header_lines if first else 0
+        if lines.height != frame.height + offset:
+            return _UNSURE
+        tails = lines["line"].gather(suspects + offset).str.strip_chars_end("\r")
+        delim = self.delimiter or ","
+        short = ~(tails.str.ends_with(delim) | tails.str.ends_with(f"{delim}{self.quote}{self.quote}"))
+        hits = short.arg_true()
+        return (int(suspects[int(hits[0])]), str(tails[int(hits[0])])) if len(hits) else None
 
     def _text_bytes(self) -> int:
         """The decompressed size (estimated as Reader._in_memory does, until inflated)."""
@@ -223,8 +249,14 @@ class CsvReader(Reader):
         last = self.names[-1] if self.names and spill is None else None  # (no short-row check on disk)
         inference = PieceInference(candidates, self.null_values, last)
         typed: list[pl.DataFrame] = []
+        unsure, first_short, rows = False, None, 0
         try:
-            for piece in feed:
+            for piece, short in feed:
+                if short == _UNSURE:
+                    unsure = True
+                elif isinstance(short, tuple) and first_short is None:
+                    first_short = (rows + short[0], short[1])
+                rows += piece.height
                 self._check_frame(piece)
                 out = inference.add(piece)
                 del piece
@@ -247,6 +279,8 @@ class CsvReader(Reader):
         finally:
             feed.close()
         memory.trim()  # the pieces' text, freed, is glibc's until given back (~12 MB at 1M rows)
+        if self._short_in_pieces and not unsure:
+            self._piece_short = first_short
         if spill is not None:
             return self._adopt_spill(spill, inference)
         if not typed:
@@ -381,10 +415,19 @@ class CsvReader(Reader):
         (``pending_check``) and a failure before verification still quarantines with zero rows."""
         if not self.names or not plan.rows or not plan.null_counts.get(self.names[-1]):
             return
-        factor = 1 if self.src.compression is None else 6
-        if self._frame is None or self.src.st.st_size * factor > SHORT_ROW_CHECK_BYTES:
+        if self._frame is None or not self._short_rows_due():
+            return
+        if self._piece_short != _UNSURE and self._blank is None:  # checked piece by piece
+            self.short_rows_checked = True
+            if isinstance(self._piece_short, tuple):
+                problem = self._ragged(*self._piece_short)
+                self.pending_check = lambda: problem
             return
         self.pending_check = self._short_rows
+
+    def _short_rows_due(self) -> bool:
+        factor = 1 if self.src.compression is None else 6
+        return self.src.st.st_size * factor <= SHORT_ROW_CHECK_BYTES
 
     def _short_rows(self) -> InputError | None:
         assert self._frame is not None
@@ -404,11 +447,15 @@ class CsvReader(Reader):
         delim = self.delimiter or ","
         short = ~(tails.str.ends_with(delim) | tails.str.ends_with(f'{delim}{self.quote}{self.quote}'))
         if short.any():
-            line = int(nulls[int(short.arg_true()[0])]) + offset + 1
-            fields = len(next(csv.reader([tails[int(short.arg_true()[0])]], delimiter=delim)))
-            return InputError(f"ragged row at line {line}: {fields} fields, fewer than the {len(self.names)} "
-                              f"columns of the header", line=line)
+            return self._ragged(int(nulls[int(short.arg_true()[0])]), tails[int(short.arg_true()[0])])
         return None
+
+    def _ragged(self, row: int, tail: str) -> InputError:
+        """The short row ``row`` (0-based, data rows) whose line is ``tail``."""
+        line = row + self.header_lines + 1
+        fields = len(next(csv.reader([tail], delimiter=self.delimiter or ",")))
+        return InputError(f"ragged row at line {line}: {fields} fields, fewer than the {len(self.names)} "
+                          f"columns of the header", line=line)
 
     # -- the slow path ---------------------------------------------------------------------
 

@@ -18,15 +18,16 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 import numpy as np
-import polars as pl
 
 from chute.core.errors import FileChanged
 from chute.core.reader import Source
 
 PIECE_BYTES = 4 << 20
 _NL, _CR, _QUOTE = 10, 13, 34
+T = TypeVar("T")
 
 
 class Uncuttable(Exception):
@@ -176,20 +177,20 @@ def record_pieces(chunks: Iterator[bytes], delimiter: str, quote: str = '"',
         yield text.rest()
 
 
-class PieceFeed:
+class PieceFeed(Generic[T]):
     """Pieces of a file parsed as text on a thread of its own, at most ``ahead`` waiting (polars
     releases the GIL: the next piece parses while the caller types the last). Iterate in file
     order; a failure of the cut or the parse is raised there; :meth:`close` stops it."""
 
-    def __init__(self, chunks: Iterator[bytes], parse: Callable[[bytes, bool], pl.DataFrame], delimiter: str,
+    def __init__(self, chunks: Iterator[bytes], parse: Callable[[bytes, bool], T], delimiter: str,
                  quote: str, bom: bool, ahead: int = 1, size: int | None = None) -> None:
-        self._ready: queue.Queue[pl.DataFrame | BaseException | None] = queue.Queue(maxsize=ahead)
+        self._ready: queue.Queue[T | BaseException | None] = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(chunks, parse, delimiter, quote, bom, size),
                                         name="chute-pieces", daemon=True)
         self._thread.start()
 
-    def _run(self, chunks: Iterator[bytes], parse: Callable[[bytes, bool], pl.DataFrame], delimiter: str,
+    def _run(self, chunks: Iterator[bytes], parse: Callable[[bytes, bool], T], delimiter: str,
              quote: str, bom: bool, size: int | None) -> None:
         try:
             for i, piece in enumerate(record_pieces(chunks, delimiter, quote, size, bom)):
@@ -199,7 +200,7 @@ class PieceFeed:
         except BaseException as exc:  # noqa: BLE001 - handed to the reading thread as is
             self._put(exc)
 
-    def _put(self, item: pl.DataFrame | BaseException | None) -> bool:
+    def _put(self, item: T | BaseException | None) -> bool:
         while not self._stop.is_set():
             try:
                 self._ready.put(item, timeout=0.05)
@@ -208,7 +209,7 @@ class PieceFeed:
                 continue
         return False
 
-    def __iter__(self) -> Iterator[pl.DataFrame]:
+    def __iter__(self) -> Iterator[T]:
         while True:
             item = self._ready.get()
             if item is None:
