@@ -178,13 +178,15 @@ def record_pieces(chunks: Iterator[bytes], delimiter: str, quote: str = '"',
 
 
 class PieceFeed(Generic[T]):
-    """Pieces of a file parsed as text on a thread of its own, at most ``ahead`` waiting (polars
-    releases the GIL: the next piece parses while the caller types the last). Iterate in file
-    order; a failure of the cut or the parse is raised there; :meth:`close` stops it."""
+    """Pieces of a file parsed as text on a thread of its own, one piece ahead of the caller
+    (polars releases the GIL: the next piece parses while the caller types the last; no more, each
+    one held is memory). Iterate in file order; a failure of the cut or the parse is raised there;
+    :meth:`close` stops it."""
 
     def __init__(self, chunks: Iterator[bytes], parse: Callable[[bytes, bool], T], delimiter: str,
-                 quote: str, bom: bool, ahead: int = 1, size: int | None = None) -> None:
-        self._ready: queue.Queue[T | BaseException | None] = queue.Queue(maxsize=ahead)
+                 quote: str, bom: bool, size: int | None = None) -> None:
+        self._ready: queue.SimpleQueue[T | BaseException | None] = queue.SimpleQueue()
+        self._turn = threading.Semaphore(1)  # taken to parse a piece, given back when the caller takes it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(chunks, parse, delimiter, quote, bom, size),
                                         name="chute-pieces", daemon=True)
@@ -193,20 +195,24 @@ class PieceFeed(Generic[T]):
     def _run(self, chunks: Iterator[bytes], parse: Callable[[bytes, bool], T], delimiter: str,
              quote: str, bom: bool, size: int | None) -> None:
         try:
-            for i, piece in enumerate(record_pieces(chunks, delimiter, quote, size, bom)):
-                if not self._put(parse(piece, i == 0)):
-                    return
-            self._put(None)
+            cut = record_pieces(chunks, delimiter, quote, size, bom)
+            first = True
+            while self._wait_turn():
+                piece = next(cut, None)
+                if piece is None:
+                    break
+                parsed = parse(piece, first)
+                del piece
+                self._ready.put(parsed)
+                first = False
+            self._ready.put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the reading thread as is
-            self._put(exc)
+            self._ready.put(exc)
 
-    def _put(self, item: T | BaseException | None) -> bool:
+    def _wait_turn(self) -> bool:
         while not self._stop.is_set():
-            try:
-                self._ready.put(item, timeout=0.05)
+            if self._turn.acquire(timeout=0.05):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def __iter__(self) -> Iterator[T]:
@@ -216,14 +222,13 @@ class PieceFeed(Generic[T]):
                 return
             if isinstance(item, BaseException):
                 raise item
+            self._turn.release()  # (the next piece parses while this one is typed)
             yield item
+            del item
 
     def close(self) -> None:
         """Stop reading (idempotent); returns once the thread has let go of the file."""
         self._stop.set()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self._ready.get(timeout=0.05)
         self._thread.join()
 
 
