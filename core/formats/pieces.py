@@ -13,7 +13,6 @@ parses the file whole, as before.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import threading
