@@ -241,3 +241,30 @@ def test_a_big_file_that_cannot_stay_in_pieces_is_read_as_before(tmp_path: Path,
     assert reader._spill is None
     assert got_plan == want_plan
     assert got.equals(want)
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["in_memory", "on_disk"])
+def test_a_file_parsed_once_loads_every_value(engine_factory, tmp_path: Path, chdb_path: Path, small_pieces: None,
+                                              monkeypatch: pytest.MonkeyPatch, big: bool) -> None:
+    """Through the engine into ClickHouse: the table holds what the whole-text path sends."""
+    from chute.core.states import State
+    from tests.conftest import make_config, query, wait_for
+
+    if big:
+        monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 256 << 10)
+    cfg = make_config(tmp_path, chdb_path)
+    body = _body(30_000, late_column=10, newlines=False)
+    (cfg.data_dir / "t.csv").write_text(body)
+    with open_source(cfg.data_dir / "t.csv", None) as src:  # what the whole-text path makes of it
+        reader = reader_for(src, "csv", {})
+        reader.one_parse = False  # type: ignore[attr-defined]
+        reader.plan()
+        want = pl.concat([df for _, df in reader.batches(30_000)])
+    engine = engine_factory(cfg)
+    wait_for(engine.idle, what="idle")
+    row = engine.ledger.current("t.csv")
+    assert row.state == State.LOADED, row.last_error
+    got = query(engine, f"SELECT count(), sum(id), sum(amount), countIf(flag), countIf(flag IS NULL), "
+                        f"countIf(late IS NULL), sum(late) FROM `{cfg.database}`.`t`")
+    assert got == [(30_000, want["id"].sum(), pytest.approx(want["amount"].sum()), want["flag"].sum(),
+                    want["flag"].null_count(), want["late"].null_count(), want["late"].sum())]
