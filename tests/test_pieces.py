@@ -268,3 +268,22 @@ def test_a_file_parsed_once_loads_every_value(engine_factory, tmp_path: Path, ch
                         f"countIf(late IS NULL), sum(late) FROM `{cfg.database}`.`t`")
     assert got == [(30_000, want["id"].sum(), pytest.approx(want["amount"].sum()), want["flag"].sum(),
                     want["flag"].null_count(), want["late"].null_count(), want["late"].sum())]
+
+
+def test_no_pieces_on_a_memory_backed_temporary_directory(tmp_path: Path, small_pieces: None,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tmpfs would hold the typed pieces in memory after all: a big file streams as before."""
+    import tempfile
+
+    from chute.core.formats import spill
+
+    if not Path("/dev/shm").is_dir() or spill._fs_type("/dev/shm") != "tmpfs":
+        pytest.skip("no tmpfs at /dev/shm")
+    monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 256 << 10)
+    monkeypatch.setattr(tempfile, "tempdir", "/dev/shm")
+    path = tmp_path / "a.csv"
+    path.write_text(_body(30_000))
+    want_plan, want, _ = _load(path, None, one_parse=False)
+    got_plan, got, reader = _load(path, None, one_parse=True)
+    assert reader._spill is None
+    assert got_plan == want_plan and got.equals(want)

@@ -17,6 +17,22 @@ from typing import BinaryIO
 import polars as pl
 import pyarrow as pa
 
+_IN_MEMORY_FS = {"tmpfs", "ramfs", "devtmpfs", "unknown"}
+
+
+def _fs_type(path: str) -> str:
+    """The file system type of the mount holding ``path`` (from /proc/self/mountinfo)."""
+    real = os.path.realpath(path)
+    best, kind = "", "unknown"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+        for line in mounts:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ")
+            inside = real == point or real.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best) and " - " in line:
+                best, kind = point, line.split(" - ", 1)[1].split()[0]
+    return kind
+
 
 class Spill:
     """Write pieces with :meth:`add`, then :meth:`done`; :meth:`frames` reads them back (again
@@ -30,9 +46,12 @@ class Spill:
 
     @staticmethod
     def room(size: int) -> bool:
-        """Whether the temporary directory has room for about ``size`` bytes of pieces, twice over."""
+        """Whether the temporary directory has room for about ``size`` bytes of pieces, twice over,
+        on a disk: a memory-backed one (tmpfs) would hold them in memory after all (charged to the
+        container), where the streamed path's two parses hold a batch at a time."""
+        where = tempfile.gettempdir()
         try:
-            return shutil.disk_usage(tempfile.gettempdir()).free > 2 * size
+            return shutil.disk_usage(where).free > 2 * size and _fs_type(where) not in _IN_MEMORY_FS
         except OSError:
             return False
 
