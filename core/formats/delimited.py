@@ -127,14 +127,7 @@ class CsvReader(Reader):
             small = self._plan_small(head)
             if small is not None:
                 return small
-        # The whole file's text parse needs only the dialect: started now, it runs beside the
-        # sample's inference (which is mostly one thread), not after it.
-        if self.one_parse and (self._in_memory() or Spill.room(self._text_bytes())):
-            self._short_in_pieces = bool(self.names) and self._in_memory() and self._short_rows_due()
-            self._feed = PieceFeed(text_chunks(self.src), self._parse_piece, self.delimiter or ",", self.quote,
-                                   self._bom, size=None if self._in_memory() else SPILL_PIECE_BYTES)
-        else:
-            self._parsing = self._parse_early()
+        self._start_parse()
         try:
             try:
                 sample = self._sample(io.BytesIO(text.encode()))
@@ -153,18 +146,33 @@ class CsvReader(Reader):
             except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
                 raise self.diagnose() or self._input_error(exc) from None
         finally:
-            if self._parsing is not None:  # never leave a parse reading the descriptor
-                self._parsing.exception()
-                self._parsing = None
-            if self._feed is not None:
-                self._feed.close()
-                self._feed = None
+            self._stop_parse()
         if sample.height >= 100:
             self._distinct = {c: sample[c].n_unique() / sample.height
                               for c, v in self.verdicts.items() if v.kind == "text"}
             plan.distinct_ratio = dict(self._distinct)
         self._check_short_rows(plan)
         return plan
+
+    def _start_parse(self) -> None:
+        """The whole file's parse needs only the dialect: started now, it runs beside the sample's
+        inference (which is mostly one thread), not after it. In pieces (see _in_pieces), else the
+        whole text at once."""
+        if self.one_parse and (self._in_memory() or Spill.room(self._text_bytes())):
+            self._short_in_pieces = bool(self.names) and self._in_memory() and self._short_rows_due()
+            self._feed = PieceFeed(text_chunks(self.src), self._parse_piece, self.delimiter or ",", self.quote,
+                                   self._bom, size=None if self._in_memory() else SPILL_PIECE_BYTES)
+        else:
+            self._parsing = self._parse_early()
+
+    def _stop_parse(self) -> None:
+        """Never leave a parse reading the descriptor."""
+        if self._parsing is not None:
+            self._parsing.exception()
+            self._parsing = None
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
 
     def _plan_small(self, head: bytes) -> Plan | None:
         """The whole file is in ``head`` (at most 1 MiB): parse those bytes once and infer from
