@@ -255,7 +255,8 @@ def _parse(reader: Reader, lines: int) -> pl.DataFrame | None:
     if reader.pending_check is not None and reader.pending_check() is not None:
         return None  # a short row: the per-file path names its line
     names = getattr(reader, "names", [])
-    if reader.pending_check is None and names and plan.null_counts.get(names[-1]):
+    if (reader.pending_check is None and not getattr(reader, "short_rows_checked", False) and names
+            and plan.null_counts.get(names[-1])):
         return None  # the buffer is too big for the exact short-row check each small file gets alone
     frame = None
     for _, df in reader.batches(lines):

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 
 import polars as pl
 
+from chute.core import memory
 from chute.core.errors import InputError
 from chute.core.formats import register
 from chute.core.formats.infer import (
@@ -26,7 +28,12 @@ from chute.core.formats.infer import (
     whole_file,
     whole_frame,
 )
+from chute.core.formats.infer_pieces import LAST_NULL, PieceInference
+from chute.core.formats.pieces import PieceFeed, text_chunks
+from chute.core.formats.spill import Spill
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
+
+log = logging.getLogger(__name__)
 
 _DELIMITERS = ",\t;|"
 # The csv module's own 128 KiB field cap would turn a long (legal) field into an error on the slow
@@ -35,6 +42,12 @@ csv.field_size_limit(1 << 30)
 # Above this many decompressed bytes the exact check for short rows is skipped (it is a
 # Python-speed pass); such rows then load with their missing trailing values empty.
 SHORT_ROW_CHECK_BYTES = 64 << 20
+# A piece parsed as text, and its first short row: (row in the piece, its line), None, or _UNSURE.
+_Parsed = tuple[pl.DataFrame, tuple[int, str] | str | None]
+_UNSURE = "unsure"  # a piece's lines are not its records: the short-row check reads the whole file
+# Pieces of a file parsed once (core/formats/pieces.py): on disk, bigger ones cost less per byte
+# (their text is not held meanwhile, so size only bounds what is in flight).
+SPILL_PIECE_BYTES = 16 << 20
 
 
 class CsvReader(Reader):
@@ -49,6 +62,13 @@ class CsvReader(Reader):
         self.names: list[str] = []
         self._blank: pl.Series | None = None  # record numbers that are blank lines (skipped)
         self._parsing: Future[pl.DataFrame] | None = None  # the whole file's text parse, under way
+        self._feed: PieceFeed[_Parsed] | None = None  # or its parse in pieces (core/formats/pieces.py), under way
+        self._spill: Spill | None = None  # a big file's typed pieces, for its batches
+        self._short_in_pieces = False  # the short-row check runs piece by piece (see _parse_piece)
+        self._piece_short: tuple[int, str] | None | str = _UNSURE  # what it found: the first short row
+        self.short_rows_checked = False  # by the pieces: no pending_check needed (core/combined.py)
+        self.one_parse = True  # parse in pieces, each typed as it comes (False: the whole text at once)
+        self._bom = False
 
     @property
     def header_lines(self) -> int:
@@ -62,7 +82,7 @@ class CsvReader(Reader):
             cut = head.rfind(b"\n")
             head = head[: cut + 1] if cut > 0 else head
         if head.startswith(b"\xef\xbb\xbf"):
-            head = head[3:]
+            head, self._bom = head[3:], True
         try:
             text = head.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -107,9 +127,7 @@ class CsvReader(Reader):
             small = self._plan_small(head)
             if small is not None:
                 return small
-        # The whole file's text parse needs only the dialect: started now, it runs beside the
-        # sample's inference (which is mostly one thread), not after it.
-        self._parsing = self._parse_early()
+        self._start_parse()
         try:
             try:
                 sample = self._sample(io.BytesIO(text.encode()))
@@ -128,15 +146,33 @@ class CsvReader(Reader):
             except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
                 raise self.diagnose() or self._input_error(exc) from None
         finally:
-            if self._parsing is not None:  # never leave a parse reading the descriptor
-                self._parsing.exception()
-                self._parsing = None
+            self._stop_parse()
         if sample.height >= 100:
             self._distinct = {c: sample[c].n_unique() / sample.height
                               for c, v in self.verdicts.items() if v.kind == "text"}
             plan.distinct_ratio = dict(self._distinct)
         self._check_short_rows(plan)
         return plan
+
+    def _start_parse(self) -> None:
+        """The whole file's parse needs only the dialect: started now, it runs beside the sample's
+        inference (which is mostly one thread), not after it. In pieces (see _in_pieces), else the
+        whole text at once."""
+        if self.one_parse and (self._in_memory() or Spill.room(self._text_bytes())):
+            self._short_in_pieces = bool(self.names) and self._in_memory() and self._short_rows_due()
+            self._feed = PieceFeed(text_chunks(self.src), self._parse_piece, self.delimiter or ",", self.quote,
+                                   self._bom, size=None if self._in_memory() else SPILL_PIECE_BYTES)
+        else:
+            self._parsing = self._parse_early()
+
+    def _stop_parse(self) -> None:
+        """Never leave a parse reading the descriptor."""
+        if self._parsing is not None:
+            self._parsing.exception()
+            self._parsing = None
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
 
     def _plan_small(self, head: bytes) -> Plan | None:
         """The whole file is in ``head`` (at most 1 MiB): parse those bytes once and infer from
@@ -176,7 +212,109 @@ class CsvReader(Reader):
         threading.Thread(target=parse, name="chute-parse", daemon=True).start()
         return parsing
 
+    def _parse_piece(self, text: bytes, first: bool) -> tuple[pl.DataFrame, tuple[int, str] | str | None]:
+        """A piece as text, and (when the short-row check is due) its first short row."""
+        args = self._read_args()
+        if not first:
+            args["skip_rows"] = 0
+        frame = pl.read_csv(text, schema=self._text, **args)
+        return frame, self._piece_short_row(text, frame, first) if self._short_in_pieces else None
+
+    def _piece_short_row(self, text: bytes, frame: pl.DataFrame, first: bool) -> tuple[int, str] | str | None:
+        """:meth:`_short_rows` over one piece (its lines, not the whole file's: issue 12, peak RSS):
+        (row in the piece, its line) of the first short row, None, or _UNSURE when the piece's
+        lines are not its records (quoted newlines: the whole-file check decides)."""
+        suspects = frame[self.names[-1]].is_null().arg_true()
+        if not len(suspects):
+            return None
+        lines = pl.read_csv(text, has_header=False, separator="\x00", quote_char=None, schema={"line": pl.String})
+        offset = self.header_lines if first else 0
+        if lines.height != frame.height + offset:
+            return _UNSURE
+        tails = lines["line"].gather(suspects + offset).str.strip_chars_end("\r")
+        delim = self.delimiter or ","
+        short = ~(tails.str.ends_with(delim) | tails.str.ends_with(f"{delim}{self.quote}{self.quote}"))
+        hits = short.arg_true()
+        return (int(suspects[int(hits[0])]), str(tails[int(hits[0])])) if len(hits) else None
+
+    def _text_bytes(self) -> int:
+        """The decompressed size (estimated as Reader._in_memory does, until inflated)."""
+        inflated = self.src.inflated
+        if inflated is not None:
+            return inflated.size
+        return self.src.st.st_size * (1 if self.src.compression is None else 6)
+
+    def _in_pieces(self, candidates: dict[str, str | None]) -> Plan | None:
+        """The file parsed once, a piece at a time, each piece typed as it comes
+        (core/formats/infer_pieces.py): the whole text is never held. A file over the in-memory
+        size keeps its typed pieces on disk for the batches (core/formats/spill.py) instead of
+        being parsed again. None: take the whole-text path, as before (a quote out of place, a cast
+        column that widens further on, an error to report as that path reports it; on disk also
+        any column that widens, blank lines, a full disk)."""
+        assert self._feed is not None
+        feed, self._feed = self._feed, None
+        spill = None if self._in_memory() else Spill()
+        last = self.names[-1] if self.names and spill is None else None  # (no short-row check on disk)
+        inference = PieceInference(candidates, self.null_values, last)
+        typed: list[pl.DataFrame] = []
+        unsure, first_short, rows = False, None, 0
+        try:
+            for piece, short in feed:
+                if short == _UNSURE:
+                    unsure = True
+                elif isinstance(short, tuple) and first_short is None:
+                    first_short = (rows + short[0], short[1])
+                rows += piece.height
+                self._check_frame(piece)
+                out = inference.add(piece)
+                del piece
+                if spill is None:
+                    typed.append(out)
+                else:
+                    spill.add(out)
+                del out
+            if spill is not None:
+                spill.done()
+        except InputError:
+            if spill is not None:
+                spill.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - the whole-text path decides, as before
+            log.debug("%s: parsed whole (%s)", self.src.path.name, exc)
+            if spill is not None:
+                spill.close()
+            return None
+        finally:
+            feed.close()
+        memory.trim()  # the pieces' text, freed, is glibc's until given back (~12 MB at 1M rows)
+        if self._short_in_pieces and not unsure:
+            self._piece_short = first_short
+        if spill is not None:
+            return self._adopt_spill(spill, inference)
+        if not typed:
+            return None
+        frame = pl.concat(typed, rechunk=False) if len(typed) > 1 else typed[0]
+        del typed
+        return self._adopt_frame(frame, inference.facts(frame))
+
+    def _adopt_spill(self, spill: Spill, inference: PieceInference) -> Plan | None:
+        """The verdicts of a file whose typed pieces are on disk: its batches read them back."""
+        if inference.widens() or not spill.rows:
+            spill.close()
+            return None
+        facts = inference.facts(pl.DataFrame(schema=self._text))
+        if facts.empty_rows and len(self.names) > 1:  # blank lines to skip: the streamed path does it
+            spill.close()
+            return None
+        self._spill = spill
+        self._set_verdicts(facts.verdicts)
+        return self._finish_plan(facts.rows, facts.nulls)
+
     def _full_pass(self, candidates: dict[str, str | None]) -> Plan:
+        if self._feed is not None:
+            plan = self._in_pieces(candidates)
+            if plan is not None:
+                return plan
         if self._in_memory():
             if self._parsing is not None:
                 frame = self._parsing.result()
@@ -205,7 +343,12 @@ class CsvReader(Reader):
             typed = typed.filter(keep) if typed is not None else None
         self._set_verdicts(facts.verdicts)
         # Empty fields (not null tokens) in the last column: the only sign of a short row.
-        self._short_suspects = frame[self.names[-1]].is_null().arg_true() if self.names else None
+        self._short_suspects: pl.Series | None
+        if LAST_NULL in frame.columns:  # (the column is cast already: its text's NULLs, see infer_pieces)
+            self._short_suspects = frame[LAST_NULL].arg_true()
+            frame = frame.drop(LAST_NULL)
+        else:
+            self._short_suspects = frame[self.names[-1]].is_null().arg_true() if self.names else None
         # Text (but for whole_frame's casts): typed batch by batch, beside the inserts (_raw_batches).
         self._frame = frame if typed is None else typed
         return self._finish_plan(facts.rows, facts.nulls)
@@ -217,6 +360,10 @@ class CsvReader(Reader):
         return lf.with_row_index("\x00i").filter(~pl.col("\x00i").is_in(self._blank.implode())).drop("\x00i")
 
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
+        if self._spill is not None:
+            for df in self._spill.frames():
+                yield to_wire(df, self.verdicts, self.null_values)
+            return
         for df in self._scan().collect_batches(chunk_size=batch_rows):
             yield to_wire(df, self.verdicts, self.null_values)
 
@@ -276,10 +423,19 @@ class CsvReader(Reader):
         (``pending_check``) and a failure before verification still quarantines with zero rows."""
         if not self.names or not plan.rows or not plan.null_counts.get(self.names[-1]):
             return
-        factor = 1 if self.src.compression is None else 6
-        if self._frame is None or self.src.st.st_size * factor > SHORT_ROW_CHECK_BYTES:
+        if self._frame is None or not self._short_rows_due():
+            return
+        if self._piece_short != _UNSURE and self._blank is None:  # checked piece by piece
+            self.short_rows_checked = True
+            if isinstance(self._piece_short, tuple):
+                problem = self._ragged(*self._piece_short)
+                self.pending_check = lambda: problem
             return
         self.pending_check = self._short_rows
+
+    def _short_rows_due(self) -> bool:
+        factor = 1 if self.src.compression is None else 6
+        return self.src.st.st_size * factor <= SHORT_ROW_CHECK_BYTES
 
     def _short_rows(self) -> InputError | None:
         assert self._frame is not None
@@ -299,11 +455,15 @@ class CsvReader(Reader):
         delim = self.delimiter or ","
         short = ~(tails.str.ends_with(delim) | tails.str.ends_with(f'{delim}{self.quote}{self.quote}'))
         if short.any():
-            line = int(nulls[int(short.arg_true()[0])]) + offset + 1
-            fields = len(next(csv.reader([tails[int(short.arg_true()[0])]], delimiter=delim)))
-            return InputError(f"ragged row at line {line}: {fields} fields, fewer than the {len(self.names)} "
-                              f"columns of the header", line=line)
+            return self._ragged(int(nulls[int(short.arg_true()[0])]), tails[int(short.arg_true()[0])])
         return None
+
+    def _ragged(self, row: int, tail: str) -> InputError:
+        """The short row ``row`` (0-based, data rows) whose line is ``tail``."""
+        line = row + self.header_lines + 1
+        fields = len(next(csv.reader([tail], delimiter=self.delimiter or ",")))
+        return InputError(f"ragged row at line {line}: {fields} fields, fewer than the {len(self.names)} "
+                          f"columns of the header", line=line)
 
     # -- the slow path ---------------------------------------------------------------------
 

@@ -308,6 +308,11 @@ def whole_file(lf: pl.LazyFrame, candidates: dict[str, str | None], tokens: tupl
     q = _Pass(lf, streaming)
     # (Streamed, each query reads the file again: one pass with every detail.)
     stats = _first_pass(q, candidates, tokens, casts) if streaming else _quick_pass(q, candidates, tokens, casts)
+    return conclude(q, stats, candidates, tokens)
+
+
+def conclude(q: _Pass, stats: dict, candidates: dict[str, str | None], tokens: tuple[str, ...]) -> FileFacts:
+    """The verdicts from the first pass's ``stats`` (widening over ``q`` where a candidate failed)."""
     verdicts = {c: Verdict("text", "the sample holds text") for c in candidates}
     widen: dict[str, int] = {}
     for c, k in candidates.items():
@@ -451,22 +456,26 @@ def _small_verdict(c: str, kind: str | None, stats: dict) -> Verdict:
 def to_wire(df: pl.DataFrame, verdicts: dict[str, Verdict], tokens: tuple[str, ...]) -> pl.DataFrame:
     """Text batch -> typed batch: null tokens become NULL, numbers and bools are cast, offsets go
     to UTC; plain dates stay text for ClickHouse to parse."""
-    exprs = []
-    for c, v in verdicts.items():
-        if v.kind == "text" or c not in df.columns or df.schema[c] != pl.String:  # (whole_frame cast it)
-            continue
-        value = _value(c, tuple(v.tokens)) if v.tokens else pl.col(c)
-        if v.kind == "int":
-            exprs.append(value.cast(pl.Int64))
-        elif v.kind == "float":
-            exprs.append(value.cast(pl.Float64))
-        elif v.kind == "bool":
-            exprs.append(pl.any_horizontal(value == b for b in _BOOLS[::2]))
-        elif v.kind == "datetime_tz":
-            exprs.append(utc(value, v.precision))
-        elif v.tokens:
-            exprs.append(value)
+    exprs = [e for c, v in verdicts.items()
+             if c in df.columns and df.schema[c] == pl.String  # (else whole_frame cast it)
+             and (e := wire_expr(c, v)) is not None]
     return df.with_columns(exprs) if exprs else df
+
+
+def wire_expr(c: str, v: Verdict) -> pl.Expr | None:
+    """Text column ``c`` as :func:`to_wire` sends it (None: as it is)."""
+    if v.kind == "text":
+        return None
+    value = _value(c, tuple(v.tokens)) if v.tokens else pl.col(c)
+    if v.kind == "int":
+        return value.cast(pl.Int64)
+    if v.kind == "float":
+        return value.cast(pl.Float64)
+    if v.kind == "bool":
+        return pl.any_horizontal(value == b for b in _BOOLS[::2]).alias(c)
+    if v.kind == "datetime_tz":
+        return utc(value, v.precision)
+    return value if v.tokens else None
 
 
 def explain_text(series: pl.Series, tokens: tuple[str, ...], header_lines: int) -> str:

@@ -1,0 +1,93 @@
+"""A big file's typed pieces, kept on disk between the one parse and the batches (issue 12: a file
+over the in-memory size was parsed twice, once to infer its types and once for its batches).
+
+The pieces go into an Arrow IPC stream in an unlinked temporary file as they are typed, and the
+batches read them back: reading Arrow costs a copy, where parsing CSV again cost the whole parse.
+The file is in the page cache, which is not the process's memory, and goes with its last reader.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import polars as pl
+import pyarrow as pa
+
+_IN_MEMORY_FS = {"tmpfs", "ramfs", "devtmpfs", "unknown"}
+
+
+def _fs_type(path: str) -> str:
+    """The file system type of the mount holding ``path`` (from /proc/self/mountinfo)."""
+    real = os.path.realpath(path)
+    best, kind = "", "unknown"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+        for line in mounts:
+            fields = line.split()
+            point = fields[4].replace("\\040", " ")
+            inside = real == point or real.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best) and " - " in line:
+                best, kind = point, line.split(" - ", 1)[1].split()[0]
+    return kind
+
+
+class Spill:
+    """Write pieces with :meth:`add`, then :meth:`done`; :meth:`frames` reads them back (again
+    for every call: a resent or explained batch reads the same values)."""
+
+    def __init__(self) -> None:
+        self.file: BinaryIO = tempfile.TemporaryFile(prefix="chute-pieces-")  # noqa: SIM115 - closed by close()
+        self._sink: pa.NativeFile | None = None
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self.rows = 0
+
+    @staticmethod
+    def room(size: int) -> bool:
+        """Whether the temporary directory has room for about ``size`` bytes of pieces, twice over,
+        on a disk: a memory-backed one (tmpfs) would hold them in memory after all (charged to the
+        container), where the streamed path's two parses hold a batch at a time."""
+        where = tempfile.gettempdir()
+        try:
+            return shutil.disk_usage(where).free > 2 * size and _fs_type(where) not in _IN_MEMORY_FS
+        except OSError:
+            return False
+
+    def add(self, piece: pl.DataFrame) -> None:
+        table = piece.to_arrow()
+        if self._writer is None:
+            self._sink = pa.OSFile(self._path, "wb")  # (native writes; the file is still empty)
+            self._writer = pa.ipc.new_stream(self._sink, table.schema)
+        self._writer.write_table(table)
+        self.rows += piece.height
+
+    def done(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._sink is not None:
+            self._sink.close()
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        """The pieces in order, one at a time."""
+        if not self.rows and self._sink is None:
+            return
+        with pa.OSFile(self._path, "rb") as raw, pa.ipc.open_stream(raw) as reader:
+            for batch in reader:
+                yield pl.from_arrow(batch)  # type: ignore[misc]
+
+    @property
+    def _path(self) -> str:
+        return f"/proc/self/fd/{self.file.fileno()}"
+
+    def close(self) -> None:
+        self._writer = None
+        if self._sink is not None:
+            self._sink.close()
+        self.file.close()
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self.file.fileno()).st_size
