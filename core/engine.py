@@ -258,8 +258,8 @@ class Engine:
 
     def stop(self, close_target: bool = True) -> None:
         """Finish or safely abandon the batch in flight, then release everything. ``close_target``
-        False: ClickHouse's clients stay open, for a process that ends at once (`--once`: closing
-        the last chDB client shuts the embedded engine down, ~0.1 s; cli._exit_now)."""
+        False: ClickHouse's clients stay open, and the state dir's lock held, for a process that ends
+        at once (`--once`: closing the last chDB client shuts the embedded engine down, ~0.1 s; cli._exit_now)."""
         self._stop.set()
         self._wake.set()
         if self.watcher:
@@ -283,7 +283,8 @@ class Engine:
         if self.ledger:
             self.ledger.close()
             self.ledger = None
-        self._state_lock.release()
+        if close_target:  # else chDB lives on in this process, which ends at once: the kernel frees the
+            self._state_lock.release()  # lock with it (an opener of its folder meanwhile is refused)
 
     def _start_fleet(self) -> None:
         """The fleet mirror and, with dedup_scope = fleet, the loader's fleet-wide duplicate check."""

@@ -70,7 +70,9 @@ class ParquetReader(Reader):
             # Text columns' distinct values in the first rows (LowCardinality, below): in the same
             # read where the file has them as text already (not a second read of its first rows).
             text = [c for c, t in self._wire.items() if t == pl.String]
-            counted = text if all(raw[c] == pl.String and not c.startswith("\x01") for c in text) else []
+            # (its outputs are named "\x01<i>": no file column may have such a name, text or not)
+            counted = text if all(raw[c] == pl.String for c in text) and not any(
+                c.startswith("\x01") for c in raw) else []
             stats, uniques = self._scan_stats(raw, counted)
             # ClickHouse's reader believes a footer's null_count of 0 and skips that column's
             # definition levels: a hidden NULL shifts every later value up a row, silently. polars
