@@ -101,10 +101,11 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.interrupted or self.ok else 3
+        return 0 if self.ok else 3  # (the chute program exits 128 + N when signal N stopped it first)
 
     def summary(self) -> str:
-        return ", ".join(f"{n} {s}" for s, n in self.counts.items()) or "no files"
+        counts = ", ".join(f"{n} {s}" for s, n in self.counts.items()) or "no files"
+        return counts + (" (stopped before the end)" if self.interrupted and not self.ok else "")
 
     def raise_for_problems(self) -> RunResult:
         """Raise :class:`LoadProblems` unless every file is loaded or a duplicate; else return self."""

@@ -293,9 +293,11 @@ def _run(argv: list[str]) -> int:
     logsetup.configure(cfg.log_format, cfg.log_level)
     engine = Engine(cfg, once=args.once, mode="once" if args.once else "daemon")
     stop = threading.Event()
+    stopped_by: list[int] = []
 
     def _signal(signum: int, _frame: object) -> None:
         log.info("received %s: finishing the batch in flight, then stopping", signal.Signals(signum).name)
+        stopped_by.append(signum)
         stop.set()
 
     signal.signal(signal.SIGINT, _signal)
@@ -308,7 +310,7 @@ def _run(argv: list[str]) -> int:
             with ProgressLine(engine):
                 while not stop.is_set() and not engine.wait_idle(timeout=0.5):
                     pass
-            return _once_exit(engine, interrupted=stop.is_set())
+            return _once_exit(engine, stopped_by[0] if stopped_by else None)
         while not stop.wait(1.0):
             pass
         return EXIT_OK
@@ -319,12 +321,18 @@ def _run(argv: list[str]) -> int:
             _once_stopped.set()
 
 
-def _once_exit(engine: Any, interrupted: bool) -> int:
+def _once_exit(engine: Any, signum: int | None) -> int:
+    """0 only when every file ended loaded or duplicate (docs/CONTRACTS.md): a run a signal
+    stopped with files still to do exits 128 + the signal, as a shell reports it."""
     from chute.core import api
 
     result = api.once_result(engine)
+    if signum is not None and not result.ok:
+        log.warning("once: stopped by %s before every file ended: %s (the next run or start goes on with them)",
+                    signal.Signals(signum).name, result.summary())
+        return 128 + signum
     log.info("once: %s", result.summary())
-    return EXIT_OK if interrupted else result.exit_code
+    return result.exit_code
 
 
 # -- subcommands that read or steer through the ledger ---------------------------------------

@@ -199,3 +199,37 @@ def test_progress_line_only_on_a_terminal(tmp_path: Path) -> None:
         proc = subprocess.run(chute_cmd(*args), cwd=ROOT, env=env, capture_output=True, timeout=120)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert b"\r" not in proc.stderr + proc.stdout
+
+
+def test_a_once_stopped_before_every_file_ended_does_not_exit_0(tmp_path: Path) -> None:
+    """Found by the round-8 review: a `--once` stopped by SIGTERM mid-run exited 0, which says
+    "every file ended loaded or duplicate" to a script, with files still to load. It exits
+    128 + the signal (143) and says what was left; a run that then finishes exits 0."""
+    import sqlite3
+    from contextlib import closing
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(6):
+        (data / f"part{i}.csv").write_bytes(csv_bytes(make_rows(150_000, seed=i)))
+    proc = subprocess.Popen(chute_cmd("--no-ui", "--once", *_args(tmp_path, "--workers", "1")), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ledger = tmp_path / "state" / "ledger.sqlite3"
+
+    def loading() -> bool:
+        try:
+            with closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1)) as db:
+                return db.execute("SELECT count() FROM files WHERE state = 'loading'").fetchone()[0] > 0
+        except sqlite3.Error:
+            return False
+
+    try:
+        wait_for(loading, timeout=120, what="a file loading")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, err[-2000:])
+    assert "stopped by SIGTERM" in err, err[-2000:]
+    again = run_chute("--no-ui", "--once", *_args(tmp_path))
+    assert again.returncode == 0, again.stderr[-2000:]
