@@ -579,6 +579,7 @@ def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
         if owner and not getattr(args, "data_dir", None):
             cfg = dataclasses.replace(cfg, data_dir=Path(owner))
         items, listed = action_cli.plan(cfg, ledger, name, args)
+        loaded_into = ledger.meta("target")  # (the URL as the engine last started, password masked)
     finally:
         ledger.close()
     bulk = not (args.path is not None or args.file_id is not None)
@@ -590,6 +591,10 @@ def _action(cfg: config_mod.Config, name: str, args: argparse.Namespace) -> int:
     actor = action_cli.actor()
     if StateLock.holder(cfg.state_dir):
         return action_cli.report(action_cli.via_daemon(cfg.state_dir, name, items, actor, args.wait))
+    if name != "approve" and loaded_into and loaded_into != cfg.masked_url():  # (approve touches the ledger only)
+        # Rows of another ClickHouse would be deleted, or none, and the ledger would say done.
+        raise UsageError(f"the files in {cfg.state_dir} were loaded into {loaded_into}, not {cfg.masked_url()}: "
+                         f"pass --clickhouse for that one (or CHUTE_CLICKHOUSE_URL)")
     from chute.core import actions
     from chute.core.engine import StateLock as Lock
     from chute.core.target import Target

@@ -233,3 +233,25 @@ def test_a_once_stopped_before_every_file_ended_does_not_exit_0(tmp_path: Path) 
     assert "stopped by SIGTERM" in err, err[-2000:]
     again = run_chute("--no-ui", "--once", *_args(tmp_path))
     assert again.returncode == 0, again.stderr[-2000:]
+
+
+def test_a_direct_action_refuses_another_clickhouse_than_the_loads_went_to(tmp_path: Path) -> None:
+    """Found by the round-8 review: `chute purge PATH` with no engine running and no --clickhouse
+    acted on the default embedded engine, not the one the files were loaded into (there it failed
+    on a missing table; had that engine held such a table, it would have deleted rows there and
+    marked the file purged while its rows stayed). It refuses and names the ClickHouse to use."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "small.csv").write_bytes(csv_bytes(make_rows(20)))
+    assert run_chute("--no-ui", "--once", *_args(tmp_path)).returncode == 0
+    state = str(tmp_path / "state")
+    other = run_chute("purge", "small.csv", "--state-dir", state, "--clickhouse", f"chdb://{tmp_path / 'other'}")
+    _one_clear_line(other, 2, f"chdb://{tmp_path / 'ch'}")
+    files = {json.loads(line)["path"]: json.loads(line) for line in
+             run_chute("files", "--json", "--state-dir", state).stdout.splitlines()}
+    assert files["small.csv"]["state"] == "loaded"  # nothing was done
+    right = run_chute("purge", "small.csv", "--state-dir", state, "--clickhouse", f"chdb://{tmp_path / 'ch'}")
+    assert right.returncode == 0, right.stderr  # the control: the ClickHouse the loads went to
+    files = {json.loads(line)["path"]: json.loads(line) for line in
+             run_chute("files", "--json", "--state-dir", state).stdout.splitlines()}
+    assert files["small.csv"]["state"] == "purged"

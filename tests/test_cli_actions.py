@@ -53,8 +53,12 @@ def test_purge_by_id_removes_the_old_version_and_keeps_the_new_held_one(tmp_path
     assert after == {old["id"]: "purged", new["id"]: "held"}
     rows = engine_query(tmp_path / "ch", f"SELECT count() FROM sales WHERE _source_sha256 = '{old['sha256']}'")
     assert rows == [[0]] or rows == [["0"]]
-    again = run_chute("purge", "--id", str(old["id"]), "--state-dir", str(tmp_path / "state"))
+    again = run_chute("purge", "--id", str(old["id"]), "--state-dir", str(tmp_path / "state"), "--clickhouse",
+                      f"chdb://{tmp_path / 'ch'}")
     _one_clear_line(again, 2, "already purged")
+    # Without --clickhouse it would act on the default engine: refused first, naming the right one.
+    _one_clear_line(run_chute("purge", "--id", str(old["id"]), "--state-dir", str(tmp_path / "state")), 2,
+                    f"chdb://{tmp_path / 'ch'}")
 
 
 def test_bulk_lists_asks_once_and_dry_run_touches_nothing(tmp_path: Path) -> None:
