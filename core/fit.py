@@ -67,6 +67,8 @@ class Fitter:
         kind = base_type(col.type)
         if wire == pl.Binary and want == pl.String:
             want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
+        if want is None and kind == "UUID" and wire.is_numeric():
+            want = pl.String  # (as a number ClickHouse refuses it as NOT_IMPLEMENTED, retried; as text it names it)
         if want is not None and wire != want and col.name not in dates:
             self.casts[col.name] = want
         if want is None and wire == pl.String:
@@ -158,9 +160,12 @@ class Fitter:
             text = df[name]
             if name in self.before and str(text.max() or "") < self.before[name]:
                 continue  # (ISO text sorts as its instants do: one pass, not a parse of every value)
-            parsed = text.str.replace(r"[ T]00:00:00(?:\.0+)?$", "").str.to_date(
-                strict=False) if form.date_only else text.str.replace(
-                r"(\.[0-9]{9})[0-9]+$", "${1}").str.to_datetime(strict=False, time_unit="us")  # (polars reads 9 digits)
+            try:  # (polars reads 9 digits)
+                parsed = text.str.replace(r"[ T]00:00:00(?:\.0+)?$", "").str.to_date(
+                    strict=False) if form.date_only else text.str.replace(
+                    r"(\.[0-9]{9})[0-9]+$", "${1}").str.to_datetime(strict=False, time_unit="us")
+            except pl.exceptions.ComputeError:  # no value is a date: polars finds no layout to read them with
+                parsed = pl.Series(name, [None] * len(text), pl.Date if form.date_only else pl.Datetime("us"))
             wrong = (parsed.is_null() | ~text.str.contains(form.pattern)) & text.is_not_null()
             found.append((name, wrong, f"not a valid {form.kind} ({form.layout})"))
             # ClickHouse would clamp it (or NULL it, or fail the insert)
