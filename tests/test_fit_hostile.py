@@ -46,3 +46,28 @@ def test_a_value_the_column_cannot_take_quarantines_at_once(kind: str, bad: str,
     assert row.state == State.QUARANTINED, (row.state, row.last_error)
     assert "unexpected" not in (row.last_error or "") and "retry" not in (row.last_error or ""), row.last_error
     assert query(engine, f"SELECT id FROM `{cfg.database}`.typed") == [(2,)]
+
+
+@pytest.mark.parametrize(("kind", "bad"), [
+    ("Int128", "1.5"),  # ClickHouse cuts it to 1
+    ("Int128", "1e40"),  # past Int128: ClickHouse stored 131811359292784862271108147102059528221
+    ("Int256", "1e20"),  # ClickHouse stored 100000000000000000003
+    ("UInt128", "-5"),  # wraps to 2^128 - 5
+    ("UInt256", "-2.7"),
+])
+def test_a_number_a_wide_integer_column_would_change_is_refused(kind: str, bad: str, engine_factory,
+                                                                tmp_path: Path, chdb_path: Path) -> None:
+    """A float or a negative number into a 128/256-bit integer column was converted by ClickHouse
+    into another number, silently; an integer that fits loads as written (the control)."""
+    cfg = make_config(tmp_path, chdb_path)
+    engine = engine_factory(cfg)
+    engine.target.create_table("wide", [Column("id", "Int64"), Column("v", kind)])
+    (cfg.data_dir / "wide").mkdir()
+    (cfg.data_dir / "wide" / "bad.csv").write_text(f"id,v\n1,{bad}\n")
+    (cfg.data_dir / "wide" / "good.csv").write_text("id,v\n2,9007199254740993\n")
+    wait_for(lambda: all(state_of(engine, f"wide/{n}.csv") in FINAL for n in ("bad", "good")), what="both final")
+    assert engine.ledger.current("wide/good.csv").state == State.LOADED
+    row = engine.ledger.current("wide/bad.csv")
+    assert row.state == State.QUARANTINED, (row.state, row.last_error, query(engine, "SELECT toString(v) FROM "
+                                                                                    f"`{cfg.database}`.wide"))
+    assert query(engine, f"SELECT id, toString(v) FROM `{cfg.database}`.wide") == [(2, "9007199254740993")]
