@@ -57,6 +57,7 @@ class Fitter:
         self.before: dict[str, str] = {}  # date columns that need no check when every text sorts before this
         self.zones: dict[str, str] = {}  # naive timestamps sent as the instants they name in this zone
         self.ranges: dict[str, _Reach] = {}  # timestamps or dates into a date column
+        self.times: dict[str, tuple[str, str]] = {}  # text into a Time column: (its layout's pattern, the type)
         for col in table:
             if col.name in wire:
                 self._plan(col, wire[col.name], dates, server_zone)
@@ -75,6 +76,9 @@ class Fitter:
             self.casts[col.name] = want
         if want is None and wire == pl.String:
             self._plan_text(col, dates.get(col.name), server_zone)
+            time = _time_pattern(kind)
+            if time is not None:
+                self.times[col.name] = (time, kind)
         zone = column_zone(col.type, server_zone) if want is None and has_naive(wire) else None
         if zone is not None:
             self.zones[col.name] = zone
@@ -95,7 +99,8 @@ class Fitter:
 
     @property
     def idle(self) -> bool:
-        return not self.casts and not self.not_null and not self.dates and not self.zones and not self.ranges
+        return (not self.casts and not self.not_null and not self.dates and not self.zones and not self.ranges
+                and not self.times)
 
     def fit(self, df: pl.DataFrame, first_row: int
             ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
@@ -107,6 +112,9 @@ class Fitter:
         out = self._placed(df, self._cast_all(df, found), found)
         self._check_reach(df, out, found)
         self._check_dates(df, found)
+        for name, (pattern, kind) in self.times.items():  # ClickHouse reads 10:60:00 as 11:00:00, 10:00 as 00:10:00
+            found.append((name, (~df[name].str.contains(pattern)).fill_null(False),
+                          f"not a valid {kind} (hh:mm:ss, minutes and seconds below 60)"))
         found += [(name, df[name].is_null(), "empty value in a column that is not Nullable") for name in self.not_null]
         bad = pl.Series("bad", [False] * df.height)
         rejects: list[tuple[int, str, str, str]] = []
@@ -272,6 +280,18 @@ def _beyond(form: _DateForm, parsed: pl.Series, zone: str) -> pl.Series:
 
 
 _INT64 = (1 << 63) - 1
+
+
+def _time_pattern(kind: str) -> str | None:
+    """The text a ``Time`` or ``Time64(P)`` column keeps as written (None for other types): ClickHouse
+    carries minutes or seconds past 59 over, reads ``10:00`` as ten seconds past zero, cuts digits past P."""
+    if kind == "Time":
+        fraction = ""
+    elif (scale := re.fullmatch(r"Time64\(\s*([0-9])\s*\)", kind)) is not None:
+        fraction = rf"(?:\.[0-9]{{1,{scale[1]}}}0*)?" if int(scale[1]) else r"(?:\.0+)?"
+    else:
+        return None
+    return rf"^-?[0-9]{{1,3}}:[0-5][0-9]:[0-5][0-9]{fraction}$"
 
 
 @dataclass(frozen=True)

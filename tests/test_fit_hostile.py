@@ -71,3 +71,28 @@ def test_a_number_a_wide_integer_column_would_change_is_refused(kind: str, bad: 
     assert row.state == State.QUARANTINED, (row.state, row.last_error, query(engine, "SELECT toString(v) FROM "
                                                                                     f"`{cfg.database}`.wide"))
     assert query(engine, f"SELECT id, toString(v) FROM `{cfg.database}`.wide") == [(2, "9007199254740993")]
+
+
+@pytest.mark.parametrize(("kind", "bad"), [
+    ("Time", "10:60:00"),  # ClickHouse stored 11:00:00
+    ("Time", "10:00"),  # ClickHouse stored 00:10:00
+    ("Nullable(Time)", "10:00:99"),  # ClickHouse stored 10:01:39
+    ("Time64(3)", "10:00:00.12345"),  # ClickHouse stored 10:00:00.123
+])
+def test_a_time_the_column_would_change_is_refused(kind: str, bad: str, engine_factory, tmp_path: Path,
+                                                   chdb_path: Path) -> None:
+    cfg = make_config(tmp_path, chdb_path)
+    engine = engine_factory(cfg)
+    engine.target.create_table("times", [Column("id", "Int64"), Column("v", kind)])
+    (cfg.data_dir / "times").mkdir()
+    (cfg.data_dir / "times" / "bad.csv").write_text(f"id,v\n1,{bad}\n")
+    (cfg.data_dir / "times" / "good.csv").write_text("id,v\n2,25:00:00\n3,-01:02:03\n")
+    wait_for(lambda: all(state_of(engine, f"times/{n}.csv") in FINAL for n in ("bad", "good")), what="both final")
+    assert engine.ledger.current("times/good.csv").state == State.LOADED
+    row = engine.ledger.current("times/bad.csv")
+    assert row.state == State.QUARANTINED, (row.state, row.last_error, query(engine, "SELECT toString(v) FROM "
+                                                                                    f"`{cfg.database}`.times"))
+    assert "not a valid" in (row.last_error or ""), row.last_error
+    digits = ".000" if kind.startswith("Time64") else ""
+    assert query(engine, f"SELECT toString(v) FROM `{cfg.database}`.times ORDER BY id") == [
+        (f"25:00:00{digits}",), (f"-01:02:03{digits}",)]
