@@ -69,7 +69,7 @@ class Fitter:
         if wire == pl.Binary and want == pl.String:
             want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
         if want is None and kind == "UUID" and wire.is_numeric():
-            want = pl.String  # (as a number ClickHouse refuses it as NOT_IMPLEMENTED, retried; as text it names it)
+            want = pl.String()  # (as a number ClickHouse refuses it as NOT_IMPLEMENTED, retried; as text it names it)
         if want is None and kind in _WIDE_INTS and (wire.is_float() or (wire.is_signed_integer() and kind[0] == "U")):
             want = _WIDE_INTS[kind]  # (checked as the 64-bit integer it must be: see _WIDE_INTS)
         if want is not None and wire != want and col.name not in dates:
@@ -335,10 +335,11 @@ def _reach64(digits: int, per_second: int) -> _Reach | None:
                   "whole seconds")
 
 
-# ClickHouse converts a double into a 128/256-bit integer inexactly (1e20 -> ...003, 1.5 -> 1, past the
-# type: any number) and a negative one into an unsigned one by wrapping: such numbers are checked as the
-# 64-bit integer they must then be, whose conversion is exact.
-_WIDE_INTS = {"Int128": pl.Int64, "Int256": pl.Int64, "UInt128": pl.UInt64, "UInt256": pl.UInt64}
+# ClickHouse converts a double into a 128/256-bit integer inexactly (1e20 -> ...003, 1.5 -> 1, past
+# its range any number) and a negative one into an unsigned one by wrapping: such numbers are checked
+# as the 64-bit integer they must then be, whose conversion is exact.
+_WIDE_INTS: dict[str, pl.DataType] = {"Int128": pl.Int64(), "Int256": pl.Int64(), "UInt128": pl.UInt64(),
+                                      "UInt256": pl.UInt64()}
 _INT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)$"  # "-0" is 0, as in inference
 _FLOAT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$"
 
