@@ -227,6 +227,9 @@ class NdjsonReader(Reader):
                 for lineno, line in enumerate(raw, 1):
                     if not line.strip():
                         continue
+                    if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):  # (json.loads would skip it: polars does not)
+                        return InputError("the file starts with a UTF-8 byte-order mark, which the NDJSON reader "
+                                          "refuses: save it without one", line=1)
                     try:
                         value = json.loads(line)
                     except (UnicodeDecodeError, ValueError) as exc:
