@@ -68,10 +68,8 @@ class Fitter:
         kind = base_type(col.type)
         if wire == pl.Binary and want == pl.String:
             want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
-        if want is None and kind == "UUID" and wire.is_numeric():
-            want = pl.String()  # (as a number ClickHouse refuses it as NOT_IMPLEMENTED, retried; as text it names it)
-        if want is None and kind in _WIDE_INTS and (wire.is_float() or (wire.is_signed_integer() and kind[0] == "U")):
-            want = _WIDE_INTS[kind]  # (checked as the 64-bit integer it must be: see _WIDE_INTS)
+        if want is None:
+            want = _number_as(kind, wire)
         if want is not None and wire != want and col.name not in dates:
             self.casts[col.name] = want
         if want is None and wire == pl.String:
@@ -280,6 +278,15 @@ def _beyond(form: _DateForm, parsed: pl.Series, zone: str) -> pl.Series:
 
 
 _INT64 = (1 << 63) - 1
+
+
+def _number_as(kind: str, wire: pl.DataType) -> pl.DataType | None:
+    """What a number bound for a column polars has no type for is checked and sent as, if anything."""
+    if kind == "UUID" and wire.is_numeric():
+        return pl.String()  # (as a number ClickHouse refuses it as NOT_IMPLEMENTED, retried; as text it names it)
+    if kind in _WIDE_INTS and (wire.is_float() or (wire.is_signed_integer() and kind[0] == "U")):
+        return _WIDE_INTS[kind]  # (checked as the 64-bit integer it must be: see _WIDE_INTS)
+    return None
 
 
 def _time_pattern(kind: str) -> str | None:
