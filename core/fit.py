@@ -57,6 +57,7 @@ class Fitter:
         self.before: dict[str, str] = {}  # date columns that need no check when every text sorts before this
         self.zones: dict[str, str] = {}  # naive timestamps sent as the instants they name in this zone
         self.ranges: dict[str, _Reach] = {}  # timestamps or dates into a date column
+        self.times: dict[str, tuple[str, str]] = {}  # text into a Time column: (its layout's pattern, the type)
         for col in table:
             if col.name in wire:
                 self._plan(col, wire[col.name], dates, server_zone)
@@ -67,10 +68,15 @@ class Fitter:
         kind = base_type(col.type)
         if wire == pl.Binary and want == pl.String:
             want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
+        if want is None:
+            want = _number_as(kind, wire)
         if want is not None and wire != want and col.name not in dates:
             self.casts[col.name] = want
         if want is None and wire == pl.String:
             self._plan_text(col, dates.get(col.name), server_zone)
+            time = _time_pattern(kind)
+            if time is not None:
+                self.times[col.name] = (time, kind)
         zone = column_zone(col.type, server_zone) if want is None and has_naive(wire) else None
         if zone is not None:
             self.zones[col.name] = zone
@@ -91,7 +97,8 @@ class Fitter:
 
     @property
     def idle(self) -> bool:
-        return not self.casts and not self.not_null and not self.dates and not self.zones and not self.ranges
+        return (not self.casts and not self.not_null and not self.dates and not self.zones and not self.ranges
+                and not self.times)
 
     def fit(self, df: pl.DataFrame, first_row: int
             ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
@@ -103,6 +110,9 @@ class Fitter:
         out = self._placed(df, self._cast_all(df, found), found)
         self._check_reach(df, out, found)
         self._check_dates(df, found)
+        for name, (pattern, kind) in self.times.items():  # ClickHouse reads 10:60:00 as 11:00:00, 10:00 as 00:10:00
+            found.append((name, (~df[name].str.contains(pattern)).fill_null(False),
+                          f"not a valid {kind} (hh:mm:ss, minutes and seconds below 60)"))
         found += [(name, df[name].is_null(), "empty value in a column that is not Nullable") for name in self.not_null]
         bad = pl.Series("bad", [False] * df.height)
         rejects: list[tuple[int, str, str, str]] = []
@@ -158,9 +168,12 @@ class Fitter:
             text = df[name]
             if name in self.before and str(text.max() or "") < self.before[name]:
                 continue  # (ISO text sorts as its instants do: one pass, not a parse of every value)
-            parsed = text.str.replace(r"[ T]00:00:00(?:\.0+)?$", "").str.to_date(
-                strict=False) if form.date_only else text.str.replace(
-                r"(\.[0-9]{9})[0-9]+$", "${1}").str.to_datetime(strict=False, time_unit="us")  # (polars reads 9 digits)
+            try:  # (polars reads 9 digits)
+                parsed = text.str.replace(r"[ T]00:00:00(?:\.0+)?$", "").str.to_date(
+                    strict=False) if form.date_only else text.str.replace(
+                    r"(\.[0-9]{9})[0-9]+$", "${1}").str.to_datetime(strict=False, time_unit="us")
+            except pl.exceptions.ComputeError:  # no value is a date: polars finds no layout to read them with
+                parsed = pl.Series(name, [None] * len(text), pl.Date if form.date_only else pl.Datetime("us"))
             wrong = (parsed.is_null() | ~text.str.contains(form.pattern)) & text.is_not_null()
             found.append((name, wrong, f"not a valid {form.kind} ({form.layout})"))
             # ClickHouse would clamp it (or NULL it, or fail the insert)
@@ -267,6 +280,27 @@ def _beyond(form: _DateForm, parsed: pl.Series, zone: str) -> pl.Series:
 _INT64 = (1 << 63) - 1
 
 
+def _number_as(kind: str, wire: pl.DataType) -> pl.DataType | None:
+    """What a number bound for a column polars has no type for is checked and sent as, if anything."""
+    if kind == "UUID" and wire.is_numeric():
+        return pl.String()  # (as a number ClickHouse refuses it as NOT_IMPLEMENTED, retried; as text it names it)
+    if kind in _WIDE_INTS and (wire.is_float() or (wire.is_signed_integer() and kind[0] == "U")):
+        return _WIDE_INTS[kind]  # (checked as the 64-bit integer it must be: see _WIDE_INTS)
+    return None
+
+
+def _time_pattern(kind: str) -> str | None:
+    """The text a ``Time`` or ``Time64(P)`` column keeps as written (None for other types): ClickHouse
+    carries minutes or seconds past 59 over, reads ``10:00`` as ten seconds past zero, cuts digits past P."""
+    if kind == "Time":
+        fraction = ""
+    elif (scale := re.fullmatch(r"Time64\(\s*([0-9])\s*\)", kind)) is not None:
+        fraction = rf"(?:\.[0-9]{{1,{scale[1]}}}0*)?" if int(scale[1]) else r"(?:\.0+)?"
+    else:
+        return None
+    return rf"^-?[0-9]{{1,3}}:[0-5][0-9]:[0-5][0-9]{fraction}$"
+
+
 @dataclass(frozen=True)
 class _Reach:
     """What a date column holds of a timestamp or date batch, in the wire's own counts (its unit,
@@ -308,6 +342,11 @@ def _reach64(digits: int, per_second: int) -> _Reach | None:
                   "whole seconds")
 
 
+# ClickHouse converts a double into a 128/256-bit integer inexactly (1e20 -> ...003, 1.5 -> 1, past
+# its range any number) and a negative one into an unsigned one by wrapping: such numbers are checked
+# as the 64-bit integer they must then be, whose conversion is exact.
+_WIDE_INTS: dict[str, pl.DataType] = {"Int128": pl.Int64(), "Int256": pl.Int64(), "UInt128": pl.UInt64(),
+                                      "UInt256": pl.UInt64()}
 _INT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)$"  # "-0" is 0, as in inference
 _FLOAT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$"
 

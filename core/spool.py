@@ -28,6 +28,16 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
+_LIVE: weakref.WeakSet[SpooledBody] = weakref.WeakSet()  # bodies whose file is on disk
+
+
+def discard_all() -> None:
+    """Remove every body's file now: for an exit that skips the garbage collector (cli._exit_now),
+    which alone frees a body held in a reference cycle (the traceback of an insert that was refused)."""
+    for body in list(_LIVE):
+        body.discard()
+
+
 class SpooledBody:
     """An Arrow IPC file of one batch in the temporary directory, read by ``INSERT ... FROM INFILE``
     (again by each resend: the same bytes)."""
@@ -38,6 +48,7 @@ class SpooledBody:
         fd, self.path = tempfile.mkstemp(prefix="chute-batch-", suffix=".arrow")
         os.close(fd)
         self._finalizer = weakref.finalize(self, _unlink, self.path)
+        _LIVE.add(self)
         try:
             with pa.OSFile(self.path, "wb") as sink, pa.ipc.new_file(sink, data.schema) as writer:
                 writer.write_table(data)

@@ -7,7 +7,7 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import polars as pl
@@ -70,7 +70,7 @@ class NdjsonReader(Reader):
         try:
             sample = pl.read_ndjson(io.BytesIO(head), infer_schema_length=self.INFER_ROWS)
         except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):  # shapes disagree: load as JSON text
-            sample = pl.DataFrame(schema={k: pl.String for k in _keys(head)})
+            sample = pl.DataFrame(schema={k: pl.String for k in _keys(head.splitlines())})
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise self.diagnose() or self._input_error(exc) from None
         if not sample.columns:
@@ -86,8 +86,9 @@ class NdjsonReader(Reader):
             return guess
         try:
             raw = pl.scan_ndjson(self.src.readable, infer_schema_length=None).collect_schema()
-        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):
-            raw = pl.Schema({k: pl.String for k in sample.columns})
+        except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):  # no common type: every key, as text
+            with open_binary(self.src) as lines:  # (a key first seen past the sample kept too)
+                raw = pl.Schema({k: pl.String for k in dict.fromkeys([*sample.columns, *_keys(lines)])})
         except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
             raise self.diagnose() or self._input_error(exc) from None
         return _text_of(raw)
@@ -226,6 +227,9 @@ class NdjsonReader(Reader):
                 for lineno, line in enumerate(raw, 1):
                     if not line.strip():
                         continue
+                    if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):  # (json.loads would skip it: polars does not)
+                        return InputError("the file starts with a UTF-8 byte-order mark, which the NDJSON reader "
+                                          "refuses: save it without one", line=1)
                     try:
                         value = json.loads(line)
                     except (UnicodeDecodeError, ValueError) as exc:
@@ -238,10 +242,10 @@ class NdjsonReader(Reader):
         return None
 
 
-def _keys(head: bytes) -> list[str]:
-    """Every key of the sample's objects, in order of appearance (slow path: shapes disagree)."""
+def _keys(lines: Iterable[bytes]) -> list[str]:
+    """Every key of the lines' objects, in order of appearance (slow path: shapes disagree)."""
     keys: dict[str, None] = {}
-    for line in head.splitlines():
+    for line in lines:
         try:
             value = json.loads(line)
         except ValueError:
