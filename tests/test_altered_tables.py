@@ -15,11 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from chute.core.schema import Column
 from chute.core.states import State
-from tests.conftest import make_config, query, state_of, wait_for
-
-FINAL = {State.LOADED, State.QUARANTINED, State.HELD, State.DUPLICATE, State.FAILED}
+from tests.altered import into_operator_table
+from tests.conftest import query
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -52,14 +50,8 @@ def test_a_value_the_column_would_change_is_refused(case: str, engine_factory, t
                                                     chdb_path: Path) -> None:
     kind, changed, fits, loads_as = CASES[case]
     ext = "csv" if changed.startswith(b"id,") else "parquet"
-    cfg = make_config(tmp_path, chdb_path)
-    engine = engine_factory(cfg)
-    engine.target.create_table("alt", [Column("id", "Int64"), Column("v", kind)])
-    (cfg.data_dir / "alt").mkdir()
-    (cfg.data_dir / "alt" / f"changed.{ext}").write_bytes(changed)
-    (cfg.data_dir / "alt" / f"fits.{ext}").write_bytes(fits)
-    wait_for(lambda: all(state_of(engine, f"alt/{n}.{ext}") in FINAL for n in ("changed", "fits")),
-             what="both final")
+    engine, cfg = into_operator_table(engine_factory, tmp_path, chdb_path, "alt", kind,
+                                      {f"changed.{ext}": changed, f"fits.{ext}": fits})
     fine = engine.ledger.current(f"alt/fits.{ext}")
     assert fine.state == State.LOADED, (fine.state, fine.last_error)  # the control: a value that fits loads
     got = query(engine, f"SELECT arrayStringConcat(groupArray(toString(v)), ',') FROM "
@@ -85,13 +77,9 @@ def test_a_value_clickhouse_refuses_for_the_column_quarantines_the_file(kind: st
                                                                        chdb_path: Path) -> None:
     """Retrying cannot help: only another file or another table can. Quarantined with ClickHouse's
     reason, not failed and retried as if the server were at fault."""
-    cfg = make_config(tmp_path, chdb_path)
-    engine = engine_factory(cfg)
-    engine.target.create_table("typed", [Column("id", "Int64"), Column("v", kind)])
-    (cfg.data_dir / "typed").mkdir()
-    (cfg.data_dir / "typed" / "bad.csv").write_text(f"id,v\n1,{value}\n")
-    (cfg.data_dir / "typed" / "good.csv").write_text(f"id,v\n2,{fits}\n")
-    wait_for(lambda: all(state_of(engine, f"typed/{n}.csv") in FINAL for n in ("bad", "good")), what="both final")
+    engine, cfg = into_operator_table(engine_factory, tmp_path, chdb_path, "typed", kind,
+                                      {"bad.csv": f"id,v\n1,{value}\n".encode(),
+                                       "good.csv": f"id,v\n2,{fits}\n".encode()})
     good = engine.ledger.current("typed/good.csv")
     assert good.state == State.LOADED, (good.state, good.last_error)
     bad = engine.ledger.current("typed/bad.csv")

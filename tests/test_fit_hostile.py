@@ -12,10 +12,8 @@ import pytest
 from chute.core.errors import InputError
 from chute.core.fit import Fitter
 from chute.core.schema import Column
-from chute.core.states import State
-from tests.conftest import make_config, query, state_of, wait_for
-
-FINAL = {State.LOADED, State.QUARANTINED, State.HELD, State.DUPLICATE, State.FAILED}
+from tests.altered import refused_beside_control
+from tests.conftest import query
 
 
 @pytest.mark.parametrize("first", ["2026-99-01 00:00:00", "2026-02-30 10:00:00"])
@@ -33,17 +31,9 @@ def test_a_batch_whose_first_timestamp_is_no_date_is_named(first: str) -> None:
 ])
 def test_a_value_the_column_cannot_take_quarantines_at_once(kind: str, bad: str, good: str, engine_factory,
                                                              tmp_path: Path, chdb_path: Path) -> None:
-    cfg = make_config(tmp_path, chdb_path)
-    engine = engine_factory(cfg)
-    engine.target.create_table("typed", [Column("id", "Int64"), Column("v", kind)])
-    (cfg.data_dir / "typed").mkdir()
-    (cfg.data_dir / "typed" / "bad.csv").write_text(f"id,v\n1,{bad}\n")
-    (cfg.data_dir / "typed" / "good.csv").write_text(f"id,v\n2,{good}\n")
-    wait_for(lambda: all(state_of(engine, f"typed/{n}.csv") in FINAL for n in ("bad", "good")),
-             what="both final")
-    assert engine.ledger.current("typed/good.csv").state == State.LOADED
-    row = engine.ledger.current("typed/bad.csv")
-    assert row.state == State.QUARANTINED, (row.state, row.last_error)
+    engine, cfg, row = refused_beside_control(engine_factory, tmp_path, chdb_path, "typed", kind,
+                                              f"id,v\n1,{bad}\n".encode(),
+                                              f"id,v\n2,{good}\n".encode())
     assert "unexpected" not in (row.last_error or "") and "retry" not in (row.last_error or ""), row.last_error
     assert query(engine, f"SELECT id FROM `{cfg.database}`.typed") == [(2,)]
 
@@ -59,17 +49,9 @@ def test_a_number_a_wide_integer_column_would_change_is_refused(kind: str, bad: 
                                                                 tmp_path: Path, chdb_path: Path) -> None:
     """A float or a negative number into a 128/256-bit integer column was converted by ClickHouse
     into another number, silently; an integer that fits loads as written (the control)."""
-    cfg = make_config(tmp_path, chdb_path)
-    engine = engine_factory(cfg)
-    engine.target.create_table("wide", [Column("id", "Int64"), Column("v", kind)])
-    (cfg.data_dir / "wide").mkdir()
-    (cfg.data_dir / "wide" / "bad.csv").write_text(f"id,v\n1,{bad}\n")
-    (cfg.data_dir / "wide" / "good.csv").write_text("id,v\n2,9007199254740993\n")
-    wait_for(lambda: all(state_of(engine, f"wide/{n}.csv") in FINAL for n in ("bad", "good")), what="both final")
-    assert engine.ledger.current("wide/good.csv").state == State.LOADED
-    row = engine.ledger.current("wide/bad.csv")
-    assert row.state == State.QUARANTINED, (row.state, row.last_error, query(engine, "SELECT toString(v) FROM "
-                                                                                    f"`{cfg.database}`.wide"))
+    engine, cfg, row = refused_beside_control(engine_factory, tmp_path, chdb_path, "wide", kind,
+                                              f"id,v\n1,{bad}\n".encode(),
+                                              b"id,v\n2,9007199254740993\n")
     assert query(engine, f"SELECT id, toString(v) FROM `{cfg.database}`.wide") == [(2, "9007199254740993")]
 
 
@@ -81,17 +63,9 @@ def test_a_number_a_wide_integer_column_would_change_is_refused(kind: str, bad: 
 ])
 def test_a_time_the_column_would_change_is_refused(kind: str, bad: str, engine_factory, tmp_path: Path,
                                                    chdb_path: Path) -> None:
-    cfg = make_config(tmp_path, chdb_path)
-    engine = engine_factory(cfg)
-    engine.target.create_table("times", [Column("id", "Int64"), Column("v", kind)])
-    (cfg.data_dir / "times").mkdir()
-    (cfg.data_dir / "times" / "bad.csv").write_text(f"id,v\n1,{bad}\n")
-    (cfg.data_dir / "times" / "good.csv").write_text("id,v\n2,25:00:00\n3,-01:02:03\n")
-    wait_for(lambda: all(state_of(engine, f"times/{n}.csv") in FINAL for n in ("bad", "good")), what="both final")
-    assert engine.ledger.current("times/good.csv").state == State.LOADED
-    row = engine.ledger.current("times/bad.csv")
-    assert row.state == State.QUARANTINED, (row.state, row.last_error, query(engine, "SELECT toString(v) FROM "
-                                                                                    f"`{cfg.database}`.times"))
+    engine, cfg, row = refused_beside_control(engine_factory, tmp_path, chdb_path, "times", kind,
+                                              f"id,v\n1,{bad}\n".encode(),
+                                              b"id,v\n2,25:00:00\n3,-01:02:03\n")
     assert "not a valid" in (row.last_error or ""), row.last_error
     digits = ".000" if kind.startswith("Time64") else ""
     assert query(engine, f"SELECT toString(v) FROM `{cfg.database}`.times ORDER BY id") == [

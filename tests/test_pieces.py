@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
 import random
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from hypothesis import strategies as st
 from chute.core.formats import delimited, pieces
 from chute.core.formats.limits import check_limits
 from chute.core.formats.pieces import Uncuttable, record_pieces
-from chute.core.reader import Reader, Source, open_source, reader_for
+from chute.core.reader import Reader, open_source, reader_for
+from tests.test_one_pass import _blinded
 
 # -- the cut -----------------------------------------------------------------------------------
 
@@ -122,15 +122,6 @@ def _load(path: Path, compression: str | None, one_parse: bool, batch: int = 7_0
         frame = pl.concat([df for _, df in reader.batches(batch)])
         check = reader.pending_check() if reader.pending_check else None
     return (dict(plan.schema), plan.rows, plan.null_counts, verdicts, str(check)), frame, reader
-
-
-def _blinded(src: Source) -> None:
-    """Point the source's descriptor at /dev/null: a parser that reads the file again sees nothing."""
-    null = os.open(os.devnull, os.O_RDONLY)
-    try:
-        os.dup2(null, src.fd)
-    finally:
-        os.close(null)
 
 
 CASES = {
