@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import random
 from pathlib import Path
 
@@ -278,3 +279,24 @@ def test_no_pieces_on_a_memory_backed_temporary_directory(tmp_path: Path, small_
     got_plan, got, reader = _load(path, None, one_parse=True)
     assert reader._spill is None
     assert got_plan == want_plan and got.equals(want)
+
+
+def test_a_spill_that_cannot_be_read_back_is_not_the_files_fault(tmp_path: Path, small_pieces: None,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the round-8 review: an I/O error reading the typed pieces back from chute's own
+    temporary file was reported as bad input, and the file was quarantined. It is a local fault
+    (retried, or a pause when the disk is full, core/loader.py), never the input's."""
+    from chute.core.errors import InputError
+    from chute.core.formats.spill import SpillReadError
+
+    monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 256 << 10)
+    path = tmp_path / "a.csv"
+    path.write_text(_body(30_000))
+    with open_source(path, None) as src:
+        reader = reader_for(src, "csv", {})
+        reader.plan()
+        assert isinstance(reader, delimited.CsvReader) and reader._spill is not None
+        os.ftruncate(reader._spill.file.fileno(), 1000)  # (what a failing disk leaves)
+        with pytest.raises(SpillReadError) as caught:
+            list(reader.batches(7_000))
+        assert not isinstance(caught.value, InputError)

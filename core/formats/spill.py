@@ -20,6 +20,12 @@ import pyarrow as pa
 _IN_MEMORY_FS = {"tmpfs", "ramfs", "devtmpfs", "unknown"}
 
 
+class SpillReadError(RuntimeError):
+    """Reading the pieces back from chute's own temporary file failed (a disk fault, not the
+    input's): neither an OSError nor an Arrow error, so the reader does not report it as bad input
+    and the loader retries the file (or pauses intake on a full disk)."""
+
+
 def _fs_type(path: str) -> str:
     """The file system type of the mount holding ``path`` (from /proc/self/mountinfo)."""
     real = os.path.realpath(path)
@@ -74,9 +80,13 @@ class Spill:
         """The pieces in order, one at a time."""
         if not self.rows and self._sink is None:
             return
-        with pa.OSFile(self._path, "rb") as raw, pa.ipc.open_stream(raw) as reader:
-            for batch in reader:
-                yield pl.from_arrow(batch)  # type: ignore[misc]
+        try:
+            with pa.OSFile(self._path, "rb") as raw, pa.ipc.open_stream(raw) as reader:
+                for batch in reader:
+                    yield pl.from_arrow(batch)  # type: ignore[misc]
+        except (OSError, pa.ArrowException) as exc:
+            raise SpillReadError(f"reading the file's typed pieces back from the temporary directory failed: "
+                                 f"{exc}") from exc
 
     @property
     def _path(self) -> str:
