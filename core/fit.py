@@ -58,6 +58,8 @@ class Fitter:
         self.zones: dict[str, str] = {}  # naive timestamps sent as the instants they name in this zone
         self.ranges: dict[str, _Reach] = {}  # timestamps or dates into a date column
         self.times: dict[str, tuple[str, str]] = {}  # text into a Time column: (its layout's pattern, the type)
+        self.spans: dict[str, _Span] = {}  # numbers into a date column: the counts it holds as written
+        self.labels: dict[str, str] = {}  # what a cast's refusal names, where not the type cast to
         for col in table:
             if col.name in wire:
                 self._plan(col, wire[col.name], dates, server_zone)
@@ -68,6 +70,11 @@ class Fitter:
         kind = base_type(col.type)
         if wire == pl.Binary and want == pl.String:
             want = None  # a ClickHouse String holds any bytes: nothing to cast (nor to decode)
+        span = _number_span(kind, wire)
+        if span is not None:
+            self.spans[col.name] = span
+            self.labels[col.name] = f"{span.kind} ({span.unit})"
+            want = span.send(wire)
         if want is None:
             want = _number_as(kind, wire)
         if want is not None and wire != want and col.name not in dates:
@@ -98,7 +105,7 @@ class Fitter:
     @property
     def idle(self) -> bool:
         return (not self.casts and not self.not_null and not self.dates and not self.zones and not self.ranges
-                and not self.times)
+                and not self.times and not self.spans)
 
     def fit(self, df: pl.DataFrame, first_row: int
             ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
@@ -110,6 +117,8 @@ class Fitter:
         out = self._placed(df, self._cast_all(df, found), found)
         self._check_reach(df, out, found)
         self._check_dates(df, found)
+        for name, span in self.spans.items():
+            found.append((name, span.beyond(df[name]), f"outside what a {span.kind} holds ({span.reach})"))
         for name, (pattern, kind) in self.times.items():  # ClickHouse reads 10:60:00 as 11:00:00, 10:00 as 00:10:00
             found.append((name, (~df[name].str.contains(pattern)).fill_null(False),
                           f"not a valid {kind} (hh:mm:ss, minutes and seconds below 60)"))
@@ -134,9 +143,10 @@ class Fitter:
             wrong = cast.is_null() & df[name].is_not_null()
             if df[name].dtype.is_float() and want.is_integer():
                 wrong = wrong | (cast.cast(pl.Float64) != df[name]).fill_null(False)  # 1.5 is not an integer
-            found.append((name, wrong, f"not a valid {want}"))
+            label = self.labels.get(name, str(want))
+            found.append((name, wrong, f"not a valid {label}"))
             # '01234' casts to 1234: the table would not say what the file said
-            found.append((name, _altered(df[name], cast, want) & ~wrong, f"{want} would not keep it as written"))
+            found.append((name, _altered(df[name], cast, want) & ~wrong, f"{label} would not keep it as written"))
             out = out.with_columns(cast.alias(name))
         return out
 
@@ -282,11 +292,69 @@ _INT64 = (1 << 63) - 1
 
 def _number_as(kind: str, wire: pl.DataType) -> pl.DataType | None:
     """What a number bound for a column polars has no type for is checked and sent as, if anything."""
-    if kind == "UUID" and wire.is_numeric():
-        return pl.String()  # (as a number ClickHouse refuses it as NOT_IMPLEMENTED, retried; as text it names it)
+    if kind in ("UUID", "IPv4", "IPv6") and wire.is_numeric():
+        # As a number ClickHouse refuses it as NOT_IMPLEMENTED (retried) or reads 1234 as 0.0.4.210; as
+        # text it refuses it as its own CSV ingestion does, naming the value.
+        return pl.String()
+    if kind in _WIDE_INTS and isinstance(wire, pl.Decimal):
+        return pl.Decimal(38, 0) if wire.scale else None  # (ClickHouse cuts 1.50 to 1; a whole one converts exactly)
     if kind in _WIDE_INTS and (wire.is_float() or (wire.is_signed_integer() and kind[0] == "U")):
         return _WIDE_INTS[kind]  # (checked as the 64-bit integer it must be: see _WIDE_INTS)
     return None
+
+
+@dataclass(frozen=True)
+class _Span:
+    """A number into a date column counts seconds (days for Date, Date32) from 1970, as ClickHouse
+    converts it, but only within the column's reach: past it ClickHouse clamps (1e30 into DateTime64
+    is 9999-12-31), reads another unit (65536 into a Date is a second), and it cuts a double's
+    decimals by their binary value (1.001 into DateTime64(3) is .000). Such numbers are refused; the
+    others are sent as integers or as decimals of the column's scale, which convert exactly."""
+
+    kind: str
+    low: int
+    high: int
+    digits: int  # decimals the column keeps
+    unit: str
+    reach: str
+
+    def send(self, wire: pl.DataType) -> pl.DataType | None:
+        if isinstance(wire, pl.Decimal):
+            return pl.Decimal(38, self.digits) if wire.scale > self.digits else None
+        if not wire.is_float():
+            return None
+        return pl.Decimal(38, self.digits) if self.digits else pl.Int64()
+
+    def beyond(self, values: pl.Series) -> pl.Series:
+        wide = values.cast(pl.Float64) if isinstance(values.dtype, pl.Decimal) else values
+        out = (wide < self.low) | (wide > self.high)
+        if wide.dtype.is_float():
+            out = out | wide.is_nan()
+        return out.fill_null(False)
+
+
+_YEAR_0, _YEAR_10000 = -62_167_219_200, 253_402_300_800  # seconds from 1970 of 0000-01-01 and 10000-01-01
+
+
+def _number_span(kind: str, wire: pl.DataType) -> _Span | None:
+    if not wire.is_numeric():
+        return None
+    if kind == "Date":
+        return _Span(kind, 0, _DATE_DAYS, 0, "whole days from 1970-01-01", "0 to 65535 days")
+    if kind == "Date32":
+        return _Span(kind, _YEAR_0 // 86400, _YEAR_10000 // 86400 - 1, 0, "whole days from 1970-01-01",
+                     "0000-01-01 to 9999-12-31")
+    if _is_datetime(kind):
+        return _Span("DateTime", 0, _DATETIME_SECONDS, 0, "whole seconds from 1970-01-01 UTC",
+                     "0 to 4294967295 seconds")
+    digits = _scale64(kind)
+    if digits is None:
+        return None
+    unit = f"seconds from 1970-01-01 UTC, at most {digits} decimals" if digits else "whole seconds from 1970-01-01 UTC"
+    if digits == 9:  # (nanoseconds in an Int64)
+        return _Span("DateTime64(9)", -(_INT64 // 10**9), _INT64 // 10**9 - 1, 9, unit,
+                     "1677-09-21 to 2262-04-11 UTC")
+    return _Span(f"DateTime64({digits})", _YEAR_0, _YEAR_10000 - 1, digits, unit, "0000-01-01 to 9999-12-31 UTC")
 
 
 def _time_pattern(kind: str) -> str | None:

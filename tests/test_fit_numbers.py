@@ -1,0 +1,91 @@
+"""Numbers into an operator's date, address and wide-integer columns (issue 9's rule: no value
+changes on the way in). Found by the last round's review, each seen loading changed before:
+ClickHouse clamps a number past a date column's reach (1e30 into DateTime64(3) stored
+9999-12-31 23:59:59.999), reads 65536 into a Date as a second, not a day, cuts a double's
+decimals (1.001 into DateTime64(3) stored 00:00:01.000), reads 1234 into IPv4 as 0.0.4.210 (its own
+CSV ingestion refuses it) and cuts a Parquet decimal 1.5 into Int128 to 1. Each case has a control of
+the same shape that fits and must load as written."""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from chute.core.states import State
+from tests.altered import into_operator_table, refused_beside_control
+from tests.conftest import query
+
+
+def _decimals(values: list[str], scale: int) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(pa.table({"id": list(range(len(values))),
+                             "v": pa.array([Decimal(v) for v in values], pa.decimal128(20, scale))}), out)
+    return out.getvalue()
+
+
+# (column type, a number it would change, a number it holds, what that one loads as)
+REFUSED = {
+    "dt64_far": ("DateTime64(3)", "1e30", "1700000000", "2023-11-14 22:13:20.000"),
+    "dt64_before_year_0": ("DateTime64(3)", "-5000000000000", "-62135596800", "0001-01-01 00:00:00.000"),
+    "dt64_finer": ("DateTime64(3)", "1.0015", "1.5", "1970-01-01 00:00:01.500"),
+    "dt64_9_far": ("DateTime64(9)", "10000000000", "-9000000000", "1684-10-19 08:00:00.000000000"),
+    "datetime_far": ("DateTime", "99999999999", "4294967295", "2106-02-07 06:28:15"),
+    "datetime_negative": ("DateTime", "-5", "0", "1970-01-01 00:00:00"),
+    "datetime_finer": ("DateTime", "1.5", "2.0", "1970-01-01 00:00:02"),
+    "date_read_as_seconds": ("Date", "100000", "65535", "2149-06-06"),
+    "date_negative": ("Nullable(Date)", "-1", "20000", "2024-10-04"),
+    "date32_read_as_seconds": ("Date32", "3000000", "-25568", "1899-12-31"),
+    "date32_nan": ("Date32", "nan", "7.0", "1970-01-08"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_number_a_date_column_would_change_is_refused(case: str, engine_factory, tmp_path: Path,
+                                                        chdb_path: Path) -> None:
+    kind, bad, good, loads_as = REFUSED[case]
+    engine, cfg, row = refused_beside_control(engine_factory, tmp_path, chdb_path, "dates", kind,
+                                              f"id,v\n1,{bad}\n".encode(), f"id,v\n2,{good}\n".encode())
+    assert kind.removeprefix("Nullable(").split("(")[0].rstrip(")") in (row.last_error or ""), row.last_error
+    assert query(engine, f"SELECT toString(v) FROM `{cfg.database}`.dates") == [(loads_as,)]
+
+
+def test_a_doubles_decimals_load_as_written_into_datetime64(engine_factory, tmp_path: Path,
+                                                            chdb_path: Path) -> None:
+    """ClickHouse converts a double into DateTime64(3) by its binary value: 1.001 stored .000."""
+    engine, cfg = into_operator_table(engine_factory, tmp_path, chdb_path, "ms", "DateTime64(3)",
+                                      {"a.csv": b"id,v\n1,1.001\n2,-1.001\n3,1700000000.123\n4,0.007\n"})
+    row = engine.ledger.current("ms/a.csv")
+    assert row.state == State.LOADED, (row.state, row.last_error)
+    assert query(engine, f"SELECT toString(v) FROM `{cfg.database}`.ms ORDER BY id") == [
+        ("1970-01-01 00:00:01.001",), ("1969-12-31 23:59:58.999",), ("2023-11-14 22:13:20.123",),
+        ("1970-01-01 00:00:00.007",)]
+
+
+@pytest.mark.parametrize(("kind", "fits"), [("IPv4", "10.0.0.1"), ("IPv6", "::1")])
+def test_a_number_into_an_address_column_is_refused(kind: str, fits: str, engine_factory, tmp_path: Path,
+                                                    chdb_path: Path) -> None:
+    """1234 is no address: ClickHouse's own CSV ingestion refuses it (IPv4) or cannot convert it
+    (IPv6, NOT_IMPLEMENTED, was retried six times as a server fault); chute loaded 0.0.4.210."""
+    engine, cfg, row = refused_beside_control(engine_factory, tmp_path, chdb_path, "addr", kind,
+                                              b"id,v\n1,1234\n", f"id,v\n2,{fits}\n".encode())
+    assert "ClickHouse rejected the data" in (row.last_error or ""), row.last_error
+    assert query(engine, f"SELECT toString(v) FROM `{cfg.database}`.addr") == [(fits,)]
+
+
+@pytest.mark.parametrize(("kind", "bad"), [("Int128", "1.50"), ("UInt256", "-5.00")])
+def test_a_decimal_a_wide_integer_column_would_change_is_refused(kind: str, bad: str, engine_factory,
+                                                                 tmp_path: Path, chdb_path: Path) -> None:
+    """A Parquet decimal 1.50 into Int128 stored 1; a whole one loads as written (the control)."""
+    engine, cfg = into_operator_table(engine_factory, tmp_path, chdb_path, "wide", kind,
+                                      {"bad.parquet": _decimals([bad], 2),
+                                       "good.parquet": _decimals(["123456789012345678.00"], 2)})
+    good = engine.ledger.current("wide/good.parquet")
+    assert good.state == State.LOADED, (good.state, good.last_error)
+    bad_row = engine.ledger.current("wide/bad.parquet")
+    assert bad_row.state == State.QUARANTINED, (bad_row.state, bad_row.last_error)
+    assert query(engine, f"SELECT toString(v) FROM `{cfg.database}`.wide") == [("123456789012345678",)]
