@@ -455,14 +455,18 @@ def warm_up(target: object) -> None:
         encode(data)
 
 
+def zone_reason(zone: str) -> str:
+    why = ("an offset; write the zone's name, such as 'UTC' or 'Asia/Kolkata'"
+           if re.fullmatch(r"[+-][0-9]{1,2}(?::?[0-9]{2})?", zone) else "no zone of the time zone database")
+    return f"a timestamp column's time zone {zone!r} is not one polars can read ({why})"
+
+
 def _clean_polars_error(exc: BaseException) -> str:
     """Polars errors carry a long hint block; keep the first meaningful lines."""
     text = str(exc).strip()
     zone = re.search(r"unable to parse time zone: '([^']*)'", text)
     if zone:  # (a panic too: not corrupt data, a zone spelled as an offset or unknown)
-        why = ("an offset; write the zone's name, such as 'UTC' or 'Asia/Kolkata'"
-               if re.fullmatch(r"[+-][0-9]{1,2}(?::?[0-9]{2})?", zone[1]) else "no zone of the time zone database")
-        return f"a timestamp column's time zone {zone[1]!r} is not one polars can read ({why})"
+        return zone_reason(zone[1])
     if isinstance(exc, pl.exceptions.PanicException):  # nested unwrap() chatter: keep the innermost cause
         causes = re.findall(r"(?:OutOfSpec|ComputeError|InvalidOperation)\(\\*\"([^\"\\]+)", text)
         return "the parser gave up on corrupt data" + (f" ({causes[-1]})" if causes else "")

@@ -28,3 +28,24 @@ def test_the_zone_polars_cannot_read_is_named_for_what_it_is(tmp_path: Path, zon
     reason = str(err.value)
     assert repr(zone) in reason and "corrupt" not in reason, reason
     assert ("an offset" in reason) == offset, reason
+
+
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_zone_polars_cannot_read_prints_nothing_on_stderr(tmp_path: Path, capfd: pytest.CaptureFixture,
+                                                            nested: bool, compressed: bool) -> None:
+    """polars panicked on it, and the panic's text (a stack trace with RUST_BACKTRACE) went to the
+    process's stderr: over the console's screen, into a JSON log. The zone is checked first now."""
+    import gzip
+
+    kind = pa.timestamp("ms", "Mars/Olympus")
+    column = (pa.array([{"t": 1}], pa.struct([("t", kind)])) if nested else pa.array([1], kind))
+    out = io.BytesIO()
+    pq.write_table(pa.table({"t": column, "ok": pa.array([1], pa.timestamp("us", "Asia/Kolkata"))}), out)
+    path = tmp_path / ("z.parquet.gz" if compressed else "z.parquet")
+    path.write_bytes(gzip.compress(out.getvalue()) if compressed else out.getvalue())
+    capfd.readouterr()
+    with pytest.raises(ChuteError) as err, open_source(path, "gzip" if compressed else None) as src:
+        reader_for(src, "parquet", {}).plan()
+    assert "'Mars/Olympus' is not one polars can read" in str(err.value), err.value
+    assert "panicked" not in capfd.readouterr().err

@@ -17,7 +17,8 @@ import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.formats import register
-from chute.core.reader import Plan, Reader, Source, _clean_polars_error, open_binary
+from chute.core.formats.parquet_zones import unreadable_zone
+from chute.core.reader import Plan, Reader, Source, _clean_polars_error, open_binary, zone_reason
 
 if TYPE_CHECKING:
     from chute.core.target import ParquetFooter
@@ -58,6 +59,9 @@ class ParquetReader(Reader):
         head = self._data.getvalue()[:4] if isinstance(self._data, io.BytesIO) else _read_magic(self.src.fd)
         if head != b"PAR1":
             raise InputError("not a Parquet file (no PAR1 magic bytes)")
+        zone = unreadable_zone(self._data)
+        if zone is not None:
+            raise InputError(f"unreadable Parquet: {zone_reason(zone)}")
         try:
             lf = pl.scan_parquet(self._data)
             raw = lf.collect_schema()
