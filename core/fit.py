@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
@@ -46,11 +46,13 @@ class Rejects:
 
 class Fitter:
     def __init__(self, table: list[Column], wire: pl.Schema, dates: Mapping[str, pl.DataType],
-                 skip_bad: bool, *, server_zone: str, header_lines: int = 1) -> None:
+                 skip_bad: bool, *, server_zone: str, header_lines: int = 1,
+                 lines: Callable[[list[int]], list[int]] | None = None) -> None:
         """``dates``: the file's columns inference found dates (Reader.date_types), text on the
         wire that ClickHouse parses; their polars type says which table columns hold them as is."""
         self.skip_bad = skip_bad
         self.header_lines = header_lines
+        self.lines = lines  # data records (0-based) to the lines they start on (Reader.record_lines)
         self.casts: dict[str, pl.DataType] = {}
         self.not_null: list[str] = []
         self.dates: dict[str, tuple[_DateForm, str]] = {}  # date text, a date in the table: (form, zone)
@@ -196,9 +198,9 @@ class Fitter:
         picked = df[name].gather(idx)
         values = (picked.cast(pl.String, strict=False).fill_null("") if not picked.dtype.is_nested()
                   else pl.Series([json.dumps(v, default=str) for v in picked.to_list()]))  # (few rows)
-        # Line numbers assume one line per record (quoted newlines shift them).
-        return [(first_row + int(i) + 1 + self.header_lines, name, str(v), reason)
-                for i, v in zip(idx.to_list(), values.to_list(), strict=True)]
+        records = [first_row + int(i) for i in idx.to_list()]
+        lines = self.lines(records) if self.lines else [r + 1 + self.header_lines for r in records]
+        return [(line, name, str(v), reason) for line, v in zip(lines, values.to_list(), strict=True)]
 
 
 @dataclass(frozen=True)

@@ -385,7 +385,8 @@ def _fitted(job: _Job, table: list, server_zone: str) -> pa.Table:
     """The version's single batch fitted to the table's columns, with its lineage columns."""
     reader, row = job.reader, job.row
     fitter = Fitter(table, reader.wire_schema, reader.date_types, skip_bad=False,
-                    header_lines=reader.header_lines + row.row_base, server_zone=server_zone)
+                    header_lines=reader.header_lines + row.row_base, server_zone=server_zone,
+                    lines=None if row.row_base else reader.record_lines)
     for idx, df in reader.batches(job.batch_rows):
         if idx:
             raise FileChanged(f"{row.path} holds more rows than its plan")

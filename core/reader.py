@@ -237,6 +237,11 @@ class Reader:
         """Lines before the first data row (to turn data rows into line numbers)."""
         return 0
 
+    def record_lines(self, records: list[int]) -> list[int]:
+        """The line (1-based) each data record (0-based, as the batches count them) starts on. Here
+        one line per record; a format whose records can span lines knows better (error path only)."""
+        return [r + 1 + self.header_lines for r in records]
+
     def plan(self) -> Plan:
         raise NotImplementedError
 

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 
+import numpy as np
 import polars as pl
 
 from chute.core import memory
@@ -69,6 +70,7 @@ class CsvReader(Reader):
         self.short_rows_checked = False  # by the pieces: no pending_check needed (core/combined.py)
         self.one_parse = True  # parse in pieces, each typed as it comes (False: the whole text at once)
         self._bom = False
+        self._shifts: tuple[np.ndarray, np.ndarray] | None = None  # see record_lines
 
     @property
     def header_lines(self) -> int:
@@ -416,6 +418,45 @@ class CsvReader(Reader):
                 if not record:
                     at.append(n - 1)
         return pl.Series("i", at, dtype=pl.UInt32) if n == records else None
+
+    def record_lines(self, records: list[int]) -> list[int]:
+        """A quoted field that spans lines, or a skipped blank line, puts every later record further
+        down than its number says: the lines each record starts on are walked once (Python's csv
+        module, as diagnose() does; only when a value was refused) and kept as the records after
+        which the count shifts."""
+        if self._shifts is None:
+            self._shifts = self._walk_shifts()
+        starts, extra = self._shifts
+        if not len(starts):
+            return super().record_lines(records)
+        at = np.searchsorted(starts, np.asarray(records, dtype=np.int64), side="right") - 1
+        shift = np.where(at >= 0, extra[np.maximum(at, 0)], 0)
+        return [int(r) + 1 + self.header_lines + int(d) for r, d in zip(records, shift, strict=True)]
+
+    def _walk_shifts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(records from which the lines run further, by how many lines in all) for record_lines."""
+        starts: list[int] = []
+        extra: list[int] = []
+        skipped = self._blank is not None  # (blank lines are then no records of the batches)
+        try:
+            with open_binary(self.src) as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+                reader = csv.reader(text, delimiter=self.delimiter or ",", quotechar=self.quote)
+                if self.header:
+                    next(reader, None)
+                consumed, record, shift = reader.line_num, 0, 0
+                for fields in reader:
+                    start, consumed = consumed + 1, reader.line_num
+                    if not fields and skipped:
+                        continue
+                    if start - (record + 1 + self.header_lines) != shift:
+                        shift = start - (record + 1 + self.header_lines)
+                        starts.append(record)
+                        extra.append(shift)
+                    record += 1
+        except (OSError, EOFError, UnicodeDecodeError, csv.Error):
+            pass  # (the count as the records say: the reason names the value and column all the same)
+        return np.asarray(starts, dtype=np.int64), np.asarray(extra, dtype=np.int64)
 
     def _check_short_rows(self, plan: Plan) -> None:
         """polars fills missing trailing fields with nulls, so a null in the last column is the only
