@@ -14,7 +14,7 @@ import os
 import re
 import stat
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,6 +267,7 @@ class Reader:
 
     def _finish_plan(self, rows: int, nulls: dict[str, int]) -> Plan:
         assert self._wire is not None
+        check_names(self._wire)
         schema = pl.Schema({c: self._dates.get(c, t) for c, t in self._wire.items()})
         return Plan(schema=schema, rows=int(rows), null_counts={k: int(v) for k, v in nulls.items()},
                     distinct_ratio=dict(self._distinct))
@@ -458,6 +459,14 @@ def warm_up(target: object) -> None:
     data = with_lineage(df, "warm-up", "0" * 64, 0)
     if encode is not None:
         encode(data)
+
+
+def check_names(names: Iterable[str]) -> None:
+    """A column name with a NUL byte: polars panics exporting it to Arrow (a Rust stack trace on
+    stderr) and its own expressions' names can clash with it; refused, named, before any read."""
+    for name in names:
+        if "\x00" in name:
+            raise InputError(f"column name {name!r} holds a NUL byte (\\x00): rename the column")
 
 
 def zone_reason(zone: str) -> str:

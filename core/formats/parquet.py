@@ -18,7 +18,7 @@ import polars as pl
 from chute.core.errors import InputError
 from chute.core.formats import register
 from chute.core.formats.parquet_zones import unreadable_zone
-from chute.core.reader import Plan, Reader, Source, _clean_polars_error, open_binary, zone_reason
+from chute.core.reader import Plan, Reader, Source, _clean_polars_error, check_names, open_binary, zone_reason
 
 if TYPE_CHECKING:
     from chute.core.target import ParquetFooter
@@ -65,6 +65,7 @@ class ParquetReader(Reader):
         try:
             lf = pl.scan_parquet(self._data)
             raw = lf.collect_schema()
+            check_names(raw)
             _wide_decimals(raw)
             unsupported(raw)
             self.raw_schema = raw  # as the file has it (core/native.py judges these types)
