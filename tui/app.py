@@ -39,6 +39,7 @@ from chute.tui.screens.fleet import FleetScreen
 from chute.tui.screens.help import HelpScreen, binding_rows
 from chute.tui.screens.main import MainScreen
 from chute.tui.screens.stopping import StoppingScreen
+from chute.tui.stderr_aside import stderr_aside
 from chute.tui.view import EngineLike, FileQuery, LoadedPerMinute, NewestFiles, Outcomes, PastRates, View, collect
 from chute.tui.widgets.ledger_table import LedgerTable
 from chute.tui.widgets.status_line import StatusLine
@@ -563,7 +564,8 @@ def run_console(cfg: Config, wait_for_clickhouse: float = 0.0) -> int:
         return 2
     started = time.time()
     try:
-        code = ChuteApp(engine).run()
+        with stderr_aside(cfg.state_dir / "stderr.log"):
+            code = ChuteApp(engine).run()
     finally:
         if not engine.stopping:
             engine.stop()
@@ -594,7 +596,8 @@ def run_attached(cfg: Config, read_only: bool = False) -> int:
         engine = ReadOnlyEngine(engine)  # type: ignore[assignment]
     started = time.time()
     try:
-        code = ChuteApp(engine).run()
+        with stderr_aside(cfg.state_dir / "stderr.log"):
+            code = ChuteApp(engine).run()
     finally:
         engine.stop()
         print(exit_summary(engine.cfg, started, attached=True, daemon_running=engine.daemon is not None),
