@@ -300,3 +300,45 @@ def test_a_spill_that_cannot_be_read_back_is_not_the_files_fault(tmp_path: Path,
         with pytest.raises(SpillReadError) as caught:
             list(reader.batches(7_000))
         assert not isinstance(caught.value, InputError)
+
+
+@pytest.mark.parametrize("free_mb", [6, 400], ids=["disk_filling", "room_left"])
+def test_a_spill_stops_before_it_fills_the_disk(tmp_path: Path, small_pieces: None, monkeypatch: pytest.MonkeyPatch,
+                                                free_mb: int) -> None:
+    """Found by the round-8 review: room() judges a compressed file by 6x its size, and a file that
+    inflates further was written to the temporary disk (often ClickHouse's) until it was full. The
+    writes now stop when the free space falls below a share of the disk, and the file takes the
+    streamed path with the same result. The disk is simulated: 100 MB whose free space shrinks by
+    what the spill wrote; with room left (the control) the pieces stay on disk."""
+    import shutil as real_shutil
+
+    from chute.core.formats import spill
+
+    monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 64 << 10)
+    monkeypatch.setattr(spill, "CHECK_BYTES", 64 << 10)
+    header, *rows = _body(150).split("\n", 1)[0], _body(150).split("\n", 1)[1]
+    body = (header + "\n" + (rows[0].rstrip("\n") + "\n") * 200).encode()  # repeats: ~100x in gzip
+    path = tmp_path / "a.csv.gz"
+    path.write_bytes(gzip.compress(body))
+    assert len(body) > 6 * path.stat().st_size * 10  # (judged by 6x: 10 times too small)
+    written: list[spill.Spill] = []
+    peak = [0]  # the most the spills held at once, as the disk saw it
+    made = spill.Spill.__init__
+
+    def tracked(self: spill.Spill) -> None:
+        made(self)
+        written.append(self)
+
+    def disk(where: str) -> real_shutil._ntuple_diskusage:  # type: ignore[name-defined]
+        used = sum(s.size for s in written if not s.file.closed)
+        peak[0] = max(peak[0], used)
+        return real_shutil._ntuple_diskusage(100 << 20, 0, (free_mb << 20) - used)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(spill.Spill, "__init__", tracked)
+    monkeypatch.setattr(spill.shutil, "disk_usage", disk)
+    monkeypatch.setattr(spill, "_fs_type", lambda where: "ext4")
+    want_plan, want, _ = _load(path, "gzip", one_parse=False)
+    got_plan, got, reader = _load(path, "gzip", one_parse=True)
+    assert (reader._spill is not None) == (free_mb == 400)
+    assert peak[0] < (2 << 20) or free_mb == 400  # stopped with 5 MB of the 100 left
+    assert got_plan == want_plan and got.equals(want)

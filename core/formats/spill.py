@@ -8,6 +8,7 @@ The file is in the page cache, which is not the process's memory, and goes with 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -18,6 +19,12 @@ import polars as pl
 import pyarrow as pa
 
 _IN_MEMORY_FS = {"tmpfs", "ramfs", "devtmpfs", "unknown"}
+# The disk the pieces go to is often ClickHouse's and the ledger's too. room() judges a compressed
+# file by an estimate of its text (6x): a file that inflates further would fill the disk. The
+# writes stop (and the file takes the streamed path, two parses, nothing on disk) when the free
+# space falls below this share of the disk, checked every CHECK_BYTES written.
+RESERVE_SHARE = 0.05
+CHECK_BYTES = 32 << 20
 
 
 class SpillReadError(RuntimeError):
@@ -49,6 +56,7 @@ class Spill:
         self._sink: pa.NativeFile | None = None
         self._writer: pa.ipc.RecordBatchStreamWriter | None = None
         self.rows = 0
+        self._checked = 0  # bytes written when the free space was last looked at
 
     @staticmethod
     def room(size: int) -> bool:
@@ -68,6 +76,15 @@ class Spill:
             self._writer = pa.ipc.new_stream(self._sink, table.schema)
         self._writer.write_table(table)
         self.rows += piece.height
+        if self.size - self._checked >= CHECK_BYTES:
+            self._checked = self.size
+            self._keep_room()
+
+    def _keep_room(self) -> None:
+        disk = shutil.disk_usage(tempfile.gettempdir())
+        if disk.free < RESERVE_SHARE * disk.total:
+            raise OSError(errno.ENOSPC, f"the pieces stopped at {self.size >> 20} MiB: "
+                                        f"{disk.free >> 20} MiB left on the temporary directory's disk")
 
     def done(self) -> None:
         if self._writer is not None:
