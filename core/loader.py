@@ -565,6 +565,11 @@ class Loader:
                     data = self._anti_join(row.table_name, *pipe.anti_join, data)
                 encoded = self.target.encode(data, spool=True)
                 pipe.trace.span_at("parse", began, time.time(), batch=idx, rows=data.num_rows)
+                if pipe.halt.is_set():
+                    return
+                # The intent, written here while the lanes insert earlier batches, still precedes
+                # this batch's insert; its fsync is off the lanes' path (issue 12).
+                self._intent(pipe, idx, data.num_rows)
                 if not pipe.put((idx, data.num_rows, encoded)):
                     return
                 del df, data, encoded  # not held while the next batch is parsed (peak RSS)
@@ -586,11 +591,16 @@ class Loader:
                 raise Interrupted()
             self._send_batch(pipe, *item)
 
+    def _intent(self, pipe: _Pipe, idx: int, rows: int) -> None:
+        """Step 1 of docs/ARCHITECTURE.md#intent-and-ack, committed before the batch reaches a lane."""
+        row = pipe.row
+        self.ledger.intent(row.id, row.generation, idx, dedup_token(pipe.sha, pipe.batch_rows, idx, row.generation),
+                           rows)
+        failpoints.step("batch_intent")
+
     def _send_batch(self, pipe: _Pipe, idx: int, rows: int, encoded: Encoded) -> None:
         row = pipe.row
         token = dedup_token(pipe.sha, pipe.batch_rows, idx, row.generation)
-        self.ledger.intent(row.id, row.generation, idx, token, rows)
-        failpoints.step("batch_intent")
         t0 = time.perf_counter()
         try:
             with pipe.trace.step("insert", batch=idx, rows=rows, token=token):

@@ -1,0 +1,89 @@
+"""The send pipeline of one file (core/loader.py ``_send``): what it costs the insert lanes, and
+that the exactly-once order holds (docs/ARCHITECTURE.md#intent-and-ack): every batch's intent is
+committed before its insert starts."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chute.core.config import Config
+from chute.core.engine import Engine
+from chute.core.target import Target
+from tests.conftest import query, state_of, wait_for
+
+ROWS = 5_000
+BATCH = 1_000
+
+
+def _csv(path: Path, rows: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(rows)))
+
+
+def _intents(state_dir: Path) -> dict[str, str]:
+    """{token: state} of every batch the ledger holds, read as another process would."""
+    db = sqlite3.connect(f"file:{state_dir / 'ledger.sqlite3'}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT token, state FROM batches").fetchall())
+    finally:
+        db.close()
+
+
+def _watch_inserts(monkeypatch: pytest.MonkeyPatch, state_dir: Path, hold_first: threading.Event | None = None
+                   ) -> list[tuple[str, dict[str, str]]]:
+    """Each insert's token and the ledger's batches at the moment it starts. ``hold_first``: the
+    first insert waits for it (the lanes stall, the producer does not)."""
+    seen: list[tuple[str, dict[str, str]]] = []
+    real = Target.insert
+
+    def insert(self: Target, table: str, batch: Any, token: str) -> None:
+        if table == "t":
+            seen.append((token, _intents(state_dir)))
+            if hold_first is not None and len(seen) == 1:
+                assert hold_first.wait(timeout=120)
+        real(self, table, batch, token)
+
+    monkeypatch.setattr(Target, "insert", insert)
+    return seen
+
+
+def test_every_insert_finds_its_intent_committed(engine_factory: Callable[..., Engine], cfg: Config,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The protocol's order, whichever thread writes the intent: intent, then insert, then ack."""
+    _csv(cfg.data_dir / "t" / "a.csv", ROWS)
+    seen = _watch_inserts(monkeypatch, cfg.state_dir)
+    engine = engine_factory(once=True, batch_rows=BATCH)
+    assert engine.wait_idle(timeout=120)
+    assert state_of(engine, "t/a.csv") == "loaded"
+    assert query(engine, f"SELECT count(), uniqExact(id) FROM `{engine.cfg.database}`.t") == [(ROWS, ROWS)]
+    assert len(seen) == ROWS // BATCH
+    for token, batches in seen:
+        assert batches.get(token) == "intent", (token, batches)
+
+
+def test_the_intent_fsync_is_off_the_insert_lanes(engine_factory: Callable[..., Engine], cfg: Config,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the one lane is stuck in batch 0's insert, batch 1's intent is already committed: the
+    producer writes it as it queues the batch, so a lane goes from one insert to the next without
+    waiting for an SQLite commit (issue 12; seen failing when each lane wrote its own intents)."""
+    _csv(cfg.data_dir / "t" / "a.csv", ROWS)
+    release = threading.Event()
+    seen = _watch_inserts(monkeypatch, cfg.state_dir, hold_first=release)
+    engine = engine_factory(once=True, batch_rows=BATCH, insert_parallel=1)
+    try:
+        wait_for(lambda: seen, timeout=120, what="the first insert")
+        first = seen[0][0]
+        assert first.endswith(":0")
+        wait_for(lambda: first.removesuffix(":0") + ":1" in _intents(cfg.state_dir), timeout=60,
+                 what="batch 1's intent while batch 0's insert is held")
+    finally:
+        release.set()
+    assert engine.wait_idle(timeout=120)
+    assert state_of(engine, "t/a.csv") == "loaded"
+    assert query(engine, f"SELECT count(), uniqExact(id) FROM `{engine.cfg.database}`.t") == [(ROWS, ROWS)]
