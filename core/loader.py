@@ -21,7 +21,7 @@ from polars.exceptions import PanicException
 
 from chute.core import failpoints, intents, memory, native, nullability, resources, sysinfo, tracing
 from chute.core import groups as grouping
-from chute.core.batch_size import BatchSizer
+from chute.core.batch_size import BatchSizer, in_memory_rows
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
@@ -275,7 +275,7 @@ class Loader:
         """Steps 4-9 for a version whose content this loader holds (ShaClaims)."""
         self.ledger.update(job.row.id, sha256=job.sha, rows=job.plan.rows)
         job.batch_rows = job.row.batch_rows or native.first_batch_rows(
-            self, job, self._choose_batch_rows(job.src.st.st_size, job.plan.rows))
+            self, job, self._choose_batch_rows(job.src.st.st_size, job.plan.rows, job.reader))
         job.done = self.ledger.done_batches(job.row.id, job.row.generation)
         self._clear_superseded(job.row)  # whatever this version turns out to be (a duplicate too)
         self._gatekeep_or_take_back(job)                             # 4. gatekeep
@@ -618,10 +618,10 @@ class Loader:
         self.on_batch(row.table_name, rows, int(rows * pipe.bytes_per_row), secs)
         self.on_progress(pipe.progress, row.id)
 
-    def _choose_batch_rows(self, size: int, rows: int) -> int:
+    def _choose_batch_rows(self, size: int, rows: int, reader: Reader | None = None) -> int:
         """B for a file's first attempt (core/batch_size.py); the ledger keeps it for every replay."""
         if not self.sizer.adaptive:
-            return self.cfg.batch_rows
+            return in_memory_rows(self.cfg, reader) or self.cfg.batch_rows
         mem = sysinfo.memory()
         return self.sizer.choose(size / rows if rows else 0.0, mem.available if mem else None)
 

@@ -228,6 +228,11 @@ class Reader:
         return self._wire or pl.Schema()
 
     @property
+    def holds_frame(self) -> bool:
+        """Whether the plan kept the whole file parsed in memory (the batches are slices of it)."""
+        return self._frame is not None
+
+    @property
     def date_types(self) -> dict[str, pl.DataType]:
         """The date columns and the type inference gave each (they travel as text)."""
         return dict(self._dates)

@@ -87,3 +87,61 @@ def test_the_intent_fsync_is_off_the_insert_lanes(engine_factory: Callable[..., 
     assert engine.wait_idle(timeout=120)
     assert state_of(engine, "t/a.csv") == "loaded"
     assert query(engine, f"SELECT count(), uniqExact(id) FROM `{engine.cfg.database}`.t") == [(ROWS, ROWS)]
+
+
+def _file_batches(state_dir: Path, rel: str) -> tuple[int, int]:
+    """(B fixed in the ledger, batches sent) of the current version of ``rel``."""
+    db = sqlite3.connect(f"file:{state_dir / 'ledger.sqlite3'}?mode=ro", uri=True)
+    try:
+        (fid, b), = db.execute("SELECT id, batch_rows FROM files WHERE path = ? AND current = 1", (rel,)).fetchall()
+        return b, db.execute("SELECT count(*) FROM batches WHERE file_id = ?", (fid,)).fetchone()[0]
+    finally:
+        db.close()
+
+
+BIG = 300_000  # rows: three inserts at batch_rows' default, two at memory_batch_rows'
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({}, (250_000, 2)),  # parsed whole in memory: fewer, larger inserts (seen failing: 125,000, 3)
+    ({"batch_rows": 100_000}, (100_000, 3)),  # an operator's batch_rows is what every file gets
+    ({"memory_batch_rows": 0}, (125_000, 3)),  # off
+])
+def test_a_file_held_in_memory_is_sent_in_fewer_larger_inserts(engine_factory: Callable[..., Engine], cfg: Config,
+                                                                overrides: dict[str, int],
+                                                                expected: tuple[int, int]) -> None:
+    _csv(cfg.data_dir / "t" / "a.csv", BIG)
+    engine = engine_factory(once=True, **overrides)
+    assert engine.wait_idle(timeout=180)
+    assert state_of(engine, "t/a.csv") == "loaded"
+    assert _file_batches(cfg.state_dir, "t/a.csv") == expected
+    assert query(engine, f"SELECT count(), uniqExact(id), uniqExact(_source_row) FROM `{engine.cfg.database}`.t"
+                 ) == [(BIG, BIG, BIG)]
+
+
+def test_a_streamed_file_keeps_batch_rows(engine_factory: Callable[..., Engine], cfg: Config,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file too big to hold parsed in memory is streamed: a larger B would hold more rows per batch."""
+    from chute.core.reader import Reader
+
+    monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 1 << 16)  # this file counts as big
+    _csv(cfg.data_dir / "t" / "a.csv", BIG)
+    engine = engine_factory(once=True)
+    assert engine.wait_idle(timeout=180)
+    assert state_of(engine, "t/a.csv") == "loaded"
+    assert _file_batches(cfg.state_dir, "t/a.csv") == (125_000, 3)
+    assert query(engine, f"SELECT count(), uniqExact(id) FROM `{engine.cfg.database}`.t") == [(BIG, BIG)]
+
+
+def test_fleet_hosts_keep_batch_rows(cfg: Config) -> None:
+    """Hosts of a fleet (dedup_scope = "fleet") must cut one content into the same batches: no B of its own."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from chute.core.batch_size import in_memory_rows
+
+    held = SimpleNamespace(TEXT=True, holds_frame=True)
+    assert in_memory_rows(cfg, held) == 250_000  # type: ignore[arg-type]
+    assert in_memory_rows(dataclasses.replace(cfg, dedup_scope="fleet"), held) == 0  # type: ignore[arg-type]
+    assert in_memory_rows(cfg, SimpleNamespace(TEXT=False, holds_frame=True)) == 0  # type: ignore[arg-type]
+    assert in_memory_rows(cfg, SimpleNamespace(TEXT=True, holds_frame=False)) == 0  # type: ignore[arg-type]
