@@ -145,3 +145,46 @@ def test_fleet_hosts_keep_batch_rows(cfg: Config) -> None:
     assert in_memory_rows(dataclasses.replace(cfg, dedup_scope="fleet"), held) == 0  # type: ignore[arg-type]
     assert in_memory_rows(cfg, SimpleNamespace(TEXT=False, holds_frame=True)) == 0  # type: ignore[arg-type]
     assert in_memory_rows(cfg, SimpleNamespace(TEXT=True, holds_frame=False)) == 0  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("step", ["batch_intent", "insert_acked"])
+def test_a_crash_keeps_the_in_memory_batches(tmp_path: Path, step: str) -> None:
+    """SIGKILL in the first attempt (an intent written ahead by the producer, or an insert landed
+    without its ack), then a new process: it resends under the B and tokens the ledger fixed, and
+    the table holds every row once."""
+    from tests.conftest import run_chute
+    from tests.invariants import rows_and_disagreements
+    from tests.test_crash import duplicate_check, kill_at
+
+    data, state, engine = tmp_path / "data", tmp_path / "state", tmp_path / "ch"
+    _csv(data / "t" / "a.csv", BIG)
+    args = ["--no-ui", "--once", str(data), "--state-dir", str(state), "--clickhouse", f"chdb://{engine}",
+            "--settle-seconds", "0.1", "--log-format", "json"]
+    kill_at(args, step, 2 if step == "batch_intent" else 1, tmp_path / "failpoint.log")
+    assert duplicate_check(engine, "t")[1] == 0
+    assert _file_batches(state, "t/a.csv")[0] == 250_000  # fixed before the first insert
+    done = run_chute(*args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _file_batches(state, "t/a.csv") == (250_000, 2)
+    assert rows_and_disagreements(state, engine) == ((BIG, 0), [])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_negative_control_the_resend_lands_twice_without_dedup(tmp_path: Path) -> None:
+    """The crash above does leave a landed, unacknowledged batch: with deduplication off its resend
+    is a duplicate, which chute's count() catches (and replays under a new generation)."""
+    from tests.conftest import run_chute
+    from tests.test_crash import duplicate_check, kill_at
+
+    data, state, engine = tmp_path / "data", tmp_path / "state", tmp_path / "ch"
+    _csv(data / "t" / "a.csv", BIG)
+    args = ["--no-ui", "--once", str(data), "--state-dir", str(state), "--clickhouse", f"chdb://{engine}",
+            "--settle-seconds", "0.1", "--log-format", "json"]
+    kill_at(args, "insert_acked", 1, tmp_path / "failpoint.log", ",no_dedup")
+    done = run_chute(*args, env={"CHUTE_FAILPOINTS": "no_dedup"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "verification failed" in run_chute("events", "--state-dir", str(state)).stdout
+    assert duplicate_check(engine, "t") == (BIG, 0)
