@@ -554,13 +554,16 @@ class Loader:
     def _produce(self, pipe: _Pipe) -> None:
         """The producer: parse, fit, add lineage, encode; hand each batch to the lanes."""
         row = pipe.row
+        # Arrow views for the embedded engine only (the chdb chute installs reads them; an older
+        # ClickHouse server may not), and not into the anti-join's key lookups.
+        views = self.cfg.embedded and pipe.anti_join is None
         try:
             began = time.time()
             for idx, df in pipe.reader.batches(pipe.batch_rows, skip=frozenset(pipe.done)):
                 first = idx * pipe.batch_rows
                 df, rejected, kept = pipe.fitter.fit(df, first)
                 pipe.rejects.add(rejected)
-                data = with_lineage(df, row.path, pipe.sha, row.row_base + first, kept)
+                data = with_lineage(df, row.path, pipe.sha, row.row_base + first, kept, views=views)
                 if pipe.anti_join is not None:
                     data = self._anti_join(row.table_name, *pipe.anti_join, data)
                 encoded = self.target.encode(data, spool=True)

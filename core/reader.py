@@ -435,10 +435,13 @@ def _planned(reader: Reader) -> Plan:
 
 
 def with_lineage(df: pl.DataFrame, rel_path: str, sha256: str, first_row: int,
-                 kept: np.ndarray | None = None) -> pa.Table:
+                 kept: np.ndarray | None = None, views: bool = False) -> pa.Table:
     """The batch as Arrow plus lineage columns; constants travel as one-entry dictionaries.
-    ``kept``: positions (within the batch) of the rows left after skipping bad ones."""
-    table = df.to_arrow()
+    ``kept``: positions (within the batch) of the rows left after skipping bad ones. ``views``:
+    text and bytes as Arrow string/binary views, polars' own layout, shared rather than copied
+    into Arrow strings (the embedded engine reads them alike; issue 12: ~20 MB less at the peak
+    of a 1M-row CSV)."""
+    table = df.to_arrow(compat_level=pl.CompatLevel.newest()) if views else df.to_arrow()
     n = table.num_rows
     zeros = pa.array(np.zeros(n, dtype=np.int32))
     table = table.append_column("_source_path", pa.DictionaryArray.from_arrays(zeros, pa.array([rel_path])))
