@@ -46,6 +46,9 @@ class Config:
     batch_rows: int = 125_000
     # Adapt B per new file to insert latency and memory, starting at batch_rows (core/batch_size.py).
     batch_rows_adaptive: bool = False
+    # B for a text file parsed whole in memory, while batch_rows is at its default: fewer, larger
+    # inserts (core/batch_size.py in_memory_rows). 0: batch_rows for every file.
+    memory_batch_rows: int = 250_000
     # Embedded engine: let ClickHouse read a file itself where that is proven to give the same values
     # (core/native.py); false: every file goes through polars and Arrow.
     native_read: bool = True
@@ -456,6 +459,8 @@ def config_problems(cfg: Config) -> list[tuple[str, str]]:
     need(bool(cfg.database), "database", "database must not be empty")
     need(1 <= cfg.batch_rows <= 1_000_000, "batch_rows",
          "batch_rows must be between 1 and 1000000 (below max_insert_block_size)")
+    need(0 <= cfg.memory_batch_rows <= 1_000_000, "memory_batch_rows",
+         "memory_batch_rows must be between 0 (off) and 1000000 (below max_insert_block_size)")
     need(cfg.insert_parallel >= 1, "insert_parallel", "insert_parallel must be at least 1")
     need(cfg.group_max_files >= 1, "group_max_files", "group_max_files must be at least 1 (1: no groups)")
     need(1 <= cfg.group_max_rows <= 1_000_000, "group_max_rows",

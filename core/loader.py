@@ -21,7 +21,7 @@ from polars.exceptions import PanicException
 
 from chute.core import failpoints, intents, memory, native, nullability, resources, sysinfo, tracing
 from chute.core import groups as grouping
-from chute.core.batch_size import BatchSizer
+from chute.core.batch_size import BatchSizer, in_memory_rows
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
@@ -275,7 +275,7 @@ class Loader:
         """Steps 4-9 for a version whose content this loader holds (ShaClaims)."""
         self.ledger.update(job.row.id, sha256=job.sha, rows=job.plan.rows)
         job.batch_rows = job.row.batch_rows or native.first_batch_rows(
-            self, job, self._choose_batch_rows(job.src.st.st_size, job.plan.rows))
+            self, job, self._choose_batch_rows(job.src.st.st_size, job.plan.rows, job.reader))
         job.done = self.ledger.done_batches(job.row.id, job.row.generation)
         self._clear_superseded(job.row)  # whatever this version turns out to be (a duplicate too)
         self._gatekeep_or_take_back(job)                             # 4. gatekeep
@@ -554,17 +554,25 @@ class Loader:
     def _produce(self, pipe: _Pipe) -> None:
         """The producer: parse, fit, add lineage, encode; hand each batch to the lanes."""
         row = pipe.row
+        # Arrow views for the embedded engine only (the chdb chute installs reads them; an older
+        # ClickHouse server may not), and not into the anti-join's key lookups.
+        views = self.cfg.embedded and pipe.anti_join is None
         try:
             began = time.time()
             for idx, df in pipe.reader.batches(pipe.batch_rows, skip=frozenset(pipe.done)):
                 first = idx * pipe.batch_rows
                 df, rejected, kept = pipe.fitter.fit(df, first)
                 pipe.rejects.add(rejected)
-                data = with_lineage(df, row.path, pipe.sha, row.row_base + first, kept)
+                data = with_lineage(df, row.path, pipe.sha, row.row_base + first, kept, views=views)
                 if pipe.anti_join is not None:
                     data = self._anti_join(row.table_name, *pipe.anti_join, data)
                 encoded = self.target.encode(data, spool=True)
                 pipe.trace.span_at("parse", began, time.time(), batch=idx, rows=data.num_rows)
+                if pipe.halt.is_set():
+                    return
+                # The intent, written here while the lanes insert earlier batches, still precedes
+                # this batch's insert; its fsync is off the lanes' path (issue 12).
+                self._intent(pipe, idx, data.num_rows)
                 if not pipe.put((idx, data.num_rows, encoded)):
                     return
                 del df, data, encoded  # not held while the next batch is parsed (peak RSS)
@@ -586,11 +594,16 @@ class Loader:
                 raise Interrupted()
             self._send_batch(pipe, *item)
 
+    def _intent(self, pipe: _Pipe, idx: int, rows: int) -> None:
+        """Step 1 of docs/ARCHITECTURE.md#intent-and-ack, committed before the batch reaches a lane."""
+        row = pipe.row
+        self.ledger.intent(row.id, row.generation, idx, dedup_token(pipe.sha, pipe.batch_rows, idx, row.generation),
+                           rows)
+        failpoints.step("batch_intent")
+
     def _send_batch(self, pipe: _Pipe, idx: int, rows: int, encoded: Encoded) -> None:
         row = pipe.row
         token = dedup_token(pipe.sha, pipe.batch_rows, idx, row.generation)
-        self.ledger.intent(row.id, row.generation, idx, token, rows)
-        failpoints.step("batch_intent")
         t0 = time.perf_counter()
         try:
             with pipe.trace.step("insert", batch=idx, rows=rows, token=token):
@@ -608,10 +621,10 @@ class Loader:
         self.on_batch(row.table_name, rows, int(rows * pipe.bytes_per_row), secs)
         self.on_progress(pipe.progress, row.id)
 
-    def _choose_batch_rows(self, size: int, rows: int) -> int:
+    def _choose_batch_rows(self, size: int, rows: int, reader: Reader | None = None) -> int:
         """B for a file's first attempt (core/batch_size.py); the ledger keeps it for every replay."""
         if not self.sizer.adaptive:
-            return self.cfg.batch_rows
+            return in_memory_rows(self.cfg, reader) or self.cfg.batch_rows
         mem = sysinfo.memory()
         return self.sizer.choose(size / rows if rows else 0.0, mem.available if mem else None)
 

@@ -228,6 +228,11 @@ class Reader:
         return self._wire or pl.Schema()
 
     @property
+    def holds_frame(self) -> bool:
+        """Whether the plan kept the whole file parsed in memory (the batches are slices of it)."""
+        return self._frame is not None
+
+    @property
     def date_types(self) -> dict[str, pl.DataType]:
         """The date columns and the type inference gave each (they travel as text)."""
         return dict(self._dates)
@@ -436,10 +441,13 @@ def _planned(reader: Reader) -> Plan:
 
 
 def with_lineage(df: pl.DataFrame, rel_path: str, sha256: str, first_row: int,
-                 kept: np.ndarray | None = None) -> pa.Table:
+                 kept: np.ndarray | None = None, views: bool = False) -> pa.Table:
     """The batch as Arrow plus lineage columns; constants travel as one-entry dictionaries.
-    ``kept``: positions (within the batch) of the rows left after skipping bad ones."""
-    table = df.to_arrow()
+    ``kept``: positions (within the batch) of the rows left after skipping bad ones. ``views``:
+    text and bytes as Arrow string/binary views, polars' own layout, shared rather than copied
+    into Arrow strings (the embedded engine reads them alike; issue 12: ~20 MB less at the peak
+    of a 1M-row CSV)."""
+    table = df.to_arrow(compat_level=pl.CompatLevel.newest()) if views else df.to_arrow()
     n = table.num_rows
     zeros = pa.array(np.zeros(n, dtype=np.int32))
     table = table.append_column("_source_path", pa.DictionaryArray.from_arrays(zeros, pa.array([rel_path])))
