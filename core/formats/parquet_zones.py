@@ -4,49 +4,12 @@ stack trace) on stderr, over the console's screen and into a JSON log, before Py
 
 from __future__ import annotations
 
-import base64
+import functools
 import io
-import os
-import zoneinfo
 
+import polars as pl
 import pyarrow as pa
-
-_KEY = b"ARROW:schema"
-
-
-def _footer(data: str | io.BytesIO) -> bytes:
-    """The Thrift footer: its length and ``PAR1`` end the file."""
-    if isinstance(data, io.BytesIO):
-        body = data.getbuffer()
-        size = int.from_bytes(body[-8:-4], "little") if len(body) >= 12 else 0
-        return bytes(body[-8 - size:-8]) if 0 < size <= len(body) - 12 else b""
-    with open(data, "rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        if end < 12:
-            return b""
-        f.seek(end - 8)
-        size = int.from_bytes(f.read(4), "little")
-        if not 0 < size <= end - 12:
-            return b""
-        f.seek(end - 8 - size)
-        return f.read(size)
-
-
-def _arrow_schema(footer: bytes) -> pa.Schema | None:
-    """The ``ARROW:schema`` key-value the Arrow writers store: in Thrift's compact protocol the key
-    is followed by the value's field header (one byte), its length (a varint) and base64 text."""
-    at = footer.find(_KEY)
-    if at < 0:
-        return None
-    pos, size, shift = at + len(_KEY) + 1, 0, 0
-    while pos < len(footer):
-        byte = footer[pos]
-        pos += 1
-        size |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            break
-    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(footer[pos:pos + size])))
+import pyarrow.parquet as pq
 
 
 def _zones(kind: pa.DataType) -> list[str]:
@@ -55,17 +18,31 @@ def _zones(kind: pa.DataType) -> list[str]:
     return [zone for i in range(kind.num_fields) for zone in _zones(kind.field(i).type)]
 
 
-def unreadable_zone(data: str | io.BytesIO) -> str | None:
-    """The first zone of the file's timestamp columns that names no zone of the time zone
-    database (polars reads only those), or None. Nothing is judged where the footer cannot be
-    read this way: the read itself reports that."""
+@functools.lru_cache(maxsize=256)
+def _polars_reads(zone: str) -> bool:
+    """polars' own judgement, where it raises rather than panics: the zone database it carries is not
+    the system's Python reads ('right/UTC', 'Factory' are files there), and it takes an offset of
+    whole hours ('+01:00' as Etc/GMT-1) and a lower-case 'utc'."""
     try:
-        schema = _arrow_schema(_footer(data))
+        pl.Series([], dtype=pl.Datetime("us")).dt.replace_time_zone(zone)
+    except pl.exceptions.PolarsError:
+        return False
+    return True
+
+
+def unreadable_zone(data: str | io.BytesIO) -> str | None:
+    """The first zone of the file's timestamp columns (nested ones too) that polars cannot read, or
+    None. The schema is the one pyarrow reads from the footer (its ARROW:schema); nothing is judged
+    where the footer cannot be read: the read itself reports that."""
+    at = data.tell() if isinstance(data, io.BytesIO) else 0
+    try:
+        schema = pq.read_schema(data)
     except (OSError, ValueError, pa.ArrowException):
         return None
-    for zone in (z for field in schema or [] for z in _zones(field.type)):
-        try:
-            zoneinfo.ZoneInfo(zone)
-        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+    finally:
+        if isinstance(data, io.BytesIO):
+            data.seek(at)
+    for zone in (z for field in schema for z in _zones(field.type)):
+        if not _polars_reads(zone):
             return zone
     return None
