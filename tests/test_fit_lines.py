@@ -75,5 +75,6 @@ def test_a_refused_value_in_an_appended_part_is_named_by_its_line(engine_factory
     with path.open("ab") as f:
         f.write(b'2,"c\nd",6\n3,z,300\n')
     rejects = cfg.quarantine_dir / "q" / "f.csv.rejects.csv"
-    wait_for(rejects.exists, what="the appended part's rejects", timeout=60)
+    wait_for(lambda: rejects.exists() and len(list(csv.reader(rejects.open()))) > 1,
+             what="the appended part's rejects", timeout=60)
     assert [(r[0], r[2]) for r in list(csv.reader(rejects.open()))[1:]] == [("6", "300")]
