@@ -22,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from chute.core.errors import FileChanged
 from chute.core.formats.delimited import CsvReader
 from chute.core.ledger import FileRow, Ledger
-from chute.core.reader import Source, head_bytes
+from chute.core.reader import Reader, Source, head_bytes
 from chute.core.routing import Route
 from chute.core.states import State
 
@@ -46,6 +47,8 @@ class Append:
         self.sha256: str | None = None  # of the whole file, when active
         self.csv_opts: dict | None = None
         self._part: Source | None = None
+        self._header = b""  # the header line copied in front of the appended records
+        self._base_lines: int | None = None  # lines of the base's bytes, once counted
 
     @property
     def active(self) -> bool:
@@ -78,8 +81,23 @@ class Append:
             if dialect.header:
                 first = os.pread(src.fd, 1 << 20, 0)
                 header = first[: first.find(b"\n") + 1]
+        self._header = header
         self._part = _tail(src, base.size or 0, header, self.state_dir)
         return self._part
+
+    def record_lines(self, src: Source, reader: Reader) -> Callable[[list[int]], list[int]]:
+        """The line in the whole file each record of ``reader`` starts on (Fitter ``lines``). An
+        appended part's lines come after the base's, which are more than its records where a
+        quoted field spans lines: they are counted once, only when a value was refused."""
+        if self.base is None:
+            return reader.record_lines
+        header = self._header.count(b"\n")
+
+        def lines(records: list[int]) -> list[int]:
+            if self._base_lines is None:
+                self._base_lines = _newlines(src, self.byte_base)
+            return [line - header + self._base_lines for line in reader.record_lines(records)]
+        return lines
 
     @property
     def byte_base(self) -> int:
@@ -105,6 +123,18 @@ class Append:
         if os.pread(src.fd, 1, size - 1) != b"\n":  # the base ended mid-record: not an append
             return None
         return base
+
+
+def _newlines(src: Source, size: int) -> int:
+    """Line ends in the first ``size`` bytes of ``src`` (the base ends on one)."""
+    count, offset = 0, 0
+    while offset < size:
+        chunk = os.pread(src.fd, min(_CHUNK, size - offset), offset)
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        offset += len(chunk)
+    return count
 
 
 def _hash_with_prefix(src: Source, prefix: int, want: str) -> tuple[str, bool]:

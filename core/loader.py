@@ -358,7 +358,7 @@ class Loader:
         rejects = Rejects(_free_name(self.cfg.aside("_quarantine", row.path + ".rejects.csv")))
         fitter = Fitter(table, reader.wire_schema, reader.date_types, skip_bad=opts.on_bad_rows == "skip",
                         header_lines=reader.header_lines + row.row_base,  # lines after the base's
-                        server_zone=self.target.server_zone, lines=None if row.row_base else reader.record_lines)
+                        server_zone=self.target.server_zone, lines=job.append.record_lines(job.src, reader))
         anti_join = None  # (key, its ClickHouse type), looked up once per file
         if opts.skip_existing_keys:
             key = opts.key[0]

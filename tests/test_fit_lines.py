@@ -7,8 +7,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pytest
-
 from chute.core.routing import Route
 from chute.core.states import State
 from tests.conftest import make_config, wait_for
@@ -58,8 +56,6 @@ def test_a_refused_value_far_into_a_big_compressed_file_is_named_by_its_line(eng
     assert f"'300' at line {2 * n + 2}" in (row.last_error or ""), row.last_error
 
 
-@pytest.mark.xfail(strict=True, reason="review round 9: an appended part's refused value is named by its "
-                   "record's number (Fitter lines=None where row_base > 0): quoted newlines shift it")
 def test_a_refused_value_in_an_appended_part_is_named_by_its_line(engine_factory, tmp_path: Path,
                                                                   chdb_path: Path) -> None:
     """A growing file: its first version loaded, then two records appended, the second refused.
