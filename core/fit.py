@@ -423,8 +423,8 @@ _FLOAT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$"
 def _altered(values: pl.Series, cast: pl.Series, want: pl.DataType) -> pl.Series:
     """Values that cast but not losslessly: text with leading zeros, a '+' or spaces (the same
     rule as inference, core/formats/infer.py), digits beyond a decimal's scale."""
-    if isinstance(want, pl.Decimal) and values.dtype.is_float():
-        return (cast.cast(pl.Float64) != values).fill_null(False)
+    if isinstance(want, pl.Decimal) and values.dtype.is_float():  # (back to the file's own width: a
+        return (cast.cast(values.dtype) != values).fill_null(False)  # Float32 1.001 is 1.00100004673 as a double)
     if isinstance(want, pl.Decimal) and values.dtype == pl.String:
         return (_plain(cast.cast(pl.String)) != _plain(values)).fill_null(False)
     if values.dtype != pl.String and (want.is_numeric() or want == pl.Boolean):

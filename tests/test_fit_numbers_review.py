@@ -117,3 +117,31 @@ def test_a_number_at_a_date_columns_edge_loads(case: str, engine_factory, tmp_pa
     row = engine.ledger.current("t/a.csv")
     assert row.state == State.LOADED, (row.state, row.last_error)
     assert query(engine, f"SELECT toString(v) FROM `{cfg.database}`.t") == [(loads_as,)]
+
+
+# A Parquet Float32 says what its shortest text says (the README's rule: 0.1 fits Float32): it was
+# compared as a double with the decimal it casts to, so 1.001 (1.00100004673...) was refused.
+FLOAT32 = {
+    "datetime64_ms": ("DateTime64(3)", [1.001, -2.5], ["1970-01-01 00:00:01.001", "1969-12-31 23:59:57.500"]),
+    "decimal_scale_2": ("Decimal(10, 2)", [0.1, 12.34], ["0.1", "12.34"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLOAT32))
+def test_a_float32_loads_as_its_text_says(case: str, engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    kind, values, loads_as = FLOAT32[case]
+    engine, cfg = into_operator_table(engine_factory, tmp_path, chdb_path, "t", kind,
+                                      {"a.parquet": _parquet(pa.array(values, pa.float32()))})
+    row = engine.ledger.current("t/a.parquet")
+    assert row.state == State.LOADED, (row.state, row.last_error)
+    assert [v for (v,) in query(engine, f"SELECT toString(v) FROM `{cfg.database}`.t ORDER BY id")] == loads_as
+
+
+@pytest.mark.parametrize(("kind", "value"), [("DateTime64(3)", 1.0015), ("Decimal(10, 2)", 0.125)])
+def test_a_float32_with_more_decimals_than_the_column_is_refused(kind: str, value: float, engine_factory,
+                                                                 tmp_path: Path, chdb_path: Path) -> None:
+    """The control: what the column cannot say is still refused."""
+    engine, _ = into_operator_table(engine_factory, tmp_path, chdb_path, "t", kind,
+                                    {"a.parquet": _parquet(pa.array([value], pa.float32()))})
+    row = engine.ledger.current("t/a.parquet")
+    assert row.state == State.QUARANTINED, (row.state, row.last_error)
