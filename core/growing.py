@@ -86,18 +86,20 @@ class Append:
         return self._part
 
     def record_lines(self, src: Source, reader: Reader) -> Callable[[list[int]], list[int]]:
-        """The line in the whole file each record of ``reader`` starts on (Fitter ``lines``). An
-        appended part's lines come after the base's, which are more than its records where a
-        quoted field spans lines: they are counted once, only when a value was refused."""
+        """The line in the whole file each record of ``reader`` starts on (Fitter ``lines``)."""
         if self.base is None:
             return reader.record_lines
-        header = self._header.count(b"\n")
+        return lambda records: [line + self.lines_before(src) for line in reader.record_lines(records)]
 
-        def lines(records: list[int]) -> list[int]:
-            if self._base_lines is None:
-                self._base_lines = _newlines(src, self.byte_base)
-            return [line - header + self._base_lines for line in reader.record_lines(records)]
-        return lines
+    def lines_before(self, src: Source) -> int:
+        """What a line of the appended part (its header copied in front) is behind in the whole
+        file: the base's lines, which are more than its records where a quoted field spans lines,
+        less the copied header's. Counted once, only when something is named by its line."""
+        if self.base is None:
+            return 0
+        if self._base_lines is None:
+            self._base_lines = _newlines(src, self.byte_base)
+        return self._base_lines - self._header.count(b"\n")
 
     @property
     def byte_base(self) -> int:
