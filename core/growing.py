@@ -79,8 +79,10 @@ class Append:
             dialect._dialect(*head_bytes(src, CsvReader.SAMPLE_BYTES))
             self.csv_opts = {"delimiter": dialect.delimiter, "header": bool(dialect.header)}
             if dialect.header:
-                first = os.pread(src.fd, 1 << 20, 0)
-                header = first[: first.find(b"\n") + 1]
+                header = _first_record(os.pread(src.fd, 1 << 20, 0), dialect.quote)
+                if not header:  # (no header's end in the first MiB: the file loads whole)
+                    self.base = self.sha256 = self.csv_opts = None
+                    return src
         self._header = header
         self._part = _tail(src, base.size or 0, header, self.state_dir)
         return self._part
@@ -125,6 +127,19 @@ class Append:
         if os.pread(src.fd, 1, size - 1) != b"\n":  # the base ended mid-record: not an append
             return None
         return base
+
+
+def _first_record(head: bytes, quote: str | None) -> bytes:
+    """The header record's bytes, its line end included: a quoted name can span lines. b"" where
+    it does not end in ``head``."""
+    mark = ord(quote) if quote else -1
+    inside = False
+    for i, byte in enumerate(head):  # (a header: a few hundred bytes)
+        if byte == mark:
+            inside = not inside  # (a doubled quote inside toggles twice)
+        elif byte == 0x0A and not inside:
+            return head[:i + 1]
+    return b""
 
 
 def _newlines(src: Source, size: int) -> int:
