@@ -47,7 +47,7 @@ class Append:
         self.sha256: str | None = None  # of the whole file, when active
         self.csv_opts: dict | None = None
         self._part: Source | None = None
-        self._header = b""  # the header line copied in front of the appended records
+        self._header = b""  # the header record copied in front of the appended records
         self._base_lines: int | None = None  # lines of the base's bytes, once counted
 
     @property
