@@ -314,25 +314,24 @@ class _Span:
     others are sent as integers or as decimals of the column's scale, which convert exactly."""
 
     kind: str
-    low: int
-    high: int
+    low: float
+    high: float  # (the last count the column's decimals can say: 253402300799.999 for DateTime64(3))
     digits: int  # decimals the column keeps
     unit: str
     reach: str
 
     def send(self, wire: pl.DataType) -> pl.DataType | None:
+        if not self.digits and (isinstance(wire, pl.Decimal) or wire.is_float()):
+            return pl.Int64()  # (ClickHouse converts no decimal into a Date or DateTime: code 44)
         if isinstance(wire, pl.Decimal):
             return pl.Decimal(38, self.digits) if wire.scale > self.digits else None
-        if not wire.is_float():
-            return None
-        return pl.Decimal(38, self.digits) if self.digits else pl.Int64()
+        return pl.Decimal(38, self.digits) if wire.is_float() else None
 
     def beyond(self, values: pl.Series) -> pl.Series:
-        wide = values.cast(pl.Float64) if isinstance(values.dtype, pl.Decimal) else values
-        out = (wide < self.low) | (wide > self.high)
-        if wide.dtype.is_float():
-            out = out | wide.is_nan()
-        return out.fill_null(False)
+        # As doubles: polars refuses to compare an Int8 with 65535 or a UInt64 with a negative bound.
+        # (The bounds and the counts near them are exact as doubles.)
+        wide = values.cast(pl.Float64)
+        return ((wide < self.low) | (wide > self.high) | wide.is_nan()).fill_null(False)
 
 
 _YEAR_0, _YEAR_10000 = -62_167_219_200, 253_402_300_800  # seconds from 1970 of 0000-01-01 and 10000-01-01
@@ -353,10 +352,10 @@ def _number_span(kind: str, wire: pl.DataType) -> _Span | None:
     if digits is None:
         return None
     unit = f"seconds from 1970-01-01 UTC, at most {digits} decimals" if digits else "whole seconds from 1970-01-01 UTC"
-    if digits == 9:  # (nanoseconds in an Int64)
-        return _Span("DateTime64(9)", -(_INT64 // 10**9), _INT64 // 10**9 - 1, 9, unit,
-                     "1677-09-21 to 2262-04-11 UTC")
-    return _Span(f"DateTime64({digits})", _YEAR_0, _YEAR_10000 - 1, digits, unit, "0000-01-01 to 9999-12-31 UTC")
+    if digits == 9:  # (nanoseconds in an Int64: +-2^63 ns, in whole microseconds as _NS)
+        return _Span("DateTime64(9)", -_NS / 1e6, _NS / 1e6, 9, unit, "1677-09-21 to 2262-04-11 UTC")
+    return _Span(f"DateTime64({digits})", _YEAR_0, _YEAR_10000 - 10.0**-digits, digits, unit,
+                 "0000-01-01 to 9999-12-31 UTC")
 
 
 def _time_pattern(kind: str) -> str | None:
@@ -424,8 +423,8 @@ _FLOAT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$"
 def _altered(values: pl.Series, cast: pl.Series, want: pl.DataType) -> pl.Series:
     """Values that cast but not losslessly: text with leading zeros, a '+' or spaces (the same
     rule as inference, core/formats/infer.py), digits beyond a decimal's scale."""
-    if isinstance(want, pl.Decimal) and values.dtype.is_float():
-        return (cast.cast(pl.Float64) != values).fill_null(False)
+    if isinstance(want, pl.Decimal) and values.dtype.is_float():  # (back to the file's own width: a
+        return (cast.cast(values.dtype) != values).fill_null(False)  # Float32 1.001 is 1.00100004673 as a double)
     if isinstance(want, pl.Decimal) and values.dtype == pl.String:
         return (_plain(cast.cast(pl.String)) != _plain(values)).fill_null(False)
     if values.dtype != pl.String and (want.is_numeric() or want == pl.Boolean):

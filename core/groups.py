@@ -386,7 +386,7 @@ def _fitted(job: _Job, table: list, server_zone: str) -> pa.Table:
     reader, row = job.reader, job.row
     fitter = Fitter(table, reader.wire_schema, reader.date_types, skip_bad=False,
                     header_lines=reader.header_lines + row.row_base, server_zone=server_zone,
-                    lines=None if row.row_base else reader.record_lines)
+                    lines=job.append.record_lines(job.src, reader))
     for idx, df in reader.batches(job.batch_rows):
         if idx:
             raise FileChanged(f"{row.path} holds more rows than its plan")

@@ -22,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from chute.core.errors import FileChanged
 from chute.core.formats.delimited import CsvReader
 from chute.core.ledger import FileRow, Ledger
-from chute.core.reader import Source, head_bytes
+from chute.core.reader import Reader, Source, head_bytes
 from chute.core.routing import Route
 from chute.core.states import State
 
@@ -46,6 +47,8 @@ class Append:
         self.sha256: str | None = None  # of the whole file, when active
         self.csv_opts: dict | None = None
         self._part: Source | None = None
+        self._header = b""  # the header record copied in front of the appended records
+        self._base_lines: int | None = None  # lines of the base's bytes, once counted
 
     @property
     def active(self) -> bool:
@@ -76,10 +79,29 @@ class Append:
             dialect._dialect(*head_bytes(src, CsvReader.SAMPLE_BYTES))
             self.csv_opts = {"delimiter": dialect.delimiter, "header": bool(dialect.header)}
             if dialect.header:
-                first = os.pread(src.fd, 1 << 20, 0)
-                header = first[: first.find(b"\n") + 1]
+                header = _first_record(os.pread(src.fd, 1 << 20, 0), dialect.quote)
+                if not header:  # (no header's end in the first MiB: the file loads whole)
+                    self.base = self.sha256 = self.csv_opts = None
+                    return src
+        self._header = header
         self._part = _tail(src, base.size or 0, header, self.state_dir)
         return self._part
+
+    def record_lines(self, src: Source, reader: Reader) -> Callable[[list[int]], list[int]]:
+        """The line in the whole file each record of ``reader`` starts on (Fitter ``lines``)."""
+        if self.base is None:
+            return reader.record_lines
+        return lambda records: [line + self.lines_before(src) for line in reader.record_lines(records)]
+
+    def lines_before(self, src: Source) -> int:
+        """What a line of the appended part (its header copied in front) is behind in the whole
+        file: the base's lines, which are more than its records where a quoted field spans lines,
+        less the copied header's. Counted once, only when something is named by its line."""
+        if self.base is None:
+            return 0
+        if self._base_lines is None:
+            self._base_lines = _newlines(src, self.byte_base)
+        return self._base_lines - self._header.count(b"\n")
 
     @property
     def byte_base(self) -> int:
@@ -105,6 +127,31 @@ class Append:
         if os.pread(src.fd, 1, size - 1) != b"\n":  # the base ended mid-record: not an append
             return None
         return base
+
+
+def _first_record(head: bytes, quote: str | None) -> bytes:
+    """The header record's bytes, its line end included: a quoted name can span lines. b"" where
+    it does not end in ``head``."""
+    mark = ord(quote) if quote else -1
+    inside = False
+    for i, byte in enumerate(head):  # (a header: a few hundred bytes)
+        if byte == mark:
+            inside = not inside  # (a doubled quote inside toggles twice)
+        elif byte == 0x0A and not inside:
+            return head[:i + 1]
+    return b""
+
+
+def _newlines(src: Source, size: int) -> int:
+    """Line ends in the first ``size`` bytes of ``src`` (the base ends on one)."""
+    count, offset = 0, 0
+    while offset < size:
+        chunk = os.pread(src.fd, min(_CHUNK, size - offset), offset)
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        offset += len(chunk)
+    return count
 
 
 def _hash_with_prefix(src: Source, prefix: int, want: str) -> tuple[str, bool]:

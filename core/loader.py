@@ -308,7 +308,7 @@ class Loader:
             try:
                 job.plan = hash_and_plan(job.part, job.reader, self._hash_pool)
             except InputError as exc:  # an append's reader counts lines from the appended part
-                raise _in_whole_file(exc, job.append.row_base) from None
+                raise _in_whole_file(exc, job.append.lines_before(job.src)) from None
             job.sha = job.append.sha256 or job.src.sha256
             span.set(rows=job.plan.rows, sha256=job.sha)
         if job.reader.pending_check is None:
@@ -358,7 +358,7 @@ class Loader:
         rejects = Rejects(_free_name(self.cfg.aside("_quarantine", row.path + ".rejects.csv")))
         fitter = Fitter(table, reader.wire_schema, reader.date_types, skip_bad=opts.on_bad_rows == "skip",
                         header_lines=reader.header_lines + row.row_base,  # lines after the base's
-                        server_zone=self.target.server_zone, lines=None if row.row_base else reader.record_lines)
+                        server_zone=self.target.server_zone, lines=job.append.record_lines(job.src, reader))
         anti_join = None  # (key, its ClickHouse type), looked up once per file
         if opts.skip_existing_keys:
             key = opts.key[0]
@@ -831,11 +831,11 @@ def _nullable(kind: str) -> str:
     return f"Nullable({kind})"
 
 
-def _in_whole_file(exc: InputError, row_base: int) -> InputError:
-    """The error with its line counted in the whole file (records before the append: one line each)."""
-    if not exc.line or not row_base:
+def _in_whole_file(exc: InputError, before: int) -> InputError:
+    """The error with its line counted in the whole file (``before``: Append.lines_before)."""
+    if not exc.line or not before:
         return exc
-    line = exc.line + row_base
+    line = exc.line + before
     return InputError(str(exc).replace(f"line {exc.line}", f"line {line}", 1), line=line, column=exc.column)
 
 

@@ -54,3 +54,40 @@ def test_a_refused_value_far_into_a_big_compressed_file_is_named_by_its_line(eng
     row = engine.ledger.current("q/big.csv.gz")
     assert row.state == State.QUARANTINED, (row.state, row.last_error)
     assert f"'300' at line {2 * n + 2}" in (row.last_error or ""), row.last_error
+
+
+def test_a_refused_value_in_an_appended_part_is_named_by_its_line(engine_factory, tmp_path: Path,
+                                                                  chdb_path: Path) -> None:
+    """A growing file: its first version loaded, then two records appended, the second refused.
+    Lines: 1 header, 2-3 and 4-5 two-line records, 6 the bad one (reported as line 4)."""
+    cfg = make_config(tmp_path, chdb_path, routes=(Route(table="q", columns=(
+        ("id", "Int64"), ("note", "String"), ("v", "Int8")), on_bad_rows="skip"),))
+    (cfg.data_dir / "q").mkdir()
+    path = cfg.data_dir / "q" / "f.csv"
+    path.write_bytes(b'id,note,v\n1,"a\nb",5\n')
+    engine = engine_factory(cfg)
+    wait_for(lambda: engine.ledger.current("q/f.csv") is not None
+             and engine.ledger.current("q/f.csv").state == State.LOADED, what="first version loaded")
+    with path.open("ab") as f:
+        f.write(b'2,"c\nd",6\n3,z,300\n')
+    rejects = cfg.quarantine_dir / "q" / "f.csv.rejects.csv"
+    wait_for(lambda: rejects.exists() and len(list(csv.reader(rejects.open()))) > 1,
+             what="the appended part's rejects", timeout=60)
+    assert [(r[0], r[2]) for r in list(csv.reader(rejects.open()))[1:]] == [("6", "300")]
+
+
+def test_a_bad_line_in_an_appended_part_is_named_by_its_line(engine_factory, tmp_path: Path,
+                                                             chdb_path: Path) -> None:
+    """The same for what the plan finds (a ragged row): line 4 of the whole file, after a base whose
+    one record spans lines 2-3 (it was reported as line 3: one line per record of the base)."""
+    cfg = make_config(tmp_path, chdb_path)
+    (cfg.data_dir / "q").mkdir()
+    path = cfg.data_dir / "q" / "f.csv"
+    path.write_bytes(b'id,note,v\n1,"a\nb",5\n')
+    engine = engine_factory(cfg)
+    wait_for(lambda: engine.ledger.current("q/f.csv") is not None
+             and engine.ledger.current("q/f.csv").state == State.LOADED, what="first version loaded")
+    with path.open("ab") as f:
+        f.write(b"2,c,6,7\n")
+    wait_for(lambda: engine.ledger.current("q/f.csv").state == State.QUARANTINED, what="the grown file quarantined")
+    assert "ragged row at line 4" in (engine.ledger.current("q/f.csv").last_error or "")

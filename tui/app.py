@@ -565,12 +565,19 @@ def run_console(cfg: Config, wait_for_clickhouse: float = 0.0) -> int:
     started = time.time()
     try:
         with stderr_aside(cfg.state_dir / "stderr.log"):
-            code = ChuteApp(engine).run()
+            code = _run(ChuteApp(engine))
     finally:
         if not engine.stopping:
             engine.stop()
         print(exit_summary(cfg, started, attached=False), file=sys.stderr)
-    return code or 0
+    return code
+
+
+def _run(app: ChuteApp) -> int:
+    """The app's exit code: on a crash Textual prints the traceback and run() returns None, its
+    return_code is 1 (not the 0 of an operator's quit)."""
+    code = app.run()
+    return code if code is not None else (app.return_code or 0)
 
 
 def run_attached(cfg: Config, read_only: bool = False) -> int:
@@ -597,7 +604,7 @@ def run_attached(cfg: Config, read_only: bool = False) -> int:
     started = time.time()
     try:
         with stderr_aside(cfg.state_dir / "stderr.log"):
-            code = ChuteApp(engine).run()
+            code = _run(ChuteApp(engine))
     finally:
         engine.stop()
         print(exit_summary(engine.cfg, started, attached=True, daemon_running=engine.daemon is not None),

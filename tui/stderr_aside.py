@@ -13,22 +13,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 
 @contextmanager
 def stderr_aside(path: Path) -> Iterator[Path | None]:
     """Descriptor 2 to ``path`` (0600, appended) inside the block; the path, or None (nothing
     moved) where it cannot be opened or stderr has no descriptor."""
-    try:
-        err = sys.__stderr__
-        if err is None:
-            raise OSError("no stderr")
-        err.flush()
-        terminal = os.dup(err.fileno())
-        aside = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    except (OSError, ValueError):  # (a closed or detached stderr: nothing to move)
-        yield None
+    fds = _open(path)
+    if fds is None:
+        yield None  # (outside an except clause: an error of the block is not chained to the OSError)
         return
+    err, aside, terminal = fds
     copy = os.fdopen(terminal, "w", encoding=err.encoding, errors=err.errors, closefd=True)
     saved = sys.__stderr__, sys.stderr
     os.dup2(aside, 2)
@@ -41,3 +37,21 @@ def stderr_aside(path: Path) -> Iterator[Path | None]:
         os.dup2(copy.fileno(), 2)
         sys.__stderr__, sys.stderr = saved  # type: ignore[misc]
         copy.close()
+
+
+def _open(path: Path) -> tuple[TextIO, int, int] | None:
+    """(stderr, the log's descriptor, a copy of the terminal's), or None with nothing left open."""
+    err = sys.__stderr__
+    try:
+        if err is None:
+            return None
+        err.flush()
+        fd = err.fileno()
+        aside = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except (OSError, ValueError):  # (a closed or detached stderr, a log that cannot be opened)
+        return None
+    try:
+        return err, aside, os.dup(fd)
+    except OSError:
+        os.close(aside)
+        return None

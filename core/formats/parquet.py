@@ -54,14 +54,18 @@ class ParquetReader(Reader):
         except (OSError, EOFError) as exc:
             raise self._input_error(exc) from None
 
-    def plan(self) -> Plan:
-        self._data = self._source()
-        head = self._data.getvalue()[:4] if isinstance(self._data, io.BytesIO) else _read_magic(self.src.fd)
+    def _check_head(self, data: str | io.BytesIO) -> None:
+        """The magic bytes, then a zone polars would panic on (core/formats/parquet_zones.py)."""
+        head = data.getvalue()[:4] if isinstance(data, io.BytesIO) else _read_magic(self.src.fd)
         if head != b"PAR1":
             raise InputError("not a Parquet file (no PAR1 magic bytes)")
-        zone = unreadable_zone(self._data)
+        zone = unreadable_zone(data)
         if zone is not None:
             raise InputError(f"unreadable Parquet: {zone_reason(zone)}")
+
+    def plan(self) -> Plan:
+        self._data = self._source()
+        self._check_head(self._data)
         try:
             lf = pl.scan_parquet(self._data)
             raw = lf.collect_schema()

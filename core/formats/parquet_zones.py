@@ -5,10 +5,11 @@ stack trace) on stderr, over the console's screen and into a JSON log, before Py
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import os
-import zoneinfo
 
+import polars as pl
 import pyarrow as pa
 
 _KEY = b"ARROW:schema"
@@ -33,12 +34,24 @@ def _footer(data: str | io.BytesIO) -> bytes:
 
 
 def _arrow_schema(footer: bytes) -> pa.Schema | None:
-    """The ``ARROW:schema`` key-value the Arrow writers store: in Thrift's compact protocol the key
-    is followed by the value's field header (one byte), its length (a varint) and base64 text."""
+    """The ``ARROW:schema`` key-value the Arrow writers store. The footer is searched for the key's
+    bytes, and each place they are is tried until one holds a schema: a column of that name, or a
+    metadata value holding it, can come first."""
     at = footer.find(_KEY)
-    if at < 0:
+    while at >= 0:
+        schema = _schema_after(footer, at + len(_KEY))
+        if schema is not None:
+            return schema
+        at = footer.find(_KEY, at + 1)
+    return None
+
+
+def _schema_after(footer: bytes, pos: int) -> pa.Schema | None:
+    """In Thrift's compact protocol a key is followed by its value's field header (field 2, binary:
+    one byte, 0x18), the value's length (a varint) and, here, base64 text."""
+    if footer[pos:pos + 1] != b"\x18":
         return None
-    pos, size, shift = at + len(_KEY) + 1, 0, 0
+    pos, size, shift = pos + 1, 0, 0
     while pos < len(footer):
         byte = footer[pos]
         pos += 1
@@ -46,7 +59,10 @@ def _arrow_schema(footer: bytes) -> pa.Schema | None:
         shift += 7
         if not byte & 0x80:
             break
-    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(footer[pos:pos + size])))
+    try:
+        return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(footer[pos:pos + size], validate=True)))
+    except (ValueError, pa.ArrowException):
+        return None
 
 
 def _zones(kind: pa.DataType) -> list[str]:
@@ -55,17 +71,27 @@ def _zones(kind: pa.DataType) -> list[str]:
     return [zone for i in range(kind.num_fields) for zone in _zones(kind.field(i).type)]
 
 
+@functools.lru_cache(maxsize=256)
+def _polars_reads(zone: str) -> bool:
+    """polars' own judgement, where it raises rather than panics: the zone database it carries is not
+    the system's Python reads ('right/UTC', 'Factory' are files there), and it takes an offset of
+    whole hours ('+01:00' as Etc/GMT-1) and a lower-case 'utc'."""
+    try:
+        pl.Series([], dtype=pl.Datetime("us")).dt.replace_time_zone(zone)
+    except pl.exceptions.PolarsError:
+        return False
+    return True
+
+
 def unreadable_zone(data: str | io.BytesIO) -> str | None:
-    """The first zone of the file's timestamp columns that names no zone of the time zone
-    database (polars reads only those), or None. Nothing is judged where the footer cannot be
-    read this way: the read itself reports that."""
+    """The first zone of the file's timestamp columns (nested ones too) that polars cannot read, or
+    None. Nothing is judged where the footer cannot be read this way: the read itself reports that.
+    (The footer is read here, not by pyarrow.parquet: not imported on a native load, issue 12.)"""
     try:
         schema = _arrow_schema(_footer(data))
-    except (OSError, ValueError, pa.ArrowException):
+    except OSError:
         return None
     for zone in (z for field in schema or [] for z in _zones(field.type)):
-        try:
-            zoneinfo.ZoneInfo(zone)
-        except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        if not _polars_reads(zone):
             return zone
     return None
