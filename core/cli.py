@@ -197,9 +197,26 @@ _once_stopped = threading.Event()
 _ends_process = False  # the `chute` program itself (main()), which ends a `--once` with _exit_now
 
 
+def _standard_fds() -> None:
+    """Descriptors 0-2 that the caller closed (``2>&-``) are opened on /dev/null: else the next
+    file chute opens (the ledger, a log) would take number 2, and a native library's write to
+    stderr would land in it; and Python's sys.stderr would be None."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - the process's own stream
+
+
 def main(argv: list[str] | None = None) -> int:
     global _ends_process
     _ends_process = argv is None
+    if argv is None:
+        _standard_fds()
     code = _main(argv)
     if argv is None and _once_stopped.is_set():  # the `chute` program itself, not a caller's main([...])
         _exit_now(code)

@@ -255,3 +255,19 @@ def test_a_direct_action_refuses_another_clickhouse_than_the_loads_went_to(tmp_p
     files = {json.loads(line)["path"]: json.loads(line) for line in
              run_chute("files", "--json", "--state-dir", state).stdout.splitlines()}
     assert files["small.csv"]["state"] == "purged"
+
+
+def test_a_once_run_with_stderr_closed_loads(tmp_path: Path) -> None:
+    """`chute --no-ui --once ... 2>&-` (a cron line) ended with "AttributeError ... isatty", exit 1
+    (found by the round-9 review): descriptors the caller closed are opened on /dev/null, so the
+    ledger cannot take number 2 either (a native library's stderr write would land in it)."""
+    data = tmp_path / "data"
+    (data / "t").mkdir(parents=True)
+    (data / "t" / "a.csv").write_bytes(b"id,v\n1,x\n2,y\n")
+    proc = subprocess.run(chute_cmd("--no-ui", "--once", str(data), "--state-dir", str(tmp_path / "s"),
+                                    "--clickhouse", f"chdb://{tmp_path / 'ch'}"),
+                          cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(2))
+    assert proc.returncode == 0, proc.stdout
+    out = run_chute("files", "--json", "--state-dir", str(tmp_path / "s"))
+    assert json.loads(out.stdout.splitlines()[0])["state"] == "loaded", out.stdout

@@ -85,3 +85,23 @@ def test_the_console_run_moves_native_writes_aside(capfd: pytest.CaptureFixture,
         seen = _drain(terminal)
     assert b"before\n" in seen and b"native noise" not in seen, seen
     assert b"native noise while the console runs" in (cfg.state_dir / "stderr.log").read_bytes()
+
+
+def test_a_big_log_is_set_aside_when_the_next_console_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capfd: pytest.CaptureFixture) -> None:
+    """stderr.log grew without end (found by the round-9 review): past KEEP_BYTES it becomes
+    stderr.log.1 (one kept) when a console starts; a small one is appended to (the control)."""
+    from chute.tui import stderr_aside as module
+
+    monkeypatch.setattr(module, "KEEP_BYTES", 100)
+    log = tmp_path / "stderr.log"
+    log.write_bytes(b"x" * 50)
+    with _terminal(capfd, monkeypatch):
+        with stderr_aside(log):
+            os.write(2, b"first\n")
+        assert log.read_bytes() == b"x" * 50 + b"first\n"
+        log.write_bytes(b"y" * 200)
+        with stderr_aside(log):
+            os.write(2, b"second\n")
+    assert log.read_bytes() == b"second\n"
+    assert (tmp_path / "stderr.log.1").read_bytes() == b"y" * 200

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+KEEP_BYTES = 10 << 20  # a log past this size is set aside when the next console starts
+
 
 @contextmanager
 def stderr_aside(path: Path) -> Iterator[Path | None]:
@@ -47,6 +49,8 @@ def _open(path: Path) -> tuple[TextIO, int, int] | None:
             return None
         err.flush()
         fd = err.fileno()
+        if path.exists() and path.stat().st_size > KEEP_BYTES:  # (one earlier log kept, as .1)
+            path.replace(path.with_name(path.name + ".1"))
         aside = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     except (OSError, ValueError):  # (a closed or detached stderr, a log that cannot be opened)
         return None
