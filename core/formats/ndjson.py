@@ -14,8 +14,17 @@ import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.formats import register
-from chute.core.formats.infer import DEFAULT_NULL_VALUES, FileFacts, sample_kinds, to_wire, whole_file, whole_frame
+from chute.core.formats.infer import (
+    DEFAULT_NULL_VALUES,
+    FileFacts,
+    Verdict,
+    sample_kinds,
+    to_wire,
+    whole_file,
+    whole_frame,
+)
 from chute.core.formats.ndjson_keys import count_key_tokens, may_prove, proves_keys
+from chute.core.formats.ndjson_raw import Found, may_hold_raw, merge, patch, raw_values
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 PIECE_BYTES = 8 << 20  # parsed at a time by the in-memory read (_read_text)
@@ -159,7 +168,16 @@ class NdjsonReader(Reader):
         beside the frame being built (issue 12, 1M rows: the whole process's peak RSS 616 -> 540 MB,
         median of 5, CPU unchanged; 8 MiB pieces: 32 MiB ones cost 0.08 s more CPU, glibc maps
         each afresh)."""
-        parts = []
+        parts = [pl.read_ndjson(piece, schema=schema) for piece in self._pieces()]
+        if not parts:
+            return pl.read_ndjson(b"", schema=schema)
+        return pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+
+    def _pieces(self) -> Iterator[bytes]:
+        """The file held in memory (plain, or inflated), PIECE_BYTES of whole lines at a time."""
+        if self.src.compression is not None and self.src.inflated is None:  # (not inflated by the limits check)
+            yield from self._streamed_pieces()
+            return
         fd = os.open(self.src.readable, os.O_RDONLY | os.O_CLOEXEC)
         try:
             size, offset, want = os.fstat(fd).st_size, 0, PIECE_BYTES
@@ -173,14 +191,44 @@ class NdjsonReader(Reader):
                         want *= 2
                         continue
                     piece = piece[:cut]
-                parts.append(pl.read_ndjson(piece, schema=schema))
+                yield piece
                 offset += len(piece)
                 want = PIECE_BYTES
         finally:
             os.close(fd)
-        if not parts:
-            return pl.read_ndjson(b"", schema=schema)
-        return pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+
+    def _streamed_pieces(self) -> Iterator[bytes]:
+        """The file (decompressed), PIECE_BYTES of whole lines at a time, from a stream."""
+        with open_binary(self.src) as raw:
+            carry = b""
+            while chunk := raw.read(PIECE_BYTES):
+                cut = chunk.rfind(b"\n") + 1
+                if not cut:  # a line longer than the piece
+                    carry += chunk
+                    continue
+                yield carry + chunk[:cut]
+                carry = chunk[cut:]
+            if carry:
+                yield carry
+
+    def _as_written(self, frame: pl.DataFrame, verdicts: dict[str, Verdict],
+                    pieces: Iterator[bytes] | None = None) -> pl.DataFrame:
+        """``frame`` (the file's text frame) with the text columns' numbers, objects and arrays as
+        the file writes them (core/formats/ndjson_raw.py), not as polars prints them. Only the
+        columns that may hold one take the raw read: the common file pays a comparison per value."""
+        text = [c for c, v in verdicts.items() if v.kind == "text"]
+        columns = may_hold_raw(frame, text)
+        if not columns:
+            return frame
+        found: list[tuple[int, Found]] = []
+        offset = 0
+        for piece in self._pieces() if pieces is None else pieces:
+            values, rows = raw_values(piece, columns)
+            found.append((offset, values))
+            offset += rows
+        if offset != frame.height:  # (never seen: polars parsed these bytes as one object a line)
+            raise InputError(f"the file holds {offset} objects where the parser read {frame.height} rows")
+        return patch(frame, merge(found))
 
     def _infer(self, sample: pl.DataFrame, early: Future[pl.DataFrame] | None) -> FileFacts:
         """``early``: the whole file read with the right schema already (or failing: read again,
@@ -198,6 +246,7 @@ class NdjsonReader(Reader):
         # Text but for the integer columns, cast once for the check (whole_frame): the rest is
         # typed batch by batch, beside the inserts (_raw_batches).
         facts, self._frame = whole_frame(frame, candidates, self.null_values)
+        self._frame = self._as_written(self._frame, facts.verdicts)
         return facts
 
     def _list_nulls(self) -> dict[str, int]:
@@ -212,7 +261,9 @@ class NdjsonReader(Reader):
         return pl.scan_ndjson(self.src.readable, schema=self._text)
 
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
-        for df in self._scan().collect_batches(chunk_size=batch_rows):
+        """The file a piece at a time (each piece's text columns as written: _as_written)."""
+        for piece in self._streamed_pieces():
+            df = self._as_written(pl.read_ndjson(piece, schema=self._text), self.verdicts, iter([piece]))
             yield to_wire(df, self.verdicts, self.null_values)
 
     def _raw_batches(self, batch_rows: int) -> Iterator[pl.DataFrame]:
