@@ -135,6 +135,25 @@ def test_the_common_file_takes_no_raw_read(tmp_path: Path, monkeypatch: pytest.M
     _loaded(path)
 
 
+def test_only_the_pieces_holding_such_a_value_are_scanned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A number late in a long text column: one piece of the file takes the raw read, not all."""
+    lines = [json.dumps({"id": i, "s": f"x{i}"}) for i in range(2000)]
+    lines[1500] = '{"id":1500,"s":1.50}'
+    path = tmp_path / "a.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(ndjson, "PIECE_BYTES", 4096)
+    scanned = []
+
+    def counted(data: bytes, keys: list[str]) -> object:
+        scanned.append(len(data))
+        return ndjson_raw.raw_values(data, keys)
+
+    monkeypatch.setattr(ndjson, "raw_values", counted)
+    _, rows = _loaded(path)
+    assert rows[1500]["s"] == "1.50" and rows[1499]["s"] == "x1499" and rows[1501]["s"] == "x1501"
+    assert len(scanned) == 1 and path.stat().st_size > 10 * 4096
+
+
 _KEYS = st.sampled_from(["a", "b", "c"])
 _NUMBER = st.builds(lambda sign, whole, frac, exp: sign + whole + frac + exp, st.sampled_from(["", "-"]),
                     st.sampled_from(["0", "1", "7", "12345678901234567890123", "9007199254740993"]),

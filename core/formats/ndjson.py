@@ -7,9 +7,10 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+import numpy as np
 import polars as pl
 
 from chute.core.errors import InputError
@@ -36,6 +37,7 @@ class NdjsonReader(Reader):
         self.null_values = DEFAULT_NULL_VALUES if null_values is None else tuple(null_values)
         self._text = pl.Schema()
         self._escaped_head = False  # the first MiB holds an escaped quote (_only_keys)
+        self._piece_rows: list[int] = []  # rows of each piece _read_text parsed
 
     def plan(self) -> Plan:
         head = self._head()
@@ -167,20 +169,22 @@ class NdjsonReader(Reader):
         polars maps a file it reads by path, and the mapped pages count in the process's RSS
         beside the frame being built (issue 12, 1M rows: the whole process's peak RSS 616 -> 540 MB,
         median of 5, CPU unchanged; 8 MiB pieces: 32 MiB ones cost 0.08 s more CPU, glibc maps
-        each afresh)."""
+        each afresh). Keeps each piece's rows (_as_written reads only the pieces it needs)."""
         parts = [pl.read_ndjson(piece, schema=schema) for piece in self._pieces()]
+        self._piece_rows = [part.height for part in parts]
         if not parts:
             return pl.read_ndjson(b"", schema=schema)
         return pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
 
-    def _pieces(self) -> Iterator[bytes]:
-        """The file held in memory (plain, or inflated), PIECE_BYTES of whole lines at a time."""
+    def _pieces(self, wanted: Container[int] | None = None) -> Iterator[bytes]:
+        """The file held in memory (plain, or inflated), PIECE_BYTES of whole lines at a time
+        (``wanted``: only these pieces, by index; the others come as b"")."""
         if self.src.compression is not None and self.src.inflated is None:  # (not inflated by the limits check)
             yield from self._streamed_pieces()
             return
         fd = os.open(self.src.readable, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            size, offset, want = os.fstat(fd).st_size, 0, PIECE_BYTES
+            size, offset, want, index = os.fstat(fd).st_size, 0, PIECE_BYTES, 0
             while offset < size:
                 piece = os.pread(fd, want, offset)
                 if not piece:
@@ -191,9 +195,9 @@ class NdjsonReader(Reader):
                         want *= 2
                         continue
                     piece = piece[:cut]
-                yield piece
                 offset += len(piece)
-                want = PIECE_BYTES
+                yield piece if wanted is None or index in wanted else b""
+                want, index = PIECE_BYTES, index + 1
         finally:
             os.close(fd)
 
@@ -217,15 +221,21 @@ class NdjsonReader(Reader):
         the file writes them (core/formats/ndjson_raw.py), not as polars prints them. Only the
         columns that may hold one take the raw read: the common file pays a comparison per value."""
         text = [c for c, v in verdicts.items() if v.kind == "text"]
-        columns = may_hold_raw(frame, text)
+        columns, rows = may_hold_raw(frame, text)
         if not columns:
             return frame
+        wanted = None
+        if pieces is None and sum(self._piece_rows) == frame.height:  # only the pieces holding those rows
+            wanted = set(np.searchsorted(np.cumsum(self._piece_rows), rows, side="right").tolist())
         found: list[tuple[int, Found]] = []
         offset = 0
-        for piece in self._pieces() if pieces is None else pieces:
-            values, rows = raw_values(piece, columns)
+        for index, piece in enumerate(self._pieces(wanted) if pieces is None else pieces):
+            if wanted is not None and index not in wanted:
+                offset += self._piece_rows[index]
+                continue
+            values, height = raw_values(piece, columns)
             found.append((offset, values))
-            offset += rows
+            offset += height
         if offset != frame.height:  # (never seen: polars parsed these bytes as one object a line)
             raise InputError(f"the file holds {offset} objects where the parser read {frame.height} rows")
         return patch(frame, merge(found))

@@ -24,7 +24,10 @@ import polars as pl
 import pyarrow as pa
 
 _QUOTE, _BACKSLASH, _COLON, _COMMA = ord('"'), ord("\\"), ord(":"), ord(",")
-_OPEN, _CLOSE = (ord("{"), ord("[")), (ord("}"), ord("]"))
+_BRACKET = np.zeros(256, dtype=bool)
+_BRACKET[[ord("{"), ord("["), ord("}"), ord("]")]] = True
+_OPENING = np.zeros(256, dtype=bool)
+_OPENING[[ord("{"), ord("[")]] = True
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[[0x20, 0x09, 0x0A, 0x0D]] = True
 # A value's first byte when polars' text is the file's own: a string, true, false, null.
@@ -32,17 +35,21 @@ _AS_POLARS = np.zeros(256, dtype=bool)
 _AS_POLARS[[_QUOTE, ord("t"), ord("f"), ord("n")]] = True
 
 
-def may_hold_raw(frame: pl.DataFrame, columns: Sequence[str]) -> list[str]:
+def may_hold_raw(frame: pl.DataFrame, columns: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """The text columns among ``columns`` with a value that may come from a number, an object or
-    an array (its text starts with ``-``, a digit, ``{`` or ``[``): only these need the raw read.
-    (Comparisons of a value's first bytes: no regular expression; ``.`` and ``/`` pass too.)"""
+    an array (its text starts with ``-``, a digit, ``{`` or ``[``): only these need the raw read;
+    and the rows that hold such a value. (Comparisons of a value's first bytes, no regular
+    expression; ``.`` and ``/`` pass too.)"""
     names = [c for c in columns if frame.schema.get(c) == pl.String]
     if not names:
-        return []
-    v = [pl.col(c) for c in names]
-    found = frame.select(((x >= "-") & (x < ":") | x.str.starts_with("{") | x.str.starts_with("[")).any()
-                         for x in v).row(0)
-    return [c for c, hit in zip(names, found, strict=True) if hit]
+        return [], np.zeros(0, dtype=np.int64)
+    hits = frame.select(((x >= "-") & (x < ":") | x.str.starts_with("{") | x.str.starts_with("[")).fill_null(False)
+                        for x in (pl.col(c) for c in names))
+    found = [c for c, hit in zip(names, hits.select(pl.all().any()).row(0), strict=True) if hit]
+    if not found:
+        return [], np.zeros(0, dtype=np.int64)
+    rows = hits.select(pl.any_horizontal(found))  # (one column: no copy of the others)
+    return found, np.flatnonzero(rows.to_series().to_numpy())
 
 
 Found = dict[str, tuple[np.ndarray, pl.Series]]  # per key: rows, and the texts of their values
@@ -61,8 +68,8 @@ def raw_values(data: bytes | bytearray | memoryview, keys: Sequence[str]) -> tup
     def outside(pos: np.ndarray) -> np.ndarray:  # positions not inside a string (an even count of quotes before)
         return pos[(np.searchsorted(quotes, pos) & 1) == 0]
 
-    brackets = outside(np.flatnonzero(np.isin(b, (*_OPEN, *_CLOSE))))
-    step = np.where(np.isin(b[brackets], _OPEN), 1, -1)
+    brackets = outside(np.flatnonzero(_BRACKET[b]))
+    step = np.where(_OPENING[b[brackets]], 1, -1)
     depth = np.cumsum(step)  # after each bracket
     starts = brackets[(step == 1) & (depth == 1)]  # each line's object
     ends = brackets[(step == -1) & (depth == 0)]
@@ -72,8 +79,11 @@ def raw_values(data: bytes | bytearray | memoryview, keys: Sequence[str]) -> tup
     commas = outside(np.flatnonzero(b == _COMMA))
     at = np.searchsorted(brackets, commas) - 1
     commas = commas[(at >= 0) & (depth[np.maximum(at, 0)] == 1)]
-    stops = np.union1d(commas, ends)  # what ends a member's value
-    value_end = stops[np.searchsorted(stops, colons)]
+    # What ends a member's value: the next comma at depth 1, or its object's closing brace.
+    after = np.searchsorted(commas, colons)
+    value_end = ends[np.searchsorted(ends, colons)]
+    within = after < len(commas)
+    value_end[within] = np.minimum(value_end[within], commas[after[within]])
     value_start = colons + 1
     value_start = _skip(b, value_start, +1)
     value_end = _skip(b, value_end - 1, -1) + 1
@@ -96,8 +106,8 @@ def raw_values(data: bytes | bytearray | memoryview, keys: Sequence[str]) -> tup
         for i in np.flatnonzero(escaped):  # a key written with escapes: decode it (rare)
             members[i] = json.loads(bytes(b[key_open[i] - 1:key_close[i] + 1])) == key
         idx = np.flatnonzero(members)
-        _, first = np.unique(rows[idx], return_index=True)  # (colons are in file order)
-        idx = idx[first]
+        if len(idx):  # (colons are in file order: a row's first member comes first)
+            idx = idx[np.concatenate(([True], rows[idx][1:] != rows[idx][:-1]))]
         idx = idx[keep[idx]]
         if len(idx):
             out[key] = (rows[idx], _texts(b, value_start[idx], value_end[idx]))
