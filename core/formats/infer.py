@@ -22,6 +22,7 @@ quarantine).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -90,6 +91,20 @@ class FileFacts:
     rows: int
     nulls: dict[str, int]  # per column, as the typed columns will have them (null tokens included)
     empty_rows: int = 0  # rows in which every column is NULL (a blank line of a CSV reads as one)
+
+
+def typed_verdict(kind: str) -> Verdict:
+    """The verdict of a column whose every value a strict typed read took as ``kind`` (NDJSON's
+    integers and bools): what the check of their texts finds."""
+    return Verdict(kind, _WHY[kind])
+
+
+def looks_like(kind: str, token: str) -> bool:
+    """Whether a null token is a text a value of ``kind`` prints as (then a typed read would keep
+    as a value what the inference makes NULL)."""
+    if kind == "int":
+        return re.fullmatch(r"-?[0-9]+", token) is not None
+    return token in _BOOLS
 
 
 def _value(name: str, tokens: tuple[str, ...]) -> pl.Expr:

@@ -19,8 +19,10 @@ from chute.core.formats.infer import (
     DEFAULT_NULL_VALUES,
     FileFacts,
     Verdict,
+    looks_like,
     sample_kinds,
     to_wire,
+    typed_verdict,
     whole_file,
     whole_frame,
 )
@@ -48,7 +50,8 @@ class NdjsonReader(Reader):
         # when the scan finds no other key or shape (the exit waits for the read, on any path).
         with ThreadPoolExecutor(1, thread_name_prefix="chute-ndjson") as pool:
             guess = _text_of(first.schema)
-            early = pool.submit(self._read_text, guess) if self._in_memory() else None
+            typed = self._typed(first.schema, guess)
+            early = pool.submit(self._read_text, typed, guess) if self._in_memory() else None
             self._text = self._text_schema(first, early)
             if early is not None and not _same(guess, self._text):
                 wait([early])  # read with other keys: let that frame go before the real read
@@ -164,13 +167,37 @@ class NdjsonReader(Reader):
         except (pl.exceptions.PolarsError, OSError, EOFError):
             return None
 
-    def _read_text(self, schema: pl.Schema) -> pl.DataFrame:
+    def _typed(self, first: pl.Schema, guess: pl.Schema) -> pl.Schema:
+        """``guess`` with the first lines' integer and bool columns as polars types them: its strict
+        read of an ``Int64`` takes JSON integers within Int64 only, of a ``Boolean`` true and false
+        only, which are the texts the lossless inference would find to be exactly these kinds
+        (issue 12: parsing a number into text prints it, and the inference parses it again). Not
+        where a null token reads as such a value (a route's "-999": its rows are NULL)."""
+        ok = [dtype for kind, dtype in (("int", pl.Int64), ("bool", pl.Boolean))
+              if not any(looks_like(kind, t) for t in self.null_values)]
+        return pl.Schema({c: (first[c] if t == pl.String and any(first[c] == d for d in ok) else t)
+                          for c, t in guess.items()})
+
+    def _read_text(self, schema: pl.Schema, text: pl.Schema | None = None) -> pl.DataFrame:
         """The whole file (held in memory) as one frame, parsed a piece of whole lines at a time:
         polars maps a file it reads by path, and the mapped pages count in the process's RSS
         beside the frame being built (issue 12, 1M rows: the whole process's peak RSS 616 -> 540 MB,
         median of 5, CPU unchanged; 8 MiB pieces: 32 MiB ones cost 0.08 s more CPU, glibc maps
-        each afresh). Keeps each piece's rows (_as_written reads only the pieces it needs)."""
-        parts = [pl.read_ndjson(piece, schema=schema) for piece in self._pieces()]
+        each afresh). Keeps each piece's rows (_as_written reads only the pieces it needs).
+
+        ``text``: the text schema of ``schema``'s typed columns (_typed). A piece that holds a value
+        they do not take is read, as are the pieces after it, with ``text``, and the pieces before are
+        cast to it: an integer's or a bool's text is the one polars prints in a text column."""
+        parts = []
+        for piece in self._pieces():
+            if text is not None and not _same(schema, text):
+                try:
+                    parts.append(pl.read_ndjson(piece, schema=schema))
+                    continue
+                except pl.exceptions.ComputeError:  # (invalid JSON too: the text read says why)
+                    parts = [part.cast(dict(text)) for part in parts]  # type: ignore[arg-type]
+                    schema = text
+            parts.append(pl.read_ndjson(piece, schema=schema))
         self._piece_rows = [part.height for part in parts]
         if not parts:
             return pl.read_ndjson(b"", schema=schema)
@@ -253,9 +280,16 @@ class NdjsonReader(Reader):
         if frame is None:
             frame = self._read_text(self._text)
         self._check_frame(frame)
-        # Text but for the integer columns, cast once for the check (whole_frame): the rest is
-        # typed batch by batch, beside the inserts (_raw_batches).
-        facts, self._frame = whole_frame(frame, candidates, self.null_values)
+        # Columns read as integers or bools (_typed) are those kinds; the others are text but for
+        # the integer columns, cast once for the check (whole_frame): the rest is typed batch by
+        # batch, beside the inserts (_raw_batches).
+        typed = {c: kind for c, t in frame.schema.items() if self._text.get(c) == pl.String
+                 and (kind := "int" if t == pl.Int64 else "bool" if t == pl.Boolean else None)}
+        facts, self._frame = whole_frame(frame, {c: k for c, k in candidates.items() if c not in typed},
+                                         self.null_values)
+        if typed:
+            facts.nulls.update(frame.select(pl.col(c).null_count() for c in typed).row(0, named=True))
+            facts.verdicts.update((c, typed_verdict(kind)) for c, kind in typed.items())
         self._frame = self._as_written(self._frame, facts.verdicts)
         return facts
 

@@ -1,0 +1,127 @@
+"""The NDJSON read types the first lines' integer and bool columns as it parses (NdjsonReader._typed,
+issue 12): whatever the file holds further on, the plan, the verdicts and every batch must be what
+the all-text read and the lossless inference give."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+
+from chute.core.errors import InputError
+from chute.core.formats import ndjson
+from chute.core.formats.ndjson import NdjsonReader
+from chute.core.reader import open_source
+
+
+class _Tiny(NdjsonReader):
+    """The first sample is two lines, the sampled head a few: what follows may disagree with their types."""
+
+    INFER_ROWS = 2
+    SAMPLE_BYTES = 200  # (more than a line: the head is cut at its last whole line)
+
+
+_INTS = st.one_of(st.integers(-10, 10), st.integers(-2**63, 2**63 - 1), st.sampled_from([2**63, -2**63 - 1, 2**64]))
+_ODD = st.one_of(st.none(), st.sampled_from([1.0, 2.5, -0.0, 1e20, "1", "true", "NA", "", "-999", "x", True, False]),
+                 st.lists(st.integers(0, 3), max_size=1), st.fixed_dictionaries({"k": st.integers(0, 3)}))
+_COLUMN = st.sampled_from(["int", "int", "bool", "mixed"])
+
+
+@st.composite
+def _file(draw: st.DrawFn) -> list[str]:
+    kinds = draw(st.lists(_COLUMN, min_size=1, max_size=3))
+    rows = draw(st.integers(10, 30))
+    lines = []
+    for i in range(rows):
+        row = {}
+        for j, kind in enumerate(kinds):
+            late = i >= 8 and draw(st.integers(0, 5)) == 0  # now and then, past the sampled head: anything
+            if late:
+                row[f"c{j}"] = draw(st.one_of(_ODD, st.sampled_from([2**63, -2**63 - 1, 2**64])))
+            elif kind == "mixed":
+                row[f"c{j}"] = draw(st.one_of(_ODD, _INTS, st.booleans()))
+            elif kind == "int":
+                row[f"c{j}"] = draw(st.one_of(_INTS, st.none()) if i >= 2 else _INTS)
+            else:
+                row[f"c{j}"] = draw(st.one_of(st.booleans(), st.none()) if i >= 2 else st.booleans())
+        lines.append(json.dumps(row))
+    return lines
+
+
+def _outcome(path: Path, tokens: tuple[str, ...] | None, typed: bool) -> object:
+    with open_source(path, None) as src:
+        reader = _Tiny(src, null_values=tokens)
+        if not typed:
+            reader._typed = lambda first, guess: guess  # type: ignore[method-assign]
+        try:
+            plan = reader.plan()
+            frames = [df for _, df in reader.batches(3)]
+        except (InputError, pl.exceptions.PolarsError) as exc:
+            return type(exc).__name__, str(exc)
+        verdicts = {c: (v.kind, v.why, v.tokens, v.precision) for c, v in reader.verdicts.items()}
+    return list(plan.schema.items()), plan.rows, plan.null_counts, verdicts, pl.concat(frames).rows()
+
+
+def _differs(tmp: Path, lines: list[str], tokens: tuple[str, ...] | None) -> bool:
+    path = tmp / "a.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    return _outcome(path, tokens, typed=True) != _outcome(path, tokens, typed=False)
+
+
+_TOKENS = st.sampled_from([None, ("-999", "NA"), ("true",), ()])
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_file(), _TOKENS, st.sampled_from([16, 64, 1 << 20]))
+def test_the_typed_read_gives_what_the_text_read_gives(tmp_path: Path, lines: list[str],
+                                                       tokens: tuple[str, ...] | None, piece: int) -> None:
+    """Late floats, strings, lists, objects, out-of-range integers and null tokens, in pieces of a
+    few lines (the typed read gives up in the middle of the file) or one."""
+    original = ndjson.PIECE_BYTES
+    ndjson.PIECE_BYTES = piece
+    try:
+        assert not _differs(tmp_path, lines, tokens)
+    finally:
+        ndjson.PIECE_BYTES = original
+
+
+def test_a_file_of_integers_and_bools_is_read_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(The property above is not vacuous: the common file takes the typed read, parsed once.)"""
+    path = tmp_path / "a.ndjson"
+    path.write_text("".join(json.dumps({"i": i, "b": i % 2 == 0, "s": f"x{i}"}) + "\n" for i in range(50)))
+    reads: list[pl.Schema] = []
+    real = pl.read_ndjson
+
+    def spy(source: object, *args: object, schema: pl.Schema | None = None, **kw: object) -> pl.DataFrame:
+        reads.append(pl.Schema(schema or {}))
+        return real(source, *args, schema=schema, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ndjson.pl, "read_ndjson", spy)
+    with open_source(path, None) as src:
+        reader = NdjsonReader(src)
+        plan = reader.plan()
+    assert dict(plan.schema) == {"i": pl.Int64, "b": pl.Boolean, "s": pl.String}
+    whole = [s for s in reads if s.get("i") == pl.Int64]
+    assert whole and all(s["b"] == pl.Boolean for s in whole)
+    assert reader._frame is not None and reader._frame.schema["i"] == pl.Int64
+
+
+def test_negative_control_a_lenient_typed_read_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typed read that kept the first lines' types whatever follows (NULL where a value does not
+    fit, the way a non-strict cast does) loses values: the property above finds such a file."""
+    real = ndjson.NdjsonReader._read_text
+
+    def lenient(self: NdjsonReader, schema: pl.Schema, text: pl.Schema | None = None) -> pl.DataFrame:
+        if text is None:
+            return real(self, schema)
+        return real(self, text).with_columns(pl.col(c).cast(t, strict=False) for c, t in schema.items()
+                                             if t != text[c])
+
+    monkeypatch.setattr(ndjson.NdjsonReader, "_read_text", lenient)
+    found = find(st.tuples(_file(), _TOKENS), lambda case: _differs(tmp_path, *case),
+                 settings=settings(max_examples=2000, database=None, deadline=None))
+    assert found
