@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 import polars as pl
 
 DEFAULT_NULL_VALUES = ("", "NA", "N/A", "NULL", "null", "NaN", "\\N", "#N/A")
@@ -93,10 +94,15 @@ class FileFacts:
     empty_rows: int = 0  # rows in which every column is NULL (a blank line of a CSV reads as one)
 
 
-def typed_verdict(kind: str) -> Verdict:
+def typed_verdict(kind: str, candidate: str | None) -> Verdict | None:
     """The verdict of a column whose every value a strict typed read took as ``kind`` (NDJSON's
-    integers and bools): what the check of their texts finds."""
-    return Verdict(kind, _WHY[kind])
+    integers, bools, and floats that :func:`fifteen_digits` passed): what the check of their texts
+    finds, from the sample's ``candidate`` (None: that check would find another kind)."""
+    if candidate == kind:
+        return Verdict(kind, _WHY[kind])
+    if kind == "float" and candidate in ("int", None):  # (the sample's integers widen: whole_file's words)
+        return Verdict(kind, _WHY[kind] + f" (widened: the first rows suggested {candidate or 'no type'})")
+    return None
 
 
 def looks_like(kind: str, token: str) -> bool:
@@ -104,7 +110,36 @@ def looks_like(kind: str, token: str) -> bool:
     as a value what the inference makes NULL)."""
     if kind == "int":
         return re.fullmatch(r"-?[0-9]+", token) is not None
+    if kind == "float":
+        return re.fullmatch(r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?", token) is not None
     return token in _BOOLS
+
+
+def fifteen_digits(values: pl.Series) -> bool:
+    """Whether a column of JSON numbers read as Float64 is one the text check finds ``float``: some
+    value is not integral (else it may be ``int``), and each prints with at most FLOAT_DIGITS
+    significant digits (polars prints a double's shortest text) and is below 2^53 (an integer
+    beyond it was rounded by the read, whereas its text keeps every digit). The digits, exactly
+    and without printing: x has a decimal of <= 15 digits that reads back as x iff some integer
+    m < 10^15 and power 10^k (|k| <= 22: both exact, so one IEEE division or product is correctly
+    rounded, as strtod's fast path) give back x; m is x * 10^k rounded, for k around 14 - log10|x|
+    (an error of log10 costs a k either way: three tries). False also for |x| below 1e-8 (k > 22)
+    and for any x where a step overflows (the column is then read as text: never a wrong True)."""
+    x = values.drop_nulls().to_numpy()
+    a = np.abs(x)
+    if not len(x) or not (a < 2.0**53).all() or (x == np.floor(x)).all():
+        return False
+    x, a = x[a > 0], a[a > 0]  # (zero: no digits)
+    if not len(x):
+        return False
+    e = np.floor(np.log10(a)).astype(np.int64)
+    ok = np.zeros(len(x), dtype=bool)
+    for k in (14 - e - 1, 14 - e, 14 - e + 1):
+        scale = 10.0 ** np.minimum(np.abs(k), 22)  # exact for |k| <= 22
+        m = np.rint(np.where(k >= 0, x * scale, x / scale))
+        back = np.where(k >= 0, m / scale, m * scale)
+        ok |= (np.abs(k) <= 22) & (np.abs(m) < 1e15) & (back == x)
+    return bool(ok.all())
 
 
 def _value(name: str, tokens: tuple[str, ...]) -> pl.Expr:
