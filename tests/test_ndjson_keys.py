@@ -167,9 +167,9 @@ def test_null_members_count_beside_the_frame_values() -> None:
     assert proves_keys(KeyTokens(2, False, False, null_members=1), frame)
     assert not proves_keys(KeyTokens(2, False, False, escaped=True, null_members=1), frame)
     assert not proves_keys(None, frame)
-    assert not proves_keys(KeyTokens(1, False, False), pl.DataFrame({"a": [1.5, None]}))
-    # A strict typed read's integers and bools are members too (NdjsonReader._typed).
-    assert proves_keys(KeyTokens(2, False, False), pl.DataFrame({"a": [1, None], "b": [None, True]}))
+    assert not proves_keys(KeyTokens(1, False, False), pl.DataFrame({"a": [[1], None]}))
+    # A strict typed read's integers, bools and floats are members too (NdjsonReader._typed).
+    assert proves_keys(KeyTokens(3, False, False), pl.DataFrame({"a": [1, None], "b": [None, True], "c": [0.5, None]}))
 
 
 def test_the_count_alone_rules_out_what_cannot_be_proved() -> None:

@@ -110,10 +110,12 @@ def test_the_typed_read_gives_what_the_text_read_gives(tmp_path: Path, lines: li
         ndjson.PIECE_BYTES = original
 
 
-def test_a_file_of_integers_and_bools_is_read_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """(The property above is not vacuous: the common file takes the typed read, parsed once.)"""
+def test_a_file_of_integers_bools_and_floats_is_read_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """(The property above is not vacuous: the common file takes the typed read, parsed once, and
+    the byte count proves its keys: the slower line checks do not run.)"""
     path = tmp_path / "a.ndjson"
-    path.write_text("".join(json.dumps({"i": i, "b": i % 2 == 0, "s": f"x{i}"}) + "\n" for i in range(50)))
+    path.write_text("".join(json.dumps({"i": i, "b": i % 2 == 0, "s": f"x{i}", "f": i / 4}) + "\n" for i in range(50)))
+    monkeypatch.setattr(NdjsonReader, "_line_facts", lambda self, *exprs: pytest.fail("line checks ran"))
     reads: list[pl.Schema] = []
     real = pl.read_ndjson
 
@@ -125,9 +127,9 @@ def test_a_file_of_integers_and_bools_is_read_typed(tmp_path: Path, monkeypatch:
     with open_source(path, None) as src:
         reader = NdjsonReader(src)
         plan = reader.plan()
-    assert dict(plan.schema) == {"i": pl.Int64, "b": pl.Boolean, "s": pl.String}
+    assert dict(plan.schema) == {"i": pl.Int64, "b": pl.Boolean, "s": pl.String, "f": pl.Float64}
     whole = [s for s in reads if s.get("i") == pl.Int64]
-    assert whole and all(s["b"] == pl.Boolean for s in whole)
+    assert whole and all(s["b"] == pl.Boolean and s["f"] == pl.Float64 for s in whole)
     assert reader._frame is not None and reader._frame.schema["i"] == pl.Int64
 
 
