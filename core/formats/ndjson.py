@@ -286,15 +286,21 @@ class NdjsonReader(Reader):
         if frame is None:
             frame = self._read_text(self._text)
         self._check_frame(frame)
-        # Columns read as integers or bools (_typed) are those kinds; the others are text but for
-        # the integer columns, cast once for the check (whole_frame): the rest is typed batch by
-        # batch, beside the inserts (_raw_batches).
-        kinds = {pl.Int64: "int", pl.Boolean: "bool", pl.Float64: "float"}
-        typed = {c: verdict for c, t in frame.schema.items() if self._text.get(c) == pl.String and t in kinds
-                 and (verdict := typed_verdict(kinds[t], candidates.get(c))) is not None
-                 and (t != pl.Float64 or fifteen_digits(frame[c]))}
-        if any(t in kinds and c not in typed for c, t in frame.schema.items() if self._text.get(c) == pl.String):
-            # (rare: a float column the text check may find another kind, or text) read those as text
+        # Columns read as integers, bools or floats (_typed) are those kinds; the others are text
+        # but for the integer columns, cast once for the check (whole_frame): the rest is typed
+        # batch by batch, beside the inserts (_raw_batches).
+        typed: dict[str, Verdict] = {}
+        again = False
+        for c, t in frame.schema.items():
+            kind = _typed_kind(t) if self._text.get(c) == pl.String else None
+            if kind is None:
+                continue
+            verdict = typed_verdict(kind, candidates.get(c))
+            if verdict is not None and (kind != "float" or fifteen_digits(frame[c])):
+                typed[c] = verdict
+            else:  # (rare: a float column the text check finds another kind, or text)
+                again = True
+        if again:  # read those columns as text
             frame = self._read_text(pl.Schema({c: t if c in typed else self._text[c] for c, t in frame.schema.items()}),
                                     self._text)
             self._check_frame(frame)
@@ -348,6 +354,11 @@ class NdjsonReader(Reader):
         except (OSError, EOFError) as exc:
             return self._input_error(exc)
         return None
+
+
+def _typed_kind(dtype: pl.DataType) -> str | None:
+    """The inference kind of a column a strict typed read gave (NdjsonReader._typed)."""
+    return "int" if dtype == pl.Int64 else "bool" if dtype == pl.Boolean else "float" if dtype == pl.Float64 else None
 
 
 def _keys(lines: Iterable[bytes]) -> list[str]:
