@@ -73,9 +73,11 @@ def _file(draw: st.DrawFn) -> list[str]:
     return lines
 
 
-def _outcome(path: Path, tokens: tuple[str, ...] | None, typed: bool) -> object:
+def _outcome(path: Path, tokens: tuple[str, ...] | None, typed: bool, in_memory: bool = True) -> object:
     with open_source(path, None) as src:
         reader = _Tiny(src, null_values=tokens)
+        if not in_memory:
+            reader.IN_MEMORY_BYTES = 0
         if not typed:
             reader._typed = lambda first, guess: guess  # type: ignore[method-assign]
         try:
@@ -87,25 +89,27 @@ def _outcome(path: Path, tokens: tuple[str, ...] | None, typed: bool) -> object:
     return list(plan.schema.items()), plan.rows, plan.null_counts, verdicts, pl.concat(frames).rows()
 
 
-def _differs(tmp: Path, lines: list[str], tokens: tuple[str, ...] | None) -> bool:
+def _differs(tmp: Path, lines: list[str], tokens: tuple[str, ...] | None, streamed: bool = False) -> bool:
+    """The typed read (in memory, or streamed: the batches' typed read) against the text read."""
     path = tmp / "a.ndjson"
     path.write_text("\n".join(lines) + "\n")
-    return _outcome(path, tokens, typed=True) != _outcome(path, tokens, typed=False)
+    return _outcome(path, tokens, typed=True, in_memory=not streamed) != _outcome(path, tokens, typed=False)
 
 
 _TOKENS = st.sampled_from([None, ("-999", "NA"), ("true",), ()])
 
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(_file(), _TOKENS, st.sampled_from([16, 64, 1 << 20]))
+@given(_file(), _TOKENS, st.sampled_from([16, 64, 1 << 20]), st.booleans())
 def test_the_typed_read_gives_what_the_text_read_gives(tmp_path: Path, lines: list[str],
-                                                       tokens: tuple[str, ...] | None, piece: int) -> None:
+                                                       tokens: tuple[str, ...] | None, piece: int,
+                                                       streamed: bool) -> None:
     """Late floats, strings, lists, objects, out-of-range integers and null tokens, in pieces of a
-    few lines (the typed read gives up in the middle of the file) or one."""
+    few lines (the typed read gives up in the middle of the file) or one; in memory or streamed."""
     original = ndjson.PIECE_BYTES
     ndjson.PIECE_BYTES = piece
     try:
-        assert not _differs(tmp_path, lines, tokens)
+        assert not _differs(tmp_path, lines, tokens, streamed)
     finally:
         ndjson.PIECE_BYTES = original
 
@@ -168,3 +172,22 @@ def test_fifteen_digits_is_the_text_check(x: float) -> None:
     assert not got or want, x
     if x == 0 or abs(x) >= 1e-8:
         assert got == want, x
+
+
+def test_negative_control_a_lenient_streamed_read_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The streamed batches' typed read, made lenient (NULL where a value does not fit its
+    verdict's type): the property above finds such a file."""
+    real = pl.read_ndjson
+
+    def lenient(source: object, *args: object, schema: pl.Schema | None = None, **kw: object) -> pl.DataFrame:
+        if schema is None or all(t == pl.String or isinstance(t, pl.List) for t in schema.values()):
+            return real(source, *args, schema=schema, **kw)  # type: ignore[arg-type]
+        text = {c: pl.String if t in (pl.Int64, pl.Float64, pl.Boolean) else t for c, t in schema.items()}
+        return real(source, *args, schema=text, **kw).with_columns(  # type: ignore[arg-type]
+            pl.col(c).cast(t, strict=False) for c, t in schema.items() if t != text[c])
+
+    monkeypatch.setattr(ndjson.pl, "read_ndjson", lenient)
+    monkeypatch.setattr(NdjsonReader, "_typed", lambda self, first, guess: guess)  # (the plan reads text)
+    found = find(st.tuples(_file(), _TOKENS), lambda case: _differs(tmp_path, *case, streamed=True),
+                 settings=settings(max_examples=2000, database=None, deadline=None))
+    assert found
