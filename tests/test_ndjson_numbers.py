@@ -135,23 +135,28 @@ def test_the_common_file_takes_no_raw_read(tmp_path: Path, monkeypatch: pytest.M
     _loaded(path)
 
 
-def test_only_the_pieces_holding_such_a_value_are_scanned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A number late in a long text column: one piece of the file takes the raw read, not all."""
+def test_only_the_lines_holding_such_a_value_are_scanned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A number here and there in a long text column: the structural scan sees those lines only,
+    not every piece (nor the whole piece they are in)."""
     lines = [json.dumps({"id": i, "s": f"x{i}"}) for i in range(2000)]
-    lines[1500] = '{"id":1500,"s":1.50}'
+    for i in (3, 1500, 1999):
+        lines[i] = f'{{"id":{i},"s":1.50}}'
+    lines.insert(1600, "  ")  # (a blank line: no row)
     path = tmp_path / "a.ndjson"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines))  # (no final newline)
     monkeypatch.setattr(ndjson, "PIECE_BYTES", 4096)
-    scanned = []
+    scanned: list[bytes] = []
+    real = ndjson_raw.raw_values
 
     def counted(data: bytes, keys: list[str]) -> object:
-        scanned.append(len(data))
-        return ndjson_raw.raw_values(data, keys)
+        scanned.append(bytes(data))
+        return real(data, keys)
 
-    monkeypatch.setattr(ndjson, "raw_values", counted)
+    monkeypatch.setattr(ndjson_raw, "raw_values", counted)
     _, rows = _loaded(path)
-    assert rows[1500]["s"] == "1.50" and rows[1499]["s"] == "x1499" and rows[1501]["s"] == "x1501"
-    assert len(scanned) == 1 and path.stat().st_size > 10 * 4096
+    assert [r["s"] for r in rows[1498:1502]] == ["x1498", "x1499", "1.50", "x1501"]
+    assert rows[3]["s"] == rows[1999]["s"] == "1.50" and len(rows) == 2000
+    assert sorted(scanned) == sorted(f'{{"id":{i},"s":1.50}}\n'.encode() for i in (3, 1500, 1999))
 
 
 _KEYS = st.sampled_from(["a", "b", "c"])
@@ -189,21 +194,23 @@ def _object(draw: st.DrawFn) -> str:
 _FILES = st.lists(_object(), min_size=1, max_size=8).map(lambda lines: ['{"a":"s","b":"s","c":"s"}', *lines])
 
 
-def _differs(tmp: Path, lines: list[str], in_memory: bool = True) -> list[str]:
+def _differs(tmp: Path, lines: list[str], in_memory: bool = True, end: str = "\n") -> list[str]:
     path = tmp / "a.ndjson"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + end)
     return _check(path, lines, in_memory)
 
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(_FILES, st.sampled_from([7, 64, 1 << 20]), st.booleans())
-def test_text_columns_hold_what_the_file_writes(tmp_path: Path, lines: list[str], piece: int, in_memory: bool) -> None:
+@given(_FILES, st.sampled_from([7, 64, 1 << 20]), st.booleans(), st.sampled_from(["\n", "", "\r\n\n"]))
+def test_text_columns_hold_what_the_file_writes(tmp_path: Path, lines: list[str], piece: int, in_memory: bool,
+                                                end: str) -> None:
     """Any mix of numbers, strings with escapes, nested values, spacing, escaped and repeated keys,
-    read in pieces of a few bytes (lines cut at every place) or whole, in memory or streamed."""
+    read in pieces of a few bytes (lines cut at every place) or whole, in memory or streamed, with
+    or without a final newline."""
     original = ndjson.PIECE_BYTES
     ndjson.PIECE_BYTES = piece
     try:
-        assert _differs(tmp_path, lines, in_memory) == []
+        assert _differs(tmp_path, lines, in_memory, end) == []
     finally:
         ndjson.PIECE_BYTES = original
 

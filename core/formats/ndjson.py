@@ -28,7 +28,7 @@ from chute.core.formats.infer import (
     whole_frame,
 )
 from chute.core.formats.ndjson_keys import count_key_tokens, may_prove, proves_keys
-from chute.core.formats.ndjson_raw import Found, may_hold_raw, merge, patch, raw_values
+from chute.core.formats.ndjson_raw import Found, may_hold_raw, merge, patch, raw_values, raw_values_of
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 PIECE_BYTES = 8 << 20  # parsed at a time by the in-memory read (_read_text)
@@ -266,7 +266,11 @@ class NdjsonReader(Reader):
             if wanted is not None and index not in wanted:
                 offset += self._piece_rows[index]
                 continue
-            values, height = raw_values(piece, columns)
+            if wanted is not None:  # (the rows of this piece that hold such a value)
+                here = rows[(rows >= offset) & (rows < offset + self._piece_rows[index])] - offset
+                values, height = raw_values_of(piece, columns, here)
+            else:
+                values, height = raw_values(piece, columns)
             found.append((offset, values))
             offset += height
         if offset != frame.height:  # (never seen: polars parsed these bytes as one object a line)

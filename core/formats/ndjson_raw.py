@@ -114,6 +114,45 @@ def raw_values(data: bytes | bytearray | memoryview, keys: Sequence[str]) -> tup
     return out, len(starts)
 
 
+def raw_values_of(data: bytes, keys: Sequence[str], rows: np.ndarray) -> tuple[Found, int]:
+    """:func:`raw_values` of only the objects ``rows`` (sorted, 0 the first object of ``data``):
+    their lines are copied out first, so a column holding a number here and there costs its lines,
+    not the whole piece's structural index. Also how many objects ``data`` holds (its lines that
+    are not blank: polars reads one object a line and skips blank ones)."""
+    b = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(b == ord("\n"))
+    if not len(ends) or ends[-1] != len(b) - 1:
+        ends = np.append(ends, len(b))  # (a last line without a newline)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    first = _skip_within(b, starts, ends)
+    lines = np.flatnonzero(first < ends)  # not blank
+    if len(rows) * 4 > len(lines):  # most of the piece: one pass over all of it
+        return raw_values(data, keys)
+    picked = lines[rows]
+    lengths = ends[picked] - starts[picked] + 1
+    offsets = np.zeros(len(picked) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    gather = np.repeat(starts[picked] - offsets[:-1], lengths) + np.arange(offsets[-1])
+    inside = gather < len(b)
+    text = np.full(offsets[-1], ord("\n"), dtype=np.uint8)  # (the last line's missing newline)
+    text[inside] = b[gather[inside]]
+    found, height = raw_values(text.tobytes(), keys)
+    if height != len(rows):  # (never seen: polars parsed these bytes as one object a line)
+        raise ValueError(f"{height} objects in {len(rows)} lines")
+    return {key: (rows[at], texts) for key, (at, texts) in found.items()}, len(lines)
+
+
+def _skip_within(b: np.ndarray, pos: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """``pos`` moved past JSON whitespace, not beyond ``stop`` (per line: its first other byte)."""
+    pos = pos.copy()
+    while True:
+        ws = pos < stop
+        ws[ws] = _WHITESPACE[b[pos[ws]]]
+        if not ws.any():
+            return pos
+        pos[ws] += 1
+
+
 def merge(parts: Sequence[tuple[int, Found]]) -> Found:
     """Pieces' findings (each with its first row) as one."""
     out: Found = {}
