@@ -131,7 +131,8 @@ def test_the_common_file_takes_no_raw_read(tmp_path: Path, monkeypatch: pytest.M
     """Text columns of plain strings (nothing that starts like a number, object or array): no raw read."""
     path = tmp_path / "a.ndjson"
     path.write_text("".join(json.dumps({"id": i, "s": f"x{i}", "f": i / 4}) + "\n" for i in range(100)))
-    monkeypatch.setattr(ndjson, "raw_values", lambda *a: pytest.fail("raw read"))
+    monkeypatch.setattr(ndjson_raw, "raw_values", lambda *a: pytest.fail("raw read"))
+    monkeypatch.setattr(ndjson, "raw_values_of", lambda *a: pytest.fail("raw read"))
     _loaded(path)
 
 
@@ -233,7 +234,7 @@ def test_negative_control_a_scan_blind_to_escaped_quotes_is_caught(tmp_path: Pat
 
 def test_negative_control_polars_printing_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the raw read (the code before), the check sees polars' printing."""
-    monkeypatch.setattr(NdjsonReader, "_as_written", lambda self, frame, verdicts, pieces=None: frame)
+    monkeypatch.setattr(NdjsonReader, "_as_written", lambda self, frame, verdicts, piece=None: frame)
     path = tmp_path / "a.ndjson"
     lines = ['{"a":"s"}', '{"a":0.12345678901234567}', '{"a":1.50}']
     path.write_text("\n".join(lines) + "\n")

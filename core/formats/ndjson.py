@@ -28,7 +28,7 @@ from chute.core.formats.infer import (
     whole_frame,
 )
 from chute.core.formats.ndjson_keys import count_key_tokens, may_prove, proves_keys
-from chute.core.formats.ndjson_raw import Found, may_hold_raw, merge, patch, raw_values, raw_values_of
+from chute.core.formats.ndjson_raw import Found, may_hold_raw, merge, patch, raw_values_of
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 PIECE_BYTES = 8 << 20  # parsed at a time by the in-memory read (_read_text)
@@ -249,33 +249,40 @@ class NdjsonReader(Reader):
                 yield carry
 
     def _as_written(self, frame: pl.DataFrame, verdicts: dict[str, Verdict],
-                    pieces: Iterator[bytes] | None = None) -> pl.DataFrame:
-        """``frame`` (the file's text frame) with the text columns' numbers, objects and arrays as
-        the file writes them (core/formats/ndjson_raw.py), not as polars prints them. Only the
-        columns that may hold one take the raw read: the common file pays a comparison per value."""
+                    piece: bytes | None = None) -> pl.DataFrame:
+        """``frame`` (the file's text frame, or ``piece``'s) with the text columns' numbers, objects
+        and arrays as the file writes them (core/formats/ndjson_raw.py), not as polars prints them.
+        Only the columns that may hold one take the raw read, and only the lines that may: the
+        common file pays a comparison per value."""
         text = [c for c, v in verdicts.items() if v.kind == "text"]
         columns, rows = may_hold_raw(frame, text)
         if not columns:
             return frame
-        wanted = None
-        if pieces is None and sum(self._piece_rows) == frame.height:  # only the pieces holding those rows
-            wanted = set(np.searchsorted(np.cumsum(self._piece_rows), rows, side="right").tolist())
-        found: list[tuple[int, Found]] = []
-        offset = 0
-        for index, piece in enumerate(self._pieces(wanted) if pieces is None else pieces):
-            if wanted is not None and index not in wanted:
-                offset += self._piece_rows[index]
-                continue
-            if wanted is not None:  # (the rows of this piece that hold such a value)
-                here = rows[(rows >= offset) & (rows < offset + self._piece_rows[index])] - offset
-                values, height = raw_values_of(piece, columns, here)
-            else:
-                values, height = raw_values(piece, columns)
-            found.append((offset, values))
-            offset += height
+        if piece is not None:
+            values, height = raw_values_of(piece, columns, rows)
+            found, offset = [(0, values)], height
+        elif sum(self._piece_rows) != frame.height:  # (the frame is _read_text's: never seen)
+            raise RuntimeError(f"{frame.height} rows read in pieces of {sum(self._piece_rows)}")
+        else:
+            found, offset = self._raw_of_pieces(columns, rows)
         if offset != frame.height:  # (never seen: polars parsed these bytes as one object a line)
             raise InputError(f"the file holds {offset} objects where the parser read {frame.height} rows")
         return patch(frame, merge(found))
+
+    def _raw_of_pieces(self, columns: list[str], rows: np.ndarray) -> tuple[list[tuple[int, Found]], int]:
+        """raw_values_of ``rows`` in the pieces _read_text parsed (each with its first row), and the
+        objects counted."""
+        found: list[tuple[int, Found]] = []
+        wanted = set(np.searchsorted(np.cumsum(self._piece_rows), rows, side="right").tolist())
+        offset = 0
+        for index, piece in enumerate(self._pieces(wanted)):
+            height = self._piece_rows[index]
+            if index in wanted:
+                here = rows[(rows >= offset) & (rows < offset + height)] - offset
+                values, height = raw_values_of(piece, columns, here)
+                found.append((offset, values))
+            offset += height
+        return found, offset
 
     def _infer(self, sample: pl.DataFrame, early: Future[pl.DataFrame] | None) -> FileFacts:
         """``early``: the whole file read with the right schema already (or failing: read again,
@@ -341,7 +348,7 @@ class NdjsonReader(Reader):
                     df = pl.read_ndjson(piece, schema=typed)
             if df is None:
                 df = pl.read_ndjson(piece, schema=self._text)
-            yield to_wire(self._as_written(df, self.verdicts, iter([piece])), self.verdicts, self.null_values)
+            yield to_wire(self._as_written(df, self.verdicts, piece), self.verdicts, self.null_values)
 
     def _raw_batches(self, batch_rows: int) -> Iterator[pl.DataFrame]:
         batches = super()._raw_batches(batch_rows)
