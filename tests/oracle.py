@@ -154,8 +154,8 @@ def matches(source: object, loaded: str | None, ch_type: str, fmt: str = "csv") 
     if text is None:
         return loaded is None or (loaded == "" and base == "String")
     if base == "String" and fmt == "ndjson" and isinstance(source, int | float) and not isinstance(source, bool):
-        # A JSON number in a text column keeps its value; its text is printed shortest (0.0 -> 0).
-        return loaded is not None and float(loaded) == float(source)
+        # A JSON number in a text column: the text the file writes (encode() writes infinities as text).
+        return loaded == (as_text(source) if isinstance(source, float) and math.isinf(source) else json.dumps(source))
     if base == "String":
         return loaded == text or (text == "" and loaded is None)
     if text in DEFAULT_NULL_VALUES:  # a token in a typed column is NULL

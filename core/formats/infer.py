@@ -22,9 +22,11 @@ quarantine).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
 import polars as pl
 
 DEFAULT_NULL_VALUES = ("", "NA", "N/A", "NULL", "null", "NaN", "\\N", "#N/A")
@@ -50,6 +52,7 @@ _BOOLS = ("true", "false", "True", "False", "TRUE", "FALSE")
 # column. (A float's fast test is a pattern: its cast stays with to_wire, beside the inserts.)
 _CAST_FIRST = ("int",)
 FLOAT_DIGITS = 15  # a decimal with at most 15 significant digits survives a trip through a double
+_POW10 = 10.0 ** np.arange(23)  # the powers of ten a double holds exactly
 
 _WHY = {"int": "every value is an integer", "float": "every value is a decimal number (<= 15 digits)",
         "bool": "every value is true or false", "date": "every value is an ISO date (YYYY-MM-DD)",
@@ -90,6 +93,61 @@ class FileFacts:
     rows: int
     nulls: dict[str, int]  # per column, as the typed columns will have them (null tokens included)
     empty_rows: int = 0  # rows in which every column is NULL (a blank line of a CSV reads as one)
+
+
+def typed_verdict(kind: str, candidate: str | None) -> Verdict | None:
+    """The verdict of a column whose every value a strict typed read took as ``kind`` (NDJSON's
+    integers, bools, and floats that :func:`fifteen_digits` passed): what the check of their texts
+    finds, from the sample's ``candidate`` (None: that check would find another kind)."""
+    if candidate == kind:
+        return Verdict(kind, _WHY[kind])
+    if kind == "float" and candidate in ("int", None):  # (the sample's integers widen: whole_file's words)
+        return Verdict(kind, _WHY[kind] + f" (widened: the first rows suggested {candidate or 'no type'})")
+    return None
+
+
+def looks_like(kind: str, token: str) -> bool:
+    """Whether a null token is a text a value of ``kind`` prints as (then a typed read would keep
+    as a value what the inference makes NULL)."""
+    if kind == "int":
+        return re.fullmatch(r"-?[0-9]+", token) is not None
+    if kind == "float":
+        return re.fullmatch(r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?", token) is not None
+    return token in _BOOLS
+
+
+def fifteen_digits(values: pl.Series) -> bool:
+    """Whether a column of JSON numbers read as Float64 is one the text check finds ``float``: some
+    value is not integral (else it may be ``int``), and each prints with at most FLOAT_DIGITS
+    significant digits (polars prints a double's shortest text) and is below 2^53 (an integer
+    beyond it was rounded by the read, whereas its text keeps every digit). The digits, exactly
+    and without printing: x has a decimal of <= 15 digits that reads back as x iff some integer
+    m < 10^15 and power 10^k (|k| <= 22: both exact, so one IEEE division or product is correctly
+    rounded, as strtod's fast path) give back x; m is x * 10^k rounded, for k around 14 - log10|x|
+    (an error of log10 costs a k either way: three tries). False also for |x| below 1e-8 (k > 22)
+    and for any x where a step overflows (the column is then read as text: never a wrong True)."""
+    x = values.drop_nulls().to_numpy()
+    a = np.abs(x)
+    if not len(x) or not (a < 2.0**53).all() or (x == np.floor(x)).all():
+        return False
+    x, a = x[a > 0], a[a > 0]  # (zero: no digits)
+    k = 14 - np.floor(np.log10(a)).astype(np.int64)
+    # Most values: k in 0..22, one try (a table of exact powers: np.power costs 5x more).
+    first = np.clip(k, 0, 22)
+    scale = _POW10[first]
+    m = np.rint(x * scale)
+    ok = (first == k) & (np.abs(m) < 1e15) & (m / scale == x)
+    rest = np.flatnonzero(~ok)
+    for step in (0, -1, 1):  # the others: both signs of k, and log10's error either way
+        if not len(rest):
+            return True
+        kk = k[rest] + step
+        scale = _POW10[np.minimum(np.abs(kk), 22)]
+        up = kk >= 0
+        m = np.rint(np.where(up, x[rest] * scale, x[rest] / scale))
+        back = np.where(up, m / scale, m * scale)
+        rest = rest[~((np.abs(kk) <= 22) & (np.abs(m) < 1e15) & (back == x[rest]))]
+    return not len(rest)
 
 
 def _value(name: str, tokens: tuple[str, ...]) -> pl.Expr:

@@ -7,15 +7,28 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+import numpy as np
 import polars as pl
 
 from chute.core.errors import InputError
 from chute.core.formats import register
-from chute.core.formats.infer import DEFAULT_NULL_VALUES, FileFacts, sample_kinds, to_wire, whole_file, whole_frame
+from chute.core.formats.infer import (
+    DEFAULT_NULL_VALUES,
+    FileFacts,
+    Verdict,
+    fifteen_digits,
+    looks_like,
+    sample_kinds,
+    to_wire,
+    typed_verdict,
+    whole_file,
+    whole_frame,
+)
 from chute.core.formats.ndjson_keys import count_key_tokens, may_prove, proves_keys
+from chute.core.formats.ndjson_raw import Found, may_hold_raw, merge, patch, raw_values_of
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 PIECE_BYTES = 8 << 20  # parsed at a time by the in-memory read (_read_text)
@@ -27,6 +40,7 @@ class NdjsonReader(Reader):
         self.null_values = DEFAULT_NULL_VALUES if null_values is None else tuple(null_values)
         self._text = pl.Schema()
         self._escaped_head = False  # the first MiB holds an escaped quote (_only_keys)
+        self._piece_rows: list[int] = []  # rows of each piece _read_text parsed
 
     def plan(self) -> Plan:
         head = self._head()
@@ -37,7 +51,8 @@ class NdjsonReader(Reader):
         # when the scan finds no other key or shape (the exit waits for the read, on any path).
         with ThreadPoolExecutor(1, thread_name_prefix="chute-ndjson") as pool:
             guess = _text_of(first.schema)
-            early = pool.submit(self._read_text, guess) if self._in_memory() else None
+            typed = self._typed(first.schema, guess)
+            early = pool.submit(self._read_text, typed, guess) if self._in_memory() else None
             self._text = self._text_schema(first, early)
             if early is not None and not _same(guess, self._text):
                 wait([early])  # read with other keys: let that frame go before the real read
@@ -153,16 +168,56 @@ class NdjsonReader(Reader):
         except (pl.exceptions.PolarsError, OSError, EOFError):
             return None
 
-    def _read_text(self, schema: pl.Schema) -> pl.DataFrame:
+    def _typed(self, first: pl.Schema, guess: pl.Schema) -> pl.Schema:
+        """``guess`` with the first lines' integer, bool and float columns as polars types them: its
+        strict read of an ``Int64`` takes JSON integers within Int64 only, of a ``Boolean`` true and
+        false only, which are the texts the lossless inference would find to be exactly these kinds;
+        of a ``Float64`` JSON numbers only, checked after the read (infer.fifteen_digits). Issue 12:
+        parsing a number into text prints it, and the inference parses it again (1M rows: the
+        plan's CPU 1.12 -> 0.90 s). Not where a null token reads as such a value (a route's
+        "-999": its rows are NULL)."""
+        ok = [dtype for kind, dtype in (("int", pl.Int64), ("bool", pl.Boolean), ("float", pl.Float64))
+              if not any(looks_like(kind, t) for t in self.null_values)]
+        return pl.Schema({c: (first[c] if t == pl.String and any(first[c] == d for d in ok) else t)
+                          for c, t in guess.items()})
+
+    def _read_text(self, schema: pl.Schema, text: pl.Schema | None = None) -> pl.DataFrame:
         """The whole file (held in memory) as one frame, parsed a piece of whole lines at a time:
         polars maps a file it reads by path, and the mapped pages count in the process's RSS
         beside the frame being built (issue 12, 1M rows: the whole process's peak RSS 616 -> 540 MB,
         median of 5, CPU unchanged; 8 MiB pieces: 32 MiB ones cost 0.08 s more CPU, glibc maps
-        each afresh)."""
+        each afresh). Keeps each piece's rows (_as_written reads only the pieces it needs).
+
+        ``text``: the text schema of ``schema``'s typed columns (_typed). A piece that holds a value
+        they do not take is read, as are the pieces after it, with ``text``, and the pieces before are
+        cast to it: an integer's or a bool's text is the one polars prints in a text column (a
+        float's is not: with a float column, the whole file is read again as text)."""
         parts = []
+        for piece in self._pieces():
+            if text is not None and not _same(schema, text):
+                try:
+                    parts.append(pl.read_ndjson(piece, schema=schema))
+                    continue
+                except pl.exceptions.PolarsError:  # (invalid JSON too: the text read says why)
+                    if any(t == pl.Float64 for t in schema.values()):  # (polars casts a float to other text)
+                        return self._read_text(text)
+                    parts = [part.cast(dict(text)) for part in parts]  # type: ignore[arg-type]
+                    schema = text
+            parts.append(pl.read_ndjson(piece, schema=schema))
+        self._piece_rows = [part.height for part in parts]
+        if not parts:
+            return pl.read_ndjson(b"", schema=schema)
+        return pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+
+    def _pieces(self, wanted: Container[int] | None = None) -> Iterator[bytes]:
+        """The file held in memory (plain, or inflated), PIECE_BYTES of whole lines at a time
+        (``wanted``: only these pieces, by index; the others come as b"")."""
+        if self.src.compression is not None and self.src.inflated is None:  # (not inflated by the limits check)
+            yield from self._streamed_pieces()
+            return
         fd = os.open(self.src.readable, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            size, offset, want = os.fstat(fd).st_size, 0, PIECE_BYTES
+            size, offset, want, index = os.fstat(fd).st_size, 0, PIECE_BYTES, 0
             while offset < size:
                 piece = os.pread(fd, want, offset)
                 if not piece:
@@ -173,14 +228,61 @@ class NdjsonReader(Reader):
                         want *= 2
                         continue
                     piece = piece[:cut]
-                parts.append(pl.read_ndjson(piece, schema=schema))
                 offset += len(piece)
-                want = PIECE_BYTES
+                yield piece if wanted is None or index in wanted else b""
+                want, index = PIECE_BYTES, index + 1
         finally:
             os.close(fd)
-        if not parts:
-            return pl.read_ndjson(b"", schema=schema)
-        return pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+
+    def _streamed_pieces(self) -> Iterator[bytes]:
+        """The file (decompressed), PIECE_BYTES of whole lines at a time, from a stream."""
+        with open_binary(self.src) as raw:
+            carry = b""
+            while chunk := raw.read(PIECE_BYTES):
+                cut = chunk.rfind(b"\n") + 1
+                if not cut:  # a line longer than the piece
+                    carry += chunk
+                    continue
+                yield carry + chunk[:cut]
+                carry = chunk[cut:]
+            if carry:
+                yield carry
+
+    def _as_written(self, frame: pl.DataFrame, verdicts: dict[str, Verdict],
+                    piece: bytes | None = None) -> pl.DataFrame:
+        """``frame`` (the file's text frame, or ``piece``'s) with the text columns' numbers, objects
+        and arrays as the file writes them (core/formats/ndjson_raw.py), not as polars prints them.
+        Only the columns that may hold one take the raw read, and only the lines that may: the
+        common file pays a comparison per value."""
+        text = [c for c, v in verdicts.items() if v.kind == "text"]
+        columns, rows = may_hold_raw(frame, text)
+        if not columns:
+            return frame
+        if piece is not None:
+            values, height = raw_values_of(piece, columns, rows)
+            found, offset = [(0, values)], height
+        elif sum(self._piece_rows) != frame.height:  # (the frame is _read_text's: never seen)
+            raise RuntimeError(f"{frame.height} rows read in pieces of {sum(self._piece_rows)}")
+        else:
+            found, offset = self._raw_of_pieces(columns, rows)
+        if offset != frame.height:  # (never seen: polars parsed these bytes as one object a line)
+            raise InputError(f"the file holds {offset} objects where the parser read {frame.height} rows")
+        return patch(frame, merge(found))
+
+    def _raw_of_pieces(self, columns: list[str], rows: np.ndarray) -> tuple[list[tuple[int, Found]], int]:
+        """raw_values_of ``rows`` in the pieces _read_text parsed (each with its first row), and the
+        objects counted."""
+        found: list[tuple[int, Found]] = []
+        wanted = set(np.searchsorted(np.cumsum(self._piece_rows), rows, side="right").tolist())
+        offset = 0
+        for index, piece in enumerate(self._pieces(wanted)):
+            height = self._piece_rows[index]
+            if index in wanted:
+                here = rows[(rows >= offset) & (rows < offset + height)] - offset
+                values, height = raw_values_of(piece, columns, here)
+                found.append((offset, values))
+            offset += height
+        return found, offset
 
     def _infer(self, sample: pl.DataFrame, early: Future[pl.DataFrame] | None) -> FileFacts:
         """``early``: the whole file read with the right schema already (or failing: read again,
@@ -195,9 +297,30 @@ class NdjsonReader(Reader):
         if frame is None:
             frame = self._read_text(self._text)
         self._check_frame(frame)
-        # Text but for the integer columns, cast once for the check (whole_frame): the rest is
-        # typed batch by batch, beside the inserts (_raw_batches).
-        facts, self._frame = whole_frame(frame, candidates, self.null_values)
+        # Columns read as integers, bools or floats (_typed) are those kinds; the others are text
+        # but for the integer columns, cast once for the check (whole_frame): the rest is typed
+        # batch by batch, beside the inserts (_raw_batches).
+        typed: dict[str, Verdict] = {}
+        again = False
+        for c, t in frame.schema.items():
+            kind = _typed_kind(t) if self._text.get(c) == pl.String else None
+            if kind is None:
+                continue
+            verdict = typed_verdict(kind, candidates.get(c))
+            if verdict is not None and (kind != "float" or fifteen_digits(frame[c])):
+                typed[c] = verdict
+            else:  # (rare: a float column the text check finds another kind, or text)
+                again = True
+        if again:  # read those columns as text
+            frame = self._read_text(pl.Schema({c: t if c in typed else self._text[c] for c, t in frame.schema.items()}),
+                                    self._text)
+            self._check_frame(frame)
+        facts, self._frame = whole_frame(frame, {c: k for c, k in candidates.items() if c not in typed},
+                                         self.null_values)
+        if typed:
+            facts.nulls.update(frame.select(pl.col(c).null_count() for c in typed).row(0, named=True))
+            facts.verdicts.update(typed)
+        self._frame = self._as_written(self._frame, facts.verdicts)
         return facts
 
     def _list_nulls(self) -> dict[str, int]:
@@ -212,8 +335,25 @@ class NdjsonReader(Reader):
         return pl.scan_ndjson(self.src.readable, schema=self._text)
 
     def _stream(self, batch_rows: int) -> Iterator[pl.DataFrame]:
-        for df in self._scan().collect_batches(chunk_size=batch_rows):
-            yield to_wire(df, self.verdicts, self.null_values)
+        """The file a piece at a time (each piece's text columns as written: _as_written). The
+        integer, bool and float columns without null tokens are read as their type, strictly (a
+        value the text check passed parses to the double or integer its cast gives); a piece where
+        that fails is read as text and cast (to_wire), as before."""
+        typed = self._typed_wire(self.verdicts)
+        for piece in self._streamed_pieces():
+            df = None
+            if not _same(typed, self._text):
+                with contextlib.suppress(pl.exceptions.PolarsError):  # (the text read says why, if it is the data)
+                    df = pl.read_ndjson(piece, schema=typed)
+            if df is None:
+                df = pl.read_ndjson(piece, schema=self._text)
+            yield to_wire(self._as_written(df, self.verdicts, piece), self.verdicts, self.null_values)
+
+    def _typed_wire(self, verdicts: dict[str, Verdict]) -> pl.Schema:
+        """The text schema with the integer, bool and float columns as their wire type, but those
+        with null tokens (a token that is a number, "-999", must become NULL, not a value)."""
+        return pl.Schema({c: (v.wire if (v := verdicts.get(c)) is not None and not v.tokens
+                              and v.kind in ("int", "bool", "float") else t) for c, t in self._text.items()})
 
     def _raw_batches(self, batch_rows: int) -> Iterator[pl.DataFrame]:
         batches = super()._raw_batches(batch_rows)
@@ -240,6 +380,11 @@ class NdjsonReader(Reader):
         except (OSError, EOFError) as exc:
             return self._input_error(exc)
         return None
+
+
+def _typed_kind(dtype: pl.DataType) -> str | None:
+    """The inference kind of a column a strict typed read gave (NdjsonReader._typed)."""
+    return "int" if dtype == pl.Int64 else "bool" if dtype == pl.Boolean else "float" if dtype == pl.Float64 else None
 
 
 def _keys(lines: Iterable[bytes]) -> list[str]:

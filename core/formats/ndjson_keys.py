@@ -139,11 +139,12 @@ def may_prove(tokens: KeyTokens | None, width: int) -> bool:
 
 
 def proves_keys(tokens: KeyTokens | None, frame: pl.DataFrame) -> bool:
-    """Whether ``frame`` (the whole file read with the first lines' keys, every column text)
-    holds every member of the file: see the module's docstring."""
+    """Whether ``frame`` (the whole file read with the first lines' keys, every column text, or
+    an integer, bool or float that polars' strict read took) holds every member of the file: see
+    the module's docstring."""
     if tokens is None or tokens.spaced or tokens.bracket:
         return False
-    if any(dtype != pl.String for dtype in frame.schema.values()):
-        return False
+    if any(dtype not in (pl.String, pl.Int64, pl.Boolean, pl.Float64) for dtype in frame.schema.values()):
+        return False  # (a strict typed read's values are members too: NdjsonReader._typed)
     values = frame.height * frame.width - sum(frame.null_count().row(0))
     return tokens.colons == values + (0 if tokens.escaped else tokens.null_members)
