@@ -29,7 +29,7 @@ from chute.core.formats.infer import (
     whole_frame,
 )
 from chute.core.formats.infer_pieces import LAST_NULL, PieceInference
-from chute.core.formats.pieces import PieceFeed, text_chunks
+from chute.core.formats.pieces import PieceFeed, ahead, text_chunks
 from chute.core.formats.spill import Spill
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
@@ -63,6 +63,7 @@ class CsvReader(Reader):
         self._blank: pl.Series | None = None  # record numbers that are blank lines (skipped)
         self._parsing: Future[pl.DataFrame] | None = None  # the whole file's text parse, under way
         self._feed: PieceFeed[_Parsed] | None = None  # or its parse in pieces (core/formats/pieces.py), under way
+        self._guarded = False  # the pieces' text is a compressed file's, streamed through its limits (limits.Guard)
         self._spill: Spill | None = None  # a big file's typed pieces, for its batches
         self._short_in_pieces = False  # the short-row check runs piece by piece (see _parse_piece)
         self._piece_short: tuple[int, str] | None | str = _UNSURE  # what it found: the first short row
@@ -154,13 +155,20 @@ class CsvReader(Reader):
         self._check_short_rows(plan)
         return plan
 
+    def streams_text(self) -> bool:
+        return self.one_parse and (self._in_memory() or Spill.room(self._text_bytes()))
+
     def _start_parse(self) -> None:
         """The whole file's parse needs only the dialect: started now, it runs beside the sample's
         inference (which is mostly one thread), not after it. In pieces (see _in_pieces), else the
-        whole text at once."""
-        if self.one_parse and (self._in_memory() or Spill.room(self._text_bytes())):
+        whole text at once. A compressed file's pieces come from its decompression as it goes, its
+        limits checked on the way (no inflated copy to wait for)."""
+        if self.streams_text():
             self._short_in_pieces = bool(self.names) and self._in_memory() and self._short_rows_due()
-            self._feed = PieceFeed(text_chunks(self.src), self._parse_piece, self.delimiter or ",", self.quote,
+            deferred = self.src.deferred if self.src.inflated is None else None
+            self._guarded = deferred is not None
+            self._feed = PieceFeed(ahead(deferred.stream()) if deferred is not None else text_chunks(self.src),
+                                   self._parse_piece, self.delimiter or ",", self.quote,
                                    self._bom, size=None if self._in_memory() else SPILL_PIECE_BYTES)
         else:
             self._parsing = self._parse_early()
@@ -265,7 +273,8 @@ class CsvReader(Reader):
                 elif isinstance(short, tuple) and first_short is None:
                     first_short = (rows + short[0], short[1])
                 rows += piece.height
-                self._check_frame(piece)
+                if not self._guarded:  # (a guarded stream refused NUL bytes itself)
+                    self._check_frame(piece)
                 out = inference.add(piece)
                 del piece
                 if spill is None:
@@ -287,6 +296,7 @@ class CsvReader(Reader):
         finally:
             feed.close()
         memory.trim()  # the pieces' text, freed, is glibc's until given back (~12 MB at 1M rows)
+        self._nul_free = self._guarded
         if self._short_in_pieces and not unsure:
             self._piece_short = first_short
         if spill is not None:

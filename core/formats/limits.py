@@ -29,27 +29,67 @@ _CHUNK = 4 << 20
 
 
 def check_limits(src: Source, max_record: int = MAX_RECORD_BYTES, max_ratio: int = MAX_RATIO,
-                 text: bool = True) -> None:
-    """Raise InputError (a quarantine) when a record or the decompression ratio is over its limit."""
+                 text: bool = True, streamed: bool = False) -> None:
+    """Raise InputError (a quarantine) when a record or the decompression ratio is over its limit.
+
+    ``streamed``: the reader reads a compressed file's text once, through :meth:`Guard.stream`
+    (the CSV pieces): the check is made there, on the chunks its parse takes, instead of here on
+    the whole file first (issue 12: a CSV.gz waited for its whole inflation before its parse began,
+    and one past the in-memory size was inflated twice). Any other way in to the text
+    (Source.readable, open_binary) runs the whole check first (Source.settle)."""
     if src.compression is None:
         if text and max_record and src.st.st_size > max_record:
             _scan(_plain_chunks(src), max_record, None, again=lambda: _plain_chunks(src))
         return
     allowed = max(RATIO_FLOOR, src.st.st_size * max_ratio) if max_ratio else None
-    # A file the readers parse in memory anyway is kept as it is inflated here, so that no parser
-    # inflates it again (src.inflated); past the in-memory size it is let go and the readers
-    # stream the file as before.
-    keep = src.st.st_size * 6 <= Reader.IN_MEMORY_BYTES  # (the readers' own estimate, Reader._in_memory)
-    sink = _Sink() if keep else None
-    try:
-        _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio, sink,
-              again=lambda: _decompressed_chunks(src))
-    except BaseException:
-        if sink is not None:
-            sink.drop()
-        raise
-    src.drop_inflated()
-    src.inflated = sink.done() if sink is not None else None
+    guard = Guard(src, max_record if text else 0, allowed, max_ratio)
+    if streamed:
+        src.deferred = guard
+    else:
+        guard()
+
+
+class NulInText(Exception):
+    """A NUL byte in a streamed text (damage): the reader takes its whole-text path, which says where."""
+
+
+class Guard:
+    """The limits of one compressed file: checked whole (:meth:`__call__`), or on its text as a
+    reader streams it (:meth:`stream`)."""
+
+    def __init__(self, src: Source, max_record: int, allowed: int | None, ratio: int) -> None:
+        self.src, self.max_record, self.allowed, self.ratio = src, max_record, allowed, ratio
+
+    def __call__(self) -> None:
+        """The whole check. A file the readers parse in memory anyway is kept as it is inflated
+        here, so that no parser inflates it again (src.inflated); past the in-memory size it is let
+        go and the readers stream the file as before."""
+        src = self.src
+        keep = src.st.st_size * 6 <= Reader.IN_MEMORY_BYTES  # (the readers' own estimate, Reader._in_memory)
+        sink = _Sink() if keep else None
+        try:
+            for chunk in self._checked():
+                if sink is not None:
+                    sink.add(chunk)
+        except BaseException:
+            if sink is not None:
+                sink.drop()
+            raise
+        src.drop_inflated()
+        src.inflated = sink.done() if sink is not None else None
+
+    def stream(self) -> Iterator[bytes]:
+        """The decompressed text, each chunk once the limits pass it (raised here as InputError,
+        before a parser holds it); :class:`NulInText` before a chunk that holds a NUL byte."""
+        for chunk in self._checked():
+            if chunk.find(b"\x00") >= 0:
+                raise NulInText("a NUL byte in the text")
+            yield chunk
+
+    def _checked(self) -> Iterator[bytes]:
+        src = self.src
+        return _checked(_decompressed_chunks(src), self.max_record, self.allowed, self.ratio,
+                        again=lambda: _decompressed_chunks(src))
 
 
 class _Sink:
@@ -94,9 +134,15 @@ class _Sink:
         return Inflated(self.file, self.size, self.nul)
 
 
-def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0,
-          sink: _Sink | None = None, *, again: Callable[[], Iterator[bytes]]) -> None:
-    """Each chunk goes to ``sink`` (when given) once the limits pass it.
+def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0, *,
+          again: Callable[[], Iterator[bytes]]) -> None:
+    for _ in _checked(chunks, max_record, max_total, ratio, again=again):
+        pass
+
+
+def _checked(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0, *,
+             again: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
+    """Each chunk, once the limits pass it.
 
     Records are checked by their ends only (:func:`_run_after`); a record found over the limit
     is then located exactly by :func:`_exact` over ``again()``, the same bytes from the start."""
@@ -113,8 +159,7 @@ def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio
                 _exact(again(), max_record)  # raises, with the record's line
                 raise InputError(f"a record is over {naturalsize(max_record, binary=True)}, beyond the limit per "
                                  "record (max_record_bytes)")
-        if sink is not None:
-            sink.add(chunk)
+        yield chunk
 
 
 def _run_after(chunk: bytes, run: int, limit: int) -> int | None:
@@ -208,10 +253,10 @@ def _gunzip(src: Source) -> Iterator[bytes]:
             if out:
                 yield out
             data = d.unconsumed_tail
-            if d.eof:
-                rest = d.unused_data
+            if d.eof:  # the rest of this input is the next member's (and only there: zlib may
+                # leave it in the unconsumed tail too, which read twice loaded the member twice)
+                data = d.unused_data
                 d, fed = zlib.decompressobj(wbits=31), False
-                data = rest + data if rest else data
     if fed and not d.eof:
         out = d.flush()  # output held back by the per-step bound
         if out:
