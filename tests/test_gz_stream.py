@@ -120,7 +120,7 @@ def test_a_compressed_csv_is_decompressed_once(tmp_path: Path, small_steps: None
         assert reader.plan().rows == 30_000
         assert src.inflated is None
         assert sum(df.height for _, df in reader.batches(7_000)) == 30_000
-        assert (reader._spill is not None) == big
+        assert reader._spill is not None  # (a compressed file's typed pieces wait on disk, whatever its size)
     assert len(calls) == 1
 
 
