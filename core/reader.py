@@ -65,9 +65,6 @@ class Deferred(Protocol):
     def stream(self) -> Iterator[bytes]: ...  # the text through the same check
 
 
-_SETTLING = threading.Lock()
-
-
 @dataclass
 class Source:
     """An open source file. Close it with :meth:`close` (or use as a context manager)."""
@@ -83,6 +80,7 @@ class Source:
     inflated: Inflated | None = None
     # The limits check, when the reader's one pass over the text makes it (check_limits ``streamed``).
     deferred: Deferred | None = None
+    _settling: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def proc_path(self) -> str:
@@ -100,7 +98,7 @@ class Source:
         the stream that checks it (a slow path, a fallback). Raises its InputError again each time."""
         deferred = self.deferred
         if deferred is not None:
-            with _SETTLING:  # (the pieces' thread may be streaming the text meanwhile: that is its own read)
+            with self._settling:  # (the pieces' thread may be streaming the text meanwhile: that is its own read)
                 if self.deferred is deferred:
                     deferred()
                     self.deferred = None
