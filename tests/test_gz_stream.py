@@ -28,9 +28,12 @@ def _body(rows: int, start: int = 0, header: bool = True) -> bytes:
 
 
 def _load(path: Path, compression: str, streamed: bool) -> tuple[object, pl.DataFrame, Reader]:
+    """``streamed`` False: the old way, inflated whole by the guard and parsed as one text."""
     with open_source(path, compression) as src:
         reader = reader_for(src, "csv", {})
-        check_limits(src, streamed=streamed and reader.streams_text())
+        assert isinstance(reader, delimited.CsvReader)
+        reader.one_parse = streamed
+        check_limits(src, streamed=reader.streams_text())
         plan = reader.plan()
         reader.copied = src.inflated is not None  # type: ignore[attr-defined]
         verdicts = {c: (v.kind, v.tokens, v.precision) for c, v in reader.verdicts.items()}
@@ -45,6 +48,7 @@ def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "_CHUNK", 64 << 10)
     monkeypatch.setattr(pieces, "PIECE_BYTES", 64 << 10)
     monkeypatch.setattr(delimited, "SPILL_PIECE_BYTES", 96 << 10)
+    monkeypatch.setattr(delimited, "SPILL_COMPRESSED_BYTES", 64 << 10)  # (typed pieces on disk)
 
 
 # -- every value, once -------------------------------------------------------------------------
@@ -122,6 +126,17 @@ def test_a_compressed_csv_is_decompressed_once(tmp_path: Path, small_steps: None
         assert sum(df.height for _, df in reader.batches(7_000)) == 30_000
         assert reader._spill is not None  # (a compressed file's typed pieces wait on disk, whatever its size)
     assert len(calls) == 1
+
+
+def test_a_small_compressed_file_keeps_its_frame_in_memory(tmp_path: Path) -> None:
+    """Below SPILL_COMPRESSED_BYTES (a group of small files would hold a temporary file each)."""
+    path = tmp_path / "a.csv.gz"
+    path.write_bytes(gzip.compress(_body(30_000)))
+    with open_source(path, "gzip") as src:
+        reader = reader_for(src, "csv", {})
+        check_limits(src, streamed=reader.streams_text())
+        assert reader.plan().rows == 30_000
+        assert reader._spill is None and reader._frame is not None
 
 
 def test_the_inflating_thread_goes_with_the_plan(tmp_path: Path, small_steps: None) -> None:

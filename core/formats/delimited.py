@@ -48,6 +48,9 @@ _UNSURE = "unsure"  # a piece's lines are not its records: the short-row check r
 # Pieces of a file parsed once (core/formats/pieces.py): on disk, bigger ones cost less per byte
 # (their text is not held meanwhile, so size only bounds what is in flight).
 SPILL_PIECE_BYTES = 16 << 20
+# A compressed file's typed pieces go to disk from this much text on (estimated: compressed x 6):
+# below it the frame is small, and a group of small files would hold a temporary file each.
+SPILL_COMPRESSED_BYTES = 16 << 20
 
 
 class CsvReader(Reader):
@@ -170,8 +173,9 @@ class CsvReader(Reader):
         limits checked on the way (no inflated copy to wait for)."""
         if self.streams_text():
             self._short_in_pieces = bool(self.names) and self._in_memory() and self._short_rows_due()
-            self._spills = not self._in_memory() or (self.spill_compressed and self.src.compression is not None
-                                                     and Spill.room(self._text_bytes()))
+            self._spills = not self._in_memory() or (
+                self.spill_compressed and self.src.compression is not None
+                and self._text_bytes() >= SPILL_COMPRESSED_BYTES and Spill.room(self._text_bytes()))
             deferred = self.src.deferred if self.src.inflated is None else None
             self._guarded = deferred is not None
             self._feed = PieceFeed(ahead(deferred.stream()) if deferred is not None else text_chunks(self.src),
