@@ -275,6 +275,7 @@ class CsvReader(Reader):
         spill = Spill() if self._spills else None
         last = self.names[-1] if self.names and spill is None else None  # (on disk: the pieces' own check)
         inference = PieceInference(candidates, self.null_values, last)
+        self._nul_free = self._guarded  # (a guarded stream refuses NUL bytes itself; reset by _full_pass)
         typed: list[pl.DataFrame] = []
         unsure, first_short, rows = False, None, 0
         try:
@@ -284,8 +285,7 @@ class CsvReader(Reader):
                 elif isinstance(short, tuple) and first_short is None:
                     first_short = (rows + short[0], short[1])
                 rows += piece.height
-                if not self._guarded:  # (a guarded stream refused NUL bytes itself)
-                    self._check_frame(piece)
+                self._check_frame(piece)
                 out = inference.add(piece)
                 del piece
                 if spill is None:
@@ -307,7 +307,6 @@ class CsvReader(Reader):
         finally:
             feed.close()
         memory.trim()  # the pieces' text, freed, is glibc's until given back (~12 MB at 1M rows)
-        self._nul_free = self._guarded
         if self._short_in_pieces and not unsure:
             self._piece_short = first_short
         if spill is not None:
@@ -338,6 +337,7 @@ class CsvReader(Reader):
             plan = self._in_pieces(candidates)
             if plan is not None:
                 return plan
+            self._nul_free = False  # (the whole text is read another way: searched as before)
         if self._in_memory():
             if self._parsing is not None:
                 frame = self._parsing.result()
