@@ -298,8 +298,7 @@ class Loader:
         # A grown file reads only its appended records (core/growing.py), in the base's dialect.
         part = append.prepare(src, opts, sent=self.ledger.any_batches(row.id, row.generation))
         reader = reader_for(part, row.fmt, {**reader_options(opts, row.fmt), **(append.csv_opts or {})})
-        check_limits(part, self.cfg.max_record_bytes, self.cfg.max_decompression_ratio, text=reader.TEXT,
-                     streamed=reader.streams_text())
+        check_limits(part, self.cfg.max_record_bytes, self.cfg.max_decompression_ratio, text=reader.TEXT)
         return _Job(row, src, part, append, opts, reader, tracing.current())
 
     def _hash_and_plan(self, job: _Job) -> None:

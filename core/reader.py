@@ -13,13 +13,12 @@ import io
 import os
 import re
 import stat
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -56,15 +55,6 @@ class Inflated:
         self.file.close()
 
 
-class Deferred(Protocol):
-    """A compressed file's limits check left to its reader's one pass over the text
-    (core/formats/limits.py, Guard)."""
-
-    def __call__(self) -> None: ...  # the whole check, as when it is not deferred (inflates the file)
-
-    def stream(self) -> Iterator[bytes]: ...  # the text through the same check
-
-
 @dataclass
 class Source:
     """An open source file. Close it with :meth:`close` (or use as a context manager)."""
@@ -78,9 +68,6 @@ class Source:
     # small enough to parse in memory anyway: readers parse it instead of inflating the file
     # again (once for the guard, once per parser pass: issue 12, CSV.gz and zst).
     inflated: Inflated | None = None
-    # The limits check, when the reader's one pass over the text makes it (check_limits ``streamed``).
-    deferred: Deferred | None = None
-    _settling: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def proc_path(self) -> str:
@@ -89,19 +76,8 @@ class Source:
     @property
     def readable(self) -> str:
         """What a parser reads: the decompressed content when it is held, else the open file."""
-        self.settle()
         inflated = self.inflated  # (once: the short-row check may let it go on another thread)
         return inflated.path if inflated is not None else self.proc_path
-
-    def settle(self) -> None:
-        """A deferred limits check, made whole now: a reader takes another way in to the text than
-        the stream that checks it (a slow path, a fallback). Raises its InputError again each time."""
-        deferred = self.deferred
-        if deferred is not None:
-            with self._settling:  # (the pieces' thread may be streaming the text meanwhile: that is its own read)
-                if self.deferred is deferred:
-                    deferred()
-                    self.deferred = None
 
     def drop_inflated(self) -> None:
         """Its last reader is done (a later slow path inflates the file itself)."""
@@ -110,7 +86,6 @@ class Source:
             self.inflated = None
 
     def close(self) -> None:
-        self.deferred = None
         self.drop_inflated()
         if self.fd >= 0:
             os.close(self.fd)
@@ -247,12 +222,6 @@ class Reader:
         # A check that need not delay the first insert; the loader runs it alongside and
         # awaits it before verification.
         self.pending_check: Callable[[], InputError | None] | None = None
-        self._nul_free = False  # the whole text came through a stream that refuses NUL bytes (limits.Guard)
-
-    def streams_text(self) -> bool:
-        """Whether the plan reads a compressed file's text once, its limits checked on the way
-        (check_limits ``streamed``), rather than after the file was inflated and checked whole."""
-        return False
 
     @property
     def wire_schema(self) -> pl.Schema:
@@ -301,7 +270,7 @@ class Reader:
         """Checks polars does not make: NUL bytes in text. (Plain files are searched while they
         are hashed, for a fraction of the cost: see hash_and_plan.)"""
         inflated = self.src.inflated
-        if self.src.compression is None or self._nul_free or (inflated is not None and not inflated.nul):
+        if self.src.compression is None or (inflated is not None and not inflated.nul):
             return  # (a memchr over the bytes as they were inflated: far cheaper than a search per column)
         text = [c for c, t in frame.schema.items() if t == pl.String]
         if not text:
@@ -407,7 +376,6 @@ class Reader:
 
 def open_binary(src: Source) -> BinaryIO:
     """A fresh, decompressing binary stream over the source (slow paths only)."""
-    src.settle()
     inflated = src.inflated  # (once, as in Source.readable)
     if inflated is not None:
         return open(inflated.path, "rb")

@@ -29,7 +29,7 @@ from chute.core.formats.infer import (
     whole_frame,
 )
 from chute.core.formats.infer_pieces import LAST_NULL, PieceInference
-from chute.core.formats.pieces import PieceFeed, ahead, text_chunks
+from chute.core.formats.pieces import PieceFeed, text_chunks
 from chute.core.formats.spill import Spill
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
@@ -66,7 +66,6 @@ class CsvReader(Reader):
         self._blank: pl.Series | None = None  # record numbers that are blank lines (skipped)
         self._parsing: Future[pl.DataFrame] | None = None  # the whole file's text parse, under way
         self._feed: PieceFeed[_Parsed] | None = None  # or its parse in pieces (core/formats/pieces.py), under way
-        self._guarded = False  # the pieces' text is a compressed file's, streamed through its limits (limits.Guard)
         self._spill: Spill | None = None  # a big file's typed pieces, for its batches
         self._short_in_pieces = False  # the short-row check runs piece by piece (see _parse_piece)
         self._piece_short: tuple[int, str] | None | str = _UNSURE  # what it found: the first short row
@@ -163,23 +162,16 @@ class CsvReader(Reader):
         self._check_short_rows(plan)
         return plan
 
-    def streams_text(self) -> bool:
-        return self.one_parse and (self._in_memory() or Spill.room(self._text_bytes()))
-
     def _start_parse(self) -> None:
         """The whole file's parse needs only the dialect: started now, it runs beside the sample's
         inference (which is mostly one thread), not after it. In pieces (see _in_pieces), else the
-        whole text at once. A compressed file's pieces come from its decompression as it goes, its
-        limits checked on the way (no inflated copy to wait for)."""
-        if self.streams_text():
+        whole text at once."""
+        if self.one_parse and (self._in_memory() or Spill.room(self._text_bytes())):
             self._short_in_pieces = bool(self.names) and self._in_memory() and self._short_rows_due()
             self._spills = not self._in_memory() or (
                 self.spill_compressed and self.src.compression is not None
                 and self._text_bytes() >= SPILL_COMPRESSED_BYTES and Spill.room(self._text_bytes()))
-            deferred = self.src.deferred if self.src.inflated is None else None
-            self._guarded = deferred is not None
-            self._feed = PieceFeed(ahead(deferred.stream()) if deferred is not None else text_chunks(self.src),
-                                   self._parse_piece, self.delimiter or ",", self.quote,
+            self._feed = PieceFeed(text_chunks(self.src), self._parse_piece, self.delimiter or ",", self.quote,
                                    self._bom, size=None if self._in_memory() else SPILL_PIECE_BYTES)
         else:
             self._parsing = self._parse_early()
@@ -275,7 +267,6 @@ class CsvReader(Reader):
         spill = Spill() if self._spills else None
         last = self.names[-1] if self.names and spill is None else None  # (on disk: the pieces' own check)
         inference = PieceInference(candidates, self.null_values, last)
-        self._nul_free = self._guarded  # (a guarded stream refuses NUL bytes itself; reset by _full_pass)
         typed: list[pl.DataFrame] = []
         unsure, first_short, rows = False, None, 0
         try:
@@ -317,6 +308,10 @@ class CsvReader(Reader):
         del typed
         return self._adopt_frame(frame, inference.facts(frame))
 
+    def _check_frame(self, frame: pl.DataFrame) -> None:
+        if self._spill is None:  # (spilled pieces were searched as they were parsed: not again per batch)
+            super()._check_frame(frame)
+
     def _adopt_spill(self, spill: Spill, inference: PieceInference) -> Plan | None:
         """The verdicts of a file whose typed pieces are on disk: its batches read them back. (A
         short-row check the pieces could not make needs the text frame: the whole-text path.)"""
@@ -337,7 +332,6 @@ class CsvReader(Reader):
             plan = self._in_pieces(candidates)
             if plan is not None:
                 return plan
-            self._nul_free = False  # (the whole text is read another way: searched as before)
         if self._in_memory():
             if self._parsing is not None:
                 frame = self._parsing.result()

@@ -31,73 +31,27 @@ _ISAL_ERROR = cast(type[Exception], isal_zlib.error)  # (its stub declares an in
 
 
 def check_limits(src: Source, max_record: int = MAX_RECORD_BYTES, max_ratio: int = MAX_RATIO,
-                 text: bool = True, streamed: bool = False) -> None:
-    """Raise InputError (a quarantine) when a record or the decompression ratio is over its limit.
-
-    ``streamed``: the reader reads a compressed file's text through :meth:`Guard.stream` (the CSV
-    pieces), which makes the check on its own thread and then inflates the file again for the
-    parse, instead of the check here writing an inflated copy that the parse reads back (issue 12:
-    a CSV.gz waited for its whole inflation to disk before its parse began). Any other way in to
-    the text (Source.readable, open_binary) runs the whole check first, as before (Source.settle)."""
+                 text: bool = True) -> None:
+    """Raise InputError (a quarantine) when a record or the decompression ratio is over its limit."""
     if src.compression is None:
         if text and max_record and src.st.st_size > max_record:
             _scan(_plain_chunks(src), max_record, None, again=lambda: _plain_chunks(src))
         return
     allowed = max(RATIO_FLOOR, src.st.st_size * max_ratio) if max_ratio else None
-    guard = Guard(src, max_record if text else 0, allowed, max_ratio)
-    if streamed:
-        src.deferred = guard
-    else:
-        guard()
-
-
-class NulInText(Exception):
-    """A NUL byte in a streamed text (damage): the reader takes its whole-text path, which says where."""
-
-
-class Guard:
-    """The limits of one compressed file: checked whole (:meth:`__call__`), or on its text as a
-    reader streams it (:meth:`stream`)."""
-
-    def __init__(self, src: Source, max_record: int, allowed: int | None, ratio: int) -> None:
-        self.src, self.max_record, self.allowed, self.ratio = src, max_record, allowed, ratio
-
-    def __call__(self) -> None:
-        """The whole check. A file the readers parse in memory anyway is kept as it is inflated
-        here, so that no parser inflates it again (src.inflated); past the in-memory size it is let
-        go and the readers stream the file as before."""
-        src = self.src
-        keep = src.st.st_size * 6 <= Reader.IN_MEMORY_BYTES  # (the readers' own estimate, Reader._in_memory)
-        sink = _Sink() if keep else None
-        try:
-            for chunk in self._checked():
-                if sink is not None:
-                    sink.add(chunk)
-        except BaseException:
-            if sink is not None:
-                sink.drop()
-            raise
-        src.drop_inflated()
-        src.inflated = sink.done() if sink is not None else None
-
-    def stream(self) -> Iterator[bytes]:
-        """The decompressed text, once the whole of it passed the limits (raised here as
-        InputError), then each chunk again as it is inflated a second time; :class:`NulInText`
-        before a chunk that holds a NUL byte. Inflating twice costs what writing and reading back
-        a copy cost (ISA-L and zstd: ~0.05 s a 64 MB text), and the check must come first: a bomb
-        streamed to its limit was parsed up to it (a 550 KB gzip of small integers: 1.5 GB of
-        typed pieces and 12 s before the refusal, against 0.35 GB and 4 s)."""
-        for _ in self._checked():
-            pass
-        for chunk in self._checked():  # (checked again: the same bytes, unless the file changed meanwhile)
-            if chunk.find(b"\x00") >= 0:
-                raise NulInText("a NUL byte in the text")
-            yield chunk
-
-    def _checked(self) -> Iterator[bytes]:
-        src = self.src
-        return _checked(_decompressed_chunks(src), self.max_record, self.allowed, self.ratio,
-                        again=lambda: _decompressed_chunks(src))
+    # A file the readers parse in memory anyway is kept as it is inflated here, so that no parser
+    # inflates it again (src.inflated); past the in-memory size it is let go and the readers
+    # stream the file as before.
+    keep = src.st.st_size * 6 <= Reader.IN_MEMORY_BYTES  # (the readers' own estimate, Reader._in_memory)
+    sink = _Sink() if keep else None
+    try:
+        _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio, sink,
+              again=lambda: _decompressed_chunks(src))
+    except BaseException:
+        if sink is not None:
+            sink.drop()
+        raise
+    src.drop_inflated()
+    src.inflated = sink.done() if sink is not None else None
 
 
 class _Sink:
@@ -142,15 +96,9 @@ class _Sink:
         return Inflated(self.file, self.size, self.nul)
 
 
-def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0, *,
-          again: Callable[[], Iterator[bytes]]) -> None:
-    for _ in _checked(chunks, max_record, max_total, ratio, again=again):
-        pass
-
-
-def _checked(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0, *,
-             again: Callable[[], Iterator[bytes]]) -> Iterator[bytes]:
-    """Each chunk, once the limits pass it.
+def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0,
+          sink: _Sink | None = None, *, again: Callable[[], Iterator[bytes]]) -> None:
+    """Each chunk goes to ``sink`` (when given) once the limits pass it.
 
     Records are checked by their ends only (:func:`_run_after`); a record found over the limit
     is then located exactly by :func:`_exact` over ``again()``, the same bytes from the start."""
@@ -167,7 +115,8 @@ def _checked(chunks: Iterator[bytes], max_record: int, max_total: int | None, ra
                 _exact(again(), max_record)  # raises, with the record's line
                 raise InputError(f"a record is over {naturalsize(max_record, binary=True)}, beyond the limit per "
                                  "record (max_record_bytes)")
-        yield chunk
+        if sink is not None:
+            sink.add(chunk)
 
 
 def _run_after(chunk: bytes, run: int, limit: int) -> int | None:

@@ -231,47 +231,6 @@ class PieceFeed(Generic[T]):
         self._thread.join()
 
 
-def ahead(chunks: Iterator[bytes], depth: int = 2) -> Iterator[bytes]:
-    """``chunks`` made on a thread of their own, at most ``depth`` ahead of the caller: a file's
-    decompression (which releases the GIL) runs beside the cut and parse of the text before it.
-    Its failure is raised here, in order; closing this generator stops that thread and waits for it
-    (it reads the caller's descriptor)."""
-    ready: queue.Queue[tuple[bytes | None, BaseException | None]] = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item: tuple[bytes | None, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for chunk in chunks:
-                if not put((chunk, None)):
-                    return
-            put((None, None))
-        except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread
-            put((None, exc))
-
-    thread = threading.Thread(target=run, name="chute-inflate", daemon=True)
-    thread.start()
-    try:
-        while True:
-            chunk, exc = ready.get()
-            if exc is not None:
-                raise exc
-            if chunk is None:
-                return
-            yield chunk
-    finally:
-        stop.set()
-        thread.join()
-
-
 def text_chunks(src: Source, size: int = 4 << 20) -> Iterator[bytes]:
     """The file's text from the start, decompressed: from the inflated copy when there is one."""
     if src.compression is not None and src.inflated is None:
