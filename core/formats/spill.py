@@ -70,7 +70,9 @@ class Spill:
             return False
 
     def add(self, piece: pl.DataFrame) -> None:
-        table = piece.to_arrow()
+        # polars' own layout (string views): no conversion either way, where large strings cost a
+        # copy out and one back (0.05 + 0.1 s of CPU per 1M rows of text)
+        table = piece.to_arrow(compat_level=pl.CompatLevel.newest())
         if self._writer is None:
             self._sink = pa.OSFile(self._path, "wb")  # (native writes; the file is still empty)
             self._writer = pa.ipc.new_stream(self._sink, table.schema)
