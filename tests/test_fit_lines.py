@@ -62,12 +62,7 @@ def test_a_refused_value_in_an_appended_part_is_named_by_its_line(engine_factory
     Lines: 1 header, 2-3 and 4-5 two-line records, 6 the bad one (reported as line 4)."""
     cfg = make_config(tmp_path, chdb_path, routes=(Route(table="q", columns=(
         ("id", "Int64"), ("note", "String"), ("v", "Int8")), on_bad_rows="skip"),))
-    (cfg.data_dir / "q").mkdir()
-    path = cfg.data_dir / "q" / "f.csv"
-    path.write_bytes(b'id,note,v\n1,"a\nb",5\n')
-    engine = engine_factory(cfg)
-    wait_for(lambda: engine.ledger.current("q/f.csv") is not None
-             and engine.ledger.current("q/f.csv").state == State.LOADED, what="first version loaded")
+    _, path = first_version_loaded(engine_factory, cfg, b'id,note,v\n1,"a\nb",5\n')
     with path.open("ab") as f:
         f.write(b'2,"c\nd",6\n3,z,300\n')
     rejects = cfg.quarantine_dir / "q" / "f.csv.rejects.csv"
@@ -81,13 +76,19 @@ def test_a_bad_line_in_an_appended_part_is_named_by_its_line(engine_factory, tmp
     """The same for what the plan finds (a ragged row): line 4 of the whole file, after a base whose
     one record spans lines 2-3 (it was reported as line 3: one line per record of the base)."""
     cfg = make_config(tmp_path, chdb_path)
-    (cfg.data_dir / "q").mkdir()
-    path = cfg.data_dir / "q" / "f.csv"
-    path.write_bytes(b'id,note,v\n1,"a\nb",5\n')
-    engine = engine_factory(cfg)
-    wait_for(lambda: engine.ledger.current("q/f.csv") is not None
-             and engine.ledger.current("q/f.csv").state == State.LOADED, what="first version loaded")
+    engine, path = first_version_loaded(engine_factory, cfg, b'id,note,v\n1,"a\nb",5\n')
     with path.open("ab") as f:
         f.write(b"2,c,6,7\n")
     wait_for(lambda: engine.ledger.current("q/f.csv").state == State.QUARANTINED, what="the grown file quarantined")
     assert "ragged row at line 4" in (engine.ledger.current("q/f.csv").last_error or "")
+
+
+def first_version_loaded(engine_factory, cfg, body: bytes):
+    """q/f.csv written with ``body`` and loaded: (the engine, the file's path) for appending to."""
+    (cfg.data_dir / "q").mkdir()
+    path = cfg.data_dir / "q" / "f.csv"
+    path.write_bytes(body)
+    engine = engine_factory(cfg)
+    wait_for(lambda: engine.ledger.current("q/f.csv") is not None
+             and engine.ledger.current("q/f.csv").state == State.LOADED, what="first version loaded")
+    return engine, path

@@ -14,14 +14,10 @@ from tests.conftest import query, wait_for
 def test_a_header_spanning_lines_stays_whole_in_front_of_the_appended_records(engine_factory, tmp_path: Path,
                                                                             chdb_path: Path) -> None:
     from tests.conftest import make_config
+    from tests.test_fit_lines import first_version_loaded
 
     cfg = make_config(tmp_path, chdb_path)
-    (cfg.data_dir / "q").mkdir()
-    path = cfg.data_dir / "q" / "f.csv"
-    path.write_bytes(b'id,"no\nte",v\n1,a,5\n')
-    engine = engine_factory(cfg)
-    wait_for(lambda: engine.ledger.current("q/f.csv") is not None
-             and engine.ledger.current("q/f.csv").state == State.LOADED, what="first version loaded")
+    engine, path = first_version_loaded(engine_factory, cfg, b'id,"no\nte",v\n1,a,5\n')
     first = engine.ledger.current("q/f.csv").id
     with path.open("ab") as f:
         f.write(b"2,b,6\n")
