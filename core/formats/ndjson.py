@@ -72,8 +72,14 @@ class NdjsonReader(Reader):
         return self._finish_plan(facts.rows, nulls)
 
     def _head(self) -> bytes:
-        """The first MiB, cut at its last whole line."""
-        head, complete = head_bytes(self.src, self.SAMPLE_BYTES)
+        """The first MiB, cut at its last whole line; further, to the first line's end, when that
+        line is longer (a part of it read as no object, and the file was refused as one of empty
+        objects). check_limits has bounded a record by then; the cap is a second guard."""
+        limit = self.SAMPLE_BYTES
+        head, complete = head_bytes(self.src, limit)
+        while not complete and b"\n" not in head and limit < 1 << 28:
+            limit *= 4
+            head, complete = head_bytes(self.src, limit)
         if not complete:
             head = head[: head.rfind(b"\n") + 1] or head
         if not head.strip():
