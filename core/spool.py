@@ -14,6 +14,7 @@ its finalizer runs as soon as nothing refers to the batch any more.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import weakref
@@ -52,11 +53,12 @@ class SpooledBody:
             # SIGKILL, ~28 MB per queued 250,000-row batch, for good (review round 9).
             held = tempfile.TemporaryFile(prefix="chute-batch-", suffix=".arrow")  # noqa: SIM115 - closed by discard()
             self.path = f"/proc/self/fd/{held.fileno()}"
-            self._finalizer = weakref.finalize(self, held.close)
+            remove = held.close
         else:
             fd, self.path = tempfile.mkstemp(prefix="chute-batch-", suffix=".arrow")
             os.close(fd)
-            self._finalizer = weakref.finalize(self, _unlink, self.path)
+            remove = functools.partial(_unlink, self.path)
+        self._finalizer = weakref.finalize(self, remove)
         _LIVE.add(self)
         try:
             with pa.OSFile(self.path, "wb") as sink, pa.ipc.new_file(sink, data.schema) as writer:
