@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -377,7 +378,9 @@ class NdjsonReader(Reader):
                         return InputError("the file starts with a UTF-8 byte-order mark, which the NDJSON reader "
                                           "refuses: save it without one", line=1)
                     try:
-                        value = json.loads(line)
+                        value = json.loads(line, parse_float=_finite, parse_constant=_no_constant)
+                    except _Unreadable as exc:
+                        return InputError(f"line {lineno}: {exc}", line=lineno)
                     except (UnicodeDecodeError, ValueError) as exc:
                         return InputError(f"line {lineno} is not valid JSON: {str(exc)[:120]}", line=lineno)
                     if not isinstance(value, dict):
@@ -386,6 +389,24 @@ class NdjsonReader(Reader):
         except (OSError, EOFError) as exc:
             return self._input_error(exc)
         return None
+
+
+class _Unreadable(ValueError):
+    """A value Python's JSON parser takes and polars refuses."""
+
+
+def _finite(text: str) -> float:
+    """A JSON number polars reads: Python's parser takes 1e400 as infinity, polars refuses it."""
+    value = float(text)
+    if math.isinf(value):
+        raise _Unreadable(f"the number {text[:40]} is beyond a double's range, which the reader cannot read "
+                          "(write it as a string)")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    """NaN and Infinity are not JSON: Python's parser takes them, polars refuses them."""
+    raise _Unreadable(f"{text} is not a JSON value (write it as a string or null)")
 
 
 def _typed_kind(dtype: pl.DataType) -> str | None:
