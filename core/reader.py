@@ -34,6 +34,13 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
+
+def _skippable(head: bytes) -> bool:
+    """A zstd skippable frame's magic (0x184D2A50-5F, little-endian): valid zstd, which pzstd and
+    seekable-zstd files start with (their metadata), and zstd itself decompresses past."""
+    return len(head) == 4 and head[1:] == b"\x2a\x4d\x18" and head[0] & 0xF0 == 0x50
+
+
 @dataclass
 class Inflated:
     """A compressed file's content in an unlinked temporary file, parsed by path. On disk, not
@@ -132,7 +139,7 @@ def open_source(path: Path, compression: str | None, max_bytes: int = 0) -> Sour
         raise InputError(f"file is {st.st_size} bytes, over the limit of {max_bytes}")
     head = os.pread(fd, 4, 0)
     expected = {"gzip": _GZIP_MAGIC, "zstd": _ZSTD_MAGIC}.get(compression or "")
-    if expected and not head.startswith(expected):
+    if expected and not head.startswith(expected) and not (compression == "zstd" and _skippable(head)):
         src.close()
         raise InputError(f"name says {compression} but the content is not {compression}-compressed (bad magic bytes)")
     return src

@@ -14,6 +14,7 @@ its finalizer runs as soon as nothing refers to the batch any more.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import weakref
@@ -28,6 +29,7 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
+_PROC_FD = os.path.isdir("/proc/self/fd")  # (Linux; elsewhere a named file, removed when sent or dropped)
 _LIVE: weakref.WeakSet[SpooledBody] = weakref.WeakSet()  # bodies whose file is on disk
 
 
@@ -45,9 +47,18 @@ class SpooledBody:
     def __init__(self, data: pa.Table) -> None:
         import pyarrow as pa
 
-        fd, self.path = tempfile.mkstemp(prefix="chute-batch-", suffix=".arrow")
-        os.close(fd)
-        self._finalizer = weakref.finalize(self, _unlink, self.path)
+        if _PROC_FD:
+            # Unlinked from the start, named to the engine by /proc/self/fd (chDB runs in this
+            # process): the file goes with the process however it ends. A named file outlived a
+            # SIGKILL, ~28 MB per queued 250,000-row batch, for good (review round 9).
+            held = tempfile.TemporaryFile(prefix="chute-batch-", suffix=".arrow")  # noqa: SIM115 - closed by discard()
+            self.path = f"/proc/self/fd/{held.fileno()}"
+            remove = held.close
+        else:
+            fd, self.path = tempfile.mkstemp(prefix="chute-batch-", suffix=".arrow")
+            os.close(fd)
+            remove = functools.partial(_unlink, self.path)
+        self._finalizer = weakref.finalize(self, remove)
         _LIVE.add(self)
         try:
             with pa.OSFile(self.path, "wb") as sink, pa.ipc.new_file(sink, data.schema) as writer:

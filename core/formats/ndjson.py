@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -72,8 +73,14 @@ class NdjsonReader(Reader):
         return self._finish_plan(facts.rows, nulls)
 
     def _head(self) -> bytes:
-        """The first MiB, cut at its last whole line."""
-        head, complete = head_bytes(self.src, self.SAMPLE_BYTES)
+        """The first MiB, cut at its last whole line; further, to the first line's end, when that
+        line is longer (a part of it read as no object, and the file was refused as one of empty
+        objects). check_limits has bounded a record by then; the cap is a second guard."""
+        limit = self.SAMPLE_BYTES
+        head, complete = head_bytes(self.src, limit)
+        while not complete and b"\n" not in head and limit < 1 << 28:
+            limit *= 4
+            head, complete = head_bytes(self.src, limit)
         if not complete:
             head = head[: head.rfind(b"\n") + 1] or head
         if not head.strip():
@@ -371,7 +378,9 @@ class NdjsonReader(Reader):
                         return InputError("the file starts with a UTF-8 byte-order mark, which the NDJSON reader "
                                           "refuses: save it without one", line=1)
                     try:
-                        value = json.loads(line)
+                        value = json.loads(line, parse_float=_finite, parse_constant=_no_constant)
+                    except _Unreadable as exc:
+                        return InputError(f"line {lineno}: {exc}", line=lineno)
                     except (UnicodeDecodeError, ValueError) as exc:
                         return InputError(f"line {lineno} is not valid JSON: {str(exc)[:120]}", line=lineno)
                     if not isinstance(value, dict):
@@ -380,6 +389,24 @@ class NdjsonReader(Reader):
         except (OSError, EOFError) as exc:
             return self._input_error(exc)
         return None
+
+
+class _Unreadable(ValueError):
+    """A value Python's JSON parser takes and polars refuses."""
+
+
+def _finite(text: str) -> float:
+    """A JSON number polars reads: Python's parser takes 1e400 as infinity, polars refuses it."""
+    value = float(text)
+    if math.isinf(value):
+        raise _Unreadable(f"the number {text[:40]} is beyond a double's range, which the reader cannot read "
+                          "(write it as a string)")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    """NaN and Infinity are not JSON: Python's parser takes them, polars refuses them."""
+    raise _Unreadable(f"{text} is not a JSON value (write it as a string or null)")
 
 
 def _typed_kind(dtype: pl.DataType) -> str | None:
