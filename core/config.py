@@ -421,6 +421,8 @@ def load_with_sources(config_file: Path | None, overrides: dict[str, Any]) -> tu
         if value is not None:
             values[name] = _coerce(name, value)
             sources[name] = "flag"
+    if "batch_rows" in values and "memory_batch_rows" not in values:
+        values["memory_batch_rows"] = 0  # an operator's batch_rows, whatever its value, is every file's
     if values.get("sources") and "data_dir" not in values:
         values["data_dir"] = values["sources"][0].path  # [[sources]] alone: the first is DATA_DIR
     cfg = replace(Config(), **values)
@@ -581,6 +583,8 @@ def check_file(path: Path) -> list[ConfigError]:
     """Every problem of a TOML file on its own (defaults < file), each with its line and key."""
     values, problems = read_file(path)
     text = Path(path).read_text()
+    if "batch_rows" in values and "memory_batch_rows" not in values:
+        values["memory_batch_rows"] = 0  # an operator's batch_rows, whatever its value, is every file's
     if values.get("sources") and "data_dir" not in values:
         values["data_dir"] = values["sources"][0].path
     cfg = replace(Config(), **values)  # the keys that parsed: their values can still be out of range

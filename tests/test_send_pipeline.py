@@ -219,3 +219,17 @@ def test_text_travels_as_arrow_views_and_loads_as_written(engine_factory: Callab
     assert types and set(types) == {"string_view"}
     got = query(engine, f"SELECT id, a, b FROM `{engine.cfg.database}`.t ORDER BY id")
     assert got == rows
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ({"batch_rows": "125000"}, 0),  # set to the default's value: still the operator's, for every file
+    ({"batch_rows": "125000", "memory_batch_rows": "300000"}, 300_000),  # both set: as set
+    ({}, 250_000),  # neither: the in-memory default
+])
+def test_a_batch_rows_the_operator_set_is_kept_even_at_the_defaults_value(tmp_path: Path, flags: dict[str, str],
+                                                                         expected: int) -> None:
+    """Found by the round-9 review: `--batch-rows 125000` (the default's value) got 250,000-row batches."""
+    from chute.core import config as config_mod
+
+    cfg = config_mod.load(None, {"data_dir": str(tmp_path), "state_dir": str(tmp_path / "s"), **flags})
+    assert cfg.memory_batch_rows == expected
