@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable
@@ -120,7 +121,7 @@ def load_both(df: pl.DataFrame, how: str, chdb_path: Path) -> tuple[tuple, tuple
     cfgs = []
     try:
         for on in (True, False):
-            tmp = Path(tempfile.mkdtemp(prefix="native-"))
+            tmp = Path(tempfile.mkdtemp(prefix="native-"))  # (a hypothesis example: no tmp_path; removed below)
             cfg = make_config(tmp, chdb_path, native_read=on)
             cfgs.append(cfg)
             _write(df, cfg.data_dir / "t" / "f.parquet", how)
@@ -132,6 +133,8 @@ def load_both(df: pl.DataFrame, how: str, chdb_path: Path) -> tuple[tuple, tuple
                 engine.stop()
     finally:
         drop_databases(cfgs)
+        for cfg in cfgs:
+            shutil.rmtree(cfg.data_dir.parent, ignore_errors=True)  # (each example left a directory in /tmp)
     return out[0][0], out[1][0], out[0][1]
 
 

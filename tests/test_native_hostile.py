@@ -5,6 +5,7 @@ never silently different (issue 9's rule, issue 12's fast path)."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -49,6 +50,8 @@ def _load_each_way(table: pa.Table | bytes, chdb_path: Path) -> list[tuple[str, 
                 engine.stop()
     finally:
         drop_databases(cfgs)
+        for cfg in cfgs:
+            shutil.rmtree(cfg.data_dir.parent, ignore_errors=True)  # (each example left a directory in /tmp)
     return out
 
 
