@@ -34,7 +34,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-
 def _skippable(head: bytes) -> bool:
     """A zstd skippable frame's magic (0x184D2A50-5F, little-endian): valid zstd, which pzstd and
     seekable-zstd files start with (their metadata), and zstd itself decompresses past."""
