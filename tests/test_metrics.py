@@ -107,6 +107,8 @@ def test_errors_by_kind_retries_and_reachability_over_http(engine_factory, http_
     server.set_fault("ch_error", target="insert", count=1, code=1002, message="injected")
     (engine.cfg.data_dir / "retry.csv").write_bytes(csv_bytes(make_rows(10)))
     wait_for(lambda: state_of(engine, "retry.csv") == "loaded", what="loaded after one retry")
+    # Counted just after the ledger says loaded (the loader's thread): wait for the count, not the state.
+    wait_for(lambda: value(scrape(engine), "chute_file_outcomes_total", outcome="loaded") == 1, what="outcome counted")
     samples = scrape(engine)
     assert value(samples, "chute_errors_total", kind="clickhouse") == 1
     assert value(samples, "chute_retries_total") == 1
@@ -117,12 +119,15 @@ def test_errors_by_kind_retries_and_reachability_over_http(engine_factory, http_
     server.set_fault("http_error", status=503)  # a proxy with no ClickHouse behind it: an outage
     (engine.cfg.data_dir / "outage.csv").write_bytes(csv_bytes(make_rows(10, seed=50)))
     wait_for(lambda: value(scrape(engine), "chute_clickhouse_up") == 0, what="ClickHouse marked unreachable")
+    wait_for(lambda: value(scrape(engine), "chute_errors_total", kind="unreachable") >= 1,  # type: ignore[operator]
+             what="the failed attempt counted")
     firing = scrape(engine)
     assert value(firing, "chute_alert_firing", level="warning", name="clickhouse_unreachable") == 1
     assert value(firing, "chute_errors_total", kind="unreachable") >= 1  # type: ignore[operator]
     assert [a.name for a in engine.snapshot().alerts if a.level == "warning"] == ["clickhouse_unreachable"]
     server.clear_faults()
     wait_for(lambda: state_of(engine, "outage.csv") == "loaded", timeout=30, what="loaded after the outage")
+    wait_for(lambda: value(scrape(engine), "chute_file_outcomes_total", outcome="loaded") == 2, what="outcome counted")
     cleared = scrape(engine)
     assert value(cleared, "chute_clickhouse_up") == 1
     assert value(cleared, "chute_alert_firing", level="warning", name="clickhouse_unreachable") == 0
