@@ -34,6 +34,19 @@ os.environ.setdefault("CHUTE_FLEET_MIRROR", "false")
 FLEET_MIRROR = os.environ["CHUTE_FLEET_MIRROR"] == "true"
 
 
+@pytest.fixture(autouse=True)
+def _root_logging() -> Iterator[None]:
+    """A test that runs chute's CLI in-process gets chute's root handler on pytest's capture stream;
+    left in place, later tests' log lines go to that closed stream ("--- Logging error ---")."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def embedded_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The one chDB path this test process uses (chDB allows one per process).
