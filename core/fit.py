@@ -118,7 +118,8 @@ class Fitter:
         found: list[tuple[str, pl.Series, str]] = []  # (column, rows, why)
         out = self._placed(df, self._cast_all(df, found), found)
         self._check_reach(df, out, found)
-        self._check_dates(df, found)
+        out, epochs = self._epoch_text(df, out, found)
+        self._check_dates(df, found, skip=epochs)
         for name, span in self.spans.items():
             found.append((name, span.beyond(df[name]), f"outside what a {span.kind} holds ({span.reach})"))
         for name, (pattern, kind) in self.times.items():  # ClickHouse reads 10:60:00 as 11:00:00, 10:00 as 00:10:00
@@ -175,8 +176,36 @@ class Fitter:
                 found.append((name, ((df[name].to_physical() % reach.step) != 0).fill_null(False) & ~wrong,
                               f"finer than a {reach.kind} keeps ({reach.unit})"))
 
-    def _check_dates(self, df: pl.DataFrame, found: list[tuple[str, pl.Series, str]]) -> None:
+    def _epoch_text(self, df: pl.DataFrame, out: pl.DataFrame, found: list[tuple[str, pl.Series, str]]
+                    ) -> tuple[pl.DataFrame, set[str]]:
+        """Text of nothing but numbers into a DateTime or DateTime64 column, a batch at a time:
+        epoch seconds of 16+ digits (1700000000.123456) stay text in inference (no double holds
+        them), and ClickHouse's text parse cuts their decimals or reads 5 as a day of this month.
+        Sent as the decimal they write and checked as numbers are (_Span)."""
+        epochs: set[str] = set()
+        for name, (form, _zone) in self.dates.items():
+            text = df[name]
+            if form.date_only or text.null_count() == len(text):
+                continue
+            if not text.str.contains(_EPOCH_TEXT).fill_null(True).all():
+                continue
+            span = _number_span(form.kind, pl.Decimal(38, 9))
+            assert span is not None  # (a DateTime or DateTime64 form)
+            want = pl.Decimal(38, span.digits) if span.digits else pl.Int64()
+            cast = _cast(text, want)
+            wrong = cast.is_null() & text.is_not_null()
+            label = f"{span.kind} ({span.unit})"
+            found.append((name, wrong, f"not a valid {label}"))
+            found.append((name, _altered(text, cast, want) & ~wrong, f"{label} would not keep it as written"))
+            found.append((name, span.beyond(cast) & ~wrong, f"outside what a {span.kind} holds ({span.reach})"))
+            out = out.with_columns(cast.alias(name))
+            epochs.add(name)
+        return out, epochs
+
+    def _check_dates(self, df: pl.DataFrame, found: list[tuple[str, pl.Series, str]], skip: set[str]) -> None:
         for name, (form, zone) in self.dates.items():
+            if name in skip:
+                continue
             text = df[name]
             if name in self.before and str(text.max() or "") < self.before[name]:
                 continue  # (ISO text sorts as its instants do: one pass, not a parse of every value)
@@ -417,6 +446,7 @@ def _reach64(digits: int, per_second: int) -> _Reach | None:
 _WIDE_INTS: dict[str, pl.DataType] = {"Int128": pl.Int64(), "Int256": pl.Int64(), "UInt128": pl.UInt64(),
                                       "UInt256": pl.UInt64()}
 _INT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)$"  # "-0" is 0, as in inference
+_EPOCH_TEXT = r"(?-u)^-?[0-9]+(\.[0-9]+)?$"  # (leading zeros pass here; _altered refuses them)
 _FLOAT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$"
 
 

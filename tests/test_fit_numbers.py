@@ -89,3 +89,37 @@ def test_a_decimal_a_wide_integer_column_would_change_is_refused(kind: str, bad:
     bad_row = engine.ledger.current("wide/bad.parquet")
     assert bad_row.state == State.QUARANTINED, (bad_row.state, bad_row.last_error)
     assert query(engine, f"SELECT toString(v) FROM `{cfg.database}`.wide") == [("123456789012345678",)]
+
+
+def test_epoch_seconds_of_16_digits_and_more_load_as_written(engine_factory, tmp_path: Path,
+                                                            chdb_path: Path) -> None:
+    """A CSV number of 16+ significant digits stays text (no double holds it), so epoch seconds with
+    microseconds, 1700000000.123456, reached a DateTime64(6) column as text and were refused as no
+    `YYYY-MM-DD hh:mm:ss` (a false refusal). Sent as the decimal they write, as numbers are."""
+    engine, cfg = into_operator_table(engine_factory, tmp_path, chdb_path, "us", "DateTime64(6)",
+                                      {"a.csv": b"id,v\n1,1700000000.123456\n2,1700000000.000001\n"
+                                                b"3,-1.1234560000000000\n4,1700000000.12345600\n"})
+    row = engine.ledger.current("us/a.csv")
+    assert row.state == State.LOADED, (row.state, row.last_error)
+    got = query(engine, f"SELECT id, toString(v) FROM `{cfg.database}`.us ORDER BY id")
+    assert got == [(1, "2023-11-14 22:13:20.123456"), (2, "2023-11-14 22:13:20.000001"),
+                       (3, "1969-12-31 23:59:58.876544"), (4, "2023-11-14 22:13:20.123456")], got
+
+
+# (column type, epoch text of 16+ digits it would change, the same shape that fits, what that loads as)
+EPOCH_TEXT_REFUSED = {
+    "finer": ("DateTime64(3)", "1700000000.1234567", "1700000000.1230000", "2023-11-14 22:13:20.123"),
+    "far": ("DateTime64(6)", "99999999999999.123456", "253402300799.999999", "9999-12-31 23:59:59.999999"),
+    "datetime_fraction": ("DateTime", "1700000000.123456", "1700000000.000000", "2023-11-14 22:13:20"),
+    "dt64_9_far": ("DateTime64(9)", "9300000000.123456789", "1700000000.123456789", "2023-11-14 22:13:20.123456789"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EPOCH_TEXT_REFUSED))
+def test_epoch_text_a_date_column_would_change_is_refused(case: str, engine_factory, tmp_path: Path,
+                                                          chdb_path: Path) -> None:
+    kind, bad, good, loads_as = EPOCH_TEXT_REFUSED[case]
+    engine, cfg, row = refused_beside_control(engine_factory, tmp_path, chdb_path, "epochs", kind,
+                                              f"id,v\n1,{bad}\n".encode(), f"id,v\n2,{good}\n".encode())
+    assert bad in (row.last_error or ""), row.last_error
+    assert query(engine, f"SELECT toString(v) FROM `{cfg.database}`.epochs") == [(loads_as,)]
