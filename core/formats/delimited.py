@@ -426,16 +426,24 @@ class CsvReader(Reader):
 
     def _walk_blank_records(self, records: int) -> pl.Series | None:
         at: list[int] = []
+        n = 0
+        for n, (fields, _line) in enumerate(self._walk(), 1):
+            if not fields:
+                at.append(n - 1)
+        return pl.Series("i", at, dtype=pl.UInt32) if n == records else None
+
+    def _walk(self) -> Iterator[tuple[list[str], int]]:
+        """The data records as Python's csv module reads them (an edge path: blank lines when
+        the parsers disagree, line numbers of a refused value), each with the line it starts on."""
         with open_binary(self.src) as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
             reader = csv.reader(text, delimiter=self.delimiter or ",", quotechar=self.quote)
             if self.header:
                 next(reader, None)
-            n = 0
-            for n, record in enumerate(reader, 1):
-                if not record:
-                    at.append(n - 1)
-        return pl.Series("i", at, dtype=pl.UInt32) if n == records else None
+            consumed = reader.line_num
+            for fields in reader:
+                yield fields, consumed + 1
+                consumed = reader.line_num
 
     def record_lines(self, records: list[int]) -> list[int]:
         """A quoted field that spans lines, or a skipped blank line, puts every later record further
@@ -456,22 +464,16 @@ class CsvReader(Reader):
         # (typed arrays: a record of two lines each is one entry per record, 16 bytes, not ~70 as ints in lists)
         starts, extra = array.array("q"), array.array("q")
         skipped = self._blank is not None  # (blank lines are then no records of the batches)
+        record, shift = 0, 0
         try:
-            with open_binary(self.src) as raw:
-                text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-                reader = csv.reader(text, delimiter=self.delimiter or ",", quotechar=self.quote)
-                if self.header:
-                    next(reader, None)
-                consumed, record, shift = reader.line_num, 0, 0
-                for fields in reader:
-                    start, consumed = consumed + 1, reader.line_num
-                    if not fields and skipped:
-                        continue
-                    if start - (record + 1 + self.header_lines) != shift:
-                        shift = start - (record + 1 + self.header_lines)
-                        starts.append(record)
-                        extra.append(shift)
-                    record += 1
+            for fields, start in self._walk():
+                if not fields and skipped:
+                    continue
+                if start - (record + 1 + self.header_lines) != shift:
+                    shift = start - (record + 1 + self.header_lines)
+                    starts.append(record)
+                    extra.append(shift)
+                record += 1
         except (OSError, EOFError, UnicodeDecodeError, csv.Error):
             pass  # (the count as the records say: the reason names the value and column all the same)
         return np.frombuffer(starts, dtype=np.int64), np.frombuffer(extra, dtype=np.int64)
