@@ -178,10 +178,10 @@ class Fitter:
 
     def _epoch_text(self, df: pl.DataFrame, out: pl.DataFrame, found: list[tuple[str, pl.Series, str]]
                     ) -> tuple[pl.DataFrame, set[str]]:
-        """Text of nothing but numbers into a DateTime or DateTime64 column, a batch at a time:
-        epoch seconds of 16+ digits (1700000000.123456) stay text in inference (no double holds
-        them), and ClickHouse's text parse cuts their decimals or reads 5 as a day of this month.
-        Sent as the decimal they write and checked as numbers are (_Span)."""
+        """Text of nothing but epoch seconds into a DateTime or DateTime64 column, a batch at a
+        time: with 16+ digits (1700000000.123456) they stay text in inference (no double holds
+        them), and ClickHouse's text parse cuts decimals past the column's scale. Sent as the
+        decimal they write and checked as numbers are (_Span)."""
         epochs: set[str] = set()
         for name, (form, _zone) in self.dates.items():
             text = df[name]
@@ -446,7 +446,9 @@ def _reach64(digits: int, per_second: int) -> _Reach | None:
 _WIDE_INTS: dict[str, pl.DataType] = {"Int128": pl.Int64(), "Int256": pl.Int64(), "UInt128": pl.UInt64(),
                                       "UInt256": pl.UInt64()}
 _INT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)$"  # "-0" is 0, as in inference
-_EPOCH_TEXT = r"(?-u)^-?[0-9]+(\.[0-9]+)?$"  # (leading zeros pass here; _altered refuses them)
+# Ten digits, as ClickHouse's own text parse takes a timestamp (it reads 5 as a day of this month,
+# 2020 as a year, 20240101 not at all): 2001-09-09 to 2286-11-20, and a fraction.
+_EPOCH_TEXT = r"(?-u)^[1-9][0-9]{9}(\.[0-9]+)?$"
 _FLOAT_TEXT = r"(?-u)^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$|^-?inf$"
 
 
