@@ -49,6 +49,7 @@ class Inflated:
     file: BinaryIO
     size: int
     nul: bool  # whether it holds a NUL byte (damage in a text format), seen as it was written
+    keep: bool = False  # every pass reads it, not only the plan's (core/formats/unmarked.py)
 
     @property
     def path(self) -> str:
@@ -85,14 +86,14 @@ class Source:
         inflated = self.inflated  # (once: the short-row check may let it go on another thread)
         return inflated.path if inflated is not None else self.proc_path
 
-    def drop_inflated(self) -> None:
+    def drop_inflated(self, force: bool = False) -> None:
         """Its last reader is done (a later slow path inflates the file itself)."""
-        if self.inflated is not None:
+        if self.inflated is not None and (force or not self.inflated.keep):
             self.inflated.close()
             self.inflated = None
 
     def close(self) -> None:
-        self.drop_inflated()
+        self.drop_inflated(force=True)
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -47,14 +47,3 @@ def test_a_late_key_without_a_common_type_is_kept_in_a_gzip_file(tmp_path: Path)
         plan = reader_for(src, "ndjson", {}).plan()
     assert "z" in plan.schema
 
-
-def test_a_byte_order_mark_is_named_as_the_reason(tmp_path: Path) -> None:
-    """A UTF-8 byte-order mark (Windows tools write one) failed the read as "error parsing line:
-    InternalError(TapeError) at character 0 ('ï')": the reason now says what to change."""
-    from chute.core.errors import InputError
-
-    path = tmp_path / "a.ndjson"
-    path.write_bytes(b"\xef\xbb\xbf" + b'{"a":1}\n{"a":2}\n')
-    with pytest.raises(InputError, match="byte-order mark") as err, open_source(path, None) as src:
-        reader_for(src, "ndjson", {}).plan()
-    assert err.value.line == 1

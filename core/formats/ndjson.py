@@ -30,6 +30,7 @@ from chute.core.formats.infer import (
 )
 from chute.core.formats.ndjson_keys import count_key_tokens, may_prove, proves_keys
 from chute.core.formats.ndjson_raw import Found, may_hold_raw, merge, patch, raw_values_of
+from chute.core.formats.unmarked import BOM, unmark
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 PIECE_BYTES = 8 << 20  # parsed at a time by the in-memory read (_read_text)
@@ -45,6 +46,8 @@ class NdjsonReader(Reader):
 
     def plan(self) -> Plan:
         head = self._head()
+        if head.startswith(BOM) and unmark(self.src):
+            head = self._head()
         self._escaped_head = b'\\"' in head
         first = self._first_sample(head)
         # The whole-file key scan and the whole-file read cost about the same (~1 s of CPU per
@@ -374,9 +377,10 @@ class NdjsonReader(Reader):
                 for lineno, line in enumerate(raw, 1):
                     if not line.strip():
                         continue
-                    if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):  # (json.loads would skip it: polars does not)
-                        return InputError("the file starts with a UTF-8 byte-order mark, which the NDJSON reader "
-                                          "refuses: save it without one", line=1)
+                    if lineno == 1 and line.startswith(BOM):  # (json.loads would skip it: polars does not)
+                        return InputError("the file starts with a UTF-8 byte-order mark and the temporary "
+                                          "directory has no room for a copy without it: free space or save "
+                                          "it without one", line=1)
                     try:
                         value = json.loads(line, parse_float=_finite, parse_constant=_no_constant)
                     except _Unreadable as exc:
