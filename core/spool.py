@@ -18,7 +18,6 @@ import functools
 import os
 import tempfile
 import weakref
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,7 +29,6 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
-BLOCK_ROWS = 65_536  # rows per record batch of a body at least (blocks())
 _PROC_FD = os.path.isdir("/proc/self/fd")  # (Linux; elsewhere a named file, removed when sent or dropped)
 _LIVE: weakref.WeakSet[SpooledBody] = weakref.WeakSet()  # bodies whose file is on disk
 
@@ -40,36 +38,6 @@ def discard_all() -> None:
     which alone frees a body held in a reference cycle (the traceback of an insert that was refused)."""
     for body in list(_LIVE):
         body.discard()
-
-
-def blocks(data: pa.Table, rows: int = BLOCK_ROWS) -> Iterator[pa.Table]:
-    """``data`` in record batches of at least ``rows`` rows (the last one may be shorter), each
-    column contiguous. A polars frame arrives in chunks of a few thousand rows (NDJSON: ~60 per
-    250,000-row batch), one record batch each, and ClickHouse pays per block it reads (a
-    LowCardinality dictionary each, merged again when the blocks are squashed): 1M NDJSON rows
-    cost its inserts ~0.05 s less CPU in blocks of 65,536 rows (issue 12). Only one block is
-    copied at a time (a few MB)."""
-    import pyarrow as pa
-
-    group: list[pa.RecordBatch] = []
-    held = 0
-    for batch in data.to_batches():
-        group.append(batch)
-        held += batch.num_rows
-        if held >= rows:
-            yield _contiguous(pa.Table.from_batches(group, data.schema))
-            group, held = [], 0
-    if group:
-        yield _contiguous(pa.Table.from_batches(group, data.schema))
-
-
-def _contiguous(table: pa.Table) -> pa.Table:
-    import pyarrow as pa
-
-    try:
-        return table.combine_chunks()
-    except pa.ArrowException:  # chunks Arrow cannot join (dictionaries that differ): sent as they are
-        return table
 
 
 class SpooledBody:
@@ -94,8 +62,7 @@ class SpooledBody:
         _LIVE.add(self)
         try:
             with pa.OSFile(self.path, "wb") as sink, pa.ipc.new_file(sink, data.schema) as writer:
-                for block in blocks(data):
-                    writer.write_table(block)
+                writer.write_table(data)
         except BaseException:
             self.discard()
             raise

@@ -144,39 +144,3 @@ def test_a_file_stopped_mid_way_leaves_no_batch_file(engine_factory: Callable[..
     wait_for(lambda: state_of(engine, "t/b.csv") == "quarantined", timeout=120)
     gc.collect()
     wait_for(lambda: _batch_files(spool_dir) == [], timeout=30, what="batch files removed")
-
-
-def _chunked(chunks: int, rows: int) -> pl.DataFrame:
-    """A frame in ``chunks`` chunks, as polars' NDJSON read leaves one (~60 per 250,000 rows)."""
-    parts = [pl.DataFrame({"id": range(i * rows, (i + 1) * rows),
-                           "name": [None if j % 7 == 0 else f"name {i}-{j}" for j in range(rows)]})
-             for i in range(chunks)]
-    return pl.concat(parts, rechunk=False)
-
-
-def test_a_body_of_many_chunks_goes_in_few_contiguous_blocks_with_the_same_values(spool_dir: Path) -> None:
-    """ClickHouse pays per record batch it reads: a 40-chunk batch is written as two blocks of at
-    least BLOCK_ROWS rows, values, order and lineage unchanged (seen failing: 40 blocks)."""
-    from chute.core.spool import BLOCK_ROWS
-
-    df = _chunked(40, 2_500)  # 100,000 rows
-    assert df.n_chunks() == 40
-    data = with_lineage(df, "t/a.ndjson", "b" * 64, 0, views=True)
-    body = SpooledBody(data)
-    with pa.ipc.open_file(body.path) as read:
-        sizes = [read.get_batch(i).num_rows for i in range(read.num_record_batches)]
-        back = read.read_all()
-    assert sizes == [BLOCK_ROWS + 2_500 - BLOCK_ROWS % 2_500, 100_000 - (BLOCK_ROWS + 2_500 - BLOCK_ROWS % 2_500)]
-    assert back.schema == data.schema
-    assert back.to_pylist() == data.to_pylist()
-    body.discard()
-
-
-def test_a_many_chunk_batch_loads_every_row_once_with_its_lineage(target: Target, spool_dir: Path) -> None:
-    df = _chunked(30, 3_000)
-    target.insert("t", target.encode(with_lineage(df, "t/a.ndjson", "c" * 64, 0, views=True), spool=True),
-                  "sha:1000:0")
-    got = target._call("query", f"SELECT count(), uniqExact(id), min(_source_row), max(_source_row),"
-                                f" countIf(id + 1 = _source_row), countIf(name = '') FROM `{target.database}`.t"
-                       ).result_rows[0]
-    assert tuple(got) == (90_000, 90_000, 1, 90_000, 90_000, df["name"].null_count())  # (NULL: '' in a String)
