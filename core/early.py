@@ -42,15 +42,18 @@ TEXT_FORMATS = ("csv", "tsv", "ndjson")  # Parquet may go natively (core/native.
 
 @dataclass
 class Early:
-    """One file opened and being planned: what the loader takes over."""
+    """One file opened and planned: what the loader takes over."""
 
-    path: Path
-    table: str
-    fmt: str
-    compression: str | None
     src: Source
     reader: Reader
-    plan: Future[Plan]
+    plan: Plan | None
+    error: BaseException | None  # what the limits check or the plan raised: raised again in the loader
+
+    def result(self) -> Plan:
+        if self.error is not None:
+            raise self.error
+        assert self.plan is not None
+        return self.plan
 
 
 def candidate(cfg: Config) -> tuple[Path, str, str, str | None] | None:
@@ -98,62 +101,79 @@ class EarlyPlan:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._early: Early | None = None
+        self._wanted: tuple[Path, str, str, str | None] | None = None
+        self._job: Future[Early | None] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     def start(self, cfg: Config) -> bool:
-        """Open and start planning the data folder's one big text file, if that is what it holds."""
-        found = candidate(cfg)
-        if found is None:
-            return False
-        path, table, fmt, compression = found
-        from chute.core.formats.limits import check_limits
-        from chute.core.reader import hash_and_plan, open_source, reader_for
-        from chute.core.routing import options_for, reader_options
-
-        try:
-            src = open_source(path, compression, cfg.max_file_bytes)
-        except Exception:  # noqa: BLE001 - the loader opens it itself and reports what it finds
-            return False
-        try:
-            reader = reader_for(src, fmt, reader_options(options_for(table, cfg.every_route), fmt))
-        except Exception:  # noqa: BLE001 - (likewise)
-            src.close()
+        """Open and plan the data folder's one big text file, if that is what it holds, on a thread:
+        the imports (polars), the reader and the plan all run beside the rest of the start-up."""
+        self._wanted = candidate(cfg)
+        if self._wanted is None:
             return False
         # Two threads: the plan, and the hash beside it (hash_and_plan), as on the loader's pools.
-        self._pool = pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chute-early")
-
-        def plan() -> Plan:
-            check_limits(src, cfg.max_record_bytes, cfg.max_decompression_ratio, text=reader.TEXT)
-            return hash_and_plan(src, reader, pool)
-
-        self._early = Early(path, table, fmt, compression, src, reader, pool.submit(plan))
-        log.debug("planning %s while ClickHouse starts", path)
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chute-early")
+        self._job = self._pool.submit(_plan, cfg, *self._wanted, self._pool)
+        log.debug("planning %s while ClickHouse starts", self._wanted[0])
         return True
 
     def take(self, row: FileRow, path: Path) -> Early | None:
-        """The early work when ``row`` is the version it was made for, once; else None (and it goes)."""
+        """The early work when ``row`` is the version it was made for, once; else None (and it goes).
+        Waits for the plan to end (the loader would plan the file now anyway)."""
         with self._lock:
-            early, self._early = self._early, None
-        if early is None:
+            job, self._job = self._job, None
+        if job is None or self._wanted is None:
             return None
-        if (path == early.path and (row.table_name, row.fmt, row.compression) == (early.table, early.fmt,
-                                                                                  early.compression)
-                and row.base_id is None and same_identity(row, early.src.st)):
-            return early
-        _drop(early)
-        return None
+        if (path, row.table_name, row.fmt, row.compression) != self._wanted or row.base_id is not None:
+            _drop(job)
+            return None
+        early = job.result()  # (_plan raises nothing: what the plan raised is in early.error)
+        if early is not None and not same_identity(row, early.src.st):
+            early.src.close()
+            return None
+        return early
 
     def close(self) -> None:
         """Drop what no loader took (a `--once` that stopped first)."""
         with self._lock:
-            early, self._early = self._early, None
-        if early is not None:
-            _drop(early)
+            job, self._job = self._job, None
+        if job is not None:
+            _drop(job)
         if self._pool is not None:
             self._pool.shutdown(wait=False)
 
 
-def _drop(early: Early) -> None:
-    early.plan.cancel()
-    early.plan.add_done_callback(lambda _: early.src.close())  # after the plan let go of the file
+def _plan(cfg: Config, path: Path, table: str, fmt: str, compression: str | None,
+          pool: ThreadPoolExecutor) -> Early | None:
+    """Step 1 and 2 of the load (core/loader.py ``_open``, ``_hash_and_plan``) for a new file. None:
+    it could not even be opened here, the loader opens it itself and reports what it finds."""
+    from chute.core.formats.limits import check_limits
+    from chute.core.reader import hash_and_plan, open_source, reader_for
+    from chute.core.routing import options_for, reader_options
+
+    try:
+        src = open_source(path, compression, cfg.max_file_bytes)
+    except Exception:  # noqa: BLE001
+        return None
+    try:
+        reader = reader_for(src, fmt, reader_options(options_for(table, cfg.every_route), fmt))
+    except Exception:  # noqa: BLE001
+        src.close()
+        return None
+    try:
+        check_limits(src, cfg.max_record_bytes, cfg.max_decompression_ratio, text=reader.TEXT)
+        return Early(src, reader, hash_and_plan(src, reader, pool), None)
+    except BaseException as exc:  # noqa: BLE001 - the loader raises it where its own plan would have
+        return Early(src, reader, None, exc)
+
+
+def _drop(job: Future[Early | None]) -> None:
+    """Close the file once the plan has let go of it (at once if it never started)."""
+    job.cancel()
+
+    def closed(done: Future[Early | None]) -> None:
+        early = None if done.cancelled() else done.result()
+        if early is not None:
+            early.src.close()
+
+    job.add_done_callback(closed)

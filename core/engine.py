@@ -174,17 +174,17 @@ class Engine:
         prepare_dirs(cfg)
         self._state_lock.acquire(self.mode)
         try:
+            if self.once:
+                from chute.core.early import EarlyPlan
+
+                self.early = EarlyPlan()
+                self.early.start(cfg)  # (nothing imported or opened unless the folder is one big text file)
             self.ledger = open_ledger(cfg)
             # What `chute attach` shows (it cannot open this engine's ClickHouse). A new engine starts
             # unpaused; the target is known while --wait-for-clickhouse waits, the version once it answers.
             for key, value in (("paused", "0"), ("target", cfg.masked_url()), ("server_version", ""),
                                (untyped_status.META_KEY, "")):
                 self.ledger.set_meta(key, value)
-            if self.once:
-                from chute.core.early import EarlyPlan
-
-                self.early = EarlyPlan()
-                self.early.start(cfg)  # (nothing imported or opened unless the folder is one big text file)
             self._connect(wait_for_target)
             self.ledger.set_meta("server_version", self.target.server_version)
             intents.recover(cfg, self.ledger, self.target)  # actions a crash interrupted: finish or roll back

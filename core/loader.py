@@ -85,7 +85,7 @@ class _Job:
     done: dict[int, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     rejects: Rejects | None = None
-    early: Future[Plan] | None = None  # the plan core/early.py started before ClickHouse did
+    early: Early | None = None  # the plan core/early.py made from before ClickHouse started
 
 
 @dataclass
@@ -303,7 +303,7 @@ class Loader:
         # A grown file reads only its appended records (core/growing.py), in the base's dialect.
         part = append.prepare(src, opts, sent=self.ledger.any_batches(row.id, row.generation))
         if early is not None and part is src and append.base is None:  # planned from the start: its
-            return _Job(row, src, part, append, opts, early.reader, tracing.current(), early=early.plan)  # limits too
+            return _Job(row, src, part, append, opts, early.reader, tracing.current(), early=early)  # limits too
         reader = reader_for(part, row.fmt, {**reader_options(opts, row.fmt), **(append.csv_opts or {})})
         check_limits(part, self.cfg.max_record_bytes, self.cfg.max_decompression_ratio, text=reader.TEXT)
         return _Job(row, src, part, append, opts, reader, tracing.current())
