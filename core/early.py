@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class Early:
     reader: Reader
     plan: Plan | None
     error: BaseException | None  # what the limits check or the plan raised: raised again in the loader
+    waited: float = 0.0  # seconds the loader waited for the plan (its "validate" time in the log)
 
     def result(self) -> Plan:
         if self.error is not None:
@@ -127,10 +129,13 @@ class EarlyPlan:
         if (path, row.table_name, row.fmt, row.compression) != self._wanted or row.base_id is not None:
             _drop(job)
             return None
+        t0 = time.perf_counter()
         early = job.result()  # (_plan raises nothing: what the plan raised is in early.error)
         if early is not None and not same_identity(row, early.src.st):
             early.src.close()
             return None
+        if early is not None:
+            early.waited = time.perf_counter() - t0
         return early
 
     def close(self) -> None:

@@ -320,7 +320,7 @@ class Loader:
             span.set(rows=job.plan.rows, sha256=job.sha)
         if job.reader.pending_check is None:
             job.part.drop_inflated()  # parsed: the inflated bytes go (a later slow path reads the file)
-        job.timings["validate"] = time.perf_counter() - t0
+        job.timings["validate"] = time.perf_counter() - t0 + (job.early.waited if job.early else 0.0)
         job.trace.set(sha256=job.sha, rows=job.plan.rows)
 
     def _claim_content(self, job: _Job) -> None:
