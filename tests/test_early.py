@@ -215,3 +215,28 @@ def test_negative_control_without_the_identity_check_the_stale_plan_is_taken(
     assert stale is not None and stale.result().rows == ROWS  # one row short of the file
     stale.src.close()
     plans.close()
+
+
+def test_a_grown_file_loads_only_its_appended_records(engine_factory: Callable[..., Engine], tmp_path: Path,
+                                                       small_is_big: None, taken: list[Early | None]) -> None:
+    """A second `--once` over a file that grew: the early plan read the whole file, but the
+    version appends to the loaded one, so the loader reads only the new records (its own plan of
+    the appended part): every row once, the row numbers going on."""
+    path = tmp_path / "data" / "events" / "a.csv"
+    _csv(path)
+    first = engine_factory(once=True)
+    assert first.wait_idle(timeout=120)
+    assert state_of(first, "events/a.csv") == "loaded"
+    first.stop()
+    with path.open("a") as f:
+        f.write("".join(f"{i},name {i},{i}.25,2026-11-02 10:00:00\n" for i in range(ROWS, ROWS + 500)))
+    second = engine_factory(first.cfg, once=True)
+    assert second.wait_idle(timeout=120)
+    assert second.ledger is not None
+    versions = second.ledger.versions("events/a.csv")
+    assert [v.state for v in versions] == [State.LOADED, State.LOADED]
+    assert versions[1].base_id == versions[0].id and versions[1].rows == 500
+    assert len(taken) == 2 and taken[1] is not None  # the same identity: taken, then not its reader
+    got = query(second, f"SELECT count(), uniqExact(id), min(_source_row), max(_source_row),"
+                        f" countIf(id + 2 = _source_row + 1) FROM `{second.cfg.database}`.events")
+    assert got == [(ROWS + 500, ROWS + 500, 1, ROWS + 500, ROWS + 500)]
