@@ -240,3 +240,25 @@ def test_a_grown_file_loads_only_its_appended_records(engine_factory: Callable[.
     got = query(second, f"SELECT count(), uniqExact(id), min(_source_row), max(_source_row),"
                         f" countIf(id + 2 = _source_row + 1) FROM `{second.cfg.database}`.events")
     assert got == [(ROWS + 500, ROWS + 500, 1, ROWS + 500, ROWS + 500)]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_load_of_an_early_planned_file_then_once_loads_every_row_once(tmp_path: Path) -> None:
+    """The early plan in a real `--once` (a file over EARLY_MIN_BYTES), killed after ClickHouse
+    acknowledged a batch the ledger did not: the next `--once` plans it early again, resends the
+    unacknowledged batches with their tokens, and every row is there once."""
+    from tests.conftest import run_chute
+    from tests.test_crash import duplicate_check, kill_at
+
+    rows = 200_000
+    path = tmp_path / "data" / "events" / "big.csv"
+    _csv(path, rows)
+    assert path.stat().st_size >= early_mod.EARLY_MIN_BYTES
+    args = ["--no-ui", "--once", str(tmp_path / "data"), "--state-dir", str(tmp_path / "state"), "--clickhouse",
+            f"chdb://{tmp_path / 'ch'}", "--batch-rows", "20000", "--settle-seconds", "0.1", "--log-format", "json",
+            "--log-level", "debug"]
+    kill_at(args, "insert_acked", 3, tmp_path / "marker")
+    done = run_chute(*args, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "while ClickHouse starts" in done.stderr  # planned early, again
+    assert duplicate_check(tmp_path / "ch", "events") == (rows, 0)
