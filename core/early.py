@@ -4,10 +4,11 @@ A `--once` process spends its first ~0.5 s in Python (imports, chDB's start, the
 scan), on one core and holding the GIL, while the plan of a big CSV or NDJSON file (polars' parse,
 sha256) runs mostly outside the GIL on both. So when the data folder holds exactly one file, of a
 text format and at least EARLY_MIN_BYTES, that file is opened, hashed and planned from the start,
-beside the rest of the start-up (1M rows: about 10% less wall time, the same CPU and memory).
+beside the rest of the start-up (1M rows at load 2-7: 5-14% less wall time for CSV and NDJSON, the
+same CPU and memory; nothing on a saturated machine, README "One big file").
 
 Nothing else changes: the loader takes the open file, its reader and its plan only for the version
-the watcher settled with the very identity that was opened (device, inode, size, mtime), with the
+the watcher settled with the very identity that was opened (device, inode, size, mtime, ctime), with the
 table, format and compression the plan was made for, and with no earlier version to append to;
 it then goes on exactly as if it had opened and planned the file itself (the same steps, checks,
 errors and protocol, docs/ARCHITECTURE.md#exactly-once). Anything else (a second file, a file still
