@@ -33,6 +33,7 @@ from chute.core.untyped_status import UntypedBoard
 from chute.core.watcher import Watcher
 
 if TYPE_CHECKING:
+    from chute.core.early import EarlyPlan
     from chute.core.fleet import FleetMirror
     from chute.core.loader import Loader, Progress  # imported when the loader is built (_loader_ready)
 
@@ -154,6 +155,7 @@ class Engine:
         self._threads: list[threading.Thread] = []
         self.watcher: Watcher | Watchers | None = None
         self.loader: Loader | None = None
+        self.early: EarlyPlan | None = None  # `--once`: the one big file, planned while ClickHouse starts
         self.target_ok = False
         self.target_error: str | None = None
         self._history: deque[tuple[int, int, int]] = deque(maxlen=3600)  # per second: rows, bytes
@@ -172,6 +174,11 @@ class Engine:
         prepare_dirs(cfg)
         self._state_lock.acquire(self.mode)
         try:
+            if self.once:
+                from chute.core.early import EarlyPlan
+
+                self.early = EarlyPlan()
+                self.early.start(cfg)  # (nothing imported or opened unless the folder is one big text file)
             self.ledger = open_ledger(cfg)
             # What `chute attach` shows (it cannot open this engine's ClickHouse). A new engine starts
             # unpaused; the target is known while --wait-for-clickhouse waits, the version once it answers.
@@ -214,6 +221,7 @@ class Engine:
         loader.on_unreachable = self._mark_unreachable
         loader.on_batch = self._record_batch
         loader.on_full = self._resource_fault
+        loader.early = self.early
         if self.watcher is not None:
             loader.on_settle = self.watcher.hint
         if self.cfg.fleet_mirror and self.cfg.dedup_scope == "fleet":
@@ -275,6 +283,8 @@ class Engine:
 
     def close(self, close_target: bool = True) -> None:
         self.metrics.close()
+        if self.early is not None:
+            self.early.close()
         self.monitor.close()
         if self.loader:
             self.loader.close()

@@ -36,6 +36,7 @@ from chute.core.states import State
 from chute.core.target import Encoded, Target
 
 if TYPE_CHECKING:
+    from chute.core.early import Early, EarlyPlan
     from chute.core.fleet import FleetDedup
 
 log = logging.getLogger("chute.loader")
@@ -84,6 +85,7 @@ class _Job:
     done: dict[int, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     rejects: Rejects | None = None
+    early: Early | None = None  # the plan core/early.py made from before ClickHouse started
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Loader:
         self.on_settle: Callable[[str], None] = lambda _rel: None
         self.on_batch: Callable[[str, int, int, float], None] = lambda *_: None
         self.fleet: FleetDedup | None = None  # dedup_scope = "fleet" (core/fleet.py), set by the engine
+        self.early: EarlyPlan | None = None  # `--once`: a file planned from the start (core/early.py), by the engine
         self.on_full: Callable[[BaseException], bool] = lambda exc: False  # a disk filled up (core/resources.py)
         # Each table's columns once checked (lineage, dedup window), so a file of a known table costs
         # no schema query; dropped on any error of a load into it (core/groups.py makes many such loads).
@@ -254,10 +257,12 @@ class Loader:
         cfg = self.cfg
         path = cfg.locate(row.path)
         _check_inside(cfg.split(row.path)[0], path)
-        with open_source(path, row.compression, cfg.max_file_bytes) as src, Append(self.ledger, row,
-                                                                                   cfg.state_dir) as append:
+        early = self.early.take(row, path) if self.early is not None else None  # opened at start (core/early.py)
+        with early.src if early else open_source(path, row.compression, cfg.max_file_bytes) as src, \
+                Append(self.ledger, row, cfg.state_dir) as append:
             try:
-                job = self._open(row, src, append)                   # 1. open once
+                job = self._open(row, src, append, early)            # 1. open once
+                early = None  # (a reader _open did not take goes as soon as its plan ends)
                 native.prepare(self, job)
                 self._hash_and_plan(job)                             # 2. hash and plan
                 self._claim_content(job)                             # 3. claim the content
@@ -290,13 +295,15 @@ class Loader:
         job.timings.update(table=t1 - t0, insert=time.perf_counter() - t1)
         return self._verify_sent(job, fitter)                        # 9. verify
 
-    def _open(self, row: FileRow, src: Source, append: Append) -> _Job:
+    def _open(self, row: FileRow, src: Source, append: Append, early: Early | None = None) -> _Job:
         """Step 1: the open file must be the version the watcher settled; pick its reader."""
         if not same_identity(row, src.st):
             raise FileChanged(f"{row.path} changed since it settled")
         opts = options_for(row.table_name, self.cfg.every_route)
         # A grown file reads only its appended records (core/growing.py), in the base's dialect.
         part = append.prepare(src, opts, sent=self.ledger.any_batches(row.id, row.generation))
+        if early is not None and part is src and append.base is None:  # planned from the start: its
+            return _Job(row, src, part, append, opts, early.reader, tracing.current(), early=early)  # limits too
         reader = reader_for(part, row.fmt, {**reader_options(opts, row.fmt), **(append.csv_opts or {})})
         check_limits(part, self.cfg.max_record_bytes, self.cfg.max_decompression_ratio, text=reader.TEXT)
         return _Job(row, src, part, append, opts, reader, tracing.current())
@@ -306,14 +313,14 @@ class Loader:
         t0 = time.perf_counter()
         with job.trace.step("hash", bytes=job.row.size) as span:
             try:
-                job.plan = hash_and_plan(job.part, job.reader, self._hash_pool)
+                job.plan = job.early.result() if job.early else hash_and_plan(job.part, job.reader, self._hash_pool)
             except InputError as exc:  # an append's reader counts lines from the appended part
                 raise _in_whole_file(exc, job.append.lines_before(job.src)) from None
             job.sha = job.append.sha256 or job.src.sha256
             span.set(rows=job.plan.rows, sha256=job.sha)
         if job.reader.pending_check is None:
             job.part.drop_inflated()  # parsed: the inflated bytes go (a later slow path reads the file)
-        job.timings["validate"] = time.perf_counter() - t0
+        job.timings["validate"] = time.perf_counter() - t0 + (job.early.waited if job.early else 0.0)
         job.trace.set(sha256=job.sha, rows=job.plan.rows)
 
     def _claim_content(self, job: _Job) -> None:
