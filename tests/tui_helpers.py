@@ -49,6 +49,20 @@ def describe(app: Any) -> str:
     return "\n".join(lines)
 
 
+def record_notes(app: ChuteApp) -> list[str]:
+    """Every notification from now on, also those that timed out meanwhile (a slow machine: an action's
+    note lives 6 s, and the load it started may take longer than that to be seen)."""
+    seen: list[str] = []
+    shown = app.notify
+
+    def notify(message: str, *args: object, **kwargs: object) -> None:
+        seen.append(str(message))
+        shown(message, *args, **kwargs)  # type: ignore[arg-type]
+
+    app.notify = notify  # type: ignore[method-assign]
+    return seen
+
+
 def state(app: ChuteApp, path: str) -> str | None:
     """The state the console's own ledger connection reads for PATH."""
     row = app.reader.current(path)
