@@ -243,6 +243,8 @@ async def test_quit_stops_the_engine(console: Callable[..., ChuteApp]) -> None:
     write_csv(data_of(app), "one.csv", "id\n1\n")
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: state(app, "one.csv") == "loaded", what="loaded")
+        # The load's worker ends just after `loaded` (archive, counters): until then q asks first.
+        await until(pilot, app.engine.idle, what="the load's worker done")
         await pilot.press("q")
         await until(pilot, lambda: app.return_code is not None, what="exit")
     assert app.return_code == 0

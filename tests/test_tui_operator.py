@@ -357,6 +357,8 @@ async def test_q_right_after_a_confirmed_bulk_purge_lets_it_finish(console: Call
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: all(state(app, f"f{i:02d}.csv") == "loaded" for i in range(12)), timeout=60,
                     what="all loaded")
+        # Each load's worker ends just after `loaded`: until then the q below would ask "Quit while files load?".
+        await until(pilot, app.engine.idle, what="the loads' workers done")
         await refreshed(pilot)
         app.show_pane("files")
         await pilot.pause()
