@@ -11,9 +11,37 @@ from typing import Any
 
 import pytest
 
+from chute.core import failpoints
 from chute.core.ledger import Ledger
+from chute.core.routing import Route
 from chute.core.states import State
-from tests.conftest import state_of, wait_for
+from tests.conftest import make_config, state_of, wait_for
+
+
+def test_rows_skipped_are_noted_in_the_loaded_commit(engine_factory, tmp_path: Path, chdb_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """`on_bad_rows = skip`: the note "N row(s) skipped" was written after `loaded`; a crash in between
+    left a loaded file whose skipped rows the ledger never mentioned. Held right after the `loaded`
+    commit (failpoint pause_at=loaded), the version must already carry its note."""
+    cfg = make_config(tmp_path, chdb_path, routes=(Route(table="skippy", on_bad_rows="skip"),))
+    (cfg.data_dir / "skippy").mkdir()
+    (cfg.data_dir / "skippy" / "1.csv").write_bytes(b"id,v\n1,a\n")  # the table's types: id Int64
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "skippy/1.csv") == State.LOADED and engine.idle(), what="the table made")
+    gate = tmp_path / "gate"
+    monkeypatch.setitem(failpoints._spec, "pause_at", "loaded:1")
+    monkeypatch.setitem(failpoints._spec, "gate", str(gate))
+    monkeypatch.setattr(failpoints, "_hits", {})  # counted per process: start from zero for this test
+    (cfg.data_dir / "skippy" / "2.csv").write_bytes(b"id,v\n2,b\nnope,c\n4,d\n,e\n6,f\n")
+    try:
+        wait_for(lambda: Path(f"{gate}.reached").exists(), timeout=120, what="the load held just after `loaded`")
+        row = engine.ledger.current("skippy/2.csv")
+        assert row is not None and row.state == State.LOADED
+        assert row.reason == "2 row(s) skipped (on_bad_rows = skip)", row.reason
+    finally:
+        gate.touch()
+    wait_for(engine.idle, what="the load's worker done")
+    assert [e.action for e in engine.ledger.events(file_id=row.id)].count("rejects") == 1
 
 
 def test_quarantine_and_retry_close_their_action_in_the_same_commit(engine_factory, tmp_path: Path,
