@@ -14,8 +14,8 @@ from chute.tui.app import ChuteApp
 from chute.tui.widgets.ledger_table import LedgerTable
 
 
-async def until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll ``predicate`` while the app keeps running, up to ``timeout`` seconds."""
+async def until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """Poll ``predicate`` while the app keeps running, up to ``timeout`` seconds (generous, as wait_for's)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
