@@ -396,7 +396,7 @@ class Loader:
         noted = self._note_rejects(row, job.rejects) if job.rejects is not None and job.rejects.count else None
         with job.trace.step("verify", rows=expected):
             after = self._verify(row, job.sha, expected, job.timings, keyed=bool(job.opts.key),
-                                 **({"reason": noted["reason"]} if noted else {}))
+                                 reason=noted["reason"] if noted else None)
         if noted:
             self.ledger.log(row.id, row.path, "engine", "rejects", f"{noted['reason']}: {noted['rejects']}")
             log.warning("%s: %s, see %s", row.path, noted["reason"], noted["rejects"],
@@ -655,7 +655,7 @@ class Loader:
         return exc
 
     def _verify(self, row: FileRow, sha: str, rows: int, timings: dict[str, float],
-                keyed: bool, **noted: str) -> intents.Intent | None:
+                keyed: bool, reason: str | None = None) -> intents.Intent | None:
         t0 = time.perf_counter()
         found = self.target.count_source(row.table_name, sha, row.path)
         timings["verify"] = time.perf_counter() - t0
@@ -671,6 +671,7 @@ class Loader:
         # Write-ahead: the archive/delete intent precedes `loaded`, so a crash in between still moves it.
         dest = _free_name(self.cfg.aside("_archive", row.path)) if self.cfg.after_load == "archive" else None
         after = intents.begin_after_load(self.cfg, self.ledger, row, dest)
+        noted: dict[str, Any] = {"reason": reason} if reason else {}  # rows skipped: said in this commit
         self.ledger.transition(row.id, State.LOADED, rows_loaded=found, loaded_at=time.time(), last_error=None,
                                error_kind=None, detail=f"{found} rows into {row.table_name}", expect=[State.LOADING],
                                **noted)
