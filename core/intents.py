@@ -166,11 +166,14 @@ def _run_retry(cfg: Config, ledger: Ledger, intent: Intent) -> str:
         ledger.update(intent.file_id, moved_to=None)
         raise UsageError(f"{a['path']} is no longer in the data folder")
     st = os.stat(dest, follow_symlinks=False)
-    ledger.transition(intent.file_id, State.QUEUED, actor=intent.actor, detail="retry requested", attempts=0,
-                      next_attempt=None, moved_to=None, last_error=None, error_kind=None, reason=None,  # history now
-                      dev=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns,
-                      ctime_ns=st.st_ctime_ns, expect=[State.FAILED, State.QUARANTINED])
-    ledger.close_intent(intent.id, "done", "requeued")
+    # Queued and the retry closed in one commit: the loader may take it at once, and its own
+    # archive or quarantine intent is refused while another action is open.
+    if ledger.transition(intent.file_id, State.QUEUED, actor=intent.actor, detail="retry requested", attempts=0,
+                         next_attempt=None, moved_to=None, last_error=None, error_kind=None, reason=None,  # history now
+                         dev=st.st_dev, inode=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                         ctime_ns=st.st_ctime_ns, expect=[State.FAILED, State.QUARANTINED],
+                         done_intent=(intent.id, "requeued")) is None:
+        ledger.close_intent(intent.id, "done", "requeued")
     return f"retrying {a['path']}"
 
 
@@ -257,15 +260,20 @@ def _run_quarantine(cfg: Config, ledger: Ledger, intent: Intent) -> str | None:
             moved = a["dest"]
     except OSError as exc:
         log.warning("could not move %s to quarantine: %s", a["path"], exc.strerror)
-    _quarantined(ledger, intent.file_id, a["reason"], moved)
-    ledger.close_intent(intent.id, "done", f"moved to {moved}" if moved else "not moved")
+    outcome = f"moved to {moved}" if moved else "not moved"
+    # Quarantined and the intent closed in one commit: an operator's retry of the file it shows
+    # quarantined is never refused as "unfinished".
+    if not _quarantined(ledger, intent.file_id, a["reason"], moved, done_intent=(intent.id, outcome)):
+        ledger.close_intent(intent.id, "done", outcome)
     return moved
 
 
-def _quarantined(ledger: Ledger, file_id: int, reason: dict[str, Any], moved: str | None) -> None:
+def _quarantined(ledger: Ledger, file_id: int, reason: dict[str, Any], moved: str | None,
+                 done_intent: tuple[int, str] | None = None) -> bool:
     text = str(reason.get("reason") or "quarantined")
-    ledger.transition(file_id, State.QUARANTINED, error_kind="input", last_error=text, reason=text,
-                      moved_to=moved, next_attempt=None, detail=text, expect=[State.LOADING])
+    return ledger.transition(file_id, State.QUARANTINED, error_kind="input", last_error=text, reason=text,
+                             moved_to=moved, next_attempt=None, detail=text, expect=[State.LOADING],
+                             done_intent=done_intent) is not None
 
 
 # -- recovery ---------------------------------------------------------------------------------

@@ -454,13 +454,21 @@ class Ledger:
         return FileRow.of(new), True
 
     def transition(self, file_id: int, to: State, *, actor: str = "engine", detail: str | None = None,
-                   expect: Iterable[State] | None = None, **fields: Any) -> FileRow | None:
+                   expect: Iterable[State] | None = None, done_intent: tuple[int, str] | None = None,
+                   **fields: Any) -> FileRow | None:
         """Move a file to ``to`` (optionally only from ``expect``), update fields, log the event.
+        ``done_intent`` (id, outcome): the action that made this move closes in the same commit, so
+        no reader sees the new state with the action still open (an operator's retry of a file just
+        quarantined was refused as "unfinished"; a file just retried was loaded with its retry open,
+        and its archive or quarantine then refused).
 
-        Returns the new row, or None when the file was not in an expected state.
+        Returns the new row, or None when the file was not in an expected state (the intent stays open).
         """
         with self._tx() as c:
-            return self._transition(c, file_id, to, actor, detail, expect, fields, time.time())
+            out = self._transition(c, file_id, to, actor, detail, expect, fields, time.time())
+            if out is not None and done_intent is not None:
+                self._close_intent(c, done_intent[0], "done", done_intent[1])
+        return out
 
     def transition_many(self, moves: list[tuple[int, dict[str, Any]]], to: State, *, actor: str = "engine",
                         expect: Iterable[State] | None = None) -> list[int]:
@@ -858,8 +866,12 @@ class Ledger:
 
     def close_intent(self, intent_id: int, status: str, outcome: str) -> None:
         with self._tx() as c:
-            c.execute("UPDATE intents SET status = ?, outcome = ?, closed = ? WHERE id = ? AND status = 'open'",
-                      (status, outcome, time.time(), intent_id))
+            self._close_intent(c, intent_id, status, outcome)
+
+    @staticmethod
+    def _close_intent(c: sqlite3.Connection, intent_id: int, status: str, outcome: str) -> None:
+        c.execute("UPDATE intents SET status = ?, outcome = ?, closed = ? WHERE id = ? AND status = 'open'",
+                  (status, outcome, time.time(), intent_id))
 
     def open_intent_count(self) -> int:
         """Actions begun and not finished, for status lines (a partial index keeps it cheap)."""

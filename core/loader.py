@@ -398,10 +398,16 @@ class Loader:
         expected = sum(self.ledger.done_batches(row.id, row.generation).values())
         if expected != plan.rows and not (fitter.skip_bad or job.opts.skip_existing_keys):
             raise _VerifyError(f"verification failed: the batches sent hold {expected} rows, the file {plan.rows}")
+        # The skipped rows' note goes into the `loaded` commit itself: noted after it, a crash in between
+        # (or a reader in between) saw a loaded file with rows skipped and no word of it, for good.
+        noted = self._note_rejects(row, job.rejects) if job.rejects is not None and job.rejects.count else None
         with job.trace.step("verify", rows=expected):
-            after = self._verify(row, job.sha, expected, job.timings, keyed=bool(job.opts.key))
-        if job.rejects is not None and job.rejects.count:
-            self._note_rejects(row, job.rejects)
+            after = self._verify(row, job.sha, expected, job.timings, keyed=bool(job.opts.key),
+                                 reason=noted["reason"] if noted else None)
+        if noted:
+            self.ledger.log(row.id, row.path, "engine", "rejects", f"{noted['reason']}: {noted['rejects']}")
+            log.warning("%s: %s, see %s", row.path, noted["reason"], noted["rejects"],
+                        extra=file_fields(row, "rows_rejected"))
         return after
 
     def _clear_superseded(self, row: FileRow) -> None:
@@ -517,16 +523,14 @@ class Loader:
         if self.ledger.meta(key) != value:
             self.ledger.set_meta(key, value)
 
-    def _note_rejects(self, row: FileRow, rejects: Rejects) -> None:
+    def _note_rejects(self, row: FileRow, rejects: Rejects) -> dict[str, str]:
+        """The reason file beside the rejects; the ledger's note goes with `loaded` (_verify_sent)."""
         reason = {"path": row.path, "reason": f"{rejects.count} row(s) skipped (on_bad_rows = skip)",
                   "rejects": self.cfg.ledger_path(rejects.path, row.path),
                   "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         Path(str(rejects.path).removesuffix(".rejects.csv") + ".reason.json").write_text(
             json.dumps(reason, indent=2) + "\n")
-        self.ledger.update(row.id, reason=reason["reason"])
-        self.ledger.log(row.id, row.path, "engine", "rejects", f"{reason['reason']}: {reason['rejects']}")
-        log.warning("%s: %s, see %s", row.path, reason["reason"], reason["rejects"],
-                    extra=file_fields(row, "rows_rejected"))
+        return reason
 
     def _send(self, row: FileRow, reader: Reader, plan: Plan, sha: str, batch_rows: int,
               done: dict[int, int], fitter: Fitter, rejects: Rejects, anti_join: tuple[str, str] | None) -> None:
@@ -658,7 +662,7 @@ class Loader:
         return exc
 
     def _verify(self, row: FileRow, sha: str, rows: int, timings: dict[str, float],
-                keyed: bool) -> intents.Intent | None:
+                keyed: bool, reason: str | None = None) -> intents.Intent | None:
         t0 = time.perf_counter()
         found = self.target.count_source(row.table_name, sha, row.path)
         timings["verify"] = time.perf_counter() - t0
@@ -674,8 +678,10 @@ class Loader:
         # Write-ahead: the archive/delete intent precedes `loaded`, so a crash in between still moves it.
         dest = _free_name(self.cfg.aside("_archive", row.path)) if self.cfg.after_load == "archive" else None
         after = intents.begin_after_load(self.cfg, self.ledger, row, dest)
+        noted: dict[str, Any] = {"reason": reason} if reason else {}  # rows skipped: said in this commit
         self.ledger.transition(row.id, State.LOADED, rows_loaded=found, loaded_at=time.time(), last_error=None,
-                               error_kind=None, detail=f"{found} rows into {row.table_name}", expect=[State.LOADING])
+                               error_kind=None, detail=f"{found} rows into {row.table_name}", expect=[State.LOADING],
+                               **noted)
         log.info("loaded %s -> %s: %d rows (%s)", row.path, row.table_name, found,
                  ", ".join(f"{k} {v:.3f}s" for k, v in timings.items()),
                  extra=file_fields(row, "loaded", rows=found, duration_s=round(sum(timings.values()), 3)))

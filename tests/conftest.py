@@ -204,7 +204,9 @@ def _by_url(cfgs: list[Config]) -> dict[str, set[str]]:
     return out
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll until ``predicate`` is true. The default is generous: a passing wait returns at once, and a load
+    on a busy 2-core CI machine (two xdist workers, chDB's threads) can queue for tens of seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

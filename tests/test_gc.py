@@ -32,6 +32,8 @@ def test_duplicates_are_still_caught_after_gc_prunes_the_ledger(engine_factory) 
     wait_for(lambda: state_of(engine, "orders_1.csv") == "loaded", what="loaded")
     (engine.cfg.data_dir / "other.csv").write_bytes(csv_bytes(make_rows(3, seed=9)))  # the newest id stays
     wait_for(lambda: state_of(engine, "other.csv") == "loaded", what="loaded")
+    # Archived just after `loaded` (its intent closed then): gc keeps a version whose action is open.
+    wait_for(engine.idle, what="both archived")
     assert _count(engine, "orders") == 40
     ledger = engine.ledger
 

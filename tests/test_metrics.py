@@ -71,8 +71,9 @@ def test_scrape_during_a_real_load(engine_factory) -> None:
     # A bad file: quarantined, counted as an input error and in the files-by-state gauge.
     (engine.cfg.data_dir / "broken.csv.gz").write_bytes(b"\x1f\x8b not really gzip")
     wait_for(lambda: state_of(engine, "broken.csv.gz") == "quarantined", what="quarantine")
-    wait_for(lambda: value(scrape(engine), "chute_file_outcomes_total", outcome="quarantined") == 1,
-             what="outcome counted")
+    # The error's kind is counted after the outcome (a ledger read in between): wait for both.
+    wait_for(lambda: (s := scrape(engine)) and value(s, "chute_file_outcomes_total", outcome="quarantined") == 1
+             and value(s, "chute_errors_total", kind="input") == 1, what="outcome and its error counted")
     last = scrape(engine)
     assert value(last, "chute_files", state="quarantined") == 1
     assert value(last, "chute_file_outcomes_total", outcome="quarantined") == 1

@@ -15,7 +15,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -224,8 +223,11 @@ def test_browser_sees_the_files_pane_and_the_help(site: Site, browser, tmp_path:
     assert browser.save_screenshot(str(_shots(tmp_path) / "serve-help.png"))
 
     # Without the token the console is read-only: pausing intake is refused, with the reason.
+    drawn = len(_screen_text(browser))
     _press(browser, "\ue00c")  # escape closes the help
-    time.sleep(0.5)
+    # The main screen drawn again (the text is everything drawn so far): a "p" sent sooner went to the help.
+    wait_for(lambda: "events.csv" in _screen_text(browser)[drawn:], timeout=60, interval=0.25,
+             what="the help closed")
     _press(browser, "p")
     _wait_text(browser, "read-only")
     assert site.paused() == "0"

@@ -20,7 +20,7 @@ from chute.tui.screens.main import MainScreen
 from chute.tui.widgets.files_table import FilesTable
 from chute.tui.widgets.status_line import StatusLine
 from tests.conftest import make_config, query
-from tests.tui_helpers import refreshed, select, state, until, write_csv
+from tests.tui_helpers import record_notes, refreshed, select, state, until, write_csv
 
 SIZE = (100, 30)
 
@@ -35,19 +35,6 @@ def notes(app: ChuteApp) -> list[str]:
     return [n.message for n in app._notifications]  # what the operator saw
 
 
-def record_notes(app: ChuteApp) -> list[str]:
-    """Every notification from now on, also those that timed out meanwhile (a slow machine)."""
-    seen: list[str] = []
-    shown = app.notify
-
-    def notify(message: str, *args: object, **kwargs: object) -> None:
-        seen.append(str(message))
-        shown(message, *args, **kwargs)  # type: ignore[arg-type]
-
-    app.notify = notify  # type: ignore[method-assign]
-    return seen
-
-
 def enabled(app: ChuteApp, key: str) -> bool | None:
     """Whether the footer shows KEY enabled (True), dimmed (False) or not at all (None)."""
     active = app.screen.active_bindings.get(key)
@@ -58,6 +45,7 @@ async def test_files_errors_and_a_drifted_file_approved_from_its_details(console
     app = console()
     data = data_of(app)
     write_csv(data, "events/e1.csv", "id,kind\n1,x\n2,y\n")
+    seen = record_notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: state(app, "events/e1.csv") == "loaded", what="e1 loaded")
         write_csv(data, "events/e2.csv", "id,kind,extra\n3,z,9\n")
@@ -81,7 +69,8 @@ async def test_files_errors_and_a_drifted_file_approved_from_its_details(console
 
         await pilot.press("a")  # approving drift adds the column, then loads
         await until(pilot, lambda: state(app, "events/e2.csv") == "loaded", what="e2 loaded")
-        assert any("approved events/e2.csv" in n for n in notes(app))
+        # The note comes from the action's worker, which may post it after the load (and it expires in 6 s).
+        await until(pilot, lambda: any("approved events/e2.csv" in n for n in seen), what="the approval's note")
         await until(pilot, lambda: app.screen.row.state == "loaded", what="details follow the file")
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
@@ -92,6 +81,7 @@ async def test_files_errors_and_a_drifted_file_approved_from_its_details(console
 async def test_approve_under_require_approval_and_disabled_keys(console: Callable[..., ChuteApp]) -> None:
     app = console(require_approval=True)
     write_csv(data_of(app), "orders.csv", "id,amount\n1,2.5\n2,3.5\n")
+    seen = record_notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: state(app, "orders.csv") == "held", what="held for approval")
         await select(pilot, "orders.csv")
@@ -102,10 +92,13 @@ async def test_approve_under_require_approval_and_disabled_keys(console: Callabl
         await until(pilot, lambda: state(app, "orders.csv") == "loaded", what="loaded after approval")
         await refreshed(pilot)
         assert enabled(app, "a") is False  # the selection changed state: bindings were refreshed
-        before = len(notes(app))
+        # Counted once the approval's own note is in (its worker may post it after the load); the notes
+        # recorded, not those still shown: one expiring meanwhile is not "something happened".
+        await until(pilot, lambda: any("approved orders.csv" in n for n in seen), what="the approval's note")
+        before = len(seen)
         await pilot.press("a")  # does not apply to a loaded file: nothing happens
         await pilot.pause(0.3)
-        assert len(notes(app)) == before and state(app, "orders.csv") == "loaded"
+        assert len(seen) == before and state(app, "orders.csv") == "loaded"
 
 
 async def test_purge_cancelled_three_ways_then_confirmed(console: Callable[..., ChuteApp]) -> None:
@@ -138,6 +131,7 @@ async def test_retry_a_quarantined_file_after_fixing_it(console: Callable[..., C
     app = console()
     data = data_of(app)
     write_csv(data, "metrics-0001.csv.gz", "not gzip at all\n")
+    seen = record_notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: state(app, "metrics-0001.csv.gz") == "quarantined", what="quarantined")
         await select(pilot, "metrics-0001.csv.gz", pane="quarantine")
@@ -148,7 +142,7 @@ async def test_retry_a_quarantined_file_after_fixing_it(console: Callable[..., C
         await pilot.press("r")
         await until(pilot, lambda: state(app, "metrics-0001.csv.gz") == "loaded", what="loaded after retry")
         assert (data / "metrics-0001.csv.gz").exists()
-        assert any("retrying metrics-0001.csv.gz" in n for n in notes(app))
+        await until(pilot, lambda: any("retrying metrics-0001.csv.gz" in n for n in seen), what="the retry's note")
 
 
 async def test_retry_refused_is_reported_not_raised(console: Callable[..., ChuteApp]) -> None:
@@ -249,6 +243,8 @@ async def test_quit_stops_the_engine(console: Callable[..., ChuteApp]) -> None:
     write_csv(data_of(app), "one.csv", "id\n1\n")
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: state(app, "one.csv") == "loaded", what="loaded")
+        # The load's worker ends just after `loaded` (archive, counters): until then q asks first.
+        await until(pilot, app.engine.idle, what="the load's worker done")
         await pilot.press("q")
         await until(pilot, lambda: app.return_code is not None, what="exit")
     assert app.return_code == 0

@@ -27,7 +27,7 @@ from chute.tui.widgets.ledger_table import LedgerTable
 from chute.tui.widgets.rates_strip import RatesStrip
 from chute.tui.widgets.status_line import StatusLine
 from tests.conftest import query
-from tests.tui_helpers import refreshed, select, state, until, write_csv
+from tests.tui_helpers import record_notes, refreshed, select, state, until, write_csv
 
 SIZE = (100, 30)
 
@@ -282,6 +282,7 @@ async def test_marks_and_bulk_actions_confirmed_once(console: Callable[..., Chut
     for i in range(3):
         write_csv(data, f"orders/o{i}.csv", csv(2, start=10 * i))
     write_csv(data, "other.csv", csv(5, start=100))
+    seen = record_notes(app)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: all(state(app, p) == "held" for p in
                                        ("orders/o0.csv", "orders/o1.csv", "orders/o2.csv", "other.csv")), what="held")
@@ -314,7 +315,8 @@ async def test_marks_and_bulk_actions_confirmed_once(console: Callable[..., Chut
         await until(pilot, lambda: all(state(app, f"orders/o{i}.csv") == "loaded" for i in range(3)),
                     what="the three approved and loaded")
         assert state(app, "other.csv") == "held"
-        assert any("3 of 3 done" in n for n in notes(app))
+        # Posted by the action's worker after its third command: the third load may finish first.
+        await until(pilot, lambda: any("3 of 3 done" in n for n in seen), what="the bulk action's note")
         assert table.marked == []
 
 
@@ -355,6 +357,8 @@ async def test_q_right_after_a_confirmed_bulk_purge_lets_it_finish(console: Call
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: all(state(app, f"f{i:02d}.csv") == "loaded" for i in range(12)), timeout=60,
                     what="all loaded")
+        # Each load's worker ends just after `loaded`: until then the q below would ask "Quit while files load?".
+        await until(pilot, app.engine.idle, what="the loads' workers done")
         await refreshed(pilot)
         app.show_pane("files")
         await pilot.pause()

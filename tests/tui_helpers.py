@@ -14,8 +14,8 @@ from chute.tui.app import ChuteApp
 from chute.tui.widgets.ledger_table import LedgerTable
 
 
-async def until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll ``predicate`` while the app keeps running, up to ``timeout`` seconds."""
+async def until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
+    """Poll ``predicate`` while the app keeps running, up to ``timeout`` seconds (generous, as wait_for's)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
@@ -47,6 +47,20 @@ def describe(app: Any) -> str:
         if hasattr(app, attr):
             lines.append(f"{attr}={getattr(app, attr)!r}")
     return "\n".join(lines)
+
+
+def record_notes(app: ChuteApp) -> list[str]:
+    """Every notification from now on, also those that timed out meanwhile (a slow machine: an action's
+    note lives 6 s, and the load it started may take longer than that to be seen)."""
+    seen: list[str] = []
+    shown = app.notify
+
+    def notify(message: str, *args: object, **kwargs: object) -> None:
+        seen.append(str(message))
+        shown(message, *args, **kwargs)  # type: ignore[arg-type]
+
+    app.notify = notify  # type: ignore[method-assign]
+    return seen
 
 
 def state(app: ChuteApp, path: str) -> str | None:
