@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING
 from chute.core.ledger import same_identity
 from chute.core.routing import format_of, is_ignored, table_for
 from chute.core.sources import extra_sources
+from chute.core.states import FINAL
 
 if TYPE_CHECKING:
     from chute.core.config import Config
-    from chute.core.ledger import FileRow
+    from chute.core.ledger import FileRow, Ledger
     from chute.core.reader import Plan, Reader, Source
 
 log = logging.getLogger("chute.early")
@@ -59,9 +60,10 @@ class Early:
         return self.plan
 
 
-def candidate(cfg: Config) -> tuple[Path, str, str, str | None] | None:
-    """The data folder's one loadable file when it is a big text file: (path, table, format,
-    compression). A second file anywhere (found or not loadable) ends the walk: None."""
+def candidate(cfg: Config, ledger: Ledger | None = None) -> tuple[Path, str, str, str | None] | None:
+    """The data folder's one loadable file when it is a big text file the ledger has not finished
+    (a `--once` again over a loaded folder has nothing to plan): (path, table, format, compression).
+    A second file anywhere (found or not loadable) ends the walk: None."""
     if extra_sources(cfg):  # other folders load too: not one file
         return None
     found: Path | None = None
@@ -74,10 +76,13 @@ def candidate(cfg: Config) -> tuple[Path, str, str, str | None] | None:
     rel = found.relative_to(cfg.data_dir).as_posix()
     fmt, compression = format_of(rel)
     try:
-        size = found.stat().st_size
+        st = found.stat()
     except OSError:
         return None
-    if fmt not in TEXT_FORMATS or size < EARLY_MIN_BYTES:
+    if fmt not in TEXT_FORMATS or st.st_size < EARLY_MIN_BYTES:
+        return None
+    row = ledger.current(rel) if ledger is not None else None
+    if row is not None and row.state in FINAL and same_identity(row, st):
         return None
     return found, table_for(rel, cfg.every_route), fmt, compression
 
@@ -108,10 +113,10 @@ class EarlyPlan:
         self._job: Future[Early | None] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
-    def start(self, cfg: Config) -> bool:
+    def start(self, cfg: Config, ledger: Ledger | None = None) -> bool:
         """Open and plan the data folder's one big text file, if that is what it holds, on a thread:
         the imports (polars), the reader and the plan all run beside the rest of the start-up."""
-        self._wanted = candidate(cfg)
+        self._wanted = candidate(cfg, ledger)
         if self._wanted is None:
             return False
         # Two threads: the plan, and the hash beside it (hash_and_plan), as on the loader's pools.

@@ -174,12 +174,12 @@ class Engine:
         prepare_dirs(cfg)
         self._state_lock.acquire(self.mode)
         try:
+            self.ledger = open_ledger(cfg)  # (~1 ms: the early plan skips a file it has finished)
             if self.once:
                 from chute.core.early import EarlyPlan
 
                 self.early = EarlyPlan()
-                self.early.start(cfg)  # (nothing imported or opened unless the folder is one big text file)
-            self.ledger = open_ledger(cfg)
+                self.early.start(cfg, self.ledger)  # (nothing opened unless the folder is one big text file)
             # What `chute attach` shows (it cannot open this engine's ClickHouse). A new engine starts
             # unpaused; the target is known while --wait-for-clickhouse waits, the version once it answers.
             for key, value in (("paused", "0"), ("target", cfg.masked_url()), ("server_version", ""),

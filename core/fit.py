@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
@@ -119,7 +120,7 @@ class Fitter:
         out = self._placed(df, self._cast_all(df, found), found)
         self._check_reach(df, out, found)
         out, epochs = self._epoch_text(df, out, found)
-        self._check_dates(df, found, skip=epochs)
+        self._check_dates(df, found, epochs)
         for name, span in self.spans.items():
             found.append((name, span.beyond(df[name]), f"outside what a {span.kind} holds ({span.reach})"))
         for name, (pattern, kind) in self.times.items():  # ClickHouse reads 10:60:00 as 11:00:00, 10:00 as 00:10:00
@@ -177,36 +178,50 @@ class Fitter:
                               f"finer than a {reach.kind} keeps ({reach.unit})"))
 
     def _epoch_text(self, df: pl.DataFrame, out: pl.DataFrame, found: list[tuple[str, pl.Series, str]]
-                    ) -> tuple[pl.DataFrame, set[str]]:
-        """Text of nothing but epoch seconds into a DateTime or DateTime64 column, a batch at a
-        time: with 16+ digits (1700000000.123456) they stay text in inference (no double holds
-        them), and ClickHouse's text parse cuts decimals past the column's scale. Sent as the
-        decimal they write and checked as numbers are (_Span)."""
-        epochs: set[str] = set()
+                    ) -> tuple[pl.DataFrame, dict[str, pl.Series]]:
+        """Text of epoch seconds into a DateTime or DateTime64 column: with 16+ digits
+        (1700000000.123456) they stay text in inference (no double holds them), and ClickHouse's
+        text parse cuts decimals past the column's scale. Checked as numbers are (_Span); a batch of
+        nothing but epochs is sent as the decimal they write, one mixing them with date text as
+        text (the epochs cut to the digits they hold, which ClickHouse reads exactly): the same
+        values load however the file splits into batches. Returns which rows are epochs."""
+        epochs: dict[str, pl.Series] = {}
         for name, (form, _zone) in self.dates.items():
             text = df[name]
             if form.date_only or text.null_count() == len(text):
                 continue
-            if not text.str.contains(_EPOCH_TEXT).fill_null(True).all():
+            is_epoch = text.str.contains(_EPOCH_TEXT).fill_null(False)
+            if not is_epoch.any():
                 continue
             span = _number_span(form.kind, pl.Decimal(38, 9))
             assert span is not None  # (a DateTime or DateTime64 form)
-            want = pl.Decimal(38, span.digits) if span.digits else pl.Int64()
+            want = pl.Decimal(38, span.digits)  # (1700000000.000000 is a whole second: as a decimal first)
             cast = _cast(text, want)
-            wrong = cast.is_null() & text.is_not_null()
+            wrong = cast.is_null() & is_epoch
             label = f"{span.kind} ({span.unit})"
             found.append((name, wrong, f"not a valid {label}"))
-            found.append((name, _altered(text, cast, want) & ~wrong, f"{label} would not keep it as written"))
-            found.append((name, span.beyond(cast) & ~wrong, f"outside what a {span.kind} holds ({span.reach})"))
-            out = out.with_columns(cast.alias(name))
-            epochs.add(name)
+            found.append((name, _altered(text, cast, want) & is_epoch & ~wrong,
+                          f"{label} would not keep it as written"))
+            found.append((name, span.beyond(cast).fill_null(False) & is_epoch & ~wrong,
+                          f"outside what a {span.kind} holds ({span.reach})"))
+            if not span.digits:  # (ClickHouse converts no decimal into a DateTime: code 44)
+                cast = cast.cast(pl.Int64, strict=False)
+            if (is_epoch | text.is_null()).all():
+                out = out.with_columns(cast.alias(name))
+            else:  # (date text beside them: the column goes as text)
+                out = out.with_columns(pl.select(pl.when(is_epoch).then(cast.cast(pl.String)).otherwise(text)
+                                                 .alias(name)).to_series())
+            epochs[name] = is_epoch
         return out, epochs
 
-    def _check_dates(self, df: pl.DataFrame, found: list[tuple[str, pl.Series, str]], skip: set[str]) -> None:
+    def _check_dates(self, df: pl.DataFrame, found: list[tuple[str, pl.Series, str]],
+                     epochs: dict[str, pl.Series]) -> None:
         for name, (form, zone) in self.dates.items():
-            if name in skip:
-                continue
             text = df[name]
+            if name in epochs:  # (checked as the numbers they are, _epoch_text)
+                if epochs[name].all():
+                    continue
+                text = pl.select(pl.when(epochs[name]).then(None).otherwise(text).alias(name)).to_series()
             if name in self.before and str(text.max() or "") < self.before[name]:
                 continue  # (ISO text sorts as its instants do: one pass, not a parse of every value)
             try:  # (polars reads 9 digits)
@@ -348,6 +363,9 @@ class _Span:
     digits: int  # decimals the column keeps
     unit: str
     reach: str
+    # The exact bounds where doubles are not (DateTime64(9)'s 9223372036.854775807 is ...776 as a
+    # double, so .854775808 passed and ClickHouse failed the insert on an overflow): for decimals.
+    exact: tuple[Decimal, Decimal] | None = None
 
     def send(self, wire: pl.DataType) -> pl.DataType | None:
         if not self.digits and (isinstance(wire, pl.Decimal) or wire.is_float()):
@@ -359,6 +377,8 @@ class _Span:
     def beyond(self, values: pl.Series) -> pl.Series:
         # As doubles: polars refuses to compare an Int8 with 65535 or a UInt64 with a negative bound.
         # (The bounds and the counts near them are exact as doubles.)
+        if self.exact is not None and isinstance(values.dtype, pl.Decimal):
+            return ((values < self.exact[0]) | (values > self.exact[1])).fill_null(False)
         wide = values.cast(pl.Float64)
         return ((wide < self.low) | (wide > self.high) | wide.is_nan()).fill_null(False)
 
@@ -382,9 +402,10 @@ def _number_span(kind: str, wire: pl.DataType) -> _Span | None:
         return None
     unit = f"seconds from 1970-01-01 UTC, at most {digits} decimals" if digits else "whole seconds from 1970-01-01 UTC"
     if digits == 9:  # (nanoseconds in an Int64: +-2^63 ns, in whole microseconds as _NS)
-        return _Span("DateTime64(9)", -_NS / 1e6, _NS / 1e6, 9, unit, "1677-09-21 to 2262-04-11 UTC")
+        return _Span("DateTime64(9)", -_NS / 1e6, _NS / 1e6, 9, unit, "1677-09-21 to 2262-04-11 UTC",
+                     (Decimal(-_INT64 - 1).scaleb(-9), Decimal(_INT64).scaleb(-9)))
     return _Span(f"DateTime64({digits})", _YEAR_0, _YEAR_10000 - 10.0**-digits, digits, unit,
-                 "0000-01-01 to 9999-12-31 UTC")
+                 "0000-01-01 to 9999-12-31 UTC", (Decimal(_YEAR_0), Decimal(_YEAR_10000) - Decimal(1).scaleb(-digits)))
 
 
 def _time_pattern(kind: str) -> str | None:
