@@ -15,6 +15,7 @@ from chute.core.errors import InputError
 from chute.core.formats import delimited, limits, pieces
 from chute.core.formats.limits import check_limits
 from chute.core.reader import Reader, open_source, reader_for
+from tests.test_pieces import load_csv
 
 PACK = {"gzip": gzip.compress, "zstd": zstandard.ZstdCompressor().compress}
 SUFFIX = {"gzip": "gz", "zstd": "zst"}
@@ -26,19 +27,9 @@ def _body(rows: int, start: int = 0, header: bool = True) -> bytes:
     return (("id,amount,note,day\n" if header else "") + "".join(lines)).encode()
 
 
-def _load(path: Path, compression: str, one_parse: bool) -> tuple[object, pl.DataFrame, delimited.CsvReader]:
+def _load(path: Path, compression: str, one_parse: bool) -> tuple[object, pl.DataFrame, Reader]:
     """``one_parse`` False: the file inflated by the guard and parsed as one text (the oracle)."""
-    with open_source(path, compression) as src:
-        check_limits(src)
-        reader = reader_for(src, "csv", {})
-        assert isinstance(reader, delimited.CsvReader)
-        reader.one_parse = one_parse
-        plan = reader.plan()
-        verdicts = {c: (v.kind, v.tokens, v.precision) for c, v in reader.verdicts.items()}
-        src.drop_inflated()  # (as the loader does after the plan)
-        frame = pl.concat([df for _, df in reader.batches(7_000)])
-        check = reader.pending_check() if reader.pending_check else None
-    return (dict(plan.schema), plan.rows, plan.null_counts, verdicts, str(check)), frame, reader
+    return load_csv(path, compression, one_parse, drop_inflated=True)
 
 
 @pytest.fixture

@@ -108,8 +108,10 @@ def _body(rows: int, seed: int = 7, widen_at: int | None = None, late_column: in
     return "\n".join(out) + "\n"
 
 
-def _load(path: Path, compression: str | None, one_parse: bool, batch: int = 7_000,
-          blind: bool = False) -> tuple[object, pl.DataFrame, Reader]:
+def load_csv(path: Path, compression: str | None, one_parse: bool, batch: int = 7_000,
+          blind: bool = False, drop_inflated: bool = False) -> tuple[object, pl.DataFrame, Reader]:
+    """``one_parse`` False: the file parsed as one text (the oracle). ``drop_inflated``: the guard's
+    inflated copy let go after the plan, as the loader does."""
     with open_source(path, compression) as src:
         if compression:
             check_limits(src)
@@ -120,6 +122,8 @@ def _load(path: Path, compression: str | None, one_parse: bool, batch: int = 7_0
         verdicts = {c: (v.kind, v.tokens, v.precision) for c, v in reader.verdicts.items()}
         if blind:
             _blinded(src)
+        if drop_inflated:
+            src.drop_inflated()
         frame = pl.concat([df for _, df in reader.batches(batch)])
         check = reader.pending_check() if reader.pending_check else None
     return (dict(plan.schema), plan.rows, plan.null_counts, verdicts, str(check)), frame, reader
@@ -152,8 +156,8 @@ def test_one_parse_gives_what_the_whole_text_gives(tmp_path: Path, small_pieces:
     body = _body(30_000, **CASES[case]).encode()
     path = tmp_path / ("a.csv.gz" if compression else "a.csv")
     path.write_bytes(gzip.compress(body) if compression else body)
-    want_plan, want, _ = _load(path, compression, one_parse=False)
-    got_plan, got, reader = _load(path, compression, one_parse=True)
+    want_plan, want, _ = load_csv(path, compression, one_parse=False)
+    got_plan, got, reader = load_csv(path, compression, one_parse=True)
     assert got_plan == want_plan
     assert got.equals(want)
     assert want.height == 30_000
@@ -212,8 +216,8 @@ def test_a_big_file_is_parsed_once(tmp_path: Path, small_pieces: None, monkeypat
     path = tmp_path / ("a.csv.gz" if compression else "a.csv")
     path.write_bytes(gzip.compress(body) if compression else body)
     monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 256 << 10)
-    want_plan, want, _ = _load(path, compression, one_parse=False)
-    got_plan, got, reader = _load(path, compression, one_parse=True, blind=compression is None)
+    want_plan, want, _ = load_csv(path, compression, one_parse=False)
+    got_plan, got, reader = load_csv(path, compression, one_parse=True, blind=compression is None)
     assert reader._spill is not None
     assert got_plan == want_plan
     assert got.equals(want)
@@ -228,8 +232,8 @@ def test_a_big_file_that_cannot_stay_in_pieces_is_read_as_before(tmp_path: Path,
     monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 256 << 10)
     path = tmp_path / "a.csv"
     path.write_text(_body(30_000, **CASES[case]))
-    want_plan, want, _ = _load(path, None, one_parse=False)
-    got_plan, got, reader = _load(path, None, one_parse=True)
+    want_plan, want, _ = load_csv(path, None, one_parse=False)
+    got_plan, got, reader = load_csv(path, None, one_parse=True)
     assert reader._spill is None
     assert got_plan == want_plan
     assert got.equals(want)
@@ -275,8 +279,8 @@ def test_no_pieces_on_a_memory_backed_temporary_directory(tmp_path: Path, small_
     monkeypatch.setattr(tempfile, "tempdir", "/dev/shm")
     path = tmp_path / "a.csv"
     path.write_text(_body(30_000))
-    want_plan, want, _ = _load(path, None, one_parse=False)
-    got_plan, got, reader = _load(path, None, one_parse=True)
+    want_plan, want, _ = load_csv(path, None, one_parse=False)
+    got_plan, got, reader = load_csv(path, None, one_parse=True)
     assert reader._spill is None
     assert got_plan == want_plan and got.equals(want)
 
@@ -337,8 +341,8 @@ def test_a_spill_stops_before_it_fills_the_disk(tmp_path: Path, small_pieces: No
     monkeypatch.setattr(spill.Spill, "__init__", tracked)
     monkeypatch.setattr(spill.shutil, "disk_usage", disk)
     monkeypatch.setattr(spill, "_fs_type", lambda where: "ext4")
-    want_plan, want, _ = _load(path, "gzip", one_parse=False)
-    got_plan, got, reader = _load(path, "gzip", one_parse=True)
+    want_plan, want, _ = load_csv(path, "gzip", one_parse=False)
+    got_plan, got, reader = load_csv(path, "gzip", one_parse=True)
     assert (reader._spill is not None) == (free_mb == 400)
     assert peak[0] < (2 << 20) or free_mb == 400  # stopped with 5 MB of the 100 left
     assert got_plan == want_plan and got.equals(want)
