@@ -18,19 +18,19 @@ being written, another route) and the early work is dropped and the file is plan
 from __future__ import annotations
 
 import logging
-import os
+import stat
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chute.core.ledger import same_identity
-from chute.core.routing import format_of, is_ignored, table_for
+from chute.core.routing import format_of, table_for
 from chute.core.sources import extra_sources
 from chute.core.states import FINAL
+from chute.core.watcher import walk
 
 if TYPE_CHECKING:
     from chute.core.config import Config
@@ -66,42 +66,25 @@ def candidate(cfg: Config, ledger: Ledger | None = None) -> tuple[Path, str, str
     A second file anywhere (found or not loadable) ends the walk: None."""
     if extra_sources(cfg):  # other folders load too: not one file
         return None
-    found: Path | None = None
-    for path in _files(Path(cfg.data_dir)):
-        if found is not None:
+    rel: str | None = None
+    for name in walk(Path(cfg.data_dir)):
+        if rel is not None:
             return None
-        found = path
-    if found is None:
+        rel = name
+    if rel is None:
         return None
-    rel = found.relative_to(cfg.data_dir).as_posix()
+    found = Path(cfg.data_dir) / rel
     fmt, compression = format_of(rel)
     try:
-        st = found.stat()
+        st = found.lstat()
     except OSError:
         return None
-    if fmt not in TEXT_FORMATS or st.st_size < EARLY_MIN_BYTES:
+    if not stat.S_ISREG(st.st_mode) or fmt not in TEXT_FORMATS or st.st_size < EARLY_MIN_BYTES:
         return None
     row = ledger.current(rel) if ledger is not None else None
     if row is not None and row.state in FINAL and same_identity(row, st):
         return None
     return found, table_for(rel, cfg.every_route), fmt, compression
-
-
-def _files(root: Path) -> Iterator[Path]:
-    """Regular files under ``root`` that the watcher would consider (not ignored), lazily."""
-    stack = [root]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            if is_ignored(Path(entry.path).relative_to(root).as_posix()):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-            elif entry.is_file(follow_symlinks=False):
-                yield Path(entry.path)
 
 
 class EarlyPlan:

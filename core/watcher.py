@@ -24,7 +24,7 @@ import queue
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path, PurePosixPath
@@ -63,6 +63,18 @@ WRITER_RECHECK = 1.0
 MARKER_RECHECK = 1.0
 _MARKER_NOTE = "waiting for its done-marker"
 _MARKER_CAME = "its done-marker came"
+
+
+def walk(root: Path) -> Iterator[str]:
+    """The names under ``root`` (relative, POSIX) that are not ignored, lazily; ignored folders
+    are not entered (the watcher's scan, core/early.py's look for one file)."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        dirnames[:] = [d for d in dirnames if not is_ignored((rel_dir / d).as_posix())]
+        for name in filenames:
+            rel = (rel_dir / name).as_posix()
+            if not is_ignored(rel):
+                yield rel
 
 
 class Hint(Enum):
@@ -322,15 +334,11 @@ class Watcher:
         self.last_scan = time.monotonic()
         found: set[str] = set()
         sightings: list[_Sighting] = []  # new versions: recorded together after the walk
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            rel_dir = Path(dirpath).relative_to(self.root)
-            dirnames[:] = [d for d in dirnames if not is_ignored((rel_dir / d).as_posix())]
-            for name in filenames:
-                rel = (rel_dir / name).as_posix()
-                if is_ignored(rel) or self._is_marker(rel) or not self._utf8(rel):
-                    continue
-                found.add(rel)
-                self.observe(rel, complete=False, from_scan=True, batch=sightings)
+        for rel in walk(self.root):
+            if self._is_marker(rel) or not self._utf8(rel):
+                continue
+            found.add(rel)
+            self.observe(rel, complete=False, from_scan=True, batch=sightings)
         self._record_many(sightings)
         for rel in [rel for rel in self._untyped if rel not in found]:
             del self._untyped[rel]  # deleted, or a writer's temporary name renamed: never ours to record
