@@ -126,6 +126,8 @@ def _read_head(path: Path, row: FileRow, limit: int, why: dict[str, str]
         reader = reader_for(src, row.fmt)
         try:
             plan = reader.plan()
+            if reader.pending_check is not None and (problem := reader.pending_check()) is not None:
+                raise problem  # (what the loader checks beside its inserts: a short row)
             why.update(column_reasons(reader))
             first = next(reader.batches(limit), None)
         except ChuteError as exc:

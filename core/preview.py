@@ -54,6 +54,8 @@ def _read(cfg: Config, path: Path, opts: Route, rows: int, out: dict[str, Any]) 
         reader = reader_for(src, fmt, reader_options(opts, fmt))
         check_limits(src, cfg.max_record_bytes, cfg.max_decompression_ratio, text=reader.TEXT)
         plan = hash_and_plan(src, reader)
+        if reader.pending_check is not None and (problem := reader.pending_check()) is not None:
+            raise problem  # (what the loader checks beside its inserts: a short row)
         out["rows"], out["sha256"] = plan.rows, src.sha256
         reasons = column_reasons(reader)
         for col in columns_for(plan.schema, plan.null_counts, plan.distinct_ratio, dict(opts.columns)):

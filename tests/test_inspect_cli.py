@@ -65,3 +65,21 @@ def test_inspect_shows_nested_values_as_json_not_python_reprs(tmp_path: Path, ca
                                                 ["2026-07-01 10:20:30.123456", None],
                                                 {"d": "2026-07-01", "x": 1.5}], row
     assert row[3] == "2026-07-01 10:20:30.123456"
+
+
+def test_inspect_names_a_short_row_as_the_loader_would(tmp_path: Path, capsys) -> None:
+    """A row with fewer fields is found by the check the loader runs beside its inserts; inspect
+    ran only the plan and showed the row with NULLs (seen failing: no problem reported), plain
+    and compressed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "short.csv").write_bytes(b"a,b,c\n1,2,3\n4,5\n6,7,\n")
+    (data / "short.csv.gz").write_bytes(gzip.compress(b"a,b,c\n1,2,3\n6,7,\n4,5\n"))
+    (data / "fine.csv").write_bytes(b"a,b,c\n1,2,3\n6,7,\n")  # an empty last field is no short row
+    state = str(tmp_path / "state")
+    code, out = run(capsys, str(data / "short.csv"), "--data-dir", str(data), "--state-dir", state)
+    assert code == 3 and "problem (would quarantine): ragged row at line 3: 2 fields, fewer than the 3" in out
+    code, out = run(capsys, str(data / "short.csv.gz"), "--data-dir", str(data), "--state-dir", state)
+    assert code == 3 and "problem (would quarantine): ragged row at line 4: 2 fields" in out
+    code, out = run(capsys, str(data / "fine.csv"), "--data-dir", str(data), "--state-dir", state)
+    assert code == 0 and "problem" not in out
