@@ -83,3 +83,20 @@ def test_inspect_names_a_short_row_as_the_loader_would(tmp_path: Path, capsys) -
     assert code == 3 and "problem (would quarantine): ragged row at line 4: 2 fields" in out
     code, out = run(capsys, str(data / "fine.csv"), "--data-dir", str(data), "--state-dir", state)
     assert code == 0 and "problem" not in out
+
+
+def test_inspect_says_a_full_temporary_directory_is_no_problem_of_the_file(tmp_path: Path, capsys,
+                                                                          monkeypatch) -> None:
+    """An NDJSON file with a byte-order mark and no room for its copy: inspect says it was not read
+    and why (the loader pauses), neither a traceback nor a quarantine reason."""
+    from chute.core.formats import unmarked
+
+    class Full:
+        total, used, free = 100 << 30, 100 << 30, 1 << 20
+
+    monkeypatch.setattr(unmarked.shutil, "disk_usage", lambda _where: Full)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "m.ndjson").write_bytes(b'\xef\xbb\xbf{"a":1}\n')
+    code, out = run(capsys, str(data / "m.ndjson"), "--data-dir", str(data), "--state-dir", str(tmp_path / "s"))
+    assert code == 0 and "not read: no room in the temporary directory" in out and "would quarantine" not in out
