@@ -547,6 +547,18 @@ class Target:
                 parameters={"keys": values[i:i + 10_000]}).result_rows}
         return found
 
+    def refused_values(self, ch_type: str, values: list[str]) -> set[str]:
+        """Which of ``values`` ClickHouse refuses to read as ``ch_type`` (IPv4, IPv6 or UUID: its
+        own parse, quirks and all, as an insert's conversion of the text would refuse them), in
+        bound IN-lists of 10,000 values each."""
+        refused: set[str] = set()
+        for i in range(0, len(values), 10_000):
+            refused |= {r[0] for r in self._call(
+                "query", "SELECT x FROM (SELECT arrayJoin({values:Array(String)}) AS x)"
+                         " WHERE isNull(accurateCastOrNull(x, {kind:String}))",
+                parameters={"values": values[i:i + 10_000], "kind": ch_type}).result_rows}
+        return refused
+
     def add_lineage(self, table: str, existing: list[Column]) -> None:
         """A table made by someone else gets the lineage columns chute's protocol relies on."""
         have = {c.name for c in existing}
