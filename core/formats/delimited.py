@@ -490,11 +490,40 @@ class CsvReader(Reader):
                 lines += text.count(b"\n")
         except InputError as exc:
             return exc
-        except (Uncuttable, pl.exceptions.PolarsError, csv.Error, UnicodeDecodeError):
+        except Uncuttable:
+            return self._short_lines()
+        except (pl.exceptions.PolarsError, csv.Error, UnicodeDecodeError):
             return self.diagnose()
         finally:
             self.src.drop_inflated()  # its last reader (a slow path reads the file)
         return None
+
+    def _short_lines(self) -> InputError | None:
+        """The check for text the pieces cannot cut (a quote out of place), streamed: the file's
+        lines beside its last column, when there are as many lines as records (no record spans
+        lines); else the slow walk."""
+        skip, delim = self.header_lines, self.delimiter or ","
+        lines = pl.scan_csv(self.src.readable, has_header=False, separator="\x00", quote_char=None,
+                            schema={"line": pl.String}, skip_rows=skip).with_row_index("\x00i")
+        last = pl.scan_csv(self.src.readable, schema=self._text, **self._read_args()).select(
+            pl.col(self.names[-1]).alias("\x00last"), pl.lit(True).alias("\x00record"))
+        both = pl.concat([lines, last], how="horizontal")
+        tail = pl.col("line").str.strip_chars_end("\r")
+        short = pl.col("\x00last").is_null() & (tail.fill_null("") != "") & ~tail.str.ends_with(delim)
+        try:
+            got = both.select(pl.len().alias("n"), pl.col("\x00i").count().alias("lines"),
+                              pl.col("\x00record").count().alias("records"),
+                              pl.col("\x00i").filter(short).min().alias("at")).collect(engine="streaming").row(0)
+            n, n_lines, records, at = got
+            if not n == n_lines == records:
+                return self.diagnose()
+            if at is None:
+                return None
+            text = lines.filter(pl.col("\x00i") == at).select(tail).collect().item()
+        except (pl.exceptions.PolarsError, OSError):
+            return self.diagnose()
+        fields = next(csv.reader([text], delimiter=delim, quotechar=self.quote), [])
+        return self._ragged(int(at) + skip + 1, len(fields))
 
     def _lines_before(self, offset: int) -> int:
         """Lines in the first ``offset`` bytes of the text (read again: only for a short row found)."""
