@@ -480,7 +480,7 @@ class CsvReader(Reader):
     def _short_rows(self) -> InputError | None:
         """The pieces' check over the file's text again, for a plan that did not parse it in
         pieces (the whole text at once, streamed, a small file): a piece at a time, only the last
-        column parsed. Text the pieces cannot cut: the slow walk."""
+        column parsed. Text the pieces cannot cut: _short_lines; text polars cannot parse: the walk."""
         delim, last, lines = self.delimiter or ",", [len(self.names) - 1], 0
         try:
             for k, text in enumerate(record_pieces(text_chunks(self.src), delim, self.quote, bom=self._bom)):
@@ -519,7 +519,7 @@ class CsvReader(Reader):
                 return self.diagnose()
             if at is None:
                 return None
-            text = lines.filter(pl.col("\x00i") == at).select(tail).collect().item()
+            text = lines.filter(pl.col("\x00i") == at).select(tail).collect(engine="streaming").item()
         except (pl.exceptions.PolarsError, OSError):
             return self.diagnose()
         fields = next(csv.reader([text], delimiter=delim, quotechar=self.quote), [])
