@@ -68,6 +68,7 @@ class Fitter:
         self.spans: dict[str, _Span] = {}  # numbers into a date column: the counts it holds as written
         self.labels: dict[str, str] = {}  # what a cast's refusal names, where not the type cast to
         self.asked: dict[str, str] = {}  # text ClickHouse parses its own way: which values it refuses, asked
+        self.enums: dict[str, tuple[frozenset[str], str]] = {}  # text into an Enum column: (its names, its type)
         for col in table:
             if col.name in wire:
                 self._plan(col, wire[col.name], dates, server_zone)
@@ -107,6 +108,9 @@ class Fitter:
             self.asked[col.name] = kind
         if cast:
             return
+        names = enum_names(kind)
+        if names is not None:
+            self.enums[col.name] = (names, kind)
         time = _time_pattern(kind)
         if time is not None:
             self.times[col.name] = (time, kind)
@@ -120,7 +124,7 @@ class Fitter:
     @property
     def idle(self) -> bool:
         return (not self.casts and not self.not_null and not self.dates and not self.zones and not self.ranges
-                and not self.times and not self.spans and not self.asked)
+                and not self.times and not self.spans and not self.asked and not self.enums)
 
     def fit(self, df: pl.DataFrame, first_row: int
             ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
@@ -154,11 +158,14 @@ class Fitter:
         return out.filter(~bad), sorted(rejects), (~bad).arg_true().to_numpy()
 
     def _ask(self, out: pl.DataFrame) -> list[tuple[str, pl.Series, str]]:
-        """The rows whose text (as sent) ClickHouse would refuse for an IPv4, IPv6 or UUID column:
-        asked of ClickHouse itself (distinct values, one query per 10,000), as its parse has its
-        own rules (``1:::2`` is an IPv6, ``010.0.0.1`` no IPv4)."""
+        """The rows whose text (as sent) an Enum column does not name (ClickHouse reads ``1``,
+        ``01`` or ``+1`` as the element whose number it is: not the text the file wrote), and
+        those ClickHouse would refuse for an IPv4, IPv6 or UUID column: asked of ClickHouse
+        itself (distinct values, one query per 10,000), as its parse has its own rules (``1:::2``
+        is an IPv6, ``010.0.0.1`` no IPv4)."""
         assert self.refused is not None or not self.asked
-        found = []
+        found = [(name, ~out[name].is_in(sorted(names)) & out[name].is_not_null(), f"not an element of {kind}")
+                 for name, (names, kind) in self.enums.items()]
         for name, kind in self.asked.items():
             text = out[name]
             values = text.drop_nulls().unique().to_list()
@@ -362,8 +369,23 @@ def _beyond(form: _DateForm, parsed: pl.Series, zone: str) -> pl.Series:
 
 _INT64 = (1 << 63) - 1
 # Types whose text ClickHouse parses by rules of its own, checked by asking it (Fitter._ask). (An
-# Enum is not: accurateCastOrNull fails on an unknown element instead of giving NULL.)
+# Enum is not: accurateCastOrNull fails on an unknown element instead of giving NULL; its names
+# are in its type.)
 _ASKED = ("IPv4", "IPv6", "UUID")
+_ENUM_ITEM = r"'((?:[^'\\]|\\.)*)'\s*=\s*-?[0-9]+"
+_ENUM = re.compile(rf"Enum(?:8|16)\(\s*{_ENUM_ITEM}(?:\s*,\s*{_ENUM_ITEM})*\s*\)")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "b": "\b", "f": "\f", "a": "\a", "v": "\v"}
+
+
+def enum_names(kind: str) -> frozenset[str] | None:
+    """The element names of an ``Enum8``/``Enum16`` type as ClickHouse writes it (``'it\\'s' = 2``);
+    None for any other type, or one not written that way (ClickHouse then judges the text)."""
+    if not kind.startswith("Enum") or _ENUM.fullmatch(kind) is None:
+        return None
+    raw = re.findall(_ENUM_ITEM, kind)
+    if any("\\x" in name for name in raw):
+        return None  # (a hex escape: not decoded here)
+    return frozenset(re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[1]), name) for name in raw)
 
 
 def _number_as(kind: str, wire: pl.DataType) -> pl.DataType | None:

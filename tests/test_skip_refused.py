@@ -23,6 +23,9 @@ CASES = {
     "uuid": ("UUID", ["00000000-0000-0000-0000-000000000001", "00000000000000000000000000000002"],
              ["not-a-uuid", "{00000000-0000-0000-0000-000000000001}"]),
     "num4": ("IPv4", [], ["1234", "5678"]),  # numbers: sent as text, refused as ClickHouse's CSV refuses them
+    # ClickHouse reads 1, 01, +1 as the element numbered so ('a'): not what the file wrote
+    "enum": ("Enum8('a' = 1, 'it\\'s' = 2, 'x\\\\y' = 3, 'c, d' = 4)", ["a", "it's", "x\\y", "c, d"],
+             ["zz", "1", "01", "+1", "A", " a"]),
 }
 
 
@@ -41,9 +44,12 @@ def test_refused_addresses_and_uuids_are_skipped_rows_under_skip(engine_factory,
             csv.writer(f).writerows([["id", "v"], *([i, v] for i, v in enumerate(values))])
         lines[table] = [(i + 2, v) for i, v in enumerate(values) if v in bad]
     engine.target.create_table("strict", [Column("id", "Int64"), Column("v", "IPv4")])
-    (cfg.data_dir / "strict").mkdir()
-    (cfg.data_dir / "strict" / "f.csv").write_text("id,v\n0,10.0.0.1\n1,1.2.3\n")
-    wait_for(lambda: all(state_of(engine, f"{t}/f.csv") in FINAL for t in [*CASES, "strict"]), what="all final")
+    engine.target.create_table("strict_enum", [Column("id", "Int64"), Column("v", "Enum8('a' = 1, 'b' = 2)")])
+    for table, body in (("strict", "id,v\n0,10.0.0.1\n1,1.2.3\n"), ("strict_enum", "id,v\n0,b\n1,1\n")):
+        (cfg.data_dir / table).mkdir()
+        (cfg.data_dir / table / "f.csv").write_text(body)
+    wait_for(lambda: all(state_of(engine, f"{t}/f.csv") in FINAL for t in [*CASES, "strict", "strict_enum"]),
+             what="all final")
     for table, (kind, good, _bad) in CASES.items():
         row = engine.ledger.current(f"{table}/f.csv")
         assert row.state == State.LOADED, (table, row.state, row.last_error)
@@ -51,6 +57,11 @@ def test_refused_addresses_and_uuids_are_skipped_rows_under_skip(engine_factory,
         rejects = list(csv.reader((cfg.quarantine_dir / table / "f.csv.rejects.csv").open()))
         assert rejects[0] == ["line", "column", "value", "reason"]
         assert [(int(r[0]), r[2]) for r in rejects[1:]] == lines[table], (table, rejects)
-        assert {(r[1], r[3]) for r in rejects[1:]} == {("v", f"not a valid {base_type(kind)}")}
+        why = f"not a valid {base_type(kind)}" if table != "enum" else f"not an element of {kind}"
+        assert {(r[1], r[3]) for r in rejects[1:]} == {("v", why)}, rejects
     strict = engine.ledger.current("strict/f.csv")  # the control: without skip, the file is refused
     assert strict.state == State.QUARANTINED and "IPv4" in (strict.last_error or ""), strict.last_error
+    strict = engine.ledger.current("strict_enum/f.csv")  # (it loaded '1' as 'a' before)
+    assert strict.state == State.QUARANTINED, (strict.state, strict.last_error)
+    assert "column 'v': '1' at line 3: not an element of Enum8('a' = 1, 'b' = 2)" in (strict.last_error or "")
+    assert query(engine, f"SELECT count() FROM `{cfg.database}`.strict_enum") == [(0,)]
