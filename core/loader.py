@@ -376,7 +376,7 @@ class Loader:
             job.rejects = rejects
             return fitter
         row = job.row  # (a new generation if native rows were taken back)
-        reader.release_frame = reader.pending_check is None  # (a pending check reads the frame meanwhile)
+        reader.release_frame = True  # (nothing else reads it meanwhile: the short-row check reads the text)
         try:
             self._send(row, reader, job.plan, job.sha, job.batch_rows, job.done, fitter, rejects, anti_join)
         finally:
