@@ -168,8 +168,11 @@ class Fitter:
                  for name, (names, kind) in self.enums.items()]
         for name, kind in self.asked.items():
             text = out[name]
-            values = text.drop_nulls().unique().to_list()
-            bad = self.refused(kind, values) if values and self.refused is not None else set()
+            values = text.drop_nulls().unique()
+            nul = values.str.contains("\x00", literal=True)  # (no address or UUID holds one)
+            bad = set(values.filter(nul).to_list())
+            if self.refused is not None and not nul.all():
+                bad |= self.refused(kind, values.filter(~nul).to_list())
             if bad:
                 found.append((name, text.is_in(sorted(bad)).fill_null(False), f"not a valid {kind}"))
         return found

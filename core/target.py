@@ -548,15 +548,16 @@ class Target:
         return found
 
     def refused_values(self, ch_type: str, values: list[str]) -> set[str]:
-        """Which of ``values`` ClickHouse refuses to read as ``ch_type`` (IPv4, IPv6 or UUID: its
-        own parse, quirks and all, as an insert's conversion of the text would refuse them), in
-        bound IN-lists of 10,000 values each."""
+        """Which of ``values`` (none holding a NUL) ClickHouse refuses to read as ``ch_type`` (IPv4,
+        IPv6 or UUID: its own parse, quirks and all, as an insert's conversion of the text would
+        refuse them). Bound 10,000 at a time, as one NUL-separated text (half the cost of an
+        Array parameter's per-value quoting)."""
         refused: set[str] = set()
         for i in range(0, len(values), 10_000):
             refused |= {r[0] for r in self._call(
-                "query", "SELECT x FROM (SELECT arrayJoin({values:Array(String)}) AS x)"
+                "query", "SELECT x FROM (SELECT arrayJoin(splitByChar('\\0', {values:String})) AS x)"
                          " WHERE isNull(accurateCastOrNull(x, {kind:String}))",
-                parameters={"values": values[i:i + 10_000], "kind": ch_type}).result_rows}
+                parameters={"values": "\0".join(values[i:i + 10_000]), "kind": ch_type}).result_rows}
         return refused
 
     def add_lineage(self, table: str, existing: list[Column]) -> None:

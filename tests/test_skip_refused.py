@@ -17,7 +17,8 @@ from tests.conftest import make_config, query, state_of, wait_for
 FINAL = {State.LOADED, State.QUARANTINED, State.HELD, State.DUPLICATE, State.FAILED}
 # table: (column type, values ClickHouse takes, values it refuses)
 CASES = {
-    "ip4": ("IPv4", ["10.0.0.1", "0.0.0.0", "255.255.255.255"], ["1.2.3", "010.0.0.1", "256.1.1.1", " 1.2.3.4"]),
+    "ip4": ("IPv4", ["10.0.0.1", "0.0.0.0", "255.255.255.255"],
+            ["1.2.3", "010.0.0.1", "256.1.1.1", " 1.2.3.4", "a'b\\c,", "x\ny"]),
     "ip6": ("Nullable(IPv6)", ["::1", "1:::2", "::1.2.3.04", "2001:DB8::1", "10.0.0.1"],
             ["zz::1", "1:2:3:4:5:6:7:8::", "[::1]", "fe80::1/64"]),
     "uuid": ("UUID", ["00000000-0000-0000-0000-000000000001", "00000000000000000000000000000002"],
