@@ -169,7 +169,8 @@ class Fitter:
         for name, kind in self.asked.items():
             text = out[name]
             values = text.drop_nulls().unique()
-            nul = values.str.contains("\x00", literal=True)  # (no address or UUID holds one)
+            nul = values.str.contains("\x00", literal=True) | (values.str.len_bytes() > 1024)  # (no address
+            # or UUID holds a NUL or is that long: refused without asking, and no query carries them)
             bad = set(values.filter(nul).to_list())
             if self.refused is not None and not nul.all():
                 bad |= self.refused(kind, values.filter(~nul).to_list())

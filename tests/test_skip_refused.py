@@ -9,10 +9,19 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from chute.core.routing import Route
 from chute.core.schema import Column, base_type
 from chute.core.states import State
-from tests.conftest import make_config, query, state_of, wait_for
+from tests.conftest import HttpTarget, make_config, query, state_of, wait_for
+
+
+@pytest.fixture
+def chdb_path(any_target: Path | HttpTarget) -> Path | HttpTarget:
+    """Embedded and over HTTP (tests/chhttp.py): the values asked about travel as a bound parameter."""
+    return any_target
+
 
 FINAL = {State.LOADED, State.QUARANTINED, State.HELD, State.DUPLICATE, State.FAILED}
 # table: (column type, values ClickHouse takes, values it refuses)
@@ -66,3 +75,21 @@ def test_refused_addresses_and_uuids_are_skipped_rows_under_skip(engine_factory,
     assert strict.state == State.QUARANTINED, (strict.state, strict.last_error)
     assert "column 'v': '1' at line 3: not an element of Enum8('a' = 1, 'b' = 2)" in (strict.last_error or "")
     assert query(engine, f"SELECT count() FROM `{cfg.database}`.strict_enum") == [(0,)]
+
+
+def test_many_values_are_asked_in_bounded_queries(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """25,000 distinct texts, long non-ASCII ones among them: asked in several queries (a bound
+    parameter travels in the URL), every refused one found, no good one."""
+    engine = engine_factory(make_config(tmp_path, chdb_path))
+    good = [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(20_000)]
+    bad = [f"é{i}" * 40 for i in range(5_000)]
+    asked: list[str] = []
+    real = engine.target._call
+
+    def spy(fn: str, *args: object, **kwargs: object) -> object:
+        asked.append(fn)
+        return real(fn, *args, **kwargs)
+
+    engine.target._call = spy
+    assert engine.target.refused_values("IPv4", good + bad) == set(bad)
+    assert len(asked) >= 5, len(asked)
