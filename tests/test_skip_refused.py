@@ -93,3 +93,22 @@ def test_many_values_are_asked_in_bounded_queries(engine_factory, tmp_path: Path
     engine.target._call = spy
     assert engine.target.refused_values("IPv4", good + bad) == set(bad)
     assert len(asked) >= 5, len(asked)
+
+
+def test_a_parquet_text_column_into_an_enum_is_checked_too(engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """A Parquet text column into an Enum column is checked as a CSV's is. (A Parquet file may go to
+    ClickHouse natively, past the Fitter: core/native.py keeps a file whose text the Fitter checks,
+    Enum or Time, on the Arrow path; this file did not go natively before either.)"""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cfg = make_config(tmp_path, chdb_path, native_read=True)
+    engine = engine_factory(cfg)
+    engine.target.create_table("pe", [Column("id", "Int64"), Column("v", "Enum8('a' = 1, 'b' = 2)")])
+    (cfg.data_dir / "pe").mkdir()
+    pq.write_table(pa.table({"id": [0, 1], "v": ["b", "1"]}), cfg.data_dir / "pe" / "f.parquet")
+    wait_for(lambda: state_of(engine, "pe/f.parquet") in FINAL, what="final")
+    row = engine.ledger.current("pe/f.parquet")
+    assert row.state == State.QUARANTINED, (row.state, row.last_error, query(
+        engine, f"SELECT id, toString(v) FROM `{cfg.database}`.pe"))
+    assert "not an element of Enum8('a' = 1, 'b' = 2)" in (row.last_error or ""), row.last_error
