@@ -249,14 +249,19 @@ def from_ledger(cfg: Config, ledger: Ledger, now: float, running: bool, tally: O
                     Thresholds.of(cfg))
 
 
+# A resource fault (core/resources.py) -> (its alert, the folder whose disk_nearly_full it replaces).
+_FULL_ALERTS = {"state dir full": ("state_dir_full", "state"), "target full": ("target_full", "engine"),
+                "temp dir full": ("temp_dir_full", "temp")}
+
+
 def with_resource_fault(alerts: list[Alert], engine: Any) -> list[Alert]:
-    """A full disk that paused intake (core/resources.py) is one critical alert, ``state_dir_full`` or
-    ``target_full``, in place of the `disk_nearly_full` of the same folder."""
+    """A full disk that paused intake (core/resources.py) is one critical alert, ``state_dir_full``,
+    ``target_full`` or ``temp_dir_full``, in place of the `disk_nearly_full` of the same folder."""
     guard = getattr(engine, "resources", None)
     fault = getattr(guard, "fault", None)
     if guard is None or fault is None:
         return alerts
-    name, folder = ("state_dir_full", "state") if fault == "state dir full" else ("target_full", "engine")
+    name, folder = _FULL_ALERTS.get(fault, ("target_full", "engine"))
     alert = Alert("critical", name, f"intake paused: {fault} ({guard.detail}); resumes by itself when space returns")
     return [alert] + [a for a in alerts if not (a.name == "disk_nearly_full" and a.subject == folder)]
 

@@ -37,7 +37,6 @@ import pyarrow as pa
 
 from chute.core.errors import ChuteError
 from chute.core.fit import Fitter
-from chute.core.formats import delimited
 from chute.core.formats.infer import Verdict
 from chute.core.formats.limits import check_limits
 from chute.core.ledger import FileRow, GroupMember, same_identity
@@ -198,18 +197,15 @@ def _drop(r: _Read) -> FileRow:
 
 
 def _chunks(run: list[_Read], max_rows: int) -> list[list[_Read]]:
-    """Runs of at most ``max_rows`` rows, and small enough for the exact short-row check that each
-    small file gets on its own (core/formats/delimited.py skips it above SHORT_ROW_CHECK_BYTES)."""
+    """Runs of at most ``max_rows`` rows."""
     out: list[list[_Read]] = []
-    max_bytes = delimited.SHORT_ROW_CHECK_BYTES
-    rows, size = max_rows + 1, 0
+    rows = max_rows + 1
     for r in run:
-        if rows + r.lines > max_rows or size + len(r.body) > max_bytes:
+        if rows + r.lines > max_rows:
             out.append([])
-            rows, size = 0, len(r.head)
+            rows = 0
         out[-1].append(r)
         rows += r.lines
-        size += len(r.body)
     return out
 
 
@@ -254,10 +250,6 @@ def _parse(reader: Reader, lines: int) -> pl.DataFrame | None:
         return None  # quoted newlines, blank lines, no header: the lines are not the records
     if reader.pending_check is not None and reader.pending_check() is not None:
         return None  # a short row: the per-file path names its line
-    names = getattr(reader, "names", [])
-    if (reader.pending_check is None and not getattr(reader, "short_rows_checked", False) and names
-            and plan.null_counts.get(names[-1])):
-        return None  # the buffer is too big for the exact short-row check each small file gets alone
     frame = None
     for _, df in reader.batches(lines):
         frame = df

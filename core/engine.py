@@ -434,6 +434,9 @@ class Engine:
         if guard.fault == resources.STATE:
             if not resources.state_dir_writable(self.cfg.state_dir):
                 return
+        elif guard.fault == resources.TEMP:
+            if resources.temp_free() < guard.temp_need:
+                return
         else:
             free = self.target.free_space()
             if free is None or guard.target_free is None:  # the server does not say: try again now and then

@@ -48,10 +48,14 @@ class Rejects:
 class Fitter:
     def __init__(self, table: list[Column], wire: pl.Schema, dates: Mapping[str, pl.DataType],
                  skip_bad: bool, *, server_zone: str, header_lines: int = 1,
-                 lines: Callable[[list[int]], list[int]] | None = None) -> None:
+                 lines: Callable[[list[int]], list[int]] | None = None,
+                 refused: Callable[[str, list[str]], set[str]] | None = None) -> None:
         """``dates``: the file's columns inference found dates (Reader.date_types), text on the
-        wire that ClickHouse parses; their polars type says which table columns hold them as is."""
+        wire that ClickHouse parses; their polars type says which table columns hold them as is.
+        ``refused``: which text values ClickHouse refuses for a type (Target.refused_values), to
+        skip a row whose address or UUID it would refuse rather than lose the whole insert."""
         self.skip_bad = skip_bad
+        self.refused = refused
         self.header_lines = header_lines
         self.lines = lines  # data records (0-based) to the lines they start on (Reader.record_lines)
         self.casts: dict[str, pl.DataType] = {}
@@ -63,6 +67,8 @@ class Fitter:
         self.times: dict[str, tuple[str, str]] = {}  # text into a Time column: (its layout's pattern, the type)
         self.spans: dict[str, _Span] = {}  # numbers into a date column: the counts it holds as written
         self.labels: dict[str, str] = {}  # what a cast's refusal names, where not the type cast to
+        self.asked: dict[str, str] = {}  # text ClickHouse parses its own way: which values it refuses, asked
+        self.enums: dict[str, tuple[frozenset[str], str]] = {}  # text into an Enum column: (its names, its type)
         for col in table:
             if col.name in wire:
                 self._plan(col, wire[col.name], dates, server_zone)
@@ -82,11 +88,8 @@ class Fitter:
             want = _number_as(kind, wire)
         if want is not None and wire != want and col.name not in dates:
             self.casts[col.name] = want
-        if want is None and wire == pl.String:
-            self._plan_text(col, dates.get(col.name), server_zone)
-            time = _time_pattern(kind)
-            if time is not None:
-                self.times[col.name] = (time, kind)
+        if (wire if want is None else want) == pl.String:  # (text on the wire, or numbers sent as text)
+            self._plan_text(col, dates.get(col.name), server_zone, cast=want is not None)
         zone = column_zone(col.type, server_zone) if want is None and has_naive(wire) else None
         if zone is not None:
             self.zones[col.name] = zone
@@ -96,10 +99,23 @@ class Fitter:
         if not col.nullable and not kind.startswith(("Array(", "Map(")):
             self.not_null.append(col.name)  # (a missing list or map loads as [] or {})
 
-    def _plan_text(self, col: Column, inferred: pl.DataType | None, server_zone: str) -> None:
-        """Text into a date column: checked unless inference let in only what the column holds."""
-        form = _date_form(base_type(col.type))
-        if form is None or _holds(base_type(col.type), inferred):
+    def _plan_text(self, col: Column, inferred: pl.DataType | None, server_zone: str, cast: bool) -> None:
+        """Text sent to ``col`` (``cast``: numbers sent as text): an address or UUID ClickHouse
+        would refuse is asked of it (under skip); text into a Time or date column is checked, the
+        latter unless inference let in only what the column holds."""
+        kind = base_type(col.type)
+        if self.refused is not None and kind in _ASKED:
+            self.asked[col.name] = kind
+        if cast:
+            return
+        names = enum_names(kind)
+        if names is not None:
+            self.enums[col.name] = (names, kind)
+        time = _time_pattern(kind)
+        if time is not None:
+            self.times[col.name] = (time, kind)
+        form = _date_form(kind)
+        if form is None or _holds(kind, inferred):
             return
         self.dates[col.name] = (form, column_zone(col.type, server_zone) or "UTC")
         if isinstance(inferred, pl.Datetime) and form.kind == "DateTime64(9)":
@@ -108,7 +124,7 @@ class Fitter:
     @property
     def idle(self) -> bool:
         return (not self.casts and not self.not_null and not self.dates and not self.zones and not self.ranges
-                and not self.times and not self.spans)
+                and not self.times and not self.spans and not self.asked and not self.enums)
 
     def fit(self, df: pl.DataFrame, first_row: int
             ) -> tuple[pl.DataFrame, list[tuple[int, str, str, str]], np.ndarray | None]:
@@ -127,6 +143,7 @@ class Fitter:
             found.append((name, (~df[name].str.contains(pattern)).fill_null(False),
                           f"not a valid {kind} (hh:mm:ss, minutes and seconds below 60)"))
         found += [(name, df[name].is_null(), "empty value in a column that is not Nullable") for name in self.not_null]
+        found += self._ask(out)
         bad = pl.Series("bad", [False] * df.height)
         rejects: list[tuple[int, str, str, str]] = []
         for name, rows, why in found:
@@ -139,6 +156,27 @@ class Fitter:
             line, column, value, reason = min(rejects)
             raise InputError(f"column {column!r}: {value!r} at line {line}: {reason}", line=line, column=column)
         return out.filter(~bad), sorted(rejects), (~bad).arg_true().to_numpy()
+
+    def _ask(self, out: pl.DataFrame) -> list[tuple[str, pl.Series, str]]:
+        """The rows whose text (as sent) an Enum column does not name (ClickHouse reads ``1``,
+        ``01`` or ``+1`` as the element whose number it is: not the text the file wrote), and
+        those ClickHouse would refuse for an IPv4, IPv6 or UUID column: asked of ClickHouse
+        itself (distinct values, one query per 10,000), as its parse has its own rules (``1:::2``
+        is an IPv6, ``010.0.0.1`` no IPv4)."""
+        assert self.refused is not None or not self.asked
+        found = [(name, ~out[name].is_in(sorted(names)) & out[name].is_not_null(), f"not an element of {kind}")
+                 for name, (names, kind) in self.enums.items()]
+        for name, kind in self.asked.items():
+            text = out[name]
+            values = text.drop_nulls().unique()
+            nul = values.str.contains("\x00", literal=True) | (values.str.len_bytes() > 1024)  # (no address
+            # or UUID holds a NUL or is that long: refused without asking, and no query carries them)
+            bad = set(values.filter(nul).to_list())
+            if self.refused is not None and not nul.all():
+                bad |= self.refused(kind, values.filter(~nul).to_list())
+            if bad:
+                found.append((name, text.is_in(sorted(bad)).fill_null(False), f"not a valid {kind}"))
+        return found
 
     def _cast_all(self, df: pl.DataFrame, found: list[tuple[str, pl.Series, str]]) -> pl.DataFrame:
         out = df
@@ -334,6 +372,24 @@ def _beyond(form: _DateForm, parsed: pl.Series, zone: str) -> pl.Series:
 
 
 _INT64 = (1 << 63) - 1
+# Types whose text ClickHouse parses by rules of its own, checked by asking it (Fitter._ask). (An
+# Enum is not: accurateCastOrNull fails on an unknown element instead of giving NULL; its names
+# are in its type.)
+_ASKED = ("IPv4", "IPv6", "UUID")
+_ENUM_ITEM = r"'((?:[^'\\]|\\.)*)'\s*=\s*-?[0-9]+"
+_ENUM = re.compile(rf"Enum(?:8|16)\(\s*{_ENUM_ITEM}(?:\s*,\s*{_ENUM_ITEM})*\s*\)")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "b": "\b", "f": "\f", "a": "\a", "v": "\v"}
+
+
+def enum_names(kind: str) -> frozenset[str] | None:
+    """The element names of an ``Enum8``/``Enum16`` type as ClickHouse writes it (``'it\\'s' = 2``);
+    None for any other type, or one not written that way (ClickHouse then judges the text)."""
+    if not kind.startswith("Enum") or _ENUM.fullmatch(kind) is None:
+        return None
+    raw = re.findall(_ENUM_ITEM, kind)
+    if any("\\x" in name for name in raw):
+        return None  # (a hex escape: not decoded here)
+    return frozenset(re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[1]), name) for name in raw)
 
 
 def _number_as(kind: str, wire: pl.DataType) -> pl.DataType | None:

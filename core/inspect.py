@@ -22,6 +22,7 @@ from chute.core.formats.why import column_reasons
 from chute.core.ledger import Event, FileRow, Ledger
 from chute.core.preview import cell_text
 from chute.core.reader import head_bytes, open_source, reader_for
+from chute.core.resources import TempDirFull
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
 from chute.core.states import State
 
@@ -126,12 +127,15 @@ def _read_head(path: Path, row: FileRow, limit: int, why: dict[str, str]
         reader = reader_for(src, row.fmt)
         try:
             plan = reader.plan()
+            if reader.pending_check is not None and (problem := reader.pending_check()) is not None:
+                raise problem  # (what the loader checks beside its inserts: a short row)
             why.update(column_reasons(reader))
             first = next(reader.batches(limit), None)
-        except ChuteError as exc:
+        except (ChuteError, TempDirFull) as exc:
             head, _ = head_bytes(src, RAW_BYTES) if row.fmt != "parquet" else (b"", True)
             lines = head.decode("utf-8", errors="replace").splitlines()[:limit]
-            return [], ["line"] if lines else [], [(_printable(ln),) for ln in lines], f"the loader refuses it: {exc}"
+            note = f"the loader refuses it: {exc}" if isinstance(exc, ChuteError) else f"not read: {exc}"
+            return [], ["line"] if lines else [], [(_printable(ln),) for ln in lines], note
     frame = first[1] if first is not None else pl.DataFrame()
     shown = [tuple("" if v is None else _printable(cell_text(v)) for v in r) for r in frame.head(limit).iter_rows()]
     return columns_for(plan.schema, plan.null_counts), list(frame.columns), shown, None

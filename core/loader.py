@@ -363,9 +363,11 @@ class Loader:
         """Step 7: fit every batch to the table's columns and send those not yet acknowledged."""
         row, opts, reader = job.row, job.opts, job.reader
         rejects = Rejects(_free_name(self.cfg.aside("_quarantine", row.path + ".rejects.csv")))
-        fitter = Fitter(table, reader.wire_schema, reader.date_types, skip_bad=opts.on_bad_rows == "skip",
+        skip = opts.on_bad_rows == "skip"
+        fitter = Fitter(table, reader.wire_schema, reader.date_types, skip_bad=skip,
                         header_lines=reader.header_lines + row.row_base,  # lines after the base's
-                        server_zone=self.target.server_zone, lines=job.append.record_lines(job.src, reader))
+                        server_zone=self.target.server_zone, lines=job.append.record_lines(job.src, reader),
+                        refused=self.target.refused_values if skip else None)  # (else ClickHouse refuses the file)
         anti_join = None  # (key, its ClickHouse type), looked up once per file
         if opts.skip_existing_keys:
             key = opts.key[0]
@@ -374,7 +376,7 @@ class Loader:
             job.rejects = rejects
             return fitter
         row = job.row  # (a new generation if native rows were taken back)
-        reader.release_frame = reader.pending_check is None  # (a pending check reads the frame meanwhile)
+        reader.release_frame = True  # (nothing else reads it meanwhile: the short-row check reads the text)
         try:
             self._send(row, reader, job.plan, job.sha, job.batch_rows, job.done, fitter, rejects, anti_join)
         finally:

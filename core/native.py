@@ -186,7 +186,8 @@ def _own_batch_rows(loader: Loader, job: _Job) -> None:
 def _eligible(loader: Loader, job: _Job, table: list[Column], fitter: Fitter, anti_join: object) -> bool:
     if not candidate(loader, job) or job.plan.rows > job.batch_rows or anti_join is not None or fitter.skip_bad:
         return False
-    if fitter.casts or fitter.dates or fitter.zones or fitter.ranges or fitter.spans:
+    if (fitter.casts or fitter.dates or fitter.zones or fitter.ranges or fitter.spans or fitter.times
+            or fitter.enums or fitter.asked):
         return False  # values the Arrow path converts or checks per batch
     if any(job.plan.null_counts.get(name, 1) for name in fitter.not_null):
         return False  # (the Arrow path's message names the row)

@@ -18,6 +18,7 @@ from chute.core.errors import ChuteError
 from chute.core.formats.limits import check_limits
 from chute.core.formats.why import column_reasons
 from chute.core.reader import hash_and_plan, open_source, reader_for
+from chute.core.resources import TempDirFull
 from chute.core.routing import Route, format_of, options_for, reader_options, table_for
 from chute.core.schema import LINEAGE_NAMES, Column, columns_for
 
@@ -39,6 +40,8 @@ def preview(cfg: Config, path: Path, rows: int = ROWS, recorded: dict[str, list[
     except ChuteError as exc:
         line = getattr(exc, "line", None)
         out["problems"].append(f"{exc}" + (f" (line {line})" if line and f"line {line}" not in str(exc) else ""))
+    except TempDirFull as exc:  # (not the file's: the loader pauses until space returns)
+        out["not_read"] = str(exc)
     existing = (recorded or {}).get(table)
     if existing is None:
         out["table_note"] = f"table {table} not recorded in the ledger: the first file would create it"
@@ -54,6 +57,8 @@ def _read(cfg: Config, path: Path, opts: Route, rows: int, out: dict[str, Any]) 
         reader = reader_for(src, fmt, reader_options(opts, fmt))
         check_limits(src, cfg.max_record_bytes, cfg.max_decompression_ratio, text=reader.TEXT)
         plan = hash_and_plan(src, reader)
+        if reader.pending_check is not None and (problem := reader.pending_check()) is not None:
+            raise problem  # (what the loader checks beside its inserts: a short row)
         out["rows"], out["sha256"] = plan.rows, src.sha256
         reasons = column_reasons(reader)
         for col in columns_for(plan.schema, plan.null_counts, plan.distinct_ratio, dict(opts.columns)):
@@ -131,6 +136,8 @@ def render(report: dict) -> str:
         lines += ["    " + " | ".join("NULL" if v is None else _printable(v) for v in r) for r in report["first_rows"]]
     for problem in report["problems"]:
         lines.append(f"  problem (would quarantine): {problem}")
+    if report.get("not_read"):
+        lines.append(f"  not read: {report['not_read']} (the loader pauses until space returns)")
     return "\n".join(lines)
 
 

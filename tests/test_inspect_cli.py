@@ -65,3 +65,38 @@ def test_inspect_shows_nested_values_as_json_not_python_reprs(tmp_path: Path, ca
                                                 ["2026-07-01 10:20:30.123456", None],
                                                 {"d": "2026-07-01", "x": 1.5}], row
     assert row[3] == "2026-07-01 10:20:30.123456"
+
+
+def test_inspect_names_a_short_row_as_the_loader_would(tmp_path: Path, capsys) -> None:
+    """A row with fewer fields is found by the check the loader runs beside its inserts; inspect
+    ran only the plan and showed the row with NULLs (seen failing: no problem reported), plain
+    and compressed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "short.csv").write_bytes(b"a,b,c\n1,2,3\n4,5\n6,7,\n")
+    (data / "short.csv.gz").write_bytes(gzip.compress(b"a,b,c\n1,2,3\n6,7,\n4,5\n"))
+    (data / "fine.csv").write_bytes(b"a,b,c\n1,2,3\n6,7,\n")  # an empty last field is no short row
+    state = str(tmp_path / "state")
+    code, out = run(capsys, str(data / "short.csv"), "--data-dir", str(data), "--state-dir", state)
+    assert code == 3 and "problem (would quarantine): ragged row at line 3: 2 fields, fewer than the 3" in out
+    code, out = run(capsys, str(data / "short.csv.gz"), "--data-dir", str(data), "--state-dir", state)
+    assert code == 3 and "problem (would quarantine): ragged row at line 4: 2 fields" in out
+    code, out = run(capsys, str(data / "fine.csv"), "--data-dir", str(data), "--state-dir", state)
+    assert code == 0 and "problem" not in out
+
+
+def test_inspect_says_a_full_temporary_directory_is_no_problem_of_the_file(tmp_path: Path, capsys,
+                                                                          monkeypatch) -> None:
+    """An NDJSON file with a byte-order mark and no room for its copy: inspect says it was not read
+    and why (the loader pauses), neither a traceback nor a quarantine reason."""
+    from chute.core.formats import unmarked
+
+    class Full:
+        total, used, free = 100 << 30, 100 << 30, 1 << 20
+
+    monkeypatch.setattr(unmarked.shutil, "disk_usage", lambda _where: Full)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "m.ndjson").write_bytes(b'\xef\xbb\xbf{"a":1}\n')
+    code, out = run(capsys, str(data / "m.ndjson"), "--data-dir", str(data), "--state-dir", str(tmp_path / "s"))
+    assert code == 0 and "not read: no room in the temporary directory" in out and "would quarantine" not in out

@@ -2,7 +2,7 @@
 writes one): ClickHouse's own JSONEachRow skips the mark, chute quarantined the file ("save it
 without one"). Now every pass parses a copy without the mark (core/formats/unmarked.py), in
 memory and streamed, plain and compressed, with the same values and line numbers as the file
-without it; with no room for the copy the file is refused with that reason."""
+without it; no room for the copy is a full disk (intake pauses), not the file's fault."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 import zstandard
 
+from chute.core import alerts, resources
 from chute.core.errors import InputError
 from chute.core.formats import unmarked
 from chute.core.reader import open_source, reader_for
@@ -61,16 +62,51 @@ def test_a_bad_line_is_named_by_its_line_in_a_marked_file(tmp_path: Path) -> Non
     assert err.value.line == 3, err.value
 
 
-def test_no_room_for_the_copy_refuses_the_file_with_that_reason(tmp_path: Path, monkeypatch) -> None:
+def test_no_room_for_the_copy_is_a_full_disk_not_the_files_fault(tmp_path: Path, monkeypatch) -> None:
+    """No room on the temporary directory's disk says nothing about the file: the plan raises the
+    disk-full error the loader pauses on (core/resources.py), not a reason to quarantine (seen
+    failing: InputError "... has no room for a copy without it")."""
     class Full:
         total, used, free = 100 << 30, 100 << 30, 1 << 20
 
     monkeypatch.setattr(unmarked.shutil, "disk_usage", lambda _where: Full)
     path = tmp_path / "a.ndjson"
     path.write_bytes(BOM + b'{"a":1}\n{"a":2}\n')
-    with pytest.raises(InputError, match="byte-order mark .* no room") as err, open_source(path, None) as src:
+    with pytest.raises(OSError) as err, open_source(path, None) as src:
         reader_for(src, "ndjson", {}).plan()
-    assert err.value.line == 1
+    assert not isinstance(err.value, InputError)
+    assert resources.full_kind(err.value) == resources.TEMP
+    assert "byte-order mark" in str(err.value) and "temporary directory" in str(err.value)
+
+
+def test_no_room_for_the_copy_pauses_intake_and_the_file_loads_when_space_returns(
+        engine_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon: the marked file is not quarantined but waits (queued, no attempt spent) while
+    intake pauses with one alert; freeing space lets it load, with no restart."""
+    import shutil
+    import tempfile
+
+    real = shutil.disk_usage
+    full = {"now": True}
+
+    class Full:
+        total, used, free = 100 << 30, 100 << 30, 1 << 20
+
+    def usage(where: object) -> object:
+        return Full if full["now"] and str(where) == tempfile.gettempdir() else real(where)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    engine = engine_factory()
+    (engine.cfg.data_dir / "events.ndjson").write_bytes(BOM + BODY)
+    wait_for(lambda: engine.resources.fault == resources.TEMP, what="intake paused on the temporary directory")
+    row = engine.ledger.current("events.ndjson")
+    assert row.state in (State.QUEUED, State.LOADING), (row.state, row.last_error)
+    assert row.attempts == 0
+    assert any(a.name == "temp_dir_full" for a in alerts.with_resource_fault([], engine))
+    full["now"] = False
+    wait_for(lambda: state_of(engine, "events.ndjson") == "loaded", what="loaded once space returned")
+    assert engine.resources.fault is None
+    assert query(engine, f"SELECT count() FROM `{engine.cfg.database}`.events") == [(len(LINES),)]
 
 
 def test_a_marked_file_loads_once_with_its_own_hash(engine_factory) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import subprocess
 import sys
@@ -110,4 +111,30 @@ def test_newest_files_reads_only_what_changed(tmp_path: Path) -> None:
     assert {r.path for r in shown[:4]} == {"f0.csv", "f1.csv", "f2.csv", "f3.csv"}
     shown, _ = newest.read(ledger, FileQuery("state:failed"))  # a filter reads in full
     assert {r.path for r in shown} == {"f0.csv", "f1.csv", "f2.csv", "f3.csv"}
+    ledger.close()
+
+
+def test_details_name_a_short_row_and_a_full_temporary_directory(tmp_path: Path, monkeypatch) -> None:
+    """The details view runs the check the loader runs beside its inserts (a short row: the loader
+    refuses it), and says a file it could not read for want of temporary space was not read (no
+    exception, no quarantine reason)."""
+    from chute.core.formats import unmarked
+
+    data, sd = tmp_path / "data", tmp_path / "state"
+    data.mkdir()
+    sd.mkdir()
+    ledger = Ledger(sd)
+    cfg = Config(data_dir=data, state_dir=sd)
+    (data / "short.csv").write_text("id,name,n\n1,x,2\n2,y\n")
+    (data / "m.ndjson").write_bytes(b'\xef\xbb\xbf{"a":1}\n')
+    short = inspect_file(cfg, _row(ledger, "short.csv", State.QUARANTINED), ledger, target=None)
+    assert "the loader refuses it: ragged row at line 3: 2 fields" in (short.read_note or ""), short.read_note
+
+    class Full:
+        total, used, free = 100 << 30, 100 << 30, 1 << 20
+
+    monkeypatch.setattr(unmarked.shutil, "disk_usage", lambda _where: Full)
+    row, _ = ledger.observe("m.ndjson", os.stat(data / "m.ndjson"), "m", "ndjson", None, complete=True)
+    marked = inspect_file(cfg, ledger.transition(row.id, State.QUEUED), ledger, target=None)
+    assert (marked.read_note or "").startswith("not read: no room in the temporary directory"), marked.read_note
     ledger.close()

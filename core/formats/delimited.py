@@ -30,8 +30,8 @@ from chute.core.formats.infer import (
     whole_file,
     whole_frame,
 )
-from chute.core.formats.infer_pieces import LAST_NULL, PieceInference
-from chute.core.formats.pieces import PieceFeed, text_chunks
+from chute.core.formats.infer_pieces import PieceInference
+from chute.core.formats.pieces import PieceFeed, Uncuttable, record_pieces, text_chunks
 from chute.core.formats.spill import Spill
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
@@ -41,12 +41,11 @@ _DELIMITERS = ",\t;|"
 # The csv module's own 128 KiB field cap would turn a long (legal) field into an error on the slow
 # paths; record size is bounded before parsing instead (core/formats/limits.py).
 csv.field_size_limit(1 << 30)
-# Above this many decompressed bytes the exact check for short rows is skipped (it is a
-# Python-speed pass); such rows then load with their missing trailing values empty.
-SHORT_ROW_CHECK_BYTES = 64 << 20
-# A piece parsed as text, and its first short row: (row in the piece, its line), None, or _UNSURE.
-_Parsed = tuple[pl.DataFrame, tuple[int, str] | str | None]
-_UNSURE = "unsure"  # a piece's lines are not its records: the short-row check reads the whole file
+# A short row: (the byte its piece starts at, the line it starts on within the piece, 0-based,
+# its fields). The lines before the piece are counted only once one is found (a failure path).
+_Short = tuple[int, int, int]
+_Parsed = tuple[pl.DataFrame, _Short | None]  # a piece parsed as text, and its first short row
+_UNCHECKED = "unchecked"  # the plan's pieces did not cover the file: the pending check reads it again
 # Pieces of a file parsed once (core/formats/pieces.py): on disk, bigger ones cost less per byte
 # (their text is not held meanwhile, so size only bounds what is in flight).
 SPILL_PIECE_BYTES = 16 << 20
@@ -69,9 +68,8 @@ class CsvReader(Reader):
         self._parsing: Future[pl.DataFrame] | None = None  # the whole file's text parse, under way
         self._feed: PieceFeed[_Parsed] | None = None  # or its parse in pieces (core/formats/pieces.py), under way
         self._spill: Spill | None = None  # a big file's typed pieces, for its batches
-        self._short_in_pieces = False  # the short-row check runs piece by piece (see _parse_piece)
-        self._piece_short: tuple[int, str] | None | str = _UNSURE  # what it found: the first short row
-        self.short_rows_checked = False  # by the pieces: no pending_check needed (core/combined.py)
+        self._piece_at = 0  # where the piece being parsed starts in the text (pieces parse in order)
+        self._piece_short: _Short | None | str = _UNCHECKED  # the first short row the pieces found
         self.one_parse = True  # parse in pieces, each typed as it comes (False: the whole text at once)
         # A compressed file's typed pieces wait on disk too (core/formats/spill.py), not only a big
         # file's: ClickHouse reads such a file with no mapped text, so chute's held frame was the
@@ -170,7 +168,6 @@ class CsvReader(Reader):
         inference (which is mostly one thread), not after it. In pieces (see _in_pieces), else the
         whole text at once."""
         if self.one_parse and (self._in_memory() or Spill.room(self._text_bytes())):
-            self._short_in_pieces = bool(self.names) and self._in_memory() and self._short_rows_due()
             self._spills = not self._in_memory() or (
                 self.spill_compressed and self.src.compression is not None
                 and self._text_bytes() >= SPILL_COMPRESSED_BYTES and Spill.room(self._text_bytes()))
@@ -226,30 +223,32 @@ class CsvReader(Reader):
         threading.Thread(target=parse, name="chute-parse", daemon=True).start()
         return parsing
 
-    def _parse_piece(self, text: bytes, first: bool) -> tuple[pl.DataFrame, tuple[int, str] | str | None]:
-        """A piece as text, and (when the short-row check is due) its first short row."""
+    def _parse_piece(self, text: bytes, first: bool) -> _Parsed:
+        """A piece as text, and its first short row (pieces are parsed in order, on one thread)."""
+        if first:
+            self._piece_at = 0
+        frame = self._parse_text(text, first)
+        at, self._piece_at = self._piece_at, self._piece_at + len(text)
+        found = self._first_short(text, frame, first)
+        return frame, (at, *found) if found is not None else None
+
+    def _parse_text(self, text: bytes, first: bool, columns: list[int] | None = None) -> pl.DataFrame:
         args = self._read_args()
         if not first:
             args["skip_rows"] = 0
-        frame = pl.read_csv(text, schema=self._text, **args)
-        return frame, self._piece_short_row(text, frame, first) if self._short_in_pieces else None
+        return pl.read_csv(text, schema=self._text, columns=columns, **args)
 
-    def _piece_short_row(self, text: bytes, frame: pl.DataFrame, first: bool) -> tuple[int, str] | str | None:
-        """:meth:`_short_rows` over one piece (its lines, not the whole file's: issue 12, peak RSS):
-        (row in the piece, its line) of the first short row, None, or _UNSURE when the piece's
-        lines are not its records (quoted newlines: the whole-file check decides)."""
-        suspects = frame[self.names[-1]].is_null().arg_true()
+    def _first_short(self, text: bytes, frame: pl.DataFrame, first: bool) -> tuple[int, int] | None:
+        """The first short row of a piece (whole records): (the line it starts on, 0-based within
+        the piece, its fields), or None. Only records whose last column polars read as NULL are
+        looked at (none in most pieces: nothing more to do)."""
+        if not self.names:
+            return None
+        suspects = frame[self.names[-1]].is_null().arg_true().to_numpy()
         if not len(suspects):
             return None
-        lines = pl.read_csv(text, has_header=False, separator="\x00", quote_char=None, schema={"line": pl.String})
-        offset = self.header_lines if first else 0
-        if lines.height != frame.height + offset:
-            return _UNSURE
-        tails = lines["line"].gather(suspects + offset).str.strip_chars_end("\r")
-        delim = self.delimiter or ","
-        short = ~(tails.str.ends_with(delim) | tails.str.ends_with(f"{delim}{self.quote}{self.quote}"))
-        hits = short.arg_true()
-        return (int(suspects[int(hits[0])]), str(tails[int(hits[0])])) if len(hits) else None
+        return first_short(text, suspects, frame.height, self.header_lines if first else 0,
+                           len(self.names), self.delimiter or ",", self.quote)
 
     def _text_bytes(self) -> int:
         """The decompressed size (estimated as Reader._in_memory does, until inflated)."""
@@ -268,17 +267,12 @@ class CsvReader(Reader):
         assert self._feed is not None
         feed, self._feed = self._feed, None
         spill = Spill() if self._spills else None
-        last = self.names[-1] if self.names and spill is None else None  # (on disk: the pieces' own check)
-        inference = PieceInference(candidates, self.null_values, last)
+        inference = PieceInference(candidates, self.null_values)
         typed: list[pl.DataFrame] = []
-        unsure, first_short, rows = False, None, 0
+        found: _Short | None = None
         try:
             for piece, short in feed:
-                if short == _UNSURE:
-                    unsure = True
-                elif isinstance(short, tuple) and first_short is None:
-                    first_short = (rows + short[0], short[1])
-                rows += piece.height
+                found = found or short
                 self._check_frame(piece)
                 out = inference.add(piece)
                 del piece
@@ -301,8 +295,7 @@ class CsvReader(Reader):
         finally:
             feed.close()
         memory.trim()  # the pieces' text, freed, is glibc's until given back (~12 MB at 1M rows)
-        if self._short_in_pieces and not unsure:
-            self._piece_short = first_short
+        self._piece_short = found  # (about the text: true on the whole-text path below too)
         if spill is not None:
             return self._adopt_spill(spill, inference)
         if not typed:
@@ -316,10 +309,8 @@ class CsvReader(Reader):
             super()._check_frame(frame)
 
     def _adopt_spill(self, spill: Spill, inference: PieceInference) -> Plan | None:
-        """The verdicts of a file whose typed pieces are on disk: its batches read them back. (A
-        short-row check the pieces could not make needs the text frame: the whole-text path.)"""
-        unsure = self._short_in_pieces and self._piece_short == _UNSURE
-        if inference.widens() or not spill.rows or unsure:
+        """The verdicts of a file whose typed pieces are on disk: its batches read them back."""
+        if inference.widens() or not spill.rows:
             spill.close()
             return None
         facts = inference.facts(pl.DataFrame(schema=self._text))
@@ -362,13 +353,6 @@ class CsvReader(Reader):
             frame = frame.filter(keep)
             typed = typed.filter(keep) if typed is not None else None
         self._set_verdicts(facts.verdicts)
-        # Empty fields (not null tokens) in the last column: the only sign of a short row.
-        self._short_suspects: pl.Series | None
-        if LAST_NULL in frame.columns:  # (the column is cast already: its text's NULLs, see infer_pieces)
-            self._short_suspects = frame[LAST_NULL].arg_true()
-            frame = frame.drop(LAST_NULL)
-        else:
-            self._short_suspects = frame[self.names[-1]].is_null().arg_true() if self.names else None
         # Text (but for whole_frame's casts): typed batch by batch, beside the inserts (_raw_batches).
         self._frame = frame if typed is None else typed
         return self._finish_plan(facts.rows, facts.nulls)
@@ -480,50 +464,78 @@ class CsvReader(Reader):
 
     def _check_short_rows(self, plan: Plan) -> None:
         """polars fills missing trailing fields with nulls, so a null in the last column is the only
-        sign of a short row. Only then is the exact check needed; it runs beside the inserts
-        (``pending_check``) and a failure before verification still quarantines with zero rows."""
+        sign of a short row. Only then is the exact check needed: made piece by piece as the plan
+        parsed them, else beside the inserts (``pending_check``); a failure before verification
+        still quarantines with zero rows."""
         if not self.names or not plan.rows or not plan.null_counts.get(self.names[-1]):
             return
-        if not self._short_rows_due():
-            return
-        if self._piece_short != _UNSURE and self._blank is None:  # checked piece by piece
-            self.short_rows_checked = True
-            if isinstance(self._piece_short, tuple):
-                problem = self._ragged(*self._piece_short)
-                self.pending_check = lambda: problem
-            return
-        if self._frame is not None:  # (streamed: not due; spilled: checked piece by piece, see _adopt_spill)
+        found = self._piece_short
+        if found == _UNCHECKED:
             self.pending_check = self._short_rows
-
-    def _short_rows_due(self) -> bool:
-        factor = 1 if self.src.compression is None else 6
-        return self.src.st.st_size * factor <= SHORT_ROW_CHECK_BYTES
+            return
+        if isinstance(found, tuple):
+            at, line, fields = found
+            self.pending_check = lambda: self._ragged(self._lines_before(at) + line + 1, fields)
 
     def _short_rows(self) -> InputError | None:
-        assert self._frame is not None
+        """The pieces' check over the file's text again, for a plan that did not parse it in
+        pieces (the whole text at once, streamed, a small file): a piece at a time, only the last
+        column parsed. Text the pieces cannot cut: _short_lines; text polars cannot parse: the walk."""
+        delim, last, lines = self.delimiter or ",", [len(self.names) - 1], 0
         try:
-            lines = pl.read_csv(self.src.readable, has_header=False, separator="\x00", quote_char=None,
-                                schema={"line": pl.String})["line"]
-        except (pl.exceptions.PolarsError, OSError, EOFError):
+            for k, text in enumerate(record_pieces(text_chunks(self.src), delim, self.quote, bom=self._bom)):
+                found = self._first_short(text, self._parse_text(text, k == 0, last), k == 0)
+                if found is not None:
+                    return self._ragged(lines + found[0] + 1, found[1])
+                lines += text.count(b"\n")
+        except InputError as exc:
+            return exc
+        except Uncuttable:
+            return self._short_lines()
+        except (pl.exceptions.PolarsError, csv.Error, UnicodeDecodeError):
             return self.diagnose()
-        self.src.drop_inflated()  # its last reader (a slow path below reads the file)
-        offset = 1 if self.header else 0
-        if lines.len() != self._frame.height + offset:
-            return self.diagnose()  # records span lines (quoted newlines): walk it properly
-        nulls = self._short_suspects
-        if nulls is None:
-            return None
-        tails = lines.gather(nulls + offset).str.strip_chars_end("\r")
-        delim = self.delimiter or ","
-        short = ~(tails.str.ends_with(delim) | tails.str.ends_with(f'{delim}{self.quote}{self.quote}'))
-        if short.any():
-            return self._ragged(int(nulls[int(short.arg_true()[0])]), tails[int(short.arg_true()[0])])
+        finally:
+            self.src.drop_inflated()  # its last reader (a slow path reads the file)
         return None
 
-    def _ragged(self, row: int, tail: str) -> InputError:
-        """The short row ``row`` (0-based, data rows) whose line is ``tail``."""
-        line = row + self.header_lines + 1
-        fields = len(next(csv.reader([tail], delimiter=self.delimiter or ",")))
+    def _short_lines(self) -> InputError | None:
+        """The check for text the pieces cannot cut (a quote out of place), streamed: the file's
+        lines beside its last column, when there are as many lines as records (no record spans
+        lines); else the slow walk."""
+        skip, delim = self.header_lines, self.delimiter or ","
+        lines = pl.scan_csv(self.src.readable, has_header=False, separator="\x00", quote_char=None,
+                            schema={"line": pl.String}, skip_rows=skip).with_row_index("\x00i")
+        last = pl.scan_csv(self.src.readable, schema=self._text, **self._read_args()).select(
+            pl.col(self.names[-1]).alias("\x00last"), pl.lit(True).alias("\x00record"))
+        both = pl.concat([lines, last], how="horizontal")
+        tail = pl.col("line").str.strip_chars_end("\r")
+        short = pl.col("\x00last").is_null() & (tail.fill_null("") != "") & ~tail.str.ends_with(delim)
+        try:
+            got = both.select(pl.len().alias("n"), pl.col("\x00i").count().alias("lines"),
+                              pl.col("\x00record").count().alias("records"),
+                              pl.col("\x00i").filter(short).min().alias("at")).collect(engine="streaming").row(0)
+            n, n_lines, records, at = got
+            if not n == n_lines == records:
+                return self.diagnose()
+            if at is None:
+                return None
+            text = lines.filter(pl.col("\x00i") == at).select(tail).collect(engine="streaming").item()
+        except (pl.exceptions.PolarsError, OSError):
+            return self.diagnose()
+        fields = next(csv.reader([text], delimiter=delim, quotechar=self.quote), [])
+        return self._ragged(int(at) + skip + 1, len(fields))
+
+    def _lines_before(self, offset: int) -> int:
+        """Lines in the first ``offset`` bytes of the text (read again: only for a short row found)."""
+        lines = 0
+        for chunk in text_chunks(self.src):
+            if offset <= 0:
+                break
+            lines += chunk.count(b"\n", 0, offset)
+            offset -= len(chunk)
+        return lines
+
+    def _ragged(self, line: int, fields: int) -> InputError:
         return InputError(f"ragged row at line {line}: {fields} fields, fewer than the {len(self.names)} "
                           f"columns of the header", line=line)
 
@@ -564,6 +576,50 @@ class CsvReader(Reader):
         except (OSError, EOFError) as exc:
             return self._input_error(exc)
         return None
+
+
+def first_short(text: bytes, suspects: np.ndarray, records: int, header: int, width: int, delim: str,
+                quote: str) -> tuple[int, int] | None:
+    """The first record of ``text`` (whole records, quotes where RFC 4180 puts them: as
+    record_pieces cuts them) that lacks its last field: (the line it starts on, 0-based, its
+    fields), or None. ``suspects``: records (0-based, after ``header`` records; ``records`` in
+    all) whose last column polars read as NULL, a missing field or an empty one; an empty one
+    ends its record with the delimiter, a blank line is no record. A newline ends a record
+    when an even number of quotes comes before it (numpy, no per-row Python)."""
+    if len(delim.encode()) != 1 or len(quote.encode()) != 1:
+        return _walk_short(text, header, width, delim, quote)
+    arr = np.frombuffer(text, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    if not text.endswith(b"\n"):
+        nl = np.append(nl, len(text))
+    ends = np.arange(len(nl))  # which newlines end a record (indices into nl)
+    if len(nl) != records + header and quote.encode() in text:  # (as many lines as records: no quoted newline)
+        ends = ends[(np.searchsorted(np.flatnonzero(arr == ord(quote)), nl) & 1) == 0]
+    if len(ends) != records + header or not len(ends):
+        return _walk_short(text, header, width, delim, quote)  # (the parsers disagree on the records)
+    rec = suspects.astype(np.int64) + header
+    start = np.where(rec > 0, nl[ends[np.maximum(rec - 1, 0)]] + 1, 0)
+    end = nl[ends[rec]]  # (the newline, or the end of the text)
+    tail = end - 1 - (arr[np.maximum(end - 1, 0)] == 13)  # the record's last byte, before a CR
+    short = (tail >= start) & (arr[np.maximum(tail, 0)] != ord(delim))
+    hits = np.flatnonzero(short)
+    if not len(hits):
+        return None
+    r, s = int(rec[hits[0]]), int(start[hits[0]])
+    record = text[s:int(end[hits[0]])].decode("utf-8-sig")
+    fields = next(csv.reader(io.StringIO(record, newline=""), delimiter=delim, quotechar=quote), [])
+    return (int(ends[r - 1]) + 1 if r else 0), len(fields)
+
+
+def _walk_short(text: bytes, header: int, width: int, delim: str, quote: str) -> tuple[int, int] | None:
+    """:func:`first_short` by Python's csv module, as CsvReader.diagnose walks a file."""
+    reader = csv.reader(io.StringIO(text.decode("utf-8-sig"), newline=""), delimiter=delim, quotechar=quote)
+    start = 0
+    for n, record in enumerate(reader):
+        if n >= header and record and len(record) < width:
+            return start, len(record)
+        start = reader.line_num
+    return None
 
 
 def _sniff(sniffer: csv.Sniffer, sample: str) -> str:

@@ -28,7 +28,6 @@ from chute.core.formats.infer import (
 )
 
 CAST_KINDS = ("int", "float", "bool")  # cast piece by piece; other kinds travel as text
-LAST_NULL = "\x00last_null"  # a cast last column's text NULLs (the short-row check's suspects)
 _SUMS = ("\x00rows", "\x00empty", "null", "miss", "both", "bad", "tok")
 
 
@@ -39,11 +38,10 @@ class Disagrees(Exception):
 class PieceInference:
     """Add pieces in file order (:meth:`add` returns each one typed), then :meth:`facts`."""
 
-    def __init__(self, candidates: dict[str, str | None], tokens: tuple[str, ...], last: str | None) -> None:
+    def __init__(self, candidates: dict[str, str | None], tokens: tuple[str, ...]) -> None:
         self.candidates = candidates
         self.tokens = tokens
         self.cast = {c: k for c, k in candidates.items() if k in CAST_KINDS}
-        self.last = last if last in self.cast else None
         self.stats: dict = {}
 
     def add(self, piece: pl.DataFrame) -> pl.DataFrame:
@@ -69,8 +67,6 @@ class PieceInference:
                 wire = wire_expr(c, v)
                 assert wire is not None  # (a number or bool always casts)
                 exprs.append(wire)
-        if self.last is not None:
-            exprs.append(pl.col(self.last).is_null().alias(LAST_NULL))
         return work.select(exprs)
 
     def _merge(self, stats: dict) -> None:

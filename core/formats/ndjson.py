@@ -462,11 +462,11 @@ def _make(src: Source, options: dict) -> NdjsonReader:
 
 def _marked(lineno: int, unmarked: bool) -> InputError:
     """A UTF-8 byte-order mark the copy without the file's first one (core/formats/unmarked.py)
-    does not take away: a second one, one on a later line (files joined), or no room for the copy."""
+    does not take away: a second one, one on a later line (files joined), or a copy that failed."""
     if lineno > 1:
         return InputError(f"line {lineno} starts with a UTF-8 byte-order mark (files joined together?): "
                           "only the file's start may hold one", line=lineno)
     if unmarked:
         return InputError("the file starts with two UTF-8 byte-order marks: save it with one at most", line=1)
-    return InputError("the file starts with a UTF-8 byte-order mark and the temporary directory has no room "
-                      "for a copy without it: free space or save it without one", line=1)
+    return InputError("the file starts with a UTF-8 byte-order mark and no copy without it could be made "
+                      "(see the log): save it without one", line=1)
