@@ -38,9 +38,12 @@ def _body(rows: int = 9_000, short_at: int | None = 7_000, twist: str = "plain")
             note = '"two\nlines"'
         if twist == "quote_out_of_place" and i == 10:
             note = '27" wide'
+        if twist == "quoted_delimiters" and i % 7 == 0:
+            note = '"a,b"'
         line = f"{i},{i * 7 % 1000}.25,{note},{'' if i % 3 == 0 else 'x'}"
         if i == short_at:
-            line = {"quoted_empty": f'{i},{i}.5,""', "short_record_spans_lines": f'{i},{i}.5,"a\nb"'}.get(
+            line = {"quoted_empty": f'{i},{i}.5,""', "short_record_spans_lines": f'{i},{i}.5,"a\nb"',
+                    "short_ends_with_delimiter": f"{i},{i}.5,", "quoted_delimiters": f'{i},"x,y",'}.get(
                 twist, f"{i},{i}.5,n")
         out.append(line)
         if twist == "blank_line" and i == 100:
@@ -74,8 +77,10 @@ PATHS = {
     "whole_text": {"general": True, "one_parse": False},
     "gzip_whole_text": {"general": True, "compression": "gzip", "one_parse": False},
 }
+# (short_ends_with_delimiter: 3 fields of 4, the third empty; seen loading with NULL on every path,
+# ending with the delimiter was taken for a complete record with an empty last field)
 TWISTS = ["plain", "quoted_newlines", "blank_line", "crlf", "quoted_empty", "short_record_spans_lines",
-          "quote_out_of_place"]
+          "quote_out_of_place", "short_ends_with_delimiter", "quoted_delimiters"]
 
 
 def _check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, body: bytes, twist: str) -> tuple[str, int]:
@@ -104,7 +109,8 @@ def _check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, body: byt
     if path == "small":
         assert reader._frame is not None and reader._feed is None
     spills = how.get("spill") or how.get("big") and not how.get("no_room")
-    if spills and twist not in ("quote_out_of_place", "blank_line"):  # (those take the whole text)
+    if spills and twist not in ("quote_out_of_place", "blank_line", "quoted_delimiters"):  # (those take the whole
+        # text; the last: its short row's text widens the decimal column)
         assert reader._spill is not None
     if how.get("no_room"):
         assert reader._spill is None and reader._frame is None
@@ -122,7 +128,7 @@ def test_a_short_row_is_found_on_every_path_with_its_line(tmp_path: Path, monkey
     assert got == want
 
 
-@pytest.mark.parametrize("twist", ["plain", "quoted_newlines", "blank_line", "crlf"])
+@pytest.mark.parametrize("twist", ["plain", "quoted_newlines", "blank_line", "crlf", "quoted_delimiters"])
 @pytest.mark.parametrize("path", list(PATHS))
 def test_empty_last_fields_are_not_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str,
                                          twist: str) -> None:

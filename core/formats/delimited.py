@@ -247,8 +247,24 @@ class CsvReader(Reader):
         suspects = frame[self.names[-1]].is_null().arg_true().to_numpy()
         if not len(suspects):
             return None
-        return first_short(text, suspects, frame.height, self.header_lines if first else 0,
-                           len(self.names), self.delimiter or ",", self.quote)
+        return first_short(text, suspects, frame.height, self.header_lines if first else 0, len(self.names),
+                           self.delimiter or ",", self.quote, self._trailing_nulls(text, frame, first, suspects))
+
+    def _trailing_nulls(self, text: bytes, frame: pl.DataFrame, first: bool, suspects: np.ndarray) -> np.ndarray:
+        """How many columns at the end of each suspect record polars read as NULL (1 or more). A
+        short record ending with the delimiter has two or more: only those are counted (the usual
+        empty last field ``...,x,`` has one)."""
+        trail = np.ones(len(suspects), dtype=np.int64)
+        if len(self.names) < 2:
+            return trail
+        deep = frame[self.names[-2]].is_null().to_numpy()[suspects]
+        if not deep.any():
+            return trail
+        if frame.width < len(self.names):  # (the pending check parsed two columns: this piece needs all)
+            frame = self._parse_text(text, first)
+        nulls = frame.select(pl.col(c).is_null() for c in reversed(self.names)).to_numpy()[suspects[deep]]
+        trail[deep] = np.cumprod(nulls, axis=1).sum(axis=1)
+        return trail
 
     def _text_bytes(self) -> int:
         """The decompressed size (estimated as Reader._in_memory does, until inflated)."""
@@ -481,7 +497,8 @@ class CsvReader(Reader):
         """The pieces' check over the file's text again, for a plan that did not parse it in
         pieces (the whole text at once, streamed, a small file): a piece at a time, only the last
         column parsed. Text the pieces cannot cut: the slow walk."""
-        delim, last, lines = self.delimiter or ",", [len(self.names) - 1], 0
+        delim, lines = self.delimiter or ",", 0
+        last = list(range(max(len(self.names) - 2, 0), len(self.names)))  # (see _first_short)
         try:
             for k, text in enumerate(record_pieces(text_chunks(self.src), delim, self.quote, bom=self._bom)):
                 found = self._first_short(text, self._parse_text(text, k == 0, last), k == 0)
@@ -550,13 +567,16 @@ class CsvReader(Reader):
 
 
 def first_short(text: bytes, suspects: np.ndarray, records: int, header: int, width: int, delim: str,
-                quote: str) -> tuple[int, int] | None:
+                quote: str, trail: np.ndarray | None = None) -> tuple[int, int] | None:
     """The first record of ``text`` (whole records, quotes where RFC 4180 puts them: as
     record_pieces cuts them) that lacks its last field: (the line it starts on, 0-based, its
     fields), or None. ``suspects``: records (0-based, after ``header`` records; ``records`` in
-    all) whose last column polars read as NULL, a missing field or an empty one; an empty one
-    ends its record with the delimiter, a blank line is no record. A newline ends a record
-    when an even number of quotes comes before it (numpy, no per-row Python)."""
+    all) whose last column polars read as NULL, a missing field or an empty one; ``trail``: how
+    many columns at their end are NULL (else 1). A record not ending with the delimiter lacks
+    its last field. One ending with ``trail`` empty fields ends with as many delimiters (the
+    field before them is text or quoted, never ends with one; all empty: width - 1); fewer, and
+    some of them are missing (``1,2,`` under four columns). A blank line is no record. A newline
+    ends a record when an even number of quotes comes before it (numpy, no per-row Python)."""
     if len(delim.encode()) != 1 or len(quote.encode()) != 1:
         return _walk_short(text, header, width, delim, quote)
     arr = np.frombuffer(text, dtype=np.uint8)
@@ -573,6 +593,14 @@ def first_short(text: bytes, suspects: np.ndarray, records: int, header: int, wi
     end = nl[ends[rec]]  # (the newline, or the end of the text)
     tail = end - 1 - (arr[np.maximum(end - 1, 0)] == 13)  # the record's last byte, before a CR
     short = (tail >= start) & (arr[np.maximum(tail, 0)] != ord(delim))
+    if trail is not None and (trail > 1).any():
+        at = np.flatnonzero((tail >= start) & ~short & (trail > 1))
+        need = np.minimum(trail[at], width - 1)  # delimiters ending the record if it is whole
+        whole = np.ones(len(at), dtype=bool)
+        for i in range(1, int(need.max(initial=0))):  # (a loop over columns, not rows)
+            pos = tail[at] - i
+            whole &= (i >= need) | ((pos >= start[at]) & (arr[np.maximum(pos, 0)] == ord(delim)))
+        short[at] = ~whole
     hits = np.flatnonzero(short)
     if not len(hits):
         return None
