@@ -102,6 +102,7 @@ class EarlyPlan:
         self._wanted = candidate(cfg, ledger)
         if self._wanted is None:
             return False
+        _import_plan_modules()
         # Two threads: the plan, and the hash beside it (hash_and_plan), as on the loader's pools.
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chute-early")
         self._job = self._pool.submit(_plan, cfg, *self._wanted, self._pool)
@@ -135,6 +136,17 @@ class EarlyPlan:
             _drop(job)
         if self._pool is not None:
             self._pool.shutdown(wait=False)
+
+
+def _import_plan_modules() -> None:
+    """The plan's imports, on the caller's thread and before ClickHouse's start: polars and the
+    readers take ~0.1-0.2 s holding the GIL, and so does chDB's start. Imported on the plan's thread,
+    they waited on chDB's start and the parse they lead to ran after it; imported first, the parse
+    (which releases the GIL) runs beside it (README "One big file")."""
+    import polars  # noqa: F401
+
+    from chute.core import formats  # noqa: F401 - every reader, through the registry
+    from chute.core.formats import limits  # noqa: F401
 
 
 def _plan(cfg: Config, path: Path, table: str, fmt: str, compression: str | None,

@@ -43,6 +43,8 @@ def _root_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
+    for added in [h for h in root.handlers if h not in handlers]:
+        added.close()  # (a file handler of the test's would keep its descriptor)
     root.handlers[:] = handlers
     root.setLevel(level)
 

@@ -200,6 +200,34 @@ def test_an_empty_once_imports_no_polars(tmp_path: Path) -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_the_plan_modules_are_imported_before_start_returns_not_on_the_plan_thread(tmp_path: Path) -> None:
+    """Imports hold the GIL, as chDB's start (next in Engine.start) does: made on the plan's thread
+    they waited on chDB's start and delayed the parse behind them (seen failing: imported there)."""
+    import subprocess
+
+    _csv(tmp_path / "data" / "events" / "a.csv")
+    code = f"""
+import sys, threading
+from importlib.abc import MetaPathFinder
+seen = {{}}
+class Spy(MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name in ("polars", "chute.core.formats", "chute.core.formats.limits"):
+            seen.setdefault(name, threading.current_thread().name)
+sys.meta_path.insert(0, Spy())
+from chute.core import early
+from chute.core.config import Config
+early.EARLY_MIN_BYTES = 1
+plans = early.EarlyPlan()
+started = plans.start(Config(data_dir={str(tmp_path / "data")!r}))
+print(started, sorted(seen.items()))
+plans.close()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ("True [('chute.core.formats', 'MainThread'), ('chute.core.formats.limits', "
+                                  "'MainThread'), ('polars', 'MainThread')]")
+
+
 def test_negative_control_without_the_identity_check_the_stale_plan_is_taken(
         cfg: Config, small_is_big: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the identity check guards against: a plan of content the file no longer holds."""
