@@ -481,17 +481,20 @@ class CsvReader(Reader):
     def _check_short_rows(self, plan: Plan) -> None:
         """polars fills missing trailing fields with nulls, so a null in the last column is the only
         sign of a short row. Only then is the exact check needed: made piece by piece as the plan
-        parsed them, else beside the inserts (``pending_check``); a failure before verification
-        still quarantines with zero rows."""
+        parsed them (one found refuses the file now, before any insert), else beside the inserts
+        (``pending_check``: a failure before verification still quarantines with zero rows)."""
         if not self.names or not plan.rows or not plan.null_counts.get(self.names[-1]):
             return
         found = self._piece_short
         if found == _UNCHECKED:
             self.pending_check = self._short_rows
             return
-        if isinstance(found, tuple):
+        if isinstance(found, tuple):  # (deferred, every batch was sent, then deleted beside the quarantine)
             at, line, fields = found
-            self.pending_check = lambda: self._ragged(self._lines_before(at) + line + 1, fields)
+            if self._spill is not None:
+                self._spill.close()
+                self._spill = None
+            raise self._ragged(self._lines_before(at) + line + 1, fields)
 
     def _short_rows(self) -> InputError | None:
         """The pieces' check over the file's text again, for a plan that did not parse it in
