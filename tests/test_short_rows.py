@@ -20,7 +20,7 @@ from chute.core.formats import delimited, limits, pieces, spill
 from chute.core.reader import Reader
 from chute.core.routing import Route
 from chute.core.states import State
-from tests.conftest import make_config, query, wait_for
+from tests.conftest import make_config, query, state_of, wait_for
 from tests.test_pieces import load_csv
 
 WIDTH = 4
@@ -190,3 +190,24 @@ def test_runs_of_empty_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, p
     assert (want is None) == (short is None)
     if short is None:
         assert rows == 20_000
+
+
+def test_a_short_row_in_a_small_file_is_refused_before_it_can_hold_the_file_for_drift(
+        engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """A small file's short row leaves NULLs where the table has none: checked beside the inserts,
+    after the gatekeeping, it held the file for schema drift instead ("approve to make them
+    Nullable": an ALTER for a broken row), and a first file made its table Nullable before being
+    quarantined. Now the small-file plan checks it: quarantined with its line, the table as it was."""
+    cfg = make_config(tmp_path, chdb_path)
+    (cfg.data_dir / "ev").mkdir()
+    (cfg.data_dir / "ev" / "ok.csv").write_text("id,name,amount,note\n1,a,1.5,x\n")
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "ev/ok.csv") == "loaded", what="the table made")
+    lines = ["id,name,amount,note", *(f"{i},n{i},{i}.5,x" for i in range(500))]
+    lines[301] = "300,n300,"
+    (cfg.data_dir / "ev" / "short.csv").write_text("\n".join(lines) + "\n")
+    wait_for(lambda: state_of(engine, "ev/short.csv") in ("quarantined", "held", "loaded"), what="settled")
+    row = engine.ledger.current("ev/short.csv")
+    assert row.state == State.QUARANTINED, (row.state, row.last_error)
+    assert "ragged row at line 302: 3 fields, fewer than the 4 columns" in (row.last_error or "")
+    assert query(engine, f"SELECT count() FROM `{cfg.database}`.ev") == [(1,)]
