@@ -494,7 +494,7 @@ class CsvReader(Reader):
         if found == _UNCHECKED:
             self.pending_check = self._short_rows
             return
-        if isinstance(found, tuple):  # (deferred, every batch was sent, then deleted beside the quarantine)
+        if isinstance(found, tuple):  # (left to the pending check, every batch was sent, then deleted)
             at, line, fields = found
             if self._spill is not None:
                 self._spill.close()
@@ -504,7 +504,8 @@ class CsvReader(Reader):
     def _short_rows(self) -> InputError | None:
         """The pieces' check over the file's text again, for a plan that did not parse it in
         pieces (the whole text at once, streamed, a small file): a piece at a time, only the last
-        column parsed. Text the pieces cannot cut: the slow walk."""
+        two columns parsed (all, for a piece with both NULL somewhere: _trailing_nulls). Text the
+        pieces cannot cut: the slow walk."""
         delim, lines = self.delimiter or ",", 0
         last = list(range(max(len(self.names) - 2, 0), len(self.names)))  # (see _first_short)
         try:
