@@ -391,8 +391,8 @@ class Loader:
         """Step 8: the file is unchanged, and the background validity check of the whole file passed."""
         job.src.check_unchanged()
         problem = check.result() if check else None
-        if problem is not None:
-            raise problem
+        if problem is not None:  # (an append's reader counts lines from the appended part, as in step 2)
+            raise _in_whole_file(problem, job.append.lines_before(job.src))
 
     def _verify_sent(self, job: _Job, fitter: Fitter) -> intents.Intent | None:
         """Step 9: the acknowledged batches hold every parsed row, and ClickHouse holds them."""

@@ -78,13 +78,16 @@ def test_typed_pieces_on_disk_give_what_the_whole_text_gives(tmp_path: Path, sma
     path = tmp_path / f"a.csv.{SUFFIX[compression]}"
     path.write_bytes(PACK[compression](body))
     want_plan, want, _ = _load(path, compression, one_parse=False)
+    if case == "short_row":  # (the spilled pieces found it: the plan refuses the file, nothing is sent)
+        assert "ragged row at line 25002" in str(want_plan[4])  # type: ignore[index]
+        with pytest.raises(InputError, match="ragged row at line 25002"):
+            _load(path, compression, one_parse=True)
+        return
     got_plan, got, reader = _load(path, compression, one_parse=True)
     assert got_plan == want_plan
     assert got.equals(want)
-    if case in ("plain", "short_row"):
+    if case == "plain":
         assert reader._spill is not None and reader._frame is None
-    if case == "short_row":
-        assert "ragged row at line 25002" in str(got_plan[4])  # type: ignore[index]
 
 
 def test_a_small_compressed_file_keeps_its_frame_in_memory(tmp_path: Path) -> None:

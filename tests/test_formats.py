@@ -210,6 +210,8 @@ def _planned_facts(path: Path, small: bool, monkeypatch) -> tuple:
                 r = reader_for(src, "csv", {})
                 plan = hash_and_plan(src, r)
                 check = r.pending_check() if r.pending_check else None
+                if check is not None:  # (found beside the inserts, or by the plan itself: the same refusal)
+                    return ("error", str(check))
                 return (plan.schema, plan.rows, plan.null_counts, plan.distinct_ratio, r.verdicts, str(check),
                         [b.to_dicts() for _, b in r.batches(1000)])
         except InputError as exc:

@@ -118,3 +118,36 @@ def test_a_marked_file_loads_once_with_its_own_hash(engine_factory) -> None:
                          f"any(_source_sha256) FROM `{engine.cfg.database}`.events") == [
         (len(LINES), len(LINES), 1, len(LINES), sha)]
     assert engine.ledger.current("events.ndjson").state == State.LOADED
+
+
+def test_a_copy_bigger_than_the_whole_temporary_disk_is_refused_not_a_pause_for_ever(
+        engine_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No room that space returning could ever make (the copy needs more than the temporary
+    directory's whole disk, its reserve kept) is no pause: paused, intake waited for good, the
+    daemon loaded nothing more and `--once` never ended (seen with a 10 MB file and an 8 MiB
+    TMPDIR). The file is refused with that reason and line 1; the daemon goes on."""
+    import shutil
+    import tempfile
+
+    real = shutil.disk_usage
+
+    class Small:
+        total, used, free = 1 << 20, 0, 1 << 20
+
+    def usage(where: object) -> object:
+        return Small if str(where) == tempfile.gettempdir() else real(where)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    big = BOM + BODY * (2 * (1 << 20) // len(BODY))
+    path = tmp_path / "a.ndjson"
+    path.write_bytes(big)
+    with pytest.raises(InputError, match="byte-order mark .* temporary directory's disk") as err, \
+            open_source(path, None) as src:
+        reader_for(src, "ndjson", {}).plan()
+    assert err.value.line == 1
+    engine = engine_factory()
+    (engine.cfg.data_dir / "big.ndjson").write_bytes(big)
+    (engine.cfg.data_dir / "fine.ndjson").write_bytes(BODY)
+    wait_for(lambda: state_of(engine, "big.ndjson") == "quarantined" and state_of(engine, "fine.ndjson") == "loaded",
+             what="the big one refused, the other loaded")
+    assert engine.resources.fault is None

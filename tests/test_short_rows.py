@@ -20,7 +20,7 @@ from chute.core.formats import delimited, limits, pieces, spill
 from chute.core.reader import Reader
 from chute.core.routing import Route
 from chute.core.states import State
-from tests.conftest import make_config, query, wait_for
+from tests.conftest import make_config, query, state_of, wait_for
 from tests.test_pieces import load_csv
 
 WIDTH = 4
@@ -36,11 +36,16 @@ def _body(rows: int = 9_000, short_at: int | None = 7_000, twist: str = "plain")
         note = "plain"
         if twist in ("quoted_newlines", "stray_quote_and_newlines") and i % 500 == 3:
             note = '"two\nlines"'
-        if twist in ("quote_out_of_place", "stray_quote_and_newlines") and i == 10:
+        if twist in ("quote_out_of_place", "stray_quote_and_newlines", "stray_quote_short_ends_with_delimiter") \
+                and i == 10:
             note = ' "spaced"'  # (a space before the quote: polars reads it, the pieces cannot cut it)
+        if twist == "quoted_delimiters" and i % 7 == 0:
+            note = '"a,b"'
         line = f"{i},{i * 7 % 1000}.25,{note},{'' if i % 3 == 0 else 'x'}"
         if i == short_at:
-            line = {"quoted_empty": f'{i},{i}.5,""', "short_record_spans_lines": f'{i},{i}.5,"a\nb"'}.get(
+            line = {"quoted_empty": f'{i},{i}.5,""', "short_record_spans_lines": f'{i},{i}.5,"a\nb"',
+                    "short_ends_with_delimiter": f"{i},{i}.5,",
+                    "stray_quote_short_ends_with_delimiter": f"{i},{i}.5,", "quoted_delimiters": f'{i},"x,y",'}.get(
                 twist, f"{i},{i}.5,n")
         out.append(line)
         if twist == "blank_line" and i == 100:
@@ -74,8 +79,11 @@ PATHS = {
     "whole_text": {"general": True, "one_parse": False},
     "gzip_whole_text": {"general": True, "compression": "gzip", "one_parse": False},
 }
+# (short_ends_with_delimiter: 3 fields of 4, the third empty; seen loading with NULL on every path,
+# ending with the delimiter was taken for a complete record with an empty last field)
 TWISTS = ["plain", "quoted_newlines", "blank_line", "crlf", "quoted_empty", "short_record_spans_lines",
-          "quote_out_of_place", "stray_quote_and_newlines"]
+          "quote_out_of_place", "stray_quote_and_newlines", "short_ends_with_delimiter", "quoted_delimiters",
+          "stray_quote_short_ends_with_delimiter"]  # (the last: text the pieces cannot cut, _short_lines)
 
 
 def _check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, body: bytes, twist: str) -> tuple[str, int]:
@@ -104,7 +112,9 @@ def _check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, body: byt
     if path == "small":
         assert reader._frame is not None and reader._feed is None
     spills = how.get("spill") or how.get("big") and not how.get("no_room")
-    if spills and twist not in ("quote_out_of_place", "blank_line", "stray_quote_and_newlines"):  # (whole text)
+    # (these take the whole text; quoted_delimiters: its short row's text widens the decimal column)
+    if spills and twist not in ("quote_out_of_place", "blank_line", "stray_quote_and_newlines",
+                                "quoted_delimiters", "stray_quote_short_ends_with_delimiter"):
         assert reader._spill is not None
     if how.get("no_room"):
         assert reader._spill is None and reader._frame is None
@@ -122,7 +132,8 @@ def test_a_short_row_is_found_on_every_path_with_its_line(tmp_path: Path, monkey
     assert got == want
 
 
-@pytest.mark.parametrize("twist", ["plain", "quoted_newlines", "blank_line", "crlf", "quote_out_of_place"])
+@pytest.mark.parametrize("twist", ["plain", "quoted_newlines", "blank_line", "crlf", "quote_out_of_place",
+                                   "quoted_delimiters"])
 @pytest.mark.parametrize("path", list(PATHS))
 def test_empty_last_fields_are_not_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str,
                                          twist: str) -> None:
@@ -158,7 +169,11 @@ def test_a_short_row_deep_in_a_big_gzip_is_quarantined_even_under_skip(engine_fa
         row = engine.ledger.current(f"{table}/e.csv.gz")
         assert row.state == State.QUARANTINED, (table, row.state, row.last_error)
         assert "ragged row at line 33002: 3 fields, fewer than the 4 columns" in (row.last_error or "")
-        assert query(engine, f"SELECT count() FROM `{cfg.database}`.{table}") == [(0,)]
+        # Found by the plan's pieces: refused before any insert, before the table is made (seen
+        # failing: every batch was sent, visible in the table, then deleted beside the quarantine).
+        assert not engine.ledger.any_batches(row.id, 0)
+        assert query(engine, f"SELECT count() FROM system.tables WHERE database = '{cfg.database}' "
+                             f"AND name = '{table}'") == [(0,)]
     assert engine.ledger.current("ok/e.csv.gz").state == State.LOADED
     assert query(engine, f"SELECT count() FROM `{cfg.database}`.ok") == [(40_000,)]
 
@@ -181,3 +196,43 @@ def test_a_short_row_appended_is_named_by_its_line_in_the_whole_file(engine_fact
     row = engine.ledger.current("grow.csv")
     assert row.state == State.QUARANTINED, (row.state, row.last_error)
     assert "ragged row at line 4: 2 fields, fewer than the 3 columns" in (row.last_error or ""), row.last_error
+
+
+@pytest.mark.parametrize("short", [None, "7,,", ",,", '"a,",,', '"",,', "7,x,"])
+@pytest.mark.parametrize("path", ["small", "pieces", "gzip", "plain_spilled", "streamed", "whole_text"])
+def test_runs_of_empty_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, short: str | None) -> None:
+    """Whole records ending with runs of empty fields (``1,,,``, ``,,,``, a quoted delimiter or
+    newline before them) are not short; a record one field short of such a run is, with its line
+    (seen loading with NULL: ending with the delimiter was taken for whole)."""
+    whole = ["1,,,", ",,,", "2,x,,", '"a,",,,', '"",,,', "3,x,y,", '"4\n",,,']
+    lines = ["id,a,b,c", *(whole[i % len(whole)] for i in range(20_000))]
+    if short is not None:
+        lines.insert(14_321, short)
+    body = ("\n".join(lines) + "\n").encode()
+    got, rows = _check(tmp_path, monkeypatch, path, body, "blank_line")  # (",,,": the spill is not kept)
+    want = _truth(body)
+    assert got == str(want)
+    assert (want is None) == (short is None)
+    if short is None:
+        assert rows == 20_000
+
+
+def test_a_short_row_in_a_small_file_is_refused_before_it_can_hold_the_file_for_drift(
+        engine_factory, tmp_path: Path, chdb_path: Path) -> None:
+    """A small file's short row leaves NULLs where the table has none: checked beside the inserts,
+    after the gatekeeping, it held the file for schema drift instead ("approve to make them
+    Nullable": an ALTER for a broken row), and a first file made its table Nullable before being
+    quarantined. Now the small-file plan checks it: quarantined with its line, the table as it was."""
+    cfg = make_config(tmp_path, chdb_path)
+    (cfg.data_dir / "ev").mkdir()
+    (cfg.data_dir / "ev" / "ok.csv").write_text("id,name,amount,note\n1,a,1.5,x\n")
+    engine = engine_factory(cfg)
+    wait_for(lambda: state_of(engine, "ev/ok.csv") == "loaded", what="the table made")
+    lines = ["id,name,amount,note", *(f"{i},n{i},{i}.5,x" for i in range(500))]
+    lines[301] = "300,n300,"
+    (cfg.data_dir / "ev" / "short.csv").write_text("\n".join(lines) + "\n")
+    wait_for(lambda: state_of(engine, "ev/short.csv") in ("quarantined", "held", "loaded"), what="settled")
+    row = engine.ledger.current("ev/short.csv")
+    assert row.state == State.QUARANTINED, (row.state, row.last_error)
+    assert "ragged row at line 302: 3 fields, fewer than the 4 columns" in (row.last_error or "")
+    assert query(engine, f"SELECT count() FROM `{cfg.database}`.ev") == [(1,)]

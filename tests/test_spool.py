@@ -144,3 +144,36 @@ def test_a_file_stopped_mid_way_leaves_no_batch_file(engine_factory: Callable[..
     wait_for(lambda: state_of(engine, "t/b.csv") == "quarantined", timeout=120)
     gc.collect()
     wait_for(lambda: _batch_files(spool_dir) == [], timeout=30, what="batch files removed")
+
+
+def test_no_room_for_a_batch_file_pauses_on_the_temporary_directory_and_loads_once(
+        engine_factory: Callable[..., Engine], cfg: Config, spool_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full temporary directory refusing a batch file (ENOSPC) is the temporary directory's
+    fault (temp_dir_full: resumes when it has room for the batch), not the state dir's: taken
+    for a full state dir, whose probe passed at once, intake resumed, the file was planned and
+    refused again, every few seconds for good (seen: an 8 MiB TMPDIR, a 320 MB file, 366 ledger
+    events and 10 minutes of CPU in a `--once` that never ended)."""
+    import errno
+
+    from chute.core import resources
+
+    full = {"now": True}
+    real = pa.ipc.new_file
+
+    def new_file(sink: object, schema: pa.Schema) -> object:
+        if full["now"]:
+            raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+        return real(sink, schema)
+
+    monkeypatch.setattr(pa.ipc, "new_file", new_file)
+    monkeypatch.setattr(resources, "temp_free", lambda: 0 if full["now"] else 1 << 40)
+    (cfg.data_dir / "t").mkdir()
+    _csv(cfg.data_dir / "t" / "a.csv", 5_500)
+    engine = engine_factory(batch_rows=1_000)
+    wait_for(lambda: engine.resources.fault is not None, what="intake paused")
+    assert engine.resources.fault == resources.TEMP, engine.resources.fault
+    assert engine.ledger.current("t/a.csv").attempts == 0
+    full["now"] = False
+    wait_for(lambda: state_of(engine, "t/a.csv") == "loaded", timeout=60, what="loaded once space returned")
+    assert query(engine, f"SELECT count(), uniqExact(id) FROM `{engine.cfg.database}`.t") == [(5_500, 5_500)]
+    assert engine.resources.fault is None

@@ -201,6 +201,11 @@ class CsvReader(Reader):
             self._distinct = {c: uniques[c] / frame.height for c, v in self.verdicts.items() if v.kind == "text"}
             plan.distinct_ratio = dict(self._distinct)
         self._check_short_rows(plan)
+        if self.pending_check is not None:  # (1 MiB at most: now, not beside the inserts, where the
+            # gatekeeping came first: the short row's NULLs held the file for drift, or made a new table Nullable)
+            problem, self.pending_check = self.pending_check(), None
+            if problem is not None:
+                raise problem
         return plan
 
     def _sample(self, source: io.BytesIO | str | bytes) -> pl.DataFrame:
@@ -247,8 +252,24 @@ class CsvReader(Reader):
         suspects = frame[self.names[-1]].is_null().arg_true().to_numpy()
         if not len(suspects):
             return None
-        return first_short(text, suspects, frame.height, self.header_lines if first else 0,
-                           len(self.names), self.delimiter or ",", self.quote)
+        return first_short(text, suspects, frame.height, self.header_lines if first else 0, len(self.names),
+                           self.delimiter or ",", self.quote, self._trailing_nulls(text, frame, first, suspects))
+
+    def _trailing_nulls(self, text: bytes, frame: pl.DataFrame, first: bool, suspects: np.ndarray) -> np.ndarray:
+        """How many columns at the end of each suspect record polars read as NULL (1 or more). A
+        short record ending with the delimiter has two or more: only those are counted (the usual
+        empty last field ``...,x,`` has one)."""
+        trail = np.ones(len(suspects), dtype=np.int64)
+        if len(self.names) < 2:
+            return trail
+        deep = frame[self.names[-2]].is_null().to_numpy()[suspects]
+        if not deep.any():
+            return trail
+        if frame.width < len(self.names):  # (the pending check parsed two columns: this piece needs all)
+            frame = self._parse_text(text, first)
+        nulls = frame.select(pl.col(c).is_null() for c in reversed(self.names)).to_numpy()[suspects[deep]]
+        trail[deep] = np.cumprod(nulls, axis=1).sum(axis=1)
+        return trail
 
     def _text_bytes(self) -> int:
         """The decompressed size (estimated as Reader._in_memory does, until inflated)."""
@@ -465,23 +486,28 @@ class CsvReader(Reader):
     def _check_short_rows(self, plan: Plan) -> None:
         """polars fills missing trailing fields with nulls, so a null in the last column is the only
         sign of a short row. Only then is the exact check needed: made piece by piece as the plan
-        parsed them, else beside the inserts (``pending_check``); a failure before verification
-        still quarantines with zero rows."""
+        parsed them (one found refuses the file now, before any insert), else beside the inserts
+        (``pending_check``: a failure before verification still quarantines with zero rows)."""
         if not self.names or not plan.rows or not plan.null_counts.get(self.names[-1]):
             return
         found = self._piece_short
         if found == _UNCHECKED:
             self.pending_check = self._short_rows
             return
-        if isinstance(found, tuple):
+        if isinstance(found, tuple):  # (left to the pending check, every batch was sent, then deleted)
             at, line, fields = found
-            self.pending_check = lambda: self._ragged(self._lines_before(at) + line + 1, fields)
+            if self._spill is not None:
+                self._spill.close()
+                self._spill = None
+            raise self._ragged(self._lines_before(at) + line + 1, fields)
 
     def _short_rows(self) -> InputError | None:
         """The pieces' check over the file's text again, for a plan that did not parse it in
         pieces (the whole text at once, streamed, a small file): a piece at a time, only the last
-        column parsed. Text the pieces cannot cut: _short_lines; text polars cannot parse: the walk."""
-        delim, last, lines = self.delimiter or ",", [len(self.names) - 1], 0
+        two columns parsed (all, for a piece with both NULL somewhere: _trailing_nulls). Text the
+        pieces cannot cut: _short_lines; text polars cannot parse: the walk."""
+        delim, lines = self.delimiter or ",", 0
+        last = list(range(max(len(self.names) - 2, 0), len(self.names)))  # (see _first_short)
         try:
             for k, text in enumerate(record_pieces(text_chunks(self.src), delim, self.quote, bom=self._bom)):
                 found = self._first_short(text, self._parse_text(text, k == 0, last), k == 0)
@@ -509,7 +535,10 @@ class CsvReader(Reader):
             pl.col(self.names[-1]).alias("\x00last"), pl.lit(True).alias("\x00record"))
         both = pl.concat([lines, last], how="horizontal")
         tail = pl.col("line").str.strip_chars_end("\r")
-        short = pl.col("\x00last").is_null() & (tail.fill_null("") != "") & ~tail.str.ends_with(delim)
+        # Ending with the delimiter is an empty last field only with every delimiter there (1,2,
+        # under four columns is short: rv11); a quoted delimiter only adds to the count.
+        enough = tail.str.count_matches(delim, literal=True) >= len(self.names) - 1
+        short = pl.col("\x00last").is_null() & (tail.fill_null("") != "") & ~(tail.str.ends_with(delim) & enough)
         try:
             got = both.select(pl.len().alias("n"), pl.col("\x00i").count().alias("lines"),
                               pl.col("\x00record").count().alias("records"),
@@ -579,13 +608,16 @@ class CsvReader(Reader):
 
 
 def first_short(text: bytes, suspects: np.ndarray, records: int, header: int, width: int, delim: str,
-                quote: str) -> tuple[int, int] | None:
+                quote: str, trail: np.ndarray | None = None) -> tuple[int, int] | None:
     """The first record of ``text`` (whole records, quotes where RFC 4180 puts them: as
     record_pieces cuts them) that lacks its last field: (the line it starts on, 0-based, its
     fields), or None. ``suspects``: records (0-based, after ``header`` records; ``records`` in
-    all) whose last column polars read as NULL, a missing field or an empty one; an empty one
-    ends its record with the delimiter, a blank line is no record. A newline ends a record
-    when an even number of quotes comes before it (numpy, no per-row Python)."""
+    all) whose last column polars read as NULL, a missing field or an empty one; ``trail``: how
+    many columns at their end are NULL (else 1). A record not ending with the delimiter lacks
+    its last field. One ending with ``trail`` empty fields ends with as many delimiters (the
+    field before them is text or quoted, never ends with one; all empty: width - 1); fewer, and
+    some of them are missing (``1,2,`` under four columns). A blank line is no record. A newline
+    ends a record when an even number of quotes comes before it (numpy, no per-row Python)."""
     if len(delim.encode()) != 1 or len(quote.encode()) != 1:
         return _walk_short(text, header, width, delim, quote)
     arr = np.frombuffer(text, dtype=np.uint8)
@@ -602,6 +634,14 @@ def first_short(text: bytes, suspects: np.ndarray, records: int, header: int, wi
     end = nl[ends[rec]]  # (the newline, or the end of the text)
     tail = end - 1 - (arr[np.maximum(end - 1, 0)] == 13)  # the record's last byte, before a CR
     short = (tail >= start) & (arr[np.maximum(tail, 0)] != ord(delim))
+    if trail is not None and (trail > 1).any():
+        at = np.flatnonzero((tail >= start) & ~short & (trail > 1))
+        need = np.minimum(trail[at], width - 1)  # delimiters ending the record if it is whole
+        whole = np.ones(len(at), dtype=bool)
+        for i in range(1, int(need.max(initial=0))):  # (a loop over columns, not rows)
+            pos = tail[at] - i
+            whole &= (i >= need) | ((pos >= start[at]) & (arr[np.maximum(pos, 0)] == ord(delim)))
+        short[at] = ~whole
     hits = np.flatnonzero(short)
     if not len(hits):
         return None
