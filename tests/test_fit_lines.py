@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from chute.core.routing import Route
 from chute.core.states import State
 from tests.conftest import make_config, wait_for
@@ -71,28 +73,22 @@ def test_a_refused_value_in_an_appended_part_is_named_by_its_line(engine_factory
     assert [(r[0], r[2]) for r in list(csv.reader(rejects.open()))[1:]] == [("6", "300")]
 
 
-def test_a_bad_line_in_an_appended_part_is_named_by_its_line(engine_factory, tmp_path: Path,
-                                                             chdb_path: Path) -> None:
-    """The same for what the plan finds (a ragged row): line 4 of the whole file, after a base whose
-    one record spans lines 2-3 (it was reported as line 3: one line per record of the base)."""
+@pytest.mark.parametrize(("base", "appended", "reason"), [
+    # What the plan finds (a ragged row): line 4 of the whole file, after a base whose one record
+    # spans lines 2-3 (it was reported as line 3: one line per record of the base).
+    (b'id,note,v\n1,"a\nb",5\n', b"2,c,6,7\n", "ragged row at line 4"),
+    # A short row (the appended part is small: its check is in the plan): line 6 of the whole
+    # file, not line 2 of the part (seen failing: "line 2").
+    (b'id,note,v\n1,"a\nb",5\n2,x,\n', b"3,c,6\n4,d\n", "ragged row at line 6: 2 fields"),
+], ids=["ragged", "short"])
+def test_a_bad_line_in_an_appended_part_is_named_by_its_line(engine_factory, tmp_path: Path, chdb_path: Path,
+                                                             base: bytes, appended: bytes, reason: str) -> None:
     cfg = make_config(tmp_path, chdb_path)
-    engine, path = first_version_loaded(engine_factory, cfg, b'id,note,v\n1,"a\nb",5\n')
+    engine, path = first_version_loaded(engine_factory, cfg, base)
     with path.open("ab") as f:
-        f.write(b"2,c,6,7\n")
+        f.write(appended)
     wait_for(lambda: engine.ledger.current("q/f.csv").state == State.QUARANTINED, what="the grown file quarantined")
-    assert "ragged row at line 4" in (engine.ledger.current("q/f.csv").last_error or "")
-
-
-def test_a_short_row_in_an_appended_part_is_named_by_its_line(engine_factory, tmp_path: Path,
-                                                              chdb_path: Path) -> None:
-    """The same for the short-row check beside the inserts (the appended part is small: its check
-    is pending): line 6 of the whole file, not line 2 of the part (seen failing: "line 2")."""
-    cfg = make_config(tmp_path, chdb_path)
-    engine, path = first_version_loaded(engine_factory, cfg, b'id,note,v\n1,"a\nb",5\n2,x,\n')
-    with path.open("ab") as f:
-        f.write(b"3,c,6\n4,d\n")
-    wait_for(lambda: engine.ledger.current("q/f.csv").state == State.QUARANTINED, what="the grown file quarantined")
-    assert "ragged row at line 6: 2 fields" in (engine.ledger.current("q/f.csv").last_error or "")
+    assert reason in (engine.ledger.current("q/f.csv").last_error or "")
 
 
 def first_version_loaded(engine_factory, cfg, body: bytes):

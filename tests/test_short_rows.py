@@ -178,26 +178,6 @@ def test_a_short_row_deep_in_a_big_gzip_is_quarantined_even_under_skip(engine_fa
     assert query(engine, f"SELECT count() FROM `{cfg.database}`.ok") == [(40_000,)]
 
 
-def test_a_short_row_appended_is_named_by_its_line_in_the_whole_file(engine_factory, tmp_path: Path,
-                                                                      chdb_path: Path) -> None:
-    """A record with fewer fields appended to a loaded file: quarantined, named by its line in the
-    whole file (not in the appended part, which is parsed with the header copied in front)."""
-    cfg = make_config(tmp_path, chdb_path)
-    path = cfg.data_dir / "grow.csv"
-    path.write_bytes(b"id,n,m\n1,5,6\n2,6,7\n")
-    engine = engine_factory(cfg)
-    wait_for(lambda: engine.ledger.current("grow.csv") and engine.ledger.current("grow.csv").state == State.LOADED,
-             what="base loaded")
-    first = engine.ledger.current("grow.csv").id
-    with open(path, "ab") as f:
-        f.write(b"3,4\n")
-    final = {State.LOADED, State.QUARANTINED, State.HELD, State.DUPLICATE, State.FAILED}
-    wait_for(lambda: (r := engine.ledger.current("grow.csv")).id != first and r.state in final, what="append final")
-    row = engine.ledger.current("grow.csv")
-    assert row.state == State.QUARANTINED, (row.state, row.last_error)
-    assert "ragged row at line 4: 2 fields, fewer than the 3 columns" in (row.last_error or ""), row.last_error
-
-
 @pytest.mark.parametrize("short", [None, "7,,", ",,", '"a,",,', '"",,', "7,x,"])
 @pytest.mark.parametrize("path", ["small", "pieces", "gzip", "plain_spilled", "streamed", "whole_text"])
 def test_runs_of_empty_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, short: str | None) -> None:
