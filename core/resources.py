@@ -55,6 +55,11 @@ def temp_free() -> int:
         return 0
 
 
+def no_space(exc: BaseException) -> bool:
+    """Is ``exc`` a write refused for want of space (a full disk, or a quota), whoever's disk it is?"""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def full_kind(exc: BaseException) -> str | None:
     """STATE, TARGET, TEMP or None: is ``exc`` a disk filling up, and whose?"""
     if isinstance(exc, TempDirFull):
@@ -64,7 +69,7 @@ def full_kind(exc: BaseException) -> str | None:
         return TARGET if exc.code in TARGET_FULL_CODES or any(t in text for t in _FULL_TEXT) else None
     if isinstance(exc, sqlite3.OperationalError):
         return STATE if "disk is full" in str(exc).lower() or "disk i/o error" in str(exc).lower() else None
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if no_space(exc):
         return STATE
     return None
 

@@ -14,14 +14,13 @@ its finalizer runs as soon as nothing refers to the batch any more.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
 import tempfile
 import weakref
 from typing import TYPE_CHECKING
 
-from chute.core.resources import TempDirFull
+from chute.core.resources import TempDirFull, no_space
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -68,7 +67,7 @@ class SpooledBody:
                 writer.write_table(data)
         except OSError as exc:
             self.discard()
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the temporary directory's disk, not the state dir's:
+            if no_space(exc):  # the temporary directory's disk, not the state dir's:
                 # intake pauses until it has room for the batch (taken for a full state dir, whose probe
                 # passed at once, the file was planned and refused again every few seconds for good)
                 raise TempDirFull(f"no room in the temporary directory for a batch of {data.num_rows} rows "

@@ -8,14 +8,13 @@ would make room for it)."""
 
 from __future__ import annotations
 
-import errno
 import shutil
 import tempfile
 
 from chute.core.errors import InputError
 from chute.core.formats.spill import RESERVE_SHARE
 from chute.core.reader import Inflated, Source, open_binary
-from chute.core.resources import TempDirFull
+from chute.core.resources import TempDirFull, no_space
 
 BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
@@ -56,7 +55,7 @@ def unmark(src: Source) -> bool:
         copy.flush()
     except (OSError, EOFError, ValueError) as exc:  # (a full disk, or damage the reader names as before)
         copy.close()
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if no_space(exc):
             raise TempDirFull(f"the temporary directory filled up while {src.path.name} was copied without its "
                               f"UTF-8 byte-order mark: {exc}", need) from None
         return False
