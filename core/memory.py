@@ -24,6 +24,10 @@ ALLOCATOR_ENV = {
 # by a Python process that imported polars (a bench, an orchestrator's worker) inherits it, and it
 # is polars' default, not an operator's choice (measured: csv1m peak RSS 687 MB with it, 553 without).
 POLARS_JEMALLOC_DEFAULT = "dirty_decay_ms:500,muzzy_decay_ms:1000"
+# numpy's OpenBLAS starts a thread per core at import and lets them spin after its start, though
+# chute does no linear algebra: ~0.06 s of CPU at import and ~0.06 s more in the next second, 5% of a
+# 1M-row CSV's `--once` (perf: blas_thread_server). One thread: no pool. Read when numpy loads.
+THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 _M_ARENA_MAX = -8  # glibc mallopt(3)
 ARENAS = 2
 
@@ -38,10 +42,10 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def tune_allocators() -> None:
-    """Before the first import of polars or pyarrow (the command line does it first thing)."""
+    """Before the first import of polars, pyarrow or numpy (the command line does it first thing)."""
     if os.environ.get("_RJEM_MALLOC_CONF") == POLARS_JEMALLOC_DEFAULT:
         del os.environ["_RJEM_MALLOC_CONF"]  # inherited from a parent's polars import, see above
-    for key, value in ALLOCATOR_ENV.items():
+    for key, value in {**ALLOCATOR_ENV, **THREAD_ENV}.items():
         os.environ.setdefault(key, value)
     libc = _libc()
     if libc is not None and "MALLOC_ARENA_MAX" not in os.environ and hasattr(libc, "mallopt"):

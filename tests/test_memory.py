@@ -55,6 +55,31 @@ def test_polars_defaults_inherited_from_a_parent_are_not_an_operators_setting() 
     assert (got["_RJEM_MALLOC_CONF"] or "").endswith("," + memory.ALLOCATOR_ENV["_RJEM_MALLOC_CONF"])
 
 
+_THREADS_PROBE = """
+import contextlib, os
+from chute.core.cli import main
+with contextlib.suppress(SystemExit):
+    main(["--version"])
+import numpy  # (already loaded by then)
+print(len(os.listdir("/proc/self/task")))
+"""
+
+
+def _threads(env: dict[str, str]) -> int:
+    out = subprocess.run([sys.executable, "-c", _THREADS_PROBE], capture_output=True, text=True, env=env,
+                         timeout=120, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def test_numpy_starts_no_blas_threads_under_the_command_line() -> None:
+    """OpenBLAS's pool spun ~0.12 s of CPU per process for no work (seen failing: one more thread
+    than with OPENBLAS_NUM_THREADS=1)."""
+    env = {k: v for k, v in os.environ.items() if k not in memory.THREAD_ENV}
+    assert _threads(env) == _threads({**env, "OPENBLAS_NUM_THREADS": "1"})
+    # an operator's own setting wins (and the probe sees the pool's threads)
+    assert _threads({**env, "OPENBLAS_NUM_THREADS": "2"}) == _threads(env) + 1
+
+
 def test_trim_and_tune_are_safe_to_call_in_any_process() -> None:
     memory.trim()
     memory.trim()  # (the C library is looked up once)
