@@ -183,3 +183,23 @@ async def test_row_caches_paint_what_an_uncached_paint_shows(tmp_path: Path, mon
         monkeypatch.setattr(LedgerTable, "_touch", lambda self, row, col: None)
         table.update_cell(table.selected_key, "rows", "777,777")
         assert _painted(table) != _repainted(table), "the comparison must catch a stale row"
+
+
+# At 80x24 a quarantined file's long path and reason pushed the advice off the two-line selection
+# line: the reason now gives way (seen failing: "→ bad input: fix or replac…").
+async def test_the_advice_stays_whole_under_a_long_reason_at_80x24(console: Callable[..., ChuteApp]) -> None:
+    app = console()
+    header = "id," + ",".join(f"a_rather_long_column_name_{i}" for i in range(12)) + "\n"
+    write_csv(app.engine.cfg.data_dir, "exports/2026/11/customer-orders-eu-west.csv",
+              header + "1," + ",".join("x" for _ in range(12)) + "\n2,short\n")
+    async with app.run_test(size=SMALL) as pilot:
+        path = "exports/2026/11/customer-orders-eu-west.csv"
+        await until(pilot, lambda: state(app, path) == "quarantined", what="quarantined")
+        await refreshed(pilot)
+        await select(pilot, path)
+        line = app.main.query_one("#files-sel", SelectionLine)
+        await until(pilot, lambda: "customer-orders" in text_of(line), what="selected")
+        shown = " ".join(text_of(line).split())
+        assert "fix or replace the file, then r retries it; d deletes it" in shown, shown
+        assert "line 3" in shown or "…" in shown, shown  # the reason is there, cut if it must be
+        assert all(len(row) <= 80 for row in text_of(line).splitlines())

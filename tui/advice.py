@@ -60,7 +60,7 @@ def advice(row: FileRow) -> str:
             return "the file disappeared before it loaded: put it back, then press r"
         return "gave up: fix the cause, then press r to retry"
     if row.state == State.QUARANTINED:
-        return "bad input: fix or replace the file, then r moves it back and retries; d deletes it"
+        return "fix or replace the file, then r retries it; d deletes it"
     if row.state == State.DUPLICATE:
         return "nothing to do: the same content is already loaded"
     if row.state == State.LOADED:

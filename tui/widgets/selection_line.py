@@ -19,25 +19,28 @@ class SelectionLine(Widget):
     """Rendered on demand: it changes on every cursor move. Always two lines high (the second is
     for advice that does not fit on the first): a height that followed the text made the whole
     screen lay out again (~10 ms) whenever the cursor moved between a short and a long row, and
-    the table's last row come and go under the operator's eyes. A cut always ends in …."""
+    the table's last row come and go under the operator's eyes. A cut always ends in …; when the
+    line is too long, the reason is cut first, so that what to do (and its keys) stays on screen
+    (at 80x24 a long reason pushed "then r moves it back" off the end)."""
 
     MAX_LINES = 2
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._text = Text()
+        self._parts: tuple[Text, str, Text] = (Text(), "", Text())
 
     def render(self) -> Text:
-        return fit(self._text, self.size.width or 80, self.MAX_LINES)
+        return compose(*self._parts, self.size.width or 80, self.MAX_LINES)
 
     def show(self, row: FileRow | None, view: View | None) -> None:
-        text = self._line(row, view) if row is not None else Text()
-        if text != self._text:
-            self._text = text
+        parts = self._line(row, view) if row is not None else (Text(), "", Text())
+        if parts != self._parts:
+            self._parts = parts
             self.refresh()
 
     @staticmethod
-    def _line(row: FileRow, view: View | None) -> Text:
+    def _line(row: FileRow, view: View | None) -> tuple[Text, str, Text]:
+        """(path, state and progress; the reason; what to do), joined to fit when rendered."""
         text = Text.assemble((row.path, "bold"), " ", fmt.state_text(row.state))
         live = view.progress.get(row.id) if view is not None else None
         if row.state == State.LOADING and live is not None and view is not None:
@@ -48,22 +51,57 @@ class SelectionLine(Widget):
         if row.state == State.QUEUED and view is not None and view.snap.paused:
             text.append(f"  {view.pause_note}", style="bold")
         problem = why(row)
-        if problem:
-            text.append(f"  {fmt.one_line(problem[1], 300)}")
         hint = advice(row)
-        if hint:
-            text.append(f"  → {hint}", style="italic")
+        return text, fmt.one_line(problem[1], 300) if problem else "", Text(f"  → {hint}" if hint else "",
+                                                                              style="italic")
+
+
+MIN_REASON = 16  # cells of the reason kept before the advice gives way (it is whole in the details screen)
+
+
+def compose(head: Text, reason: str, hint: Text, width: int, lines: int) -> Text:
+    """``head``, ``reason`` and ``hint`` in at most ``lines`` lines of ``width``: the reason is cut
+    (…) to the longest that leaves the hint whole, if that keeps MIN_REASON cells of it; else the
+    whole is cut at its end as before."""
+
+    def joined(cut: int) -> Text:
+        text = head.copy()
+        if reason:
+            text.append("  " + (reason if cut >= len(reason) else reason[:max(cut - 1, 0)] + "…"))
+        text.append_text(hint)
         return text
+
+    whole = joined(len(reason))
+    if not reason or not hint.plain or _fits(whole, width, lines):
+        return fit(whole, width, lines)
+    lo, hi = MIN_REASON, len(reason) - 1  # the longest cut that fits, by bisection (fit is cheap)
+    if not _fits(joined(lo), width, lines):
+        return fit(whole, width, lines)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if _fits(joined(mid), width, lines) else (lo, mid - 1)
+    return fit(joined(lo), width, lines)
+
+
+def _fits(text: Text, width: int, lines: int) -> bool:
+    return not _wrap(text, width, lines)[1]
 
 
 def fit(text: Text, width: int, lines: int) -> Text:
     """``text`` wrapped into at most ``lines`` lines of ``width``, the last cut with … if needed."""
+    return _wrap(text, width, lines)[0]
+
+
+def _wrap(text: Text, width: int, lines: int) -> tuple[Text, bool]:
+    """(the wrapped text, whether its end was cut)."""
     if text.cell_len <= width:
-        return text
+        return text, False
     out = Text()
     rest = text
+    cut_end = False
     for n in range(lines):
         if rest.cell_len <= width or n == lines - 1:
+            cut_end = rest.cell_len > width
             piece = rest.copy()
             piece.truncate(width, overflow="ellipsis")
             out.append_text(piece)
@@ -76,4 +114,4 @@ def fit(text: Text, width: int, lines: int) -> Text:
         out.append("\n")
         rest = rest[cut:]
         rest = rest[len(rest.plain) - len(rest.plain.lstrip(" ")):]
-    return out
+    return out, cut_end
