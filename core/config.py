@@ -47,8 +47,11 @@ class Config:
     # Adapt B per new file to insert latency and memory, starting at batch_rows (core/batch_size.py).
     batch_rows_adaptive: bool = False
     # B for a text file parsed whole in memory, while batch_rows is at its default: fewer, larger
-    # inserts (core/batch_size.py in_memory_rows). 0: batch_rows for every file.
+    # inserts (core/batch_size.py own_rows). 0: batch_rows for every file.
     memory_batch_rows: int = 250_000
+    # B for a text file too big to hold parsed (streamed), while batch_rows is at its default: at most
+    # 32 MiB of its text a batch, never below batch_rows (core/batch_size.py own_rows). 0: batch_rows.
+    stream_batch_rows: int = 500_000
     # Embedded engine: let ClickHouse read a file itself where that is proven to give the same values
     # (core/native.py); false: every file goes through polars and Arrow.
     native_read: bool = True
@@ -421,8 +424,7 @@ def load_with_sources(config_file: Path | None, overrides: dict[str, Any]) -> tu
         if value is not None:
             values[name] = _coerce(name, value)
             sources[name] = "flag"
-    if "batch_rows" in values and "memory_batch_rows" not in values:
-        values["memory_batch_rows"] = 0  # an operator's batch_rows, whatever its value, is every file's
+    _batch_rows_for_every_file(values)
     if values.get("sources") and "data_dir" not in values:
         values["data_dir"] = values["sources"][0].path  # [[sources]] alone: the first is DATA_DIR
     cfg = replace(Config(), **values)
@@ -461,8 +463,9 @@ def config_problems(cfg: Config) -> list[tuple[str, str]]:
     need(bool(cfg.database), "database", "database must not be empty")
     need(1 <= cfg.batch_rows <= 1_000_000, "batch_rows",
          "batch_rows must be between 1 and 1000000 (below max_insert_block_size)")
-    need(0 <= cfg.memory_batch_rows <= 1_000_000, "memory_batch_rows",
-         "memory_batch_rows must be between 0 (off) and 1000000 (below max_insert_block_size)")
+    for key in ("memory_batch_rows", "stream_batch_rows"):
+        need(0 <= getattr(cfg, key) <= 1_000_000, key,
+             f"{key} must be between 0 (off) and 1000000 (below max_insert_block_size)")
     need(cfg.insert_parallel >= 1, "insert_parallel", "insert_parallel must be at least 1")
     need(cfg.group_max_files >= 1, "group_max_files", "group_max_files must be at least 1 (1: no groups)")
     need(1 <= cfg.group_max_rows <= 1_000_000, "group_max_rows",
@@ -579,12 +582,19 @@ def _source_name_problem(source: Source, data: Path) -> tuple[str, str] | None:
     return None
 
 
+def _batch_rows_for_every_file(values: dict[str, Any]) -> None:
+    """An operator's batch_rows, whatever its value (the default's too), is every file's B: the
+    sizes of its own a text file would get are off unless set as well."""
+    if "batch_rows" in values:
+        for key in ("memory_batch_rows", "stream_batch_rows"):
+            values.setdefault(key, 0)
+
+
 def check_file(path: Path) -> list[ConfigError]:
     """Every problem of a TOML file on its own (defaults < file), each with its line and key."""
     values, problems = read_file(path)
     text = Path(path).read_text()
-    if "batch_rows" in values and "memory_batch_rows" not in values:
-        values["memory_batch_rows"] = 0  # an operator's batch_rows, whatever its value, is every file's
+    _batch_rows_for_every_file(values)
     if values.get("sources") and "data_dir" not in values:
         values["data_dir"] = values["sources"][0].path
     cfg = replace(Config(), **values)  # the keys that parsed: their values can still be out of range

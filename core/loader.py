@@ -21,7 +21,7 @@ from polars.exceptions import PanicException
 
 from chute.core import failpoints, intents, memory, native, nullability, resources, sysinfo, tracing
 from chute.core import groups as grouping
-from chute.core.batch_size import BatchSizer, in_memory_rows
+from chute.core.batch_size import BatchSizer, own_rows
 from chute.core.config import Config
 from chute.core.errors import FileChanged, HoldError, InputError, TargetError
 from chute.core.fit import Fitter, Rejects
@@ -637,7 +637,7 @@ class Loader:
     def _choose_batch_rows(self, size: int, rows: int, reader: Reader | None = None) -> int:
         """B for a file's first attempt (core/batch_size.py); the ledger keeps it for every replay."""
         if not self.sizer.adaptive:
-            return in_memory_rows(self.cfg, reader) or self.cfg.batch_rows
+            return own_rows(self.cfg, reader, rows) or self.cfg.batch_rows
         mem = sysinfo.memory()
         return self.sizer.choose(size / rows if rows else 0.0, mem.available if mem else None)
 

@@ -119,32 +119,61 @@ def test_a_file_held_in_memory_is_sent_in_fewer_larger_inserts(engine_factory: C
                  ) == [(BIG, BIG, BIG)]
 
 
-def test_a_streamed_file_keeps_batch_rows(engine_factory: Callable[..., Engine], cfg: Config,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """A file too big to hold parsed in memory is streamed: a larger B would hold more rows per batch."""
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_streamed_file_gets_larger_inserts_bounded_by_its_text(engine_factory: Callable[..., Engine], cfg: Config,
+                                                                  monkeypatch: pytest.MonkeyPatch, gz: bool) -> None:
+    """A file too big to hold parsed in memory is streamed in batches of stream_batch_rows, at most
+    STREAM_BATCH_BYTES of its text each (seen failing: 125,000, the 128 parts of a 16M-row file and
+    their merges); a compressed one, whose text size is not known up front, keeps batch_rows."""
+    import gzip
+
+    from chute.core import batch_size
     from chute.core.reader import Reader
 
     monkeypatch.setattr(Reader, "IN_MEMORY_BYTES", 1 << 16)  # this file counts as big
-    _csv(cfg.data_dir / "t" / "a.csv", BIG)
+    path = cfg.data_dir / "t" / "a.csv"
+    _csv(path, BIG)
+    size = path.stat().st_size
+    monkeypatch.setattr(batch_size, "STREAM_BATCH_BYTES", size // 2)  # about half the rows a batch
+    if gz:
+        path.with_suffix(".csv.gz").write_bytes(gzip.compress(path.read_bytes(), compresslevel=1))
+        path.unlink()
     engine = engine_factory(once=True)
     assert engine.wait_idle(timeout=180)
-    assert state_of(engine, "t/a.csv") == "loaded"
-    assert _file_batches(cfg.state_dir, "t/a.csv") == (125_000, 3)
+    rel = "t/a.csv.gz" if gz else "t/a.csv"
+    assert state_of(engine, rel) == "loaded"
+    b = int(size // 2 * BIG / size) // 1_000 * 1_000
+    assert _file_batches(cfg.state_dir, rel) == ((125_000, 3) if gz else (b, -(-BIG // b)))
     assert query(engine, f"SELECT count(), uniqExact(id) FROM `{engine.cfg.database}`.t") == [(BIG, BIG)]
 
 
-def test_fleet_hosts_keep_batch_rows(cfg: Config) -> None:
-    """Hosts of a fleet (dedup_scope = "fleet") must cut one content into the same batches: no B of its own."""
+def test_which_files_get_a_b_of_their_own(cfg: Config) -> None:
+    """Hosts of a fleet (dedup_scope = "fleet") must cut one content into the same batches: no B of
+    their own; nor a file whose B the operator set, nor a non-text one. Wide rows: never below batch_rows."""
     import dataclasses
+    import os
     from types import SimpleNamespace
 
-    from chute.core.batch_size import in_memory_rows
+    from chute.core.batch_size import STREAM_BATCH_BYTES, own_rows
 
-    held = SimpleNamespace(TEXT=True, holds_frame=True)
-    assert in_memory_rows(cfg, held) == 250_000  # type: ignore[arg-type]
-    assert in_memory_rows(dataclasses.replace(cfg, dedup_scope="fleet"), held) == 0  # type: ignore[arg-type]
-    assert in_memory_rows(cfg, SimpleNamespace(TEXT=False, holds_frame=True)) == 0  # type: ignore[arg-type]
-    assert in_memory_rows(cfg, SimpleNamespace(TEXT=True, holds_frame=False)) == 0  # type: ignore[arg-type]
+    def src(size: int, compression: str | None = None) -> SimpleNamespace:
+        return SimpleNamespace(st=os.stat_result((0,) * 6 + (size,) + (0,) * 3), compression=compression)
+
+    held = SimpleNamespace(TEXT=True, holds_frame=True, src=src(1 << 20))
+    streamed = SimpleNamespace(TEXT=True, holds_frame=False, src=src(1 << 30))
+    fleet = dataclasses.replace(cfg, dedup_scope="fleet")
+    assert own_rows(cfg, held, 10_000) == 250_000  # type: ignore[arg-type]
+    assert own_rows(fleet, held, 10_000) == 0  # type: ignore[arg-type]
+    assert own_rows(cfg, SimpleNamespace(TEXT=False, holds_frame=True), 10) == 0  # type: ignore[arg-type]
+    assert own_rows(cfg, streamed, 16_000_000) == 500_000  # type: ignore[arg-type]  # 64 bytes a row
+    assert own_rows(fleet, streamed, 16_000_000) == 0  # type: ignore[arg-type]
+    assert own_rows(dataclasses.replace(cfg, batch_rows=100_000), streamed, 16_000_000) == 0  # type: ignore[arg-type]
+    kb_rows = (1 << 30) // 1_000  # rows of ~1 KB: STREAM_BATCH_BYTES holds ~33,000 of them
+    assert STREAM_BATCH_BYTES // 1_000 < 125_000
+    assert own_rows(cfg, streamed, kb_rows) == 125_000  # type: ignore[arg-type]
+    assert own_rows(cfg, streamed, kb_rows * 8) == STREAM_BATCH_BYTES * 8 // 1_000 // 1_000 * 1_000  # type: ignore[arg-type]
+    assert own_rows(cfg, SimpleNamespace(TEXT=True, holds_frame=False, src=src(1 << 30, "gzip")),  # type: ignore[arg-type]
+                    16_000_000) == 0
 
 
 @pytest.mark.slow
@@ -222,14 +251,18 @@ def test_text_travels_as_arrow_views_and_loads_as_written(engine_factory: Callab
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    ({"batch_rows": "125000"}, 0),  # set to the default's value: still the operator's, for every file
-    ({"batch_rows": "125000", "memory_batch_rows": "300000"}, 300_000),  # both set: as set
-    ({}, 250_000),  # neither: the in-memory default
+    ({"batch_rows": "125000"}, (0, 0)),  # set to the default's value: still the operator's, for every file
+    ({"batch_rows": "125000", "memory_batch_rows": "300000"}, (300_000, 0)),  # both set: as set
+    ({"batch_rows": "125000", "stream_batch_rows": "400000"}, (0, 400_000)),
+    ({}, (250_000, 500_000)),  # neither: the defaults
 ])
 def test_a_batch_rows_the_operator_set_is_kept_even_at_the_defaults_value(tmp_path: Path, flags: dict[str, str],
-                                                                         expected: int) -> None:
+                                                                         expected: tuple[int, int]) -> None:
     """Found by the round-9 review: `--batch-rows 125000` (the default's value) got 250,000-row batches."""
     from chute.core import config as config_mod
 
     cfg = config_mod.load(None, {"data_dir": str(tmp_path), "state_dir": str(tmp_path / "s"), **flags})
-    assert cfg.memory_batch_rows == expected
+    assert (cfg.memory_batch_rows, cfg.stream_batch_rows) == expected
+    toml = tmp_path / "chute.toml"
+    toml.write_text("".join(f"{k} = {v}\n" for k, v in flags.items()))
+    assert not config_mod.check_file(toml)
