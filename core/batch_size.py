@@ -69,7 +69,8 @@ def own_rows(cfg: Config, reader: Reader | None, rows: int) -> int:
     below batch_rows. At 125,000 rows a 16M-row CSV made 128 parts, and ClickHouse's merges of them
     while the load went on rewrote 25M rows: 28% of the process's CPU. At 500,000: 32 parts, 20% less
     CPU and wall time, +130 MB of peak RSS (less than half the engine's own; README "Big files:
-    fewer parts"). A compressed stream's text size is not known up front: batch_rows.
+    fewer parts"). A compressed file's text size is the one its limits check read through
+    (core/formats/limits.py); not known (no check ran): batch_rows.
 
     Not under ``dedup_scope = "fleet"``, whose hosts must cut a content into the same batches (tokens)."""
     from chute.core.config import Config
@@ -80,8 +81,9 @@ def own_rows(cfg: Config, reader: Reader | None, rows: int) -> int:
         return 0  # (an operator's batch_rows is what every file gets)
     if reader.holds_frame:
         return cfg.memory_batch_rows
-    text_bytes = reader.src.st.st_size
-    if not cfg.stream_batch_rows or reader.src.compression is not None or rows <= 0 or text_bytes <= 0:
+    src = reader.src
+    text_bytes = src.st.st_size if src.compression is None else src.text_size
+    if not cfg.stream_batch_rows or rows <= 0 or text_bytes <= 0:
         return 0
     fit = int(STREAM_BATCH_BYTES * rows / text_bytes) // 1_000 * 1_000  # (whole thousands, as choose)
     return max(cfg.batch_rows, min(cfg.stream_batch_rows, fit))

@@ -75,6 +75,8 @@ class Source:
     # small enough to parse in memory anyway: readers parse it instead of inflating the file
     # again (once for the guard, once per parser pass: issue 12, CSV.gz and zst).
     inflated: Inflated | None = None
+    # A compressed file's decompressed size, once the limits check has read it through (0: not known).
+    text_size: int = 0
 
     @property
     def proc_path(self) -> str:

@@ -44,8 +44,8 @@ def check_limits(src: Source, max_record: int = MAX_RECORD_BYTES, max_ratio: int
     keep = src.st.st_size * 6 <= Reader.IN_MEMORY_BYTES  # (the readers' own estimate, Reader._in_memory)
     sink = _Sink() if keep else None
     try:
-        _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio, sink,
-              again=lambda: _decompressed_chunks(src))
+        src.text_size = _scan(_decompressed_chunks(src), max_record if text else 0, allowed, max_ratio, sink,
+                              again=lambda: _decompressed_chunks(src))
     except BaseException:
         if sink is not None:
             sink.drop()
@@ -97,8 +97,8 @@ class _Sink:
 
 
 def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio: int = 0,
-          sink: _Sink | None = None, *, again: Callable[[], Iterator[bytes]]) -> None:
-    """Each chunk goes to ``sink`` (when given) once the limits pass it.
+          sink: _Sink | None = None, *, again: Callable[[], Iterator[bytes]]) -> int:
+    """Each chunk goes to ``sink`` (when given) once the limits pass it. Returns the bytes read.
 
     Records are checked by their ends only (:func:`_run_after`); a record found over the limit
     is then located exactly by :func:`_exact` over ``again()``, the same bytes from the start."""
@@ -117,6 +117,7 @@ def _scan(chunks: Iterator[bytes], max_record: int, max_total: int | None, ratio
                                  "record (max_record_bytes)")
         if sink is not None:
             sink.add(chunk)
+    return total
 
 
 def _run_after(chunk: bytes, run: int, limit: int) -> int | None:
