@@ -55,15 +55,18 @@ class BatchSizer:
 
 
 STREAM_BATCH_BYTES = 32 << 20  # a streamed batch's text at most (its frame and Arrow body each about as much)
+MEMORY_INSERTS = 8  # a file parsed in memory (<= 256 MiB): at most this many inserts, up to stream_batch_rows
 
 
 def own_rows(cfg: Config, reader: Reader | None, rows: int) -> int:
     """B of its own for a text file (0: none, batch_rows), while batch_rows is at its default.
 
-    Parsed whole in memory (under 256 MiB): ``memory_batch_rows``. Such a file's batches are slices of
-    that frame: fewer, larger inserts cost ClickHouse less (a part, its files and their fsyncs per
-    insert, and the merges of those parts while the load goes on; about 0.1 s of CPU per 1M rows at
-    250,000 instead of 125,000) for little memory.
+    Parsed whole in memory (under 256 MiB): ``memory_batch_rows``, or more for a file of over
+    MEMORY_INSERTS such batches (up to ``stream_batch_rows``: 32 MiB of text at most). Such a file's
+    batches are slices of that frame: fewer, larger inserts cost ClickHouse less (a part, its files
+    and their fsyncs per insert, and the merges of those parts while the load goes on; about 0.1 s of
+    CPU per 1M rows at 250,000 instead of 125,000; a 4M-row CSV in 8 inserts instead of 16: -5% wall
+    time, -8% CPU, the same peak RSS) for little memory.
 
     Streamed (bigger): ``stream_batch_rows``, at most STREAM_BATCH_BYTES of its text a batch and never
     below batch_rows. At 125,000 rows a 16M-row CSV made 128 parts, and ClickHouse's merges of them
@@ -80,7 +83,10 @@ def own_rows(cfg: Config, reader: Reader | None, rows: int) -> int:
     if cfg.batch_rows != Config.batch_rows or cfg.dedup_scope == "fleet":
         return 0  # (an operator's batch_rows is what every file gets)
     if reader.holds_frame:
-        return cfg.memory_batch_rows
+        if not cfg.memory_batch_rows:
+            return 0
+        spread = -(-rows // (MEMORY_INSERTS * 1_000)) * 1_000  # (whole thousands, rounded up)
+        return max(cfg.memory_batch_rows, min(cfg.stream_batch_rows, spread))
     src = reader.src
     text_bytes = src.st.st_size if src.compression is None else src.text_size
     if not cfg.stream_batch_rows or rows <= 0 or text_bytes <= 0:

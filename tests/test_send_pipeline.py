@@ -164,6 +164,10 @@ def test_which_files_get_a_b_of_their_own(cfg: Config) -> None:
     streamed = SimpleNamespace(TEXT=True, holds_frame=False, src=src(1 << 30))
     fleet = dataclasses.replace(cfg, dedup_scope="fleet")
     assert own_rows(cfg, held, 10_000) == 250_000  # type: ignore[arg-type]
+    # a big file held in memory: at most 8 inserts, up to stream_batch_rows (seen failing: 250,000)
+    assert [own_rows(cfg, held, n) for n in (2_000_000, 3_000_001, 4_000_000, 9_000_000)] == [  # type: ignore[arg-type]
+        250_000, 376_000, 500_000, 500_000]
+    assert own_rows(dataclasses.replace(cfg, memory_batch_rows=0), held, 4_000_000) == 0  # type: ignore[arg-type]
     assert own_rows(fleet, held, 10_000) == 0  # type: ignore[arg-type]
     assert own_rows(cfg, SimpleNamespace(TEXT=False, holds_frame=True), 10) == 0  # type: ignore[arg-type]
     assert own_rows(cfg, streamed, 16_000_000) == 500_000  # type: ignore[arg-type]  # 64 bytes a row
