@@ -147,6 +147,27 @@ def test_a_streamed_file_gets_larger_inserts_bounded_by_its_text(engine_factory:
     assert query(engine, f"SELECT count(), uniqExact(id) FROM `{engine.cfg.database}`.t") == [(BIG, BIG)]
 
 
+def test_a_compressed_file_spilled_to_save_memory_keeps_batch_rows(engine_factory: Callable[..., Engine], cfg: Config,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compressed CSV whose text would fit in memory has its typed pieces spilled to disk to save
+    memory: it is not a streamed file, and larger batches would undo that (seen failing: 500,000 in
+    one batch; the bench's 1M-row CSV.gz at 1.36x the engine's peak RSS)."""
+    import gzip
+
+    from chute.core.formats import delimited
+
+    monkeypatch.setattr(delimited, "SPILL_COMPRESSED_BYTES", 1 << 16)  # this file's pieces spill
+    path = cfg.data_dir / "t" / "a.csv.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(b"id,name\n" + "".join(f"{i},n{i}\n" for i in range(BIG)).encode(),
+                                   compresslevel=1))
+    engine = engine_factory(once=True)
+    assert engine.wait_idle(timeout=180)
+    assert state_of(engine, "t/a.csv.gz") == "loaded"
+    assert _file_batches(cfg.state_dir, "t/a.csv.gz") == (125_000, 3)
+    assert query(engine, f"SELECT count(), uniqExact(id) FROM `{engine.cfg.database}`.t") == [(BIG, BIG)]
+
+
 def test_which_files_get_a_b_of_their_own(cfg: Config) -> None:
     """Hosts of a fleet (dedup_scope = "fleet") must cut one content into the same batches: no B of
     their own; nor a file whose B the operator set, nor a non-text one. Wide rows: never below batch_rows."""
@@ -160,8 +181,9 @@ def test_which_files_get_a_b_of_their_own(cfg: Config) -> None:
         return SimpleNamespace(st=os.stat_result((0,) * 6 + (size,) + (0,) * 3), compression=compression,
                                text_size=text_size)
 
-    held = SimpleNamespace(TEXT=True, holds_frame=True, src=src(1 << 20))
-    streamed = SimpleNamespace(TEXT=True, holds_frame=False, src=src(1 << 30))
+    limit = 256 << 20  # Reader.IN_MEMORY_BYTES
+    held = SimpleNamespace(TEXT=True, holds_frame=True, src=src(1 << 20), IN_MEMORY_BYTES=limit)
+    streamed = SimpleNamespace(TEXT=True, holds_frame=False, src=src(1 << 30), IN_MEMORY_BYTES=limit)
     fleet = dataclasses.replace(cfg, dedup_scope="fleet")
     assert own_rows(cfg, held, 10_000) == 250_000  # type: ignore[arg-type]
     # a big file held in memory: at most 8 inserts, up to stream_batch_rows (seen failing: 250,000)
@@ -177,10 +199,14 @@ def test_which_files_get_a_b_of_their_own(cfg: Config) -> None:
     assert STREAM_BATCH_BYTES // 1_000 < 125_000
     assert own_rows(cfg, streamed, kb_rows) == 125_000  # type: ignore[arg-type]
     assert own_rows(cfg, streamed, kb_rows * 8) == STREAM_BATCH_BYTES * 8 // 1_000 // 1_000 * 1_000  # type: ignore[arg-type]
-    gz = SimpleNamespace(TEXT=True, holds_frame=False, src=src(1 << 27, "gzip"))
+    gz = SimpleNamespace(TEXT=True, holds_frame=False, src=src(1 << 27, "gzip"), IN_MEMORY_BYTES=limit)
     assert own_rows(cfg, gz, 16_000_000) == 0  # type: ignore[arg-type]  # its text's size not known
     gz.src.text_size = 1 << 30  # as the limits check read it
     assert own_rows(cfg, gz, 16_000_000) == 500_000  # type: ignore[arg-type]
+    # its text would fit in memory: spilled to save memory, not streamed (seen failing: 500,000, the
+    # 1M-row CSV.gz at 1.36x the engine's peak RSS)
+    gz.src.text_size = 64 << 20
+    assert own_rows(cfg, gz, 1_000_000) == 0  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
