@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -58,7 +59,8 @@ def lossless(kind: str, v: str) -> bool:
         if re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?", v) is None:
             return False
         digits = re.sub(r"[eE].*$", "", v).replace("-", "").replace(".", "").strip("0")
-        return len(digits) <= 15 and math.isfinite(float(v))
+        x = float(v)  # within a double's normal range: not inf, and not 0 or subnormal for a number that is not 0
+        return len(digits) <= 15 and math.isfinite(x) and (not digits or abs(x) >= sys.float_info.min)
     if kind == "bool":
         return v in BOOLS
     if kind == "date":
@@ -85,7 +87,8 @@ AWKWARD = {
             "-9223372036854775809", "123456789012345678", "1234567890123456789", "1 "],
     "float": ["1.50", "1e3", "1E3", "1e999", "-1e-999", "0.1234567890123456", "inf", "123456789012345",
               "1234567890123456", "1234567.12345678", "-inf", ".5", "5.", "0.000000000000001", "Infinity", "-0.0",
-              "1e", "1_000", "+1.5", "01.5", "-12345678901234.5", "1.7976931348623157e+308"],
+              "1e", "1_000", "+1.5", "01.5", "-12345678901234.5", "1.7976931348623157e+308",
+              "1e-400", "4e-320", "2.2250738585072014e-308", "2.225073858507201e-308", "0e-999", "-0.0e-400"],
     "bool": ["True", "FALSE", "TRUE", "False", "yes", "1", "t"],
     "date": ["2024-02-29", "2023-02-29", "1900-02-29", "2000-02-29", "2100-02-29", "2026-04-31", "2026-06-30",
              "2026-13-01", "2026-00-10", "2026-1-5", "26-01-05", "2026-01-32", "1899-12-31", "2300-01-01"],

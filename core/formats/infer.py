@@ -160,8 +160,9 @@ def _exact(kind: str, v: pl.Expr) -> pl.Expr:
     if kind == "int":
         return v.str.contains(_INT) & v.cast(pl.Int64, strict=False).is_not_null()
     if kind == "float":
-        return v.str.contains(_FLOAT) & (_digits(v) <= FLOAT_DIGITS) & (
-            v.cast(pl.Float64, strict=False).is_finite() | v.str.ends_with("inf"))
+        x = v.cast(pl.Float64, strict=False)
+        return v.str.contains(_FLOAT) & (digits(v) <= FLOAT_DIGITS) & (
+            (x.is_finite() & ~underflows(v, x)) | v.str.ends_with("inf"))
     if kind == "bool":
         return v.is_in(_BOOLS)
     return v.str.contains({"date": _DATE, "datetime": _DATETIME, "datetime_tz": _DATETIME_TZ}[kind])
@@ -189,7 +190,17 @@ def _cast(kind: str, v: pl.Expr) -> pl.Expr:
     return v.cast(pl.Int64 if kind == "int" else pl.Float64, strict=False)
 
 
-def _digits(v: pl.Expr) -> pl.Expr:
+SMALLEST_NORMAL = 2.2250738585072014e-308
+
+
+def underflows(v: pl.Expr, x: pl.Expr) -> pl.Expr:
+    """Text ``v`` whose double ``x`` may not be the number it writes for want of range: 0 for a
+    number that is not (1e-400 loaded as 0), or a subnormal double, which holds fewer than 15
+    digits. Such a column stays text; a float column refuses what reads as 0 (core/fit.py)."""
+    return (x.abs() < SMALLEST_NORMAL) & (digits(v) > 0)
+
+
+def digits(v: pl.Expr) -> pl.Expr:
     """Significant digits of a decimal number's text."""
     return (v.str.replace(r"[eE].*$", "").str.replace_all(r"[-.]", "").str.strip_chars_start("0")
             .str.strip_chars_end("0").str.len_bytes())
