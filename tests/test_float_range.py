@@ -50,3 +50,24 @@ def test_a_number_a_float_column_would_change_is_refused(case: str, engine_facto
     assert query(engine, f"SELECT toString(v) FROM `{cfg.database}`.f") == [(loads_as,)]
     assert "would not keep it as written" in (row.last_error or ""), row.last_error
     assert bad in (row.last_error or ""), row.last_error  # named as written
+
+
+def test_ndjson_numbers_below_a_doubles_range_keep_their_text(engine_factory, cfg) -> None:
+    """The JSON parser reads 1e-400 as 0 and a subnormal with fewer digits (seen loading 0): such a
+    column loads as the file writes it. Controls: zeros and tiny normal numbers beside an ``e-`` in
+    text stay a float column."""
+    (cfg.data_dir / "t").mkdir()
+    (cfg.data_dir / "t" / "a.ndjson").write_text('{"id":1,"v":0.0,"w":4e-320}\n{"id":2,"v":1e-400,"w":1.5}\n'
+                                               '{"id":3,"v":0.5,"w":0.0}\n')
+    (cfg.data_dir / "u").mkdir()
+    (cfg.data_dir / "u" / "a.ndjson").write_text('{"id":1,"v":0.0,"s":"e-mail"}\n{"id":2,"v":1e-300,"s":"x"}\n'
+                                               '{"id":3,"v":-0.0e-5,"s":"y"}\n')
+    engine = engine_factory(once=True)
+    assert engine.wait_idle(timeout=60)
+    assert state_of(engine, "t/a.ndjson") == State.LOADED and state_of(engine, "u/a.ndjson") == State.LOADED
+    db = engine.cfg.database
+    assert query(engine, f"SELECT toTypeName(v), toTypeName(w) FROM `{db}`.t LIMIT 1") == [("String", "String")]
+    assert query(engine, f"SELECT v, w FROM `{db}`.t ORDER BY id") == [("0.0", "4e-320"), ("1e-400", "1.5"),
+                                                                        ("0.5", "0.0")]
+    assert query(engine, f"SELECT toTypeName(v), toString(v) FROM `{db}`.u ORDER BY id") == [
+        ("Float64", "0"), ("Float64", "1e-300"), ("Float64", "-0")]

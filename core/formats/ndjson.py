@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -18,6 +19,7 @@ from chute.core.errors import InputError
 from chute.core.formats import register
 from chute.core.formats.infer import (
     DEFAULT_NULL_VALUES,
+    SMALLEST_NORMAL,
     FileFacts,
     Verdict,
     fifteen_digits,
@@ -25,6 +27,7 @@ from chute.core.formats.infer import (
     sample_kinds,
     to_wire,
     typed_verdict,
+    underflows,
     whole_file,
     whole_frame,
 )
@@ -34,6 +37,7 @@ from chute.core.formats.unmarked import BOM, unmark
 from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
 
 PIECE_BYTES = 8 << 20  # parsed at a time by the in-memory read (_read_text)
+PAST_RANGE = "a number past a double's range (1e-400 reads as 0; a subnormal keeps fewer digits): text as written"
 
 
 class NdjsonReader(Reader):
@@ -43,6 +47,7 @@ class NdjsonReader(Reader):
         self._text = pl.Schema()
         self._escaped_head = False  # the first MiB holds an escaped quote (_only_keys)
         self._piece_rows: list[int] = []  # rows of each piece _read_text parsed
+        self._spans: list[tuple[int, int]] = []  # (offset, length) of each piece, once a pass read them all
 
     def plan(self) -> Plan:
         head = self._head()
@@ -227,6 +232,11 @@ class NdjsonReader(Reader):
             return
         fd = os.open(self.src.readable, os.O_RDONLY | os.O_CLOEXEC)
         try:
+            if wanted is not None and self._spans:  # where each piece is, known from a whole pass: read only these
+                for index, (at, length) in enumerate(self._spans):
+                    yield os.pread(fd, length, at) if index in wanted else b""
+                return
+            spans: list[tuple[int, int]] = []
             size, offset, want, index = os.fstat(fd).st_size, 0, PIECE_BYTES, 0
             while offset < size:
                 piece = os.pread(fd, want, offset)
@@ -238,9 +248,11 @@ class NdjsonReader(Reader):
                         want *= 2
                         continue
                     piece = piece[:cut]
+                spans.append((offset, len(piece)))
                 offset += len(piece)
                 yield piece if wanted is None or index in wanted else b""
                 want, index = PIECE_BYTES, index + 1
+            self._spans = spans
         finally:
             os.close(fd)
 
@@ -310,28 +322,65 @@ class NdjsonReader(Reader):
         # Columns read as integers, bools or floats (_typed) are those kinds; the others are text
         # but for the integer columns, cast once for the check (whole_frame): the rest is typed
         # batch by batch, beside the inserts (_raw_batches).
+        typed, past, again = self._typed_columns(frame, candidates)
+        if again:  # read those columns as text
+            frame = self._read_text(pl.Schema({c: t if c in typed else self._text[c] for c, t in frame.schema.items()}),
+                                    self._text)
+            self._check_frame(frame)
+        facts, self._frame = whole_frame(frame, {c: "text" if c in past else k for c, k in candidates.items()
+                                                 if c not in typed}, self.null_values)
+        for c in past:
+            facts.verdicts[c] = replace(facts.verdicts[c], why=PAST_RANGE)
+        if typed:
+            facts.nulls.update(frame.select(pl.col(c).null_count() for c in typed).row(0, named=True))
+            facts.verdicts.update(typed)
+        self._frame = self._as_written(self._frame, facts.verdicts)
+        return facts
+
+    def _typed_columns(self, frame: pl.DataFrame, candidates: dict[str, str | None],
+                       ) -> tuple[dict[str, Verdict], set[str], bool]:
+        """The columns polars read typed that keep their type (their verdicts); the float columns
+        holding a number past a double's range (text, as written); whether any column is read again as text."""
         typed: dict[str, Verdict] = {}
+        past: set[str] = set()
         again = False
         for c, t in frame.schema.items():
             kind = _typed_kind(t) if self._text.get(c) == pl.String else None
             if kind is None:
                 continue
             verdict = typed_verdict(kind, candidates.get(c))
-            if verdict is not None and (kind != "float" or fifteen_digits(frame[c])):
-                typed[c] = verdict
-            else:  # (rare: a float column the text check finds another kind, or text)
+            if verdict is None or (kind == "float" and not fifteen_digits(frame[c])):
+                again = True  # (rare: a float column the text check finds another kind, or text)
+            elif kind == "float" and self._past_range(frame, c):
+                past.add(c)
                 again = True
-        if again:  # read those columns as text
-            frame = self._read_text(pl.Schema({c: t if c in typed else self._text[c] for c, t in frame.schema.items()}),
-                                    self._text)
-            self._check_frame(frame)
-        facts, self._frame = whole_frame(frame, {c: k for c, k in candidates.items() if c not in typed},
-                                         self.null_values)
-        if typed:
-            facts.nulls.update(frame.select(pl.col(c).null_count() for c in typed).row(0, named=True))
-            facts.verdicts.update(typed)
-        self._frame = self._as_written(self._frame, facts.verdicts)
-        return facts
+            else:
+                typed[c] = verdict
+        return typed, past, again
+
+    def _past_range(self, frame: pl.DataFrame, c: str) -> bool:
+        """Whether float column ``c`` holds a number a double does not keep for want of range: the
+        parser reads 1e-400 as 0 (1e400 it refuses), and a subnormal holds fewer than 15 digits. Only
+        values below the smallest normal double can be one, and only in a piece that writes ``e-``
+        somewhere; then their texts tell (read raw, as _as_written does). True: the column is read as
+        text, and loads as the file writes it. (A column of zeros costs a look at its pieces' bytes.)"""
+        tiny = np.flatnonzero(frame.select((pl.col(c).abs() < SMALLEST_NORMAL).fill_null(False)).to_series().to_numpy())
+        if not len(tiny):
+            return False
+        if sum(self._piece_rows) != frame.height:  # (never seen: the frame is _read_text's)
+            return True
+        ends = np.cumsum(self._piece_rows)
+        wanted = set(np.searchsorted(ends, tiny, side="right").tolist())
+        for index, piece in enumerate(self._pieces(wanted)):
+            if index not in wanted or not _negative_exponent(piece):
+                continue
+            first = int(ends[index]) - self._piece_rows[index]
+            here = tiny[(tiny >= first) & (tiny < ends[index])] - first
+            texts = raw_values_of(piece, [c], here)[0].get(c)
+            if texts is not None and texts[1].to_frame("v").select(
+                    underflows(pl.col("v"), pl.col("v").cast(pl.Float64, strict=False)).any()).item():
+                return True
+        return False
 
     def _list_nulls(self) -> dict[str, int]:
         """NULL counts of the list columns (not inferred)."""
@@ -427,6 +476,14 @@ def _keys(lines: Iterable[bytes]) -> list[str]:
         if isinstance(value, dict):
             keys.update(dict.fromkeys(value))
     return list(keys)
+
+
+def _negative_exponent(piece: bytes) -> bool:
+    """Whether ``piece`` writes ``e-`` or ``E-`` anywhere (numpy: bytes' own search for two bytes
+    runs at ~1 GB/s, this at a few ms per 8 MiB piece)."""
+    b = np.frombuffer(piece, dtype=np.uint8)
+    dash = np.flatnonzero(b[1:] == ord("-"))
+    return bool(len(dash)) and bool(((b[dash] | 0x20) == ord("e")).any())
 
 
 def _regex_literal(key: str) -> str:
