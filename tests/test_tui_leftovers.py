@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from rich.cells import cell_len
+from rich.text import Text
 from textual.geometry import Region
 from textual.widgets import Static
 
@@ -20,7 +23,7 @@ from chute.tui.screens.fleet import FleetScreen
 from chute.tui.view import Outcomes
 from chute.tui.widgets.files_table import FilesTable
 from chute.tui.widgets.ledger_table import LedgerTable
-from chute.tui.widgets.selection_line import SelectionLine
+from chute.tui.widgets.selection_line import SelectionLine, compose
 from tests.tui_helpers import refreshed, select, state, until, write_csv
 
 SMALL = (80, 24)
@@ -203,3 +206,21 @@ async def test_the_advice_stays_whole_under_a_long_reason_at_80x24(console: Call
         assert "fix or replace the file, then r retries it; d deletes it" in shown, shown
         assert "line 3" in shown or "…" in shown, shown  # the reason is there, cut if it must be
         assert all(len(row) <= 80 for row in text_of(line).splitlines())
+
+
+# Wide characters (CJK, emoji: two cells each) in a path or a reason: the lines were cut by
+# characters, not cells, so a first line of 137 cells at width 80 wrapped again on screen and the
+# advice on the second line was pushed out of the two-line widget (seen failing: [137, 58]).
+@pytest.mark.parametrize("width", [40, 60, 80, 200])
+@pytest.mark.parametrize(("head", "reason"), [
+    ("データ/注文/顧客注文データ東京.csv", "列「金額」の値が数値ではありません（データ行 3）" * 4),
+    ("data/🎉🎉🎉🎉🎉/orders.csv", "bad 🎉 value " * 30),
+    ("注文" * 30 + ".csv", "値" * 200),
+], ids=["cjk", "emoji", "cjk-long-path"])
+def test_the_selection_line_counts_cells_not_characters(head: str, reason: str, width: int) -> None:
+    hint = "  → fix or replace the file, then r retries it; d deletes it"
+    text = compose(Text(head + " quarantined", style="bold"), reason, Text(hint, style="italic"), width, 2)
+    lines = text.plain.split("\n")
+    assert len(lines) <= 2 and all(cell_len(line) <= width for line in lines), [cell_len(x) for x in lines]
+    if width >= 80 and cell_len(head) < 40:
+        assert text.plain.endswith(hint.strip()), text.plain  # room for it: the reason gave way
