@@ -42,7 +42,7 @@ class SelectionLine(Widget):
     @staticmethod
     def _line(row: FileRow, view: View | None) -> tuple[Text, str, Text]:
         """(path, state and progress; the reason; what to do), joined to fit when rendered."""
-        text = Text.assemble((row.path, "bold"), " ", fmt.state_text(row.state))
+        text = Text.assemble((fmt.escaped(row.path), "bold"), " ", fmt.state_text(row.state))
         live = view.progress.get(row.id) if view is not None else None
         if row.state == State.LOADING and live is not None and view is not None:
             speed = live.rows_done / max(1e-6, view.now - live.started)
