@@ -248,3 +248,11 @@ def test_the_selection_line_keeps_a_path_with_a_newline_on_its_lines(state: Stat
     hint = " ".join(advice(row).split())
     if width >= 80 and hint:
         assert " ".join(text.plain.split()).endswith(hint), text.plain
+
+
+def test_a_table_shows_a_path_with_a_newline_whole() -> None:
+    """The files table showed "odd" for "odd\\nname.csv" (seen failing): a cell shows one line."""
+    from chute.tui import format as fmt
+
+    assert fmt.shorten("odd\nname.csv", 40) == "odd\\nname.csv"
+    assert fmt.shorten("a/b/" + "x" * 50 + "\t.csv", 20).endswith("x\\t.csv")

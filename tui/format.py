@@ -99,6 +99,7 @@ def sparkline(values: list[float], width: int) -> str:
 
 def shorten(text: str, width: int) -> str:
     """Fit a path in ``width``: keep its first folder (up to a third) and its end (the file name)."""
+    text = escaped(text)  # (a table cell shows "odd" of "odd\nname.csv")
     if len(text) <= width:
         return text
     if width < 8:
