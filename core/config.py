@@ -50,7 +50,8 @@ class Config:
     # inserts (core/batch_size.py own_rows). 0: batch_rows for every file.
     memory_batch_rows: int = 250_000
     # B for a text file too big to hold parsed (streamed), while batch_rows is at its default: at most
-    # 32 MiB of its text a batch, never below batch_rows (core/batch_size.py own_rows). 0: batch_rows.
+    # 32 MiB of its text a batch (at its mean row size), never below batch_rows (core/batch_size.py
+    # own_rows). 0: batch_rows.
     stream_batch_rows: int = 500_000
     # Embedded engine: let ClickHouse read a file itself where that is proven to give the same values
     # (core/native.py); false: every file goes through polars and Arrow.
