@@ -121,6 +121,8 @@ def _wrap(text: Text, width: int, lines: int) -> tuple[Text, bool]:
 
 def _chars_within(plain: str, width: int) -> int:
     """How many of ``plain``'s first characters fit in ``width`` cells."""
+    if plain[:width].isascii():
+        return min(len(plain), width)  # (one cell each: the usual case, without a loop)
     cells = 0
     for i, char in enumerate(plain[:width]):  # (no more: most take a cell or two, few none)
         cells += get_character_cell_size(char)
