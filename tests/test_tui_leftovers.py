@@ -256,3 +256,32 @@ def test_a_table_shows_a_path_with_a_newline_whole() -> None:
 
     assert fmt.shorten("odd\nname.csv", 40) == "odd\\nname.csv"
     assert fmt.shorten("a/b/" + "x" * 50 + "\t.csv", 20).endswith("x\\t.csv")
+
+
+# Every advice at 80x24 beside the path of the test above and a long reason: the schema-drift
+# advice (96 characters) left no room for any of its reason, so the line was cut at its end and
+# the keys (a, d) went (seen failing), as the quarantine advice's had.
+@pytest.mark.parametrize(("state", "changes"), [
+    (State.HELD, {"reason": "awaiting approval (require_approval = true)"}),
+    (State.HELD, {"reason": "new column(s) discount, coupon not in table orders (schema drift)"}),
+    (State.HELD, {"reason": "changed content at a known path: version #3 was loaded with other content"}),
+    (State.HELD, {"reason": "held by the operator"}),
+    (State.FAILED, {"error_kind": "unreachable", "last_error": "connection refused"}),
+    (State.FAILED, {"next_attempt": 1.0, "last_error": "Code: 241. DB::Exception: memory limit exceeded"}),
+    (State.FAILED, {"error_kind": "gone", "last_error": "t.csv disappeared"}),
+    (State.FAILED, {"last_error": "gave up after 6 attempts: Code: 241. DB::Exception: memory limit"}),
+    (State.QUARANTINED, {"last_error": "ragged row at line 3: 2 fields, fewer than the header's 13"}),
+    (State.DUPLICATE, {"reason": "same content as exports/2026/11/customer-orders-eu-west-copy.csv"}),
+], ids=["approval", "drift", "changed", "held", "unreachable", "retrying", "gone", "gave-up", "quarantined",
+        "duplicate"])
+def test_every_advice_stays_whole_beside_a_long_path_at_80(state: State, changes: dict) -> None:
+    from tests.test_groups import file_row
+
+    row = dataclasses.replace(file_row(7, "exports/2026/11/customer-orders-eu-west.csv", "orders", 10), state=state,
+                              **changes)
+    row = dataclasses.replace(row, **{k: (v + "; " + v + "; " + v if isinstance(v, str) and k != "error_kind" else v)
+                                      for k, v in changes.items()})
+    hint = " ".join(advice(row).split())
+    assert hint
+    shown = " ".join(compose(*SelectionLine._line(row, None), 80, 2).plain.split())
+    assert shown.endswith(hint), shown
