@@ -68,9 +68,10 @@ def own_rows(cfg: Config, reader: Reader | None, rows: int) -> int:
     CPU per 1M rows at 250,000 instead of 125,000; a 4M-row CSV in 8 inserts instead of 16: -5% wall
     time, -8% CPU, the same peak RSS) for little memory.
 
-    Streamed (bigger): ``stream_batch_rows``, at most STREAM_BATCH_BYTES of its text a batch and never
-    below batch_rows. At 125,000 rows a 16M-row CSV made 128 parts, and ClickHouse's merges of them
-    while the load went on rewrote 25M rows: 28% of the process's CPU. At 500,000: 32 parts, 20% less
+    Streamed (bigger): ``stream_batch_rows``, at most STREAM_BATCH_BYTES of its text a batch at its
+    mean row size (longer rows than the mean: bigger batches) and never below batch_rows. At 125,000
+    rows a 16M-row CSV made 128 parts, and ClickHouse's merges of them while the load went on
+    rewrote 25M rows: 28% of the process's CPU. At 500,000: 32 parts, 20% less
     CPU and wall time, +130 MB of peak RSS (less than half the engine's own; README "Big files:
     fewer parts"). A compressed file's text size is the one its limits check read through
     (core/formats/limits.py); not known (no check ran): batch_rows. A compressed file whose text would

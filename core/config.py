@@ -50,7 +50,8 @@ class Config:
     # inserts (core/batch_size.py own_rows). 0: batch_rows for every file.
     memory_batch_rows: int = 250_000
     # B for a text file too big to hold parsed (streamed), while batch_rows is at its default: at most
-    # 32 MiB of its text a batch, never below batch_rows (core/batch_size.py own_rows). 0: batch_rows.
+    # 32 MiB of its text a batch (at its mean row size), never below batch_rows (core/batch_size.py
+    # own_rows). 0: batch_rows.
     stream_batch_rows: int = 500_000
     # Embedded engine: let ClickHouse read a file itself where that is proven to give the same values
     # (core/native.py); false: every file goes through polars and Arrow.
@@ -424,7 +425,8 @@ def load_with_sources(config_file: Path | None, overrides: dict[str, Any]) -> tu
         if value is not None:
             values[name] = _coerce(name, value)
             sources[name] = "flag"
-    _batch_rows_for_every_file(values)
+    for key in _batch_rows_for_every_file(values):
+        sources[key] = "off: batch_rows is set"  # (not "default": its default is not 0)
     if values.get("sources") and "data_dir" not in values:
         values["data_dir"] = values["sources"][0].path  # [[sources]] alone: the first is DATA_DIR
     cfg = replace(Config(), **values)
@@ -582,12 +584,12 @@ def _source_name_problem(source: Source, data: Path) -> tuple[str, str] | None:
     return None
 
 
-def _batch_rows_for_every_file(values: dict[str, Any]) -> None:
+def _batch_rows_for_every_file(values: dict[str, Any]) -> list[str]:
     """An operator's batch_rows, whatever its value (the default's too), is every file's B: the
-    sizes of its own a text file would get are off unless set as well."""
-    if "batch_rows" in values:
-        for key in ("memory_batch_rows", "stream_batch_rows"):
-            values.setdefault(key, 0)
+    sizes of its own a text file would get are off unless set as well. Returns the keys turned off."""
+    off = [key for key in ("memory_batch_rows", "stream_batch_rows") if "batch_rows" in values and key not in values]
+    values.update(dict.fromkeys(off, 0))
+    return off
 
 
 def check_file(path: Path) -> list[ConfigError]:

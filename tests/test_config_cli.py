@@ -226,3 +226,15 @@ def test_events_tell_who_did_what_when_and_why(engine_factory) -> None:
     assert run_chute("events", "--since", "2099-01-01T00:00:00", "--state-dir", state).stdout == ""
     bad = run_chute("events", "--since", "yesterday", "--state-dir", state)
     assert bad.returncode == 2 and "give a duration" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_config_says_why_a_files_own_batch_size_is_off(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator's batch_rows turns memory_batch_rows and stream_batch_rows off (0): `chute config`
+    said `stream_batch_rows = 0  # default`, whose default is 500000 (seen failing)."""
+    monkeypatch.setenv("CHUTE_BATCH_ROWS", "125000")
+    path = write(tmp_path, "stream_batch_rows = 400000\n")
+    code, out, err = run_cli(capsys, "config", "--config", str(path), "--state-dir", str(tmp_path / "state"))
+    assert code == 0, err
+    assert "memory_batch_rows = 0  # off: batch_rows is set" in out
+    assert f"stream_batch_rows = 400000  # file {path}" in out  # (set as well: as set)

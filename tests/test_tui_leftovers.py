@@ -4,14 +4,20 @@ failing on the code before its fix (a17324f)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+from rich.cells import cell_len
+from rich.text import Text
 from textual.geometry import Region
 from textual.widgets import Static
 
 from chute.core.alerts import OUTCOMES
 from chute.core.ledger import Ledger
+from chute.core.states import State
+from chute.tui.advice import advice
 from chute.tui.app import ChuteApp
 from chute.tui.demo import demo_app, seed_bulk, wait_ready
 from chute.tui.screens.confirm import ConfirmScreen
@@ -20,7 +26,7 @@ from chute.tui.screens.fleet import FleetScreen
 from chute.tui.view import Outcomes
 from chute.tui.widgets.files_table import FilesTable
 from chute.tui.widgets.ledger_table import LedgerTable
-from chute.tui.widgets.selection_line import SelectionLine
+from chute.tui.widgets.selection_line import SelectionLine, compose
 from tests.tui_helpers import refreshed, select, state, until, write_csv
 
 SMALL = (80, 24)
@@ -203,3 +209,79 @@ async def test_the_advice_stays_whole_under_a_long_reason_at_80x24(console: Call
         assert "fix or replace the file, then r retries it; d deletes it" in shown, shown
         assert "line 3" in shown or "…" in shown, shown  # the reason is there, cut if it must be
         assert all(len(row) <= 80 for row in text_of(line).splitlines())
+
+
+# Wide characters (CJK, emoji: two cells each) in a path or a reason: the lines were cut by
+# characters, not cells, so a first line of 137 cells at width 80 wrapped again on screen and the
+# advice on the second line was pushed out of the two-line widget (seen failing: [137, 58]).
+@pytest.mark.parametrize("width", [40, 60, 80, 200])
+@pytest.mark.parametrize(("head", "reason"), [
+    ("データ/注文/顧客注文データ東京.csv", "列「金額」の値が数値ではありません（データ行 3）" * 4),
+    ("data/🎉🎉🎉🎉🎉/orders.csv", "bad 🎉 value " * 30),
+    ("注文" * 30 + ".csv", "値" * 200),
+], ids=["cjk", "emoji", "cjk-long-path"])
+def test_the_selection_line_counts_cells_not_characters(head: str, reason: str, width: int) -> None:
+    hint = "  → fix or replace the file, then r retries it; d deletes it"
+    text = compose(Text(head + " quarantined", style="bold"), reason, Text(hint, style="italic"), width, 2)
+    lines = text.plain.split("\n")
+    assert len(lines) <= 2 and all(cell_len(line) <= width for line in lines), [cell_len(x) for x in lines]
+    if width >= 80 and cell_len(head) < 40:
+        assert text.plain.endswith(hint.strip()), text.plain  # room for it: the reason gave way
+
+
+# A file name may hold a newline (or another control character): the selection line printed it, so
+# "odd\nname.csv" with a long reason took three lines of the two-line widget and its advice went
+# (seen failing: 3 lines). Every state's advice at the usual widths, with a long reason.
+@pytest.mark.parametrize("width", [40, 60, 80, 200])
+@pytest.mark.parametrize("state", [State.HELD, State.FAILED, State.QUARANTINED, State.DUPLICATE, State.LOADED,
+                                   State.QUEUED])
+def test_the_selection_line_keeps_a_path_with_a_newline_on_its_lines(state: State, width: int) -> None:
+    from tests.test_groups import file_row
+
+    row = dataclasses.replace(file_row(7, "exports/odd\nname\t\x1b[2J.csv", "t", 10), state=state,
+                              last_error="column 'amount': 'abc'\nin data row 3 is not a number " * 6)
+    text = compose(*SelectionLine._line(row, None), width, 2)
+    lines = text.plain.split("\n")
+    assert len(lines) <= 2 and all(cell_len(line) <= width for line in lines), lines
+    assert "\x1b" not in text.plain and "\t" not in text.plain
+    assert "odd\\nname" in text.plain.replace("\n", "")  # (shown as written, escaped)
+    hint = " ".join(advice(row).split())
+    if width >= 80 and hint:
+        assert " ".join(text.plain.split()).endswith(hint), text.plain
+
+
+def test_a_table_shows_a_path_with_a_newline_whole() -> None:
+    """The files table showed "odd" for "odd\\nname.csv" (seen failing): a cell shows one line."""
+    from chute.tui import format as fmt
+
+    assert fmt.shorten("odd\nname.csv", 40) == "odd\\nname.csv"
+    assert fmt.shorten("a/b/" + "x" * 50 + "\t.csv", 20).endswith("x\\t.csv")
+
+
+# Every advice at 80x24 beside the path of the test above and a long reason: the schema-drift
+# advice (96 characters) left no room for any of its reason, so the line was cut at its end and
+# the keys (a, d) went (seen failing), as the quarantine advice's had.
+@pytest.mark.parametrize(("state", "changes"), [
+    (State.HELD, {"reason": "awaiting approval (require_approval = true)"}),
+    (State.HELD, {"reason": "new column(s) discount, coupon not in table orders (schema drift)"}),
+    (State.HELD, {"reason": "changed content at a known path: version #3 was loaded with other content"}),
+    (State.HELD, {"reason": "held by the operator"}),
+    (State.FAILED, {"error_kind": "unreachable", "last_error": "connection refused"}),
+    (State.FAILED, {"next_attempt": 1.0, "last_error": "Code: 241. DB::Exception: memory limit exceeded"}),
+    (State.FAILED, {"error_kind": "gone", "last_error": "t.csv disappeared"}),
+    (State.FAILED, {"last_error": "gave up after 6 attempts: Code: 241. DB::Exception: memory limit"}),
+    (State.QUARANTINED, {"last_error": "ragged row at line 3: 2 fields, fewer than the header's 13"}),
+    (State.DUPLICATE, {"reason": "same content as exports/2026/11/customer-orders-eu-west-copy.csv"}),
+], ids=["approval", "drift", "changed", "held", "unreachable", "retrying", "gone", "gave-up", "quarantined",
+        "duplicate"])
+def test_every_advice_stays_whole_beside_a_long_path_at_80(state: State, changes: dict) -> None:
+    from tests.test_groups import file_row
+
+    row = dataclasses.replace(file_row(7, "exports/2026/11/customer-orders-eu-west.csv", "orders", 10), state=state,
+                              **changes)
+    row = dataclasses.replace(row, **{k: (v + "; " + v + "; " + v if isinstance(v, str) and k != "error_kind" else v)
+                                      for k, v in changes.items()})
+    hint = " ".join(advice(row).split())
+    assert hint
+    shown = " ".join(compose(*SelectionLine._line(row, None), 80, 2).plain.split())
+    assert shown.endswith(hint), shown

@@ -45,7 +45,7 @@ def advice(row: FileRow) -> str:
         if "approval" in why:
             return "press a to approve it"
         if "schema drift" in why:
-            return "a adds the new column(s) to the table (ALTER TABLE ADD COLUMN) and loads it; d drops the file"
+            return "a adds the column(s) (ALTER TABLE ADD COLUMN) and loads it; d drops the file"
         if "since: approve" in why:  # the old version is gone (as_now)
             return "press a to load it"
         if "changed content" in why:

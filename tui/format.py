@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 import humanize
 from rich.text import Text
@@ -98,6 +99,7 @@ def sparkline(values: list[float], width: int) -> str:
 
 def shorten(text: str, width: int) -> str:
     """Fit a path in ``width``: keep its first folder (up to a third) and its end (the file name)."""
+    text = escaped(text)  # (a table cell shows "odd" of "odd\nname.csv")
     if len(text) <= width:
         return text
     if width < 8:
@@ -110,6 +112,14 @@ def shorten(text: str, width: int) -> str:
     head = lead + root + first + "/" if "/" in body[len(root):] else lead + root
     head = head if len(head) <= width // 3 else lead[: width // 3]
     return head + "…" + text[-(width - 1 - len(head)):]
+
+
+def escaped(text: str) -> str:
+    """``text`` with its control characters written as escapes (a file name may hold a newline, a
+    tab or an ESC: printed, they break a line the layout counts on, or reach the terminal)."""
+    if text.isprintable():
+        return text
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def one_line(text: str | None, width: int = 200) -> str:

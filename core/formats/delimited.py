@@ -272,11 +272,12 @@ class CsvReader(Reader):
         return trail
 
     def _text_bytes(self) -> int:
-        """The decompressed size (estimated as Reader._in_memory does, until inflated)."""
+        """The decompressed size: inflated, or measured by the limits check, else estimated as
+        Reader._in_memory does."""
         inflated = self.src.inflated
         if inflated is not None:
             return inflated.size
-        return self.src.st.st_size * (1 if self.src.compression is None else 6)
+        return self.src.text_size or self.src.st.st_size * (1 if self.src.compression is None else 6)
 
     def _in_pieces(self, candidates: dict[str, str | None]) -> Plan | None:
         """The file parsed once, a piece at a time, each piece typed as it comes

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import get_character_cell_size
 from rich.text import Text
 from textual.widget import Widget
 
@@ -41,7 +42,7 @@ class SelectionLine(Widget):
     @staticmethod
     def _line(row: FileRow, view: View | None) -> tuple[Text, str, Text]:
         """(path, state and progress; the reason; what to do), joined to fit when rendered."""
-        text = Text.assemble((row.path, "bold"), " ", fmt.state_text(row.state))
+        text = Text.assemble((fmt.escaped(row.path), "bold"), " ", fmt.state_text(row.state))
         live = view.progress.get(row.id) if view is not None else None
         if row.state == State.LOADING and live is not None and view is not None:
             speed = live.rows_done / max(1e-6, view.now - live.started)
@@ -106,12 +107,25 @@ def _wrap(text: Text, width: int, lines: int) -> tuple[Text, bool]:
             piece.truncate(width, overflow="ellipsis")
             out.append_text(piece)
             break
-        # Break at the last space that fits, so words are not split.
-        plain = rest.plain[: width + 1]
-        cut = plain.rfind(" ")
-        cut = cut if cut > width // 2 else width
+        # Break at the last space that fits, so words are not split. In cells, not characters: a
+        # CJK or emoji character takes two, and a line over the width wraps again on screen.
+        room = max(_chars_within(rest.plain, width), 1)
+        cut = rest.plain.rfind(" ", 0, room + 1)
+        cut = cut if cut > room // 2 else room
         out.append_text(rest[:cut])
         out.append("\n")
         rest = rest[cut:]
         rest = rest[len(rest.plain) - len(rest.plain.lstrip(" ")):]
     return out, cut_end
+
+
+def _chars_within(plain: str, width: int) -> int:
+    """How many of ``plain``'s first characters fit in ``width`` cells."""
+    if plain[:width].isascii():
+        return min(len(plain), width)  # (one cell each: the usual case, without a loop)
+    cells = 0
+    for i, char in enumerate(plain[:width]):  # (no more: most take a cell or two, few none)
+        cells += get_character_cell_size(char)
+        if cells > width:
+            return i
+    return min(len(plain), width)
