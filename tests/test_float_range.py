@@ -45,3 +45,20 @@ def test_ndjson_numbers_below_a_doubles_range_keep_their_text(engine_factory, cf
                                                                         ("0.5", "0.0")]
     assert query(engine, f"SELECT toTypeName(v), toString(v) FROM `{db}`.u ORDER BY id") == [
         ("Float64", "0"), ("Float64", "1e-300"), ("Float64", "-0")]
+
+
+def test_ndjson_a_number_below_a_doubles_range_without_an_exponent_keeps_its_text(engine_factory, cfg) -> None:
+    """0.000...0001 (400 zeros) reads as 0 as 1e-400 does, but writes no ``e-``: the look for one
+    skipped it and the column loaded 0 as Float64. Control: a zero written with 400 zeros stays a float."""
+    tiny = "0." + "0" * 400 + "1"
+    (cfg.data_dir / "t").mkdir()
+    (cfg.data_dir / "t" / "a.ndjson").write_text(f'{{"id":1,"v":1.5}}\n{{"id":2,"v":{tiny}}}\n')
+    (cfg.data_dir / "u").mkdir()
+    (cfg.data_dir / "u" / "a.ndjson").write_text(f'{{"id":1,"v":1.5}}\n{{"id":2,"v":0.{"0" * 400}}}\n')
+    engine = engine_factory(once=True)
+    assert engine.wait_idle(timeout=60)
+    assert state_of(engine, "t/a.ndjson") == State.LOADED and state_of(engine, "u/a.ndjson") == State.LOADED
+    db = engine.cfg.database
+    assert query(engine, f"SELECT toTypeName(v), v FROM `{db}`.t ORDER BY id") == [("String", "1.5"), ("String", tiny)]
+    assert query(engine, f"SELECT toTypeName(v), toString(v) FROM `{db}`.u ORDER BY id") == [
+        ("Float64", "1.5"), ("Float64", "0")]

@@ -362,8 +362,9 @@ class NdjsonReader(Reader):
         """Whether float column ``c`` holds a number a double does not keep for want of range: the
         parser reads 1e-400 as 0 (1e400 it refuses), and a subnormal holds fewer than 15 digits. Only
         values below the smallest normal double can be one, and only in a piece that writes ``e-``
-        somewhere; then their texts tell (read raw, as _as_written does). True: the column is read as
-        text, and loads as the file writes it. (A column of zeros costs a look at its pieces' bytes.)"""
+        or 307 fraction zeros somewhere (_may_underflow); then their texts tell (read raw, as
+        _as_written does). True: the column is read as text, and loads as the file writes it.
+        (A column of zeros costs a look at its pieces' bytes.)"""
         tiny = np.flatnonzero(frame.select((pl.col(c).abs() < SMALLEST_NORMAL).fill_null(False)).to_series().to_numpy())
         if not len(tiny):
             return False
@@ -372,7 +373,7 @@ class NdjsonReader(Reader):
         ends = np.cumsum(self._piece_rows)
         wanted = set(np.searchsorted(ends, tiny, side="right").tolist())
         for index, piece in enumerate(self._pieces(wanted)):
-            if index not in wanted or not _negative_exponent(piece):
+            if index not in wanted or not _may_underflow(piece):
                 continue
             first = int(ends[index]) - self._piece_rows[index]
             here = tiny[(tiny >= first) & (tiny < ends[index])] - first
@@ -478,12 +479,19 @@ def _keys(lines: Iterable[bytes]) -> list[str]:
     return list(keys)
 
 
-def _negative_exponent(piece: bytes) -> bool:
-    """Whether ``piece`` writes ``e-`` or ``E-`` anywhere (numpy: bytes' own search for two bytes
-    runs at ~1 GB/s, this at a few ms per 8 MiB piece)."""
+def _may_underflow(piece: bytes) -> bool:
+    """Whether ``piece`` may write a number below the smallest normal double: one with ``e-`` or
+    ``E-`` (numpy: bytes' own search for two bytes runs at ~1 GB/s, this at a few ms per 8 MiB
+    piece), or without it, a fraction of 307 zeros and more (0.000...0001 reads as 0 too; bytes'
+    search for a long needle costs ~1 ms per 8 MiB)."""
+    if _UNDERFLOW_ZEROS in piece:
+        return True
     b = np.frombuffer(piece, dtype=np.uint8)
     dash = np.flatnonzero(b[1:] == ord("-"))
     return bool(len(dash)) and bool(((b[dash] | 0x20) == ord("e")).any())
+
+
+_UNDERFLOW_ZEROS = b"." + b"0" * 307  # below 2.2250738585072014e-308, a number written without e- has these
 
 
 def _regex_literal(key: str) -> str:
