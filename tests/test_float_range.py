@@ -89,3 +89,22 @@ def test_ndjson_zeros_beside_an_e_minus_in_text_cost_no_raw_look(tmp_path: Path,
         assert NdjsonReader(src).plan().schema["v"] == pl.String
     assert calls
 
+
+@pytest.mark.parametrize("late", [False, True])
+def test_ndjson_1e_400_among_integers_keeps_its_text(engine_factory, cfg, late: bool) -> None:
+    """A column of whole numbers is Int64 (2.0 is 2), and 1e-400 reads as 0, a whole number: the
+    column loaded Int64 with 0, whether the first MiB typed it a float (beside it) or an integer (past
+    it, read as text, where polars writes the number 0). Control: a zero and 1e-300 beside integers."""
+    head = "".join(f'{{"id":{i},"v":{i}}}\n' for i in range(3, 100_000 if late else 4))
+    (cfg.data_dir / "t").mkdir()
+    (cfg.data_dir / "t" / "a.ndjson").write_text(head + '{"id":1,"v":1e-400}\n{"id":2,"v":0.0}\n')
+    (cfg.data_dir / "u").mkdir()
+    (cfg.data_dir / "u" / "a.ndjson").write_text(head + '{"id":1,"v":0e-400}\n{"id":2,"v":1e-300}\n')
+    engine = engine_factory(once=True)
+    assert engine.wait_idle(timeout=60)
+    assert state_of(engine, "t/a.ndjson") == State.LOADED and state_of(engine, "u/a.ndjson") == State.LOADED
+    db = engine.cfg.database
+    assert query(engine, f"SELECT toTypeName(v), v FROM `{db}`.t WHERE id < 4 ORDER BY id") == [
+        ("String", "1e-400"), ("String", "0.0"), ("String", "3")]
+    assert query(engine, f"SELECT toTypeName(v), toString(v) FROM `{db}`.u WHERE id < 4 ORDER BY id") == [
+        ("Float64", "0"), ("Float64", "1e-300"), ("Float64", "3")]

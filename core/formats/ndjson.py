@@ -346,27 +346,30 @@ class NdjsonReader(Reader):
         again = False
         for c, t in frame.schema.items():
             kind = _typed_kind(t) if self._text.get(c) == pl.String else None
-            if kind is None:
+            if kind is None:  # read as text, a number by its value: 1e-400 is "0" (read raw below)
+                if t == pl.String and candidates.get(c) in ("int", "float") and self._past_range(frame, c):
+                    past.add(c)
                 continue
             verdict = typed_verdict(kind, candidates.get(c))
-            if verdict is None or (kind == "float" and not fifteen_digits(frame[c])):
-                again = True  # (rare: a float column the text check finds another kind, or text)
-            elif kind == "float" and self._past_range(frame, c):
+            if kind == "float" and self._past_range(frame, c):  # (first: 1, 1e-400 reads as int 1, 0)
                 past.add(c)
                 again = True
+            elif verdict is None or (kind == "float" and not fifteen_digits(frame[c])):
+                again = True  # (rare: a float column the text check finds another kind, or text)
             else:
                 typed[c] = verdict
         return typed, past, again
 
     def _past_range(self, frame: pl.DataFrame, c: str) -> bool:
-        """Whether float column ``c`` holds a number a double does not keep
+        """Whether float column ``c`` (or a text one of numbers) holds a number a double does not keep
         for want of range: the parser reads 1e-400 as 0 (1e400 it refuses), and a subnormal holds
         fewer than 15 digits. Only values below the smallest normal double can be one, and only in a
         piece that writes an ``e-`` of three digits or 200 fraction zeros (_may_underflow); then
         their texts tell (read raw, as _as_written does). True: the column is read as text, and loads
         as the file writes it.
         (A column of zeros costs a look at its pieces' bytes.)"""
-        tiny = np.flatnonzero(frame.select((pl.col(c).abs() < SMALLEST_NORMAL).fill_null(False)).to_series().to_numpy())
+        x = pl.col(c).cast(pl.Float64, strict=False)
+        tiny = np.flatnonzero(frame.select((x.abs() < SMALLEST_NORMAL).fill_null(False)).to_series().to_numpy())
         if not len(tiny):
             return False
         if sum(self._piece_rows) != frame.height:  # (never seen: the frame is _read_text's)
