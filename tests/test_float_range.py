@@ -108,3 +108,20 @@ def test_ndjson_1e_400_among_integers_keeps_its_text(engine_factory, cfg, late: 
         ("String", "1e-400"), ("String", "0.0"), ("String", "3")]
     assert query(engine, f"SELECT toTypeName(v), toString(v) FROM `{db}`.u WHERE id < 4 ORDER BY id") == [
         ("Float64", "0"), ("Float64", "1e-300"), ("Float64", "3")]
+
+
+def test_ndjson_a_list_holding_1e_400_keeps_its_text(engine_factory, cfg) -> None:
+    """A list of floats is an array column: [1e-400, 0.5] loaded as [0, 0.5]. Such a list column
+    loads as the JSON text the file writes. Control: a list of a zero and 1e-300 stays an array."""
+    (cfg.data_dir / "t").mkdir()
+    (cfg.data_dir / "t" / "a.ndjson").write_text('{"id":1,"w":[1e-400, 0.5]}\n{"id":2,"w":[0.0]}\n{"id":3,"w":null}\n')
+    (cfg.data_dir / "u").mkdir()
+    (cfg.data_dir / "u" / "a.ndjson").write_text('{"id":1,"w":[1e-300,0.5],"s":"1e-400"}\n{"id":2,"w":[0.0]}\n')
+    engine = engine_factory(once=True)
+    assert engine.wait_idle(timeout=60)
+    assert state_of(engine, "t/a.ndjson") == State.LOADED and state_of(engine, "u/a.ndjson") == State.LOADED
+    db = engine.cfg.database
+    assert query(engine, f"SELECT toTypeName(w), w FROM `{db}`.t ORDER BY id") == [
+        ("Nullable(String)", "[1e-400, 0.5]"), ("Nullable(String)", "[0.0]"), ("Nullable(String)", None)]
+    assert query(engine, f"SELECT toTypeName(w), w FROM `{db}`.u ORDER BY id") == [
+        ("Array(Nullable(Float64))", [1e-300, 0.5]), ("Array(Nullable(Float64))", [0.0])]

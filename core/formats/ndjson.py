@@ -323,12 +323,14 @@ class NdjsonReader(Reader):
         # but for the integer columns, cast once for the check (whole_frame): the rest is typed
         # batch by batch, beside the inserts (_raw_batches).
         typed, past, again = self._typed_columns(frame, candidates)
+        self._text = pl.Schema({c: pl.String if c in past else t for c, t in self._text.items()})
         if again:  # read those columns as text
             frame = self._read_text(pl.Schema({c: t if c in typed else self._text[c] for c, t in frame.schema.items()}),
                                     self._text)
             self._check_frame(frame)
-        facts, self._frame = whole_frame(frame, {c: "text" if c in past else k for c, k in candidates.items()
-                                                 if c not in typed}, self.null_values)
+        facts, self._frame = whole_frame(frame, {c: "text" if c in past else candidates.get(c) for c in frame.columns
+                                                 if c not in typed and (c in candidates or c in past)},
+                                         self.null_values)
         for c in past:
             facts.verdicts[c] = replace(facts.verdicts[c], why=PAST_RANGE)
         if typed:
@@ -346,9 +348,11 @@ class NdjsonReader(Reader):
         again = False
         for c, t in frame.schema.items():
             kind = _typed_kind(t) if self._text.get(c) == pl.String else None
-            if kind is None:  # read as text, a number by its value: 1e-400 is "0" (read raw below)
-                if t == pl.String and candidates.get(c) in ("int", "float") and self._past_range(frame, c):
+            if kind is None:  # read as text, a number by its value: 1e-400 is "0" (read raw below); a list
+                numbers = t == pl.String and candidates.get(c) in ("int", "float")
+                if (numbers or t == pl.List(pl.Float64)) and self._past_range(frame, c):
                     past.add(c)
+                    again = again or not numbers  # (a list of them: read again as JSON text)
                 continue
             verdict = typed_verdict(kind, candidates.get(c))
             if kind == "float" and self._past_range(frame, c):  # (first: 1, 1e-400 reads as int 1, 0)
@@ -369,7 +373,9 @@ class NdjsonReader(Reader):
         as the file writes it.
         (A column of zeros costs a look at its pieces' bytes.)"""
         x = pl.col(c).cast(pl.Float64, strict=False)
-        tiny = np.flatnonzero(frame.select((x.abs() < SMALLEST_NORMAL).fill_null(False)).to_series().to_numpy())
+        below = (pl.col(c).list.eval(pl.element().abs() < SMALLEST_NORMAL).list.any()
+                 if frame.schema[c] == pl.List(pl.Float64) else x.abs() < SMALLEST_NORMAL)
+        tiny = np.flatnonzero(frame.select(below.fill_null(False)).to_series().to_numpy())
         if not len(tiny):
             return False
         if sum(self._piece_rows) != frame.height:  # (never seen: the frame is _read_text's)
@@ -382,8 +388,9 @@ class NdjsonReader(Reader):
             first = int(ends[index]) - self._piece_rows[index]
             here = tiny[(tiny >= first) & (tiny < ends[index])] - first
             texts = raw_values_of(piece, [c], here)[0].get(c)
+            v = pl.col("v").str.extract_all(_NUMBER).explode()  # (a list's text: its numbers)
             if texts is not None and texts[1].to_frame("v").select(
-                    underflows(pl.col("v"), pl.col("v").cast(pl.Float64, strict=False)).any()).item():
+                    underflows(v, v.cast(pl.Float64, strict=False)).any()).item():
                 return True
         return False
 
@@ -481,6 +488,9 @@ def _keys(lines: Iterable[bytes]) -> list[str]:
         if isinstance(value, dict):
             keys.update(dict.fromkeys(value))
     return list(keys)
+
+
+_NUMBER = r"-?[0-9][0-9.]*([eE][-+]?[0-9]+)?"
 
 
 def _may_underflow(piece: bytes) -> bool:
