@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from chute.core.errors import InputError
-from chute.core.formats.infer import digits
+from chute.core.formats.infer import SMALLEST_NORMAL, digits, mantissa
 from chute.core.schema import Column, base_type, polars_type
 from chute.core.wallclock import RULES_END, as_instants, column_zone, has_naive, latest_year, misplaced
 
@@ -548,14 +548,17 @@ def _altered(values: pl.Series, cast: pl.Series, want: pl.DataType) -> pl.Series
 
 def _float_text_altered(values: pl.Series, cast: pl.Series) -> pl.Series:
     """Text into a float column: a number's text within a double's range (1e400 was stored as inf,
-    1e-400 as 0); into Float32, a double whose shortest text Float32 prints back (as :func:`_unkept`).
-    Digits past 15 still load as the nearest double (a float column's own rounding: 0.30000000000000004,
-    Python's text of a double, is that double)."""
+    1e-400 as 0); a subnormal only as the double prints it back (it holds fewer digits:
+    1.234567e-320 was stored as 1.2347e-320); into Float32, a double whose shortest text Float32
+    prints back (as :func:`_unkept`). Digits past 15 of a normal double still load as the nearest
+    double (a float column's own rounding: 0.30000000000000004, Python's text of a double, is that double)."""
     v = pl.col(values.name)
     x = v.cast(pl.Float64, strict=False)
     named_inf = v.str.contains(r"(?-u)^-?inf$")
+    subnormal = (x != 0) & (x.abs() < SMALLEST_NORMAL)
     bad = values.to_frame().select(~v.str.contains(_FLOAT_TEXT) | (~x.is_finite() & ~named_inf)
-                                   | ((x == 0) & (digits(v) > 0))).to_series()
+                                   | ((x == 0) & (digits(v) > 0))
+                                   | (subnormal & (mantissa(v) != mantissa(x.cast(pl.String))))).to_series()
     if cast.dtype == pl.Float32:
         bad = bad | _unkept(values.cast(pl.Float64, strict=False), cast)
     return bad.fill_null(False)

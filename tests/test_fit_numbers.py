@@ -48,6 +48,10 @@ REFUSED = {
     "float_underflow": ("Float64", "1e-400", "1e-300", "1e-300"),
     "float32_overflow": ("Float32", "1e400", "1e38", "1e38"),
     "float32_text": ("Float32", "0.1234567890123456789", "0.1000000000000000000", "0.1"),
+    # A subnormal holds fewer digits (1.234567e-320 was stored as 1.2347e-320, 3e-324 as 5e-324);
+    # one the double prints back loads (the controls: 1e-320, Nullable 5e-324)
+    "float_subnormal": ("Float64", "1.234567e-320", "1e-320", "1e-320"),
+    "float_subnormal_rounded": ("Nullable(Float64)", "-3e-324", "-5e-324", "-5e-324"),
 }
 
 

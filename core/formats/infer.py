@@ -202,8 +202,13 @@ def underflows(v: pl.Expr, x: pl.Expr) -> pl.Expr:
 
 def digits(v: pl.Expr) -> pl.Expr:
     """Significant digits of a decimal number's text."""
+    return mantissa(v).str.len_bytes()
+
+
+def mantissa(v: pl.Expr) -> pl.Expr:
+    """The significant digits of a decimal number's text, as text ('-0.01230e5' -> '123')."""
     return (v.str.replace(r"[eE].*$", "").str.replace_all(r"[-.]", "").str.strip_chars_start("0")
-            .str.strip_chars_end("0").str.len_bytes())
+            .str.strip_chars_end("0"))
 
 
 def _bad(kind: str, name: str, tokens: tuple[str, ...], miss: pl.Expr | None = None) -> pl.Expr:

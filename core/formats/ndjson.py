@@ -323,12 +323,14 @@ class NdjsonReader(Reader):
         # but for the integer columns, cast once for the check (whole_frame): the rest is typed
         # batch by batch, beside the inserts (_raw_batches).
         typed, past, again = self._typed_columns(frame, candidates)
+        self._text = pl.Schema({c: pl.String if c in past else t for c, t in self._text.items()})
         if again:  # read those columns as text
             frame = self._read_text(pl.Schema({c: t if c in typed else self._text[c] for c, t in frame.schema.items()}),
                                     self._text)
             self._check_frame(frame)
-        facts, self._frame = whole_frame(frame, {c: "text" if c in past else k for c, k in candidates.items()
-                                                 if c not in typed}, self.null_values)
+        facts, self._frame = whole_frame(frame, {c: "text" if c in past else candidates.get(c) for c in frame.columns
+                                                 if c not in typed and (c in candidates or c in past)},
+                                         self.null_values)
         for c in past:
             facts.verdicts[c] = replace(facts.verdicts[c], why=PAST_RANGE)
         if typed:
@@ -346,25 +348,34 @@ class NdjsonReader(Reader):
         again = False
         for c, t in frame.schema.items():
             kind = _typed_kind(t) if self._text.get(c) == pl.String else None
-            if kind is None:
+            if kind is None:  # read as text, a number by its value: 1e-400 is "0" (read raw below); a list
+                numbers = t == pl.String and candidates.get(c) in ("int", "float")
+                if (numbers or t == pl.List(pl.Float64)) and self._past_range(frame, c):
+                    past.add(c)
+                    again = again or not numbers  # (a list of them: read again as JSON text)
                 continue
             verdict = typed_verdict(kind, candidates.get(c))
-            if verdict is None or (kind == "float" and not fifteen_digits(frame[c])):
-                again = True  # (rare: a float column the text check finds another kind, or text)
-            elif kind == "float" and self._past_range(frame, c):
+            if kind == "float" and self._past_range(frame, c):  # (first: 1, 1e-400 reads as int 1, 0)
                 past.add(c)
                 again = True
+            elif verdict is None or (kind == "float" and not fifteen_digits(frame[c])):
+                again = True  # (rare: a float column the text check finds another kind, or text)
             else:
                 typed[c] = verdict
         return typed, past, again
 
     def _past_range(self, frame: pl.DataFrame, c: str) -> bool:
-        """Whether float column ``c`` holds a number a double does not keep for want of range: the
-        parser reads 1e-400 as 0 (1e400 it refuses), and a subnormal holds fewer than 15 digits. Only
-        values below the smallest normal double can be one, and only in a piece that writes ``e-``
-        somewhere; then their texts tell (read raw, as _as_written does). True: the column is read as
-        text, and loads as the file writes it. (A column of zeros costs a look at its pieces' bytes.)"""
-        tiny = np.flatnonzero(frame.select((pl.col(c).abs() < SMALLEST_NORMAL).fill_null(False)).to_series().to_numpy())
+        """Whether float column ``c`` (or a text one of numbers) holds a number a double does not keep
+        for want of range: the parser reads 1e-400 as 0 (1e400 it refuses), and a subnormal holds
+        fewer than 15 digits. Only values below the smallest normal double can be one, and only in a
+        piece that writes an ``e-`` of three digits or 200 fraction zeros (_may_underflow); then
+        their texts tell (read raw, as _as_written does). True: the column is read as text, and loads
+        as the file writes it.
+        (A column of zeros costs a look at its pieces' bytes.)"""
+        x = pl.col(c).cast(pl.Float64, strict=False)
+        below = (pl.col(c).list.eval(pl.element().abs() < SMALLEST_NORMAL).list.any()
+                 if frame.schema[c] == pl.List(pl.Float64) else x.abs() < SMALLEST_NORMAL)
+        tiny = np.flatnonzero(frame.select(below.fill_null(False)).to_series().to_numpy())
         if not len(tiny):
             return False
         if sum(self._piece_rows) != frame.height:  # (never seen: the frame is _read_text's)
@@ -372,13 +383,14 @@ class NdjsonReader(Reader):
         ends = np.cumsum(self._piece_rows)
         wanted = set(np.searchsorted(ends, tiny, side="right").tolist())
         for index, piece in enumerate(self._pieces(wanted)):
-            if index not in wanted or not _negative_exponent(piece):
+            if index not in wanted or not _may_underflow(piece):
                 continue
             first = int(ends[index]) - self._piece_rows[index]
             here = tiny[(tiny >= first) & (tiny < ends[index])] - first
             texts = raw_values_of(piece, [c], here)[0].get(c)
+            v = pl.col("v").str.extract_all(_NUMBER).explode()  # (a list's text: its numbers)
             if texts is not None and texts[1].to_frame("v").select(
-                    underflows(pl.col("v"), pl.col("v").cast(pl.Float64, strict=False)).any()).item():
+                    underflows(v, v.cast(pl.Float64, strict=False)).any()).item():
                 return True
         return False
 
@@ -478,12 +490,25 @@ def _keys(lines: Iterable[bytes]) -> list[str]:
     return list(keys)
 
 
-def _negative_exponent(piece: bytes) -> bool:
-    """Whether ``piece`` writes ``e-`` or ``E-`` anywhere (numpy: bytes' own search for two bytes
-    runs at ~1 GB/s, this at a few ms per 8 MiB piece)."""
+_NUMBER = r"-?[0-9][0-9.]*([eE][-+]?[0-9]+)?"
+
+
+def _may_underflow(piece: bytes) -> bool:
+    """Whether ``piece`` may write a number below the smallest normal double (2.2e-308): one needs
+    an exponent ``e-`` of three digits and more, or 200 zeros and more after a point (0.000...0001
+    writes no exponent). An ``e-`` in text (an e-mail) or 1e-99 costs no raw look at the piece's zeros.
+    (numpy: ~10 ms per 8 MiB piece; bytes' search for the zeros ~1 ms.)"""
+    if _FRACTION_ZEROS in piece:
+        return True
     b = np.frombuffer(piece, dtype=np.uint8)
-    dash = np.flatnonzero(b[1:] == ord("-"))
-    return bool(len(dash)) and bool(((b[dash] | 0x20) == ord("e")).any())
+    dash = np.flatnonzero(b[1:-3] == ord("-")) + 1  # (one byte before it, three after)
+    dash = dash[(b[dash - 1] | 0x20) == ord("e")]
+    return bool(((b[dash + 1] - 48 < 10) & (b[dash + 2] - 48 < 10) & (b[dash + 3] - 48 < 10)).any())
+
+
+# Below 2.2e-308 a number writes 308 zeros before its first digit, counting its exponent's: under
+# 200 after the point, its e- has three digits
+_FRACTION_ZEROS = b"." + b"0" * 200
 
 
 def _regex_literal(key: str) -> str:
