@@ -8,7 +8,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
@@ -291,15 +291,16 @@ class NdjsonReader(Reader):
             raise InputError(f"the file holds {offset} objects where the parser read {frame.height} rows")
         return patch(frame, merge(found))
 
-    def _raw_of_pieces(self, columns: list[str], rows: np.ndarray) -> tuple[list[tuple[int, Found]], int]:
+    def _raw_of_pieces(self, columns: list[str], rows: np.ndarray, look: Callable[[bytes], bool] | None = None,
+                       ) -> tuple[list[tuple[int, Found]], int]:
         """raw_values_of ``rows`` in the pieces _read_text parsed (each with its first row), and the
-        objects counted."""
+        objects counted. ``look``: only in the pieces it passes (the others count their parsed rows)."""
         found: list[tuple[int, Found]] = []
         wanted = set(np.searchsorted(np.cumsum(self._piece_rows), rows, side="right").tolist())
         offset = 0
         for index, piece in enumerate(self._pieces(wanted)):
             height = self._piece_rows[index]
-            if index in wanted:
+            if index in wanted and (look is None or look(piece)):
                 here = rows[(rows >= offset) & (rows < offset + height)] - offset
                 values, height = raw_values_of(piece, columns, here)
                 found.append((offset, values))
@@ -380,19 +381,11 @@ class NdjsonReader(Reader):
             return False
         if sum(self._piece_rows) != frame.height:  # (never seen: the frame is _read_text's)
             return True
-        ends = np.cumsum(self._piece_rows)
-        wanted = set(np.searchsorted(ends, tiny, side="right").tolist())
-        for index, piece in enumerate(self._pieces(wanted)):
-            if index not in wanted or not _may_underflow(piece):
-                continue
-            first = int(ends[index]) - self._piece_rows[index]
-            here = tiny[(tiny >= first) & (tiny < ends[index])] - first
-            texts = raw_values_of(piece, [c], here)[0].get(c)
-            v = pl.col("v").str.extract_all(_NUMBER).explode()  # (a list's text: its numbers)
-            if texts is not None and texts[1].to_frame("v").select(
-                    underflows(v, v.cast(pl.Float64, strict=False)).any()).item():
-                return True
-        return False
+        found = merge(self._raw_of_pieces([c], tiny, look=_may_underflow)[0]).get(c)
+        if found is None:
+            return False
+        v = pl.col("v").str.extract_all(_NUMBER).explode()  # (a list's text: its numbers)
+        return bool(found[1].to_frame("v").select(underflows(v, v.cast(pl.Float64, strict=False)).any()).item())
 
     def _list_nulls(self) -> dict[str, int]:
         """NULL counts of the list columns (not inferred)."""
