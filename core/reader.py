@@ -147,6 +147,13 @@ def open_source(path: Path, compression: str | None, max_bytes: int = 0) -> Sour
     return src
 
 
+def raw_lines(src: Source, skip_rows: int = 0) -> pl.LazyFrame:
+    """The file's text as one String column ``line``, a row per line: no fields, no quoting (NUL as
+    the separator, which text does not hold)."""
+    return pl.scan_csv(src.readable, has_header=False, separator="\x00", quote_char=None,
+                       schema={"line": pl.String}, skip_rows=skip_rows)
+
+
 def hash_fd(fd: int, size: int) -> tuple[str, bool]:
     """(sha256 of the first ``size`` bytes, whether they hold a NUL byte). hashlib releases the
     GIL on big chunks, and the NUL search is a memchr over bytes we read anyway. One buffer for

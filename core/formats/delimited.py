@@ -33,7 +33,7 @@ from chute.core.formats.infer import (
 from chute.core.formats.infer_pieces import PieceInference
 from chute.core.formats.pieces import PieceFeed, Uncuttable, record_pieces, text_chunks
 from chute.core.formats.spill import Spill
-from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
+from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary, raw_lines
 
 log = logging.getLogger(__name__)
 
@@ -420,8 +420,7 @@ class CsvReader(Reader):
         """Numbers (0-based, data records) of the records that are blank lines. Fast when lines
         are records (no quoted newlines); else a walk with Python's csv module. None when the two
         parsers disagree on the records (then nothing is skipped)."""
-        lines = pl.scan_csv(self.src.readable, has_header=False, separator="\x00", quote_char=None,
-                            schema={"line": pl.String}).with_row_index("i")
+        lines = raw_lines(self.src).with_row_index("i")
         blank = pl.col("line").is_null() | (pl.col("line").str.strip_chars_end("\r") == "")
         found = lines.select(pl.len().alias("n"), pl.col("i").filter(blank).implode().alias("at")).collect(
             engine="streaming" if not self._in_memory() else "auto").row(0, named=True)
@@ -530,8 +529,7 @@ class CsvReader(Reader):
         lines beside its last column, when there are as many lines as records (no record spans
         lines); else the slow walk."""
         skip, delim = self.header_lines, self.delimiter or ","
-        lines = pl.scan_csv(self.src.readable, has_header=False, separator="\x00", quote_char=None,
-                            schema={"line": pl.String}, skip_rows=skip).with_row_index("\x00i")
+        lines = raw_lines(self.src, skip_rows=skip).with_row_index("\x00i")
         last = pl.scan_csv(self.src.readable, schema=self._text, **self._read_args()).select(
             pl.col(self.names[-1]).alias("\x00last"), pl.lit(True).alias("\x00record"))
         both = pl.concat([lines, last], how="horizontal")

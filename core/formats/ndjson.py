@@ -34,7 +34,7 @@ from chute.core.formats.infer import (
 from chute.core.formats.ndjson_keys import count_key_tokens, may_prove, proves_keys
 from chute.core.formats.ndjson_raw import Found, may_hold_raw, merge, patch, raw_values_of
 from chute.core.formats.unmarked import BOM, unmark
-from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary
+from chute.core.reader import Plan, Reader, Source, head_bytes, open_binary, raw_lines
 
 PIECE_BYTES = 8 << 20  # parsed at a time by the in-memory read (_read_text)
 PAST_RANGE = "a number past a double's range (1e-400 reads as 0; a subnormal keeps fewer digits): text as written"
@@ -177,8 +177,7 @@ class NdjsonReader(Reader):
     def _line_facts(self, *exprs: pl.Expr) -> dict | None:
         """One pass over the file's raw lines; None when they cannot be read (the key scan says why)."""
         try:
-            return pl.scan_csv(self.src.readable, has_header=False, separator="\x00", quote_char=None,
-                               schema={"line": pl.String}).select(*exprs).collect(
+            return raw_lines(self.src).select(*exprs).collect(
                 engine="auto" if self._in_memory() else "streaming").row(0, named=True)
         except (pl.exceptions.PolarsError, OSError, EOFError):
             return None
