@@ -48,6 +48,7 @@ class NdjsonReader(Reader):
         self._escaped_head = False  # the first MiB holds an escaped quote (_only_keys)
         self._piece_rows: list[int] = []  # rows of each piece _read_text parsed
         self._spans: list[tuple[int, int]] = []  # (offset, length) of each piece, once a pass read them all
+        self._clean: set[int] = set()  # pieces that write no number below a double's range (_may_underflow)
 
     def plan(self) -> Plan:
         head = self._head()
@@ -290,7 +291,16 @@ class NdjsonReader(Reader):
             raise InputError(f"the file holds {offset} objects where the parser read {frame.height} rows")
         return patch(frame, merge(found))
 
-    def _raw_of_pieces(self, columns: list[str], rows: np.ndarray, look: Callable[[bytes], bool] | None = None,
+    def _piece_may_underflow(self, index: int, piece: bytes) -> bool:
+        """_may_underflow of piece ``index``, each piece looked at once a file (several columns ask)."""
+        if index in self._clean:
+            return False
+        if _may_underflow(piece):
+            return True
+        self._clean.add(index)
+        return False
+
+    def _raw_of_pieces(self, columns: list[str], rows: np.ndarray, look: Callable[[int, bytes], bool] | None = None,
                        ) -> tuple[list[tuple[int, Found]], int]:
         """raw_values_of ``rows`` in the pieces _read_text parsed (each with its first row), and the
         objects counted. ``look``: only in the pieces it passes (the others count their parsed rows)."""
@@ -299,7 +309,7 @@ class NdjsonReader(Reader):
         offset = 0
         for index, piece in enumerate(self._pieces(wanted)):
             height = self._piece_rows[index]
-            if index in wanted and (look is None or look(piece)):
+            if index in wanted and (look is None or look(index, piece)):
                 here = rows[(rows >= offset) & (rows < offset + height)] - offset
                 values, height = raw_values_of(piece, columns, here)
                 found.append((offset, values))
@@ -380,7 +390,9 @@ class NdjsonReader(Reader):
             return False
         if sum(self._piece_rows) != frame.height:  # (never seen: the frame is _read_text's)
             return True
-        found = merge(self._raw_of_pieces([c], tiny, look=_may_underflow)[0]).get(c)
+        piece_of = np.searchsorted(np.cumsum(self._piece_rows), tiny, side="right")
+        tiny = tiny[~np.isin(piece_of, list(self._clean))]  # (another column's look found them clean: not read again)
+        found = merge(self._raw_of_pieces([c], tiny, look=self._piece_may_underflow)[0]).get(c) if len(tiny) else None
         if found is None:
             return False
         v = pl.col("v").str.extract_all(_NUMBER).explode()  # (a list's text: its numbers)
